@@ -1,0 +1,69 @@
+package dev.airlock.host;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+
+/**
+ * Where Airlock keeps things on the host. Caches (kernel, images) are rebuildable and shared by
+ * every checkout; data (sandbox disks and state) is the user's work and is never deleted
+ * implicitly. Both follow the XDG base directory spec and can be overridden, which is how tests
+ * get a private data directory while sharing the expensive cache.
+ */
+public record AirlockDirs(Path home, Path cache, Path data) {
+
+    public static AirlockDirs fromEnvironment() {
+        return from(System.getenv(), System.getProperty("airlock.home"));
+    }
+
+    static AirlockDirs from(Map<String, String> env, String homeProperty) {
+        String userHome = System.getProperty("user.home");
+        Path cache = pick(env, "AIRLOCK_CACHE_DIR", "XDG_CACHE_HOME", Path.of(userHome, ".cache"));
+        Path data = pick(env, "AIRLOCK_DATA_DIR", "XDG_DATA_HOME", Path.of(userHome, ".local", "share"));
+        String home = homeProperty != null ? homeProperty : env.get("AIRLOCK_HOME");
+        return new AirlockDirs(
+                Path.of(home != null ? home : ".").toAbsolutePath().normalize(), cache, data);
+    }
+
+    private static Path pick(Map<String, String> env, String own, String xdg, Path fallback) {
+        String value = env.get(own);
+        if (value != null && !value.isBlank()) {
+            return Path.of(value).toAbsolutePath();
+        }
+        String base = env.get(xdg);
+        return (base != null && !base.isBlank() ? Path.of(base) : fallback)
+                .resolve("airlock")
+                .toAbsolutePath();
+    }
+
+    /** The source tree's file, e.g. {@code guest/kernel/airlock.config}. */
+    public Path source(String relative) {
+        return home.resolve(relative);
+    }
+
+    public Path kernels() {
+        return cache.resolve("kernel");
+    }
+
+    public Path images() {
+        return cache.resolve("images");
+    }
+
+    public Path guest() {
+        return cache.resolve("guest");
+    }
+
+    public Path sandboxes() {
+        return data.resolve("sandboxes");
+    }
+
+    public static Path ensureDir(Path dir) {
+        try {
+            return Files.createDirectories(dir);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot create directory " + dir, e);
+        }
+    }
+}

@@ -1,0 +1,73 @@
+package dev.airlock.image;
+
+import dev.airlock.host.AirlockDirs;
+import dev.airlock.host.Hashing;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.PosixFilePermissions;
+
+/**
+ * The static guest agent ({@code airlock-init}) shipped inside the jar, materialised on disk by
+ * content hash: as a binary (container mode bind-mounts it) and as the initramfs microVMs boot.
+ * Images never contain the agent, so a new agent needs no image rebuild.
+ */
+public final class GuestAgent {
+    private static final String RESOURCE = "/dev/airlock/guest/bin/airlock-init";
+
+    private final byte[] binary;
+    private final String sha256;
+    private final Path dir;
+
+    private GuestAgent(byte[] binary, Path cacheRoot) {
+        this.binary = binary;
+        this.sha256 = Hashing.sha256(binary);
+        this.dir = cacheRoot.resolve(sha256.substring(0, 16));
+    }
+
+    public static GuestAgent bundled(AirlockDirs dirs) {
+        try (InputStream in = GuestAgent.class.getResourceAsStream(RESOURCE)) {
+            if (in == null) {
+                throw new ImageException("this Airlock build has no guest agent (" + RESOURCE
+                        + " missing from the jar); rebuild with ./mvnw package");
+            }
+            return new GuestAgent(in.readAllBytes(), dirs.guest());
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    public String sha256() {
+        return sha256;
+    }
+
+    public Path binary() {
+        return materialise("airlock-init", binary, true);
+    }
+
+    public Path initramfs() {
+        return materialise("initramfs.cpio", Initramfs.withInit(binary), false);
+    }
+
+    private Path materialise(String name, byte[] content, boolean executable) {
+        Path target = dir.resolve(name);
+        try {
+            if (Files.isRegularFile(target) && Files.size(target) == content.length) {
+                return target;
+            }
+            AirlockDirs.ensureDir(dir);
+            Path tmp = Files.createTempFile(dir, name, ".tmp");
+            Files.write(tmp, content);
+            if (executable) {
+                Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rwxr-xr-x"));
+            }
+            Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            return target;
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write " + target, e);
+        }
+    }
+}

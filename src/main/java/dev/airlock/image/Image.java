@@ -1,0 +1,26 @@
+package dev.airlock.image;
+
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.List;
+
+/**
+ * A built image in the store. {@code id} is the SHA-256 of the erofs file, so two builds that
+ * produce the same bytes are the same image; {@code recipe} is the hash of the spec it was built
+ * from, which is how a spec finds its image without rebuilding.
+ */
+public record Image(
+        String name,
+        String id,
+        String recipe,
+        Path file,
+        long sizeBytes,
+        Instant created,
+        long buildMillis,
+        List<String> packages,
+        List<String> commands) {
+
+    public String shortId() {
+        return id.substring(0, 12);
+    }
+}

@@ -1,0 +1,105 @@
+package dev.airlock.sandbox;
+
+import dev.airlock.host.AirlockDirs;
+import dev.airlock.host.HostFiles;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Optional;
+import java.util.stream.Stream;
+import tools.jackson.databind.json.JsonMapper;
+
+/**
+ * Sandboxes on disk: one directory per sandbox holding {@code sandbox.json} (replaced atomically
+ * on every change, so a crash leaves the old or the new version, never half of one), the
+ * writable layer and the VMM's files. The directory is the sandbox: it goes only with an
+ * explicit remove.
+ */
+public final class SandboxStore {
+    private static final JsonMapper JSON = JsonMapper.builder().build();
+    private static final String RECORD = "sandbox.json";
+
+    private final Path root;
+
+    public SandboxStore(Path root) {
+        this.root = root;
+    }
+
+    public Path dir(String id) {
+        return root.resolve(id);
+    }
+
+    public List<Sandbox> list() {
+        if (!Files.isDirectory(root)) {
+            return List.of();
+        }
+        List<Sandbox> out = new ArrayList<>();
+        try (Stream<Path> dirs = Files.list(root)) {
+            for (Path d : dirs.filter(Files::isDirectory).toList()) {
+                read(d.resolve(RECORD)).ifPresent(out::add);
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        out.sort(Comparator.comparing(Sandbox::created));
+        return out;
+    }
+
+    /** By exact name, full id, or an unambiguous id prefix of at least 4 characters. */
+    public Optional<Sandbox> find(String nameOrId) {
+        List<Sandbox> all = list();
+        for (Sandbox s : all) {
+            if (s.name().equals(nameOrId) || s.id().equals(nameOrId)) {
+                return Optional.of(s);
+            }
+        }
+        if (nameOrId.length() >= 4) {
+            List<Sandbox> hits =
+                    all.stream().filter(s -> s.id().startsWith(nameOrId)).toList();
+            if (hits.size() > 1) {
+                throw new SandboxException(
+                        "'" + nameOrId + "' matches " + hits.size() + " sandboxes; give more of the id");
+            }
+            return hits.stream().findFirst();
+        }
+        return Optional.empty();
+    }
+
+    public Sandbox require(String nameOrId) {
+        return find(nameOrId)
+                .orElseThrow(() ->
+                        new SandboxException("no such sandbox '" + nameOrId + "'; list sandboxes with: airlock ps -a"));
+    }
+
+    public void save(Sandbox s) {
+        Path dir = AirlockDirs.ensureDir(dir(s.id()));
+        HostFiles.writeAtomically(
+                dir.resolve(RECORD), JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(s));
+    }
+
+    /** Deletes the sandbox's directory and everything in it, its disk included. */
+    public void delete(String id) {
+        HostFiles.deleteTree(dir(id));
+    }
+
+    /** Holds the store-wide lock, which makes name checks and creation atomic across processes. */
+    public FileChannel lock() {
+        return HostFiles.lock(root.resolve(".lock"));
+    }
+
+    private static Optional<Sandbox> read(Path file) {
+        if (!Files.isRegularFile(file)) {
+            return Optional.empty();
+        }
+        try {
+            return Optional.of(JSON.readValue(file.toFile(), Sandbox.class));
+        } catch (RuntimeException e) {
+            throw new SandboxException("sandbox record " + file + " is unreadable (" + e.getMessage() + ")", e);
+        }
+    }
+}

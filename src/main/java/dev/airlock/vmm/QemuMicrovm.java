@@ -1,0 +1,179 @@
+package dev.airlock.vmm;
+
+import dev.airlock.host.HostCommand;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * The QEMU {@code -M microvm} backend: virtio-mmio devices only, no firmware, no PCI, no ACPI;
+ * the kernel is entered through PVH. QEMU daemonizes after its sockets are listening, so a
+ * successful {@link #launch} means the agent and control sockets are ready to connect to.
+ */
+public final class QemuMicrovm implements Vmm {
+    private final String binary;
+
+    public QemuMicrovm() {
+        this("qemu-system-x86_64");
+    }
+
+    public QemuMicrovm(String binary) {
+        this.binary = binary;
+    }
+
+    @Override
+    public String name() {
+        return "qemu-microvm";
+    }
+
+    /** The QEMU command line for a spec; pure, so tests and benchmarks can inspect it. */
+    public List<String> commandLine(VmSpec spec) {
+        List<String> a = new ArrayList<>();
+        a.add(binary);
+        a.addAll(List.of("-name", "airlock," + spec.stateDir().getFileName() + ",debug-threads=off"));
+        // No ACPI: QEMU then lists the virtio-mmio devices on the kernel command line.
+        a.addAll(List.of("-machine", "microvm,acpi=off,x-option-roms=off,rtc=on,isa-serial=on"));
+        if (spec.accel() == Accel.KVM) {
+            a.addAll(List.of("-accel", "kvm", "-cpu", "host"));
+        } else {
+            // A small translation cache per VM keeps many TCG guests within memory.
+            a.addAll(List.of("-accel", "tcg,tb-size=64", "-cpu", "max"));
+        }
+        a.addAll(List.of("-smp", Integer.toString(spec.vcpus()), "-m", spec.memoryMiB() + "M"));
+        a.addAll(List.of("-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"));
+        a.addAll(List.of("-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"));
+        a.addAll(List.of(
+                "-kernel", spec.kernel().toString(), "-initrd", spec.initrd().toString()));
+        a.addAll(List.of("-append", spec.cmdline()));
+        a.addAll(List.of("-chardev", "file,id=console,path=" + spec.consoleLog(), "-serial", "chardev:console"));
+        int n = 0;
+        for (VmSpec.Disk d : spec.disks()) {
+            String id = "disk" + n++;
+            a.addAll(List.of(
+                    "-drive",
+                    "id=" + id + ",file=" + d.file() + ",format=raw,if=none,cache=none,aio=threads"
+                            + (d.readOnly() ? ",readonly=on" : ",discard=unmap"),
+                    "-device",
+                    "virtio-blk-device,drive=" + id));
+        }
+        a.addAll(List.of("-device", "virtio-rng-device"));
+        a.addAll(List.of(
+                "-device", "virtio-serial-device,max_ports=2",
+                "-chardev", "socket,id=agent,path=" + spec.agentSocket() + ",server=on,wait=off",
+                "-device", "virtserialport,chardev=agent,name=airlock.agent"));
+        a.addAll(List.of("-qmp", "unix:" + spec.controlSocket() + ",server=on,wait=off"));
+        a.addAll(List.of("-pidfile", spec.pidFile().toString(), "-daemonize"));
+        return a;
+    }
+
+    @Override
+    public RunningVm launch(VmSpec spec) {
+        try {
+            Files.createDirectories(spec.stateDir());
+            Files.createDirectories(spec.runtimeDir());
+            Files.deleteIfExists(spec.agentSocket());
+            Files.deleteIfExists(spec.controlSocket());
+            Files.deleteIfExists(spec.pidFile());
+        } catch (IOException e) {
+            throw new VmmException("cannot prepare VM directories: " + e.getMessage(), e);
+        }
+        HostCommand.Result r = HostCommand.run(commandLine(spec), spec.stateDir(), null);
+        if (!r.ok()) {
+            throw new VmmException("QEMU failed to start (exit " + r.exitCode() + "): "
+                    + r.output().strip());
+        }
+        return attach(spec)
+                .orElseThrow(() -> new VmmException("QEMU started but exited at once; see " + spec.consoleLog()));
+    }
+
+    @Override
+    public Optional<RunningVm> attach(VmSpec spec) {
+        long pid;
+        try {
+            pid = Long.parseLong(Files.readString(spec.pidFile()).strip());
+        } catch (IOException | NumberFormatException e) {
+            return Optional.empty();
+        }
+        // The pid must still be our QEMU: pids are reused after a host reboot or crash.
+        Optional<ProcessHandle> handle =
+                ProcessHandle.of(pid).filter(ProcessHandle::isAlive).filter(p -> ownsStateDir(pid, spec.stateDir()));
+        return handle.map(h -> new QemuVm(h, spec));
+    }
+
+    private static boolean ownsStateDir(long pid, Path stateDir) {
+        try {
+            String cmdline = Files.readString(Path.of("/proc", Long.toString(pid), "cmdline"));
+            return cmdline.contains(stateDir.toString());
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
+    /** A daemonized QEMU process found by pid. */
+    private static final class QemuVm implements RunningVm {
+        private final ProcessHandle process;
+        private final VmSpec spec;
+
+        QemuVm(ProcessHandle process, VmSpec spec) {
+            this.process = process;
+            this.spec = spec;
+        }
+
+        @Override
+        public long pid() {
+            return process.pid();
+        }
+
+        @Override
+        public boolean isAlive() {
+            return process.isAlive();
+        }
+
+        @Override
+        public Path agentSocket() {
+            return spec.agentSocket();
+        }
+
+        @Override
+        public void pause() {
+            qmp("stop");
+        }
+
+        @Override
+        public void resume() {
+            qmp("cont");
+        }
+
+        private void qmp(String command) {
+            try (Qmp q = Qmp.connect(spec.controlSocket())) {
+                q.execute(command, Map.of());
+            }
+        }
+
+        @Override
+        public void kill() {
+            process.destroyForcibly();
+            awaitExit(Duration.ofSeconds(10));
+        }
+
+        @Override
+        public boolean awaitExit(Duration timeout) {
+            try {
+                process.onExit().get(timeout.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
+                return true;
+            } catch (java.util.concurrent.TimeoutException e) {
+                return false;
+            } catch (java.util.concurrent.ExecutionException e) {
+                return !process.isAlive();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return false;
+            }
+        }
+    }
+}

@@ -1,0 +1,26 @@
+package dev.airlock.vmm;
+
+import java.nio.file.Path;
+import java.time.Duration;
+
+/** A live VMM process. Stopping the guest cleanly is the agent's job; these are the VMM's levers. */
+public interface RunningVm {
+
+    long pid();
+
+    boolean isAlive();
+
+    /** The host end of the agent channel (a stream socket the agent protocol runs over). */
+    Path agentSocket();
+
+    /** Freezes the vCPUs (memory stays resident). */
+    void pause();
+
+    void resume();
+
+    /** Kills the VMM process at once; the guest gets no say. */
+    void kill();
+
+    /** Waits for the VMM process to exit; false on timeout. */
+    boolean awaitExit(Duration timeout);
+}
