@@ -1,0 +1,266 @@
+package dev.airlock.vmm.kvm;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.StructLayout;
+import java.lang.foreign.SymbolLookup;
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.VarHandle;
+import java.util.Map;
+
+/**
+ * Foreign-function bindings of the few libc calls a KVM client needs: {@code open}, {@code close},
+ * {@code ioctl}, {@code mmap} and {@code munmap}, with {@code errno} captured by the linker right
+ * after each call (reading it later from Java would be unreliable, the JVM itself makes calls).
+ *
+ * <p>An instance owns a small native buffer for the captured call state, so it is confined to the
+ * thread that created it; create one per thread and close it when done.
+ */
+final class LinuxSyscalls implements AutoCloseable {
+    static final int O_RDWR = 0x2;
+    static final int O_CLOEXEC = 0x80000;
+
+    static final int PROT_READ = 0x1;
+    static final int PROT_WRITE = 0x2;
+    static final int MAP_SHARED = 0x01;
+    static final int MAP_PRIVATE = 0x02;
+    static final int MAP_ANONYMOUS = 0x20;
+    static final int MAP_NORESERVE = 0x4000;
+
+    static final int EINTR = 4;
+    static final int EAGAIN = 11;
+
+    private static final Linker LINKER = Linker.nativeLinker();
+    private static final SymbolLookup LIBC = LINKER.defaultLookup();
+    private static final StructLayout CALL_STATE = Linker.Option.captureStateLayout();
+    private static final VarHandle ERRNO = CALL_STATE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
+    private static final Linker.Option CAPTURE_ERRNO = Linker.Option.captureCallState("errno");
+
+    // int open(const char *path, int flags, ...): the mode is variadic.
+    private static final MethodHandle OPEN = downcall(
+            "open",
+            FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT),
+            CAPTURE_ERRNO,
+            Linker.Option.firstVariadicArg(2));
+    private static final MethodHandle CLOSE =
+            downcall("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT), CAPTURE_ERRNO);
+    // int ioctl(int fd, unsigned long request, ...): one variadic argument, integer or pointer.
+    private static final MethodHandle IOCTL_LONG = downcall(
+            "ioctl",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG),
+            CAPTURE_ERRNO,
+            Linker.Option.firstVariadicArg(2));
+    private static final MethodHandle IOCTL_PTR = downcall(
+            "ioctl",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS),
+            CAPTURE_ERRNO,
+            Linker.Option.firstVariadicArg(2));
+    // void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+    private static final MethodHandle MMAP = downcall(
+            "mmap",
+            FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG),
+            CAPTURE_ERRNO);
+    private static final MethodHandle MUNMAP =
+            downcall("munmap", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG), CAPTURE_ERRNO);
+    private static final MethodHandle STRERROR = downcall("strerror", FunctionDescriptor.of(ADDRESS, JAVA_INT));
+
+    private static MethodHandle downcall(String name, FunctionDescriptor descriptor, Linker.Option... options) {
+        MemorySegment symbol =
+                LIBC.find(name).orElseThrow(() -> new UnsatisfiedLinkError("libc has no symbol " + name));
+        return LINKER.downcallHandle(symbol, descriptor, options);
+    }
+
+    private final Arena arena = Arena.ofConfined();
+    private final MemorySegment callState = arena.allocate(CALL_STATE);
+
+    LinuxSyscalls() {}
+
+    private int errno() {
+        return (int) ERRNO.get(callState, 0L);
+    }
+
+    /** {@code open(path, flags)}; returns the new file descriptor. */
+    int open(String path, int flags) throws ErrnoException {
+        int fd;
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment cPath = call.allocateFrom(path);
+            try {
+                fd = (int) OPEN.invokeExact(callState, cPath, flags, 0);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+        }
+        if (fd < 0) {
+            throw new ErrnoException("open(" + path + ")", errno());
+        }
+        return fd;
+    }
+
+    /** {@code close(fd)}; errors are reported but the descriptor is gone either way on Linux. */
+    void close(int fd) throws ErrnoException {
+        int rc;
+        try {
+            rc = (int) CLOSE.invokeExact(callState, fd);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        if (rc < 0) {
+            throw new ErrnoException("close(" + fd + ")", errno());
+        }
+    }
+
+    /** {@code ioctl(fd, request, arg)} with an integer argument; returns the non-negative result. */
+    int ioctl(int fd, long request, long arg, String what) throws ErrnoException {
+        int rc;
+        try {
+            rc = (int) IOCTL_LONG.invokeExact(callState, fd, request, arg);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        if (rc < 0) {
+            throw new ErrnoException("ioctl(" + what + ")", errno());
+        }
+        return rc;
+    }
+
+    /** {@code ioctl(fd, request, ptr)} with a pointer argument; returns the non-negative result. */
+    int ioctl(int fd, long request, MemorySegment arg, String what) throws ErrnoException {
+        int rc;
+        try {
+            rc = (int) IOCTL_PTR.invokeExact(callState, fd, request, arg);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        if (rc < 0) {
+            throw new ErrnoException("ioctl(" + what + ")", errno());
+        }
+        return rc;
+    }
+
+    /**
+     * {@code ioctl(fd, request, 0)} retried while it fails with {@code EINTR} or {@code EAGAIN} (a
+     * signal may interrupt {@code KVM_RUN}).
+     */
+    int ioctlRetrying(int fd, long request, String what) throws ErrnoException {
+        while (true) {
+            try {
+                return ioctl(fd, request, 0L, what);
+            } catch (ErrnoException e) {
+                if (e.errno() != EINTR && e.errno() != EAGAIN) {
+                    throw e;
+                }
+            }
+        }
+    }
+
+    /** {@code mmap(NULL, length, prot, flags, fd, offset)}, as a segment of {@code length} bytes. */
+    MemorySegment mmap(long length, int prot, int flags, int fd, long offset, String what) throws ErrnoException {
+        MemorySegment addr;
+        try {
+            addr = (MemorySegment) MMAP.invokeExact(callState, MemorySegment.NULL, length, prot, flags, fd, offset);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        if (addr.address() == -1L) { // MAP_FAILED
+            throw new ErrnoException("mmap(" + what + ")", errno());
+        }
+        return addr.reinterpret(length);
+    }
+
+    /** {@code munmap(segment)}. */
+    void munmap(MemorySegment mapping) throws ErrnoException {
+        int rc;
+        try {
+            rc = (int) MUNMAP.invokeExact(callState, mapping, mapping.byteSize());
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        if (rc < 0) {
+            throw new ErrnoException("munmap", errno());
+        }
+    }
+
+    /** Frees the captured-state buffer. */
+    @Override
+    public void close() {
+        arena.close();
+    }
+
+    private static RuntimeException rethrow(Throwable t) {
+        if (t instanceof RuntimeException r) {
+            return r;
+        }
+        if (t instanceof Error e) {
+            throw e;
+        }
+        return new IllegalStateException("unexpected checked exception from a downcall", t);
+    }
+
+    private static final Map<Integer, String> ERRNO_NAMES = Map.ofEntries(
+            Map.entry(1, "EPERM"),
+            Map.entry(2, "ENOENT"),
+            Map.entry(4, "EINTR"),
+            Map.entry(5, "EIO"),
+            Map.entry(6, "ENXIO"),
+            Map.entry(9, "EBADF"),
+            Map.entry(11, "EAGAIN"),
+            Map.entry(12, "ENOMEM"),
+            Map.entry(13, "EACCES"),
+            Map.entry(14, "EFAULT"),
+            Map.entry(16, "EBUSY"),
+            Map.entry(17, "EEXIST"),
+            Map.entry(19, "ENODEV"),
+            Map.entry(20, "ENOTDIR"),
+            Map.entry(22, "EINVAL"),
+            Map.entry(24, "EMFILE"),
+            Map.entry(25, "ENOTTY"),
+            Map.entry(38, "ENOSYS"),
+            Map.entry(95, "EOPNOTSUPP"));
+
+    /** {@code ENOENT (No such file or directory)}-style text for an errno value. */
+    static String describeErrno(int errno) {
+        String name = ERRNO_NAMES.getOrDefault(errno, "errno " + errno);
+        String text;
+        try {
+            MemorySegment msg = (MemorySegment) STRERROR.invokeExact(errno);
+            text = msg.equals(MemorySegment.NULL) ? "?" : msg.reinterpret(1024).getString(0);
+        } catch (Throwable t) {
+            text = "?";
+        }
+        return name + " (" + text + ")";
+    }
+
+    /** A failed call, with the {@code errno} it left behind. */
+    static final class ErrnoException extends Exception {
+        private static final long serialVersionUID = 1L;
+
+        private final int errno;
+        private final String detail;
+
+        ErrnoException(String call, int errno) {
+            this(errno, call + " failed: " + describeErrno(errno));
+        }
+
+        private ErrnoException(int errno, String detail) {
+            super(detail);
+            this.errno = errno;
+            this.detail = detail;
+        }
+
+        /** Same as the message, but never null: {@code ioctl(KVM_RUN) failed: EFAULT (Bad address)}. */
+        String detail() {
+            return detail;
+        }
+
+        int errno() {
+            return errno;
+        }
+    }
+}
