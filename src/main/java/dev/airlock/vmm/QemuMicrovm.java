@@ -26,6 +26,18 @@ public final class QemuMicrovm implements Vmm {
         this.binary = binary;
     }
 
+    public String binary() {
+        return binary;
+    }
+
+    /** The first line of {@code qemu-system-x86_64 --version}, or why it could not be run. */
+    public String version() {
+        HostCommand.Result r = HostCommand.run(List.of(binary, "--version"), null, null);
+        return r.ok()
+                ? r.output().lines().findFirst().orElse("unknown").strip()
+                : "not runnable: " + r.output().strip();
+    }
+
     @Override
     public String name() {
         return "qemu-microvm";

@@ -1,0 +1,188 @@
+package dev.airlock.doctor;
+
+import dev.airlock.host.AirlockDirs;
+import dev.airlock.host.HostCommand;
+import dev.airlock.host.Progress;
+import dev.airlock.image.GuestAgent;
+import dev.airlock.image.Image;
+import dev.airlock.image.ImageStore;
+import dev.airlock.image.Kernel;
+import dev.airlock.image.KernelBuild;
+import dev.airlock.vmm.AccelProbe;
+import dev.airlock.vmm.QemuMicrovm;
+import dev.airlock.vmm.kvm.KvmProbe;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * Tells the user what this host can do and which mode Airlock will use, with the reason for
+ * each answer. Nothing here changes the host; a missing kernel is reported, not built.
+ */
+public final class Doctor {
+
+    public enum Status {
+        OK,
+        WARN,
+        FAIL,
+        INFO
+    }
+
+    public record Check(String name, Status status, String detail) {}
+
+    public record Report(String mode, String modeReason, List<Check> checks) {}
+
+    private final AirlockDirs dirs;
+
+    public Doctor(AirlockDirs dirs) {
+        this.dirs = dirs;
+    }
+
+    public Report examine(Progress progress) {
+        List<Check> checks = new ArrayList<>();
+        checks.add(new Check("java", Status.OK, "JDK " + Runtime.version()));
+        QemuMicrovm qemu = new QemuMicrovm();
+        String qemuVersion = qemu.version();
+        checks.add(new Check("qemu", qemuVersion.startsWith("QEMU") ? Status.OK : Status.FAIL, qemuVersion));
+
+        Path kvm = Path.of("/dev/kvm");
+        checks.add(new Check(
+                "kvm device",
+                Files.exists(kvm) ? Status.INFO : Status.WARN,
+                Files.exists(kvm) ? "/dev/kvm present (" + kvmModule() + ")" : "no /dev/kvm"));
+        KvmProbe.Result probe = KvmProbe.atDefaultDevice().run();
+        checks.add(new Check(
+                "kvm probe (FFM, real-mode vCPU)",
+                probe instanceof KvmProbe.Works ? Status.OK : Status.INFO,
+                probe.summary()));
+
+        String mode;
+        String modeReason;
+        Optional<Kernel> kernel = new KernelBuild(dirs).cached();
+        if (kernel.isPresent()) {
+            Kernel k = kernel.get();
+            checks.add(new Check(
+                    "guest kernel",
+                    Status.OK,
+                    "Linux " + k.version() + " (" + k.key() + "), vmlinux " + size(k.vmlinux()) + ", bzImage "
+                            + size(k.bzImage()) + ", built in " + k.buildSeconds() + " s"));
+            Path initrd = GuestAgent.bundled(dirs).initramfs();
+            AccelProbe.Decision d = new AccelProbe(dirs.cache(), qemu).decide(k.vmlinux(), k.key(), initrd, progress);
+            checks.add(new Check(
+                    "guest boot under KVM",
+                    d.accel() == dev.airlock.vmm.Accel.KVM ? Status.OK : Status.WARN,
+                    d.reason() + (d.cached() ? " (cached result)" : "")));
+            mode = "microvm (QEMU microvm, "
+                    + (d.accel() == dev.airlock.vmm.Accel.KVM ? "KVM" : "TCG software emulation") + ")";
+            modeReason = d.reason();
+        } else {
+            checks.add(new Check("guest kernel", Status.WARN, "not built yet; run: airlock setup"));
+            mode = "undecided";
+            modeReason = "the guest kernel is not built, so the KVM boot test cannot run yet; run: airlock setup";
+        }
+        List<Image> images = new ImageStore(dirs).list();
+        checks.add(new Check(
+                "images",
+                images.isEmpty() ? Status.WARN : Status.OK,
+                images.isEmpty()
+                        ? "none built yet; run: airlock setup"
+                        : String.join(
+                                ", ",
+                                images.stream()
+                                        .map(i ->
+                                                i.name() + " (" + i.shortId() + ", " + (i.sizeBytes() >> 20) + " MiB)")
+                                        .toList())));
+        checks.add(new Check("cgroups", Status.INFO, cgroupLayout()));
+        checks.add(ociRuntime());
+        checks.add(diskSpace(dirs.cache(), "cache"));
+        checks.add(diskSpace(dirs.data(), "data"));
+        return new Report(mode, modeReason, checks);
+    }
+
+    static String kvmModule() {
+        try {
+            String modules = Files.readString(Path.of("/proc/modules"));
+            for (String m : List.of("kvm_pvm", "kvm_intel", "kvm_amd")) {
+                if (modules.contains(m + " ")) {
+                    return "module " + m + (m.equals("kvm_pvm") ? ": paravirtual nested KVM" : "");
+                }
+            }
+        } catch (IOException e) {
+            // No /proc/modules: fall through.
+        }
+        return "module unknown";
+    }
+
+    /** cgroup v1, v2 or the hybrid of both (v1 controllers plus a cgroup2 mount). */
+    static String cgroupLayout() {
+        String mountinfo;
+        try {
+            mountinfo = Files.readString(Path.of("/proc/self/mountinfo"));
+        } catch (IOException e) {
+            return "unknown (cannot read /proc/self/mountinfo)";
+        }
+        String v2At = null;
+        boolean v1 = false;
+        for (String line : mountinfo.lines().toList()) {
+            String[] halves = line.split(" - ", 2);
+            if (halves.length < 2) {
+                continue;
+            }
+            String[] f = halves[0].split(" ");
+            String fsType = halves[1].split(" ")[0];
+            if (fsType.equals("cgroup2")) {
+                v2At = f[4];
+            } else if (fsType.equals("cgroup")) {
+                v1 = true;
+            }
+        }
+        if (v1 && v2At != null) {
+            return "hybrid: cgroup v1 controllers plus cgroup2 at " + v2At
+                    + " (container mode uses the cgroupfs manager; crun 1.8 refuses this layout as is)";
+        }
+        if (v2At != null) {
+            return "cgroup v2 (unified) at " + v2At;
+        }
+        return v1 ? "cgroup v1" : "no cgroup filesystem mounted";
+    }
+
+    static Check ociRuntime() {
+        List<String> found = new ArrayList<>();
+        for (String rt : List.of("crun", "runc")) {
+            HostCommand.Result r = HostCommand.run(List.of(rt, "--version"), null, null);
+            if (r.ok()) {
+                found.add(r.output().lines().findFirst().orElse(rt).strip());
+            }
+        }
+        return found.isEmpty()
+                ? new Check("oci runtime", Status.WARN, "neither crun nor runc found; run: airlock setup")
+                : new Check("oci runtime", Status.OK, String.join("; ", found));
+    }
+
+    static Check diskSpace(Path dir, String what) {
+        Path probe = dir;
+        while (!Files.exists(probe) && probe.getParent() != null) {
+            probe = probe.getParent();
+        }
+        try {
+            long free = Files.getFileStore(probe).getUsableSpace();
+            return new Check(
+                    "disk (" + what + ")",
+                    free < (4L << 30) ? Status.WARN : Status.OK,
+                    (free >> 30) + " GiB free at " + dir);
+        } catch (IOException e) {
+            return new Check("disk (" + what + ")", Status.WARN, "cannot read free space at " + probe);
+        }
+    }
+
+    private static String size(Path p) {
+        try {
+            return (Files.size(p) >> 20) + " MiB";
+        } catch (IOException e) {
+            return "?";
+        }
+    }
+}

@@ -1,0 +1,108 @@
+package dev.airlock.setup;
+
+import dev.airlock.host.AirlockDirs;
+import dev.airlock.host.HostCommand;
+import dev.airlock.host.Progress;
+import dev.airlock.image.GuestAgent;
+import dev.airlock.image.Image;
+import dev.airlock.image.ImageSpec;
+import dev.airlock.image.ImageStore;
+import dev.airlock.image.Kernel;
+import dev.airlock.image.KernelBuild;
+import dev.airlock.vmm.AccelProbe;
+import dev.airlock.vmm.QemuMicrovm;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Brings a host to the point where a sandbox can boot: Debian packages, the guest kernel, the
+ * agent, the default image and the accelerator decision. Every step checks before it acts, so
+ * a second run builds nothing; commands that need a kernel or image call {@link #ensure}.
+ */
+public final class Setup {
+    /** Space a kernel build plus one image build need at their peak. */
+    static final long NEEDED_BYTES = 4L << 30;
+
+    private final AirlockDirs dirs;
+    private final Progress progress;
+
+    public Setup(AirlockDirs dirs, Progress progress) {
+        this.dirs = dirs;
+        this.progress = progress;
+    }
+
+    /** What setup found or made; {@code built} lists what this run had to build. */
+    public record Report(Kernel kernel, Image image, Path initrd, AccelProbe.Decision accel, List<String> built) {}
+
+    public Report ensure() {
+        List<String> built = new ArrayList<>();
+        ensurePackages(built);
+        KernelBuild kernels = new KernelBuild(dirs);
+        Kernel kernel = kernels.cached().orElse(null);
+        ImageStore images = new ImageStore(dirs);
+        boolean imageMissing = images.find("base").isEmpty();
+        if (kernel == null || imageMissing) {
+            checkSpace(dirs.cache());
+        }
+        if (kernel == null) {
+            kernel = kernels.ensure(progress);
+            built.add("kernel " + kernel.key() + " in " + kernel.buildSeconds() + " s");
+        }
+        Path initrd = GuestAgent.bundled(dirs).initramfs();
+        Image image = images.find("base").orElse(null);
+        if (image == null) {
+            image = images.ensure(ImageSpec.builtin("base").orElseThrow(), progress);
+            built.add("image base in " + image.buildMillis() / 1000 + " s");
+        }
+        AccelProbe.Decision accel = new AccelProbe(dirs.cache(), new QemuMicrovm())
+                .decide(kernel.vmlinux(), kernel.key(), initrd, progress);
+        return new Report(kernel, image, initrd, accel, built);
+    }
+
+    private void ensurePackages(List<String> built) {
+        Path script = dirs.source("scripts/install-packages.sh");
+        HostCommand.Result check = HostCommand.run(List.of("bash", script.toString(), "--check"), null, null);
+        if (check.ok()) {
+            return;
+        }
+        progress.step("installing missing Debian packages: " + check.output().strip());
+        HostCommand.Result install = HostCommand.run(List.of("bash", script.toString()), null, progress::step);
+        if (!install.ok()) {
+            throw new SetupException(
+                    install.exitCode() == 2
+                            ? install.output().strip()
+                            : "installing Debian packages failed (exit " + install.exitCode() + "); run as root: "
+                                    + "apt-get install " + check.output().strip());
+        }
+        built.add("packages " + check.output().strip());
+    }
+
+    static void checkSpace(Path dir) {
+        Path probe = dir;
+        while (!Files.exists(probe) && probe.getParent() != null) {
+            probe = probe.getParent();
+        }
+        try {
+            long free = Files.getFileStore(probe).getUsableSpace();
+            if (free < NEEDED_BYTES) {
+                throw new SetupException("not enough disk space in " + probe + ": " + (free >> 20) + " MiB free, "
+                        + (NEEDED_BYTES >> 20) + " MiB needed to build the kernel and the base image; free some"
+                        + " space or point AIRLOCK_CACHE_DIR at a larger disk");
+            }
+        } catch (IOException e) {
+            throw new SetupException("cannot check free space in " + probe + ": " + e.getMessage());
+        }
+    }
+
+    /** Setup cannot continue; the message says what the user must do. */
+    public static final class SetupException extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+
+        public SetupException(String message) {
+            super(message);
+        }
+    }
+}
