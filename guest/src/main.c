@@ -1,1 +1,52 @@
-int main(void) { return 0; }
+/* Entry point: chooses between PID 1 in a microVM and serving a unix socket. */
+#include "agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static int listen_unix(const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof sa.sun_path)
+        die("socket path too long: %s", path);
+    strcpy(sa.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        die("socket: %s", strerror(errno));
+    unlink(path);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 8) < 0)
+        die("listen on %s: %s", path, strerror(errno));
+    return fd;
+}
+
+int main(int argc, char **argv)
+{
+    /* children get their stdio by dup2 onto 0-2; those must never be our own pipes */
+    for (int fd = open("/dev/null", O_RDWR); fd >= 0 && fd <= 2; fd = open("/dev/null", O_RDWR)) {
+    }
+
+    if (getpid() == 1) {
+        g_pid1 = 1;
+        int port = pid1_boot();
+        serve(-1, port);
+        die("event loop returned");
+    }
+    if (argc == 3 && strcmp(argv[1], "--serve-unix") == 0) {
+        /* orphaned grandchildren come back to us, so they are reaped, not left as zombies */
+        prctl(PR_SET_CHILD_SUBREAPER, 1);
+        serve(listen_unix(argv[2]), -1);
+        return 1;
+    }
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        printf("airlock-init %s (protocol %u)\n", AIRLOCK_VERSION, PROTO_VERSION);
+        return 0;
+    }
+    fprintf(stderr, "usage: airlock-init --serve-unix PATH   (or run as PID 1)\n");
+    return 2;
+}

@@ -1,0 +1,80 @@
+/* Shared state of the agent: streams, epoll watches, and the functions each file exports. */
+#ifndef AIRLOCK_AGENT_H
+#define AIRLOCK_AGENT_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "frame.h"
+
+enum stream_kind { S_EXEC = 1, S_FREAD, S_FWRITE };
+enum watch_kind { W_CONN = 1, W_LISTEN, W_SIG, W_POLL, W_OUT, W_ERR, W_IN, W_TIMER };
+
+/* One registration in epoll. Registered only while events != 0, because epoll reports
+ * HUP/ERR even for an empty mask, which would spin the loop on a pipe we are not reading. */
+struct watch {
+    int kind;
+    int fd;
+    uint32_t want;
+    uint32_t have;
+    int registered;
+    struct stream *s;
+};
+
+struct stream {
+    struct stream *next;
+    uint32_t id;
+    int kind;
+    int detached; /* exec whose session ended: output is drained and discarded */
+    int dead;     /* unlinked; freed after the current batch of epoll events */
+
+    uint32_t win;            /* bytes the agent may still send to the host */
+    uint32_t host_win;       /* bytes the host may still send to the agent */
+    uint32_t credit_pending; /* consumed host bytes not yet returned with CREDIT */
+
+    /* exec */
+    pid_t pid;
+    int exited, status, timed_out, pty, stdin_open, stdin_eof;
+    int out_eof, err_eof;
+    struct watch w_out, w_err, w_in, w_timer;
+    uint8_t *ibuf; /* host stdin not yet accepted by the process, at most the window */
+    size_t ioff, ilen;
+
+    /* files */
+    int fd;
+    uint64_t total;
+    char *path, *tmp;
+};
+
+/* session.c */
+extern int g_pid1;
+int serve(int listen_fd, int port_fd);
+void watch_init(struct watch *w, int kind, int fd, struct stream *s);
+void watch_close(struct watch *w);
+int send_frame(uint8_t type, uint8_t flags, uint32_t id, const void *p, size_t n);
+int send_error(uint32_t id, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* exec.c: returns 0 when started or refused with ERROR, -1 when the frame is malformed */
+int exec_start(struct stream *s, const uint8_t *p, size_t n);
+void exec_resize(struct stream *s, uint16_t rows, uint16_t cols);
+
+/* files.c: the same return convention */
+int file_read_start(struct stream *s, const uint8_t *p, size_t n);
+int file_read_pump(struct stream *s); /* 1 when the stream finished */
+int file_write_start(struct stream *s, const uint8_t *p, size_t n);
+int file_write_data(struct stream *s, const uint8_t *p, size_t n, int eof); /* 1 = finished */
+void file_abort(struct stream *s);
+int file_stat(uint32_t id, const uint8_t *p, size_t n);
+int file_list(uint32_t id, const uint8_t *p, size_t n);
+
+/* boot.c */
+int pid1_boot(void); /* returns the agent port fd, never fails (powers off instead) */
+void pid1_ready(void);
+void shutdown_everything(void) __attribute__((noreturn));
+void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
+/* tracked process groups, so shutdown in container mode can signal them */
+void for_each_process(void (*fn)(pid_t pid));
+
+#endif

@@ -1,0 +1,562 @@
+/* Starting processes for EXEC: request parsing, user lookup from /etc/passwd and
+ * /etc/group (no NSS: it does not work in a static binary), environment, pipes or a pty,
+ * and reporting start failures back through a close-on-exec pipe. */
+#include "agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define MAX_ENV 4096
+#define MAX_GROUPS 256
+#define MAX_DB (4u << 20)
+
+struct user {
+    uid_t uid;
+    gid_t gid;
+    char name[256];
+    char home[PATH_MAX];
+    gid_t groups[MAX_GROUPS];
+    int ngroups;
+};
+
+/* Reads a small system file whole; NULL if absent or unreasonably large. */
+static char *slurp(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    size_t cap = 8192, len = 0;
+    char *buf = malloc(cap + 1);
+    while (buf) {
+        if (len == cap) {
+            if (cap >= MAX_DB)
+                break;
+            char *nb = realloc(buf, cap * 2 + 1);
+            if (!nb)
+                break;
+            buf = nb;
+            cap *= 2;
+        }
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    close(fd);
+    if (buf)
+        buf[len] = 0;
+    return buf;
+}
+
+/* Splits a line in place on ':' into at most max fields; returns the field count. */
+static int split(char *line, char **f, int max)
+{
+    int n = 0;
+    f[n++] = line;
+    for (char *p = line; *p && n < max; p++)
+        if (*p == ':') {
+            *p = 0;
+            f[n++] = p + 1;
+        }
+    return n;
+}
+
+static int parse_id(const char *s, unsigned long *out)
+{
+    if (!*s)
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (*end || errno || v > 0xfffffffeul || *s == '-' || *s == '+')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Finds a passwd entry by name (if name) or by uid; fills u and returns 0 when found. */
+static int passwd_lookup(const char *name, uid_t uid, struct user *u)
+{
+    char *db = slurp("/etc/passwd");
+    int found = -1;
+    if (!db)
+        return -1;
+    for (char *line = db, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = 0;
+        char *f[7];
+        unsigned long id, gid;
+        if (split(line, f, 7) < 7 || parse_id(f[2], &id) || parse_id(f[3], &gid))
+            continue;
+        if (name ? strcmp(f[0], name) != 0 : id != uid)
+            continue;
+        u->uid = (uid_t)id;
+        u->gid = (gid_t)gid;
+        snprintf(u->name, sizeof u->name, "%s", f[0]);
+        snprintf(u->home, sizeof u->home, "%s", *f[5] ? f[5] : "/");
+        found = 0;
+        break;
+    }
+    free(db);
+    return found;
+}
+
+static void group_lookup(struct user *u)
+{
+    u->ngroups = 0;
+    u->groups[u->ngroups++] = u->gid;
+    char *db = slurp("/etc/group");
+    if (!db || !u->name[0]) {
+        free(db);
+        return;
+    }
+    for (char *line = db, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = 0;
+        char *f[4];
+        unsigned long gid;
+        if (split(line, f, 4) < 4 || parse_id(f[2], &gid) || (gid_t)gid == u->gid)
+            continue;
+        for (char *m = f[3], *comma; m && *m; m = comma) {
+            comma = strchr(m, ',');
+            if (comma)
+                *comma++ = 0;
+            if (strcmp(m, u->name) == 0 && u->ngroups < MAX_GROUPS) {
+                u->groups[u->ngroups++] = (gid_t)gid;
+                break;
+            }
+        }
+    }
+    free(db);
+}
+
+/* USER is "name", "uid" or "uid:gid". Returns 0, or an errno for the ERROR frame. */
+static int resolve_user(const char *spec, struct user *u)
+{
+    memset(u, 0, sizeof *u);
+    const char *colon = strchr(spec, ':');
+    unsigned long uid, gid;
+    if (colon) {
+        char ubuf[32];
+        size_t l = (size_t)(colon - spec);
+        if (l >= sizeof ubuf)
+            return EINVAL;
+        memcpy(ubuf, spec, l);
+        ubuf[l] = 0;
+        if (parse_id(ubuf, &uid) || parse_id(colon + 1, &gid))
+            return EINVAL;
+        if (passwd_lookup(NULL, (uid_t)uid, u) < 0)
+            snprintf(u->home, sizeof u->home, "/");
+        u->uid = (uid_t)uid;
+        u->gid = (gid_t)gid;
+    } else if (parse_id(spec, &uid) == 0) {
+        if (passwd_lookup(NULL, (uid_t)uid, u) < 0) {
+            u->uid = (uid_t)uid;
+            u->gid = (gid_t)uid;
+            snprintf(u->home, sizeof u->home, "/");
+        }
+    } else if (passwd_lookup(spec, 0, u) < 0) {
+        return ESRCH;
+    }
+    if (!u->name[0])
+        snprintf(u->name, sizeof u->name, "%lu", (unsigned long)u->uid);
+    group_lookup(u);
+    return 0;
+}
+
+/* Replaces NAME=... if present (matching up to '='), else appends. */
+static void env_set(char **env, int *n, char *kv)
+{
+    size_t kl = strcspn(kv, "=");
+    for (int i = 0; i < *n; i++)
+        if (strncmp(env[i], kv, kl) == 0 && env[i][kl] == '=') {
+            env[i] = kv;
+            return;
+        }
+    if (*n < MAX_ENV - 1)
+        env[(*n)++] = kv;
+}
+
+struct start_err {
+    int stage; /* 0 exec, 1 chdir, 2 credentials, 3 stdio */
+    int err;
+};
+
+static void child_fail(int pipe_fd, int stage)
+{
+    struct start_err e = {stage, errno};
+    ssize_t r = write(pipe_fd, &e, sizeof e);
+    (void)r;
+    _exit(stage == 0 && (e.err == ENOENT || e.err == ENOTDIR) ? 127 : 126);
+}
+
+/* execvp semantics, but PATH comes from the child's environment rather than ours. */
+static void child_exec(char **argv, char **envp)
+{
+    const char *prog = argv[0];
+    if (strchr(prog, '/')) {
+        execve(prog, argv, envp);
+        return;
+    }
+    const char *path = DEFAULT_PATH;
+    for (char **e = envp; *e; e++)
+        if (strncmp(*e, "PATH=", 5) == 0)
+            path = *e + 5;
+    int saw_eacces = 0, other = 0;
+    char buf[PATH_MAX];
+    for (const char *p = path;; p++) {
+        const char *seg = p;
+        while (*p && *p != ':')
+            p++;
+        int sl = (int)(p - seg);
+        int w = sl ? snprintf(buf, sizeof buf, "%.*s/%s", sl, seg, prog)
+                   : snprintf(buf, sizeof buf, "%s", prog);
+        if (w > 0 && (size_t)w < sizeof buf) {
+            execve(buf, argv, envp);
+            if (errno == ENOEXEC) {
+                int argc = 0;
+                while (argv[argc])
+                    argc++;
+                char *sh[argc + 2];
+                sh[0] = "/bin/sh";
+                sh[1] = buf;
+                for (int i = 1; i <= argc; i++)
+                    sh[i + 1] = argv[i];
+                execve("/bin/sh", sh, envp);
+                return;
+            }
+            if (errno == EACCES)
+                saw_eacces = 1;
+            else if (errno != ENOENT && errno != ENOTDIR)
+                other = errno;
+        }
+        if (!*p)
+            break;
+    }
+    errno = saw_eacces ? EACCES : other ? other : ENOENT;
+}
+
+static int open_pty(uint16_t rows, uint16_t cols, int *master, int *slave)
+{
+    int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (m < 0)
+        return -1;
+    if (grantpt(m) < 0 || unlockpt(m) < 0)
+        goto fail;
+    int s = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (s < 0) {
+        char name[128];
+        if (ptsname_r(m, name, sizeof name) != 0)
+            goto fail;
+        s = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (s < 0)
+            goto fail;
+    }
+    struct winsize ws = {.ws_row = rows, .ws_col = cols};
+    ioctl(m, TIOCSWINSZ, &ws);
+    fcntl(m, F_SETFL, fcntl(m, F_GETFL) | O_NONBLOCK);
+    *master = m;
+    *slave = s;
+    return 0;
+fail:
+    close(m);
+    return -1;
+}
+
+static int valid_str(const uint8_t *v, uint32_t n) { return memchr(v, 0, n) == NULL; }
+
+int exec_start(struct stream *s, const uint8_t *p, size_t n)
+{
+    struct tlv_it it = {p, n};
+    uint16_t tag;
+    const uint8_t *v;
+    uint32_t vl;
+    int nargs = 0, nenv = 0, r, want_stdin = 0, tty = 0, bad_str = 0;
+    uint16_t rows = 24, cols = 80;
+    uint64_t timeout_ms = 0;
+
+    while ((r = tlv_next(&it, &tag, &v, &vl)) > 0) {
+        switch (tag) {
+        case X_ARG:
+        case X_ENV:
+        case X_CWD:
+        case X_USER:
+            if (!valid_str(v, vl))
+                bad_str = 1;
+            if (tag == X_ARG)
+                nargs++;
+            else if (tag == X_ENV)
+                nenv++;
+            break;
+        case X_TIMEOUT_MS:
+            if (vl != 8)
+                return -1;
+            timeout_ms = get64(v);
+            break;
+        case X_TTY:
+            if (vl != 4)
+                return -1;
+            tty = 1;
+            rows = get16(v);
+            cols = get16(v + 2);
+            break;
+        case X_STDIN:
+            if (vl != 1)
+                return -1;
+            want_stdin = v[0] == 1;
+            break;
+        }
+    }
+    if (r < 0)
+        return -1;
+    if (bad_str)
+        return send_error(s->id, EINVAL, "string contains a NUL byte"), 0;
+    if (nargs == 0)
+        return send_error(s->id, EINVAL, "EXEC without ARG"), 0;
+    if (nenv > MAX_ENV - 16)
+        return send_error(s->id, E2BIG, "too many environment entries"), 0;
+
+    /* all strings live in one block sized by the (already bounded) payload */
+    char *block = malloc(n + (size_t)(nargs + nenv) + 4);
+    char **argv = calloc((size_t)nargs + 1, sizeof *argv);
+    char **env = calloc(MAX_ENV, sizeof *env);
+    char *cwdbuf = NULL, *userbuf = NULL;
+    int in_p[2] = {-1, -1}, out_p[2] = {-1, -1}, err_p[2] = {-1, -1}, st_p[2] = {-1, -1};
+    int master = -1, slave = -1, devnull = -1, tfd = -1;
+    struct user *u = calloc(1, sizeof *u);
+    int ret = 0;
+    if (!block || !argv || !env || !u) {
+        send_error(s->id, ENOMEM, "out of memory");
+        goto out;
+    }
+    char *bp = block;
+    int ai = 0, ne = 0;
+    it = (struct tlv_it){p, n};
+    while (tlv_next(&it, &tag, &v, &vl) > 0) {
+        if (tag != X_ARG && tag != X_ENV && tag != X_CWD && tag != X_USER)
+            continue;
+        memcpy(bp, v, vl);
+        bp[vl] = 0;
+        if (tag == X_ARG)
+            argv[ai++] = bp;
+        else if (tag == X_CWD)
+            cwdbuf = bp;
+        else if (tag == X_USER)
+            userbuf = bp;
+        bp += vl + 1;
+    }
+
+    int have_user = userbuf != NULL;
+    if (have_user) {
+        int e = resolve_user(userbuf, u);
+        if (e) {
+            send_error(s->id, e, "unknown user: %s", userbuf);
+            goto out;
+        }
+    } else if (passwd_lookup(NULL, getuid(), u) < 0) {
+        u->uid = getuid();
+        snprintf(u->name, sizeof u->name, getuid() == 0 ? "root" : "%lu", (unsigned long)getuid());
+        snprintf(u->home, sizeof u->home, "/root");
+    }
+    if (!have_user && !cwdbuf)
+        cwdbuf = "/";
+
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    {
+        static char e_path[] = "PATH=" DEFAULT_PATH;
+        static char e_term[] = "TERM=xterm-256color";
+        /* static is fine: the strings only need to survive until fork */
+        static char e_home[PATH_MAX + 8], e_user[300], e_log[300], e_host[300];
+        snprintf(e_home, sizeof e_home, "HOME=%s", u->home);
+        snprintf(e_user, sizeof e_user, "USER=%s", u->name);
+        snprintf(e_log, sizeof e_log, "LOGNAME=%s", u->name);
+        snprintf(e_host, sizeof e_host, "HOSTNAME=%s", host);
+        env_set(env, &ne, e_path);
+        env_set(env, &ne, e_home);
+        env_set(env, &ne, e_user);
+        env_set(env, &ne, e_log);
+        env_set(env, &ne, e_host);
+        if (tty)
+            env_set(env, &ne, e_term);
+    }
+    it = (struct tlv_it){p, n};
+    bp = block;
+    while (tlv_next(&it, &tag, &v, &vl) > 0) {
+        if (tag != X_ARG && tag != X_ENV && tag != X_CWD && tag != X_USER)
+            continue;
+        if (tag == X_ENV) {
+            if (!strchr(bp, '=') || bp[0] == '=') {
+                send_error(s->id, EINVAL, "ENV entry without NAME=: %s", bp);
+                goto out;
+            }
+            env_set(env, &ne, bp);
+        }
+        bp += vl + 1;
+    }
+    env[ne] = NULL;
+
+    if (tty) {
+        if (open_pty(rows, cols, &master, &slave) < 0) {
+            send_error(s->id, errno, "cannot allocate a pty: %s", strerror(errno));
+            goto out;
+        }
+    } else {
+        if (pipe2(out_p, O_CLOEXEC) < 0 || pipe2(err_p, O_CLOEXEC) < 0 ||
+            (want_stdin && pipe2(in_p, O_CLOEXEC) < 0) ||
+            (!want_stdin && (devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)) {
+            send_error(s->id, errno, "cannot create pipes: %s", strerror(errno));
+            goto out;
+        }
+        /* only our ends are non-blocking; the process gets ordinary blocking fds */
+        fcntl(out_p[0], F_SETFL, O_NONBLOCK);
+        fcntl(err_p[0], F_SETFL, O_NONBLOCK);
+        if (want_stdin)
+            fcntl(in_p[1], F_SETFL, O_NONBLOCK);
+    }
+    if (timeout_ms) {
+        tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+        if (tfd < 0) {
+            send_error(s->id, errno, "timerfd: %s", strerror(errno));
+            goto out;
+        }
+    }
+    if (pipe2(st_p, O_CLOEXEC) < 0) {
+        send_error(s->id, errno, "pipe: %s", strerror(errno));
+        goto out;
+    }
+
+    pid_t pid = fork();
+    if (pid < 0) {
+        send_error(s->id, errno, "fork: %s", strerror(errno));
+        goto out;
+    }
+    if (pid == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        for (int sig = 1; sig < NSIG; sig++)
+            if (sig != SIGKILL && sig != SIGSTOP)
+                signal(sig, SIG_DFL);
+        setsid();
+        if (tty) {
+            if (ioctl(slave, TIOCSCTTY, 0) < 0 || dup2(slave, 0) < 0 || dup2(slave, 1) < 0 ||
+                dup2(slave, 2) < 0)
+                child_fail(st_p[1], 3);
+        } else {
+            if (dup2(want_stdin ? in_p[0] : devnull, 0) < 0 || dup2(out_p[1], 1) < 0 ||
+                dup2(err_p[1], 2) < 0)
+                child_fail(st_p[1], 3);
+        }
+        if (chdir(cwdbuf ? cwdbuf : u->home) < 0) {
+            if (cwdbuf || chdir("/") < 0)
+                child_fail(st_p[1], 1);
+        }
+        if (have_user && (setgroups((size_t)u->ngroups, u->groups) < 0 || setgid(u->gid) < 0 ||
+                          setuid(u->uid) < 0))
+            child_fail(st_p[1], 2);
+        umask(022);
+        child_exec(argv, env);
+        child_fail(st_p[1], 0);
+    }
+
+    close(st_p[1]);
+    st_p[1] = -1;
+    struct start_err se;
+    ssize_t got;
+    do
+        got = read(st_p[0], &se, sizeof se);
+    while (got < 0 && errno == EINTR);
+    if (got == (ssize_t)sizeof se) {
+        waitpid(pid, NULL, 0);
+        if (se.stage == 0)
+            send_error(s->id, se.err, "%s: %s", argv[0],
+                       se.err == ENOENT ? "command not found" : strerror(se.err));
+        else if (se.stage == 1)
+            send_error(s->id, se.err, "chdir %s: %s", cwdbuf ? cwdbuf : u->home, strerror(se.err));
+        else if (se.stage == 2)
+            send_error(s->id, se.err, "switching to user %s: %s", u->name, strerror(se.err));
+        else
+            send_error(s->id, se.err, "setting up stdio: %s", strerror(se.err));
+        goto out;
+    }
+
+    s->pid = pid;
+    s->pty = tty;
+    if (tty) {
+        watch_init(&s->w_out, W_OUT, master, s);
+        master = -1;
+        s->err_eof = 1;
+        s->stdin_open = 1;
+    } else {
+        watch_init(&s->w_out, W_OUT, out_p[0], s);
+        watch_init(&s->w_err, W_ERR, err_p[0], s);
+        out_p[0] = err_p[0] = -1;
+        if (want_stdin) {
+            watch_init(&s->w_in, W_IN, in_p[1], s);
+            in_p[1] = -1;
+            s->stdin_open = 1;
+        }
+    }
+    if (tfd >= 0) {
+        struct itimerspec its = {0};
+        its.it_value.tv_sec = (time_t)(timeout_ms / 1000);
+        its.it_value.tv_nsec = (long)(timeout_ms % 1000) * 1000000L;
+        timerfd_settime(tfd, 0, &its, NULL);
+        watch_init(&s->w_timer, W_TIMER, tfd, s);
+        tfd = -1;
+    }
+    uint8_t b[4];
+    put32(b, (uint32_t)pid);
+    send_frame(T_STARTED, 0, s->id, b, 4);
+    ret = 1;
+out:
+    for (int i = 0; i < 2; i++) {
+        if (in_p[i] >= 0)
+            close(in_p[i]);
+        if (out_p[i] >= 0)
+            close(out_p[i]);
+        if (err_p[i] >= 0)
+            close(err_p[i]);
+        if (st_p[i] >= 0)
+            close(st_p[i]);
+    }
+    if (master >= 0)
+        close(master);
+    if (slave >= 0)
+        close(slave);
+    if (devnull >= 0)
+        close(devnull);
+    if (tfd >= 0)
+        close(tfd);
+    free(block);
+    free(argv);
+    free(env);
+    free(u);
+    return ret;
+}
+
+void exec_resize(struct stream *s, uint16_t rows, uint16_t cols)
+{
+    if (!s->pty || s->w_out.fd < 0)
+        return;
+    struct winsize ws = {.ws_row = rows, .ws_col = cols};
+    ioctl(s->w_out.fd, TIOCSWINSZ, &ws);
+}

@@ -1,0 +1,457 @@
+package dev.airlock.guest;
+
+import java.io.Closeable;
+import java.io.EOFException;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.ByteBuffer;
+import java.nio.channels.Channels;
+import java.nio.channels.ReadableByteChannel;
+import java.nio.channels.SocketChannel;
+import java.nio.channels.WritableByteChannel;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.IntFunction;
+import org.jspecify.annotations.Nullable;
+
+/**
+ * One session with a guest agent over a connected byte stream. All operations may run at once from
+ * any number of threads, each on its own stream. One reader thread dispatches incoming frames and
+ * never blocks on a consumer; writes are serialized frame by frame.
+ *
+ * <p>Anything malformed from the agent, a session-level ERROR, or the connection dropping closes
+ * the channel: every pending and later operation fails with a {@link GuestChannelClosedException}
+ * whose cause says why.
+ */
+public final class GuestChannel implements AutoCloseable {
+    public static final int PROTOCOL_VERSION = 1;
+
+    private static final Duration DEFAULT_PING_TIMEOUT = Duration.ofSeconds(10);
+    // How long a closing channel tries to tell a misbehaving agent why before hanging up.
+    private static final long FAREWELL_MILLIS = 200;
+    private static final Duration READER_JOIN = Duration.ofSeconds(5);
+
+    private final Closeable transport;
+    private final FrameReader reader;
+    private final FrameWriter writer;
+    private final Map<Integer, GuestStream> streams = new ConcurrentHashMap<>();
+    private final AtomicInteger lastStreamId = new AtomicInteger();
+    private final AtomicReference<@Nullable GuestChannelClosedException> closed = new AtomicReference<>();
+    private final CompletableFuture<AgentHello> hello = new CompletableFuture<>();
+    private final Map<Long, CompletableFuture<Void>> pings = new ConcurrentHashMap<>();
+    private final AtomicLong lastPingToken = new AtomicLong();
+    private final Set<Thread> threads = ConcurrentHashMap.newKeySet();
+    private final Thread readerThread;
+    private volatile boolean shutdownSent;
+
+    private record AgentHello(long featureBits, String version) {}
+
+    private GuestChannel(ReadableByteChannel in, WritableByteChannel out, Closeable transport) {
+        this.transport = transport;
+        this.reader = new FrameReader(in, FrameType.Direction.TO_HOST);
+        this.writer = new FrameWriter(out);
+        this.readerThread = startThread("reader", this::readLoop);
+    }
+
+    /**
+     * Starts a session on a connected socket (QEMU's chardev socket, or the agent's unix socket).
+     * The channel owns the socket from here on and closes it.
+     *
+     * @param helloTimeout how long to wait for the agent's HELLO
+     */
+    public static GuestChannel open(SocketChannel socket, Duration helloTimeout)
+            throws IOException, InterruptedException {
+        socket.configureBlocking(true);
+        return handshake(new GuestChannel(socket, socket, socket), helloTimeout);
+    }
+
+    /** Starts a session on a pair of streams, which the channel owns and closes. */
+    public static GuestChannel open(InputStream in, OutputStream out, Duration helloTimeout)
+            throws IOException, InterruptedException {
+        Closeable both = () -> {
+            try (in;
+                    out) {
+                // closes both, even if one fails
+            }
+        };
+        return handshake(new GuestChannel(Channels.newChannel(in), Channels.newChannel(out), both), helloTimeout);
+    }
+
+    private static GuestChannel handshake(GuestChannel channel, Duration timeout)
+            throws IOException, InterruptedException {
+        try {
+            channel.send(Frame.of(
+                    FrameType.HELLO,
+                    0,
+                    ByteBuffer.allocate(4).putInt(PROTOCOL_VERSION).array()));
+            channel.hello.get(timeout.toNanos(), TimeUnit.NANOSECONDS);
+            return channel;
+        } catch (TimeoutException e) {
+            throw channel.closeWith("the agent did not answer HELLO within " + timeout, null, false);
+        } catch (ExecutionException e) {
+            channel.close();
+            throw unwrap(e);
+        } catch (IOException | InterruptedException | RuntimeException e) {
+            channel.close();
+            throw e;
+        }
+    }
+
+    /** The agent's version string from its HELLO. */
+    public String agentVersion() {
+        return hello.resultNow().version();
+    }
+
+    /** The features the agent announced. */
+    public Set<GuestFeature> features() {
+        return GuestFeature.fromBits(hello.resultNow().featureBits());
+    }
+
+    public boolean isOpen() {
+        return closed.get() == null;
+    }
+
+    /** Why the channel closed, once it has. */
+    public Optional<GuestChannelClosedException> closeReason() {
+        return Optional.ofNullable(closed.get());
+    }
+
+    /** Measures one PING round trip, waiting up to 10 s. */
+    public Duration ping() throws IOException, InterruptedException {
+        try {
+            return ping(DEFAULT_PING_TIMEOUT);
+        } catch (TimeoutException e) {
+            throw new IOException("no PONG from the agent within " + DEFAULT_PING_TIMEOUT, e);
+        }
+    }
+
+    public Duration ping(Duration timeout) throws IOException, InterruptedException, TimeoutException {
+        long token = lastPingToken.incrementAndGet();
+        CompletableFuture<Void> pong = new CompletableFuture<>();
+        pings.put(token, pong);
+        GuestChannelClosedException reason = closed.get();
+        if (reason != null) {
+            pings.remove(token);
+            throw reason.copy();
+        }
+        long start = System.nanoTime();
+        send(Frame.of(FrameType.PING, 0, ByteBuffer.allocate(8).putLong(token).array()));
+        try {
+            pong.get(timeout.toNanos(), TimeUnit.NANOSECONDS);
+            return Duration.ofNanos(System.nanoTime() - start);
+        } catch (ExecutionException e) {
+            throw unwrap(e);
+        } finally {
+            pings.remove(token);
+        }
+    }
+
+    /**
+     * Starts a process and returns once it runs. Its stdout and stderr are copied to the given
+     * sinks (the same sink for both is fine) by a thread of the execution's own; the sinks are
+     * flushed, not closed.
+     *
+     * @throws CommandNotFoundException if the program does not exist (ENOENT)
+     * @throws CommandNotExecutableException if it cannot be executed (EACCES)
+     * @throws GuestException for any other start failure the agent reports
+     * @throws IllegalArgumentException if the request does not fit in one frame
+     */
+    public Execution exec(ExecSpec spec, OutputStream stdout, OutputStream stderr)
+            throws IOException, InterruptedException {
+        byte[] request = spec.toPayload();
+        ExecStream stream = openStream(id -> new ExecStream(this, id, spec, stdout, stderr));
+        send(Frame.of(FrameType.EXEC, stream.id, request));
+        stream.awaitStarted();
+        return stream;
+    }
+
+    /** Copies a guest file into {@code out}; returns its size. Symlinks are followed. */
+    public long readFile(String path, OutputStream out) throws IOException, InterruptedException {
+        byte[] request = FileFields.pathRequest(path);
+        FileReadStream stream = openStream(id -> new FileReadStream(this, id, path));
+        send(Frame.of(FrameType.FILE_READ, stream.id, request));
+        return stream.copyTo(out);
+    }
+
+    /**
+     * Replaces a guest file with the contents of {@code in}, atomically: readers see the old file
+     * or the new one. Returns the size the agent reports.
+     *
+     * @param mode permission bits, e.g. {@code 0644}
+     * @param mkdirs create missing parent directories
+     */
+    public long writeFile(String path, InputStream in, int mode, boolean mkdirs)
+            throws IOException, InterruptedException {
+        Tlv.Writer request = new Tlv.Writer()
+                .string(FileFields.PATH, FileFields.requireAbsolute(path))
+                .u32(FileFields.MODE, mode);
+        if (mkdirs) {
+            request.u8(FileFields.MKDIRS, 1);
+        }
+        byte[] payload = request.toPayload();
+        FileWriteStream stream = openStream(id -> new FileWriteStream(this, id, path));
+        send(Frame.of(FrameType.FILE_WRITE, stream.id, payload));
+        return stream.copyFrom(in);
+    }
+
+    /** Metadata of a path; a final symlink is not followed. */
+    public FileStat stat(String path) throws IOException, InterruptedException {
+        byte[] request = FileFields.pathRequest(path);
+        QueryStream<FileStat> stream = openStream(id -> new QueryStream<>(this, id, "stat", FileFields::stat));
+        send(Frame.of(FrameType.STAT, stream.id, request));
+        return stream.await();
+    }
+
+    /** A directory's entries, sorted by name, without {@code .} and {@code ..}. */
+    public List<DirEntry> list(String path) throws IOException, InterruptedException {
+        byte[] request = FileFields.pathRequest(path);
+        QueryStream<List<DirEntry>> stream = openStream(id -> new QueryStream<>(this, id, "list", FileFields::listing));
+        send(Frame.of(FrameType.LIST, stream.id, request));
+        return stream.await();
+    }
+
+    /**
+     * Asks the agent to stop every process and power the guest off (in a container: exit). There
+     * is no reply; the channel closes when the agent goes away.
+     */
+    public void shutdown() throws IOException {
+        shutdownSent = true;
+        send(Frame.of(FrameType.SHUTDOWN, 0, new byte[] {0}));
+    }
+
+    /** Closes the connection; pending operations fail. Running guest processes keep running. */
+    @Override
+    public void close() {
+        closeWith("the channel was closed by the host", null, false);
+        if (Thread.currentThread() != readerThread) {
+            try {
+                readerThread.join(READER_JOIN);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    // ---- internals shared with the streams ----
+
+    void send(Frame frame) throws IOException {
+        GuestChannelClosedException reason = closed.get();
+        if (reason != null) {
+            throw reason.copy();
+        }
+        try {
+            writer.write(frame);
+        } catch (IOException e) {
+            throw closeWith("writing to the agent failed", e, false);
+        }
+    }
+
+    /** For frames whose loss only matters if the session is ending anyway (credit). */
+    void sendQuietly(Frame frame) {
+        try {
+            send(frame);
+        } catch (IOException e) {
+            // The channel is closed and every waiter has been told why.
+        }
+    }
+
+    void unregister(GuestStream stream) {
+        streams.remove(stream.id, stream);
+    }
+
+    /** Ends the session because of a protocol violation the caller found; returns what to throw. */
+    GuestChannelClosedException abort(ProtocolException violation) {
+        return closeWith("the agent broke the protocol", violation, true);
+    }
+
+    Thread startThread(String name, Runnable task) {
+        Thread thread = Thread.ofVirtual().name("airlock-guest-" + name).unstarted(() -> {
+            try {
+                task.run();
+            } finally {
+                threads.remove(Thread.currentThread());
+            }
+        });
+        threads.add(thread);
+        thread.start();
+        return thread;
+    }
+
+    /** Test hook: waits until every thread this channel started has ended. */
+    boolean awaitThreads(Duration timeout) throws InterruptedException {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        for (Thread thread : List.copyOf(threads)) {
+            long left = deadline - System.nanoTime();
+            if (left <= 0 || !thread.join(Duration.ofNanos(left))) {
+                return false;
+            }
+        }
+        return threads.isEmpty();
+    }
+
+    static IOException unwrap(ExecutionException e) {
+        Throwable cause = e.getCause();
+        if (cause instanceof GuestChannelClosedException closedException) {
+            return closedException.copy();
+        }
+        if (cause instanceof IOException io) {
+            return io;
+        }
+        return new IOException(cause);
+    }
+
+    private <S extends GuestStream> S openStream(IntFunction<S> factory) throws GuestChannelClosedException {
+        while (true) {
+            int id = lastStreamId.incrementAndGet();
+            // Ids only grow (wrapping after 2^32 streams), so a late frame for an ended stream can
+            // never be mistaken for one of a newer stream.
+            if (id == 0 || streams.containsKey(id)) {
+                continue;
+            }
+            S stream = factory.apply(id);
+            if (streams.putIfAbsent(id, stream) != null) {
+                continue;
+            }
+            GuestChannelClosedException reason = closed.get();
+            if (reason != null) {
+                streams.remove(id, stream);
+                stream.fail(reason);
+                throw reason.copy();
+            }
+            return stream;
+        }
+    }
+
+    private void readLoop() {
+        try {
+            acceptHello(reader.read());
+            while (true) {
+                dispatch(reader.read());
+            }
+        } catch (ProtocolException e) {
+            closeWith("the agent broke the protocol", e, true);
+        } catch (GuestException e) {
+            closeWith("the agent ended the session", e, false);
+        } catch (EOFException e) {
+            closeWith(shutdownSent ? "the agent shut down" : "the agent closed the connection", e, false);
+        } catch (IOException e) {
+            closeWith("reading from the agent failed", e, false);
+        } catch (RuntimeException e) {
+            // A bug here must still fail the waiters instead of leaving them hanging.
+            closeWith("the channel's reader failed", e, false);
+            throw e;
+        }
+    }
+
+    private void acceptHello(Frame frame) throws ProtocolException, GuestException {
+        if (frame.type() == FrameType.ERROR) {
+            throw GuestException.fromPayload(frame.payload());
+        }
+        if (frame.type() != FrameType.AGENT_HELLO) {
+            throw new ProtocolException(
+                    "expected HELLO from the agent, got " + frame.type().describe());
+        }
+        ByteBuffer payload = frame.buffer();
+        long version = Integer.toUnsignedLong(payload.getInt());
+        if (version != PROTOCOL_VERSION) {
+            throw new ProtocolException(
+                    "the agent speaks protocol version " + version + ", the host version " + PROTOCOL_VERSION);
+        }
+        long features = Integer.toUnsignedLong(payload.getInt());
+        String version1 = StandardCharsets.UTF_8.decode(payload).toString();
+        hello.complete(new AgentHello(features, version1));
+    }
+
+    private void dispatch(Frame frame) throws ProtocolException, GuestException {
+        if (frame.streamId() == 0) {
+            switch (frame.type()) {
+                case PONG -> acceptPong(frame.payload());
+                case ERROR -> throw GuestException.fromPayload(frame.payload());
+                default ->
+                    throw new ProtocolException("unexpected " + frame.type().describe() + " on stream 0");
+            }
+            return;
+        }
+        GuestStream stream = streams.get(frame.streamId());
+        if (stream == null) {
+            throw new ProtocolException(
+                    frame.type().describe() + " for unknown stream " + Integer.toUnsignedString(frame.streamId()));
+        }
+        stream.onFrame(frame);
+    }
+
+    private void acceptPong(byte[] payload) throws ProtocolException {
+        if (payload.length == Long.BYTES) {
+            long token = ByteBuffer.wrap(payload).getLong();
+            CompletableFuture<Void> pong = pings.remove(token);
+            if (pong != null) {
+                pong.complete(null);
+                return;
+            }
+            if (token > 0 && token <= lastPingToken.get()) {
+                return; // the answer to a ping that timed out
+            }
+        }
+        throw new ProtocolException("PONG that answers no PING");
+    }
+
+    /**
+     * Closes the session once; later calls return the first reason. Every waiter is woken with
+     * the reason before the transport is closed, so nothing waits on a dead connection.
+     */
+    private GuestChannelClosedException closeWith(String message, @Nullable Throwable cause, boolean tellPeer) {
+        GuestChannelClosedException reason = cause == null
+                ? new GuestChannelClosedException(message)
+                : new GuestChannelClosedException(message + ": " + cause.getMessage(), cause);
+        if (!closed.compareAndSet(null, reason)) {
+            GuestChannelClosedException first = closed.get();
+            return first != null ? first.copy() : reason;
+        }
+        hello.completeExceptionally(reason);
+        pings.values().forEach(pong -> pong.completeExceptionally(reason));
+        streams.values().forEach(stream -> stream.fail(reason));
+        if (tellPeer && cause != null) {
+            sayFarewell(String.valueOf(cause.getMessage()));
+        }
+        try {
+            transport.close();
+        } catch (IOException e) {
+            // Nothing more to do with a connection that is going away.
+        }
+        return reason.copy();
+    }
+
+    /** Best effort, bounded in time: the agent may have stopped reading. */
+    private void sayFarewell(String why) {
+        byte[] text = why.getBytes(StandardCharsets.UTF_8);
+        byte[] payload = ByteBuffer.allocate(4 + Math.min(text.length, 1024))
+                .putInt(GuestException.EPROTO)
+                .put(text, 0, Math.min(text.length, 1024))
+                .array();
+        Thread farewell = startThread("farewell", () -> {
+            try {
+                writer.tryWrite(Frame.of(FrameType.ERROR, 0, payload), FAREWELL_MILLIS);
+            } catch (IOException | InterruptedException e) {
+                // Best effort only.
+            }
+        });
+        try {
+            farewell.join(Duration.ofMillis(2 * FAREWELL_MILLIS));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+}

@@ -1,0 +1,64 @@
+package dev.airlock.guest;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+
+/**
+ * The host's state for one open stream. The reader thread calls {@link #onFrame} for every frame
+ * on the stream and must never block there; anything that waits happens on other threads.
+ */
+abstract sealed class GuestStream permits ExecStream, FileReadStream, FileWriteStream, QueryStream {
+    final GuestChannel channel;
+    final int id;
+
+    GuestStream(GuestChannel channel, int id) {
+        this.channel = channel;
+        this.id = id;
+    }
+
+    /** For messages: "exec stream 7". */
+    abstract String describe();
+
+    /** Reader thread: one frame for this stream; throwing ends the session. */
+    abstract void onFrame(Frame frame) throws ProtocolException;
+
+    /** The session ended: wake and fail everything waiting on this stream. */
+    abstract void fail(GuestChannelClosedException cause);
+
+    final ProtocolException unexpected(Frame frame) {
+        return new ProtocolException("unexpected " + frame.type().describe() + " on " + describe());
+    }
+
+    /** Hands consumed bytes back to the agent as credit, batched by the buffer. */
+    final void returnCredit(InboundBuffer inbound, int bytes) {
+        int credit = inbound.consumed(bytes);
+        if (credit > 0) {
+            channel.sendQuietly(Frame.of(
+                    FrameType.CREDIT, id, ByteBuffer.allocate(4).putInt(credit).array()));
+        }
+    }
+
+    /**
+     * Keeps consuming, and discarding, a stream whose caller gave up (its sink failed or it was
+     * interrupted), so the agent can finish it instead of blocking on a closed window forever.
+     */
+    final void discardInBackground(InboundBuffer inbound) {
+        channel.startThread("discard-" + Integer.toUnsignedString(id), () -> {
+            try {
+                while (inbound.take() instanceof InboundBuffer.Chunk chunk) {
+                    returnCredit(inbound, chunk.bytes().length);
+                }
+            } catch (IOException | InterruptedException e) {
+                // The session is gone; nothing left to discard for.
+            }
+        });
+    }
+
+    static int u32AsInt(byte[] payload, int offset) {
+        return ByteBuffer.wrap(payload, offset, 4).getInt();
+    }
+
+    static long u32(byte[] payload) {
+        return Integer.toUnsignedLong(ByteBuffer.wrap(payload).getInt());
+    }
+}
