@@ -22,7 +22,12 @@ import picocli.CommandLine.Parameters;
 @Command(
         name = "image",
         description = "Manage root filesystem images.",
-        subcommands = {ImageCommand.Ls.class, ImageCommand.Build.class, ImageCommand.Inspect.class, ImageCommand.Rm.class})
+        subcommands = {
+            ImageCommand.Ls.class,
+            ImageCommand.Build.class,
+            ImageCommand.Inspect.class,
+            ImageCommand.Rm.class
+        })
 final class ImageCommand {
 
     static ImageStore store() {
@@ -41,20 +46,32 @@ final class ImageCommand {
                 Output.json(images);
                 return 0;
             }
-            Output.table(System.out, List.of("NAME", "ID", "SIZE", "CREATED"), images.stream()
-                    .map(i -> List.of(i.name(), i.shortId(), (i.sizeBytes() >> 20) + " MiB", ago(i.created())))
-                    .toList());
+            Output.table(
+                    System.out,
+                    List.of("NAME", "ID", "SIZE", "CREATED"),
+                    images.stream()
+                            .map(i -> List.of(i.name(), i.shortId(), (i.sizeBytes() >> 20) + " MiB", ago(i.created())))
+                            .toList());
             return 0;
         }
     }
 
-    @Command(name = "build", description = "Build a built-in image (base, python, node) or the [image] of an airlock.toml.")
+    @Command(
+            name = "build",
+            description = "Build a built-in image (base, python, node) or the [image] of an airlock.toml.")
     static final class Build implements Callable<Integer> {
-        @Parameters(arity = "0..1", paramLabel = "NAME|DIR", description = "A built-in image name, or a directory with airlock.toml (default: .).")
-        @Nullable String target;
+        @Parameters(
+                arity = "0..1",
+                paramLabel = "NAME|DIR",
+                description = "A built-in image name, or a directory with airlock.toml (default: .).")
+        @Nullable
+        String target;
 
-        @Option(names = {"-f", "--file"}, description = "The airlock.toml to read.")
-        @Nullable Path file;
+        @Option(
+                names = {"-f", "--file"},
+                description = "The airlock.toml to read.")
+        @Nullable
+        Path file;
 
         @Option(names = "--no-cache", description = "Build even when an identical image exists.")
         boolean noCache;
@@ -68,7 +85,9 @@ final class ImageCommand {
             if (file == null && target != null && ImageSpec.builtin(target).isPresent()) {
                 spec = ImageSpec.builtin(target).orElseThrow();
             } else {
-                Path toml = file != null ? file : Path.of(target == null ? "." : target).resolve("airlock.toml");
+                Path toml = file != null
+                        ? file
+                        : Path.of(target == null ? "." : target).resolve("airlock.toml");
                 if (!Files.isRegularFile(toml)) {
                     throw new ImageException("no image named '" + (target == null ? "." : target) + "' and no " + toml
                             + "; build one of " + String.join(", ", ImageSpec.builtinNames())
@@ -96,7 +115,8 @@ final class ImageCommand {
         public Integer call() {
             ImageStore store = store();
             Image image = store.find(name)
-                    .orElseThrow(() -> new ImageException("no such image '" + name + "'; list them with: airlock image ls"));
+                    .orElseThrow(
+                            () -> new ImageException("no such image '" + name + "'; list them with: airlock image ls"));
             store.verify(image);
             Output.json(image);
             return 0;
@@ -111,9 +131,13 @@ final class ImageCommand {
         @Override
         public Integer call() {
             ImageStore store = store();
-            SandboxStore sandboxes = new SandboxStore(AirlockDirs.fromEnvironment().sandboxes());
+            SandboxStore sandboxes =
+                    new SandboxStore(AirlockDirs.fromEnvironment().sandboxes());
             for (String n : names) {
-                Image removed = store.remove(n, id -> sandboxes.list().stream().anyMatch(s -> s.imageId().equals(id)));
+                Image removed = store.remove(
+                        n,
+                        id -> sandboxes.list().stream()
+                                .anyMatch(s -> s.imageId().equals(id)));
                 System.out.println("removed " + removed.name() + " " + removed.shortId());
             }
             return 0;

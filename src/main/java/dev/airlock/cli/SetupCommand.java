@@ -29,11 +29,16 @@ final class SetupCommand implements Callable<Integer> {
         if (json) {
             Output.json(out);
         } else {
-            System.err.println(r.built().isEmpty() ? "airlock: setup: everything is up to date; nothing was built"
-                    : "airlock: setup: built " + String.join(", ", r.built()));
-            System.out.println("kernel   " + r.kernel().version() + "  " + r.kernel().vmlinux());
-            System.out.println("image    base  " + r.image().shortId() + "  " + (r.image().sizeBytes() >> 20) + " MiB");
-            System.out.println("accel    " + r.accel().accel().flag() + "  (" + r.accel().reason() + ")");
+            System.err.println(
+                    r.built().isEmpty()
+                            ? "airlock: setup: everything is up to date; nothing was built"
+                            : "airlock: setup: built " + String.join(", ", r.built()));
+            System.out.println(
+                    "kernel   " + r.kernel().version() + "  " + r.kernel().vmlinux());
+            System.out.println(
+                    "image    base  " + r.image().shortId() + "  " + (r.image().sizeBytes() >> 20) + " MiB");
+            System.out.println(
+                    "accel    " + r.accel().accel().flag() + "  (" + r.accel().reason() + ")");
         }
         return 0;
     }

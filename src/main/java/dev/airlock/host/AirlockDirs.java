@@ -5,6 +5,7 @@ import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
+import org.jspecify.annotations.Nullable;
 
 /**
  * Where Airlock keeps things on the host. Caches (kernel, images) are rebuildable and shared by
@@ -12,19 +13,35 @@ import java.util.Map;
  * implicitly. Both follow the XDG base directory spec and can be overridden, which is how tests
  * get a private data directory while sharing the expensive cache.
  */
-public record AirlockDirs(Path home, Path cache, Path data) {
+public record AirlockDirs(Path home, Path cache, Path data, Path runtime) {
 
     public static AirlockDirs fromEnvironment() {
         return from(System.getenv(), System.getProperty("airlock.home"));
     }
 
-    static AirlockDirs from(Map<String, String> env, String homeProperty) {
+    static AirlockDirs from(Map<String, String> env, @Nullable String homeProperty) {
         String userHome = System.getProperty("user.home");
         Path cache = pick(env, "AIRLOCK_CACHE_DIR", "XDG_CACHE_HOME", Path.of(userHome, ".cache"));
         Path data = pick(env, "AIRLOCK_DATA_DIR", "XDG_DATA_HOME", Path.of(userHome, ".local", "share"));
         String home = homeProperty != null ? homeProperty : env.get("AIRLOCK_HOME");
         return new AirlockDirs(
-                Path.of(home != null ? home : ".").toAbsolutePath().normalize(), cache, data);
+                Path.of(home != null ? home : ".").toAbsolutePath().normalize(), cache, data, runtime(env));
+    }
+
+    /**
+     * Sockets live here, not beside the sandbox's disk: a unix socket path may not exceed 107
+     * bytes, and data directories (a test's temp dir, a long home) can be deeper than that.
+     */
+    private static Path runtime(Map<String, String> env) {
+        String own = env.get("AIRLOCK_RUNTIME_DIR");
+        if (own != null && !own.isBlank()) {
+            return Path.of(own);
+        }
+        String xdg = env.get("XDG_RUNTIME_DIR");
+        if (xdg != null && !xdg.isBlank()) {
+            return Path.of(xdg, "airlock");
+        }
+        return Path.of("/tmp", "airlock-" + System.getProperty("user.name"));
     }
 
     private static Path pick(Map<String, String> env, String own, String xdg, Path fallback) {

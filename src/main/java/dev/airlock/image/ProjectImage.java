@@ -41,16 +41,20 @@ public final class ProjectImage {
         }
         JsonNode image = root.path("image");
         if (!image.isObject()) {
-            throw new ImageException(tomlFile + " has no [image] table; add one, e.g.\n[image]\nfrom = \"base\"\npackages = [\"jq\"]");
+            throw new ImageException(
+                    tomlFile + " has no [image] table; add one, e.g.\n[image]\nfrom = \"base\"\npackages = [\"jq\"]");
         }
         for (Iterator<Map.Entry<String, JsonNode>> it = image.properties().iterator(); it.hasNext(); ) {
             String key = it.next().getKey();
             if (!KEYS.contains(key)) {
-                throw new ImageException(tomlFile + ": unknown key '" + key + "' in [image]; allowed: " + String.join(", ", KEYS.stream().sorted().toList()));
+                throw new ImageException(tomlFile + ": unknown key '" + key + "' in [image]; allowed: "
+                        + String.join(", ", KEYS.stream().sorted().toList()));
             }
         }
         Path dir = tomlFile.toAbsolutePath().getParent();
-        String defaultName = dir == null || dir.getFileName() == null ? "project" : dir.getFileName().toString();
+        String defaultName = dir == null || dir.getFileName() == null
+                ? "project"
+                : dir.getFileName().toString();
         String name = text(image, "name", tomlFile, sanitize(defaultName));
         String from = text(image, "from", tomlFile, "base");
         return ImageSpec.derived(name, from, strings(image, "packages", tomlFile), strings(image, "run", tomlFile));

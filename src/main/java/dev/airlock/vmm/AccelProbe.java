@@ -84,10 +84,7 @@ public final class AccelProbe {
             try {
                 vm = qemu.launch(spec);
             } catch (VmmException e) {
-                return new Decision(
-                        Accel.TCG,
-                        "QEMU could not start a KVM guest (" + e.getMessage() + "): using software emulation (TCG)",
-                        false);
+                return tcg("QEMU could not start a KVM guest: " + firstLine(e.getMessage()));
             }
             try {
                 Optional<String> failure = awaitBoot(spec, vm);
@@ -106,6 +103,24 @@ public final class AccelProbe {
         } finally {
             HostFiles.deleteTree(dir);
         }
+    }
+
+    private static Decision tcg(String failure) {
+        return new Decision(
+                Accel.TCG,
+                "/dev/kvm is present but a Linux guest does not run under it (" + failure
+                        + "); using software emulation (TCG), which is correct but slower. On PVM hosts (paravirtual"
+                        + " nested KVM) this is expected: their guests need a PVM-patched kernel",
+                false);
+    }
+
+    private static String firstLine(String s) {
+        return s.lines()
+                .map(String::strip)
+                .filter(l -> !l.isEmpty())
+                .findFirst()
+                .orElse(s)
+                .replace("QEMU failed to start (exit 1): ", "");
     }
 
     /** Empty when the agent came up; otherwise why the guest did not. */

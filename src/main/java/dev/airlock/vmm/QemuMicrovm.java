@@ -47,7 +47,7 @@ public final class QemuMicrovm implements Vmm {
     public List<String> commandLine(VmSpec spec) {
         List<String> a = new ArrayList<>();
         a.add(binary);
-        a.addAll(List.of("-name", "airlock," + spec.stateDir().getFileName() + ",debug-threads=off"));
+        a.addAll(List.of("-name", "guest=airlock-" + spec.stateDir().getFileName()));
         // No ACPI: QEMU then lists the virtio-mmio devices on the kernel command line.
         a.addAll(List.of("-machine", "microvm,acpi=off,x-option-roms=off,rtc=on,isa-serial=on"));
         if (spec.accel() == Accel.KVM) {
@@ -58,7 +58,9 @@ public final class QemuMicrovm implements Vmm {
         }
         a.addAll(List.of("-smp", Integer.toString(spec.vcpus()), "-m", spec.memoryMiB() + "M"));
         a.addAll(List.of("-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"));
-        a.addAll(List.of("-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"));
+        // seccomp: elevateprivileges=deny and spawn=deny would also block the setsid/fork that
+        // -daemonize does after the filter is in place (QEMU 7.2 exits 1 or dies of SIGSYS).
+        a.addAll(List.of("-sandbox", "on,obsolete=deny,resourcecontrol=deny"));
         a.addAll(List.of(
                 "-kernel", spec.kernel().toString(), "-initrd", spec.initrd().toString()));
         a.addAll(List.of("-append", spec.cmdline()));

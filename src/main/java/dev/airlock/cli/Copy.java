@@ -1,0 +1,169 @@
+package dev.airlock.cli;
+
+import dev.airlock.guest.ExecSpec;
+import dev.airlock.guest.Execution;
+import dev.airlock.guest.ExitStatus;
+import dev.airlock.guest.FileStat;
+import dev.airlock.guest.FileType;
+import dev.airlock.guest.GuestChannel;
+import dev.airlock.guest.GuestException;
+import dev.airlock.sandbox.Sandbox;
+import dev.airlock.sandbox.SandboxEngine;
+import dev.airlock.sandbox.SandboxException;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermission;
+import java.time.Duration;
+import java.util.List;
+import java.util.Optional;
+import java.util.Set;
+import org.jspecify.annotations.Nullable;
+
+/**
+ * {@code airlock cp}: single files go through the agent's file frames (byte-exact, atomic on the
+ * guest side); directories are streamed as one tar archive through an exec of the guest's tar,
+ * never file by file.
+ */
+final class Copy {
+    private final SandboxEngine engine;
+
+    Copy(SandboxEngine engine) {
+        this.engine = engine;
+    }
+
+    record Location(@Nullable String sandbox, String path) {
+        static Location parse(String s) {
+            int colon = s.indexOf(':');
+            if (colon > 0 && !s.startsWith("/") && !s.startsWith(".")) {
+                String path = s.substring(colon + 1);
+                if (!path.startsWith("/")) {
+                    throw new SandboxException(
+                            "sandbox path '" + path + "' must be absolute, e.g. " + s.substring(0, colon) + ":/tmp/x");
+                }
+                return new Location(s.substring(0, colon), path);
+            }
+            return new Location(null, s);
+        }
+    }
+
+    void copy(String from, String to) throws IOException, InterruptedException {
+        Location src = Location.parse(from);
+        Location dst = Location.parse(to);
+        if ((src.sandbox() == null) == (dst.sandbox() == null)) {
+            throw new SandboxException(
+                    "cp copies between the host and a sandbox: exactly one of SRC and DST must be NAME:PATH");
+        }
+        if (src.sandbox() == null) {
+            Sandbox s = engine.inspect(dst.sandbox());
+            try (GuestChannel ch = engine.connect(s, Duration.ofSeconds(30))) {
+                toGuest(ch, Path.of(src.path()), dst.path());
+            }
+        } else {
+            Sandbox s = engine.inspect(src.sandbox());
+            try (GuestChannel ch = engine.connect(s, Duration.ofSeconds(30))) {
+                fromGuest(ch, src.path(), Path.of(dst.path()));
+            }
+        }
+    }
+
+    private static void toGuest(GuestChannel ch, Path src, String dst) throws IOException, InterruptedException {
+        if (!Files.exists(src)) {
+            throw new SandboxException("no such file or directory on the host: " + src);
+        }
+        Optional<FileStat> target = stat(ch, dst);
+        boolean intoDir = target.isPresent() && target.get().type() == FileType.DIRECTORY;
+        Path absolute = src.toAbsolutePath().normalize();
+        Path parentDir = absolute.getParent();
+        Path fileName = absolute.getFileName();
+        if (parentDir == null || fileName == null) {
+            throw new SandboxException("cannot copy the host's root directory; name a directory below it");
+        }
+        String name = fileName.toString();
+        if (Files.isDirectory(src)) {
+            String script =
+                    intoDir ? "tar -xf - -C \"$1\"" : "mkdir -p \"$1\" && tar -xf - -C \"$1\" --strip-components=1";
+            Process tar = new ProcessBuilder("tar", "-cf", "-", "-C", parentDir.toString(), name)
+                    .redirectError(ProcessBuilder.Redirect.INHERIT)
+                    .start();
+            ExecSpec spec = ExecSpec.builder("/bin/sh", "-c", script, "sh", dst)
+                    .stdin(true)
+                    .build();
+            ByteArrayOutputStream err = new ByteArrayOutputStream();
+            Execution ex = ch.exec(spec, OutputStream.nullOutputStream(), err);
+            try (InputStream in = tar.getInputStream();
+                    OutputStream stdin = ex.stdin()) {
+                in.transferTo(stdin);
+            }
+            check(ex.await(), tar.waitFor(), err);
+        } else {
+            String path = intoDir ? dst.replaceAll("/+$", "") + "/" + name : dst;
+            int mode = modeOf(src);
+            try (InputStream in = Files.newInputStream(src)) {
+                ch.writeFile(path, in, mode, false);
+            }
+        }
+    }
+
+    private static void fromGuest(GuestChannel ch, String src, Path dst) throws IOException, InterruptedException {
+        FileStat st = stat(ch, src)
+                .orElseThrow(() -> new SandboxException("no such file or directory in the sandbox: " + src));
+        boolean intoDir = Files.isDirectory(dst);
+        String trimmed = src.replaceAll("/+$", "");
+        String name = trimmed.substring(trimmed.lastIndexOf('/') + 1);
+        if (st.type() == FileType.DIRECTORY) {
+            Path dir = intoDir ? dst : Files.createDirectories(dst);
+            List<String> untar = intoDir
+                    ? List.of("tar", "-xf", "-", "-C", dir.toString())
+                    : List.of("tar", "-xf", "-", "-C", dir.toString(), "--strip-components=1");
+            Process tar = new ProcessBuilder(untar)
+                    .redirectError(ProcessBuilder.Redirect.INHERIT)
+                    .start();
+            String parent = trimmed.lastIndexOf('/') > 0 ? trimmed.substring(0, trimmed.lastIndexOf('/')) : "/";
+            ExecSpec spec =
+                    ExecSpec.builder("tar", "-cf", "-", "-C", parent, name).build();
+            ByteArrayOutputStream err = new ByteArrayOutputStream();
+            ExitStatus status;
+            try (OutputStream out = tar.getOutputStream()) {
+                status = ch.exec(spec, out, err).await();
+            }
+            check(status, tar.waitFor(), err);
+        } else {
+            Path file = intoDir ? dst.resolve(name) : dst;
+            try (OutputStream out = Files.newOutputStream(file)) {
+                ch.readFile(src, out);
+            }
+        }
+    }
+
+    private static Optional<FileStat> stat(GuestChannel ch, String path) throws IOException, InterruptedException {
+        try {
+            return Optional.of(ch.stat(path));
+        } catch (GuestException e) {
+            if (e.errno() == 2) {
+                return Optional.empty();
+            }
+            throw e;
+        }
+    }
+
+    private static void check(ExitStatus guest, int host, ByteArrayOutputStream err) {
+        if (guest.shellStatus() != 0 || host != 0) {
+            throw new SandboxException("copy failed (guest tar exit " + guest.shellStatus() + ", host tar exit " + host
+                    + "): " + err.toString(StandardCharsets.UTF_8).strip());
+        }
+    }
+
+    private static int modeOf(Path p) throws IOException {
+        Set<PosixFilePermission> perms = Files.getPosixFilePermissions(p);
+        int mode = 0;
+        for (PosixFilePermission perm : perms) {
+            mode |= 1 << (8 - perm.ordinal());
+        }
+        return mode;
+    }
+}

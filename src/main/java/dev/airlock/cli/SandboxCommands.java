@@ -1,0 +1,525 @@
+package dev.airlock.cli;
+
+import dev.airlock.guest.CommandNotExecutableException;
+import dev.airlock.guest.CommandNotFoundException;
+import dev.airlock.guest.ExecSpec;
+import dev.airlock.guest.Execution;
+import dev.airlock.guest.ExitStatus;
+import dev.airlock.guest.GuestChannel;
+import dev.airlock.host.AirlockDirs;
+import dev.airlock.host.Progress;
+import dev.airlock.sandbox.CreateOptions;
+import dev.airlock.sandbox.Resources;
+import dev.airlock.sandbox.Sandbox;
+import dev.airlock.sandbox.SandboxEngine;
+import dev.airlock.sandbox.SandboxException;
+import dev.airlock.sandbox.SandboxState;
+import dev.airlock.sandbox.SandboxStats;
+import dev.airlock.vmm.Accel;
+import java.io.FileDescriptor;
+import java.io.FileOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import org.jspecify.annotations.Nullable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/** The sandbox lifecycle commands, named and flagged as Docker and Podman users expect. */
+final class SandboxCommands {
+    private SandboxCommands() {}
+
+    static SandboxEngine engine() {
+        return new SandboxEngine(AirlockDirs.fromEnvironment(), Progress.STDERR);
+    }
+
+    /** Options shared by create and run. */
+    static final class CreateFlags {
+        @Option(names = "--name", description = "Name of the sandbox (default: a random two-word name).")
+        @Nullable
+        String name;
+
+        @Option(names = "--image", defaultValue = "base", description = "Image to boot (default: ${DEFAULT-VALUE}).")
+        String image = "base";
+
+        @Option(names = "--cpus", defaultValue = "1", description = "vCPUs (default: ${DEFAULT-VALUE}).")
+        int cpus = 1;
+
+        @Option(
+                names = {"-m", "--memory"},
+                defaultValue = "512m",
+                description = "Memory, e.g. 512m or 2g.")
+        String memory = "512m";
+
+        @Option(names = "--disk", defaultValue = "4g", description = "Size of the writable disk, e.g. 4g.")
+        String disk = "4g";
+
+        @Option(names = "--pids-limit", defaultValue = "4096", description = "Maximum number of processes.")
+        int pids = 4096;
+
+        @Option(
+                names = {"-e", "--env"},
+                description = "Environment variable NAME=VALUE for every command.")
+        List<String> env = new ArrayList<>();
+
+        @Option(
+                names = {"-w", "--workdir"},
+                description = "Working directory for commands.")
+        @Nullable
+        String workdir;
+
+        @Option(names = "--accel", description = "kvm or tcg (default: what airlock doctor decided).")
+        @Nullable
+        String accel;
+
+        CreateOptions toOptions() {
+            Resources r = new Resources(
+                    cpus, Math.toIntExact(Resources.parseMiB(memory)), Resources.parseMiB(disk), pids, null);
+            return new CreateOptions(name, image, r, parseEnv(env), workdir, accel == null ? null : Accel.parse(accel));
+        }
+    }
+
+    /** Options shared by run and exec: how one command runs. */
+    static final class ExecFlags {
+        @Option(
+                names = {"-i", "--interactive"},
+                description = "Keep stdin open and stream it to the command.")
+        boolean interactive;
+
+        @Option(
+                names = {"-t", "--tty"},
+                description = "Run the command on a pseudo-terminal.")
+        boolean tty;
+
+        @Option(
+                names = {"-u", "--user"},
+                description = "User name or uid[:gid] in the sandbox.")
+        @Nullable
+        String user;
+
+        @Option(names = "--timeout", description = "Kill the command after this long, e.g. 30s or 5m.")
+        @Nullable
+        String timeout;
+    }
+
+    static Map<String, String> parseEnv(List<String> env) {
+        Map<String, String> out = new LinkedHashMap<>();
+        for (String e : env) {
+            int eq = e.indexOf('=');
+            if (eq <= 0) {
+                String fromHost = System.getenv(e);
+                if (eq == 0 || fromHost == null) {
+                    throw new SandboxException(
+                            "invalid --env '" + e + "': use NAME=VALUE (or NAME to pass a host variable that is set)");
+                }
+                out.put(e, fromHost);
+            } else {
+                out.put(e.substring(0, eq), e.substring(eq + 1));
+            }
+        }
+        return out;
+    }
+
+    /** Runs one command over a fresh agent session and returns the shell-style exit status. */
+    static int execute(
+            SandboxEngine engine,
+            Sandbox s,
+            List<String> command,
+            ExecFlags flags,
+            Map<String, String> env,
+            @Nullable String workdir)
+            throws IOException, InterruptedException {
+        if (command.isEmpty()) {
+            throw new SandboxException(
+                    "no command given; put it after --, e.g. airlock exec " + s.name() + " -- ls -l");
+        }
+        Map<String, String> allEnv = new LinkedHashMap<>(s.env());
+        allEnv.putAll(env);
+        String cwd = workdir != null ? workdir : s.workdir();
+        ExecSpec.Builder spec =
+                ExecSpec.builder(command).env(allEnv).cwd(cwd).user(flags.user).stdin(flags.interactive);
+        if (flags.timeout != null) {
+            spec.timeout(Resources.parseDuration(flags.timeout));
+        }
+        Terminal terminal = flags.tty ? Terminal.open() : null;
+        if (terminal != null) {
+            spec.tty(terminal.rows(), terminal.cols());
+        }
+        OutputStream out = new FileOutputStream(FileDescriptor.out);
+        OutputStream err = new FileOutputStream(FileDescriptor.err);
+        try (GuestChannel ch = engine.connect(s, Duration.ofSeconds(30))) {
+            Execution ex;
+            try {
+                ex = ch.exec(spec.build(), out, err);
+            } catch (CommandNotFoundException e) {
+                System.err.println("airlock: " + e.getMessage());
+                return 127;
+            } catch (CommandNotExecutableException e) {
+                System.err.println("airlock: " + e.getMessage());
+                return 126;
+            }
+            if (terminal != null) {
+                terminal.onResize((rows, cols) -> {
+                    try {
+                        ex.resize(rows, cols);
+                    } catch (IOException | RuntimeException e) {
+                        // The process may have exited between the signal and the resize.
+                    }
+                });
+            }
+            if (flags.interactive) {
+                Thread.ofVirtual().start(() -> pump(System.in, ex.stdin()));
+            }
+            ExitStatus st = ex.await();
+            if (st.timedOut()) {
+                System.err.println("airlock: the command timed out after " + flags.timeout + " and was killed");
+            }
+            return st.shellStatus();
+        } finally {
+            if (terminal != null) {
+                terminal.close();
+            }
+        }
+    }
+
+    private static void pump(InputStream in, OutputStream stdin) {
+        byte[] buf = new byte[32768];
+        try (stdin) {
+            for (int n; (n = in.read(buf)) > 0; ) {
+                stdin.write(buf, 0, n);
+                stdin.flush();
+            }
+        } catch (IOException | RuntimeException e) {
+            // The command exited (or the session ended) while we were still feeding it.
+        }
+    }
+
+    @Command(name = "run", description = "Create a sandbox, start it and run a command in it.")
+    static final class Run implements Callable<Integer> {
+        @Mixin
+        CreateFlags create = new CreateFlags();
+
+        @Mixin
+        ExecFlags exec = new ExecFlags();
+
+        @Option(names = "--rm", description = "Remove the sandbox (and its disk) when the command exits.")
+        boolean rm;
+
+        @Option(
+                names = {"-d", "--detach"},
+                description = "Start the sandbox and leave it running; no command.")
+        boolean detach;
+
+        @Parameters(paramLabel = "COMMAND", description = "The command and its arguments (after --).")
+        List<String> command = new ArrayList<>();
+
+        @Override
+        public Integer call() throws Exception {
+            if (detach && !command.isEmpty()) {
+                throw new SandboxException(
+                        "run --detach starts a sandbox without a command; run commands in it with: airlock exec NAME -- CMD");
+            }
+            if (!detach && command.isEmpty()) {
+                throw new SandboxException(
+                        "no command given; e.g. airlock run --rm -- uname -a (or run -d to just start a sandbox)");
+            }
+            if (detach && rm) {
+                throw new SandboxException("--rm and --detach together would remove the sandbox at once; use one");
+            }
+            SandboxEngine engine = engine();
+            Sandbox s = engine.create(create.toOptions());
+            try {
+                s = engine.start(s.name());
+                if (detach) {
+                    System.out.println(s.name());
+                    return 0;
+                }
+                return execute(engine, s, command, exec, Map.of(), null);
+            } finally {
+                if (!detach) {
+                    if (rm) {
+                        engine.remove(s.name(), true);
+                    } else if (engine.inspect(s.name()).state() == SandboxState.RUNNING) {
+                        engine.stop(s.name(), Duration.ofSeconds(10));
+                        System.err.println("airlock: sandbox " + s.name()
+                                + " is stopped and kept; remove it with: airlock rm " + s.name());
+                    }
+                }
+            }
+        }
+    }
+
+    @Command(name = "create", description = "Create a sandbox without starting it.")
+    static final class Create implements Callable<Integer> {
+        @Mixin
+        CreateFlags create = new CreateFlags();
+
+        @Override
+        public Integer call() {
+            System.out.println(engine().create(create.toOptions()).name());
+            return 0;
+        }
+    }
+
+    @Command(name = "start", description = "Start (boot) sandboxes.")
+    static final class Start implements Callable<Integer> {
+        @Parameters(paramLabel = "SANDBOX", arity = "1..*")
+        List<String> names = new ArrayList<>();
+
+        @Override
+        public Integer call() {
+            SandboxEngine engine = engine();
+            for (String n : names) {
+                System.out.println(engine.start(n).name());
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "exec", description = "Run a command in a running sandbox.")
+    static final class Exec implements Callable<Integer> {
+        @Mixin
+        ExecFlags exec = new ExecFlags();
+
+        @Option(
+                names = {"-e", "--env"},
+                description = "Environment variable NAME=VALUE.")
+        List<String> env = new ArrayList<>();
+
+        @Option(
+                names = {"-w", "--workdir"},
+                description = "Working directory.")
+        @Nullable
+        String workdir;
+
+        @Parameters(index = "0", paramLabel = "SANDBOX")
+        String name = "";
+
+        @Parameters(index = "1..*", paramLabel = "COMMAND")
+        List<String> command = new ArrayList<>();
+
+        @Override
+        public Integer call() throws Exception {
+            SandboxEngine engine = engine();
+            return execute(engine, engine.inspect(name), command, exec, parseEnv(env), workdir);
+        }
+    }
+
+    @Command(name = "shell", description = "Open an interactive shell in a running sandbox.")
+    static final class Shell implements Callable<Integer> {
+        @Option(
+                names = {"-u", "--user"},
+                description = "User name or uid[:gid].")
+        @Nullable
+        String user;
+
+        @Parameters(index = "0", paramLabel = "SANDBOX")
+        String name = "";
+
+        @Override
+        public Integer call() throws Exception {
+            ExecFlags flags = new ExecFlags();
+            flags.interactive = true;
+            flags.tty = System.console() != null;
+            flags.user = user;
+            SandboxEngine engine = engine();
+            return execute(engine, engine.inspect(name), List.of("/bin/bash", "-l"), flags, Map.of(), null);
+        }
+    }
+
+    @Command(name = "ps", aliases = "ls", description = "List sandboxes (running ones; -a for all).")
+    static final class Ps implements Callable<Integer> {
+        @Option(
+                names = {"-a", "--all"},
+                description = "Show stopped and failed sandboxes too.")
+        boolean all;
+
+        @Option(
+                names = {"-q", "--quiet"},
+                description = "Only names.")
+        boolean quiet;
+
+        @Option(names = "--json")
+        boolean json;
+
+        @Override
+        public Integer call() {
+            List<Sandbox> list = engine().list().stream()
+                    .filter(s -> all || s.state() == SandboxState.RUNNING)
+                    .toList();
+            if (json) {
+                Output.json(list);
+            } else if (quiet) {
+                list.forEach(s -> System.out.println(s.name()));
+            } else {
+                Output.table(
+                        System.out,
+                        List.of("NAME", "ID", "IMAGE", "STATE", "RUNTIME", "CPUS", "MEMORY", "CREATED"),
+                        list.stream()
+                                .map(s -> List.of(
+                                        s.name(),
+                                        s.shortId(),
+                                        s.image(),
+                                        s.state().label(),
+                                        s.runtime() + "/" + s.accel(),
+                                        Integer.toString(s.resources().cpus()),
+                                        s.resources().memoryMiB() + "m",
+                                        ImageCommand.ago(s.created())))
+                                .toList());
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "inspect", description = "Show a sandbox's full record as JSON.")
+    static final class Inspect implements Callable<Integer> {
+        @Parameters(paramLabel = "SANDBOX", arity = "1..*")
+        List<String> names = new ArrayList<>();
+
+        @Override
+        public Integer call() {
+            SandboxEngine engine = engine();
+            List<Sandbox> out = names.stream().map(engine::inspect).toList();
+            Output.json(out.size() == 1 ? out.getFirst() : out);
+            return 0;
+        }
+    }
+
+    @Command(name = "logs", description = "Print a sandbox's console (kernel and agent) log.")
+    static final class Logs implements Callable<Integer> {
+        @Parameters(paramLabel = "SANDBOX")
+        String name = "";
+
+        @Override
+        public Integer call() throws IOException {
+            Path log = engine().consoleLog(name);
+            if (Files.exists(log)) {
+                try (InputStream in = Files.newInputStream(log)) {
+                    in.transferTo(System.out);
+                }
+                System.out.flush();
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "stop", description = "Power sandboxes off cleanly (killing them after the grace period).")
+    static final class Stop implements Callable<Integer> {
+        @Option(
+                names = {"-t", "--time"},
+                defaultValue = "10",
+                description = "Seconds to wait before killing.")
+        int seconds = 10;
+
+        @Parameters(paramLabel = "SANDBOX", arity = "1..*")
+        List<String> names = new ArrayList<>();
+
+        @Override
+        public Integer call() {
+            SandboxEngine engine = engine();
+            for (String n : names) {
+                System.out.println(engine.stop(n, Duration.ofSeconds(seconds)).name());
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "kill", description = "Kill sandboxes' VMs at once.")
+    static final class Kill implements Callable<Integer> {
+        @Parameters(paramLabel = "SANDBOX", arity = "1..*")
+        List<String> names = new ArrayList<>();
+
+        @Override
+        public Integer call() {
+            SandboxEngine engine = engine();
+            for (String n : names) {
+                System.out.println(engine.kill(n).name());
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "rm", description = "Remove sandboxes and their disks.")
+    static final class Rm implements Callable<Integer> {
+        @Option(
+                names = {"-f", "--force"},
+                description = "Kill running sandboxes first.")
+        boolean force;
+
+        @Parameters(paramLabel = "SANDBOX", arity = "1..*")
+        List<String> names = new ArrayList<>();
+
+        @Override
+        public Integer call() {
+            SandboxEngine engine = engine();
+            for (String n : names) {
+                System.out.println(engine.remove(n, force).name());
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "stats", description = "Show sandboxes' resource use.")
+    static final class Stats implements Callable<Integer> {
+        @Option(names = "--json")
+        boolean json;
+
+        @Parameters(paramLabel = "SANDBOX", arity = "0..*")
+        List<String> names = new ArrayList<>();
+
+        @Override
+        public Integer call() {
+            SandboxEngine engine = engine();
+            List<String> which = names.isEmpty()
+                    ? engine.list().stream()
+                            .filter(s -> s.state() == SandboxState.RUNNING)
+                            .map(Sandbox::name)
+                            .toList()
+                    : names;
+            List<SandboxStats> stats = which.stream().map(engine::stats).toList();
+            if (json) {
+                Output.json(stats);
+                return 0;
+            }
+            Output.table(
+                    System.out,
+                    List.of("NAME", "STATE", "CPU TIME", "VMM RSS", "VMM PSS", "DISK USED", "LIMITS"),
+                    stats.stream()
+                            .map(s -> List.of(
+                                    s.name(),
+                                    s.state(),
+                                    String.format("%.1fs", s.cpuSeconds()),
+                                    (s.vmmRssBytes() >> 20) + " MiB",
+                                    (s.vmmPssBytes() >> 20) + " MiB",
+                                    (s.diskUsedBytes() >> 20) + " MiB / " + (s.diskSizeBytes() >> 20) + " MiB",
+                                    s.cpus() + " cpu, " + s.memoryLimitMiB() + "m"))
+                            .toList());
+            return 0;
+        }
+    }
+
+    @Command(name = "cp", description = "Copy files or directories between the host and a sandbox (NAME:PATH).")
+    static final class Cp implements Callable<Integer> {
+        @Parameters(index = "0", paramLabel = "SRC")
+        String src = "";
+
+        @Parameters(index = "1", paramLabel = "DST")
+        String dst = "";
+
+        @Override
+        public Integer call() throws Exception {
+            new Copy(engine()).copy(src, dst);
+            return 0;
+        }
+    }
+}

@@ -1,0 +1,23 @@
+package dev.airlock.sandbox;
+
+import dev.airlock.vmm.Accel;
+import java.util.Map;
+import org.jspecify.annotations.Nullable;
+
+/** What {@code airlock create} / {@code run} asks for; unset fields take the defaults. */
+public record CreateOptions(
+        @Nullable String name,
+        String image,
+        Resources resources,
+        Map<String, String> env,
+        @Nullable String workdir,
+        @Nullable Accel accel) {
+
+    public CreateOptions {
+        env = Map.copyOf(env);
+    }
+
+    public static CreateOptions defaults() {
+        return new CreateOptions(null, "base", Resources.DEFAULT, Map.of(), null, null);
+    }
+}

@@ -1,0 +1,369 @@
+package dev.airlock.sandbox;
+
+import dev.airlock.guest.GuestChannel;
+import dev.airlock.host.AirlockDirs;
+import dev.airlock.host.HostCommand;
+import dev.airlock.host.HostFiles;
+import dev.airlock.host.Progress;
+import dev.airlock.image.GuestAgent;
+import dev.airlock.image.Image;
+import dev.airlock.image.ImageStore;
+import dev.airlock.image.Kernel;
+import dev.airlock.image.KernelBuild;
+import dev.airlock.setup.Setup;
+import dev.airlock.vmm.Accel;
+import dev.airlock.vmm.AccelProbe;
+import dev.airlock.vmm.QemuMicrovm;
+import dev.airlock.vmm.RunningVm;
+import dev.airlock.vmm.VmSpec;
+import java.io.IOException;
+import java.io.RandomAccessFile;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.FileChannel;
+import java.nio.channels.SocketChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import java.util.Optional;
+import org.jspecify.annotations.Nullable;
+
+/**
+ * Creates, starts, stops and removes microVM sandboxes. State lives in the {@link SandboxStore}
+ * and in the VMM processes themselves, never only in this object's memory: any process can pick
+ * up where another one (a crashed CLI or daemon) left off.
+ */
+public final class SandboxEngine {
+    /** Boot under software emulation on a busy 2-core host can take tens of seconds. */
+    static final Duration BOOT_TIMEOUT = Duration.ofSeconds(180);
+
+    private final AirlockDirs dirs;
+    private final SandboxStore store;
+    private final ImageStore images;
+    private final QemuMicrovm vmm = new QemuMicrovm();
+    private final Progress progress;
+
+    public SandboxEngine(AirlockDirs dirs, Progress progress) {
+        this.dirs = dirs;
+        this.store = new SandboxStore(dirs.sandboxes());
+        this.images = new ImageStore(dirs);
+        this.progress = progress;
+    }
+
+    public SandboxStore store() {
+        return store;
+    }
+
+    public Sandbox create(CreateOptions o) {
+        Image image = images.require(o.image(), progress);
+        Accel accel = o.accel() != null ? o.accel() : bootAssets().accel().accel();
+        String id = Names.newId();
+        try (FileChannel ignored = store.lock()) {
+            String name = o.name();
+            if (name != null) {
+                Names.validate(name);
+                String wanted = name;
+                Optional<Sandbox> clash = store.list().stream()
+                        .filter(s -> s.name().equals(wanted))
+                        .findFirst();
+                if (clash.isPresent()) {
+                    throw new SandboxException("a sandbox named '" + name + "' already exists ("
+                            + clash.get().shortId()
+                            + ", " + clash.get().state().label() + "); choose another --name or remove it: airlock rm "
+                            + name);
+                }
+            } else {
+                List<String> taken = store.list().stream().map(Sandbox::name).toList();
+                String candidate;
+                do {
+                    candidate = Names.randomName();
+                } while (taken.contains(candidate));
+                name = candidate;
+            }
+            Path dir = AirlockDirs.ensureDir(store.dir(id));
+            try {
+                makeLayer(dir.resolve("layer.ext4"), o.resources().diskMiB());
+                Sandbox s = new Sandbox(
+                        id,
+                        name,
+                        "microvm",
+                        image.name(),
+                        image.id(),
+                        image.file().toString(),
+                        accel.flag(),
+                        o.resources(),
+                        o.env(),
+                        o.workdir(),
+                        Instant.now(),
+                        SandboxState.CREATED,
+                        0,
+                        null,
+                        null);
+                store.save(s);
+                return s;
+            } catch (RuntimeException e) {
+                HostFiles.deleteTree(dir);
+                throw e;
+            }
+        } catch (IOException e) {
+            throw new SandboxException("cannot create sandbox: " + e.getMessage(), e);
+        }
+    }
+
+    /** Boots the sandbox's VM and returns once its agent answers. */
+    public Sandbox start(String ref) {
+        Sandbox s = inspect(ref);
+        if (s.state() == SandboxState.RUNNING) {
+            throw new SandboxException("sandbox '" + s.name() + "' is already running");
+        }
+        if (!Files.isRegularFile(Path.of(s.imageFile()))) {
+            throw new SandboxException("the image of sandbox '" + s.name() + "' (" + s.image() + ", "
+                    + s.imageId().substring(0, 12) + ") is gone; rebuild it with: airlock image build " + s.image());
+        }
+        BootAssets boot = bootAssets();
+        VmSpec spec = spec(s, boot);
+        RunningVm vm = vmm.launch(spec);
+        s = s.moveTo(SandboxState.RUNNING, vm.pid(), null);
+        store.save(s);
+        try (GuestChannel ignored = connect(s, BOOT_TIMEOUT)) {
+            return s;
+        } catch (IOException | RuntimeException e) {
+            vm.kill();
+            Sandbox failed = s.moveTo(SandboxState.FAILED, 0, "boot failed: " + e.getMessage());
+            store.save(failed);
+            throw new SandboxException(
+                    "sandbox '" + s.name() + "' did not boot: " + e.getMessage() + consoleTail(s), e);
+        }
+    }
+
+    /** Opens a new agent session to a running sandbox. */
+    public GuestChannel connect(Sandbox s, Duration timeout) throws IOException {
+        try {
+            return open(s, timeout);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted while connecting to sandbox " + s.name(), e);
+        }
+    }
+
+    private GuestChannel open(Sandbox s, Duration timeout) throws IOException, InterruptedException {
+        if (s.state() != SandboxState.RUNNING) {
+            throw new SandboxException("sandbox '" + s.name() + "' is "
+                    + s.state().label() + "; start it with: airlock start " + s.name());
+        }
+        SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX);
+        try {
+            ch.connect(UnixDomainSocketAddress.of(runtimeDir(s).resolve("agent.sock")));
+            return GuestChannel.open(ch, timeout);
+        } catch (IOException | RuntimeException e) {
+            ch.close();
+            throw e;
+        }
+    }
+
+    /** Asks the guest to power off, and kills the VM if it has not within {@code grace}. */
+    public Sandbox stop(String ref, Duration grace) {
+        Sandbox s = inspect(ref);
+        if (s.state() != SandboxState.RUNNING) {
+            return s;
+        }
+        Optional<RunningVm> vm = vmm.attach(spec(s, null));
+        if (vm.isPresent()) {
+            try (GuestChannel ch = connect(s, Duration.ofSeconds(10))) {
+                ch.shutdown();
+            } catch (IOException | RuntimeException e) {
+                progress.step("sandbox " + s.name() + ": the agent did not take the shutdown request (" + e.getMessage()
+                        + "); killing the VM");
+            }
+            if (!vm.get().awaitExit(grace)) {
+                vm.get().kill();
+            }
+        }
+        Sandbox stopped = s.moveTo(SandboxState.STOPPED, 0, null);
+        store.save(stopped);
+        return stopped;
+    }
+
+    public Sandbox kill(String ref) {
+        Sandbox s = inspect(ref);
+        if (s.state() != SandboxState.RUNNING) {
+            throw new SandboxException("sandbox '" + s.name() + "' is not running");
+        }
+        vmm.attach(spec(s, null)).ifPresent(RunningVm::kill);
+        Sandbox stopped = s.moveTo(SandboxState.STOPPED, 0, "killed");
+        store.save(stopped);
+        return stopped;
+    }
+
+    /** Deletes the sandbox and its disk. A running sandbox needs {@code force}. */
+    public Sandbox remove(String ref, boolean force) {
+        Sandbox s = inspect(ref);
+        if (s.state() == SandboxState.RUNNING) {
+            if (!force) {
+                throw new SandboxException("sandbox '" + s.name() + "' is running; stop it first (airlock stop "
+                        + s.name() + ") or force removal with: airlock rm -f " + s.name());
+            }
+            vmm.attach(spec(s, null)).ifPresent(RunningVm::kill);
+        }
+        store.delete(s.id());
+        HostFiles.deleteTree(runtimeDir(s));
+        return s;
+    }
+
+    /** A sandbox with its state checked against reality: a RUNNING one whose VMM died is FAILED. */
+    public Sandbox inspect(String ref) {
+        return refresh(store.require(ref));
+    }
+
+    public List<Sandbox> list() {
+        return store.list().stream().map(this::refresh).toList();
+    }
+
+    public Path consoleLog(String ref) {
+        return store.dir(inspect(ref).id()).resolve("console.log");
+    }
+
+    public SandboxStats stats(String ref) {
+        Sandbox s = inspect(ref);
+        long rss = 0;
+        long pss = 0;
+        double cpu = 0;
+        if (s.state() == SandboxState.RUNNING) {
+            try {
+                for (String line : Files.readAllLines(Path.of("/proc", Long.toString(s.vmmPid()), "smaps_rollup"))) {
+                    if (line.startsWith("Rss:")) {
+                        rss = kib(line) * 1024;
+                    } else if (line.startsWith("Pss:")) {
+                        pss = kib(line) * 1024;
+                    }
+                }
+                String[] stat = Files.readString(Path.of("/proc", Long.toString(s.vmmPid()), "stat"))
+                        .replaceFirst("^.*\\) ", "")
+                        .split(" ");
+                cpu = (Long.parseLong(stat[11]) + Long.parseLong(stat[12])) / 100.0;
+            } catch (IOException | RuntimeException e) {
+                // The VMM exited between the check and the read: report zeros.
+            }
+        }
+        Path layer = store.dir(s.id()).resolve("layer.ext4");
+        long used = 0;
+        HostCommand.Result du = HostCommand.run(List.of("stat", "-c", "%b %B", layer.toString()), null, null);
+        if (du.ok()) {
+            String[] f = du.output().strip().split(" ");
+            used = Long.parseLong(f[0]) * Long.parseLong(f[1]);
+        }
+        return new SandboxStats(
+                s.name(),
+                s.state().label(),
+                rss,
+                pss,
+                cpu,
+                used,
+                s.resources().diskMiB() << 20,
+                s.resources().memoryMiB(),
+                s.resources().cpus());
+    }
+
+    private static long kib(String smapsLine) {
+        return Long.parseLong(smapsLine.replaceAll("[^0-9]", ""));
+    }
+
+    private Sandbox refresh(Sandbox s) {
+        if (s.state() != SandboxState.RUNNING || vmm.attach(spec(s, null)).isPresent()) {
+            return s;
+        }
+        Sandbox failed = s.moveTo(
+                SandboxState.FAILED,
+                0,
+                "the VM process (pid " + s.vmmPid()
+                        + ") exited unexpectedly; the sandbox's disk is kept: start it again with airlock start "
+                        + s.name()
+                        + ", or delete it with airlock rm " + s.name());
+        store.save(failed);
+        return failed;
+    }
+
+    private String consoleTail(Sandbox s) {
+        try {
+            List<String> lines = Files.readAllLines(store.dir(s.id()).resolve("console.log"));
+            return "\nlast console lines:\n  "
+                    + String.join("\n  ", lines.subList(Math.max(0, lines.size() - 10), lines.size()));
+        } catch (IOException e) {
+            return "";
+        }
+    }
+
+    private Path runtimeDir(Sandbox s) {
+        return dirs.runtime().resolve(s.id().substring(0, 16));
+    }
+
+    /** The kernel, initramfs and accelerator every boot needs; runs setup first if they are missing. */
+    record BootAssets(Kernel kernel, Path initrd, AccelProbe.Decision accel) {}
+
+    private @Nullable BootAssets boot;
+
+    private synchronized BootAssets bootAssets() {
+        if (boot == null) {
+            Optional<Kernel> kernel = new KernelBuild(dirs).cached();
+            if (kernel.isEmpty()) {
+                progress.step("this host is not set up yet: running airlock setup first");
+                Setup.Report r = new Setup(dirs, progress).ensure();
+                boot = new BootAssets(r.kernel(), r.initrd(), r.accel());
+            } else {
+                Path initrd = GuestAgent.bundled(dirs).initramfs();
+                AccelProbe.Decision d = new AccelProbe(dirs.cache(), vmm)
+                        .decide(kernel.get().vmlinux(), kernel.get().key(), initrd, progress);
+                boot = new BootAssets(kernel.get(), initrd, d);
+            }
+        }
+        return boot;
+    }
+
+    /** The VM spec of a sandbox; {@code boot} may be null when only the paths are needed (attach). */
+    private VmSpec spec(Sandbox s, @Nullable BootAssets boot) {
+        Path dir = store.dir(s.id());
+        Path kernel = boot != null ? boot.kernel().vmlinux() : Path.of("/dev/null");
+        Path initrd = boot != null ? boot.initrd() : Path.of("/dev/null");
+        String cmdline = "console=ttyS0 reboot=t panic=-1 pci=off quiet airlock.root=/dev/vda airlock.layer=/dev/vdb"
+                + " airlock.hostname=" + s.name();
+        return new VmSpec(
+                kernel,
+                initrd,
+                cmdline,
+                List.of(
+                        new VmSpec.Disk(Path.of(s.imageFile()), true),
+                        new VmSpec.Disk(dir.resolve("layer.ext4"), false)),
+                s.resources().cpus(),
+                s.resources().memoryMiB(),
+                Accel.parse(s.accel()),
+                dir,
+                runtimeDir(s));
+    }
+
+    /** A sparse file formatted as ext4: the sandbox's writable layer, as large as its disk limit. */
+    private static void makeLayer(Path file, long diskMiB) {
+        try (RandomAccessFile f = new RandomAccessFile(file.toFile(), "rw")) {
+            f.setLength(diskMiB << 20);
+        } catch (IOException e) {
+            throw new SandboxException("cannot create the sandbox disk " + file + ": " + e.getMessage(), e);
+        }
+        HostCommand.Result r = HostCommand.run(
+                List.of(
+                        "mkfs.ext4",
+                        "-q",
+                        "-F",
+                        "-m",
+                        "0",
+                        "-E",
+                        "lazy_itable_init=1,lazy_journal_init=1",
+                        file.toString()),
+                null,
+                null);
+        if (!r.ok()) {
+            throw new SandboxException(
+                    "cannot format the sandbox disk " + file + ": " + r.output().strip());
+        }
+    }
+}
