@@ -84,7 +84,7 @@ public final class AccelProbe {
             try {
                 vm = qemu.launch(spec);
             } catch (VmmException e) {
-                return tcg("QEMU could not start a KVM guest: " + firstLine(e.getMessage()));
+                return tcg("QEMU could not start a KVM guest: " + firstLine(String.valueOf(e.getMessage())));
             }
             try {
                 Optional<String> failure = awaitBoot(spec, vm);
