@@ -81,15 +81,19 @@ public final class Setup {
     }
 
     static void checkSpace(Path dir) {
+        checkSpace(dir, NEEDED_BYTES);
+    }
+
+    static void checkSpace(Path dir, long needed) {
         Path probe = dir;
         while (!Files.exists(probe) && probe.getParent() != null) {
             probe = probe.getParent();
         }
         try {
             long free = Files.getFileStore(probe).getUsableSpace();
-            if (free < NEEDED_BYTES) {
+            if (free < needed) {
                 throw new SetupException("not enough disk space in " + probe + ": " + (free >> 20) + " MiB free, "
-                        + (NEEDED_BYTES >> 20) + " MiB needed to build the kernel and the base image; free some"
+                        + (needed >> 20) + " MiB needed to build the kernel and the base image; free some"
                         + " space or point AIRLOCK_CACHE_DIR at a larger disk");
             }
         } catch (IOException e) {

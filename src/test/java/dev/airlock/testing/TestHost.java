@@ -1,0 +1,41 @@
+package dev.airlock.testing;
+
+import dev.airlock.host.AirlockDirs;
+import dev.airlock.host.Progress;
+import dev.airlock.setup.Setup;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.jspecify.annotations.Nullable;
+
+/**
+ * The real host as tests see it: the shared cache (kernel and images are built once, by setup,
+ * and reused) with a private data and runtime directory per test class, so sandboxes made by one
+ * test never meet another's.
+ */
+public final class TestHost {
+    private static Setup.@Nullable Report report;
+
+    private TestHost() {}
+
+    /** Runs setup (a no-op when the host is ready) once per JVM and returns what it found. */
+    public static synchronized Setup.Report ready() {
+        if (report == null) {
+            report = new Setup(AirlockDirs.fromEnvironment(), Progress.STDERR).ensure();
+        }
+        return report;
+    }
+
+    /** Shared cache, fresh data and runtime directories. */
+    public static AirlockDirs isolated(String name) {
+        AirlockDirs shared = AirlockDirs.fromEnvironment();
+        try {
+            Path data = Files.createTempDirectory("airlock-test-" + name + "-");
+            Path runtime = Files.createTempDirectory(Path.of("/tmp"), "alr");
+            return new AirlockDirs(shared.home(), shared.cache(), data, runtime);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+}
