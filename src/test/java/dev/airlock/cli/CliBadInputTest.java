@@ -1,0 +1,115 @@
+package dev.airlock.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.airlock.host.AirlockDirs;
+import dev.airlock.host.HostFiles;
+import dev.airlock.testing.Cli;
+import dev.airlock.testing.TestHost;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Every user mistake gets one clear line on stderr and a non-zero exit, never a stack trace,
+ * and leaves nothing half-created behind.
+ */
+class CliBadInputTest {
+    private static AirlockDirs dirs;
+    private static Cli cli;
+
+    @BeforeAll
+    static void setUp() {
+        TestHost.ready();
+        dirs = TestHost.isolated("cli-bad-input");
+        cli = new Cli(dirs);
+    }
+
+    @AfterAll
+    static void tearDown() {
+        cli.run("rm", "-f", "dup");
+        HostFiles.deleteTree(dirs.data());
+        HostFiles.deleteTree(dirs.runtime());
+    }
+
+    private static void assertCleanError(Cli.Result r, int exit, String message) {
+        assertThat(r.exit()).as(r.err()).isEqualTo(exit);
+        assertThat(r.err()).contains(message).doesNotContain("Exception").doesNotContain("\tat ");
+    }
+
+    private static long sandboxDirs() throws Exception {
+        Path root = dirs.sandboxes();
+        if (!Files.isDirectory(root)) {
+            return 0;
+        }
+        try (var s = Files.list(root)) {
+            return s.filter(Files::isDirectory).count();
+        }
+    }
+
+    @Test
+    void unknownSandbox() {
+        assertCleanError(cli.run("exec", "nope", "--", "true"), 125, "no such sandbox 'nope'");
+        assertCleanError(cli.run("stop", "nope"), 125, "no such sandbox 'nope'");
+        assertCleanError(cli.run("rm", "nope"), 125, "no such sandbox 'nope'");
+    }
+
+    @Test
+    void unknownImageCreatesNothing() throws Exception {
+        long before = sandboxDirs();
+        assertCleanError(cli.run("create", "--image", "nosuchimage"), 125, "unknown image 'nosuchimage'");
+        assertThat(sandboxDirs()).isEqualTo(before);
+    }
+
+    @Test
+    void impossibleResourcesCreateNothing() throws Exception {
+        long before = sandboxDirs();
+        assertCleanError(cli.run("create", "--cpus", "999"), 125, "impossible --cpus 999");
+        assertCleanError(cli.run("create", "--memory", "64t"), 125, "impossible --memory");
+        assertCleanError(cli.run("create", "--memory", "lots"), 125, "invalid size 'lots'");
+        assertCleanError(cli.run("create", "--disk", "1m"), 125, "impossible --disk");
+        assertCleanError(cli.run("run", "--rm", "--timeout", "soon", "--", "true"), 125, "invalid duration 'soon'");
+        assertThat(sandboxDirs()).isEqualTo(before);
+    }
+
+    @Test
+    void duplicateNameIsRefusedAndTheFirstIsKept() {
+        Cli.Result first = cli.run("create", "--name", "dup");
+        assertThat(first.exit()).as(first.err()).isZero();
+        assertCleanError(cli.run("create", "--name", "dup"), 125, "a sandbox named 'dup' already exists");
+        Cli.Result ps = cli.run("ps", "-a", "-q");
+        assertThat(ps.out().lines().filter(l -> l.equals("dup"))).hasSize(1);
+        assertCleanError(cli.run("create", "--name", "bad name!"), 125, "invalid sandbox name");
+    }
+
+    @Test
+    void commandNotFoundInTheGuestExits127() {
+        Cli.Result r = cli.run("run", "--rm", "--", "no-such-command-xyz");
+        assertThat(r.exit()).as(r.err()).isEqualTo(127);
+        assertThat(r.err()).contains("no-such-command-xyz").doesNotContain("Exception");
+    }
+
+    @Test
+    void missingCommandAndUsageErrors() {
+        assertCleanError(cli.run("run", "--rm"), 125, "no command given");
+        Cli.Result usage = cli.run("run", "--no-such-flag");
+        assertThat(usage.exit()).isEqualTo(2);
+        assertThat(usage.err()).contains("Unknown option: '--no-such-flag'");
+    }
+
+    @Test
+    void missingJdkIsExplainedByTheLauncher() throws Exception {
+        ProcessBuilder pb =
+                new ProcessBuilder(dirs.home().resolve("bin/airlock").toString(), "--version");
+        Map<String, String> env = pb.environment();
+        env.put("JAVA_HOME", "/nonexistent-jdk");
+        env.put("AIRLOCK_JVM_DIR", "/nonexistent-jvm-dir");
+        Process p = pb.redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes());
+        assertThat(p.waitFor()).isEqualTo(2);
+        assertThat(out).contains("no JDK 25 or newer found").contains("JAVA_HOME");
+    }
+}

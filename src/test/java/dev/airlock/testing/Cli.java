@@ -1,0 +1,67 @@
+package dev.airlock.testing;
+
+import dev.airlock.host.AirlockDirs;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+
+/**
+ * Runs the real {@code airlock} CLI in its own JVM, as a user would, against a test's private
+ * data directory: exit codes, stdout and stderr are what the user would see.
+ */
+public final class Cli {
+    private final AirlockDirs dirs;
+
+    public Cli(AirlockDirs dirs) {
+        this.dirs = dirs;
+    }
+
+    public record Result(int exit, String out, String err) {}
+
+    public Result run(String... args) {
+        return run(new byte[0], args);
+    }
+
+    public Result run(byte[] stdin, String... args) {
+        List<String> argv = new ArrayList<>();
+        argv.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        argv.addAll(List.of("--enable-native-access=ALL-UNNAMED", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"));
+        argv.add("-Dairlock.home=" + dirs.home());
+        argv.addAll(List.of("-cp", System.getProperty("java.class.path"), "dev.airlock.cli.Main"));
+        argv.addAll(List.of(args));
+        ProcessBuilder pb = new ProcessBuilder(argv);
+        pb.environment().put("AIRLOCK_CACHE_DIR", dirs.cache().toString());
+        pb.environment().put("AIRLOCK_DATA_DIR", dirs.data().toString());
+        pb.environment().put("AIRLOCK_RUNTIME_DIR", dirs.runtime().toString());
+        try {
+            Process p = pb.start();
+            CompletableFuture<byte[]> err = CompletableFuture.supplyAsync(() -> readAll(p.getErrorStream()));
+            CompletableFuture<byte[]> out = CompletableFuture.supplyAsync(() -> readAll(p.getInputStream()));
+            try (var in = p.getOutputStream()) {
+                in.write(stdin);
+            }
+            int exit = p.waitFor();
+            return new Result(
+                    exit,
+                    new String(out.join(), StandardCharsets.UTF_8),
+                    new String(err.join(), StandardCharsets.UTF_8));
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private static byte[] readAll(java.io.InputStream in) {
+        try (in) {
+            return in.readAllBytes();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+}
