@@ -27,7 +27,12 @@ final class AgentProcess implements AutoCloseable {
         this.log = log;
     }
 
+    /** The agent Maven built, or the one named by {@code AIRLOCK_AGENT=PATH} (to try a fix). */
     static Path binary() {
+        String override = System.getenv("AIRLOCK_AGENT");
+        if (override != null && !override.isBlank()) {
+            return Path.of(override);
+        }
         URL url = GuestChannel.class.getResource("bin/airlock-init");
         if (url == null) {
             throw new IllegalStateException("airlock-init is not on the class path; build with ./mvnw verify");
