@@ -70,7 +70,7 @@ final class FileReadStream extends GuestStream {
             }
         } catch (IOException | InterruptedException | RuntimeException e) {
             if (!ended) {
-                discardInBackground(inbound);
+                channel.cancel(this, GuestException.ECANCELED, "the host stopped reading");
             }
             throw e;
         }

@@ -57,6 +57,9 @@ final class FileWriteStream extends GuestStream {
             int granted;
             try {
                 granted = window.acquire(buffer.length);
+            } catch (InterruptedException e) {
+                channel.cancel(this, GuestException.ECANCELED, "the host was interrupted");
+                throw e;
             } catch (IOException e) {
                 // An early ERROR (e.g. the directory is missing) closes the window: report it.
                 throw awaitError(e);
@@ -65,9 +68,8 @@ final class FileWriteStream extends GuestStream {
             try {
                 read = in.read(buffer, 0, granted);
             } catch (IOException e) {
-                window.release(granted);
-                // Version 1 cannot abort an upload: without EOF the agent never renames its temporary
-                // file over the target, so the target stays intact while the stream stays open.
+                // The target stays intact: the agent renames its temporary file only on EOF.
+                channel.cancel(this, GuestException.ECANCELED, "the host could not read the data");
                 throw new IOException("reading the data for " + path + " failed; the guest file is unchanged", e);
             }
             if (read < 0) {

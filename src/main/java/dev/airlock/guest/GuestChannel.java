@@ -54,6 +54,8 @@ public final class GuestChannel implements AutoCloseable {
     private final Map<Long, CompletableFuture<Void>> pings = new ConcurrentHashMap<>();
     private final AtomicLong lastPingToken = new AtomicLong();
     private final Set<Thread> threads = ConcurrentHashMap.newKeySet();
+    // Streams the host cancelled with ERROR: the agent may still have frames for them in flight.
+    private final Set<Integer> cancelled = ConcurrentHashMap.newKeySet();
     private final Thread readerThread;
     private volatile boolean shutdownSent;
 
@@ -272,6 +274,20 @@ public final class GuestChannel implements AutoCloseable {
         streams.remove(stream.id, stream);
     }
 
+    /**
+     * Tells the agent the host gave up on a stream (an ERROR on it, which is final) and ignores
+     * whatever the agent already had in flight for it.
+     */
+    void cancel(GuestStream stream, int errno, String why) {
+        if (streams.remove(stream.id, stream)) {
+            cancelled.add(stream.id);
+            byte[] text = why.getBytes(StandardCharsets.UTF_8);
+            byte[] payload =
+                    ByteBuffer.allocate(4 + text.length).putInt(errno).put(text).array();
+            sendQuietly(Frame.of(FrameType.ERROR, stream.id, payload));
+        }
+    }
+
     /** Ends the session because of a protocol violation the caller found; returns what to throw. */
     GuestChannelClosedException abort(ProtocolException violation) {
         return closeWith("the agent broke the protocol", violation, true);
@@ -386,11 +402,21 @@ public final class GuestChannel implements AutoCloseable {
             return;
         }
         GuestStream stream = streams.get(frame.streamId());
+        if (stream == null && cancelled.contains(frame.streamId())) {
+            if (isFinal(frame.type())) {
+                cancelled.remove(frame.streamId());
+            }
+            return;
+        }
         if (stream == null) {
             throw new ProtocolException(
                     frame.type().describe() + " for unknown stream " + Integer.toUnsignedString(frame.streamId()));
         }
         stream.onFrame(frame);
+    }
+
+    private static boolean isFinal(FrameType type) {
+        return type == FrameType.EXIT || type == FrameType.END || type == FrameType.RESULT || type == FrameType.ERROR;
     }
 
     private void acceptPong(byte[] payload) throws ProtocolException {

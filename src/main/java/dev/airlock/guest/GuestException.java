@@ -12,6 +12,7 @@ public sealed class GuestException extends IOException permits CommandNotFoundEx
     public static final int EACCES = 13;
     public static final int EMFILE = 24;
     public static final int EPROTO = 71;
+    public static final int ECANCELED = 125;
 
     // Only the values the agent is likely to send; others print as numbers.
     private static final Map<Integer, String> NAMES = Map.ofEntries(
@@ -34,7 +35,8 @@ public sealed class GuestException extends IOException permits CommandNotFoundEx
             Map.entry(40, "ELOOP"),
             Map.entry(EPROTO, "EPROTO"),
             Map.entry(95, "EOPNOTSUPP"),
-            Map.entry(110, "ETIMEDOUT"));
+            Map.entry(110, "ETIMEDOUT"),
+            Map.entry(ECANCELED, "ECANCELED"));
 
     private final int errno;
     private final String agentMessage;

@@ -1,6 +1,5 @@
 package dev.airlock.guest;
 
-import java.io.IOException;
 import java.nio.ByteBuffer;
 
 /**
@@ -36,22 +35,6 @@ abstract sealed class GuestStream permits ExecStream, FileReadStream, FileWriteS
             channel.sendQuietly(Frame.of(
                     FrameType.CREDIT, id, ByteBuffer.allocate(4).putInt(credit).array()));
         }
-    }
-
-    /**
-     * Keeps consuming, and discarding, a stream whose caller gave up (its sink failed or it was
-     * interrupted), so the agent can finish it instead of blocking on a closed window forever.
-     */
-    final void discardInBackground(InboundBuffer inbound) {
-        channel.startThread("discard-" + Integer.toUnsignedString(id), () -> {
-            try {
-                while (inbound.take() instanceof InboundBuffer.Chunk chunk) {
-                    returnCredit(inbound, chunk.bytes().length);
-                }
-            } catch (IOException | InterruptedException e) {
-                // The session is gone; nothing left to discard for.
-            }
-        });
     }
 
     static int u32AsInt(byte[] payload, int offset) {
