@@ -26,3 +26,5 @@ if [ -z "$jdk" ]; then
   exit 2
 fi
 export JAVA_HOME=$jdk
+# Maven 3.9 still calls sun.misc.Unsafe; JDK 25 warns about it on every build unless allowed.
+export MAVEN_OPTS="${MAVEN_OPTS:-} --sun-misc-unsafe-memory-access=allow"

@@ -1,5 +1,6 @@
 package dev.airlock.cli;
 
+import dev.airlock.api.DaemonClient;
 import dev.airlock.guest.ExecSpec;
 import dev.airlock.guest.Execution;
 import dev.airlock.guest.ExitStatus;
@@ -7,8 +8,6 @@ import dev.airlock.guest.FileStat;
 import dev.airlock.guest.FileType;
 import dev.airlock.guest.GuestChannel;
 import dev.airlock.guest.GuestException;
-import dev.airlock.sandbox.Sandbox;
-import dev.airlock.sandbox.SandboxEngine;
 import dev.airlock.sandbox.SandboxException;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -18,7 +17,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermission;
-import java.time.Duration;
 import java.util.List;
 import java.util.Optional;
 import java.util.Set;
@@ -30,10 +28,10 @@ import org.jspecify.annotations.Nullable;
  * never file by file.
  */
 final class Copy {
-    private final SandboxEngine engine;
+    private final DaemonClient client;
 
-    Copy(SandboxEngine engine) {
-        this.engine = engine;
+    Copy(DaemonClient client) {
+        this.client = client;
     }
 
     record Location(@Nullable String sandbox, String path) {
@@ -59,13 +57,11 @@ final class Copy {
                     "cp copies between the host and a sandbox: exactly one of SRC and DST must be NAME:PATH");
         }
         if (src.sandbox() == null) {
-            Sandbox s = engine.inspect(dst.sandbox());
-            try (GuestChannel ch = engine.connect(s, Duration.ofSeconds(30))) {
+            try (GuestChannel ch = client.openAgent(dst.sandbox())) {
                 toGuest(ch, Path.of(src.path()), dst.path());
             }
         } else {
-            Sandbox s = engine.inspect(src.sandbox());
-            try (GuestChannel ch = engine.connect(s, Duration.ofSeconds(30))) {
+            try (GuestChannel ch = client.openAgent(src.sandbox())) {
                 fromGuest(ch, src.path(), Path.of(dst.path()));
             }
         }

@@ -18,6 +18,7 @@ import picocli.CommandLine.Command;
         subcommands = {
             SetupCommand.class,
             DoctorCommand.class,
+            DaemonCommand.class,
             ImageCommand.class,
             SandboxCommands.Run.class,
             SandboxCommands.Create.class,

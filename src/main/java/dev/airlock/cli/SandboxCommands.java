@@ -1,5 +1,7 @@
 package dev.airlock.cli;
 
+import dev.airlock.api.ApiTypes;
+import dev.airlock.api.DaemonClient;
 import dev.airlock.guest.CommandNotExecutableException;
 import dev.airlock.guest.CommandNotFoundException;
 import dev.airlock.guest.ExecSpec;
@@ -8,22 +10,20 @@ import dev.airlock.guest.ExitStatus;
 import dev.airlock.guest.GuestChannel;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.Progress;
-import dev.airlock.sandbox.CreateOptions;
+import dev.airlock.image.ImageStore;
+import dev.airlock.image.KernelBuild;
 import dev.airlock.sandbox.Resources;
 import dev.airlock.sandbox.Sandbox;
-import dev.airlock.sandbox.SandboxEngine;
 import dev.airlock.sandbox.SandboxException;
 import dev.airlock.sandbox.SandboxState;
 import dev.airlock.sandbox.SandboxStats;
+import dev.airlock.setup.Setup;
 import dev.airlock.vmm.Accel;
 import java.io.FileDescriptor;
 import java.io.FileOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -39,8 +39,21 @@ import picocli.CommandLine.Parameters;
 final class SandboxCommands {
     private SandboxCommands() {}
 
-    static SandboxEngine engine() {
-        return new SandboxEngine(AirlockDirs.fromEnvironment(), Progress.STDERR);
+    static DaemonClient client() {
+        return DaemonClient.connect(AirlockDirs.fromEnvironment());
+    }
+
+    /**
+     * Builds what a new sandbox needs (kernel, base image, a built-in image on first use) here,
+     * in the CLI, so the user sees the progress of that long work on their terminal.
+     */
+    static void preflight(String image) {
+        AirlockDirs dirs = AirlockDirs.fromEnvironment();
+        ImageStore images = new ImageStore(dirs);
+        if (new KernelBuild(dirs).cached().isEmpty() || images.find("base").isEmpty()) {
+            new Setup(dirs, Progress.STDERR).ensure();
+        }
+        images.require(image, Progress.STDERR);
     }
 
     /** Options shared by create and run. */
@@ -82,10 +95,27 @@ final class SandboxCommands {
         @Nullable
         String accel;
 
-        CreateOptions toOptions() {
-            Resources r = new Resources(
-                    cpus, Math.toIntExact(Resources.parseMiB(memory)), Resources.parseMiB(disk), pids, null);
-            return new CreateOptions(name, image, r, parseEnv(env), workdir, accel == null ? null : Accel.parse(accel));
+        @Option(names = "--lifetime", description = "Stop the sandbox after this long, e.g. 30m (default: never).")
+        @Nullable
+        String lifetime;
+
+        ApiTypes.CreateRequest toRequest() {
+            if (accel != null) {
+                Accel.parse(accel);
+            }
+            Long seconds =
+                    lifetime == null ? null : Resources.parseDuration(lifetime).toSeconds();
+            return new ApiTypes.CreateRequest(
+                    name,
+                    image,
+                    cpus,
+                    Math.toIntExact(Resources.parseMiB(memory)),
+                    Resources.parseMiB(disk),
+                    pids,
+                    seconds,
+                    parseEnv(env),
+                    workdir,
+                    accel);
         }
     }
 
@@ -132,7 +162,7 @@ final class SandboxCommands {
 
     /** Runs one command over a fresh agent session and returns the shell-style exit status. */
     static int execute(
-            SandboxEngine engine,
+            DaemonClient client,
             Sandbox s,
             List<String> command,
             ExecFlags flags,
@@ -157,7 +187,7 @@ final class SandboxCommands {
         }
         OutputStream out = new FileOutputStream(FileDescriptor.out);
         OutputStream err = new FileOutputStream(FileDescriptor.err);
-        try (GuestChannel ch = engine.connect(s, Duration.ofSeconds(30))) {
+        try (GuestChannel ch = client.openAgent(s.name())) {
             Execution ex;
             try {
                 ex = ch.exec(spec.build(), out, err);
@@ -236,21 +266,26 @@ final class SandboxCommands {
             if (detach && rm) {
                 throw new SandboxException("--rm and --detach together would remove the sandbox at once; use one");
             }
-            SandboxEngine engine = engine();
-            Sandbox s = engine.create(create.toOptions());
+            ApiTypes.CreateRequest request = create.toRequest();
+            if (exec.timeout != null) {
+                Resources.parseDuration(exec.timeout);
+            }
+            preflight(create.image);
+            DaemonClient client = client();
+            Sandbox s = client.create(request);
             try {
-                s = engine.start(s.name());
+                s = client.start(s.name());
                 if (detach) {
                     System.out.println(s.name());
                     return 0;
                 }
-                return execute(engine, s, command, exec, Map.of(), null);
+                return execute(client, s, command, exec, Map.of(), null);
             } finally {
                 if (!detach) {
                     if (rm) {
-                        engine.remove(s.name(), true);
-                    } else if (engine.inspect(s.name()).state() == SandboxState.RUNNING) {
-                        engine.stop(s.name(), Duration.ofSeconds(10));
+                        client.remove(s.name(), true);
+                    } else if (client.inspect(s.name()).state() == SandboxState.RUNNING) {
+                        client.stop(s.name(), 10);
                         System.err.println("airlock: sandbox " + s.name()
                                 + " is stopped and kept; remove it with: airlock rm " + s.name());
                     }
@@ -266,7 +301,9 @@ final class SandboxCommands {
 
         @Override
         public Integer call() {
-            System.out.println(engine().create(create.toOptions()).name());
+            ApiTypes.CreateRequest request = create.toRequest();
+            preflight(create.image);
+            System.out.println(client().create(request).name());
             return 0;
         }
     }
@@ -278,9 +315,9 @@ final class SandboxCommands {
 
         @Override
         public Integer call() {
-            SandboxEngine engine = engine();
+            DaemonClient client = client();
             for (String n : names) {
-                System.out.println(engine.start(n).name());
+                System.out.println(client.start(n).name());
             }
             return 0;
         }
@@ -310,8 +347,9 @@ final class SandboxCommands {
 
         @Override
         public Integer call() throws Exception {
-            SandboxEngine engine = engine();
-            return execute(engine, engine.inspect(name), command, exec, parseEnv(env), workdir);
+            Map<String, String> vars = parseEnv(env);
+            DaemonClient client = client();
+            return execute(client, client.inspect(name), command, exec, vars, workdir);
         }
     }
 
@@ -332,8 +370,8 @@ final class SandboxCommands {
             flags.interactive = true;
             flags.tty = System.console() != null;
             flags.user = user;
-            SandboxEngine engine = engine();
-            return execute(engine, engine.inspect(name), List.of("/bin/bash", "-l"), flags, Map.of(), null);
+            DaemonClient client = client();
+            return execute(client, client.inspect(name), List.of("/bin/bash", "-l"), flags, Map.of(), null);
         }
     }
 
@@ -354,7 +392,7 @@ final class SandboxCommands {
 
         @Override
         public Integer call() {
-            List<Sandbox> list = engine().list().stream()
+            List<Sandbox> list = client().list().stream()
                     .filter(s -> all || s.state() == SandboxState.RUNNING)
                     .toList();
             if (json) {
@@ -388,8 +426,8 @@ final class SandboxCommands {
 
         @Override
         public Integer call() {
-            SandboxEngine engine = engine();
-            List<Sandbox> out = names.stream().map(engine::inspect).toList();
+            DaemonClient client = client();
+            List<Sandbox> out = names.stream().map(client::inspect).toList();
             Output.json(out.size() == 1 ? out.getFirst() : out);
             return 0;
         }
@@ -401,14 +439,9 @@ final class SandboxCommands {
         String name = "";
 
         @Override
-        public Integer call() throws IOException {
-            Path log = engine().consoleLog(name);
-            if (Files.exists(log)) {
-                try (InputStream in = Files.newInputStream(log)) {
-                    in.transferTo(System.out);
-                }
-                System.out.flush();
-            }
+        public Integer call() {
+            System.out.print(client().logs(name));
+            System.out.flush();
             return 0;
         }
     }
@@ -426,9 +459,9 @@ final class SandboxCommands {
 
         @Override
         public Integer call() {
-            SandboxEngine engine = engine();
+            DaemonClient client = client();
             for (String n : names) {
-                System.out.println(engine.stop(n, Duration.ofSeconds(seconds)).name());
+                System.out.println(client.stop(n, seconds).name());
             }
             return 0;
         }
@@ -441,9 +474,9 @@ final class SandboxCommands {
 
         @Override
         public Integer call() {
-            SandboxEngine engine = engine();
+            DaemonClient client = client();
             for (String n : names) {
-                System.out.println(engine.kill(n).name());
+                System.out.println(client.kill(n).name());
             }
             return 0;
         }
@@ -461,9 +494,9 @@ final class SandboxCommands {
 
         @Override
         public Integer call() {
-            SandboxEngine engine = engine();
+            DaemonClient client = client();
             for (String n : names) {
-                System.out.println(engine.remove(n, force).name());
+                System.out.println(client.remove(n, force).name());
             }
             return 0;
         }
@@ -479,14 +512,14 @@ final class SandboxCommands {
 
         @Override
         public Integer call() {
-            SandboxEngine engine = engine();
+            DaemonClient client = client();
             List<String> which = names.isEmpty()
-                    ? engine.list().stream()
+                    ? client.list().stream()
                             .filter(s -> s.state() == SandboxState.RUNNING)
                             .map(Sandbox::name)
                             .toList()
                     : names;
-            List<SandboxStats> stats = which.stream().map(engine::stats).toList();
+            List<SandboxStats> stats = which.stream().map(client::stats).toList();
             if (json) {
                 Output.json(stats);
                 return 0;
@@ -518,7 +551,7 @@ final class SandboxCommands {
 
         @Override
         public Integer call() throws Exception {
-            new Copy(engine()).copy(src, dst);
+            new Copy(client()).copy(src, dst);
             return 0;
         }
     }

@@ -5,12 +5,15 @@ import java.io.EOFException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.channels.Channels;
 import java.nio.channels.ReadableByteChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.channels.WritableByteChannel;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
@@ -74,6 +77,34 @@ public final class GuestChannel implements AutoCloseable {
      *
      * @param helloTimeout how long to wait for the agent's HELLO
      */
+    /**
+     * Connects to an agent (or the daemon's shared agent socket) at a unix socket path. Over
+     * virtio-serial the agent cannot always tell that a previous host connection is gone (a quick
+     * reconnect, a host killed mid-frame): it then answers HELLO with a protocol error and
+     * resynchronises on the next HELLO, so a retry is part of connecting.
+     */
+    public static GuestChannel connect(Path unixSocket, Duration helloTimeout) throws IOException {
+        for (int attempt = 1; ; attempt++) {
+            SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX);
+            try {
+                ch.connect(UnixDomainSocketAddress.of(unixSocket));
+                return open(ch, helloTimeout);
+            } catch (GuestChannelClosedException e) {
+                ch.close();
+                if (attempt >= 3) {
+                    throw e;
+                }
+            } catch (InterruptedException e) {
+                ch.close();
+                Thread.currentThread().interrupt();
+                throw new IOException("interrupted while connecting to " + unixSocket, e);
+            } catch (IOException | RuntimeException e) {
+                ch.close();
+                throw e;
+            }
+        }
+    }
+
     public static GuestChannel open(SocketChannel socket, Duration helloTimeout)
             throws IOException, InterruptedException {
         socket.configureBlocking(true);

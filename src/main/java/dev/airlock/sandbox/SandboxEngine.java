@@ -18,10 +18,7 @@ import dev.airlock.vmm.RunningVm;
 import dev.airlock.vmm.VmSpec;
 import java.io.IOException;
 import java.io.RandomAccessFile;
-import java.net.StandardProtocolFamily;
-import java.net.UnixDomainSocketAddress;
 import java.nio.channels.FileChannel;
-import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -69,10 +66,13 @@ public final class SandboxEngine {
                         .filter(s -> s.name().equals(wanted))
                         .findFirst();
                 if (clash.isPresent()) {
-                    throw new SandboxException("a sandbox named '" + name + "' already exists ("
-                            + clash.get().shortId()
-                            + ", " + clash.get().state().label() + "); choose another --name or remove it: airlock rm "
-                            + name);
+                    throw new SandboxException(
+                            SandboxException.Kind.CONFLICT,
+                            "a sandbox named '" + name + "' already exists ("
+                                    + clash.get().shortId()
+                                    + ", " + clash.get().state().label()
+                                    + "); choose another --name or remove it: airlock rm "
+                                    + name);
                 }
             } else {
                 List<String> taken = store.list().stream().map(Sandbox::name).toList();
@@ -116,7 +116,7 @@ public final class SandboxEngine {
     public Sandbox start(String ref) {
         Sandbox s = inspect(ref);
         if (s.state() == SandboxState.RUNNING) {
-            throw new SandboxException("sandbox '" + s.name() + "' is already running");
+            throw new SandboxException(SandboxException.Kind.CONFLICT, "sandbox '" + s.name() + "' is already running");
         }
         if (!Files.isRegularFile(Path.of(s.imageFile()))) {
             throw new SandboxException("the image of sandbox '" + s.name() + "' (" + s.image() + ", "
@@ -138,29 +138,19 @@ public final class SandboxEngine {
         }
     }
 
-    /** Opens a new agent session to a running sandbox. */
+    /** Opens a new agent session to a running sandbox, straight to its VM's agent socket. */
     public GuestChannel connect(Sandbox s, Duration timeout) throws IOException {
-        try {
-            return open(s, timeout);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IOException("interrupted while connecting to sandbox " + s.name(), e);
+        if (s.state() != SandboxState.RUNNING) {
+            throw new SandboxException(
+                    SandboxException.Kind.CONFLICT,
+                    "sandbox '" + s.name() + "' is " + s.state().label() + "; start it with: airlock start "
+                            + s.name());
         }
+        return GuestChannel.connect(agentSocket(s), timeout);
     }
 
-    private GuestChannel open(Sandbox s, Duration timeout) throws IOException, InterruptedException {
-        if (s.state() != SandboxState.RUNNING) {
-            throw new SandboxException("sandbox '" + s.name() + "' is "
-                    + s.state().label() + "; start it with: airlock start " + s.name());
-        }
-        SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX);
-        try {
-            ch.connect(UnixDomainSocketAddress.of(runtimeDir(s).resolve("agent.sock")));
-            return GuestChannel.open(ch, timeout);
-        } catch (IOException | RuntimeException e) {
-            ch.close();
-            throw e;
-        }
+    public Path agentSocket(Sandbox s) {
+        return runtimeDir(s).resolve("agent.sock");
     }
 
     /** Asks the guest to power off, and kills the VM if it has not within {@code grace}. */
@@ -189,7 +179,7 @@ public final class SandboxEngine {
     public Sandbox kill(String ref) {
         Sandbox s = inspect(ref);
         if (s.state() != SandboxState.RUNNING) {
-            throw new SandboxException("sandbox '" + s.name() + "' is not running");
+            throw new SandboxException(SandboxException.Kind.CONFLICT, "sandbox '" + s.name() + "' is not running");
         }
         vmm.attach(spec(s, null)).ifPresent(RunningVm::kill);
         Sandbox stopped = s.moveTo(SandboxState.STOPPED, 0, "killed");
@@ -202,8 +192,10 @@ public final class SandboxEngine {
         Sandbox s = inspect(ref);
         if (s.state() == SandboxState.RUNNING) {
             if (!force) {
-                throw new SandboxException("sandbox '" + s.name() + "' is running; stop it first (airlock stop "
-                        + s.name() + ") or force removal with: airlock rm -f " + s.name());
+                throw new SandboxException(
+                        SandboxException.Kind.CONFLICT,
+                        "sandbox '" + s.name() + "' is running; stop it first (airlock stop " + s.name()
+                                + ") or force removal with: airlock rm -f " + s.name());
             }
             vmm.attach(spec(s, null)).ifPresent(RunningVm::kill);
         }
@@ -295,7 +287,8 @@ public final class SandboxEngine {
         }
     }
 
-    private Path runtimeDir(Sandbox s) {
+    /** Where the sandbox's sockets live (agent, QMP, and the daemon's shared agent socket). */
+    public Path runtimeDir(Sandbox s) {
         return dirs.runtime().resolve(s.id().substring(0, 16));
     }
 

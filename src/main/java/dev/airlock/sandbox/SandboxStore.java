@@ -72,8 +72,9 @@ public final class SandboxStore {
 
     public Sandbox require(String nameOrId) {
         return find(nameOrId)
-                .orElseThrow(() ->
-                        new SandboxException("no such sandbox '" + nameOrId + "'; list sandboxes with: airlock ps -a"));
+                .orElseThrow(() -> new SandboxException(
+                        SandboxException.Kind.NOT_FOUND,
+                        "no such sandbox '" + nameOrId + "'; list sandboxes with: airlock ps -a"));
     }
 
     public void save(Sandbox s) {

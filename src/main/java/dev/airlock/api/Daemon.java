@@ -1,0 +1,152 @@
+package dev.airlock.api;
+
+import dev.airlock.host.AirlockDirs;
+import dev.airlock.host.HostFiles;
+import dev.airlock.sandbox.Sandbox;
+import dev.airlock.sandbox.SandboxEngine;
+import dev.airlock.sandbox.SandboxException;
+import dev.airlock.sandbox.SandboxState;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import org.eclipse.jetty.server.Server;
+import org.eclipse.jetty.unixdomain.server.UnixDomainServerConnector;
+import org.eclipse.jetty.util.thread.QueuedThreadPool;
+import org.jspecify.annotations.Nullable;
+
+/**
+ * {@code airlockd}: owns the sandboxes of one data directory. It serves the HTTP/JSON API on a
+ * unix socket and, per running sandbox, a shared agent socket that many clients use at once. Its
+ * own state is only a cache of what is on disk and in the VMM processes, so it may be killed at
+ * any time: the next daemon re-attaches to the VMs that kept running.
+ */
+public final class Daemon {
+    private final AirlockDirs dirs;
+    private final SandboxEngine engine;
+    private final Map<String, GuestMux> muxes = new ConcurrentHashMap<>();
+    private final ScheduledExecutorService watchdog = Executors.newSingleThreadScheduledExecutor();
+    private @Nullable Server server;
+
+    public Daemon(AirlockDirs dirs) {
+        this.dirs = dirs;
+        this.engine = new SandboxEngine(dirs, message -> log(message));
+    }
+
+    public static Path socket(AirlockDirs dirs) {
+        return dirs.runtime().resolve("airlockd.sock");
+    }
+
+    static void log(String message) {
+        System.err.println(Instant.now() + " airlockd: " + message);
+    }
+
+    String dataDir() {
+        return dirs.data().toString();
+    }
+
+    SandboxEngine engine() {
+        return engine;
+    }
+
+    /** Runs until killed. Exits at once if another daemon already serves this data directory. */
+    public void run() throws Exception {
+        AirlockDirs.ensureDir(dirs.runtime());
+        FileChannel lockChannel = FileChannel.open(
+                dirs.runtime().resolve("airlockd.lock"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+        FileLock lock = lockChannel.tryLock();
+        if (lock == null) {
+            throw new SandboxException(
+                    SandboxException.Kind.CONFLICT,
+                    "another airlockd already serves " + dirs.data() + " (socket " + socket(dirs) + ")");
+        }
+        Files.writeString(
+                dirs.runtime().resolve("airlockd.pid"), ProcessHandle.current().pid() + "\n", StandardCharsets.UTF_8);
+        for (Sandbox s : engine.list()) {
+            if (s.state() == SandboxState.RUNNING) {
+                log("re-attaching to running sandbox " + s.name() + " (VMM pid " + s.vmmPid() + ")");
+                mux(s);
+            }
+        }
+        QueuedThreadPool threads = new QueuedThreadPool();
+        threads.setVirtualThreadsExecutor(Executors.newVirtualThreadPerTaskExecutor());
+        Server srv = new Server(threads);
+        UnixDomainServerConnector connector = new UnixDomainServerConnector(srv);
+        Path sock = socket(dirs);
+        Files.deleteIfExists(sock);
+        connector.setUnixDomainPath(sock);
+        srv.addConnector(connector);
+        srv.setHandler(new ApiHandler(this));
+        srv.start();
+        server = srv;
+        watchdog.scheduleWithFixedDelay(this::enforceLifetimes, 1, 1, TimeUnit.SECONDS);
+        log("serving " + dirs.data() + " on " + sock + " (pid "
+                + ProcessHandle.current().pid() + ")");
+        srv.join();
+        lock.release();
+    }
+
+    /** The shared agent socket of a running sandbox, opened on first use. */
+    GuestMux mux(Sandbox s) {
+        return muxes.computeIfAbsent(s.id(), id -> {
+            try {
+                return new GuestMux(
+                        s.name(), engine.agentSocket(s), engine.runtimeDir(s).resolve("mux.sock"));
+            } catch (IOException e) {
+                throw new UncheckedIOException("cannot open the shared agent socket of " + s.name(), e);
+            }
+        });
+    }
+
+    void dropMux(Sandbox s) {
+        GuestMux m = muxes.remove(s.id());
+        if (m != null) {
+            m.close();
+        }
+    }
+
+    /** Stops sandboxes whose wall-clock lifetime is over. */
+    private void enforceLifetimes() {
+        try {
+            for (Sandbox s : engine.list()) {
+                Duration limit = s.resources().timeout();
+                Instant started = s.started();
+                if (s.state() == SandboxState.RUNNING
+                        && limit != null
+                        && started != null
+                        && Instant.now().isAfter(started.plus(limit))) {
+                    log("sandbox " + s.name() + " reached its " + limit.toSeconds() + " s lifetime: stopping it");
+                    dropMux(s);
+                    engine.stop(s.id(), Duration.ofSeconds(5));
+                }
+            }
+        } catch (RuntimeException e) {
+            log("lifetime check failed: " + e.getMessage());
+        }
+    }
+
+    void shutdown() {
+        Server srv = server;
+        if (srv != null) {
+            try {
+                srv.stop();
+            } catch (Exception e) {
+                log("stop failed: " + e.getMessage());
+            }
+        }
+        muxes.values().forEach(GuestMux::close);
+        watchdog.shutdownNow();
+        HostFiles.deleteTree(socket(dirs));
+    }
+}
