@@ -1,0 +1,222 @@
+package dev.airlock.api;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.airlock.host.AirlockDirs;
+import dev.airlock.host.HostFiles;
+import dev.airlock.testing.Cli;
+import dev.airlock.testing.TestHost;
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import org.eclipse.jetty.client.ContentResponse;
+import org.eclipse.jetty.client.HttpClient;
+import org.eclipse.jetty.client.StringRequestContent;
+import org.eclipse.jetty.http.HttpMethod;
+import org.eclipse.jetty.io.Transport;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.MethodOrderer;
+import org.junit.jupiter.api.Order;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestMethodOrder;
+import tools.jackson.databind.JsonNode;
+
+/**
+ * The daemon as users and programs meet it: started on demand by the CLI, serving many clients
+ * of one sandbox at once, answering a plain HTTP client, surviving kill -9 with the VMs and their
+ * disks intact, and leaking nothing over many create/remove cycles.
+ */
+@TestMethodOrder(MethodOrderer.OrderAnnotation.class)
+class DaemonTest {
+    private static AirlockDirs dirs;
+    private static Cli cli;
+    private static HttpClient http;
+
+    @BeforeAll
+    static void setUp() throws Exception {
+        TestHost.ready();
+        dirs = TestHost.isolated("daemon");
+        cli = new Cli(dirs);
+        http = new HttpClient();
+        http.start();
+        Cli.Result r = cli.run("run", "-d", "--name", "d1", "--memory", "256m");
+        assertThat(r.exit()).as(r.err()).isZero();
+        assertThat(r.out().strip()).isEqualTo("d1");
+    }
+
+    @AfterAll
+    static void tearDown() throws Exception {
+        cli.run("rm", "-f", "d1");
+        daemonPid().ifPresent(pid -> ProcessHandle.of(pid).ifPresent(ProcessHandle::destroy));
+        http.stop();
+        HostFiles.deleteTree(dirs.data());
+        HostFiles.deleteTree(dirs.runtime());
+    }
+
+    static java.util.Optional<Long> daemonPid() {
+        try {
+            return java.util.Optional.of(Long.parseLong(
+                    Files.readString(dirs.runtime().resolve("airlockd.pid")).strip()));
+        } catch (Exception e) {
+            return java.util.Optional.empty();
+        }
+    }
+
+    private static ContentResponse call(HttpMethod method, String path, String body) throws Exception {
+        var req = http.newRequest("http://localhost" + path)
+                .transport(new Transport.TCPUnix(Daemon.socket(dirs)))
+                .method(method)
+                .timeout(5, TimeUnit.MINUTES);
+        if (!body.isEmpty()) {
+            req.body(new StringRequestContent("application/json", body, StandardCharsets.UTF_8));
+        }
+        return req.send();
+    }
+
+    @Test
+    @Order(1)
+    void manyClientsShareOneSandboxAtOnce() {
+        List<CompletableFuture<Cli.Result>> runs = new ArrayList<>();
+        for (int i = 0; i < 6; i++) {
+            int n = i;
+            runs.add(CompletableFuture.supplyAsync(
+                    () -> cli.run("exec", "d1", "--", "sh", "-c", "sleep 1; echo client-" + n)));
+        }
+        for (int i = 0; i < runs.size(); i++) {
+            Cli.Result r = runs.get(i).join();
+            assertThat(r.exit()).as(r.err()).isZero();
+            assertThat(r.out()).isEqualTo("client-" + i + "\n");
+        }
+    }
+
+    @Test
+    @Order(2)
+    void aPlainHttpClientUsesTheApi() throws Exception {
+        ContentResponse list = call(HttpMethod.GET, "/v1/sandboxes", "");
+        assertThat(list.getStatus()).isEqualTo(200);
+        JsonNode arr = ApiHandler.JSON.readTree(list.getContentAsString());
+        assertThat(arr.isArray()).isTrue();
+        assertThat(arr.get(0).get("name").asString()).isEqualTo("d1");
+        assertThat(arr.get(0).get("state").asString()).isEqualTo("RUNNING");
+
+        ContentResponse exec = call(
+                HttpMethod.POST,
+                "/v1/sandboxes/d1/exec",
+                "{\"cmd\":[\"sh\",\"-c\",\"cat; echo err >&2; exit 3\"],\"stdin\":\"hello\"}");
+        assertThat(exec.getStatus()).isEqualTo(200);
+        JsonNode res = ApiHandler.JSON.readTree(exec.getContentAsString());
+        assertThat(res.get("exitCode").asInt()).isEqualTo(3);
+        assertThat(res.get("stdout").asString()).isEqualTo("hello");
+        assertThat(res.get("stderr").asString()).isEqualTo("err\n");
+
+        ContentResponse missing = call(HttpMethod.GET, "/v1/sandboxes/nope", "");
+        assertThat(missing.getStatus()).isEqualTo(404);
+        assertThat(missing.getContentAsString()).contains("no such sandbox 'nope'");
+        ContentResponse bad = call(HttpMethod.POST, "/v1/sandboxes", "{\"cpus\": 999}");
+        assertThat(bad.getStatus()).isEqualTo(400);
+        assertThat(bad.getContentAsString()).contains("impossible --cpus 999");
+        ContentResponse conflict = call(HttpMethod.DELETE, "/v1/sandboxes/d1", "");
+        assertThat(conflict.getStatus()).isEqualTo(409);
+    }
+
+    @Test
+    @Order(3)
+    void killingTheDaemonDuringAnExecLosesNothing() throws Exception {
+        assertThat(cli.run("exec", "d1", "--", "sh", "-c", "echo precious > /root/work.txt")
+                        .exit())
+                .isZero();
+        long vmmPid = ApiHandler.JSON
+                .readTree(call(HttpMethod.GET, "/v1/sandboxes/d1", "").getContentAsString())
+                .get("vmmPid")
+                .asLong();
+        long daemon = daemonPid().orElseThrow();
+
+        // An exec in flight when the daemon dies: wait until it really runs, then kill -9 the daemon.
+        List<String> argv = new ArrayList<>(List.of(
+                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--enable-native-access=ALL-UNNAMED",
+                "-Dairlock.home=" + dirs.home(),
+                "-cp",
+                System.getProperty("java.class.path"),
+                "dev.airlock.cli.Main",
+                "exec",
+                "d1",
+                "--",
+                "sh",
+                "-c",
+                "echo started; sleep 60"));
+        ProcessBuilder pb = new ProcessBuilder(argv);
+        pb.environment().put("AIRLOCK_CACHE_DIR", dirs.cache().toString());
+        pb.environment().put("AIRLOCK_DATA_DIR", dirs.data().toString());
+        pb.environment().put("AIRLOCK_RUNTIME_DIR", dirs.runtime().toString());
+        Process inFlight = pb.start();
+        try (BufferedReader out =
+                new BufferedReader(new InputStreamReader(inFlight.getInputStream(), StandardCharsets.UTF_8))) {
+            assertThat(out.readLine()).isEqualTo("started");
+            ProcessHandle d = ProcessHandle.of(daemon).orElseThrow();
+            d.destroyForcibly();
+            d.onExit().get();
+            assertThat(inFlight.waitFor(60, TimeUnit.SECONDS)).isTrue();
+        }
+        assertThat(inFlight.exitValue()).isNotZero();
+
+        // The next command starts a new daemon, which re-attaches to the VM that kept running.
+        Cli.Result r = cli.run("exec", "d1", "--", "cat", "/root/work.txt");
+        assertThat(r.exit()).as(r.err()).isZero();
+        assertThat(r.out()).isEqualTo("precious\n");
+        assertThat(daemonPid().orElseThrow()).isNotEqualTo(daemon);
+        JsonNode after = ApiHandler.JSON.readTree(
+                call(HttpMethod.GET, "/v1/sandboxes/d1", "").getContentAsString());
+        assertThat(after.get("vmmPid").asLong()).isEqualTo(vmmPid);
+        assertThat(after.get("state").asString()).isEqualTo("RUNNING");
+    }
+
+    @Test
+    @Order(4)
+    void twoHundredCreateRemoveCyclesLeakNothing() throws Exception {
+        long daemon = daemonPid().orElseThrow();
+        long fdsBefore = openFds(daemon);
+        for (int i = 0; i < 200; i++) {
+            ContentResponse c = call(HttpMethod.POST, "/v1/sandboxes", "{\"name\":\"cycle\",\"diskMiB\":128}");
+            assertThat(c.getStatus()).as(c.getContentAsString()).isEqualTo(201);
+            ContentResponse d = call(HttpMethod.DELETE, "/v1/sandboxes/cycle", "");
+            assertThat(d.getStatus()).as(d.getContentAsString()).isEqualTo(200);
+        }
+        for (int i = 0; i < 3; i++) {
+            assertThat(call(HttpMethod.POST, "/v1/sandboxes", "{\"name\":\"booted\",\"memoryMiB\":256}")
+                            .getStatus())
+                    .isEqualTo(201);
+            assertThat(call(HttpMethod.POST, "/v1/sandboxes/booted/start", "").getStatus())
+                    .isEqualTo(200);
+            assertThat(call(HttpMethod.DELETE, "/v1/sandboxes/booted?force=true", "")
+                            .getStatus())
+                    .isEqualTo(200);
+        }
+        try (var s = Files.list(dirs.sandboxes())) {
+            assertThat(s.filter(Files::isDirectory).count()).isEqualTo(1); // d1 only
+        }
+        try (var s = Files.list(dirs.runtime())) {
+            assertThat(s.filter(Files::isDirectory).count()).isEqualTo(1); // d1's sockets only
+        }
+        assertThat(openFds(daemon)).isLessThanOrEqualTo(fdsBefore + 5);
+        long qemus = ProcessHandle.allProcesses()
+                .filter(p ->
+                        p.info().commandLine().orElse("").contains(dirs.data().toString()))
+                .filter(p -> p.info().command().orElse("").contains("qemu"))
+                .count();
+        assertThat(qemus).isEqualTo(1); // d1's VMM
+    }
+
+    private static long openFds(long pid) throws Exception {
+        try (var s = Files.list(Path.of("/proc", Long.toString(pid), "fd"))) {
+            return s.count();
+        }
+    }
+}
