@@ -1,0 +1,23 @@
+# Shared by the benchmark wrappers: finds JDK 25, builds the jar when the sources are newer than
+# it, and runs one benchmark main class with the repository as airlock.home.
+set -euo pipefail
+home=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
+jar="$home/target/airlock.jar"
+JAVA_HOME=${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}
+if ! "$JAVA_HOME/bin/java" -version 2>&1 | grep -q 'version "25'; then
+  . "$home/scripts/jdk.sh"
+  JAVA_HOME=$jdk
+fi
+export JAVA_HOME
+
+if [ ! -f "$jar" ] || [ -n "$(find "$home/src/main" "$home/guest/src" "$home/pom.xml" -newer "$jar" -print -quit)" ]; then
+  echo "bench: building the Airlock jar (./mvnw package)..." >&2
+  (cd "$home" && ./mvnw -B -q -DskipTests package >&2)
+fi
+
+run_bench() {
+  local main=$1
+  shift
+  exec "$JAVA_HOME/bin/java" --enable-native-access=ALL-UNNAMED -Dairlock.home="$home" \
+    -cp "$jar" "dev.airlock.bench.$main" "$@"
+}
