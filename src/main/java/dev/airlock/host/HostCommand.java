@@ -27,7 +27,14 @@ public final class HostCommand {
 
     /** Runs and returns the combined output; never throws for a non-zero exit. */
     public static Result run(List<String> argv, @Nullable Path dir, @Nullable Consumer<String> lines) {
+        return run(argv, dir, lines, java.util.Map.of());
+    }
+
+    /** As {@link #run(List, Path, Consumer)}, with extra environment variables. */
+    public static Result run(
+            List<String> argv, @Nullable Path dir, @Nullable Consumer<String> lines, java.util.Map<String, String> env) {
         ProcessBuilder pb = new ProcessBuilder(argv).redirectErrorStream(true);
+        pb.environment().putAll(env);
         if (dir != null) {
             pb.directory(dir.toFile());
         }

@@ -1,0 +1,55 @@
+package dev.airlock.workspace;
+
+import dev.airlock.host.HostCommand;
+import dev.airlock.sandbox.SandboxException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.jspecify.annotations.Nullable;
+
+/**
+ * The user's git repository on the host. Everything here reads it or adds objects and refs under
+ * {@code refs/airlock/} and {@code refs/heads/airlock/}; nothing touches its working tree, index
+ * or current branch.
+ */
+public record HostRepo(Path root, String head, @Nullable String branch) {
+
+    public static HostRepo open(Path dir) {
+        HostCommand.Result top = git(dir, List.of("rev-parse", "--show-toplevel"), Map.of());
+        if (!top.ok()) {
+            throw new SandboxException("--workspace " + dir + " is not inside a git repository; run git init there, or"
+                    + " point --workspace at a repository");
+        }
+        Path root = Path.of(top.output().strip());
+        HostCommand.Result head = git(root, List.of("rev-parse", "--verify", "-q", "HEAD^{commit}"), Map.of());
+        if (!head.ok()) {
+            throw new SandboxException("the repository " + root + " has no commits yet; commit something first");
+        }
+        HostCommand.Result branch = git(root, List.of("symbolic-ref", "-q", "--short", "HEAD"), Map.of());
+        return new HostRepo(root, head.output().strip(), branch.ok() ? branch.output().strip() : null);
+    }
+
+    /** Runs git in this repo and returns its output, or throws with git's own message. */
+    public String git(String... args) {
+        return git(Map.of(), args);
+    }
+
+    public String git(Map<String, String> env, String... args) {
+        HostCommand.Result r = git(root, List.of(args), env);
+        if (!r.ok()) {
+            throw new SandboxException("git " + String.join(" ", args) + " failed in " + root + ": " + r.output().strip());
+        }
+        return r.output();
+    }
+
+    public HostCommand.Result tryGit(String... args) {
+        return git(root, List.of(args), Map.of());
+    }
+
+    static HostCommand.Result git(Path dir, List<String> args, Map<String, String> env) {
+        List<String> argv = new ArrayList<>(List.of("git", "-C", dir.toString()));
+        argv.addAll(args);
+        return HostCommand.run(argv, null, null, env);
+    }
+}

@@ -1,0 +1,234 @@
+package dev.airlock.workspace;
+
+import dev.airlock.guest.ExecSpec;
+import dev.airlock.guest.ExitStatus;
+import dev.airlock.guest.GuestChannel;
+import dev.airlock.host.Hashing;
+import dev.airlock.host.HostFiles;
+import dev.airlock.sandbox.SandboxException;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.SecureRandom;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import org.jspecify.annotations.Nullable;
+
+/**
+ * A repository's copy inside a sandbox, at {@value #PATH}: pushed in as one git bundle (history
+ * and, optionally, the uncommitted state as an extra commit that is unpacked back into
+ * uncommitted changes), and pulled back as a bundle of the sandbox's new commits fetched into a
+ * branch of the host repository. Streams, never file by file.
+ */
+public final class Workspace {
+    public static final String PATH = "/workspace";
+    private static final String IN_BUNDLE = "/tmp/airlock-in.bundle";
+    private static final String OUT_BUNDLE = "/tmp/airlock-out.bundle";
+
+    private Workspace() {}
+
+    /** What was pushed: the commit the sandbox starts from, and whether uncommitted work came along. */
+    public record Pushed(String base, boolean uncommitted) {}
+
+    /** Copies the repository into a running sandbox's {@value #PATH}, replacing tracked files there. */
+    public static Pushed push(GuestChannel ch, HostRepo repo, boolean uncommitted) throws IOException, InterruptedException {
+        Path tmp = Files.createTempDirectory("airlock-push");
+        String tmpRef = "refs/airlock/tmp/" + HexFormat.of().formatHex(new SecureRandom().generateSeed(6));
+        try {
+            String wip = uncommitted ? snapshotUncommitted(repo, tmp, tmpRef) : null;
+            Path bundle = tmp.resolve("repo.bundle");
+            if (wip != null) {
+                repo.git("bundle", "create", "-q", bundle.toString(), "HEAD", tmpRef);
+            } else {
+                repo.git("bundle", "create", "-q", bundle.toString(), "HEAD");
+            }
+            try (InputStream in = Files.newInputStream(bundle)) {
+                ch.writeFile(IN_BUNDLE, in, 0600, false);
+            }
+            String branch = repo.branch() != null ? repo.branch() : "airlock";
+            String name = repo.tryGit("config", "user.name").output().strip();
+            String email = repo.tryGit("config", "user.email").output().strip();
+            String script = String.join("\n",
+                    "set -e",
+                    "if [ -d " + PATH + "/.git ]; then",
+                    "  cd " + PATH,
+                    "  git fetch -q " + IN_BUNDLE + " '+refs/*:refs/airlock-in/*'",
+                    "else",
+                    "  git clone -q --no-checkout " + IN_BUNDLE + " " + PATH,
+                    "  cd " + PATH,
+                    "  git remote remove origin",
+                    "fi",
+                    "git config user.name \"$NAME\"",
+                    "git config user.email \"$EMAIL\"",
+                    "git checkout -q -f -B \"$BRANCH\" \"$BASE\"",
+                    "git clean -q -fd",
+                    "if [ -n \"$WIP\" ]; then git checkout -q -f \"$WIP\" -- . && git reset -q --hard \"$WIP\""
+                            + " && git reset -q --soft \"$BASE\" && git reset -q; fi",
+                    "rm -f " + IN_BUNDLE);
+            Map<String, String> env = Map.of(
+                    "BASE", repo.head(), "BRANCH", branch, "WIP", wip == null ? "" : wip,
+                    "NAME", name.isEmpty() ? "Airlock sandbox" : name,
+                    "EMAIL", email.isEmpty() ? "sandbox@airlock.invalid" : email);
+            run(ch, "unpack the workspace", List.of("sh", "-c", script), env, null);
+            return new Pushed(repo.head(), wip != null);
+        } finally {
+            repo.tryGit("update-ref", "-d", tmpRef);
+            HostFiles.deleteTree(tmp);
+        }
+    }
+
+    /**
+     * Records the working tree (tracked changes, deletions and untracked files that .gitignore
+     * does not exclude) as a commit on top of HEAD, using a private index so the user's index is
+     * left exactly as it was. Returns null when there is nothing uncommitted.
+     */
+    private static @Nullable String snapshotUncommitted(HostRepo repo, Path tmp, String tmpRef) throws IOException {
+        Path index = tmp.resolve("index");
+        Path realIndex = repo.root().resolve(repo.git("rev-parse", "--git-path", "index").strip());
+        if (Files.isRegularFile(realIndex)) {
+            Files.copy(realIndex, index);
+        }
+        Map<String, String> env = Map.of("GIT_INDEX_FILE", index.toString());
+        repo.git(env, "add", "-A");
+        String tree = repo.git(env, "write-tree").strip();
+        if (tree.equals(repo.git("rev-parse", "HEAD^{tree}").strip())) {
+            return null;
+        }
+        String commit = repo.git(
+                        Map.of("GIT_AUTHOR_NAME", "airlock", "GIT_AUTHOR_EMAIL", "airlock@localhost",
+                                "GIT_COMMITTER_NAME", "airlock", "GIT_COMMITTER_EMAIL", "airlock@localhost"),
+                        "commit-tree", tree, "-p", "HEAD", "-m", "airlock: uncommitted changes")
+                .strip();
+        repo.git("update-ref", tmpRef, commit);
+        return commit;
+    }
+
+    /** Runs the repo's setup commands in the workspace, output streamed to the given sinks. */
+    public static void setup(GuestChannel ch, List<String> commands, OutputStream out, OutputStream err)
+            throws IOException, InterruptedException {
+        for (String cmd : commands) {
+            ExitStatus st = ch.exec(ExecSpec.builder("sh", "-ec", cmd).cwd(PATH).build(), out, err).await();
+            if (st.shellStatus() != 0) {
+                throw new SandboxException("setup command failed (exit " + st.shellStatus() + "): " + cmd
+                        + "; fix [setup].run in airlock.toml");
+            }
+        }
+    }
+
+    /** The sandbox's changes against the base, committed and uncommitted, as a patch. */
+    public static void diff(GuestChannel ch, String base, OutputStream out) throws IOException, InterruptedException {
+        String script = "cd " + PATH + " && git add -A -N . && git -c core.quotepath=off diff --stat \"$BASE\" && echo"
+                + " && git -c core.quotepath=off diff --binary \"$BASE\"";
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        ExitStatus st = ch.exec(ExecSpec.builder("sh", "-c", script).env(Map.of("BASE", base)).build(), out, err)
+                .await();
+        if (st.shellStatus() != 0) {
+            throw new SandboxException("cannot diff the workspace: " + err.toString(StandardCharsets.UTF_8).strip());
+        }
+    }
+
+    /** The outcome of a pull. */
+    public record Pulled(String branch, String base, @Nullable String head, int commits, int uncommittedLeft) {}
+
+    /**
+     * Brings the sandbox's commits since {@code base} into {@code refs/heads/<branch>} of the host
+     * repository. Only a fast-forward is accepted; diverged history is reported, never forced.
+     */
+    public static Pulled pull(GuestChannel ch, HostRepo repo, String base, String branch, boolean uncommitted,
+            String message) throws IOException, InterruptedException {
+        String script = String.join("\n",
+                "set -e",
+                "cd " + PATH,
+                "if [ \"$UNCOMMITTED\" = 1 ] && [ -n \"$(git status --porcelain)\" ]; then",
+                "  git add -A && git commit -q -m \"$MSG\"",
+                "fi",
+                "head=$(git rev-parse HEAD)",
+                "left=$(git status --porcelain | wc -l)",
+                "if [ \"$head\" = \"$BASE\" ]; then echo \"none $left\"; exit 0; fi",
+                "if ! git merge-base --is-ancestor \"$BASE\" HEAD; then echo \"diverged $left\"; exit 0; fi",
+                "git bundle create -q " + OUT_BUNDLE + " \"$BASE..HEAD\"",
+                "echo \"$head $left\"");
+        String result = run(ch, "pack the sandbox's commits", List.of("sh", "-c", script),
+                Map.of("BASE", base, "UNCOMMITTED", uncommitted ? "1" : "0", "MSG", message), null);
+        String[] f = result.strip().split(" ");
+        int left = Integer.parseInt(f[1]);
+        if (f[0].equals("none")) {
+            return new Pulled(branch, base, null, 0, left);
+        }
+        if (f[0].equals("diverged")) {
+            throw new SandboxException(SandboxException.Kind.CONFLICT, "the sandbox's history no longer contains its base "
+                    + base.substring(0, 12) + " (it was rewritten in the sandbox); nothing was pulled");
+        }
+        Path tmp = Files.createTempFile("airlock-pull", ".bundle");
+        try {
+            try (OutputStream out = Files.newOutputStream(tmp)) {
+                ch.readFile(OUT_BUNDLE, out);
+            }
+            String ref = "refs/heads/" + branch;
+            var fetch = repo.tryGit("-c", "fetch.fsckObjects=true", "fetch", "-q", tmp.toString(), "HEAD:" + ref);
+            if (!fetch.ok()) {
+                String why = fetch.output().strip();
+                if (why.contains("non-fast-forward") || why.contains("rejected")) {
+                    throw new SandboxException(SandboxException.Kind.CONFLICT, "branch " + branch
+                            + " has diverged from the sandbox's history; nothing was changed. Pull into another"
+                            + " branch with --branch, or delete it first (git branch -D " + branch + ")");
+                }
+                throw new SandboxException("fetching the sandbox's commits failed: " + why);
+            }
+            String head = repo.git("rev-parse", ref).strip();
+            if (!repo.tryGit("merge-base", "--is-ancestor", base, head).ok()) {
+                throw new SandboxException(SandboxException.Kind.CONFLICT, "the pulled branch " + branch
+                        + " does not descend from the sandbox's base " + base.substring(0, 12));
+            }
+            repo.git("update-ref", "refs/airlock/base/" + branch.replace("airlock/", ""), base);
+            int commits = Integer.parseInt(repo.git("rev-list", "--count", base + ".." + head).strip());
+            return new Pulled(branch, base, head, commits, left);
+        } finally {
+            Files.deleteIfExists(tmp);
+        }
+    }
+
+    /** The key of a workspace template: image, setup commands and the content of the key files. */
+    public static String setupKey(HostRepo repo, ProjectConfig cfg, String imageId, boolean uncommitted) throws IOException {
+        StringBuilder sb = new StringBuilder("image=" + imageId + "\n");
+        for (String cmd : cfg.setup()) {
+            sb.append("run=").append(cmd).append('\n');
+        }
+        for (String key : cfg.setupKeys().stream().sorted().toList()) {
+            String hash;
+            if (uncommitted) {
+                Path file = repo.root().resolve(key);
+                if (!Files.isRegularFile(file)) {
+                    throw new SandboxException("[setup].keys names " + key + ", which is not a file in " + repo.root());
+                }
+                hash = Hashing.sha256(file);
+            } else {
+                var show = repo.tryGit("rev-parse", "HEAD:" + key);
+                if (!show.ok()) {
+                    throw new SandboxException("[setup].keys names " + key + ", which is not committed in " + repo.root()
+                            + " (commit it, or use --uncommitted)");
+                }
+                hash = show.output().strip();
+            }
+            sb.append("key=").append(key).append('=').append(hash).append('\n');
+        }
+        return Hashing.sha256(sb.toString()).substring(0, 24);
+    }
+
+    private static String run(GuestChannel ch, String what, List<String> argv, Map<String, String> env,
+            @Nullable String cwd) throws IOException, InterruptedException {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        ExitStatus st = ch.exec(ExecSpec.builder(argv).env(env).cwd(cwd).build(), out, err).await();
+        if (st.shellStatus() != 0) {
+            throw new SandboxException("could not " + what + " in the sandbox (exit " + st.shellStatus() + "): "
+                    + err.toString(StandardCharsets.UTF_8).strip());
+        }
+        return out.toString(StandardCharsets.UTF_8);
+    }
+}
