@@ -621,8 +621,13 @@ static void output_readable(struct stream *s, int is_err)
     else
         s->out_eof = 1;
     if (!is_err && s->pty) {
+        /* Keep the master open until the stream ends: closing it now hangs up the
+         * terminal and SIGHUPs a process that has closed its fds but not yet exited. */
         s->stdin_open = 0;
         s->ilen = 0;
+        w->want = 0;
+        watch_apply(w);
+        return;
     }
     watch_close(w);
 }
@@ -698,7 +703,8 @@ static void pump(void)
             }
             int can_read = !live || (s->win > 0 && g_out.len <= DATA_LIMIT);
             int want_in = s->stdin_open && (s->ilen || s->stdin_eof);
-            s->w_out.want = (can_read ? EPOLLIN : 0) | (s->pty && want_in ? EPOLLOUT : 0);
+            s->w_out.want = (can_read && !s->out_eof ? EPOLLIN : 0) |
+                            (s->pty && want_in ? EPOLLOUT : 0);
             s->w_err.want = can_read ? EPOLLIN : 0;
             s->w_in.want = !s->pty && want_in ? EPOLLOUT : 0;
             s->w_timer.want = EPOLLIN;
@@ -717,14 +723,10 @@ static void pump(void)
                 }
         }
     }
-    if (g_state != C_NONE && conn_flush() < 0) {
+    if (g_state != C_NONE && conn_flush() < 0)
         conn_gone();
-        return;
-    }
-    if (g_state == C_CLOSING && g_out.len == 0 && g_listen >= 0) {
+    if (g_state == C_CLOSING && g_out.len == 0 && g_listen >= 0)
         conn_gone();
-        return;
-    }
     if (g_state != C_NONE) {
         int rd = g_state == C_CLOSING || (g_inlen < MAX_FRAME && g_out.len <= IN_LIMIT);
         w_conn.want = (rd ? EPOLLIN : 0) | (g_out.len ? EPOLLOUT : 0) | EPOLLRDHUP;
