@@ -580,14 +580,22 @@ static void t_files(void)
     snprintf(path, sizeof path, "%s/sub/blob.bin", dir);
     write_file(1, path, g_file, FILE_SIZE, 1);
     struct stat st;
-    CHECK(stat(path, &st) == 0 && st.st_size == FILE_SIZE && (st.st_mode & 0777) == 0600,
+    /* AIRLOCK_REMOTE: the agent runs in a VM, so its files are not visible to us */
+    int local = getenv("AIRLOCK_REMOTE") == NULL;
+    CHECK(!local || (stat(path, &st) == 0 && st.st_size == FILE_SIZE && (st.st_mode & 0777) == 0600),
           "file on disk");
     /* overwrite via a symlink: the target changes, the link stays */
     snprintf(path2, sizeof path2, "%s/sub/link", dir);
-    CHECK(symlink("blob.bin", path2) == 0, "symlink");
+    if (local) {
+        CHECK(symlink("blob.bin", path2) == 0, "symlink");
+    } else {
+        char c[700];
+        snprintf(c, sizeof c, "ln -s blob.bin %s", path2);
+        CHECK(run_ex(20, ARGS("sh", "-c", c), NULL, NULL).code == 0, "remote symlink");
+    }
     write_file(2, path2, (const uint8_t *)"short", 5, 0);
-    CHECK(lstat(path2, &st) == 0 && S_ISLNK(st.st_mode), "symlink replaced");
-    CHECK(stat(path, &st) == 0 && st.st_size == 5, "target not written");
+    CHECK(!local || (lstat(path2, &st) == 0 && S_ISLNK(st.st_mode)), "symlink replaced");
+    CHECK(!local || (stat(path, &st) == 0 && st.st_size == 5), "target not written");
     write_file(3, path, g_file, FILE_SIZE, 0);
 
     /* read it back with credit */
