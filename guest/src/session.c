@@ -223,15 +223,17 @@ static void drop_session_state(void)
     }
     g_nstreams = 0;
     g_hello = 0;
-    g_inlen = 0;
 }
 
 /* ---- connection ---- */
 
 static void conn_gone(void)
 {
+    if (g_port >= 0)
+        logmsg("host disconnected");
     drop_session_state();
     g_out.off = g_out.len = 0;
+    g_inlen = 0;
     w_conn.want = 0;
     if (g_listen >= 0) {
         watch_close(&w_conn);
@@ -260,6 +262,7 @@ static void session_fail(int code, const char *why)
         return;
     logmsg("ending session: %s", why);
     drop_session_state();
+    g_inlen = 0;
     if (obuf_room(&g_out) < 4 + 256 + HDR_LEN)
         g_out.len = g_out.off = 0; /* the ERROR matters more than stale output */
     send_error(0, code, "%s", why);
@@ -284,6 +287,7 @@ static int conn_flush(void)
             continue;
         if (n < 0 && errno == EAGAIN)
             return 0;
+        logmsg("writing to host: %s", n < 0 ? strerror(errno) : "short write");
         return -1;
     }
     return 0;
@@ -316,6 +320,12 @@ static int handle_frame(uint8_t type, uint8_t flags, uint32_t id, const uint8_t 
     struct stream *s;
     int r;
 
+    if (g_hello && type == T_HELLO && id == 0) {
+        /* A virtio-serial host can close and reopen the port faster than we can observe
+         * the hang-up; a HELLO at a frame boundary is then the only sign of a new session. */
+        logmsg("HELLO inside a session: starting a new session");
+        drop_session_state();
+    }
     if (!g_hello) {
         if (type != T_HELLO || id != 0 || n < 4) {
             *why = "expected HELLO";
@@ -522,6 +532,40 @@ static void process_input(void)
     }
 }
 
+/* After a malformed frame on virtio-serial the host closes and reopens the port, which we
+ * may not see (see handle_frame). Discarded input is scanned for the exact bytes of a
+ * version-1 HELLO; finding them restarts the session there. Bytes that straddle two reads
+ * are kept in g_in (unused while closing). */
+static const uint8_t hello_v1[HDR_LEN + 4] = {0, 0, 0, 4, T_HELLO, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+
+static void resync(size_t n)
+{
+    size_t keep = sizeof hello_v1 - 1;
+    if (g_inlen + n > MAX_FRAME) {
+        size_t drop = g_inlen + n - MAX_FRAME;
+        memmove(g_in, g_in + drop, g_inlen - drop);
+        g_inlen -= drop;
+    }
+    memcpy(g_in + g_inlen, g_scratch, n);
+    g_inlen += n;
+    uint8_t *hit = memmem(g_in, g_inlen, hello_v1, sizeof hello_v1);
+    if (!hit) {
+        if (g_inlen > keep) {
+            memmove(g_in, g_in + g_inlen - keep, keep);
+            g_inlen = keep;
+        }
+        return;
+    }
+    size_t rest = g_inlen - (size_t)(hit - g_in);
+    memmove(g_in, hit, rest);
+    logmsg("new session after resync");
+    g_out.off = g_out.len = 0;
+    g_hello = 0;
+    g_state = C_ACTIVE;
+    g_inlen = rest;
+    process_input();
+}
+
 static void conn_readable(void)
 {
     for (;;) {
@@ -534,6 +578,8 @@ static void conn_readable(void)
             if (g_state == C_ACTIVE) {
                 g_inlen += (size_t)n;
                 process_input();
+            } else if (g_port >= 0) {
+                resync((size_t)n);
             }
             continue;
         }
@@ -621,8 +667,13 @@ static void output_readable(struct stream *s, int is_err)
     else
         s->out_eof = 1;
     if (!is_err && s->pty) {
+        /* Keep the master open until the stream ends: closing it now hangs up the
+         * terminal and SIGHUPs a process that has closed its fds but not yet exited. */
         s->stdin_open = 0;
         s->ilen = 0;
+        w->want = 0;
+        watch_apply(w);
+        return;
     }
     watch_close(w);
 }
@@ -698,7 +749,8 @@ static void pump(void)
             }
             int can_read = !live || (s->win > 0 && g_out.len <= DATA_LIMIT);
             int want_in = s->stdin_open && (s->ilen || s->stdin_eof);
-            s->w_out.want = (can_read ? EPOLLIN : 0) | (s->pty && want_in ? EPOLLOUT : 0);
+            s->w_out.want = (can_read && !s->out_eof ? EPOLLIN : 0) |
+                            (s->pty && want_in ? EPOLLOUT : 0);
             s->w_err.want = can_read ? EPOLLIN : 0;
             s->w_in.want = !s->pty && want_in ? EPOLLOUT : 0;
             s->w_timer.want = EPOLLIN;
@@ -717,14 +769,10 @@ static void pump(void)
                 }
         }
     }
-    if (g_state != C_NONE && conn_flush() < 0) {
+    if (g_state != C_NONE && conn_flush() < 0)
         conn_gone();
-        return;
-    }
-    if (g_state == C_CLOSING && g_out.len == 0 && g_listen >= 0) {
+    if (g_state == C_CLOSING && g_out.len == 0 && g_listen >= 0)
         conn_gone();
-        return;
-    }
     if (g_state != C_NONE) {
         int rd = g_state == C_CLOSING || (g_inlen < MAX_FRAME && g_out.len <= IN_LIMIT);
         w_conn.want = (rd ? EPOLLIN : 0) | (g_out.len ? EPOLLOUT : 0) | EPOLLRDHUP;
@@ -748,6 +796,7 @@ static void port_check(void)
     struct pollfd pf = {.fd = g_port, .events = POLLIN};
     if (poll(&pf, 1, 0) == 1 && (pf.revents & POLLHUP))
         return;
+    logmsg("host connected");
     conn_start(g_port);
 }
 
