@@ -16,7 +16,9 @@ import java.nio.file.Path;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import org.jspecify.annotations.Nullable;
@@ -138,9 +140,31 @@ final class GuestMux implements AutoCloseable {
                 channel.connect(UnixDomainSocketAddress.of(agentSocket));
                 writer = new FrameWriter(channel);
                 reader = new FrameReader(channel, FrameType.Direction.TO_HOST);
-                writer.write(Frame.of(
-                        FrameType.HELLO, 0, ByteBuffer.allocate(4).putInt(1).array()));
-                Frame reply = reader.read();
+                Frame helloFrame = Frame.of(
+                        FrameType.HELLO, 0, ByteBuffer.allocate(4).putInt(1).array());
+                writer.write(helloFrame);
+                // An answer written while QEMU reopens the port can be lost; HELLO is safe to repeat.
+                CountDownLatch answered = new CountDownLatch(1);
+                Thread resend = Thread.ofVirtual().start(() -> {
+                    try {
+                        for (int i = 0; i < 60; i++) {
+                            if (answered.await(1, TimeUnit.SECONDS)) {
+                                return;
+                            }
+                            send(helloFrame);
+                        }
+                        channel.close();
+                    } catch (IOException | InterruptedException e) {
+                        // Answered, or the connection is gone: either way, stop.
+                    }
+                });
+                Frame reply;
+                try {
+                    reply = reader.read();
+                } finally {
+                    answered.countDown();
+                    resend.interrupt();
+                }
                 if (reply.type() != FrameType.AGENT_HELLO) {
                     throw new IOException("the agent of sandbox " + name + " answered HELLO with " + reply.type()
                             + (reply.type() == FrameType.ERROR

@@ -41,6 +41,7 @@ import org.jspecify.annotations.Nullable;
  */
 public final class GuestChannel implements AutoCloseable {
     public static final int PROTOCOL_VERSION = 1;
+    private static final Duration HELLO_RESEND = Duration.ofSeconds(1);
 
     private static final Duration DEFAULT_PING_TIMEOUT = Duration.ofSeconds(10);
     // How long a closing channel tries to tell a misbehaving agent why before hanging up.
@@ -125,13 +126,27 @@ public final class GuestChannel implements AutoCloseable {
 
     private static GuestChannel handshake(GuestChannel channel, Duration timeout)
             throws IOException, InterruptedException {
+        // QEMU can drop what the guest writes while the host side of a virtio-serial port is being
+        // reopened, so a HELLO answer may be lost. HELLO always starts a fresh session in the
+        // agent and precedes any stream frame, so saying it again is safe.
+        long deadline = System.nanoTime() + timeout.toNanos();
+        byte[] hello = ByteBuffer.allocate(4).putInt(PROTOCOL_VERSION).array();
         try {
-            channel.send(Frame.of(
-                    FrameType.HELLO,
-                    0,
-                    ByteBuffer.allocate(4).putInt(PROTOCOL_VERSION).array()));
-            channel.hello.get(timeout.toNanos(), TimeUnit.NANOSECONDS);
-            return channel;
+            while (true) {
+                channel.send(Frame.of(FrameType.HELLO, 0, hello));
+                long left = deadline - System.nanoTime();
+                if (left <= 0) {
+                    throw new TimeoutException();
+                }
+                try {
+                    channel.hello.get(Math.min(left, HELLO_RESEND.toNanos()), TimeUnit.NANOSECONDS);
+                    return channel;
+                } catch (TimeoutException e) {
+                    if (System.nanoTime() >= deadline) {
+                        throw e;
+                    }
+                }
+            }
         } catch (TimeoutException e) {
             throw channel.closeWith("the agent did not answer HELLO within " + timeout, null, false);
         } catch (ExecutionException e) {
@@ -426,6 +441,9 @@ public final class GuestChannel implements AutoCloseable {
         if (frame.streamId() == 0) {
             switch (frame.type()) {
                 case PONG -> acceptPong(frame.payload());
+                case AGENT_HELLO -> {
+                    // The answer to a HELLO we repeated while waiting for the first answer.
+                }
                 case ERROR -> throw GuestException.fromPayload(frame.payload());
                 default ->
                     throw new ProtocolException("unexpected " + frame.type().describe() + " on stream 0");

@@ -32,7 +32,10 @@ public final class HostCommand {
 
     /** As {@link #run(List, Path, Consumer)}, with extra environment variables. */
     public static Result run(
-            List<String> argv, @Nullable Path dir, @Nullable Consumer<String> lines, java.util.Map<String, String> env) {
+            List<String> argv,
+            @Nullable Path dir,
+            @Nullable Consumer<String> lines,
+            java.util.Map<String, String> env) {
         ProcessBuilder pb = new ProcessBuilder(argv).redirectErrorStream(true);
         pb.environment().putAll(env);
         if (dir != null) {

@@ -27,7 +27,8 @@ public record HostRepo(Path root, String head, @Nullable String branch) {
             throw new SandboxException("the repository " + root + " has no commits yet; commit something first");
         }
         HostCommand.Result branch = git(root, List.of("symbolic-ref", "-q", "--short", "HEAD"), Map.of());
-        return new HostRepo(root, head.output().strip(), branch.ok() ? branch.output().strip() : null);
+        return new HostRepo(
+                root, head.output().strip(), branch.ok() ? branch.output().strip() : null);
     }
 
     /** Runs git in this repo and returns its output, or throws with git's own message. */
@@ -38,7 +39,8 @@ public record HostRepo(Path root, String head, @Nullable String branch) {
     public String git(Map<String, String> env, String... args) {
         HostCommand.Result r = git(root, List.of(args), env);
         if (!r.ok()) {
-            throw new SandboxException("git " + String.join(" ", args) + " failed in " + root + ": " + r.output().strip());
+            throw new SandboxException("git " + String.join(" ", args) + " failed in " + root + ": "
+                    + r.output().strip());
         }
         return r.output();
     }

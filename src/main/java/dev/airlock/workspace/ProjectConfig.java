@@ -74,7 +74,8 @@ public record ProjectConfig(
         }
         for (String key : root.propertyNames()) {
             if (!TABLES.contains(key)) {
-                throw new SandboxException(file + ": unknown table [" + key + "]; allowed: [image], [sandbox], [setup], [agent]");
+                throw new SandboxException(
+                        file + ": unknown table [" + key + "]; allowed: [image], [sandbox], [setup], [agent]");
             }
         }
         JsonNode sandbox = table(root, "sandbox", SANDBOX_KEYS, file);
@@ -115,8 +116,15 @@ public record ProjectConfig(
                 throw new SandboxException(file + ": [setup].keys entry '" + k + "' must be a path inside the repo");
             }
         }
-        return new ProjectConfig(image, cpus, text(sandbox, "memory", file), text(sandbox, "disk", file), env,
-                strings(setup, "run", file, "[setup]"), keys, strings(agent, "command", file, "[agent]"),
+        return new ProjectConfig(
+                image,
+                cpus,
+                text(sandbox, "memory", file),
+                text(sandbox, "disk", file),
+                env,
+                strings(setup, "run", file, "[setup]"),
+                keys,
+                strings(agent, "command", file, "[agent]"),
                 strings(agent, "env", file, "[agent]"));
     }
 

@@ -36,7 +36,8 @@ public final class Workspace {
     public record Pushed(String base, boolean uncommitted) {}
 
     /** Copies the repository into a running sandbox's {@value #PATH}, replacing tracked files there. */
-    public static Pushed push(GuestChannel ch, HostRepo repo, boolean uncommitted) throws IOException, InterruptedException {
+    public static Pushed push(GuestChannel ch, HostRepo repo, boolean uncommitted)
+            throws IOException, InterruptedException {
         Path tmp = Files.createTempDirectory("airlock-push");
         String tmpRef = "refs/airlock/tmp/" + HexFormat.of().formatHex(new SecureRandom().generateSeed(6));
         try {
@@ -53,7 +54,8 @@ public final class Workspace {
             String branch = repo.branch() != null ? repo.branch() : "airlock";
             String name = repo.tryGit("config", "user.name").output().strip();
             String email = repo.tryGit("config", "user.email").output().strip();
-            String script = String.join("\n",
+            String script = String.join(
+                    "\n",
                     "set -e",
                     "if [ -d " + PATH + "/.git ]; then",
                     "  cd " + PATH,
@@ -71,9 +73,16 @@ public final class Workspace {
                             + " && git reset -q --soft \"$BASE\" && git reset -q; fi",
                     "rm -f " + IN_BUNDLE);
             Map<String, String> env = Map.of(
-                    "BASE", repo.head(), "BRANCH", branch, "WIP", wip == null ? "" : wip,
-                    "NAME", name.isEmpty() ? "Airlock sandbox" : name,
-                    "EMAIL", email.isEmpty() ? "sandbox@airlock.invalid" : email);
+                    "BASE",
+                    repo.head(),
+                    "BRANCH",
+                    branch,
+                    "WIP",
+                    wip == null ? "" : wip,
+                    "NAME",
+                    name.isEmpty() ? "Airlock sandbox" : name,
+                    "EMAIL",
+                    email.isEmpty() ? "sandbox@airlock.invalid" : email);
             run(ch, "unpack the workspace", List.of("sh", "-c", script), env, null);
             return new Pushed(repo.head(), wip != null);
         } finally {
@@ -89,7 +98,8 @@ public final class Workspace {
      */
     private static @Nullable String snapshotUncommitted(HostRepo repo, Path tmp, String tmpRef) throws IOException {
         Path index = tmp.resolve("index");
-        Path realIndex = repo.root().resolve(repo.git("rev-parse", "--git-path", "index").strip());
+        Path realIndex =
+                repo.root().resolve(repo.git("rev-parse", "--git-path", "index").strip());
         if (Files.isRegularFile(realIndex)) {
             Files.copy(realIndex, index);
         }
@@ -100,9 +110,21 @@ public final class Workspace {
             return null;
         }
         String commit = repo.git(
-                        Map.of("GIT_AUTHOR_NAME", "airlock", "GIT_AUTHOR_EMAIL", "airlock@localhost",
-                                "GIT_COMMITTER_NAME", "airlock", "GIT_COMMITTER_EMAIL", "airlock@localhost"),
-                        "commit-tree", tree, "-p", "HEAD", "-m", "airlock: uncommitted changes")
+                        Map.of(
+                                "GIT_AUTHOR_NAME",
+                                "airlock",
+                                "GIT_AUTHOR_EMAIL",
+                                "airlock@localhost",
+                                "GIT_COMMITTER_NAME",
+                                "airlock",
+                                "GIT_COMMITTER_EMAIL",
+                                "airlock@localhost"),
+                        "commit-tree",
+                        tree,
+                        "-p",
+                        "HEAD",
+                        "-m",
+                        "airlock: uncommitted changes")
                 .strip();
         repo.git("update-ref", tmpRef, commit);
         return commit;
@@ -112,7 +134,8 @@ public final class Workspace {
     public static void setup(GuestChannel ch, List<String> commands, OutputStream out, OutputStream err)
             throws IOException, InterruptedException {
         for (String cmd : commands) {
-            ExitStatus st = ch.exec(ExecSpec.builder("sh", "-ec", cmd).cwd(PATH).build(), out, err).await();
+            ExitStatus st = ch.exec(ExecSpec.builder("sh", "-ec", cmd).cwd(PATH).build(), out, err)
+                    .await();
             if (st.shellStatus() != 0) {
                 throw new SandboxException("setup command failed (exit " + st.shellStatus() + "): " + cmd
                         + "; fix [setup].run in airlock.toml");
@@ -125,23 +148,32 @@ public final class Workspace {
         String script = "cd " + PATH + " && git add -A -N . && git -c core.quotepath=off diff --stat \"$BASE\" && echo"
                 + " && git -c core.quotepath=off diff --binary \"$BASE\"";
         ByteArrayOutputStream err = new ByteArrayOutputStream();
-        ExitStatus st = ch.exec(ExecSpec.builder("sh", "-c", script).env(Map.of("BASE", base)).build(), out, err)
+        ExitStatus st = ch.exec(
+                        ExecSpec.builder("sh", "-c", script)
+                                .env(Map.of("BASE", base))
+                                .build(),
+                        out,
+                        err)
                 .await();
         if (st.shellStatus() != 0) {
-            throw new SandboxException("cannot diff the workspace: " + err.toString(StandardCharsets.UTF_8).strip());
+            throw new SandboxException("cannot diff the workspace: "
+                    + err.toString(StandardCharsets.UTF_8).strip());
         }
     }
 
     /** The outcome of a pull. */
-    public record Pulled(String branch, String base, @Nullable String head, int commits, int uncommittedLeft) {}
+    public record Pulled(
+            String branch, String base, @Nullable String head, int commits, int uncommittedLeft) {}
 
     /**
      * Brings the sandbox's commits since {@code base} into {@code refs/heads/<branch>} of the host
      * repository. Only a fast-forward is accepted; diverged history is reported, never forced.
      */
-    public static Pulled pull(GuestChannel ch, HostRepo repo, String base, String branch, boolean uncommitted,
-            String message) throws IOException, InterruptedException {
-        String script = String.join("\n",
+    public static Pulled pull(
+            GuestChannel ch, HostRepo repo, String base, String branch, boolean uncommitted, String message)
+            throws IOException, InterruptedException {
+        String script = String.join(
+                "\n",
                 "set -e",
                 "cd " + PATH,
                 "if [ \"$UNCOMMITTED\" = 1 ] && [ -n \"$(git status --porcelain)\" ]; then",
@@ -153,16 +185,22 @@ public final class Workspace {
                 "if ! git merge-base --is-ancestor \"$BASE\" HEAD; then echo \"diverged $left\"; exit 0; fi",
                 "git bundle create -q " + OUT_BUNDLE + " \"$BASE..HEAD\"",
                 "echo \"$head $left\"");
-        String result = run(ch, "pack the sandbox's commits", List.of("sh", "-c", script),
-                Map.of("BASE", base, "UNCOMMITTED", uncommitted ? "1" : "0", "MSG", message), null);
+        String result = run(
+                ch,
+                "pack the sandbox's commits",
+                List.of("sh", "-c", script),
+                Map.of("BASE", base, "UNCOMMITTED", uncommitted ? "1" : "0", "MSG", message),
+                null);
         String[] f = result.strip().split(" ");
         int left = Integer.parseInt(f[1]);
         if (f[0].equals("none")) {
             return new Pulled(branch, base, null, 0, left);
         }
         if (f[0].equals("diverged")) {
-            throw new SandboxException(SandboxException.Kind.CONFLICT, "the sandbox's history no longer contains its base "
-                    + base.substring(0, 12) + " (it was rewritten in the sandbox); nothing was pulled");
+            throw new SandboxException(
+                    SandboxException.Kind.CONFLICT,
+                    "the sandbox's history no longer contains its base " + base.substring(0, 12)
+                            + " (it was rewritten in the sandbox); nothing was pulled");
         }
         Path tmp = Files.createTempFile("airlock-pull", ".bundle");
         try {
@@ -174,19 +212,24 @@ public final class Workspace {
             if (!fetch.ok()) {
                 String why = fetch.output().strip();
                 if (why.contains("non-fast-forward") || why.contains("rejected")) {
-                    throw new SandboxException(SandboxException.Kind.CONFLICT, "branch " + branch
-                            + " has diverged from the sandbox's history; nothing was changed. Pull into another"
-                            + " branch with --branch, or delete it first (git branch -D " + branch + ")");
+                    throw new SandboxException(
+                            SandboxException.Kind.CONFLICT,
+                            "branch " + branch
+                                    + " has diverged from the sandbox's history; nothing was changed. Pull into another"
+                                    + " branch with --branch, or delete it first (git branch -D " + branch + ")");
                 }
                 throw new SandboxException("fetching the sandbox's commits failed: " + why);
             }
             String head = repo.git("rev-parse", ref).strip();
             if (!repo.tryGit("merge-base", "--is-ancestor", base, head).ok()) {
-                throw new SandboxException(SandboxException.Kind.CONFLICT, "the pulled branch " + branch
-                        + " does not descend from the sandbox's base " + base.substring(0, 12));
+                throw new SandboxException(
+                        SandboxException.Kind.CONFLICT,
+                        "the pulled branch " + branch + " does not descend from the sandbox's base "
+                                + base.substring(0, 12));
             }
             repo.git("update-ref", "refs/airlock/base/" + branch.replace("airlock/", ""), base);
-            int commits = Integer.parseInt(repo.git("rev-list", "--count", base + ".." + head).strip());
+            int commits = Integer.parseInt(
+                    repo.git("rev-list", "--count", base + ".." + head).strip());
             return new Pulled(branch, base, head, commits, left);
         } finally {
             Files.deleteIfExists(tmp);
@@ -194,7 +237,8 @@ public final class Workspace {
     }
 
     /** The key of a workspace template: image, setup commands and the content of the key files. */
-    public static String setupKey(HostRepo repo, ProjectConfig cfg, String imageId, boolean uncommitted) throws IOException {
+    public static String setupKey(HostRepo repo, ProjectConfig cfg, String imageId, boolean uncommitted)
+            throws IOException {
         StringBuilder sb = new StringBuilder("image=" + imageId + "\n");
         for (String cmd : cfg.setup()) {
             sb.append("run=").append(cmd).append('\n');
@@ -210,8 +254,8 @@ public final class Workspace {
             } else {
                 var show = repo.tryGit("rev-parse", "HEAD:" + key);
                 if (!show.ok()) {
-                    throw new SandboxException("[setup].keys names " + key + ", which is not committed in " + repo.root()
-                            + " (commit it, or use --uncommitted)");
+                    throw new SandboxException("[setup].keys names " + key + ", which is not committed in "
+                            + repo.root() + " (commit it, or use --uncommitted)");
                 }
                 hash = show.output().strip();
             }
@@ -220,11 +264,13 @@ public final class Workspace {
         return Hashing.sha256(sb.toString()).substring(0, 24);
     }
 
-    private static String run(GuestChannel ch, String what, List<String> argv, Map<String, String> env,
-            @Nullable String cwd) throws IOException, InterruptedException {
+    private static String run(
+            GuestChannel ch, String what, List<String> argv, Map<String, String> env, @Nullable String cwd)
+            throws IOException, InterruptedException {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         ByteArrayOutputStream err = new ByteArrayOutputStream();
-        ExitStatus st = ch.exec(ExecSpec.builder(argv).env(env).cwd(cwd).build(), out, err).await();
+        ExitStatus st = ch.exec(ExecSpec.builder(argv).env(env).cwd(cwd).build(), out, err)
+                .await();
         if (st.shellStatus() != 0) {
             throw new SandboxException("could not " + what + " in the sandbox (exit " + st.shellStatus() + "): "
                     + err.toString(StandardCharsets.UTF_8).strip());

@@ -31,7 +31,8 @@ public final class WorkspaceTemplates {
 
     public Optional<Path> layer(String key) {
         Path layer = root.resolve(key).resolve("layer.ext4");
-        return Files.isRegularFile(layer) && Files.isRegularFile(root.resolve(key).resolve("template.json"))
+        return Files.isRegularFile(layer)
+                        && Files.isRegularFile(root.resolve(key).resolve("template.json"))
                 ? Optional.of(layer)
                 : Optional.empty();
     }
@@ -50,7 +51,8 @@ public final class WorkspaceTemplates {
                 throw new IOException("cp exited " + rc);
             }
             Files.move(tmp, dir.resolve("layer.ext4"), java.nio.file.StandardCopyOption.ATOMIC_MOVE);
-            HostFiles.writeAtomically(dir.resolve("template.json"),
+            HostFiles.writeAtomically(
+                    dir.resolve("template.json"),
                     JSON.writeValueAsBytes(new Template(key, repo, Instant.now(), Files.size(layer), setup)));
         } catch (IOException e) {
             throw new UncheckedIOException("cannot save workspace template " + key, e);

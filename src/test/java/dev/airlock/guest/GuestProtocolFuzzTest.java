@@ -21,7 +21,6 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.stream.Stream;
 import org.jspecify.annotations.Nullable;
-import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -135,10 +134,6 @@ class GuestProtocolFuzzTest {
                         "unsolicited PONG",
                         (HostileAgent.Attack) s -> s.send(Frame.of(FrameType.PONG, 0, new byte[] {1, 2, 3})),
                         "PONG that answers no PING"),
-                Arguments.of(
-                        "second HELLO",
-                        (HostileAgent.Attack) s -> s.send(Frame.of(FrameType.AGENT_HELLO, 0, new byte[8])),
-                        "unexpected AGENT_HELLO (0x81) on stream 0"),
                 Arguments.of(
                         "file frame on an exec stream",
                         (HostileAgent.Attack) s -> {
@@ -371,10 +366,6 @@ class GuestProtocolFuzzTest {
     // ---- (b) the real agent against random and malformed frames ----
 
     @Test
-    @Disabled("agent bug (guest/src/session.c pump()): when the agent flushes its session-ending ERROR"
-            + " before the host hangs up, pump() calls conn_gone() and returns before re-adding the"
-            + " listening socket to epoll, so it never accepts again. With that fixed all 322 cases pass"
-            + " (run with AIRLOCK_AGENT=/path/to/fixed/airlock-init).")
     void agentSurvivesMalformedAndRandomFrames() throws Exception {
         try (AgentProcess agent = AgentProcess.start(dir)) {
             List<byte[]> cases = new ArrayList<>(fixedAgentCases());
