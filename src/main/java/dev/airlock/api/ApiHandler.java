@@ -159,7 +159,8 @@ final class ApiHandler extends Handler.Abstract {
                 res,
                 r.env() != null ? r.env() : Map.of(),
                 r.workdir(),
-                r.accel() != null ? Accel.parse(r.accel()) : null));
+                r.accel() != null ? Accel.parse(r.accel()) : null,
+                r.layerTemplate() != null ? Path.of(r.layerTemplate()) : null));
     }
 
     private ApiTypes.ExecResult exec(String ref, ApiTypes.ExecRequest r) throws IOException, InterruptedException {

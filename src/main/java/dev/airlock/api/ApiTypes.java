@@ -19,7 +19,8 @@ public final class ApiTypes {
             @Nullable Long timeoutSeconds,
             @Nullable Map<String, String> env,
             @Nullable String workdir,
-            @Nullable String accel) {}
+            @Nullable String accel,
+            @Nullable String layerTemplate) {}
 
     /** POST /v1/sandboxes/{ref}/exec: a command whose output fits in memory (at most 16 MiB per stream). */
     public record ExecRequest(

@@ -33,6 +33,10 @@ import picocli.CommandLine.Command;
             SandboxCommands.Rm.class,
             SandboxCommands.Stats.class,
             SandboxCommands.Cp.class,
+            WorkspaceCommands.Diff.class,
+            WorkspaceCommands.Pull.class,
+            WorkspaceCommands.Commit.class,
+            WorkspaceCommands.Cache.class,
         })
 public final class Main {
     /** Exit code for Airlock's own errors, as Docker uses 125 for its own. */

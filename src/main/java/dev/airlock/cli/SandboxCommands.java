@@ -10,6 +10,7 @@ import dev.airlock.guest.ExitStatus;
 import dev.airlock.guest.GuestChannel;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.Progress;
+import dev.airlock.image.Image;
 import dev.airlock.image.ImageStore;
 import dev.airlock.image.KernelBuild;
 import dev.airlock.sandbox.Resources;
@@ -19,11 +20,13 @@ import dev.airlock.sandbox.SandboxState;
 import dev.airlock.sandbox.SandboxStats;
 import dev.airlock.setup.Setup;
 import dev.airlock.vmm.Accel;
+import dev.airlock.workspace.ProjectConfig;
 import java.io.FileDescriptor;
 import java.io.FileOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -40,20 +43,24 @@ final class SandboxCommands {
     private SandboxCommands() {}
 
     static DaemonClient client() {
-        return DaemonClient.connect(AirlockDirs.fromEnvironment());
+        return DaemonClient.connect(dirs());
+    }
+
+    static AirlockDirs dirs() {
+        return AirlockDirs.fromEnvironment();
     }
 
     /**
      * Builds what a new sandbox needs (kernel, base image, a built-in image on first use) here,
      * in the CLI, so the user sees the progress of that long work on their terminal.
      */
-    static void preflight(String image) {
+    static Image preflight(String image) {
         AirlockDirs dirs = AirlockDirs.fromEnvironment();
         ImageStore images = new ImageStore(dirs);
         if (new KernelBuild(dirs).cached().isEmpty() || images.find("base").isEmpty()) {
             new Setup(dirs, Progress.STDERR).ensure();
         }
-        images.require(image, Progress.STDERR);
+        return images.require(image, Progress.STDERR);
     }
 
     /** Options shared by create and run. */
@@ -62,20 +69,23 @@ final class SandboxCommands {
         @Nullable
         String name;
 
-        @Option(names = "--image", defaultValue = "base", description = "Image to boot (default: ${DEFAULT-VALUE}).")
-        String image = "base";
+        @Option(names = "--image", description = "Image to boot (default: airlock.toml's, else base).")
+        @Nullable
+        String image;
 
-        @Option(names = "--cpus", defaultValue = "1", description = "vCPUs (default: ${DEFAULT-VALUE}).")
-        int cpus = 1;
+        @Option(names = "--cpus", description = "vCPUs (default: 1).")
+        @Nullable
+        Integer cpus;
 
         @Option(
                 names = {"-m", "--memory"},
-                defaultValue = "512m",
-                description = "Memory, e.g. 512m or 2g.")
-        String memory = "512m";
+                description = "Memory, e.g. 512m or 2g (default: 512m).")
+        @Nullable
+        String memory;
 
-        @Option(names = "--disk", defaultValue = "4g", description = "Size of the writable disk, e.g. 4g.")
-        String disk = "4g";
+        @Option(names = "--disk", description = "Size of the writable disk, e.g. 4g (default: 4g).")
+        @Nullable
+        String disk;
 
         @Option(names = "--pids-limit", defaultValue = "4096", description = "Maximum number of processes.")
         int pids = 4096;
@@ -99,24 +109,60 @@ final class SandboxCommands {
         @Nullable
         String lifetime;
 
-        ApiTypes.CreateRequest toRequest() {
+        String image(ProjectConfig cfg) {
+            return image != null ? image : cfg.image() != null ? cfg.image() : "base";
+        }
+
+        ApiTypes.CreateRequest toRequest(
+                ProjectConfig cfg, @Nullable Path layerTemplate, @Nullable String workdirDefault) {
             if (accel != null) {
                 Accel.parse(accel);
             }
             Long seconds =
                     lifetime == null ? null : Resources.parseDuration(lifetime).toSeconds();
+            String mem = memory != null ? memory : cfg.memory();
+            String dsk = disk != null ? disk : cfg.disk();
+            Map<String, String> vars = new LinkedHashMap<>(cfg.env());
+            vars.putAll(parseEnv(env));
             return new ApiTypes.CreateRequest(
                     name,
-                    image,
-                    cpus,
-                    Math.toIntExact(Resources.parseMiB(memory)),
-                    Resources.parseMiB(disk),
+                    image(cfg),
+                    cpus != null ? cpus : cfg.cpus(),
+                    mem == null ? null : Math.toIntExact(Resources.parseMiB(mem)),
+                    dsk == null ? null : Resources.parseMiB(dsk),
                     pids,
                     seconds,
-                    parseEnv(env),
-                    workdir,
-                    accel);
+                    vars,
+                    workdir != null ? workdir : workdirDefault,
+                    accel,
+                    layerTemplate == null ? null : layerTemplate.toString());
         }
+    }
+
+    /** Options that put a copy of a git repository in the sandbox. */
+    static final class WorkspaceFlags {
+        @Option(names = "--workspace", paramLabel = "DIR", description = "Copy this git repository into /workspace.")
+        @Nullable
+        Path dir;
+
+        @Option(names = "--uncommitted", description = "Bring the repository's uncommitted changes too.")
+        boolean uncommitted;
+
+        @Option(
+                names = "--agent",
+                arity = "0..1",
+                fallbackValue = "",
+                paramLabel = "CMD",
+                description = "Run an agent in the workspace (CMD, or airlock.toml's [agent].command).")
+        @Nullable
+        String agent;
+
+        @Option(names = "--agent-env", paramLabel = "NAME", description = "Pass host variable NAME to the agent.")
+        List<String> agentEnv = new ArrayList<>();
+
+        @Option(names = "--agent-env-file", paramLabel = "FILE", description = "Pass NAME=VALUE lines to the agent.")
+        @Nullable
+        Path agentEnvFile;
     }
 
     /** Options shared by run and exec: how one command runs. */
@@ -242,6 +288,9 @@ final class SandboxCommands {
         @Mixin
         ExecFlags exec = new ExecFlags();
 
+        @Mixin
+        WorkspaceFlags workspace = new WorkspaceFlags();
+
         @Option(names = "--rm", description = "Remove the sandbox (and its disk) when the command exits.")
         boolean rm;
 
@@ -255,29 +304,36 @@ final class SandboxCommands {
 
         @Override
         public Integer call() throws Exception {
-            if (detach && !command.isEmpty()) {
-                throw new SandboxException(
-                        "run --detach starts a sandbox without a command; run commands in it with: airlock exec NAME -- CMD");
+            boolean agent = workspace.agent != null;
+            if (detach && (!command.isEmpty() || agent)) {
+                throw new SandboxException("run --detach starts a sandbox without a command; run commands in it with:"
+                        + " airlock exec NAME -- CMD");
             }
-            if (!detach && command.isEmpty()) {
+            if (agent && !command.isEmpty()) {
+                throw new SandboxException("give either --agent or a command, not both");
+            }
+            if (!detach && !agent && command.isEmpty()) {
                 throw new SandboxException(
                         "no command given; e.g. airlock run --rm -- uname -a (or run -d to just start a sandbox)");
             }
             if (detach && rm) {
                 throw new SandboxException("--rm and --detach together would remove the sandbox at once; use one");
             }
-            ApiTypes.CreateRequest request = create.toRequest();
             if (exec.timeout != null) {
                 Resources.parseDuration(exec.timeout);
             }
-            preflight(create.image);
+            WorkspaceFlow flow = WorkspaceFlow.plan(create, workspace);
             DaemonClient client = client();
-            Sandbox s = client.create(request);
+            Sandbox s = client.create(flow.request());
             try {
                 s = client.start(s.name());
+                s = flow.prepare(client, s);
                 if (detach) {
                     System.out.println(s.name());
                     return 0;
+                }
+                if (agent) {
+                    return execute(client, s, flow.agentCommand(), exec, flow.agentEnv(), null);
                 }
                 return execute(client, s, command, exec, Map.of(), null);
             } finally {
@@ -286,8 +342,9 @@ final class SandboxCommands {
                         client.remove(s.name(), true);
                     } else if (client.inspect(s.name()).state() == SandboxState.RUNNING) {
                         client.stop(s.name(), 10);
-                        System.err.println("airlock: sandbox " + s.name()
-                                + " is stopped and kept; remove it with: airlock rm " + s.name());
+                        System.err.println("airlock: sandbox " + s.name() + " is stopped and kept"
+                                + (flow.repo() != null ? "; bring its work back with: airlock pull " + s.name() : "")
+                                + "; remove it with: airlock rm " + s.name());
                     }
                 }
             }
@@ -299,11 +356,23 @@ final class SandboxCommands {
         @Mixin
         CreateFlags create = new CreateFlags();
 
+        @Mixin
+        WorkspaceFlags workspace = new WorkspaceFlags();
+
         @Override
-        public Integer call() {
-            ApiTypes.CreateRequest request = create.toRequest();
-            preflight(create.image);
-            System.out.println(client().create(request).name());
+        public Integer call() throws Exception {
+            if (workspace.agent != null) {
+                throw new SandboxException("--agent runs with airlock run; create only prepares a sandbox");
+            }
+            WorkspaceFlow flow = WorkspaceFlow.plan(create, workspace);
+            DaemonClient client = client();
+            Sandbox s = client.create(flow.request());
+            if (flow.repo() != null) {
+                // A workspace is copied in now, while the repository is in the state the user sees.
+                s = flow.prepare(client, client.start(s.name()));
+                client.stop(s.name(), 10);
+            }
+            System.out.println(s.name());
             return 0;
         }
     }

@@ -1,23 +1,28 @@
 package dev.airlock.sandbox;
 
 import dev.airlock.vmm.Accel;
+import java.nio.file.Path;
 import java.util.Map;
 import org.jspecify.annotations.Nullable;
 
-/** What {@code airlock create} / {@code run} asks for; unset fields take the defaults. */
+/**
+ * What {@code airlock create} / {@code run} asks for; unset fields take the defaults. A layer
+ * template (a workspace whose setup already ran) replaces the empty writable disk.
+ */
 public record CreateOptions(
         @Nullable String name,
         String image,
         Resources resources,
         Map<String, String> env,
         @Nullable String workdir,
-        @Nullable Accel accel) {
+        @Nullable Accel accel,
+        @Nullable Path layerTemplate) {
 
     public CreateOptions {
         env = Map.copyOf(env);
     }
 
     public static CreateOptions defaults() {
-        return new CreateOptions(null, "base", Resources.DEFAULT, Map.of(), null, null);
+        return new CreateOptions(null, "base", Resources.DEFAULT, Map.of(), null, null, null);
     }
 }

@@ -84,7 +84,14 @@ public final class SandboxEngine {
             }
             Path dir = AirlockDirs.ensureDir(store.dir(id));
             try {
-                makeLayer(dir.resolve("layer.ext4"), o.resources().diskMiB());
+                if (o.layerTemplate() != null) {
+                    copyLayer(
+                            o.layerTemplate(),
+                            dir.resolve("layer.ext4"),
+                            o.resources().diskMiB());
+                } else {
+                    makeLayer(dir.resolve("layer.ext4"), o.resources().diskMiB());
+                }
                 Sandbox s = new Sandbox(
                         id,
                         name,
@@ -213,6 +220,11 @@ public final class SandboxEngine {
         return store.list().stream().map(this::refresh).toList();
     }
 
+    /** The writable layer of a sandbox (for saving a stopped sandbox's disk as a template). */
+    public Path layer(Sandbox s) {
+        return store.dir(s.id()).resolve("layer.ext4");
+    }
+
     public Path consoleLog(String ref) {
         return store.dir(inspect(ref).id()).resolve("console.log");
     }
@@ -333,6 +345,30 @@ public final class SandboxEngine {
                 Accel.parse(s.accel()),
                 dir,
                 runtimeDir(s));
+    }
+
+    /** The layer of a template, copied sparsely (shared blocks where the filesystem can reflink). */
+    private static void copyLayer(Path template, Path file, long diskMiB) {
+        HostCommand.Result cp = HostCommand.run(
+                List.of("cp", "--sparse=always", "--reflink=auto", template.toString(), file.toString()), null, null);
+        if (!cp.ok()) {
+            throw new SandboxException("cannot copy the workspace template " + template + ": "
+                    + cp.output().strip());
+        }
+        try {
+            if (Files.size(file) < (diskMiB << 20)) {
+                try (RandomAccessFile f = new RandomAccessFile(file.toFile(), "rw")) {
+                    f.setLength(diskMiB << 20);
+                }
+                HostCommand.Result grow = HostCommand.run(List.of("resize2fs", "-f", file.toString()), null, null);
+                if (!grow.ok()) {
+                    throw new SandboxException("cannot grow the sandbox disk " + file + ": "
+                            + grow.output().strip());
+                }
+            }
+        } catch (IOException e) {
+            throw new SandboxException("cannot size the sandbox disk " + file + ": " + e.getMessage(), e);
+        }
     }
 
     /** A sparse file formatted as ext4: the sandbox's writable layer, as large as its disk limit. */

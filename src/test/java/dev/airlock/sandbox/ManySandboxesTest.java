@@ -44,8 +44,9 @@ class ManySandboxesTest {
                 String name = "many-" + i;
                 names.add(name);
                 work.add(pool.submit(() -> {
-                    Sandbox s = engine.start(engine.create(new CreateOptions(name, "base", small, Map.of(), null, null))
-                            .name());
+                    Sandbox s = engine.start(
+                            engine.create(new CreateOptions(name, "base", small, Map.of(), null, null, null))
+                                    .name());
                     try (GuestChannel ch = engine.connect(s, Duration.ofSeconds(60))) {
                         List<Future<String>> execs = new ArrayList<>();
                         for (int j = 0; j < 3; j++) {

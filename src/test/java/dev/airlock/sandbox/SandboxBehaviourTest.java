@@ -37,8 +37,8 @@ class SandboxBehaviourTest {
         TestHost.ready();
         dirs = TestHost.isolated("behaviour");
         engine = new SandboxEngine(dirs, Progress.STDERR);
-        Sandbox created = engine.create(
-                new CreateOptions("behaviour", "base", Resources.DEFAULT, Map.of("SANDBOX_WIDE", "yes"), null, null));
+        Sandbox created = engine.create(new CreateOptions(
+                "behaviour", "base", Resources.DEFAULT, Map.of("SANDBOX_WIDE", "yes"), null, null, null));
         sandbox = engine.start(created.name());
     }
 
