@@ -208,7 +208,7 @@ public final class Workspace {
                 ch.readFile(OUT_BUNDLE, out);
             }
             String ref = "refs/heads/" + branch;
-            var fetch = repo.tryGit("-c", "fetch.fsckObjects=true", "fetch", "-q", tmp.toString(), "HEAD:" + ref);
+            var fetch = repo.tryGit("-c", "fetch.fsckObjects=true", "fetch", tmp.toString(), "HEAD:" + ref);
             if (!fetch.ok()) {
                 String why = fetch.output().strip();
                 if (why.contains("non-fast-forward") || why.contains("rejected")) {

@@ -27,6 +27,11 @@ public final class Cli {
     }
 
     public Result run(byte[] stdin, String... args) {
+        return run(java.util.Map.of(), stdin, args);
+    }
+
+    /** Runs with extra environment variables, as a user who exported them in their shell. */
+    public Result run(java.util.Map<String, String> env, byte[] stdin, String... args) {
         List<String> argv = new ArrayList<>();
         argv.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         argv.addAll(List.of("--enable-native-access=ALL-UNNAMED", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"));
@@ -37,6 +42,7 @@ public final class Cli {
         pb.environment().put("AIRLOCK_CACHE_DIR", dirs.cache().toString());
         pb.environment().put("AIRLOCK_DATA_DIR", dirs.data().toString());
         pb.environment().put("AIRLOCK_RUNTIME_DIR", dirs.runtime().toString());
+        pb.environment().putAll(env);
         try {
             Process p = pb.start();
             CompletableFuture<byte[]> err = CompletableFuture.supplyAsync(() -> readAll(p.getErrorStream()));

@@ -1,0 +1,301 @@
+package dev.airlock.workspace;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.airlock.host.AirlockDirs;
+import dev.airlock.host.Hashing;
+import dev.airlock.host.HostCommand;
+import dev.airlock.host.HostFiles;
+import dev.airlock.testing.Cli;
+import dev.airlock.testing.TestHost;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The workspace round trip end to end, with real git repositories made here, the real CLI and
+ * daemon, and the guest's own git: changes made inside come back as commits on a branch, and
+ * the user's working tree, index and HEAD never move.
+ */
+class WorkspaceTest {
+    private static AirlockDirs dirs;
+    private static Cli cli;
+    private static Path root;
+
+    @BeforeAll
+    static void setUp() throws Exception {
+        TestHost.ready();
+        dirs = TestHost.isolated("workspace");
+        cli = new Cli(dirs);
+        root = Files.createTempDirectory("airlock-repos");
+    }
+
+    @AfterAll
+    static void tearDown() throws Exception {
+        Cli.Result ps = cli.run("ps", "-a", "-q");
+        for (String name : ps.out().lines().toList()) {
+            cli.run("rm", "-f", name);
+        }
+        Path pid = dirs.runtime().resolve("airlockd.pid");
+        if (Files.exists(pid)) {
+            ProcessHandle.of(Long.parseLong(Files.readString(pid).strip())).ifPresent(ProcessHandle::destroy);
+        }
+        HostFiles.deleteTree(root);
+        HostFiles.deleteTree(dirs.data());
+        HostFiles.deleteTree(dirs.runtime());
+    }
+
+    /** A repository with text, binary, executable and symlinked files, one commit, a dirty tree. */
+    private static Path repo(String name, boolean dirty) throws Exception {
+        Path r = Files.createDirectories(root.resolve(name));
+        git(r, "init", "-q", "-b", "main");
+        git(r, "config", "user.name", "Test User");
+        git(r, "config", "user.email", "test@example.com");
+        Files.writeString(r.resolve("a.txt"), "alpha\n");
+        Files.writeString(r.resolve("d.txt"), "to be deleted\n");
+        Files.writeString(r.resolve("r.txt"), "to be renamed\n");
+        Files.writeString(r.resolve("script.sh"), "#!/bin/sh\necho hi\n");
+        Files.writeString(r.resolve(".gitignore"), "build/\n");
+        git(r, "add", "-A");
+        git(r, "commit", "-q", "-m", "initial");
+        if (dirty) {
+            Files.writeString(r.resolve("a.txt"), "alpha\nuncommitted line\n");
+            Files.createDirectories(r.resolve("build"));
+            Files.writeString(r.resolve("build/ignored.o"), "ignored");
+            Files.writeString(r.resolve("untracked.txt"), "untracked\n");
+        }
+        return r;
+    }
+
+    private static String git(Path repo, String... args) {
+        List<String> argv = new ArrayList<>(List.of("git", "-C", repo.toString()));
+        argv.addAll(List.of(args));
+        HostCommand.Result r = HostCommand.run(argv, null, null);
+        assertThat(r.exitCode())
+                .as("git " + String.join(" ", args) + ": " + r.output())
+                .isZero();
+        return r.output();
+    }
+
+    /** Everything about the user's checkout that a sandbox must never change. */
+    private record Checkout(String head, String branch, String status, String indexHash) {
+        static Checkout of(Path repo) {
+            return new Checkout(
+                    git(repo, "rev-parse", "HEAD"),
+                    git(repo, "symbolic-ref", "HEAD"),
+                    git(repo, "status", "--porcelain", "--untracked-files=all"),
+                    Hashing.sha256(repo.resolve(".git/index")));
+        }
+    }
+
+    private static Cli.Result ok(Cli.Result r) {
+        assertThat(r.exit()).as(r.err()).isZero();
+        return r;
+    }
+
+    @Test
+    void committedChangesComeBackAsABranchAndTheCheckoutIsUntouched() throws Exception {
+        Path repo = repo("committed", true);
+        Checkout before = Checkout.of(repo);
+        String base = before.head().strip();
+        String work = String.join(
+                " && ",
+                "cd /workspace",
+                "git status --porcelain | grep -q . && exit 9 || true", // no uncommitted state without --uncommitted
+                "test ! -e untracked.txt && test ! -e build",
+                "echo beta >> a.txt",
+                "head -c 300000 /dev/urandom > blob.bin",
+                "git rm -q d.txt",
+                "git mv r.txt r2.txt",
+                "chmod +x script.sh",
+                "ln -s a.txt link",
+                "git add -A && git commit -q -m 'first change'",
+                "echo gamma > c.txt && git add c.txt && git commit -q -m 'second change'",
+                "sha256sum blob.bin");
+        Cli.Result run = ok(cli.run("run", "--name", "ws-c", "--workspace", repo.toString(), "--", "sh", "-c", work));
+        String blobSha = run.out().strip().split("\\s+")[0];
+
+        ok(cli.run("pull", "ws-c"));
+        assertThat(Checkout.of(repo)).isEqualTo(before);
+        assertThat(git(repo, "rev-list", "--count", base + "..airlock/ws-c").strip())
+                .isEqualTo("2");
+        assertThat(git(repo, "merge-base", "airlock/ws-c", "main").strip()).isEqualTo(base);
+        assertThat(git(repo, "log", "--format=%s", base + "..airlock/ws-c")).isEqualTo("second change\nfirst change\n");
+        assertThat(git(repo, "diff", "--name-status", "-M", base, "airlock/ws-c")
+                        .lines()
+                        .sorted()
+                        .toList())
+                .containsExactly(
+                        "A\tblob.bin",
+                        "A\tc.txt",
+                        "A\tlink",
+                        "D\td.txt",
+                        "M\ta.txt",
+                        "M\tscript.sh",
+                        "R100\tr.txt\tr2.txt");
+        assertThat(git(repo, "ls-tree", "airlock/ws-c", "script.sh")).startsWith("100755");
+        assertThat(git(repo, "ls-tree", "airlock/ws-c", "link")).startsWith("120000");
+        assertThat(git(repo, "show", "airlock/ws-c:link")).isEqualTo("a.txt");
+        assertThat(git(repo, "show", "airlock/ws-c:a.txt")).isEqualTo("alpha\nbeta\n");
+        Path blob = Files.createTempFile("blob", ".bin");
+        HostCommand.run(
+                List.of("sh", "-c", "git -C " + repo + " cat-file blob airlock/ws-c:blob.bin > " + blob), null, null);
+        assertThat(Hashing.sha256(blob)).isEqualTo(blobSha);
+        Files.delete(blob);
+        assertThat(git(repo, "rev-parse", "refs/airlock/base/ws-c").strip()).isEqualTo(base);
+
+        // Pulling again is a no-op; a branch that moved elsewhere is reported, never forced.
+        ok(cli.run("pull", "ws-c"));
+        git(repo, "branch", "-f", "airlock/ws-c", "main");
+        Files.writeString(repo.resolve("x.txt"), "x");
+        String other = git(
+                        repo,
+                        "commit-tree",
+                        git(repo, "rev-parse", "main^{tree}").strip(),
+                        "-p",
+                        "main",
+                        "-m",
+                        "other")
+                .strip();
+        git(repo, "update-ref", "refs/heads/airlock/ws-c", other);
+        Files.delete(repo.resolve("x.txt"));
+        Cli.Result diverged = cli.run("pull", "ws-c");
+        assertThat(diverged.exit()).isEqualTo(125);
+        assertThat(diverged.err()).contains("has diverged");
+        assertThat(git(repo, "rev-parse", "airlock/ws-c").strip()).isEqualTo(other);
+    }
+
+    @Test
+    void uncommittedWorkTravelsBothWays() throws Exception {
+        Path repo = repo("uncommitted", true);
+        Checkout before = Checkout.of(repo);
+        String base = before.head().strip();
+        // In: the host's uncommitted changes arrive as uncommitted changes (ignored files stay home).
+        String look = "cd /workspace && git status --porcelain --untracked-files=all && test ! -e build"
+                + " && echo more >> untracked.txt && rm d.txt";
+        Cli.Result run = ok(cli.run(
+                "run", "--name", "ws-u", "--workspace", repo.toString(), "--uncommitted", "--", "sh", "-c", look));
+        assertThat(run.out()).isEqualTo(" M a.txt\n?? untracked.txt\n");
+        // Out: commit the sandbox's uncommitted state as one commit.
+        Cli.Result diff = ok(cli.run("diff", "ws-u"));
+        assertThat(diff.out()).contains("uncommitted line").contains("d.txt");
+        ok(cli.run("commit", "ws-u", "-m", "sandbox work"));
+        assertThat(Checkout.of(repo)).isEqualTo(before);
+        assertThat(git(repo, "log", "--format=%s", base + "..airlock/ws-u")).isEqualTo("sandbox work\n");
+        assertThat(git(repo, "diff", "--name-status", base, "airlock/ws-u")
+                        .lines()
+                        .sorted()
+                        .toList())
+                .containsExactly("A\tuntracked.txt", "D\td.txt", "M\ta.txt");
+        assertThat(git(repo, "show", "airlock/ws-u:untracked.txt")).isEqualTo("untracked\nmore\n");
+    }
+
+    @Test
+    void fiveSandboxesWorkOnOneRepoInParallel() throws Exception {
+        Path repo = repo("parallel", false);
+        Checkout before = Checkout.of(repo);
+        List<CompletableFuture<Cli.Result>> runs = new ArrayList<>();
+        for (int i = 0; i < 5; i++) {
+            String n = "par" + i;
+            runs.add(CompletableFuture.supplyAsync(() -> cli.run(
+                    "run",
+                    "--name",
+                    n,
+                    "--memory",
+                    "256m",
+                    "--workspace",
+                    repo.toString(),
+                    "--",
+                    "sh",
+                    "-c",
+                    "cd /workspace && echo " + n + " > " + n + ".txt && git add -A && git commit -q -m " + n)));
+        }
+        runs.forEach(r -> ok(r.join()));
+        for (int i = 0; i < 5; i++) {
+            ok(cli.run("pull", "par" + i));
+        }
+        String base = before.head().strip();
+        for (int i = 0; i < 5; i++) {
+            assertThat(git(repo, "diff", "--name-only", base, "airlock/par" + i))
+                    .isEqualTo("par" + i + ".txt\n");
+            assertThat(git(repo, "log", "--format=%s", base + "..airlock/par" + i))
+                    .isEqualTo("par" + i + "\n");
+        }
+        assertThat(Checkout.of(repo)).isEqualTo(before);
+    }
+
+    @Test
+    void setupRunsOncePerLockfileContent() throws Exception {
+        Path repo = repo("setup", false);
+        Files.writeString(repo.resolve("requirements.txt"), "lib==1\n");
+        Files.writeString(repo.resolve("airlock.toml"), """
+                [setup]
+                run = ["head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\\\n' > /var/tmp/setup-id", \
+                "mkdir -p build && cp requirements.txt build/installed"]
+                keys = ["requirements.txt"]
+                """);
+        git(repo, "add", "-A");
+        git(repo, "commit", "-q", "-m", "add setup");
+        String show = "cat /var/tmp/setup-id; echo; cat /workspace/build/installed";
+
+        Cli.Result first = ok(cli.run("run", "--rm", "--workspace", repo.toString(), "--", "sh", "-c", show));
+        assertThat(first.err()).contains("running setup");
+        Cli.Result second = ok(cli.run("run", "--rm", "--workspace", repo.toString(), "--", "sh", "-c", show));
+        assertThat(second.err())
+                .contains("dependencies ready from workspace template")
+                .doesNotContain("running setup");
+        assertThat(second.out()).isEqualTo(first.out()).endsWith("lib==1\n");
+
+        Files.writeString(repo.resolve("requirements.txt"), "lib==2\n");
+        git(repo, "commit", "-q", "-am", "bump lib");
+        Cli.Result third = ok(cli.run("run", "--rm", "--workspace", repo.toString(), "--", "sh", "-c", show));
+        assertThat(third.err()).contains("running setup");
+        assertThat(third.out()).endsWith("lib==2\n");
+        assertThat(third.out().lines().findFirst())
+                .isNotEqualTo(first.out().lines().findFirst());
+        Cli.Result ls = ok(cli.run("workspace", "ls", "--json"));
+        assertThat(ls.out()).contains(repo.toString());
+    }
+
+    @Test
+    void anAgentGetsOnlyTheCredentialsPassedExplicitly() throws Exception {
+        Path repo = repo("agent", false);
+        Map<String, String> env = Map.of("AGENT_TOKEN", "s3cret", "OTHER_SECRET", "never");
+        String agent = "cd /workspace && echo token=${AGENT_TOKEN:-unset} other=${OTHER_SECRET:-unset}"
+                + " && echo done > agent.txt && git add -A && git commit -q -m 'agent commit'";
+        Cli.Result r = ok(cli.run(
+                env,
+                new byte[0],
+                "run",
+                "--name",
+                "ag",
+                "--workspace",
+                repo.toString(),
+                "--agent",
+                agent,
+                "--agent-env",
+                "AGENT_TOKEN"));
+        assertThat(r.out()).isEqualTo("token=s3cret other=unset\n");
+        ok(cli.run("pull", "ag"));
+        assertThat(git(repo, "show", "airlock/ag:agent.txt")).isEqualTo("done\n");
+        Cli.Result missing = cli.run(
+                Map.of(),
+                new byte[0],
+                "run",
+                "--rm",
+                "--workspace",
+                repo.toString(),
+                "--agent",
+                "true",
+                "--agent-env",
+                "NOT_SET_ANYWHERE");
+        assertThat(missing.exit()).isEqualTo(125);
+        assertThat(missing.err()).contains("--agent-env NOT_SET_ANYWHERE");
+    }
+}
