@@ -70,6 +70,7 @@ int file_list(uint32_t id, const uint8_t *p, size_t n);
 
 /* boot.c */
 int pid1_boot(void); /* returns the agent port fd, never fails (powers off instead) */
+extern char g_exec_cgroup[64]; /* cgroup.procs of the commands' cgroup, or empty */
 void pid1_ready(void);
 void shutdown_everything(void) __attribute__((noreturn));
 void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));

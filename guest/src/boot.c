@@ -157,6 +157,34 @@ static void switch_root(const char *rootdev, const char *layerdev, int have_laye
         die("switching root: %s", strerror(errno));
 }
 
+/* The cgroup every exec'd command joins (empty: none). Its pids.max is the sandbox's process
+ * limit: a fork bomb stops there, while the agent, outside it, keeps answering. */
+char g_exec_cgroup[64];
+
+static void write_small(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, text, strlen(text)) < 0)
+        logmsg("%s: %s", path, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+}
+
+static void pids_limit(const char *cmdline)
+{
+    char limit[24];
+    if (!cmdline_get(cmdline, "airlock.pids", limit, sizeof limit))
+        return;
+    try_mount("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+    write_small("/sys/fs/cgroup/cgroup.subtree_control", "+pids");
+    if (mkdir("/sys/fs/cgroup/sandbox", 0755) < 0 && errno != EEXIST) {
+        logmsg("cgroup for commands: %s", strerror(errno));
+        return;
+    }
+    write_small("/sys/fs/cgroup/sandbox/pids.max", limit);
+    snprintf(g_exec_cgroup, sizeof g_exec_cgroup, "/sys/fs/cgroup/sandbox/cgroup.procs");
+}
+
 static void loopback_up(void)
 {
     int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -246,6 +274,7 @@ int pid1_boot(void)
     if (cmdline_get(cmdline, "airlock.hostname", host, sizeof host))
         sethostname(host, strlen(host));
     loopback_up();
+    pids_limit(cmdline);
     return open_agent_port();
 }
 

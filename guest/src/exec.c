@@ -456,6 +456,12 @@ int exec_start(struct stream *s, const uint8_t *p, size_t n)
             if (sig != SIGKILL && sig != SIGSTOP)
                 signal(sig, SIG_DFL);
         setsid();
+        if (g_exec_cgroup[0]) {
+            int cg = open(g_exec_cgroup, O_WRONLY | O_CLOEXEC);
+            if (cg < 0 || write(cg, "0", 1) < 0)
+                child_fail(st_p[1], 3);
+            close(cg);
+        }
         if (tty) {
             if (ioctl(slave, TIOCSCTTY, 0) < 0 || dup2(slave, 0) < 0 || dup2(slave, 1) < 0 ||
                 dup2(slave, 2) < 0)

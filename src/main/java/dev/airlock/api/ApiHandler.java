@@ -81,7 +81,8 @@ final class ApiHandler extends Handler.Abstract {
             respond(response, callback, 400, new ApiTypes.Error(String.valueOf(e.getMessage()), "INVALID"));
         } catch (IOException | RuntimeException e) {
             Daemon.log(method + " " + path + " failed: " + e);
-            respond(response, callback, 500, new ApiTypes.Error(String.valueOf(e.getMessage()), "FAILED"));
+            String why = e.getMessage() != null ? e.getMessage() : e.toString();
+            respond(response, callback, 500, new ApiTypes.Error(why, "FAILED"));
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             respond(response, callback, 500, new ApiTypes.Error("interrupted", "FAILED"));

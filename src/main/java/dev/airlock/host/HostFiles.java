@@ -8,6 +8,8 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.Comparator;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.locks.ReentrantLock;
 import java.util.stream.Stream;
 
 /** The two file operations every store in Airlock needs, done one way. */
@@ -46,15 +48,53 @@ public final class HostFiles {
         }
     }
 
-    /** Opens and locks {@code lockFile} (creating it); closing the channel releases the lock. */
-    public static FileChannel lock(Path lockFile) {
+    /**
+     * Takes the lock named by {@code lockFile}, across processes (a file lock) and across threads
+     * of this one (file locks are per process: a second thread would get an exception, not a wait).
+     */
+    public static Lock lock(Path lockFile) {
+        ReentrantLock local = LOCAL.computeIfAbsent(lockFile.toAbsolutePath().normalize(), k -> new ReentrantLock());
+        local.lock();
         try {
             Files.createDirectories(lockFile.getParent());
             FileChannel ch = FileChannel.open(lockFile, StandardOpenOption.CREATE, StandardOpenOption.WRITE);
-            ch.lock();
-            return ch;
+            try {
+                ch.lock();
+            } catch (IOException | RuntimeException e) {
+                ch.close();
+                throw e;
+            }
+            return new Lock(local, ch);
         } catch (IOException e) {
+            local.unlock();
             throw new UncheckedIOException("cannot lock " + lockFile, e);
+        } catch (RuntimeException e) {
+            local.unlock();
+            throw e;
+        }
+    }
+
+    private static final ConcurrentHashMap<Path, ReentrantLock> LOCAL = new ConcurrentHashMap<>();
+
+    /** A held lock; closing it releases the file lock and then the thread lock. */
+    public static final class Lock implements AutoCloseable {
+        private final ReentrantLock local;
+        private final FileChannel channel;
+
+        private Lock(ReentrantLock local, FileChannel channel) {
+            this.local = local;
+            this.channel = channel;
+        }
+
+        @Override
+        public void close() {
+            try {
+                channel.close();
+            } catch (IOException e) {
+                // Closing releases the lock even when it reports an error.
+            } finally {
+                local.unlock();
+            }
         }
     }
 }

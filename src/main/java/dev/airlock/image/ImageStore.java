@@ -6,7 +6,6 @@ import dev.airlock.host.HostFiles;
 import dev.airlock.host.Progress;
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -108,7 +107,7 @@ public final class ImageStore {
     /** The image for a spec, built only when no image of the same recipe exists. */
     public Image ensure(ImageSpec spec, Progress progress) {
         String recipe = recipeKey(spec);
-        try (FileChannel ignored = lock()) {
+        try (HostFiles.Lock ignored = lock()) {
             Optional<Image> existing = loadRecipe(spec.name(), recipe);
             if (existing.isPresent()) {
                 writeRef(spec.name(), recipe);
@@ -122,7 +121,7 @@ public final class ImageStore {
 
     /** Builds the spec even when an image of its recipe exists (for {@code image build --no-cache}). */
     public Image rebuild(ImageSpec spec, Progress progress) {
-        try (FileChannel ignored = lock()) {
+        try (HostFiles.Lock ignored = lock()) {
             return build(spec, recipeKey(spec), progress);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
@@ -140,7 +139,7 @@ public final class ImageStore {
         if (usedBySandbox.test(image.id())) {
             throw new ImageException("image '" + image.name() + "' is used by a sandbox; remove the sandbox first");
         }
-        try (FileChannel ignored = lock()) {
+        try (HostFiles.Lock ignored = lock()) {
             Files.deleteIfExists(root.resolve("refs").resolve(image.name()));
             boolean stillNamed = list().stream().anyMatch(i -> i.id().equals(image.id()));
             if (!stillNamed) {
@@ -246,7 +245,7 @@ public final class ImageStore {
     }
 
     /** Serialises builds and removals across processes; closing the channel releases the lock. */
-    private FileChannel lock() {
+    private HostFiles.Lock lock() {
         return HostFiles.lock(root.resolve(".lock"));
     }
 }

@@ -18,7 +18,6 @@ import dev.airlock.vmm.RunningVm;
 import dev.airlock.vmm.VmSpec;
 import java.io.IOException;
 import java.io.RandomAccessFile;
-import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -57,7 +56,7 @@ public final class SandboxEngine {
         Image image = images.require(o.image(), progress);
         Accel accel = o.accel() != null ? o.accel() : bootAssets().accel().accel();
         String id = Names.newId();
-        try (FileChannel ignored = store.lock()) {
+        try (HostFiles.Lock ignored = store.lock()) {
             String name = o.name();
             if (name != null) {
                 Names.validate(name);
@@ -114,8 +113,6 @@ public final class SandboxEngine {
                 HostFiles.deleteTree(dir);
                 throw e;
             }
-        } catch (IOException e) {
-            throw new SandboxException("cannot create sandbox: " + e.getMessage(), e);
         }
     }
 
@@ -332,7 +329,8 @@ public final class SandboxEngine {
         Path kernel = boot != null ? boot.kernel().vmlinux() : Path.of("/dev/null");
         Path initrd = boot != null ? boot.initrd() : Path.of("/dev/null");
         String cmdline = "console=ttyS0 reboot=t panic=-1 pci=off quiet airlock.root=/dev/vda airlock.layer=/dev/vdb"
-                + " airlock.hostname=" + s.name();
+                + " airlock.hostname=" + s.name() + " airlock.pids="
+                + s.resources().pids();
         return new VmSpec(
                 kernel,
                 initrd,

@@ -4,7 +4,6 @@ import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.HostFiles;
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -89,7 +88,7 @@ public final class SandboxStore {
     }
 
     /** Holds the store-wide lock, which makes name checks and creation atomic across processes. */
-    public FileChannel lock() {
+    public HostFiles.Lock lock() {
         return HostFiles.lock(root.resolve(".lock"));
     }
 

@@ -59,7 +59,7 @@ public final class Workspace {
                     "set -e",
                     "if [ -d " + PATH + "/.git ]; then",
                     "  cd " + PATH,
-                    "  git fetch -q " + IN_BUNDLE + " '+refs/*:refs/airlock-in/*'",
+                    "  git fetch -q " + IN_BUNDLE + " '+HEAD:refs/airlock-in/HEAD' '+refs/*:refs/airlock-in/*'",
                     "else",
                     "  git clone -q --no-checkout " + IN_BUNDLE + " " + PATH,
                     "  cd " + PATH,

@@ -233,7 +233,9 @@ class WorkspaceTest {
     @Test
     void setupRunsOncePerLockfileContent() throws Exception {
         Path repo = repo("setup", false);
-        Files.writeString(repo.resolve("requirements.txt"), "lib==1\n");
+        // Templates live in the shared cache: a fresh token keeps this run's keys its own.
+        String token = java.util.UUID.randomUUID().toString();
+        Files.writeString(repo.resolve("requirements.txt"), "lib==1 # " + token + "\n");
         Files.writeString(repo.resolve("airlock.toml"), """
                 [setup]
                 run = ["head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\\\n' > /var/tmp/setup-id", \
@@ -250,13 +252,13 @@ class WorkspaceTest {
         assertThat(second.err())
                 .contains("dependencies ready from workspace template")
                 .doesNotContain("running setup");
-        assertThat(second.out()).isEqualTo(first.out()).endsWith("lib==1\n");
+        assertThat(second.out()).isEqualTo(first.out()).endsWith("lib==1 # " + token + "\n");
 
-        Files.writeString(repo.resolve("requirements.txt"), "lib==2\n");
+        Files.writeString(repo.resolve("requirements.txt"), "lib==2 # " + token + "\n");
         git(repo, "commit", "-q", "-am", "bump lib");
         Cli.Result third = ok(cli.run("run", "--rm", "--workspace", repo.toString(), "--", "sh", "-c", show));
         assertThat(third.err()).contains("running setup");
-        assertThat(third.out()).endsWith("lib==2\n");
+        assertThat(third.out()).endsWith("lib==2 # " + token + "\n");
         assertThat(third.out().lines().findFirst())
                 .isNotEqualTo(first.out().lines().findFirst());
         Cli.Result ls = ok(cli.run("workspace", "ls", "--json"));
