@@ -136,7 +136,7 @@ public final class Daemon {
         }
     }
 
-    void shutdown() {
+    public void shutdown() {
         Server srv = server;
         if (srv != null) {
             try {

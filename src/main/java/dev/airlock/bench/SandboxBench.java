@@ -1,5 +1,8 @@
 package dev.airlock.bench;
 
+import dev.airlock.api.ApiTypes;
+import dev.airlock.api.Daemon;
+import dev.airlock.api.DaemonClient;
 import dev.airlock.guest.ExecSpec;
 import dev.airlock.guest.Execution;
 import dev.airlock.guest.ExitStatus;
@@ -202,10 +205,56 @@ public final class SandboxBench {
             }
         }
         report.add("exec.session", "connect + HELLO + exec 'true' + close", "ms", session, "exec");
+        throughTheDaemon(s, execs);
         try (GuestChannel ch = connect(s)) {
             throughput(ch);
         }
         remove(s.name());
+    }
+
+    /**
+     * The same exec through airlockd, as clients use it: over the daemon's shared agent socket
+     * (the CLI's path) and as one HTTP request to {@code POST /v1/sandboxes/NAME/exec}.
+     */
+    private void throughTheDaemon(Sandbox s, int execs) throws Exception {
+        Daemon daemon = new Daemon(env.dirs);
+        Thread serving = Thread.ofPlatform().daemon().name("bench-airlockd").start(() -> {
+            try {
+                daemon.run();
+            } catch (Exception e) {
+                BenchEnv.LOG.step("daemon stopped: " + e.getMessage());
+            }
+        });
+        try (DaemonClient client = DaemonClient.connect(env.dirs)) {
+            int warm = Math.max(10, execs / 10);
+            List<Double> mux = new ArrayList<>();
+            try (GuestChannel ch = client.openAgent(s.name())) {
+                for (int i = 0; i < warm + execs; i++) {
+                    long t = System.nanoTime();
+                    run(ch, ExecSpec.of("true"));
+                    if (i >= warm) {
+                        mux.add(ms(System.nanoTime() - t));
+                    }
+                }
+            }
+            report.add("exec.daemon", "exec 'true' through airlockd's shared agent socket", "ms", mux, "exec");
+            List<Double> rest = new ArrayList<>();
+            ApiTypes.ExecRequest req = new ApiTypes.ExecRequest(List.of("true"), null, null, null, null, null);
+            for (int i = 0; i < warm + execs / 4; i++) {
+                long t = System.nanoTime();
+                ApiTypes.ExecResult r = client.exec(s.name(), req);
+                if (r.exitCode() != 0) {
+                    throw new IllegalStateException("exec through the API failed: " + r);
+                }
+                if (i >= warm) {
+                    rest.add(ms(System.nanoTime() - t));
+                }
+            }
+            report.add("exec.api", "exec 'true' as one HTTP request (POST .../exec)", "ms", rest, "exec");
+        } finally {
+            daemon.shutdown();
+            serving.join(Duration.ofSeconds(10));
+        }
     }
 
     private void throughput(GuestChannel ch) throws Exception {
