@@ -46,6 +46,15 @@ final class SandboxCommands {
         return DaemonClient.connect(dirs());
     }
 
+    /** Applies one lifecycle call to each named sandbox and prints each name, as docker does. */
+    static int each(List<String> names, java.util.function.BiFunction<DaemonClient, String, Sandbox> call) {
+        DaemonClient client = client();
+        for (String n : names) {
+            System.out.println(call.apply(client, n).name());
+        }
+        return 0;
+    }
+
     static AirlockDirs dirs() {
         return AirlockDirs.fromEnvironment();
     }
@@ -384,11 +393,7 @@ final class SandboxCommands {
 
         @Override
         public Integer call() {
-            DaemonClient client = client();
-            for (String n : names) {
-                System.out.println(client.start(n).name());
-            }
-            return 0;
+            return each(names, (client, n) -> client.start(n));
         }
     }
 
@@ -528,11 +533,7 @@ final class SandboxCommands {
 
         @Override
         public Integer call() {
-            DaemonClient client = client();
-            for (String n : names) {
-                System.out.println(client.stop(n, seconds).name());
-            }
-            return 0;
+            return each(names, (client, n) -> client.stop(n, seconds));
         }
     }
 
@@ -543,11 +544,7 @@ final class SandboxCommands {
 
         @Override
         public Integer call() {
-            DaemonClient client = client();
-            for (String n : names) {
-                System.out.println(client.kill(n).name());
-            }
-            return 0;
+            return each(names, (client, n) -> client.kill(n));
         }
     }
 
@@ -563,11 +560,7 @@ final class SandboxCommands {
 
         @Override
         public Integer call() {
-            DaemonClient client = client();
-            for (String n : names) {
-                System.out.println(client.remove(n, force).name());
-            }
-            return 0;
+            return each(names, (client, n) -> client.remove(n, force));
         }
     }
 
