@@ -21,7 +21,8 @@ import java.util.regex.Pattern;
  * @param cpus CPU bandwidth in CPUs (quota / period), e.g. 1.5
  * @param memoryMiB memory limit (RAM plus tmpfs pages, which are charged to the cgroup)
  * @param pids the most tasks (processes and threads) the container may hold at once
- * @param env environment of the agent, which its commands inherit; in order
+ * @param env environment of the agent process (PID 1); the agent builds each command's
+ *     environment itself (PATH, HOME, USER, ... plus the ExecSpec's variables)
  * @param network only {@link Network#NONE}: a network namespace holding nothing but lo
  */
 public record ContainerSpec(
