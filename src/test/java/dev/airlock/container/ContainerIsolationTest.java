@@ -134,7 +134,8 @@ class ContainerIsolationTest {
                     .await();
             assertThat(out.toString(java.nio.charset.StandardCharsets.UTF_8)).contains("sleep 123");
             var look = ContainerHarness.sh(
-                    a, "ps -e -o args=; ls /tmp; find / -xdev -name b-secret 2>/dev/null; cat /proc/*/cmdline");
+                    a,
+                    "n=b-sec; ps -e -o args=; ls /tmp; find / -xdev -name \"${n}ret\" 2>/dev/null; cat /proc/*/cmdline");
             assertThat(look.out()).doesNotContain("sleep 123").doesNotContain("b-secret");
             sleeper.signal(9);
             ExitStatus st = sleeper.await(Duration.ofSeconds(10));
