@@ -144,7 +144,7 @@ public final class ContainerBench {
                                 + " for the agent's socket, HELLO and one exec; runtime.run has its overlay mounted"
                                 + " beforehand",
                         "podman runs with --runtime runc --cgroup-manager cgroupfs --network none: its crun would"
-                                + " refuse this host's hybrid cgroups"));
+                                + " refuse this host's hybrid cgroups; --ulimit nofile/nproc=4096 as the host cannot raise them"));
         Files.createDirectories(outDir);
         Path file = outDir.resolve("container-"
                 + DateTimeFormatter.ofPattern("yyyy-MM-dd'T'HHmmss'Z'")
@@ -216,6 +216,11 @@ public final class ContainerBench {
                     "--rm",
                     "--network",
                     "none",
+                    // podman asks for nofile 1048576; the host's hard limit is 20000 (no CAP_SYS_RESOURCE)
+                    "--ulimit",
+                    "nofile=4096:4096",
+                    "--ulimit",
+                    "nproc=4096:4096",
                     "--rootfs",
                     c.rootfs().toString(),
                     "/bin/true");
