@@ -1,6 +1,5 @@
 package dev.airlock.container;
 
-import dev.airlock.guest.GuestChannel;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.StandardProtocolFamily;
@@ -11,7 +10,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Comparator;
 import java.util.List;
-import java.util.Map;
 import java.util.Optional;
 import java.util.stream.Stream;
 import tools.jackson.databind.JsonNode;
@@ -221,21 +219,6 @@ public final class ContainerBackend {
         } catch (IOException e) {
             return "(no log)";
         }
-    }
-
-    /** Channel helper for callers that only want one command's result. */
-    public static GuestChannel connect(Container c) throws IOException {
-        return c.connect(Duration.ofSeconds(10));
-    }
-
-    static Map<String, Object> describe(Container c) {
-        return Map.of(
-                "id",
-                c.id(),
-                "socket",
-                c.socket().toString(),
-                "cgroup",
-                c.cgroup().path());
     }
 
     private static void sleep(long millis) {
