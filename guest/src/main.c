@@ -41,17 +41,20 @@ int main(int argc, char **argv)
             fcntl(fd, F_SETFD, FD_CLOEXEC);
     }
 
-    if (getpid() == 1) {
-        g_pid1 = 1;
-        int port = pid1_boot();
-        serve(-1, port);
-        die("event loop returned");
-    }
+    /* --serve-unix wins over PID 1: in a container's PID namespace the agent is PID 1 but must
+     * not boot a VM (no devtmpfs, no root switch, no virtio port, no reboot on exit). The
+     * runtime has already set up mounts, hostname and loopback. PID 1 reaps orphans anyway. */
     if (argc == 3 && strcmp(argv[1], "--serve-unix") == 0) {
         /* orphaned grandchildren come back to us, so they are reaped, not left as zombies */
         prctl(PR_SET_CHILD_SUBREAPER, 1);
         serve(listen_unix(argv[2]), -1);
         return 1;
+    }
+    if (getpid() == 1) {
+        g_pid1 = 1;
+        int port = pid1_boot();
+        serve(-1, port);
+        die("event loop returned");
     }
     if (argc == 2 && strcmp(argv[1], "--version") == 0) {
         printf("airlock-init %s (protocol %u)\n", AIRLOCK_VERSION, PROTO_VERSION);

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Container mode: create -> first exec result vs `crun run` of the same bundle (and podman run
+# --rootfs when installed), and exec round trip vs `crun exec`. Needs root.
+# Flags: --n 20 --warmup 2 --runtime crun|runc|PATH --out DIR (see --help).
+. "$(dirname "$(readlink -f "$0")")/common.sh"
+exec "$JAVA_HOME/bin/java" --enable-native-access=ALL-UNNAMED -Dairlock.home="$home" \
+  -cp "$jar" dev.airlock.container.ContainerBench "$@"

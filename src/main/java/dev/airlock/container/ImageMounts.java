@@ -1,0 +1,110 @@
+package dev.airlock.container;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+
+/**
+ * Read-only mounts of image files, one per image, shared by every container built on it. An
+ * image is mounted at {@code <dir>/<image file name without extension>} on first use; it is
+ * unmounted by {@link #release} once no overlay on this host still uses it as its lower layer.
+ * The mount table itself is the reference count, so a crashed daemon cannot leak or miscount
+ * references. A file lock serialises processes that mount and unmount at the same time.
+ */
+public final class ImageMounts {
+    private final Path dir;
+
+    public ImageMounts(Path dir) {
+        this.dir = dir.toAbsolutePath().normalize();
+    }
+
+    public Path dir() {
+        return dir;
+    }
+
+    /** The directory holding the image's files; a directory image is used as it is. */
+    public Path acquire(Path image) {
+        if (Files.isDirectory(image)) {
+            return image;
+        }
+        Path target = mountPoint(image);
+        locked(() -> {
+            if (!Mounts.isMountPoint(target)) {
+                Files.createDirectories(target);
+                Mounts.mount("erofs", image.toString(), target, "loop,ro,nodev,nosuid");
+            }
+        });
+        return target;
+    }
+
+    /** Unmounts the image if nothing uses it any more; returns whether it is now unmounted. */
+    public boolean release(Path image) {
+        if (Files.isDirectory(image)) {
+            return false;
+        }
+        Path target = mountPoint(image);
+        boolean[] done = {false};
+        locked(() -> {
+            if (!Mounts.isMountPoint(target)) {
+                done[0] = true;
+                return;
+            }
+            if (inUse(target)) {
+                return;
+            }
+            Mounts.unmount(target);
+            Files.deleteIfExists(target);
+            done[0] = !Mounts.isMountPoint(target);
+        });
+        return done[0];
+    }
+
+    public Path mountPoint(Path image) {
+        String name = image.getFileName().toString();
+        int dot = name.indexOf('.');
+        return dir.resolve(dot > 0 ? name.substring(0, dot) : name);
+    }
+
+    static boolean inUse(Path lower) {
+        String needle = "lowerdir=" + lower;
+        for (Mounts.Entry e : Mounts.list()) {
+            if (!e.type().equals("overlay")) {
+                continue;
+            }
+            for (String opt : e.superOptions().split(",")) {
+                if (opt.startsWith("lowerdir=")) {
+                    for (String layer : opt.substring("lowerdir=".length()).split(":")) {
+                        if (("lowerdir=" + layer).equals(needle)) {
+                            return true;
+                        }
+                    }
+                }
+            }
+        }
+        return false;
+    }
+
+    private interface Locked {
+        void run() throws IOException;
+    }
+
+    private void locked(Locked action) {
+        // the JVM-wide monitor first: a second FileChannel.lock from this JVM would throw
+        synchronized (ImageMounts.class) {
+            try {
+                Files.createDirectories(dir);
+                try (FileChannel ch = FileChannel.open(
+                                dir.resolve(".lock"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+                        FileLock lock = ch.lock()) {
+                    action.run();
+                }
+            } catch (IOException e) {
+                throw new UncheckedIOException("image mounts in " + dir, e);
+            }
+        }
+    }
+}

@@ -1,0 +1,245 @@
+package dev.airlock.container;
+
+import dev.airlock.host.HostCommand;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Optional;
+import org.jspecify.annotations.Nullable;
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.json.JsonMapper;
+
+/**
+ * Drives an OCI runtime binary (crun or runc) by its command line.
+ *
+ * <p>crun 1.8.1 refuses a "hybrid" cgroup layout, where cgroup v1 controllers sit under a tmpfs at
+ * /sys/fs/cgroup and a cgroup2 mount at /sys/fs/cgroup/unified still holds a controller
+ * (hugetlb here): it asks for all controllers to be dropped from cgroup v2, even with
+ * {@code --cgroup-manager=disabled}. On such a host every crun command runs in a private mount
+ * namespace of its own ({@code unshare --mount}) in which /sys/fs/cgroup/unified is unmounted.
+ * crun then sees a plain cgroup v1 host and drives the v1 memory, cpu and pids controllers
+ * through the cgroupfs manager, limits and all. The host's mounts are untouched; the container
+ * gets its own mount namespace anyway. runc handles the layout as it is and runs unwrapped.
+ */
+public final class OciRuntime {
+    private static final JsonMapper JSON = JsonMapper.builder().build();
+    private static final Path UNIFIED = Path.of("/sys/fs/cgroup/unified");
+
+    /** The runtimes we know how to drive. */
+    public enum Kind {
+        CRUN,
+        RUNC
+    }
+
+    /** What {@code <runtime> state} says about a container. */
+    public record State(String id, String status, int pid, Path bundle) {
+        public boolean running() {
+            return status.equals("running") || status.equals("created");
+        }
+    }
+
+    private final Path binary;
+    private final Kind kind;
+    private final Path stateRoot;
+    private final boolean hideUnified;
+
+    /**
+     * @param binary the runtime (a path or a name on PATH)
+     * @param stateRoot the runtime's {@code --root}: where it keeps container state; one per
+     *     Airlock installation, so our containers never mix with other tools' containers
+     */
+    public OciRuntime(Path binary, Path stateRoot) {
+        this.binary = binary;
+        String name = binary.getFileName().toString().toLowerCase(Locale.ROOT);
+        this.kind = name.contains("runc") ? Kind.RUNC : Kind.CRUN;
+        this.stateRoot = stateRoot.toAbsolutePath();
+        this.hideUnified = kind == Kind.CRUN && hybridWithV2Controllers();
+    }
+
+    /**
+     * The runtime named by {@code AIRLOCK_OCI_RUNTIME} (a path or name), else crun, else runc;
+     * state under {@code stateRoot}.
+     */
+    public static OciRuntime detect(Path stateRoot) {
+        String chosen = System.getenv("AIRLOCK_OCI_RUNTIME");
+        if (chosen != null && !chosen.isBlank()) {
+            return new OciRuntime(Path.of(chosen), stateRoot);
+        }
+        for (String name : List.of("crun", "runc")) {
+            Optional<Path> found = onPath(name);
+            if (found.isPresent()) {
+                return new OciRuntime(found.get(), stateRoot);
+            }
+        }
+        throw new ContainerException("no OCI runtime found: install crun or runc, or set AIRLOCK_OCI_RUNTIME");
+    }
+
+    static Optional<Path> onPath(String name) {
+        String path = System.getenv().getOrDefault("PATH", "/usr/local/bin:/usr/bin:/bin");
+        for (String d : (path + ":/usr/sbin:/sbin").split(":")) {
+            Path p = Path.of(d.isEmpty() ? "." : d, name);
+            if (Files.isExecutable(p)) {
+                return Optional.of(p);
+            }
+        }
+        return Optional.empty();
+    }
+
+    public Kind kind() {
+        return kind;
+    }
+
+    public Path binary() {
+        return binary;
+    }
+
+    /** Whether crun commands run in a private mount namespace without the cgroup2 mount. */
+    public boolean hidesUnifiedCgroup() {
+        return hideUnified;
+    }
+
+    /**
+     * True on a tmpfs /sys/fs/cgroup (cgroup v1) with a cgroup2 mount at unified that holds
+     * controllers: the layout crun 1.8.1 refuses.
+     */
+    static boolean hybridWithV2Controllers() {
+        boolean v1 = false;
+        boolean unified = false;
+        for (Mounts.Entry e : Mounts.list()) {
+            if (e.mountPoint().equals(Path.of("/sys/fs/cgroup")) && e.type().equals("tmpfs")) {
+                v1 = true;
+            }
+            if (e.mountPoint().equals(UNIFIED) && e.type().equals("cgroup2")) {
+                unified = true;
+            }
+        }
+        if (!v1 || !unified) {
+            return false;
+        }
+        try {
+            return !Files.readString(UNIFIED.resolve("cgroup.controllers")).isBlank();
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
+    /** The full command line for one runtime subcommand, wrapped when the layout needs it. */
+    public List<String> command(String... args) {
+        List<String> argv = new ArrayList<>();
+        if (hideUnified) {
+            argv.addAll(List.of(
+                    "unshare",
+                    "--mount",
+                    "--propagation",
+                    "private",
+                    "--",
+                    "/bin/sh",
+                    "-c",
+                    "umount " + UNIFIED + " && exec \"$@\"",
+                    "oci-runtime"));
+        }
+        argv.add(binary.toString());
+        argv.add("--root");
+        argv.add(stateRoot.toString());
+        argv.addAll(List.of(args));
+        return argv;
+    }
+
+    /**
+     * Creates and starts a container in the background: the runtime exits once the container's
+     * process runs, and the container outlives us. Its stdout and stderr go to {@code log}.
+     */
+    public void runDetached(String id, Path bundle, Path pidFile, Path log) {
+        try {
+            Files.createDirectories(stateRoot);
+            Files.deleteIfExists(pidFile);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        List<String> argv =
+                command("run", "--detach", "--bundle", bundle.toString(), "--pid-file", pidFile.toString(), id);
+        ProcessBuilder pb = new ProcessBuilder(argv)
+                .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()))
+                .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()))
+                .redirectError(ProcessBuilder.Redirect.appendTo(log.toFile()));
+        try {
+            Process p = pb.start();
+            int rc = p.waitFor();
+            if (rc != 0) {
+                throw new ContainerException(
+                        binary.getFileName() + " run " + id + " failed (exit " + rc + "): " + tail(log));
+            }
+        } catch (IOException e) {
+            throw new ContainerException("cannot run " + binary, e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new ContainerException("interrupted while starting " + id, e);
+        }
+    }
+
+    /** The container's state, or empty if the runtime does not know it. */
+    public Optional<State> state(String id) {
+        HostCommand.Result r = HostCommand.run(command("state", id), null, null);
+        if (!r.ok()) {
+            return Optional.empty();
+        }
+        String out = r.output();
+        int brace = out.indexOf('{');
+        if (brace < 0) {
+            return Optional.empty();
+        }
+        JsonNode n = JSON.readTree(out.substring(brace));
+        return Optional.of(new State(
+                n.path("id").asString(),
+                n.path("status").asString(),
+                n.path("pid").asInt(),
+                Path.of(n.path("bundle").asString("/"))));
+    }
+
+    /** Sends a signal (a name such as KILL or a number) to the container's init. */
+    public boolean kill(String id, String signal) {
+        return HostCommand.run(command("kill", id, signal), null, null).ok();
+    }
+
+    /** Removes a stopped container (or, forced, a running one) and its cgroup. */
+    public void delete(String id, boolean force) {
+        HostCommand.Result r =
+                HostCommand.run(force ? command("delete", "--force", id) : command("delete", id), null, null);
+        if (!r.ok() && state(id).isPresent()) {
+            throw new ContainerException(
+                    "cannot delete container " + id + ": " + r.output().strip());
+        }
+    }
+
+    /** Runs a command in a running container with the runtime's own exec, for comparison. */
+    public HostCommand.Result exec(String id, List<String> argv) {
+        List<String> args = new ArrayList<>(List.of("exec", id));
+        args.addAll(argv);
+        return HostCommand.run(command(args.toArray(String[]::new)), null, null);
+    }
+
+    /** Ids of the containers under our state root. */
+    public List<String> list() {
+        HostCommand.Result r = HostCommand.run(command("list", "--quiet"), null, null);
+        if (!r.ok()) {
+            return List.of();
+        }
+        return r.output().lines().map(String::strip).filter(s -> !s.isEmpty()).toList();
+    }
+
+    private static String tail(@Nullable Path log) {
+        if (log == null) {
+            return "";
+        }
+        try {
+            String s = Files.readString(log).strip();
+            return s.length() > 2000 ? s.substring(s.length() - 2000) : s;
+        } catch (IOException e) {
+            return "(no log: " + e.getMessage() + ")";
+        }
+    }
+}
