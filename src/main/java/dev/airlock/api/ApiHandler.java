@@ -161,7 +161,8 @@ final class ApiHandler extends Handler.Abstract {
                 r.env() != null ? r.env() : Map.of(),
                 r.workdir(),
                 r.accel() != null ? Accel.parse(r.accel()) : null,
-                r.layerTemplate() != null ? Path.of(r.layerTemplate()) : null));
+                r.layerTemplate() != null ? Path.of(r.layerTemplate()) : null,
+                r.runtime() != null ? r.runtime() : "microvm"));
     }
 
     private ApiTypes.ExecResult exec(String ref, ApiTypes.ExecRequest r) throws IOException, InterruptedException {

@@ -20,7 +20,8 @@ public final class ApiTypes {
             @Nullable Map<String, String> env,
             @Nullable String workdir,
             @Nullable String accel,
-            @Nullable String layerTemplate) {}
+            @Nullable String layerTemplate,
+            @Nullable String runtime) {}
 
     /** POST /v1/sandboxes/{ref}/exec: a command whose output fits in memory (at most 16 MiB per stream). */
     public record ExecRequest(

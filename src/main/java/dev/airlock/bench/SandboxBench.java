@@ -472,7 +472,14 @@ public final class SandboxBench {
     private CreateOptions options(String what) {
         CreateOptions d = CreateOptions.defaults();
         return new CreateOptions(
-                "bench-" + what + "-" + counter++, d.image(), d.resources(), d.env(), d.workdir(), null, null);
+                "bench-" + what + "-" + counter++,
+                d.image(),
+                d.resources(),
+                d.env(),
+                d.workdir(),
+                null,
+                null,
+                "microvm");
     }
 
     private static void run(GuestChannel ch, ExecSpec spec) throws Exception {

@@ -114,6 +114,10 @@ final class SandboxCommands {
         @Nullable
         String accel;
 
+        @Option(names = "--runtime", description = "microvm (default) or container.")
+        @Nullable
+        String runtime;
+
         @Option(names = "--lifetime", description = "Stop the sandbox after this long, e.g. 30m (default: never).")
         @Nullable
         String lifetime;
@@ -144,7 +148,8 @@ final class SandboxCommands {
                     vars,
                     workdir != null ? workdir : workdirDefault,
                     accel,
-                    layerTemplate == null ? null : layerTemplate.toString());
+                    layerTemplate == null ? null : layerTemplate.toString(),
+                    runtime);
         }
     }
 

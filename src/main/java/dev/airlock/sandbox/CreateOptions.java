@@ -16,13 +16,22 @@ public record CreateOptions(
         Map<String, String> env,
         @Nullable String workdir,
         @Nullable Accel accel,
-        @Nullable Path layerTemplate) {
+        @Nullable Path layerTemplate,
+        String runtime) {
 
     public CreateOptions {
         env = Map.copyOf(env);
+        if (!runtime.equals("microvm") && !runtime.equals("container")) {
+            throw new SandboxException("unknown runtime '" + runtime + "': use microvm or container");
+        }
+    }
+
+    /** The same request with everything else unchanged, in another runtime. */
+    public CreateOptions inRuntime(String other) {
+        return new CreateOptions(name, image, resources, env, workdir, accel, layerTemplate, other);
     }
 
     public static CreateOptions defaults() {
-        return new CreateOptions(null, "base", Resources.DEFAULT, Map.of(), null, null, null);
+        return new CreateOptions(null, "base", Resources.DEFAULT, Map.of(), null, null, null, "microvm");
     }
 }

@@ -1,5 +1,8 @@
 package dev.airlock.sandbox;
 
+import dev.airlock.container.ContainerBackend;
+import dev.airlock.container.ImageMounts;
+import dev.airlock.container.OciRuntime;
 import dev.airlock.guest.GuestChannel;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.HostCommand;
@@ -11,11 +14,8 @@ import dev.airlock.image.ImageStore;
 import dev.airlock.image.Kernel;
 import dev.airlock.image.KernelBuild;
 import dev.airlock.setup.Setup;
-import dev.airlock.vmm.Accel;
 import dev.airlock.vmm.AccelProbe;
 import dev.airlock.vmm.QemuMicrovm;
-import dev.airlock.vmm.RunningVm;
-import dev.airlock.vmm.VmSpec;
 import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.nio.file.Files;
@@ -40,12 +40,25 @@ public final class SandboxEngine {
     private final ImageStore images;
     private final QemuMicrovm vmm = new QemuMicrovm();
     private final Progress progress;
+    private final MicrovmRuntime microvm;
+    private final ContainerRuntime container;
 
     public SandboxEngine(AirlockDirs dirs, Progress progress) {
         this.dirs = dirs;
         this.store = new SandboxStore(dirs.sandboxes());
         this.images = new ImageStore(dirs);
         this.progress = progress;
+        this.microvm = new MicrovmRuntime(vmm, this::bootAssets);
+        this.container = new ContainerRuntime(
+                new ContainerBackend(
+                        OciRuntime.detect(dirs.runtime().resolve("oci")),
+                        new ImageMounts(dirs.cache().resolve("mounts"))),
+                () -> GuestAgent.bundled(dirs).binary(),
+                BOOT_TIMEOUT);
+    }
+
+    private SandboxRuntime runtime(Sandbox s) {
+        return s.runtime().equals(container.name()) ? container : microvm;
     }
 
     public SandboxStore store() {
@@ -54,7 +67,10 @@ public final class SandboxEngine {
 
     public Sandbox create(CreateOptions o) {
         Image image = images.require(o.image(), progress);
-        Accel accel = o.accel() != null ? o.accel() : bootAssets().accel().accel();
+        boolean inContainer = o.runtime().equals("container");
+        String accel = inContainer
+                ? "none"
+                : (o.accel() != null ? o.accel() : bootAssets().accel().accel()).flag();
         String id = Names.newId();
         try (HostFiles.Lock ignored = store.lock()) {
             String name = o.name();
@@ -83,7 +99,11 @@ public final class SandboxEngine {
             }
             Path dir = AirlockDirs.ensureDir(store.dir(id));
             try {
-                if (o.layerTemplate() != null) {
+                if (inContainer) {
+                    if (o.layerTemplate() != null) {
+                        throw new SandboxException("workspace templates are microVM disks; use --runtime microvm");
+                    }
+                } else if (o.layerTemplate() != null) {
                     copyLayer(
                             o.layerTemplate(),
                             dir.resolve("layer.ext4"),
@@ -94,11 +114,11 @@ public final class SandboxEngine {
                 Sandbox s = new Sandbox(
                         id,
                         name,
-                        "microvm",
+                        o.runtime(),
                         image.name(),
                         image.id(),
                         image.file().toString(),
-                        accel.flag(),
+                        accel,
                         o.resources(),
                         o.env(),
                         o.workdir(),
@@ -126,15 +146,15 @@ public final class SandboxEngine {
             throw new SandboxException("the image of sandbox '" + s.name() + "' (" + s.image() + ", "
                     + s.imageId().substring(0, 12) + ") is gone; rebuild it with: airlock image build " + s.image());
         }
-        BootAssets boot = bootAssets();
-        VmSpec spec = spec(s, boot);
-        RunningVm vm = vmm.launch(spec);
-        s = s.moveTo(SandboxState.RUNNING, vm.pid(), null);
+        SandboxRuntime rt = runtime(s);
+        Path dir = store.dir(s.id());
+        long pid = rt.launch(s, dir, runtimeDir(s));
+        s = s.moveTo(SandboxState.RUNNING, pid, null);
         store.save(s);
         try (GuestChannel ignored = connect(s, BOOT_TIMEOUT)) {
             return s;
         } catch (IOException | RuntimeException e) {
-            vm.kill();
+            rt.kill(s, dir, runtimeDir(s));
             Sandbox failed = s.moveTo(SandboxState.FAILED, 0, "boot failed: " + e.getMessage());
             store.save(failed);
             throw new SandboxException(
@@ -154,7 +174,7 @@ public final class SandboxEngine {
     }
 
     public Path agentSocket(Sandbox s) {
-        return runtimeDir(s).resolve("agent.sock");
+        return runtime(s).agentSocket(runtimeDir(s));
     }
 
     /** Asks the guest to power off, and kills the VM if it has not within {@code grace}. */
@@ -163,18 +183,18 @@ public final class SandboxEngine {
         if (s.state() != SandboxState.RUNNING) {
             return s;
         }
-        Optional<RunningVm> vm = vmm.attach(spec(s, null));
-        if (vm.isPresent()) {
+        SandboxRuntime rt = runtime(s);
+        Path dir = store.dir(s.id());
+        if (rt.running(s, dir, runtimeDir(s))) {
             try (GuestChannel ch = connect(s, Duration.ofSeconds(10))) {
                 ch.shutdown();
             } catch (IOException | RuntimeException e) {
                 progress.step("sandbox " + s.name() + ": the agent did not take the shutdown request (" + e.getMessage()
-                        + "); killing the VM");
+                        + "); killing it");
             }
-            if (!vm.get().awaitExit(grace)) {
-                vm.get().kill();
-            }
+            rt.awaitStop(s, dir, runtimeDir(s), grace);
         }
+        rt.release(s, dir, runtimeDir(s));
         Sandbox stopped = s.moveTo(SandboxState.STOPPED, 0, null);
         store.save(stopped);
         return stopped;
@@ -185,7 +205,7 @@ public final class SandboxEngine {
         if (s.state() != SandboxState.RUNNING) {
             throw new SandboxException(SandboxException.Kind.CONFLICT, "sandbox '" + s.name() + "' is not running");
         }
-        vmm.attach(spec(s, null)).ifPresent(RunningVm::kill);
+        runtime(s).kill(s, store.dir(s.id()), runtimeDir(s));
         Sandbox stopped = s.moveTo(SandboxState.STOPPED, 0, "killed");
         store.save(stopped);
         return stopped;
@@ -201,8 +221,9 @@ public final class SandboxEngine {
                         "sandbox '" + s.name() + "' is running; stop it first (airlock stop " + s.name()
                                 + ") or force removal with: airlock rm -f " + s.name());
             }
-            vmm.attach(spec(s, null)).ifPresent(RunningVm::kill);
+            runtime(s).kill(s, store.dir(s.id()), runtimeDir(s));
         }
+        runtime(s).release(s, store.dir(s.id()), runtimeDir(s));
         store.delete(s.id());
         HostFiles.deleteTree(runtimeDir(s));
         return s;
@@ -272,7 +293,7 @@ public final class SandboxEngine {
     }
 
     private Sandbox refresh(Sandbox s) {
-        if (s.state() != SandboxState.RUNNING || vmm.attach(spec(s, null)).isPresent()) {
+        if (s.state() != SandboxState.RUNNING || runtime(s).running(s, store.dir(s.id()), runtimeDir(s))) {
             return s;
         }
         Sandbox failed = s.moveTo(
@@ -306,7 +327,7 @@ public final class SandboxEngine {
 
     private @Nullable BootAssets boot;
 
-    private synchronized BootAssets bootAssets() {
+    synchronized BootAssets bootAssets() {
         if (boot == null) {
             Optional<Kernel> kernel = new KernelBuild(dirs).cached();
             if (kernel.isEmpty()) {
@@ -321,28 +342,6 @@ public final class SandboxEngine {
             }
         }
         return boot;
-    }
-
-    /** The VM spec of a sandbox; {@code boot} may be null when only the paths are needed (attach). */
-    private VmSpec spec(Sandbox s, @Nullable BootAssets boot) {
-        Path dir = store.dir(s.id());
-        Path kernel = boot != null ? boot.kernel().vmlinux() : Path.of("/dev/null");
-        Path initrd = boot != null ? boot.initrd() : Path.of("/dev/null");
-        String cmdline = "console=ttyS0 reboot=t panic=-1 pci=off quiet airlock.root=/dev/vda airlock.layer=/dev/vdb"
-                + " airlock.hostname=" + s.name() + " airlock.pids="
-                + s.resources().pids();
-        return new VmSpec(
-                kernel,
-                initrd,
-                cmdline,
-                List.of(
-                        new VmSpec.Disk(Path.of(s.imageFile()), true),
-                        new VmSpec.Disk(dir.resolve("layer.ext4"), false)),
-                s.resources().cpus(),
-                s.resources().memoryMiB(),
-                Accel.parse(s.accel()),
-                dir,
-                runtimeDir(s));
     }
 
     /** The layer of a template, copied sparsely (shared blocks where the filesystem can reflink). */

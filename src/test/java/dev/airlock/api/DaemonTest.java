@@ -3,7 +3,6 @@ package dev.airlock.api;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.airlock.host.AirlockDirs;
-import dev.airlock.host.HostFiles;
 import dev.airlock.testing.Cli;
 import dev.airlock.testing.TestHost;
 import java.io.BufferedReader;
@@ -56,8 +55,7 @@ class DaemonTest {
         cli.run("rm", "-f", "d1");
         daemonPid().ifPresent(pid -> ProcessHandle.of(pid).ifPresent(ProcessHandle::destroy));
         http.stop();
-        HostFiles.deleteTree(dirs.data());
-        HostFiles.deleteTree(dirs.runtime());
+        TestHost.cleanUp(dirs);
     }
 
     static java.util.Optional<Long> daemonPid() {

@@ -3,7 +3,6 @@ package dev.airlock.cli;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.airlock.host.AirlockDirs;
-import dev.airlock.host.HostFiles;
 import dev.airlock.testing.Cli;
 import dev.airlock.testing.TestHost;
 import java.nio.file.Files;
@@ -31,8 +30,7 @@ class CliBadInputTest {
     @AfterAll
     static void tearDown() {
         cli.run("rm", "-f", "dup");
-        HostFiles.deleteTree(dirs.data());
-        HostFiles.deleteTree(dirs.runtime());
+        TestHost.cleanUp(dirs);
     }
 
     private static void assertCleanError(Cli.Result r, int exit, String message) {

@@ -5,7 +5,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.airlock.guest.ExecSpec;
 import dev.airlock.guest.GuestChannel;
 import dev.airlock.host.AirlockDirs;
-import dev.airlock.host.HostFiles;
 import dev.airlock.host.Progress;
 import dev.airlock.testing.TestHost;
 import java.io.ByteArrayOutputStream;
@@ -28,8 +27,7 @@ class ManySandboxesTest {
 
     @AfterEach
     void cleanUp() {
-        HostFiles.deleteTree(dirs.data());
-        HostFiles.deleteTree(dirs.runtime());
+        TestHost.cleanUp(dirs);
     }
 
     @Test
@@ -45,7 +43,7 @@ class ManySandboxesTest {
                 names.add(name);
                 work.add(pool.submit(() -> {
                     Sandbox s = engine.start(
-                            engine.create(new CreateOptions(name, "base", small, Map.of(), null, null, null))
+                            engine.create(new CreateOptions(name, "base", small, Map.of(), null, null, null, "microvm"))
                                     .name());
                     try (GuestChannel ch = engine.connect(s, Duration.ofSeconds(60))) {
                         List<Future<String>> execs = new ArrayList<>();

@@ -5,7 +5,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.airlock.guest.ExecSpec;
 import dev.airlock.guest.GuestChannel;
 import dev.airlock.host.AirlockDirs;
-import dev.airlock.host.HostFiles;
 import dev.airlock.host.Progress;
 import dev.airlock.testing.TestHost;
 import java.io.ByteArrayOutputStream;
@@ -22,8 +21,7 @@ class ProcessLimitTest {
 
     @AfterEach
     void cleanUp() {
-        HostFiles.deleteTree(dirs.data());
-        HostFiles.deleteTree(dirs.runtime());
+        TestHost.cleanUp(dirs);
     }
 
     private static String run(GuestChannel ch, String script) throws Exception {
@@ -44,8 +42,9 @@ class ProcessLimitTest {
         TestHost.ready();
         SandboxEngine engine = new SandboxEngine(dirs, Progress.STDERR);
         Resources limited = new Resources(1, 256, 512, 32, null);
-        Sandbox s = engine.start(engine.create(new CreateOptions("pids", "base", limited, Map.of(), null, null, null))
-                .name());
+        Sandbox s = engine.start(
+                engine.create(new CreateOptions("pids", "base", limited, Map.of(), null, null, null, "microvm"))
+                        .name());
         try (GuestChannel ch = engine.connect(s, Duration.ofSeconds(30))) {
             run(ch, "for i in $(seq 1 100); do sleep 5 >/dev/null 2>&1 & done");
             // While the cgroup is full no command can start, so read it through the agent's own

@@ -10,7 +10,6 @@ import dev.airlock.guest.ExitStatus;
 import dev.airlock.guest.GuestChannel;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.Hashing;
-import dev.airlock.host.HostFiles;
 import dev.airlock.host.Progress;
 import dev.airlock.testing.TestHost;
 import java.io.ByteArrayInputStream;
@@ -25,33 +24,37 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
 
 /** What a command in a real microVM sandbox sees and returns, checked through the engine's API. */
-class SandboxBehaviourTest {
-    private static AirlockDirs dirs;
-    private static SandboxEngine engine;
-    private static Sandbox sandbox;
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+abstract class SandboxBehaviourTest {
+    /** The runtime this run of the suite exercises: microvm or container. */
+    abstract String runtime();
+
+    private AirlockDirs dirs;
+    private SandboxEngine engine;
+    private Sandbox sandbox;
 
     @BeforeAll
-    static void boot() {
+    void boot() {
         TestHost.ready();
-        dirs = TestHost.isolated("behaviour");
+        dirs = TestHost.isolated("behaviour-" + runtime());
         engine = new SandboxEngine(dirs, Progress.STDERR);
         Sandbox created = engine.create(new CreateOptions(
-                "behaviour", "base", Resources.DEFAULT, Map.of("SANDBOX_WIDE", "yes"), null, null, null));
+                "behaviour", "base", Resources.DEFAULT, Map.of("SANDBOX_WIDE", "yes"), null, null, null, runtime()));
         sandbox = engine.start(created.name());
     }
 
     @AfterAll
-    static void remove() {
+    void remove() {
         engine.remove("behaviour", true);
-        HostFiles.deleteTree(dirs.data());
-        HostFiles.deleteTree(dirs.runtime());
+        TestHost.cleanUp(dirs);
     }
 
     record Run(ExitStatus status, String out, String err) {}
 
-    private static Run run(ExecSpec spec) throws Exception {
+    private Run run(ExecSpec spec) throws Exception {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         ByteArrayOutputStream err = new ByteArrayOutputStream();
         try (GuestChannel ch = engine.connect(sandbox, Duration.ofSeconds(30))) {

@@ -5,7 +5,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.airlock.guest.ExecSpec;
 import dev.airlock.guest.GuestChannel;
 import dev.airlock.host.AirlockDirs;
-import dev.airlock.host.HostFiles;
 import dev.airlock.host.Progress;
 import dev.airlock.testing.TestHost;
 import java.io.ByteArrayOutputStream;
@@ -21,8 +20,7 @@ class SandboxCrashTest {
 
     @AfterEach
     void cleanUp() {
-        HostFiles.deleteTree(dirs.data());
-        HostFiles.deleteTree(dirs.runtime());
+        TestHost.cleanUp(dirs);
     }
 
     @Test

@@ -27,6 +27,27 @@ public final class TestHost {
         return report;
     }
 
+    /**
+     * Removes a test's private directories, first killing any process (VMM, daemon) still working
+     * in them, so a failed test leaves nothing running behind.
+     */
+    public static void cleanUp(AirlockDirs dirs) {
+        String data = dirs.data().toString();
+        ProcessHandle.allProcesses()
+                .filter(p -> p.info().commandLine().orElse("").contains(data)
+                        || p.info()
+                                .commandLine()
+                                .orElse("")
+                                .contains(dirs.runtime().toString()))
+                .filter(p -> p.pid() != ProcessHandle.current().pid())
+                .forEach(p -> {
+                    p.destroyForcibly();
+                    p.onExit().join();
+                });
+        dev.airlock.host.HostFiles.deleteTree(dirs.data());
+        dev.airlock.host.HostFiles.deleteTree(dirs.runtime());
+    }
+
     /** Shared cache, fresh data and runtime directories. */
     public static AirlockDirs isolated(String name) {
         AirlockDirs shared = AirlockDirs.fromEnvironment();

@@ -47,8 +47,7 @@ class WorkspaceTest {
             ProcessHandle.of(Long.parseLong(Files.readString(pid).strip())).ifPresent(ProcessHandle::destroy);
         }
         HostFiles.deleteTree(root);
-        HostFiles.deleteTree(dirs.data());
-        HostFiles.deleteTree(dirs.runtime());
+        TestHost.cleanUp(dirs);
     }
 
     /** A repository with text, binary, executable and symlinked files, one commit, a dirty tree. */

@@ -1,0 +1,102 @@
+package dev.airlock.sandbox;
+
+import dev.airlock.container.Container;
+import dev.airlock.container.ContainerBackend;
+import dev.airlock.container.ContainerSpec;
+import dev.airlock.container.OciConfig;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.function.Supplier;
+
+/**
+ * Sandboxes as OCI containers (crun or runc): the image is mounted once, read-only, and joined
+ * with the sandbox's own upper directory by overlayfs; the agent runs as the container's PID 1
+ * on a unix socket. See docs/container-mode.md for the isolation and the cgroup layout.
+ */
+final class ContainerRuntime implements SandboxRuntime {
+    private final ContainerBackend backend;
+    private final Supplier<Path> agent;
+    private final Duration startLimit;
+
+    ContainerRuntime(ContainerBackend backend, Supplier<Path> agent, Duration startLimit) {
+        this.backend = backend;
+        this.agent = agent;
+        this.startLimit = startLimit;
+    }
+
+    @Override
+    public String name() {
+        return "container";
+    }
+
+    static String containerId(Sandbox s) {
+        return "airlock-" + s.id().substring(0, 16);
+    }
+
+    private static Path containerDir(Path dir) {
+        return dir.resolve("container");
+    }
+
+    @Override
+    public long launch(Sandbox s, Path dir, Path runtimeDir) {
+        ContainerSpec spec = ContainerSpec.builder(
+                        containerId(s), Path.of(s.imageFile()), containerDir(dir), agent.get())
+                .socketDir(runtimeDir)
+                .hostname(s.name())
+                .cpus(s.resources().cpus())
+                .memoryMiB(s.resources().memoryMiB())
+                .pids(s.resources().pids())
+                .build();
+        Container c = backend.create(spec, startLimit);
+        return backend.state(c).map(st -> (long) st.pid()).orElse(0L);
+    }
+
+    @Override
+    public boolean running(Sandbox s, Path dir, Path runtimeDir) {
+        return backend.state(container(s, dir, runtimeDir))
+                .map(st -> st.running())
+                .orElse(false);
+    }
+
+    @Override
+    public void kill(Sandbox s, Path dir, Path runtimeDir) {
+        backend.destroy(container(s, dir, runtimeDir));
+    }
+
+    @Override
+    public void awaitStop(Sandbox s, Path dir, Path runtimeDir, Duration grace) {
+        Container c = container(s, dir, runtimeDir);
+        long deadline = System.nanoTime() + grace.toNanos();
+        while (System.nanoTime() < deadline
+                && backend.state(c).map(st -> st.running()).orElse(false)) {
+            try {
+                // The runtime gives no exit event to wait on; the agent exits within its 2 s grace.
+                Thread.sleep(20);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+        }
+        backend.destroy(c);
+    }
+
+    @Override
+    public void release(Sandbox s, Path dir, Path runtimeDir) {
+        if (Files.isDirectory(containerDir(dir))) {
+            backend.destroy(container(s, dir, runtimeDir));
+        }
+    }
+
+    @Override
+    public Path agentSocket(Path runtimeDir) {
+        return runtimeDir.resolve(OciConfig.AGENT_SOCKET);
+    }
+
+    /** The container of a sandbox as the backend names it, whether or not the runtime still has it. */
+    private Container container(Sandbox s, Path dir, Path runtimeDir) {
+        String id = containerId(s);
+        return new Container(
+                id, containerDir(dir), Path.of(s.imageFile()), agentSocket(runtimeDir), backend.cgroupFor(id));
+    }
+}
