@@ -95,8 +95,7 @@ final class ApiHandler extends Handler.Abstract {
                 + (p.size() > 2 ? " " + p.get(2) : p.size() == 2 ? " *" : "");
         return switch (key) {
             case "GET health" ->
-                new ApiTypes.Health(
-                        "1", ProcessHandle.current().pid(), engine.store().toString());
+                new ApiTypes.Health("1", ProcessHandle.current().pid(), daemon.dataDir(), Daemon.build());
             case "GET sandboxes" -> engine.list();
             case "POST sandboxes" -> create(JSON.readValue(body(request), ApiTypes.CreateRequest.class));
             case "GET sandboxes *" -> engine.inspect(p.get(1));

@@ -37,7 +37,7 @@ public final class ApiTypes {
 
     public record AgentEndpoint(String socket) {}
 
-    public record Health(String version, long pid, String data) {}
+    public record Health(String version, long pid, String data, String build) {}
 
     public record Error(String error, String kind) {}
 }

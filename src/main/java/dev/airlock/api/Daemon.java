@@ -48,6 +48,25 @@ public final class Daemon {
         return dirs.runtime().resolve("airlockd.sock");
     }
 
+    /**
+     * Which build of Airlock this process runs: the jar's modification time. A client built
+     * later replaces a daemon of an older build (VMs and containers keep running meanwhile).
+     */
+    public static String build() {
+        try {
+            java.nio.file.Path code = java.nio.file.Path.of(Daemon.class
+                    .getProtectionDomain()
+                    .getCodeSource()
+                    .getLocation()
+                    .toURI());
+            return Files.isRegularFile(code)
+                    ? code + "@" + Files.getLastModifiedTime(code).toMillis()
+                    : "dev";
+        } catch (Exception e) {
+            return "unknown";
+        }
+    }
+
     static void log(String message) {
         System.err.println(Instant.now() + " airlockd: " + message);
     }

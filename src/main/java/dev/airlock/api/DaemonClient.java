@@ -52,8 +52,44 @@ public final class DaemonClient implements AutoCloseable {
     public static DaemonClient connect(AirlockDirs dirs) {
         if (!answers(Daemon.socket(dirs))) {
             spawn(dirs);
+            return new DaemonClient(dirs);
         }
-        return new DaemonClient(dirs);
+        DaemonClient client = new DaemonClient(dirs);
+        String theirs = ApiHandler.JSON
+                .readValue(client.call(HttpMethod.GET, "/v1/health", null), ApiTypes.Health.class)
+                .build();
+        if (!theirs.equals(Daemon.build())) {
+            // A daemon from an older build of Airlock: replace it. Sandboxes keep running; the
+            // new daemon re-attaches to them.
+            client.close();
+            replace(dirs, theirs);
+            client = new DaemonClient(dirs);
+        }
+        return client;
+    }
+
+    private static void replace(AirlockDirs dirs, String oldBuild) {
+        try {
+            long pid =
+                    Long.parseLong(java.nio.file.Files.readString(dirs.runtime().resolve("airlockd.pid"))
+                            .strip());
+            ProcessHandle.of(pid).ifPresent(p -> {
+                p.destroy();
+                try {
+                    p.onExit().get(10, TimeUnit.SECONDS);
+                } catch (TimeoutException | ExecutionException e) {
+                    p.destroyForcibly();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            });
+        } catch (IOException | NumberFormatException e) {
+            throw new SandboxException(
+                    SandboxException.Kind.FAILED,
+                    "a daemon of another Airlock build (" + oldBuild + ") serves " + dirs.data()
+                            + " and its pid file is unreadable; stop it and retry");
+        }
+        spawn(dirs);
     }
 
     static boolean answers(Path socket) {

@@ -488,7 +488,7 @@ final class SandboxCommands {
                                         s.shortId(),
                                         s.image(),
                                         s.state().label(),
-                                        s.runtime() + "/" + s.accel(),
+                                        s.runtime().equals("microvm") ? "microvm/" + s.accel() : s.runtime(),
                                         Integer.toString(s.resources().cpus()),
                                         s.resources().memoryMiB() + "m",
                                         ImageCommand.ago(s.created())))

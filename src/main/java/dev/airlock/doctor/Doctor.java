@@ -76,8 +76,10 @@ public final class Doctor {
                     d.accel() == dev.airlock.vmm.Accel.KVM ? Status.OK : Status.WARN,
                     d.reason() + (d.cached() ? " (cached result)" : "")));
             mode = "microvm (QEMU microvm, "
-                    + (d.accel() == dev.airlock.vmm.Accel.KVM ? "KVM" : "TCG software emulation") + ")";
-            modeReason = d.reason();
+                    + (d.accel() == dev.airlock.vmm.Accel.KVM ? "KVM" : "TCG software emulation")
+                    + ") by default; --runtime container for containers (crun/runc)";
+            modeReason = d.reason() + ". The default stays microvm without KVM: isolation first; containers start"
+                    + " about 40x faster here, for trusted work";
         } else {
             checks.add(new Check("guest kernel", Status.WARN, "not built yet; run: airlock setup"));
             mode = "undecided";
