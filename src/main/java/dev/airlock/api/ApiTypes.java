@@ -37,7 +37,8 @@ public final class ApiTypes {
 
     public record AgentEndpoint(String socket) {}
 
-    public record Health(String version, long pid, String data, String build) {}
+    public record Health(
+            String version, long pid, String data, @Nullable String build) {}
 
     public record Error(String error, String kind) {}
 }

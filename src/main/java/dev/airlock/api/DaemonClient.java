@@ -55,14 +55,15 @@ public final class DaemonClient implements AutoCloseable {
             return new DaemonClient(dirs);
         }
         DaemonClient client = new DaemonClient(dirs);
+        @Nullable
         String theirs = ApiHandler.JSON
                 .readValue(client.call(HttpMethod.GET, "/v1/health", null), ApiTypes.Health.class)
                 .build();
-        if (!theirs.equals(Daemon.build())) {
+        if (!Daemon.build().equals(theirs)) {
             // A daemon from an older build of Airlock: replace it. Sandboxes keep running; the
             // new daemon re-attaches to them.
             client.close();
-            replace(dirs, theirs);
+            replace(dirs, String.valueOf(theirs));
             client = new DaemonClient(dirs);
         }
         return client;

@@ -122,6 +122,10 @@ final class SandboxCommands {
         @Nullable
         String lifetime;
 
+        String runtime() {
+            return runtime != null ? runtime : "microvm";
+        }
+
         String image(ProjectConfig cfg) {
             return image != null ? image : cfg.image() != null ? cfg.image() : "base";
         }

@@ -5,6 +5,7 @@ import dev.airlock.api.DaemonClient;
 import dev.airlock.guest.GuestChannel;
 import dev.airlock.image.Image;
 import dev.airlock.sandbox.Sandbox;
+import dev.airlock.sandbox.SandboxEngine;
 import dev.airlock.sandbox.SandboxException;
 import dev.airlock.sandbox.SandboxStore;
 import dev.airlock.workspace.HostRepo;
@@ -80,7 +81,7 @@ final class WorkspaceFlow {
         String key = null;
         Path template = null;
         if (repo != null && !cfg.setup().isEmpty()) {
-            key = Workspace.setupKey(repo, cfg, image.id(), ws.uncommitted);
+            key = Workspace.setupKey(repo, cfg, image.id(), create.runtime(), ws.uncommitted);
             template = new WorkspaceTemplates(SandboxCommands.dirs()).layer(key).orElse(null);
         }
         ApiTypes.CreateRequest request = create.toRequest(cfg, template, repo != null ? Workspace.PATH : null);
@@ -162,7 +163,11 @@ final class WorkspaceFlow {
         if (runSetup && setupKey != null) {
             client.stop(s.name(), 30);
             new WorkspaceTemplates(SandboxCommands.dirs())
-                    .save(setupKey, dir.resolve("layer.ext4"), r.root().toString(), cfg.setup());
+                    .save(
+                            setupKey,
+                            SandboxEngine.layer(dir, s.runtime()),
+                            r.root().toString(),
+                            cfg.setup());
             s = client.start(s.name());
         }
         new WorkspaceMeta(r.root().toString(), pushed.base(), r.branch(), pushed.uncommitted(), setupKey).write(dir);

@@ -44,7 +44,7 @@ public final class HostFiles {
                 Files.deleteIfExists(p);
             }
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot delete " + root, e);
+            throw new UncheckedIOException("cannot delete " + root + " (" + e + ")", e);
         }
     }
 

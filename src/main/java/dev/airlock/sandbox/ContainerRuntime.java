@@ -40,6 +40,12 @@ final class ContainerRuntime implements SandboxRuntime {
 
     @Override
     public long launch(Sandbox s, Path dir, Path runtimeDir) {
+        // A container that died without being deleted (a crashed host process, a killed init)
+        // still holds its id and mounts: clear it first; its upper layer, the sandbox's data, stays.
+        Container previous = container(s, dir, runtimeDir);
+        if (backend.state(previous).isPresent()) {
+            backend.destroy(previous);
+        }
         ContainerSpec spec = ContainerSpec.builder(
                         containerId(s), Path.of(s.imageFile()), containerDir(dir), agent.get())
                 .socketDir(runtimeDir)

@@ -100,8 +100,9 @@ public final class SandboxEngine {
             Path dir = AirlockDirs.ensureDir(store.dir(id));
             try {
                 if (inContainer) {
-                    if (o.layerTemplate() != null) {
-                        throw new SandboxException("workspace templates are microVM disks; use --runtime microvm");
+                    Path template = o.layerTemplate();
+                    if (template != null) {
+                        copyUpper(template, dir.resolve("container").resolve("upper"));
                     }
                 } else if (o.layerTemplate() != null) {
                     copyLayer(
@@ -240,7 +241,14 @@ public final class SandboxEngine {
 
     /** The writable layer of a sandbox (for saving a stopped sandbox's disk as a template). */
     public Path layer(Sandbox s) {
-        return store.dir(s.id()).resolve("layer.ext4");
+        return layer(store.dir(s.id()), s.runtime());
+    }
+
+    /** A microVM's layer is its disk file; a container's is its overlay upper directory. */
+    public static Path layer(Path sandboxDir, String runtime) {
+        return runtime.equals("container")
+                ? sandboxDir.resolve("container").resolve("upper")
+                : sandboxDir.resolve("layer.ext4");
     }
 
     public Path consoleLog(String ref) {
@@ -342,6 +350,20 @@ public final class SandboxEngine {
             }
         }
         return boot;
+    }
+
+    /** A container template's upper directory, copied with its overlay whiteouts and xattrs. */
+    private static void copyUpper(Path template, Path upper) {
+        if (!Files.isDirectory(template)) {
+            throw new SandboxException("the workspace template " + template + " is not a container layer");
+        }
+        AirlockDirs.ensureDir(upper.resolveSibling("."));
+        HostCommand.Result cp = HostCommand.run(
+                List.of("cp", "-a", "--reflink=auto", template.toString(), upper.toString()), null, null);
+        if (!cp.ok()) {
+            throw new SandboxException("cannot copy the workspace template " + template + ": "
+                    + cp.output().strip());
+        }
     }
 
     /** The layer of a template, copied sparsely (shared blocks where the filesystem can reflink). */

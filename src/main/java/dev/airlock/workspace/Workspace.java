@@ -237,9 +237,10 @@ public final class Workspace {
     }
 
     /** The key of a workspace template: image, setup commands and the content of the key files. */
-    public static String setupKey(HostRepo repo, ProjectConfig cfg, String imageId, boolean uncommitted)
+    public static String setupKey(HostRepo repo, ProjectConfig cfg, String imageId, String runtime, boolean uncommitted)
             throws IOException {
-        StringBuilder sb = new StringBuilder("image=" + imageId + "\n");
+        // A template is a microVM disk or a container's upper directory: one runtime's is not the other's.
+        StringBuilder sb = new StringBuilder("image=" + imageId + "\nruntime=" + runtime + "\n");
         for (String cmd : cfg.setup()) {
             sb.append("run=").append(cmd).append('\n');
         }

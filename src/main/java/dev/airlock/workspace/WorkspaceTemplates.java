@@ -29,31 +29,44 @@ public final class WorkspaceTemplates {
 
     public record Template(String key, String repo, Instant created, long sizeBytes, List<String> setup) {}
 
+    /** The saved layer: a microVM's disk file, or a container's upper directory. */
     public Optional<Path> layer(String key) {
-        Path layer = root.resolve(key).resolve("layer.ext4");
-        return Files.isRegularFile(layer)
-                        && Files.isRegularFile(root.resolve(key).resolve("template.json"))
-                ? Optional.of(layer)
-                : Optional.empty();
+        Path dir = root.resolve(key);
+        if (!Files.isRegularFile(dir.resolve("template.json"))) {
+            return Optional.empty();
+        }
+        for (String name : List.of("layer.ext4", "upper")) {
+            if (Files.exists(dir.resolve(name))) {
+                return Optional.of(dir.resolve(name));
+            }
+        }
+        return Optional.empty();
     }
 
-    /** Copies a stopped sandbox's layer in as the template for {@code key}. */
+    /**
+     * Copies a stopped sandbox's writable layer in as the template for {@code key}: a disk file
+     * (sparse, reflinked where the filesystem can) or an overlay upper directory (with its
+     * whiteouts and xattrs, which {@code cp -a} keeps).
+     */
     public void save(String key, Path layer, String repo, List<String> setup) {
         Path dir = AirlockDirs.ensureDir(root.resolve(key));
         try {
-            Path tmp = dir.resolve("layer.ext4.tmp");
-            Files.deleteIfExists(tmp);
-            int rc = new ProcessBuilder("cp", "--sparse=always", "--reflink=auto", layer.toString(), tmp.toString())
-                    .inheritIO()
-                    .start()
-                    .waitFor();
+            boolean directory = Files.isDirectory(layer);
+            String name = directory ? "upper" : "layer.ext4";
+            Path tmp = dir.resolve(name + ".tmp");
+            HostFiles.deleteTree(tmp);
+            List<String> cp = directory
+                    ? List.of("cp", "-a", "--reflink=auto", layer.toString(), tmp.toString())
+                    : List.of("cp", "--sparse=always", "--reflink=auto", layer.toString(), tmp.toString());
+            int rc = new ProcessBuilder(cp).inheritIO().start().waitFor();
             if (rc != 0) {
                 throw new IOException("cp exited " + rc);
             }
-            Files.move(tmp, dir.resolve("layer.ext4"), java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+            Files.move(tmp, dir.resolve(name), java.nio.file.StandardCopyOption.ATOMIC_MOVE);
             HostFiles.writeAtomically(
                     dir.resolve("template.json"),
-                    JSON.writeValueAsBytes(new Template(key, repo, Instant.now(), Files.size(layer), setup)));
+                    JSON.writeValueAsBytes(
+                            new Template(key, repo, Instant.now(), directory ? 0 : Files.size(layer), setup)));
         } catch (IOException e) {
             throw new UncheckedIOException("cannot save workspace template " + key, e);
         } catch (InterruptedException e) {

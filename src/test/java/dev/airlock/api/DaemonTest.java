@@ -24,6 +24,7 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.MethodOrderer;
 import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.api.TestMethodOrder;
 import tools.jackson.databind.JsonNode;
 
@@ -33,32 +34,49 @@ import tools.jackson.databind.JsonNode;
  * disks intact, and leaking nothing over many create/remove cycles.
  */
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
-class DaemonTest {
-    private static AirlockDirs dirs;
-    private static Cli cli;
-    private static HttpClient http;
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+abstract class DaemonTest {
+    /** microvm or container: the suite runs once per runtime. */
+    abstract String runtime();
+
+    private AirlockDirs dirs;
+    private Cli cli;
+    private HttpClient http;
+
+    /** The CLI, with --runtime added to the commands that make sandboxes. */
+    Cli.Result run(String... args) {
+        return run(java.util.Map.of(), new byte[0], args);
+    }
+
+    Cli.Result run(java.util.Map<String, String> env, byte[] stdin, String... args) {
+        java.util.List<String> all = new java.util.ArrayList<>(java.util.List.of(args));
+        if (!all.isEmpty() && (all.getFirst().equals("run") || all.getFirst().equals("create"))) {
+            all.addAll(1, java.util.List.of("--runtime", runtime()));
+        }
+        return cli.run(env, stdin, all.toArray(String[]::new));
+    }
 
     @BeforeAll
-    static void setUp() throws Exception {
+    void setUp() throws Exception {
         TestHost.ready();
-        dirs = TestHost.isolated("daemon");
+        dirs = TestHost.isolated("daemon-" + runtime());
         cli = new Cli(dirs);
         http = new HttpClient();
         http.start();
-        Cli.Result r = cli.run("run", "-d", "--name", "d1", "--memory", "256m");
+        Cli.Result r = run("run", "-d", "--name", "d1", "--memory", "256m");
         assertThat(r.exit()).as(r.err()).isZero();
         assertThat(r.out().strip()).isEqualTo("d1");
     }
 
     @AfterAll
-    static void tearDown() throws Exception {
-        cli.run("rm", "-f", "d1");
+    void tearDown() throws Exception {
+        run("rm", "-f", "d1");
         daemonPid().ifPresent(pid -> ProcessHandle.of(pid).ifPresent(ProcessHandle::destroy));
         http.stop();
         TestHost.cleanUp(dirs);
     }
 
-    static java.util.Optional<Long> daemonPid() {
+    java.util.Optional<Long> daemonPid() {
         try {
             return java.util.Optional.of(Long.parseLong(
                     Files.readString(dirs.runtime().resolve("airlockd.pid")).strip()));
@@ -67,7 +85,7 @@ class DaemonTest {
         }
     }
 
-    private static ContentResponse call(HttpMethod method, String path, String body) throws Exception {
+    private ContentResponse call(HttpMethod method, String path, String body) throws Exception {
         var req = http.newRequest("http://localhost" + path)
                 .transport(new Transport.TCPUnix(Daemon.socket(dirs)))
                 .method(method)
@@ -85,7 +103,7 @@ class DaemonTest {
         for (int i = 0; i < 6; i++) {
             int n = i;
             runs.add(CompletableFuture.supplyAsync(
-                    () -> cli.run("exec", "d1", "--", "sh", "-c", "sleep 1; echo client-" + n)));
+                    () -> run("exec", "d1", "--", "sh", "-c", "sleep 1; echo client-" + n)));
         }
         for (int i = 0; i < runs.size(); i++) {
             Cli.Result r = runs.get(i).join();
@@ -127,7 +145,7 @@ class DaemonTest {
     @Test
     @Order(3)
     void killingTheDaemonDuringAnExecLosesNothing() throws Exception {
-        assertThat(cli.run("exec", "d1", "--", "sh", "-c", "echo precious > /root/work.txt")
+        assertThat(run("exec", "d1", "--", "sh", "-c", "echo precious > /root/work.txt")
                         .exit())
                 .isZero();
         long vmmPid = ApiHandler.JSON
@@ -166,7 +184,7 @@ class DaemonTest {
         assertThat(inFlight.exitValue()).isNotZero();
 
         // The next command starts a new daemon, which re-attaches to the VM that kept running.
-        Cli.Result r = cli.run("exec", "d1", "--", "cat", "/root/work.txt");
+        Cli.Result r = run("exec", "d1", "--", "cat", "/root/work.txt");
         assertThat(r.exit()).as(r.err()).isZero();
         assertThat(r.out()).isEqualTo("precious\n");
         assertThat(daemonPid().orElseThrow()).isNotEqualTo(daemon);
@@ -182,13 +200,19 @@ class DaemonTest {
         long daemon = daemonPid().orElseThrow();
         long fdsBefore = openFds(daemon);
         for (int i = 0; i < 200; i++) {
-            ContentResponse c = call(HttpMethod.POST, "/v1/sandboxes", "{\"name\":\"cycle\",\"diskMiB\":128}");
+            ContentResponse c = call(
+                    HttpMethod.POST,
+                    "/v1/sandboxes",
+                    "{\"name\":\"cycle\",\"diskMiB\":128,\"runtime\":\"" + runtime() + "\"}");
             assertThat(c.getStatus()).as(c.getContentAsString()).isEqualTo(201);
             ContentResponse d = call(HttpMethod.DELETE, "/v1/sandboxes/cycle", "");
             assertThat(d.getStatus()).as(d.getContentAsString()).isEqualTo(200);
         }
         for (int i = 0; i < 3; i++) {
-            assertThat(call(HttpMethod.POST, "/v1/sandboxes", "{\"name\":\"booted\",\"memoryMiB\":256}")
+            assertThat(call(
+                                    HttpMethod.POST,
+                                    "/v1/sandboxes",
+                                    "{\"name\":\"booted\",\"memoryMiB\":256,\"runtime\":\"" + runtime() + "\"}")
                             .getStatus())
                     .isEqualTo(201);
             assertThat(call(HttpMethod.POST, "/v1/sandboxes/booted/start", "").getStatus())
@@ -201,15 +225,32 @@ class DaemonTest {
             assertThat(s.filter(Files::isDirectory).count()).isEqualTo(1); // d1 only
         }
         try (var s = Files.list(dirs.runtime())) {
-            assertThat(s.filter(Files::isDirectory).count()).isEqualTo(1); // d1's sockets only
+            // d1's sockets only (and the OCI runtime's own state directory in container mode)
+            assertThat(s.filter(Files::isDirectory)
+                            .filter(d -> !d.getFileName().toString().equals("oci"))
+                            .count())
+                    .isEqualTo(1);
         }
         assertThat(openFds(daemon)).isLessThanOrEqualTo(fdsBefore + 5);
-        long qemus = ProcessHandle.allProcesses()
-                .filter(p ->
-                        p.info().commandLine().orElse("").contains(dirs.data().toString()))
-                .filter(p -> p.info().command().orElse("").contains("qemu"))
-                .count();
-        assertThat(qemus).isEqualTo(1); // d1's VMM
+        if (runtime().equals("microvm")) {
+            long qemus = ProcessHandle.allProcesses()
+                    .filter(p -> p.info()
+                            .commandLine()
+                            .orElse("")
+                            .contains(dirs.data().toString()))
+                    .filter(p -> p.info().command().orElse("").contains("qemu"))
+                    .count();
+            assertThat(qemus).isEqualTo(1); // d1's VMM
+        } else {
+            String d1 = ApiHandler.JSON
+                    .readTree(call(HttpMethod.GET, "/v1/sandboxes/d1", "").getContentAsString())
+                    .get("id")
+                    .asString();
+            List<String> leftover = Files.readAllLines(Path.of("/proc/self/mountinfo")).stream()
+                    .filter(l -> l.contains(dirs.data().toString()) && !l.contains(d1))
+                    .toList();
+            assertThat(leftover).as("mounts of removed containers").isEmpty();
+        }
     }
 
     private static long openFds(long pid) throws Exception {

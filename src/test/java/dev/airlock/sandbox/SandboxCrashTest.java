@@ -14,9 +14,12 @@ import java.time.Duration;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
-/** A VMM killed under a sandbox: the sandbox shows as failed, its disk survives, rm cleans up. */
-class SandboxCrashTest {
-    private final AirlockDirs dirs = TestHost.isolated("crash");
+/** The process holding a sandbox (its VMM, or its container's init) killed under it: the sandbox shows as failed, its disk survives, rm cleans up. */
+abstract class SandboxCrashTest {
+    /** microvm or container. */
+    abstract String runtime();
+
+    private final AirlockDirs dirs = TestHost.isolated("crash-" + runtime());
 
     @AfterEach
     void cleanUp() {
@@ -27,7 +30,8 @@ class SandboxCrashTest {
     void killedVmmLeavesAFailedSandboxWithItsDiskIntact() throws Exception {
         TestHost.ready();
         SandboxEngine engine = new SandboxEngine(dirs, Progress.STDERR);
-        Sandbox s = engine.start(engine.create(CreateOptions.defaults()).name());
+        Sandbox s = engine.start(
+                engine.create(CreateOptions.defaults().inRuntime(runtime())).name());
         try (GuestChannel ch = engine.connect(s, Duration.ofSeconds(30))) {
             // sync so the work is on the virtual disk before the crash, as an editor's save would be
             ch.exec(
@@ -43,7 +47,8 @@ class SandboxCrashTest {
         Sandbox after = engine.inspect(s.name());
         assertThat(after.state()).isEqualTo(SandboxState.FAILED);
         assertThat(after.error()).contains("exited unexpectedly").contains("disk is kept");
-        assertThat(dirs.sandboxes().resolve(s.id()).resolve("layer.ext4")).exists();
+        assertThat(SandboxEngine.layer(dirs.sandboxes().resolve(s.id()), runtime()))
+                .exists();
 
         Sandbox again = engine.start(s.name());
         ByteArrayOutputStream out = new ByteArrayOutputStream();

@@ -17,30 +17,48 @@ import java.util.concurrent.CompletableFuture;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
 
 /**
  * The workspace round trip end to end, with real git repositories made here, the real CLI and
  * daemon, and the guest's own git: changes made inside come back as commits on a branch, and
  * the user's working tree, index and HEAD never move.
  */
-class WorkspaceTest {
-    private static AirlockDirs dirs;
-    private static Cli cli;
-    private static Path root;
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+abstract class WorkspaceTest {
+    /** microvm or container: the suite runs once per runtime. */
+    abstract String runtime();
+
+    private AirlockDirs dirs;
+    private Cli cli;
+    private Path root;
+
+    /** The CLI, with --runtime added to the commands that make sandboxes. */
+    Cli.Result run(String... args) {
+        return run(java.util.Map.of(), new byte[0], args);
+    }
+
+    Cli.Result run(java.util.Map<String, String> env, byte[] stdin, String... args) {
+        java.util.List<String> all = new java.util.ArrayList<>(java.util.List.of(args));
+        if (!all.isEmpty() && (all.getFirst().equals("run") || all.getFirst().equals("create"))) {
+            all.addAll(1, java.util.List.of("--runtime", runtime()));
+        }
+        return cli.run(env, stdin, all.toArray(String[]::new));
+    }
 
     @BeforeAll
-    static void setUp() throws Exception {
+    void setUp() throws Exception {
         TestHost.ready();
-        dirs = TestHost.isolated("workspace");
+        dirs = TestHost.isolated("workspace-" + runtime());
         cli = new Cli(dirs);
         root = Files.createTempDirectory("airlock-repos");
     }
 
     @AfterAll
-    static void tearDown() throws Exception {
-        Cli.Result ps = cli.run("ps", "-a", "-q");
+    void tearDown() throws Exception {
+        Cli.Result ps = run("ps", "-a", "-q");
         for (String name : ps.out().lines().toList()) {
-            cli.run("rm", "-f", name);
+            run("rm", "-f", name);
         }
         Path pid = dirs.runtime().resolve("airlockd.pid");
         if (Files.exists(pid)) {
@@ -51,7 +69,7 @@ class WorkspaceTest {
     }
 
     /** A repository with text, binary, executable and symlinked files, one commit, a dirty tree. */
-    private static Path repo(String name, boolean dirty) throws Exception {
+    private Path repo(String name, boolean dirty) throws Exception {
         Path r = Files.createDirectories(root.resolve(name));
         git(r, "init", "-q", "-b", "main");
         git(r, "config", "user.name", "Test User");
@@ -117,10 +135,10 @@ class WorkspaceTest {
                 "git add -A && git commit -q -m 'first change'",
                 "echo gamma > c.txt && git add c.txt && git commit -q -m 'second change'",
                 "sha256sum blob.bin");
-        Cli.Result run = ok(cli.run("run", "--name", "ws-c", "--workspace", repo.toString(), "--", "sh", "-c", work));
+        Cli.Result run = ok(run("run", "--name", "ws-c", "--workspace", repo.toString(), "--", "sh", "-c", work));
         String blobSha = run.out().strip().split("\\s+")[0];
 
-        ok(cli.run("pull", "ws-c"));
+        ok(run("pull", "ws-c"));
         assertThat(Checkout.of(repo)).isEqualTo(before);
         assertThat(git(repo, "rev-list", "--count", base + "..airlock/ws-c").strip())
                 .isEqualTo("2");
@@ -150,7 +168,7 @@ class WorkspaceTest {
         assertThat(git(repo, "rev-parse", "refs/airlock/base/ws-c").strip()).isEqualTo(base);
 
         // Pulling again is a no-op; a branch that moved elsewhere is reported, never forced.
-        ok(cli.run("pull", "ws-c"));
+        ok(run("pull", "ws-c"));
         git(repo, "branch", "-f", "airlock/ws-c", "main");
         Files.writeString(repo.resolve("x.txt"), "x");
         String other = git(
@@ -164,7 +182,7 @@ class WorkspaceTest {
                 .strip();
         git(repo, "update-ref", "refs/heads/airlock/ws-c", other);
         Files.delete(repo.resolve("x.txt"));
-        Cli.Result diverged = cli.run("pull", "ws-c");
+        Cli.Result diverged = run("pull", "ws-c");
         assertThat(diverged.exit()).isEqualTo(125);
         assertThat(diverged.err()).contains("has diverged");
         assertThat(git(repo, "rev-parse", "airlock/ws-c").strip()).isEqualTo(other);
@@ -178,13 +196,13 @@ class WorkspaceTest {
         // In: the host's uncommitted changes arrive as uncommitted changes (ignored files stay home).
         String look = "cd /workspace && git status --porcelain --untracked-files=all && test ! -e build"
                 + " && echo more >> untracked.txt && rm d.txt";
-        Cli.Result run = ok(cli.run(
-                "run", "--name", "ws-u", "--workspace", repo.toString(), "--uncommitted", "--", "sh", "-c", look));
+        Cli.Result run = ok(
+                run("run", "--name", "ws-u", "--workspace", repo.toString(), "--uncommitted", "--", "sh", "-c", look));
         assertThat(run.out()).isEqualTo(" M a.txt\n?? untracked.txt\n");
         // Out: commit the sandbox's uncommitted state as one commit.
-        Cli.Result diff = ok(cli.run("diff", "ws-u"));
+        Cli.Result diff = ok(run("diff", "ws-u"));
         assertThat(diff.out()).contains("uncommitted line").contains("d.txt");
-        ok(cli.run("commit", "ws-u", "-m", "sandbox work"));
+        ok(run("commit", "ws-u", "-m", "sandbox work"));
         assertThat(Checkout.of(repo)).isEqualTo(before);
         assertThat(git(repo, "log", "--format=%s", base + "..airlock/ws-u")).isEqualTo("sandbox work\n");
         assertThat(git(repo, "diff", "--name-status", base, "airlock/ws-u")
@@ -202,7 +220,7 @@ class WorkspaceTest {
         List<CompletableFuture<Cli.Result>> runs = new ArrayList<>();
         for (int i = 0; i < 5; i++) {
             String n = "par" + i;
-            runs.add(CompletableFuture.supplyAsync(() -> cli.run(
+            runs.add(CompletableFuture.supplyAsync(() -> run(
                     "run",
                     "--name",
                     n,
@@ -217,7 +235,7 @@ class WorkspaceTest {
         }
         runs.forEach(r -> ok(r.join()));
         for (int i = 0; i < 5; i++) {
-            ok(cli.run("pull", "par" + i));
+            ok(run("pull", "par" + i));
         }
         String base = before.head().strip();
         for (int i = 0; i < 5; i++) {
@@ -245,9 +263,9 @@ class WorkspaceTest {
         git(repo, "commit", "-q", "-m", "add setup");
         String show = "cat /var/tmp/setup-id; echo; cat /workspace/build/installed";
 
-        Cli.Result first = ok(cli.run("run", "--rm", "--workspace", repo.toString(), "--", "sh", "-c", show));
+        Cli.Result first = ok(run("run", "--rm", "--workspace", repo.toString(), "--", "sh", "-c", show));
         assertThat(first.err()).contains("running setup");
-        Cli.Result second = ok(cli.run("run", "--rm", "--workspace", repo.toString(), "--", "sh", "-c", show));
+        Cli.Result second = ok(run("run", "--rm", "--workspace", repo.toString(), "--", "sh", "-c", show));
         assertThat(second.err())
                 .contains("dependencies ready from workspace template")
                 .doesNotContain("running setup");
@@ -255,12 +273,12 @@ class WorkspaceTest {
 
         Files.writeString(repo.resolve("requirements.txt"), "lib==2 # " + token + "\n");
         git(repo, "commit", "-q", "-am", "bump lib");
-        Cli.Result third = ok(cli.run("run", "--rm", "--workspace", repo.toString(), "--", "sh", "-c", show));
+        Cli.Result third = ok(run("run", "--rm", "--workspace", repo.toString(), "--", "sh", "-c", show));
         assertThat(third.err()).contains("running setup");
         assertThat(third.out()).endsWith("lib==2 # " + token + "\n");
         assertThat(third.out().lines().findFirst())
                 .isNotEqualTo(first.out().lines().findFirst());
-        Cli.Result ls = ok(cli.run("workspace", "ls", "--json"));
+        Cli.Result ls = ok(run("workspace", "ls", "--json"));
         assertThat(ls.out()).contains(repo.toString());
     }
 
@@ -270,7 +288,7 @@ class WorkspaceTest {
         Map<String, String> env = Map.of("AGENT_TOKEN", "s3cret", "OTHER_SECRET", "never");
         String agent = "cd /workspace && echo token=${AGENT_TOKEN:-unset} other=${OTHER_SECRET:-unset}"
                 + " && echo done > agent.txt && git add -A && git commit -q -m 'agent commit'";
-        Cli.Result r = ok(cli.run(
+        Cli.Result r = ok(run(
                 env,
                 new byte[0],
                 "run",
@@ -283,9 +301,9 @@ class WorkspaceTest {
                 "--agent-env",
                 "AGENT_TOKEN"));
         assertThat(r.out()).isEqualTo("token=s3cret other=unset\n");
-        ok(cli.run("pull", "ag"));
+        ok(run("pull", "ag"));
         assertThat(git(repo, "show", "airlock/ag:agent.txt")).isEqualTo("done\n");
-        Cli.Result missing = cli.run(
+        Cli.Result missing = run(
                 Map.of(),
                 new byte[0],
                 "run",
