@@ -1,5 +1,6 @@
 package dev.airlock.container;
 
+import dev.airlock.host.HostFiles;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.StandardProtocolFamily;
@@ -8,10 +9,8 @@ import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Optional;
-import java.util.stream.Stream;
 import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.json.JsonMapper;
 
@@ -160,13 +159,25 @@ public final class ContainerBackend {
         }
     }
 
+    /**
+     * Unmounts whatever is still mounted below a sandbox directory (deepest first), so that
+     * deleting the directory can never reach through a mount into an image or another layer.
+     */
+    public void unmountAllUnder(Path sandboxDir) {
+        List<Path> left = new java.util.ArrayList<>(Mounts.under(sandboxDir));
+        left.sort(java.util.Comparator.comparingInt(Path::getNameCount).reversed());
+        for (Path m : left) {
+            Mounts.unmount(m);
+        }
+    }
+
     /** {@link #destroy} and then delete the sandbox directory. */
     public void remove(Container c) {
         destroy(c);
         if (!Mounts.under(c.sandboxDir()).isEmpty()) {
             throw new ContainerException("mounts remain under " + c.sandboxDir() + ": " + Mounts.under(c.sandboxDir()));
         }
-        deleteTree(c.sandboxDir());
+        HostFiles.deleteTree(c.sandboxDir());
     }
 
     private void awaitStopped(String id, Duration timeout) {
@@ -227,19 +238,6 @@ public final class ContainerBackend {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new ContainerException("interrupted", e);
-        }
-    }
-
-    static void deleteTree(Path dir) {
-        if (!Files.exists(dir)) {
-            return;
-        }
-        try (Stream<Path> files = Files.walk(dir)) {
-            for (Path p : files.sorted(Comparator.reverseOrder()).toList()) {
-                Files.deleteIfExists(p);
-            }
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot delete " + dir, e);
         }
     }
 

@@ -6,6 +6,7 @@ import dev.airlock.guest.ExitStatus;
 import dev.airlock.guest.GuestChannel;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.HostCommand;
+import dev.airlock.host.HostFiles;
 import dev.airlock.image.GuestAgent;
 import dev.airlock.image.Image;
 import dev.airlock.image.ImageStore;
@@ -98,8 +99,8 @@ public final class ContainerBench {
                     Path.of(System.getProperty("airlock.home", "."), "bench", "results")
                             .toString())));
         } finally {
-            ContainerBackend.deleteTree(b.sockets);
-            ContainerBackend.deleteTree(b.work);
+            HostFiles.deleteTree(b.sockets);
+            HostFiles.deleteTree(b.work);
         }
     }
 

@@ -91,6 +91,7 @@ final class ContainerRuntime implements SandboxRuntime {
     public void release(Sandbox s, Path dir, Path runtimeDir) {
         if (Files.isDirectory(containerDir(dir))) {
             backend.destroy(container(s, dir, runtimeDir));
+            backend.unmountAllUnder(containerDir(dir));
         }
     }
 

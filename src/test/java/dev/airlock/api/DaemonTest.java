@@ -43,34 +43,21 @@ abstract class DaemonTest {
     private Cli cli;
     private HttpClient http;
 
-    /** The CLI, with --runtime added to the commands that make sandboxes. */
-    Cli.Result run(String... args) {
-        return run(java.util.Map.of(), new byte[0], args);
-    }
-
-    Cli.Result run(java.util.Map<String, String> env, byte[] stdin, String... args) {
-        java.util.List<String> all = new java.util.ArrayList<>(java.util.List.of(args));
-        if (!all.isEmpty() && (all.getFirst().equals("run") || all.getFirst().equals("create"))) {
-            all.addAll(1, java.util.List.of("--runtime", runtime()));
-        }
-        return cli.run(env, stdin, all.toArray(String[]::new));
-    }
-
     @BeforeAll
     void setUp() throws Exception {
         TestHost.ready();
         dirs = TestHost.isolated("daemon-" + runtime());
-        cli = new Cli(dirs);
+        cli = new Cli(dirs).inRuntime(runtime());
         http = new HttpClient();
         http.start();
-        Cli.Result r = run("run", "-d", "--name", "d1", "--memory", "256m");
+        Cli.Result r = cli.run("run", "-d", "--name", "d1", "--memory", "256m");
         assertThat(r.exit()).as(r.err()).isZero();
         assertThat(r.out().strip()).isEqualTo("d1");
     }
 
     @AfterAll
     void tearDown() throws Exception {
-        run("rm", "-f", "d1");
+        cli.run("rm", "-f", "d1");
         daemonPid().ifPresent(pid -> ProcessHandle.of(pid).ifPresent(ProcessHandle::destroy));
         http.stop();
         TestHost.cleanUp(dirs);
@@ -103,7 +90,7 @@ abstract class DaemonTest {
         for (int i = 0; i < 6; i++) {
             int n = i;
             runs.add(CompletableFuture.supplyAsync(
-                    () -> run("exec", "d1", "--", "sh", "-c", "sleep 1; echo client-" + n)));
+                    () -> cli.run("exec", "d1", "--", "sh", "-c", "sleep 1; echo client-" + n)));
         }
         for (int i = 0; i < runs.size(); i++) {
             Cli.Result r = runs.get(i).join();
@@ -145,7 +132,7 @@ abstract class DaemonTest {
     @Test
     @Order(3)
     void killingTheDaemonDuringAnExecLosesNothing() throws Exception {
-        assertThat(run("exec", "d1", "--", "sh", "-c", "echo precious > /root/work.txt")
+        assertThat(cli.run("exec", "d1", "--", "sh", "-c", "echo precious > /root/work.txt")
                         .exit())
                 .isZero();
         long vmmPid = ApiHandler.JSON
@@ -184,7 +171,7 @@ abstract class DaemonTest {
         assertThat(inFlight.exitValue()).isNotZero();
 
         // The next command starts a new daemon, which re-attaches to the VM that kept running.
-        Cli.Result r = run("exec", "d1", "--", "cat", "/root/work.txt");
+        Cli.Result r = cli.run("exec", "d1", "--", "cat", "/root/work.txt");
         assertThat(r.exit()).as(r.err()).isZero();
         assertThat(r.out()).isEqualTo("precious\n");
         assertThat(daemonPid().orElseThrow()).isNotEqualTo(daemon);

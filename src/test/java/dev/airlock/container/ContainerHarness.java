@@ -6,6 +6,7 @@ import dev.airlock.guest.ExecSpec;
 import dev.airlock.guest.ExitStatus;
 import dev.airlock.guest.GuestChannel;
 import dev.airlock.host.AirlockDirs;
+import dev.airlock.host.HostFiles;
 import dev.airlock.image.Image;
 import dev.airlock.image.ImageStore;
 import java.io.ByteArrayOutputStream;
@@ -102,7 +103,7 @@ final class ContainerHarness implements AutoCloseable {
         for (Container c : made) {
             backend.remove(c);
         }
-        ContainerBackend.deleteTree(sockets);
-        ContainerBackend.deleteTree(dir);
+        HostFiles.deleteTree(sockets);
+        HostFiles.deleteTree(dir);
     }
 }

@@ -8,6 +8,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import org.jspecify.annotations.Nullable;
 
 /**
  * Runs the real {@code airlock} CLI in its own JVM, as a user would, against a test's private
@@ -15,9 +16,20 @@ import java.util.concurrent.CompletableFuture;
  */
 public final class Cli {
     private final AirlockDirs dirs;
+    private final @Nullable String runtime;
 
     public Cli(AirlockDirs dirs) {
+        this(dirs, null);
+    }
+
+    private Cli(AirlockDirs dirs, @Nullable String runtime) {
         this.dirs = dirs;
+        this.runtime = runtime;
+    }
+
+    /** The same CLI with {@code --runtime} added to the commands that make sandboxes. */
+    public Cli inRuntime(String name) {
+        return new Cli(dirs, name);
     }
 
     public record Result(int exit, String out, String err) {}
@@ -37,7 +49,11 @@ public final class Cli {
         argv.addAll(List.of("--enable-native-access=ALL-UNNAMED", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"));
         argv.add("-Dairlock.home=" + dirs.home());
         argv.addAll(List.of("-cp", System.getProperty("java.class.path"), "dev.airlock.cli.Main"));
+        int first = argv.size();
         argv.addAll(List.of(args));
+        if (runtime != null && args.length > 0 && (args[0].equals("run") || args[0].equals("create"))) {
+            argv.addAll(first + 1, List.of("--runtime", runtime));
+        }
         ProcessBuilder pb = new ProcessBuilder(argv);
         pb.environment().put("AIRLOCK_CACHE_DIR", dirs.cache().toString());
         pb.environment().put("AIRLOCK_DATA_DIR", dirs.data().toString());

@@ -44,6 +44,16 @@ public final class TestHost {
                     p.destroyForcibly();
                     p.onExit().join();
                 });
+        // A failed container test may leave its overlay mounted: never delete through a mount.
+        try {
+            java.nio.file.Files.readAllLines(Path.of("/proc/self/mountinfo")).stream()
+                    .map(l -> l.split(" ")[4])
+                    .filter(m -> m.startsWith(data))
+                    .sorted(java.util.Comparator.comparingInt(String::length).reversed())
+                    .forEach(m -> dev.airlock.host.HostCommand.run(java.util.List.of("umount", "-l", m), null, null));
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
         dev.airlock.host.HostFiles.deleteTree(dirs.data());
         dev.airlock.host.HostFiles.deleteTree(dirs.runtime());
     }

@@ -33,32 +33,19 @@ abstract class WorkspaceTest {
     private Cli cli;
     private Path root;
 
-    /** The CLI, with --runtime added to the commands that make sandboxes. */
-    Cli.Result run(String... args) {
-        return run(java.util.Map.of(), new byte[0], args);
-    }
-
-    Cli.Result run(java.util.Map<String, String> env, byte[] stdin, String... args) {
-        java.util.List<String> all = new java.util.ArrayList<>(java.util.List.of(args));
-        if (!all.isEmpty() && (all.getFirst().equals("run") || all.getFirst().equals("create"))) {
-            all.addAll(1, java.util.List.of("--runtime", runtime()));
-        }
-        return cli.run(env, stdin, all.toArray(String[]::new));
-    }
-
     @BeforeAll
     void setUp() throws Exception {
         TestHost.ready();
         dirs = TestHost.isolated("workspace-" + runtime());
-        cli = new Cli(dirs);
+        cli = new Cli(dirs).inRuntime(runtime());
         root = Files.createTempDirectory("airlock-repos");
     }
 
     @AfterAll
     void tearDown() throws Exception {
-        Cli.Result ps = run("ps", "-a", "-q");
+        Cli.Result ps = cli.run("ps", "-a", "-q");
         for (String name : ps.out().lines().toList()) {
-            run("rm", "-f", name);
+            cli.run("rm", "-f", name);
         }
         Path pid = dirs.runtime().resolve("airlockd.pid");
         if (Files.exists(pid)) {
@@ -135,10 +122,10 @@ abstract class WorkspaceTest {
                 "git add -A && git commit -q -m 'first change'",
                 "echo gamma > c.txt && git add c.txt && git commit -q -m 'second change'",
                 "sha256sum blob.bin");
-        Cli.Result run = ok(run("run", "--name", "ws-c", "--workspace", repo.toString(), "--", "sh", "-c", work));
+        Cli.Result run = ok(cli.run("run", "--name", "ws-c", "--workspace", repo.toString(), "--", "sh", "-c", work));
         String blobSha = run.out().strip().split("\\s+")[0];
 
-        ok(run("pull", "ws-c"));
+        ok(cli.run("pull", "ws-c"));
         assertThat(Checkout.of(repo)).isEqualTo(before);
         assertThat(git(repo, "rev-list", "--count", base + "..airlock/ws-c").strip())
                 .isEqualTo("2");
@@ -168,7 +155,7 @@ abstract class WorkspaceTest {
         assertThat(git(repo, "rev-parse", "refs/airlock/base/ws-c").strip()).isEqualTo(base);
 
         // Pulling again is a no-op; a branch that moved elsewhere is reported, never forced.
-        ok(run("pull", "ws-c"));
+        ok(cli.run("pull", "ws-c"));
         git(repo, "branch", "-f", "airlock/ws-c", "main");
         Files.writeString(repo.resolve("x.txt"), "x");
         String other = git(
@@ -182,7 +169,7 @@ abstract class WorkspaceTest {
                 .strip();
         git(repo, "update-ref", "refs/heads/airlock/ws-c", other);
         Files.delete(repo.resolve("x.txt"));
-        Cli.Result diverged = run("pull", "ws-c");
+        Cli.Result diverged = cli.run("pull", "ws-c");
         assertThat(diverged.exit()).isEqualTo(125);
         assertThat(diverged.err()).contains("has diverged");
         assertThat(git(repo, "rev-parse", "airlock/ws-c").strip()).isEqualTo(other);
@@ -196,13 +183,13 @@ abstract class WorkspaceTest {
         // In: the host's uncommitted changes arrive as uncommitted changes (ignored files stay home).
         String look = "cd /workspace && git status --porcelain --untracked-files=all && test ! -e build"
                 + " && echo more >> untracked.txt && rm d.txt";
-        Cli.Result run = ok(
-                run("run", "--name", "ws-u", "--workspace", repo.toString(), "--uncommitted", "--", "sh", "-c", look));
+        Cli.Result run = ok(cli.run(
+                "run", "--name", "ws-u", "--workspace", repo.toString(), "--uncommitted", "--", "sh", "-c", look));
         assertThat(run.out()).isEqualTo(" M a.txt\n?? untracked.txt\n");
         // Out: commit the sandbox's uncommitted state as one commit.
-        Cli.Result diff = ok(run("diff", "ws-u"));
+        Cli.Result diff = ok(cli.run("diff", "ws-u"));
         assertThat(diff.out()).contains("uncommitted line").contains("d.txt");
-        ok(run("commit", "ws-u", "-m", "sandbox work"));
+        ok(cli.run("commit", "ws-u", "-m", "sandbox work"));
         assertThat(Checkout.of(repo)).isEqualTo(before);
         assertThat(git(repo, "log", "--format=%s", base + "..airlock/ws-u")).isEqualTo("sandbox work\n");
         assertThat(git(repo, "diff", "--name-status", base, "airlock/ws-u")
@@ -220,7 +207,7 @@ abstract class WorkspaceTest {
         List<CompletableFuture<Cli.Result>> runs = new ArrayList<>();
         for (int i = 0; i < 5; i++) {
             String n = "par" + i;
-            runs.add(CompletableFuture.supplyAsync(() -> run(
+            runs.add(CompletableFuture.supplyAsync(() -> cli.run(
                     "run",
                     "--name",
                     n,
@@ -235,7 +222,7 @@ abstract class WorkspaceTest {
         }
         runs.forEach(r -> ok(r.join()));
         for (int i = 0; i < 5; i++) {
-            ok(run("pull", "par" + i));
+            ok(cli.run("pull", "par" + i));
         }
         String base = before.head().strip();
         for (int i = 0; i < 5; i++) {
@@ -263,9 +250,9 @@ abstract class WorkspaceTest {
         git(repo, "commit", "-q", "-m", "add setup");
         String show = "cat /var/tmp/setup-id; echo; cat /workspace/build/installed";
 
-        Cli.Result first = ok(run("run", "--rm", "--workspace", repo.toString(), "--", "sh", "-c", show));
+        Cli.Result first = ok(cli.run("run", "--rm", "--workspace", repo.toString(), "--", "sh", "-c", show));
         assertThat(first.err()).contains("running setup");
-        Cli.Result second = ok(run("run", "--rm", "--workspace", repo.toString(), "--", "sh", "-c", show));
+        Cli.Result second = ok(cli.run("run", "--rm", "--workspace", repo.toString(), "--", "sh", "-c", show));
         assertThat(second.err())
                 .contains("dependencies ready from workspace template")
                 .doesNotContain("running setup");
@@ -273,12 +260,12 @@ abstract class WorkspaceTest {
 
         Files.writeString(repo.resolve("requirements.txt"), "lib==2 # " + token + "\n");
         git(repo, "commit", "-q", "-am", "bump lib");
-        Cli.Result third = ok(run("run", "--rm", "--workspace", repo.toString(), "--", "sh", "-c", show));
+        Cli.Result third = ok(cli.run("run", "--rm", "--workspace", repo.toString(), "--", "sh", "-c", show));
         assertThat(third.err()).contains("running setup");
         assertThat(third.out()).endsWith("lib==2 # " + token + "\n");
         assertThat(third.out().lines().findFirst())
                 .isNotEqualTo(first.out().lines().findFirst());
-        Cli.Result ls = ok(run("workspace", "ls", "--json"));
+        Cli.Result ls = ok(cli.run("workspace", "ls", "--json"));
         assertThat(ls.out()).contains(repo.toString());
     }
 
@@ -288,7 +275,7 @@ abstract class WorkspaceTest {
         Map<String, String> env = Map.of("AGENT_TOKEN", "s3cret", "OTHER_SECRET", "never");
         String agent = "cd /workspace && echo token=${AGENT_TOKEN:-unset} other=${OTHER_SECRET:-unset}"
                 + " && echo done > agent.txt && git add -A && git commit -q -m 'agent commit'";
-        Cli.Result r = ok(run(
+        Cli.Result r = ok(cli.run(
                 env,
                 new byte[0],
                 "run",
@@ -301,9 +288,9 @@ abstract class WorkspaceTest {
                 "--agent-env",
                 "AGENT_TOKEN"));
         assertThat(r.out()).isEqualTo("token=s3cret other=unset\n");
-        ok(run("pull", "ag"));
+        ok(cli.run("pull", "ag"));
         assertThat(git(repo, "show", "airlock/ag:agent.txt")).isEqualTo("done\n");
-        Cli.Result missing = run(
+        Cli.Result missing = cli.run(
                 Map.of(),
                 new byte[0],
                 "run",
