@@ -33,6 +33,19 @@ public final class TestHost {
      */
     public static void cleanUp(AirlockDirs dirs) {
         String data = dirs.data().toString();
+        // The daemon the CLI started for this test: its data directory is in its environment, not
+        // its command line, so find it by its pid file.
+        try {
+            long pid =
+                    Long.parseLong(java.nio.file.Files.readString(dirs.runtime().resolve("airlockd.pid"))
+                            .strip());
+            ProcessHandle.of(pid).ifPresent(p -> {
+                p.destroyForcibly();
+                p.onExit().join();
+            });
+        } catch (IOException | NumberFormatException e) {
+            // No daemon was started.
+        }
         ProcessHandle.allProcesses()
                 .filter(p -> p.info().commandLine().orElse("").contains(data)
                         || p.info()
