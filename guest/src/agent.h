@@ -35,6 +35,7 @@ struct stream {
     /* exec */
     pid_t pid;
     int exited, status, timed_out, pty, stdin_open, stdin_eof;
+    long oom_base; /* oom_kill_count() when the process started */
     int out_eof, err_eof;
     struct watch w_out, w_err, w_in, w_timer;
     uint8_t *ibuf; /* host stdin not yet accepted by the process, at most the window */
@@ -58,6 +59,7 @@ void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* exec.c: returns 0 when started or refused with ERROR, -1 when the frame is malformed */
 int exec_start(struct stream *s, const uint8_t *p, size_t n);
 void exec_resize(struct stream *s, uint16_t rows, uint16_t cols);
+long oom_kill_count(void);
 
 /* files.c: the same return convention */
 int file_read_start(struct stream *s, const uint8_t *p, size_t n);

@@ -18,6 +18,7 @@
 #include <sys/reboot.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysinfo.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -158,7 +159,10 @@ static void switch_root(const char *rootdev, const char *layerdev, int have_laye
 }
 
 /* The cgroup every exec'd command joins (empty: none). Its pids.max is the sandbox's process
- * limit: a fork bomb stops there, while the agent, outside it, keeps answering. */
+ * limit: a fork bomb stops there, while the agent, outside it, keeps answering. Its memory.max
+ * keeps a little of the VM's RAM back from commands: a hog then meets a prompt cgroup OOM kill
+ * instead of the whole guest thrashing its page cache for minutes before the global OOM killer
+ * acts, and the kernel and agent keep room to work. */
 char g_exec_cgroup[64];
 
 static void write_small(const char *path, const char *text)
@@ -170,18 +174,31 @@ static void write_small(const char *path, const char *text)
         close(fd);
 }
 
-static void pids_limit(const char *cmdline)
+static void command_cgroup(const char *cmdline)
 {
     char limit[24];
     if (!cmdline_get(cmdline, "airlock.pids", limit, sizeof limit))
         return;
     try_mount("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
     write_small("/sys/fs/cgroup/cgroup.subtree_control", "+pids");
+    /* memory.events there counts the OOM kills that EXIT reports */
+    write_small("/sys/fs/cgroup/cgroup.subtree_control", "+memory");
     if (mkdir("/sys/fs/cgroup/sandbox", 0755) < 0 && errno != EEXIST) {
         logmsg("cgroup for commands: %s", strerror(errno));
         return;
     }
     write_small("/sys/fs/cgroup/sandbox/pids.max", limit);
+    struct sysinfo si;
+    if (sysinfo(&si) == 0) {
+        /* Relative to what is free now, not the total: the kernel already holds ~20 MiB of a
+         * 256 MiB VM, and a limit above what can be had never fires. */
+        unsigned long long total = (unsigned long long)si.totalram * si.mem_unit;
+        unsigned long long free = (unsigned long long)si.freeram * si.mem_unit;
+        unsigned long long reserve = total / 16 > (16ULL << 20) ? total / 16 : 16ULL << 20;
+        char max[24];
+        snprintf(max, sizeof max, "%llu", free > 2 * reserve ? free - reserve : free);
+        write_small("/sys/fs/cgroup/sandbox/memory.max", max);
+    }
     snprintf(g_exec_cgroup, sizeof g_exec_cgroup, "/sys/fs/cgroup/sandbox/cgroup.procs");
 }
 
@@ -274,7 +291,7 @@ int pid1_boot(void)
     if (cmdline_get(cmdline, "airlock.hostname", host, sizeof host))
         sethostname(host, strlen(host));
     loopback_up();
-    pids_limit(cmdline);
+    command_cgroup(cmdline);
     return open_agent_port();
 }
 

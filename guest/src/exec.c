@@ -63,6 +63,33 @@ static char *slurp(const char *path)
     return buf;
 }
 
+/* How many processes the kernel's OOM killer has killed where this sandbox can see it: the
+ * microVM's cgroup for commands, a container's own memory cgroup (v1, then v2 as the cgroup
+ * namespace root), else the kernel's total. -1 when none is readable. */
+long oom_kill_count(void)
+{
+    static const char *const sources[] = {"/sys/fs/cgroup/sandbox/memory.events",
+                                          "/sys/fs/cgroup/memory/memory.oom_control",
+                                          "/sys/fs/cgroup/memory.events", "/proc/vmstat"};
+    for (size_t i = 0; i < sizeof sources / sizeof sources[0]; i++) {
+        char *text = slurp(sources[i]);
+        if (!text)
+            continue;
+        long count = -1;
+        for (char *line = text; line && count < 0;) {
+            if (strncmp(line, "oom_kill ", 9) == 0)
+                count = strtol(line + 9, NULL, 10);
+            line = strchr(line, '\n');
+            if (line)
+                line++;
+        }
+        free(text);
+        if (count >= 0)
+            return count;
+    }
+    return -1;
+}
+
 /* Splits a line in place on ':' into at most max fields; returns the field count. */
 static int split(char *line, char **f, int max)
 {
@@ -505,6 +532,7 @@ int exec_start(struct stream *s, const uint8_t *p, size_t n)
     }
 
     s->pid = pid;
+    s->oom_base = oom_kill_count();
     s->pty = tty;
     if (tty) {
         watch_init(&s->w_out, W_OUT, master, s);

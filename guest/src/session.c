@@ -743,6 +743,8 @@ static void pump(void)
                 put32(b, (uint32_t)code);
                 put32(b + 4, (uint32_t)sig);
                 b[8] = s->timed_out ? 1 : 0;
+                if (s->oom_base >= 0 && oom_kill_count() > s->oom_base)
+                    b[8] |= 2;
                 send_frame(T_EXIT, 0, s->id, b, 9);
                 stream_kill(s);
                 continue;

@@ -188,7 +188,13 @@ final class ApiHandler extends Handler.Abstract {
             }
             ExitStatus st = ex.await();
             return new ApiTypes.ExecResult(
-                    st.exitCode(), st.signal(), st.timedOut(), out.text(), err.text(), out.truncated || err.truncated);
+                    st.exitCode(),
+                    st.signal(),
+                    st.timedOut(),
+                    st.oomKilled(),
+                    out.text(),
+                    err.text(),
+                    out.truncated || err.truncated);
         } catch (CommandNotFoundException e) {
             throw new SandboxException(String.valueOf(e.getMessage()));
         }

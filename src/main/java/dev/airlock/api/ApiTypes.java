@@ -33,7 +33,13 @@ public final class ApiTypes {
             @Nullable String stdin) {}
 
     public record ExecResult(
-            int exitCode, int signal, boolean timedOut, String stdout, String stderr, boolean truncated) {}
+            int exitCode,
+            int signal,
+            boolean timedOut,
+            boolean oomKilled,
+            String stdout,
+            String stderr,
+            boolean truncated) {}
 
     public record AgentEndpoint(String socket) {}
 

@@ -48,11 +48,19 @@ public final class Daemon {
         return dirs.runtime().resolve("airlockd.sock");
     }
 
+    private static final String BUILD = currentBuild();
+
     /**
-     * Which build of Airlock this process runs: the jar's modification time. A client built
-     * later replaces a daemon of an older build (VMs and containers keep running meanwhile).
+     * Which build of Airlock this process runs: the jar's modification time when the process
+     * started (read once: a running daemon must not take on the identity of a jar rebuilt under
+     * it). A client built later replaces a daemon of an older build (VMs and containers keep
+     * running meanwhile).
      */
     public static String build() {
+        return BUILD;
+    }
+
+    private static String currentBuild() {
         try {
             java.nio.file.Path code = java.nio.file.Path.of(Daemon.class
                     .getProtectionDomain()

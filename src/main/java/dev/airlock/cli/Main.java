@@ -43,7 +43,17 @@ public final class Main {
     static final int EXIT_AIRLOCK_ERROR = 125;
 
     public static void main(String[] args) {
-        System.exit(execute(args));
+        int code;
+        try {
+            code = execute(args);
+        } catch (Throwable t) {
+            // A bug, not a user mistake: report it whole. Exit regardless, or the HTTP client's
+            // threads would keep a finished CLI alive.
+            System.err.println("airlock: internal error (please report it with this trace):");
+            t.printStackTrace();
+            code = EXIT_AIRLOCK_ERROR;
+        }
+        System.exit(code);
     }
 
     static int execute(String... args) {

@@ -277,6 +277,8 @@ final class SandboxCommands {
             ExitStatus st = ex.await();
             if (st.timedOut()) {
                 System.err.println("airlock: the command timed out after " + flags.timeout + " and was killed");
+            } else if (st.oomKilled()) {
+                System.err.println(oomMessage(st, s));
             }
             return st.shellStatus();
         } finally {
@@ -284,6 +286,15 @@ final class SandboxCommands {
                 terminal.close();
             }
         }
+    }
+
+    /** What an OOM kill during a command means for the user, and what to change. */
+    static String oomMessage(ExitStatus st, Sandbox s) {
+        String what = st.signal() == 9
+                ? "the command was killed by the out-of-memory killer"
+                : "the out-of-memory killer killed a process while the command ran";
+        return "airlock: " + what + " (sandbox memory limit " + s.resources().memoryMiB()
+                + " MiB); give the sandbox more with --memory when creating it";
     }
 
     private static void pump(InputStream in, OutputStream stdin) {

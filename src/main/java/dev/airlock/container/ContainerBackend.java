@@ -89,11 +89,8 @@ public final class ContainerBackend {
         Path lower = images.acquire(spec.image());
         if (!Mounts.isMountPoint(c.rootfs())) {
             try {
-                Mounts.mount(
-                        "overlay",
-                        "overlay",
-                        c.rootfs(),
-                        "lowerdir=" + lower + ",upperdir=" + c.upper() + ",workdir=" + c.work());
+                Mounts.mountOverlay(
+                        c.rootfs(), "lowerdir=" + lower + ",upperdir=" + c.upper() + ",workdir=" + c.work());
             } catch (RuntimeException e) {
                 images.release(spec.image());
                 throw e;
@@ -137,7 +134,17 @@ public final class ContainerBackend {
 
     /** The runtime's view of the container, or empty once it is deleted. */
     public Optional<OciRuntime.State> state(Container c) {
-        return runtime.state(c.id());
+        return runtime.mayKnow(c.id()) ? runtime.state(c.id()) : Optional.empty();
+    }
+
+    /** The host pid of the container's init, as the runtime wrote it at start; 0 if unknown. */
+    public long initPid(Container c) {
+        try {
+            return Long.parseLong(
+                    Files.readString(c.sandboxDir().resolve("container.pid")).strip());
+        } catch (IOException | NumberFormatException e) {
+            return state(c).map(st -> (long) st.pid()).orElse(0L);
+        }
     }
 
     /**
@@ -145,7 +152,7 @@ public final class ContainerBackend {
      * upper layer is the sandbox's data). Safe to repeat and on half-created containers.
      */
     public void destroy(Container c) {
-        if (runtime.state(c.id()).isPresent()) {
+        if (state(c).isPresent()) {
             runtime.kill(c.id(), "KILL");
             awaitStopped(c.id(), Duration.ofSeconds(10));
             runtime.delete(c.id(), true);

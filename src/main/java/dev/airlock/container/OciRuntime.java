@@ -181,6 +181,14 @@ public final class OciRuntime {
         }
     }
 
+    /**
+     * Whether the runtime may hold state for {@code id}: crun and runc keep a directory per
+     * container under their root. A cheap check (no fork) before asking {@link #state}.
+     */
+    public boolean mayKnow(String id) {
+        return Files.isDirectory(stateRoot.resolve(id));
+    }
+
     /** The container's state, or empty if the runtime does not know it. */
     public Optional<State> state(String id) {
         HostCommand.Result r = HostCommand.run(command("state", id), null, null);

@@ -68,7 +68,10 @@ final class ExecStream extends GuestStream implements Execution {
                     throw new ProtocolException("EXIT before STARTED on " + describe());
                 }
                 ByteBuffer payload = frame.buffer();
-                ExitStatus status = new ExitStatus(payload.getInt(), payload.getInt(), (payload.get() & 1) != 0);
+                int code = payload.getInt();
+                int signal = payload.getInt();
+                byte flags = payload.get();
+                ExitStatus status = new ExitStatus(code, signal, (flags & 1) != 0, (flags & 2) != 0);
                 finish();
                 inbound.end(status);
             }

@@ -54,8 +54,7 @@ final class ContainerRuntime implements SandboxRuntime {
                 .memoryMiB(s.resources().memoryMiB())
                 .pids(s.resources().pids())
                 .build();
-        Container c = backend.create(spec, startLimit);
-        return backend.state(c).map(st -> (long) st.pid()).orElse(0L);
+        return backend.initPid(backend.create(spec, startLimit));
     }
 
     @Override

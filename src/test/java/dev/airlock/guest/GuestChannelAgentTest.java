@@ -147,7 +147,7 @@ class GuestChannelAgentTest {
 
     @Test
     void exitCodesAndSignals() throws Exception {
-        assertThat(sh("exit 42").status()).isEqualTo(new ExitStatus(42, 0, false));
+        assertThat(sh("exit 42").status()).isEqualTo(new ExitStatus(42, 0, false, false));
         ExitStatus killed = sh("kill -TERM $$").status();
         assertThat(killed.signal()).isEqualTo(15);
         assertThat(killed.shellStatus()).isEqualTo(128 + 15);

@@ -19,7 +19,8 @@ import static dev.airlock.vmm.kvm.KvmIoctls.KVM_SET_REGS;
 import static dev.airlock.vmm.kvm.KvmIoctls.KVM_SET_SREGS;
 import static dev.airlock.vmm.kvm.KvmIoctls.KVM_SET_USER_MEMORY_REGION;
 
-import dev.airlock.vmm.kvm.LinuxSyscalls.ErrnoException;
+import dev.airlock.host.LinuxSyscalls;
+import dev.airlock.host.LinuxSyscalls.ErrnoException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;

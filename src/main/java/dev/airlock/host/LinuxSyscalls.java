@@ -1,4 +1,4 @@
-package dev.airlock.vmm.kvm;
+package dev.airlock.host;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
@@ -16,26 +16,30 @@ import java.lang.invoke.VarHandle;
 import java.util.Map;
 
 /**
- * Foreign-function bindings of the few libc calls a KVM client needs: {@code open}, {@code close},
- * {@code ioctl}, {@code mmap} and {@code munmap}, with {@code errno} captured by the linker right
- * after each call (reading it later from Java would be unreliable, the JVM itself makes calls).
+ * Foreign-function bindings of the few libc calls Airlock makes directly: what a KVM client needs
+ * ({@code open}, {@code close}, {@code ioctl}, {@code mmap}, {@code munmap}) and the overlay
+ * mounts of container sandboxes ({@code mount}, {@code umount2}: a syscall instead of a forked
+ * mount(8) on the container start path), with {@code errno} captured by the linker right after
+ * each call (reading it later from Java would be unreliable, the JVM itself makes calls).
  *
  * <p>An instance owns a small native buffer for the captured call state, so it is confined to the
  * thread that created it; create one per thread and close it when done.
  */
-final class LinuxSyscalls implements AutoCloseable {
-    static final int O_RDWR = 0x2;
-    static final int O_CLOEXEC = 0x80000;
+public final class LinuxSyscalls implements AutoCloseable {
+    public static final int O_RDWR = 0x2;
+    public static final int O_CLOEXEC = 0x80000;
 
-    static final int PROT_READ = 0x1;
-    static final int PROT_WRITE = 0x2;
-    static final int MAP_SHARED = 0x01;
-    static final int MAP_PRIVATE = 0x02;
-    static final int MAP_ANONYMOUS = 0x20;
-    static final int MAP_NORESERVE = 0x4000;
+    public static final int PROT_READ = 0x1;
+    public static final int PROT_WRITE = 0x2;
+    public static final int MAP_SHARED = 0x01;
+    public static final int MAP_PRIVATE = 0x02;
+    public static final int MAP_ANONYMOUS = 0x20;
+    public static final int MAP_NORESERVE = 0x4000;
 
-    static final int EINTR = 4;
-    static final int EAGAIN = 11;
+    public static final int MNT_DETACH = 0x2;
+
+    public static final int EINTR = 4;
+    public static final int EAGAIN = 11;
 
     private static final Linker LINKER = Linker.nativeLinker();
     private static final SymbolLookup LIBC = LINKER.defaultLookup();
@@ -69,6 +73,11 @@ final class LinuxSyscalls implements AutoCloseable {
             CAPTURE_ERRNO);
     private static final MethodHandle MUNMAP =
             downcall("munmap", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG), CAPTURE_ERRNO);
+    // int mount(const char *source, const char *target, const char *type, unsigned long flags, const void *data)
+    private static final MethodHandle MOUNT = downcall(
+            "mount", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS), CAPTURE_ERRNO);
+    private static final MethodHandle UMOUNT2 =
+            downcall("umount2", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT), CAPTURE_ERRNO);
     private static final MethodHandle STRERROR = downcall("strerror", FunctionDescriptor.of(ADDRESS, JAVA_INT));
 
     private static MethodHandle downcall(String name, FunctionDescriptor descriptor, Linker.Option... options) {
@@ -80,14 +89,14 @@ final class LinuxSyscalls implements AutoCloseable {
     private final Arena arena = Arena.ofConfined();
     private final MemorySegment callState = arena.allocate(CALL_STATE);
 
-    LinuxSyscalls() {}
+    public LinuxSyscalls() {}
 
     private int errno() {
         return (int) ERRNO.get(callState, 0L);
     }
 
     /** {@code open(path, flags)}; returns the new file descriptor. */
-    int open(String path, int flags) throws ErrnoException {
+    public int open(String path, int flags) throws ErrnoException {
         int fd;
         try (Arena call = Arena.ofConfined()) {
             MemorySegment cPath = call.allocateFrom(path);
@@ -104,7 +113,7 @@ final class LinuxSyscalls implements AutoCloseable {
     }
 
     /** {@code close(fd)}; errors are reported but the descriptor is gone either way on Linux. */
-    void close(int fd) throws ErrnoException {
+    public void close(int fd) throws ErrnoException {
         int rc;
         try {
             rc = (int) CLOSE.invokeExact(callState, fd);
@@ -117,7 +126,7 @@ final class LinuxSyscalls implements AutoCloseable {
     }
 
     /** {@code ioctl(fd, request, arg)} with an integer argument; returns the non-negative result. */
-    int ioctl(int fd, long request, long arg, String what) throws ErrnoException {
+    public int ioctl(int fd, long request, long arg, String what) throws ErrnoException {
         int rc;
         try {
             rc = (int) IOCTL_LONG.invokeExact(callState, fd, request, arg);
@@ -131,7 +140,7 @@ final class LinuxSyscalls implements AutoCloseable {
     }
 
     /** {@code ioctl(fd, request, ptr)} with a pointer argument; returns the non-negative result. */
-    int ioctl(int fd, long request, MemorySegment arg, String what) throws ErrnoException {
+    public int ioctl(int fd, long request, MemorySegment arg, String what) throws ErrnoException {
         int rc;
         try {
             rc = (int) IOCTL_PTR.invokeExact(callState, fd, request, arg);
@@ -148,7 +157,7 @@ final class LinuxSyscalls implements AutoCloseable {
      * {@code ioctl(fd, request, 0)} retried while it fails with {@code EINTR} or {@code EAGAIN} (a
      * signal may interrupt {@code KVM_RUN}).
      */
-    int ioctlRetrying(int fd, long request, String what) throws ErrnoException {
+    public int ioctlRetrying(int fd, long request, String what) throws ErrnoException {
         while (true) {
             try {
                 return ioctl(fd, request, 0L, what);
@@ -161,7 +170,8 @@ final class LinuxSyscalls implements AutoCloseable {
     }
 
     /** {@code mmap(NULL, length, prot, flags, fd, offset)}, as a segment of {@code length} bytes. */
-    MemorySegment mmap(long length, int prot, int flags, int fd, long offset, String what) throws ErrnoException {
+    public MemorySegment mmap(long length, int prot, int flags, int fd, long offset, String what)
+            throws ErrnoException {
         MemorySegment addr;
         try {
             addr = (MemorySegment) MMAP.invokeExact(callState, MemorySegment.NULL, length, prot, flags, fd, offset);
@@ -175,7 +185,7 @@ final class LinuxSyscalls implements AutoCloseable {
     }
 
     /** {@code munmap(segment)}. */
-    void munmap(MemorySegment mapping) throws ErrnoException {
+    public void munmap(MemorySegment mapping) throws ErrnoException {
         int rc;
         try {
             rc = (int) MUNMAP.invokeExact(callState, mapping, mapping.byteSize());
@@ -184,6 +194,42 @@ final class LinuxSyscalls implements AutoCloseable {
         }
         if (rc < 0) {
             throw new ErrnoException("munmap", errno());
+        }
+    }
+
+    /** {@code mount(source, target, type, flags, data)} with a text {@code data} (mount options). */
+    public void mount(String source, String target, String type, long flags, String data) throws ErrnoException {
+        int rc;
+        try (Arena call = Arena.ofConfined()) {
+            try {
+                rc = (int) MOUNT.invokeExact(
+                        callState,
+                        call.allocateFrom(source),
+                        call.allocateFrom(target),
+                        call.allocateFrom(type),
+                        flags,
+                        call.allocateFrom(data));
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+        }
+        if (rc < 0) {
+            throw new ErrnoException("mount(" + type + " on " + target + ")", errno());
+        }
+    }
+
+    /** {@code umount2(target, flags)}. */
+    public void umount2(String target, int flags) throws ErrnoException {
+        int rc;
+        try (Arena call = Arena.ofConfined()) {
+            try {
+                rc = (int) UMOUNT2.invokeExact(callState, call.allocateFrom(target), flags);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+        }
+        if (rc < 0) {
+            throw new ErrnoException("umount2(" + target + ")", errno());
         }
     }
 
@@ -225,7 +271,7 @@ final class LinuxSyscalls implements AutoCloseable {
             Map.entry(95, "EOPNOTSUPP"));
 
     /** {@code ENOENT (No such file or directory)}-style text for an errno value. */
-    static String describeErrno(int errno) {
+    public static String describeErrno(int errno) {
         String name = ERRNO_NAMES.getOrDefault(errno, "errno " + errno);
         String text;
         try {
@@ -238,13 +284,13 @@ final class LinuxSyscalls implements AutoCloseable {
     }
 
     /** A failed call, with the {@code errno} it left behind. */
-    static final class ErrnoException extends Exception {
+    public static final class ErrnoException extends Exception {
         private static final long serialVersionUID = 1L;
 
         private final int errno;
         private final String detail;
 
-        ErrnoException(String call, int errno) {
+        public ErrnoException(String call, int errno) {
             this(errno, call + " failed: " + describeErrno(errno));
         }
 
@@ -255,11 +301,11 @@ final class LinuxSyscalls implements AutoCloseable {
         }
 
         /** Same as the message, but never null: {@code ioctl(KVM_RUN) failed: EFAULT (Bad address)}. */
-        String detail() {
+        public String detail() {
             return detail;
         }
 
-        int errno() {
+        public int errno() {
             return errno;
         }
     }
