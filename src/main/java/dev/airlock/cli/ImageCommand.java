@@ -1,5 +1,6 @@
 package dev.airlock.cli;
 
+import dev.airlock.container.ImageMounts;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.Progress;
 import dev.airlock.image.Image;
@@ -138,6 +139,8 @@ final class ImageCommand {
                         n,
                         id -> sandboxes.list().stream()
                                 .anyMatch(s -> s.imageId().equals(id)));
+                // a container mount of the image outlives its containers; it goes with the image
+                new ImageMounts(AirlockDirs.fromEnvironment().cache().resolve("mounts")).release(removed.file());
                 System.out.println("removed " + removed.name() + " " + removed.shortId());
             }
             return 0;

@@ -21,8 +21,9 @@ import tools.jackson.databind.json.JsonMapper;
  * directories live in the sandbox directory (the base is never copied), write config.json, run
  * the container detached (it outlives this process), wait until the agent accepts a session.
  * {@link #attach}: find a container again by id and sandbox directory, from any process.
- * {@link #destroy}: kill, delete (the runtime removes the cgroup), unmount the overlay, and
- * unmount the image when no other container uses it.
+ * {@link #destroy}: kill, delete (the runtime removes the cgroup), unmount the overlay. The
+ * image stays mounted for the next container (mounting it is a loop device setup, about as long
+ * as the rest of a start); {@link ImageMounts#release} unmounts it when the image is removed.
  */
 public final class ContainerBackend {
     private static final JsonMapper JSON = JsonMapper.builder().build();
@@ -158,7 +159,6 @@ public final class ContainerBackend {
             runtime.delete(c.id(), true);
         }
         Mounts.unmount(c.rootfs());
-        images.release(c.image());
         try {
             Files.deleteIfExists(c.socket());
         } catch (IOException e) {

@@ -10,8 +10,9 @@ import java.nio.file.StandardOpenOption;
 
 /**
  * Read-only mounts of image files, one per image, shared by every container built on it. An
- * image is mounted at {@code <dir>/<image file name without extension>} on first use; it is
- * unmounted by {@link #release} once no overlay on this host still uses it as its lower layer.
+ * image is mounted at {@code <dir>/<image file name without extension>} on first use and stays
+ * mounted for later containers; {@link #release} (on image removal) unmounts it once no overlay on
+ * this host still uses it as its lower layer.
  * The mount table itself is the reference count, so a crashed daemon cannot leak or miscount
  * references. A file lock serialises processes that mount and unmount at the same time.
  */
