@@ -59,8 +59,9 @@ public final class ContainerBackend {
         Container c = prepare(spec);
         try {
             OciConfig.write(OciConfig.forAgent(spec, c.rootfs(), c.cgroup().path()), c.bundle());
-            runtime.runDetached(spec.id(), c.bundle(), spec.sandboxDir().resolve("container.pid"), c.log());
-            awaitAgent(c, timeout);
+            Process monitor = runtime.runMonitored(
+                    spec.id(), c.bundle(), spec.sandboxDir().resolve("container.pid"), c.log());
+            awaitAgent(c, monitor, timeout);
             return c;
         } catch (RuntimeException e) {
             try {
@@ -198,14 +199,14 @@ public final class ContainerBackend {
         }
     }
 
-    private void awaitAgent(Container c, Duration timeout) {
+    private void awaitAgent(Container c, Process monitor, Duration timeout) {
         long deadline = System.nanoTime() + timeout.toNanos();
         try {
             Files.writeString(c.sandboxDir().resolve("image"), c.image() + "\n");
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
-        for (int round = 0; ; round++) {
+        while (true) {
             if (Files.exists(c.socket()) && accepts(c.socket())) {
                 return;
             }
@@ -213,9 +214,9 @@ public final class ContainerBackend {
                 throw new ContainerException(
                         "the agent in " + c.id() + " did not answer within " + timeout + ": " + logTail(c));
             }
-            if (round % 50 == 49 && runtime.state(c.id()).map(s -> !s.running()).orElse(true)) {
-                throw new ContainerException(
-                        "container " + c.id() + " stopped before its agent answered: " + logTail(c));
+            if (!monitor.isAlive()) {
+                throw new ContainerException("container " + c.id() + " stopped before its agent answered: "
+                        + OciRuntime.failure(c.id(), monitor, c.log()));
             }
             sleep(1);
         }

@@ -33,7 +33,7 @@ import tools.jackson.databind.json.JsonMapper;
  * Container mode against the runtimes' own fast paths, in one run, iterations interleaved:
  *
  * <ul>
- *   <li>create: Airlock's create (overlay mount, config, {@code run --detach}, agent socket,
+ *   <li>create: Airlock's create (overlay mount, config, {@code run} as the monitor, agent socket,
  *       HELLO) to the result of a first {@code true}; against {@code <runtime> run} of the same
  *       config and rootfs with {@code /bin/true} as the process (overlay already mounted), and
  *       {@code podman run --rootfs} of the same rootfs when podman is installed.
@@ -141,7 +141,7 @@ public final class ContainerBench {
         root.put(
                 "notes",
                 List.of(
-                        "airlock.create includes mounting the overlay, writing config.json, run --detach, waiting"
+                        "airlock.create includes mounting the overlay, writing config.json, starting run (the monitor), waiting"
                                 + " for the agent's socket, HELLO and one exec; runtime.run has its overlay mounted"
                                 + " beforehand",
                         "podman runs with --runtime runc --cgroup-manager cgroupfs --network none: its crun would"

@@ -150,35 +150,36 @@ public final class OciRuntime {
     }
 
     /**
-     * Creates and starts a container in the background: the runtime exits once the container's
-     * process runs, and the container outlives us. Its stdout and stderr go to {@code log}.
+     * Creates and starts a container whose runtime process stays as its monitor (what conmon is
+     * to podman): {@code run} without {@code --detach}, not waited for. It is ready sooner than a
+     * detached start (measured ~8 ms of ~45), costs a small process per container, and when the
+     * container's init exits the runtime deletes the container. The monitor is not tied to this
+     * JVM: if we die, it and the container live on. Output of both goes to {@code log}.
+     *
+     * @return the monitor, to notice a container that fails to start
      */
-    public void runDetached(String id, Path bundle, Path pidFile, Path log) {
+    public Process runMonitored(String id, Path bundle, Path pidFile, Path log) {
         try {
             Files.createDirectories(stateRoot);
             Files.deleteIfExists(pidFile);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
-        List<String> argv =
-                command("run", "--detach", "--bundle", bundle.toString(), "--pid-file", pidFile.toString(), id);
+        List<String> argv = command("run", "--bundle", bundle.toString(), "--pid-file", pidFile.toString(), id);
         ProcessBuilder pb = new ProcessBuilder(argv)
                 .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()))
                 .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()))
                 .redirectError(ProcessBuilder.Redirect.appendTo(log.toFile()));
         try {
-            Process p = pb.start();
-            int rc = p.waitFor();
-            if (rc != 0) {
-                throw new ContainerException(
-                        binary.getFileName() + " run " + id + " failed (exit " + rc + "): " + tail(log));
-            }
+            return pb.start();
         } catch (IOException e) {
             throw new ContainerException("cannot run " + binary, e);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new ContainerException("interrupted while starting " + id, e);
         }
+    }
+
+    /** The last lines of a container's log, for error messages. */
+    static String failure(String id, Process monitor, Path log) {
+        return id + " ended (runtime exit " + monitor.exitValue() + "): " + tail(log);
     }
 
     /**
