@@ -110,6 +110,13 @@ final class ApiHandler extends Handler.Abstract {
             case "POST sandboxes start" -> {
                 Sandbox s = engine.start(p.get(1));
                 daemon.mux(s);
+                try {
+                    daemon.attachNetwork(s);
+                } catch (RuntimeException e) {
+                    daemon.dropMux(s);
+                    engine.kill(s.id());
+                    throw e;
+                }
                 yield s;
             }
             case "POST sandboxes stop" -> {
@@ -138,6 +145,21 @@ final class ApiHandler extends Handler.Abstract {
                 }
                 yield new ApiTypes.AgentEndpoint(daemon.mux(s).socket().toString());
             }
+            case "GET sandboxes network" ->
+                SandboxNetwork.load(engine.store().dir(engine.inspect(p.get(1)).id()));
+            case "PUT sandboxes network" -> {
+                Sandbox s = engine.inspect(p.get(1));
+                ApiTypes.PolicyRequest r = JSON.readValue(body(request), ApiTypes.PolicyRequest.class);
+                yield SandboxNetwork.updatePolicy(
+                        engine.store().dir(s.id()),
+                        daemon.network(s),
+                        r.allowHosts() != null ? r.allowHosts() : List.of(),
+                        r.addHosts() != null ? r.addHosts() : List.of());
+            }
+            case "GET sandboxes egress" -> {
+                Path log = engine.store().dir(engine.inspect(p.get(1)).id()).resolve(dev.airlock.net.EgressLog.FILE);
+                yield Files.exists(log) ? Files.readString(log, StandardCharsets.UTF_8) : "";
+            }
             case "POST sandboxes exec" -> exec(p.get(1), JSON.readValue(body(request), ApiTypes.ExecRequest.class));
             default ->
                 throw new SandboxException(
@@ -153,7 +175,11 @@ final class ApiHandler extends Handler.Abstract {
                 r.diskMiB() != null ? r.diskMiB() : d.diskMiB(),
                 r.pids() != null ? r.pids() : d.pids(),
                 r.timeoutSeconds() != null ? Duration.ofSeconds(r.timeoutSeconds()) : null);
-        return engine.create(new CreateOptions(
+        dev.airlock.net.NetworkSpec network = r.network() != null ? r.network() : dev.airlock.net.NetworkSpec.none();
+        if (network.mode().equals("nat")) {
+            throw new SandboxException("--network nat is not available in this version; use --network proxy");
+        }
+        Sandbox created = engine.create(new CreateOptions(
                 r.name(),
                 r.image() != null ? r.image() : "base",
                 res,
@@ -162,6 +188,8 @@ final class ApiHandler extends Handler.Abstract {
                 r.accel() != null ? Accel.parse(r.accel()) : null,
                 r.layerTemplate() != null ? Path.of(r.layerTemplate()) : null,
                 r.runtime() != null ? r.runtime() : "microvm"));
+        SandboxNetwork.save(engine.store().dir(created.id()), network);
+        return created;
     }
 
     private ApiTypes.ExecResult exec(String ref, ApiTypes.ExecRequest r) throws IOException, InterruptedException {

@@ -21,7 +21,12 @@ public final class ApiTypes {
             @Nullable String workdir,
             @Nullable String accel,
             @Nullable String layerTemplate,
-            @Nullable String runtime) {}
+            @Nullable String runtime,
+            dev.airlock.net.@Nullable NetworkSpec network) {}
+
+    /** PUT /v1/sandboxes/{ref}/network: the new egress allowlist and pins of a sandbox. */
+    public record PolicyRequest(
+            @Nullable List<String> allowHosts, @Nullable List<String> addHosts) {}
 
     /** POST /v1/sandboxes/{ref}/exec: a command whose output fits in memory (at most 16 MiB per stream). */
     public record ExecRequest(

@@ -33,6 +33,7 @@ import picocli.CommandLine.Command;
             SandboxCommands.Rm.class,
             SandboxCommands.Stats.class,
             SandboxCommands.Cp.class,
+            NetworkCommands.class,
             WorkspaceCommands.Diff.class,
             WorkspaceCommands.Pull.class,
             WorkspaceCommands.Commit.class,

@@ -13,6 +13,7 @@ import dev.airlock.host.Progress;
 import dev.airlock.image.Image;
 import dev.airlock.image.ImageStore;
 import dev.airlock.image.KernelBuild;
+import dev.airlock.net.NetworkSpec;
 import dev.airlock.sandbox.Resources;
 import dev.airlock.sandbox.Sandbox;
 import dev.airlock.sandbox.SandboxException;
@@ -122,6 +123,44 @@ final class SandboxCommands {
         @Nullable
         String lifetime;
 
+        @Option(
+                names = "--network",
+                paramLabel = "MODE",
+                description =
+                        "none (default: no network at all) or proxy (HTTP(S) through the host's egress" + " policy).")
+        @Nullable
+        String network;
+
+        @Option(
+                names = "--allow-host",
+                paramLabel = "HOST",
+                description = "Allow egress to HOST (repeatable; *.example.com for subdomains). Implies --network"
+                        + " proxy.")
+        List<String> allowHosts = new ArrayList<>();
+
+        @Option(
+                names = "--add-host",
+                paramLabel = "NAME:IP",
+                description = "Pin NAME to IP for egress (repeatable); the name must still be allowed.")
+        List<String> addHosts = new ArrayList<>();
+
+        @Option(
+                names = {"-p", "--publish"},
+                paramLabel = "[HOSTIP:]HOSTPORT:GUESTPORT",
+                description = "Forward a host port (127.0.0.1 unless HOSTIP) to a port in the sandbox (repeatable).")
+        List<String> publish = new ArrayList<>();
+
+        NetworkSpec networkSpec(ProjectConfig cfg) {
+            List<String> allow = new ArrayList<>(cfg.allowHosts());
+            allow.addAll(allowHosts);
+            List<String> add = new ArrayList<>(cfg.addHosts());
+            add.addAll(addHosts);
+            String mode = network != null
+                    ? network
+                    : cfg.networkMode() != null ? cfg.networkMode() : allow.isEmpty() ? "none" : "proxy";
+            return new NetworkSpec(mode, allow, add, publish);
+        }
+
         String runtime() {
             return runtime != null ? runtime : "microvm";
         }
@@ -153,7 +192,8 @@ final class SandboxCommands {
                     workdir != null ? workdir : workdirDefault,
                     accel,
                     layerTemplate == null ? null : layerTemplate.toString(),
-                    runtime);
+                    runtime,
+                    networkSpec(cfg));
         }
     }
 
@@ -521,9 +561,12 @@ final class SandboxCommands {
         @Parameters(paramLabel = "SANDBOX")
         String name = "";
 
+        @Option(names = "--egress", description = "Print the egress proxy's decisions instead.")
+        boolean egress;
+
         @Override
         public Integer call() {
-            System.out.print(client().logs(name));
+            System.out.print(egress ? client().egressLog(name) : client().logs(name));
             System.out.flush();
             return 0;
         }

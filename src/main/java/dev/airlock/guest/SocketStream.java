@@ -22,6 +22,7 @@ final class SocketStream extends GuestStream implements GuestSocket {
     private final InboundBuffer inbound;
     private final SendWindow window;
     private final CompletableFuture<Void> connected = new CompletableFuture<>();
+    private final CompletableFuture<Void> ended = new CompletableFuture<>();
     private final Input input = new Input();
     private final Output output = new Output();
     private volatile boolean finished;
@@ -84,6 +85,7 @@ final class SocketStream extends GuestStream implements GuestSocket {
         finished = true;
         channel.unregister(this);
         window.close(reason);
+        ended.complete(null);
     }
 
     @Override
@@ -91,6 +93,7 @@ final class SocketStream extends GuestStream implements GuestSocket {
         connected.completeExceptionally(cause);
         inbound.fail(cause);
         window.close(cause);
+        ended.complete(null);
     }
 
     void awaitConnected() throws IOException, InterruptedException {
@@ -118,6 +121,17 @@ final class SocketStream extends GuestStream implements GuestSocket {
 
     @Override
     public void close() {
+        if (output.closed && input.atEnd && !finished) {
+            // Both halves are shut: the agent may still be writing our last bytes to the guest
+            // socket and ends the stream (END) once they are out. Cancelling now would drop them.
+            try {
+                ended.get(10, java.util.concurrent.TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            } catch (ExecutionException | java.util.concurrent.TimeoutException e) {
+                // Reset below.
+            }
+        }
         IOException closedHere = new IOException("the connection to guest port " + port + " was closed by the host");
         if (!finished) {
             finished = true;
@@ -131,7 +145,7 @@ final class SocketStream extends GuestStream implements GuestSocket {
     private final class Input extends InputStream {
         private byte @Nullable [] chunk;
         private int offset;
-        private boolean atEnd;
+        private volatile boolean atEnd;
 
         @Override
         public int read() throws IOException {
@@ -183,7 +197,7 @@ final class SocketStream extends GuestStream implements GuestSocket {
 
     private final class Output extends OutputStream {
         private final ReentrantLock lock = new ReentrantLock();
-        private boolean closed;
+        private volatile boolean closed;
 
         @Override
         public void write(int b) throws IOException {

@@ -1,0 +1,179 @@
+package dev.airlock.net;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.airlock.host.AirlockDirs;
+import dev.airlock.testing.Cli;
+import dev.airlock.testing.TestHost;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+
+/**
+ * Egress through the host proxy with real traffic, all of it to servers this test starts on the
+ * host's loopback and reaches through {@code --add-host} names. Refusals are checked both in the
+ * guest (the message curl shows) and on the host (the egress log). Runs once per runtime.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+abstract class NetworkTest {
+    abstract String runtime();
+
+    private AirlockDirs dirs;
+    private Cli cli;
+    private TestServers servers;
+    private String api;
+    private String apiTls;
+
+    @BeforeAll
+    void setUp() throws Exception {
+        TestHost.ready();
+        dirs = TestHost.isolated("net-" + runtime());
+        cli = new Cli(dirs).inRuntime(runtime());
+        Path tmp = Files.createTempDirectory("airlock-net-test");
+        servers = new TestServers(tmp);
+        api = "api.test:" + servers.httpPort();
+        apiTls = "api.test:" + servers.httpsPort();
+        ok(cli.run(
+                "run",
+                "-d",
+                "--name",
+                "px",
+                "--memory",
+                "256m",
+                "--network",
+                "proxy",
+                "--allow-host",
+                "api.test",
+                "--allow-host",
+                "localhost",
+                "--allow-host",
+                "*.wild.test",
+                "--add-host",
+                "api.test:127.0.0.1",
+                "--add-host",
+                "other.test:127.0.0.1",
+                "--add-host",
+                "deep.wild.test:127.0.0.1"));
+        ok(cli.run("run", "-d", "--name", "nonet", "--memory", "256m"));
+    }
+
+    @AfterAll
+    void tearDown() {
+        cli.run("rm", "-f", "px");
+        cli.run("rm", "-f", "nonet");
+        servers.close();
+        TestHost.cleanUp(dirs);
+    }
+
+    private static Cli.Result ok(Cli.Result r) {
+        assertThat(r.exit()).as("stdout %s\nstderr %s", r.out(), r.err()).isZero();
+        return r;
+    }
+
+    private Cli.Result sh(String sandbox, String script) {
+        return cli.run("exec", sandbox, "--", "bash", "-c", script);
+    }
+
+    private String egressLog() {
+        return ok(cli.run("logs", "--egress", "px")).out();
+    }
+
+    @Test
+    void noneHasNoInterfaceButLoopbackAndNoRoute() {
+        String links =
+                ok(sh("nonet", "ip -o link show | awk -F': ' '{print $2}'")).out();
+        assertThat(links.strip()).isEqualTo("lo");
+        assertThat(ok(sh("nonet", "tail -n +2 /proc/net/route | wc -l")).out().strip())
+                .isEqualTo("0");
+        assertThat(ok(sh("nonet", "env")).out()).doesNotContain("HTTP_PROXY");
+    }
+
+    @Test
+    void proxyModeHasNoInterfaceEitherButProxyVariablesForEveryProcess() {
+        assertThat(ok(sh("px", "ip -o link show | awk -F': ' '{print $2}'"))
+                        .out()
+                        .strip())
+                .isEqualTo("lo");
+        String env = ok(cli.run("exec", "--user", "airlock", "px", "--", "env")).out();
+        assertThat(env)
+                .contains("HTTPS_PROXY=http://127.0.0.1:3128")
+                .contains("http_proxy=http://127.0.0.1:3128")
+                .contains("NO_PROXY=localhost,127.0.0.1,::1");
+    }
+
+    @Test
+    void allowedNameAnswersOverHttpAndHttps() {
+        assertThat(ok(sh("px", "curl -sS http://" + api + "/plain")).out()).isEqualTo(TestServers.BODY + " /plain\n");
+        assertThat(ok(sh("px", "curl -sSk https://" + apiTls + "/tls")).out()).isEqualTo(TestServers.BODY + " /tls\n");
+        assertThat(ok(sh("px", "curl -sS http://deep.wild.test:" + servers.httpPort() + "/wild"))
+                        .out())
+                .isEqualTo(TestServers.BODY + " /wild\n");
+        assertThat(egressLog())
+                .contains("ALLOW GET http://" + api + "/plain -> 127.0.0.1:" + servers.httpPort())
+                .contains("ALLOW CONNECT " + apiTls + " -> 127.0.0.1:" + servers.httpsPort());
+    }
+
+    @Test
+    void nameNotOnTheListIsRefusedWithAMessageInTheGuestAndALogLine() {
+        // other.test is pinned to the test server but not allowed: pinning is not permission.
+        Cli.Result plain = sh("px", "curl -sS http://other.test:" + servers.httpPort() + "/x");
+        assertThat(plain.out()).contains("airlock egress denied: other.test is not on the allowlist");
+        Cli.Result tls = sh("px", "curl -sSv https://other.test:" + servers.httpsPort() + "/x");
+        assertThat(tls.exit()).isNotZero();
+        assertThat(tls.out() + tls.err()).contains("403 airlock egress denied: other.test is not on the allowlist");
+        assertThat(servers.seen).doesNotContainKey("/x");
+        assertThat(egressLog())
+                .contains("DENY GET http://other.test:" + servers.httpPort() + "/x other.test is not on the allowlist")
+                .contains("DENY CONNECT other.test:" + servers.httpsPort() + " other.test is not on the allowlist");
+    }
+
+    @Test
+    void rawIpAddressesAreRefusedBeforeAnyConnection() {
+        // Refused by rule before the proxy connects anywhere: no packet leaves for these addresses.
+        Cli.Result meta = sh("px", "curl -sS http://169.254.169.254/latest/meta-data/");
+        assertThat(meta.out()).contains("raw IP address 169.254.169.254 is not allowed");
+        Cli.Result loop = sh("px", "curl -sS --noproxy '' http://127.0.0.1:" + servers.httpPort() + "/raw");
+        assertThat(loop.out()).contains("raw IP address 127.0.0.1 is not allowed");
+        assertThat(servers.seen).doesNotContainKey("/raw");
+        assertThat(egressLog()).contains("DENY GET http://169.254.169.254/latest/meta-data/ raw IP address");
+    }
+
+    @Test
+    void tlsServerNameDifferentFromTheConnectNameIsRefused() {
+        // curl sends CONNECT api.test (allowed) but says evil.test in its ClientHello.
+        Cli.Result r = sh(
+                "px",
+                "curl -sSk https://evil.test:" + servers.httpsPort() + "/sni --connect-to evil.test:"
+                        + servers.httpsPort() + ":" + apiTls);
+        assertThat(r.exit()).isNotZero();
+        assertThat(r.out() + r.err()).containsIgnoringCase("access denied");
+        assertThat(servers.seen).doesNotContainKey("/sni");
+        assertThat(egressLog())
+                .contains(
+                        "DENY CONNECT " + apiTls + " TLS server name evil.test differs from the CONNECT name api.test");
+    }
+
+    @Test
+    void allowedNameThatResolvesIntoADeniedRangeIsRefused() {
+        // localhost is on the allowlist, but the host resolves it to loopback, denied by rule.
+        Cli.Result r = sh("px", "curl -sS --noproxy '' http://localhost:" + servers.httpPort() + "/lo");
+        assertThat(r.out()).contains("localhost resolves to 127.0.0.1, a loopback (127.0.0.0/8) address");
+        assertThat(servers.seen).doesNotContainKey("/lo");
+        assertThat(egressLog()).contains("DENY GET http://localhost:" + servers.httpPort() + "/lo localhost resolves");
+    }
+
+    @Test
+    void policyChangeOnARunningSandboxTakesEffect() {
+        String url = "http://late.test:" + servers.httpPort() + "/late";
+        assertThat(sh("px", "curl -sS " + url).out()).contains("late.test is not on the allowlist");
+        ok(cli.run("network", "add-host", "px", "late.test:127.0.0.1"));
+        ok(cli.run("network", "allow", "px", "late.test"));
+        assertThat(ok(sh("px", "curl -sS " + url)).out()).isEqualTo(TestServers.BODY + " /late\n");
+        ok(cli.run("network", "deny", "px", "late.test"));
+        assertThat(sh("px", "curl -sS " + url).out()).contains("late.test is not on the allowlist");
+        assertThat(ok(cli.run("network", "show", "px")).out()).contains("late.test:127.0.0.1");
+    }
+}
