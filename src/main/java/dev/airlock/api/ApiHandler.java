@@ -156,6 +156,24 @@ final class ApiHandler extends Handler.Abstract {
                         r.allowHosts() != null ? r.allowHosts() : List.of(),
                         r.addHosts() != null ? r.addHosts() : List.of());
             }
+            case "POST sandboxes ports" -> {
+                Sandbox s = engine.inspect(p.get(1));
+                ApiTypes.PortRequest r = JSON.readValue(body(request), ApiTypes.PortRequest.class);
+                yield SandboxNetwork.addPort(engine.store().dir(s.id()), daemon.network(s), r.publish());
+            }
+            case "DELETE sandboxes ports" -> {
+                Sandbox s = engine.inspect(p.get(1));
+                if (p.size() < 4) {
+                    throw new SandboxException("DELETE .../ports/{hostPort}");
+                }
+                int port;
+                try {
+                    port = Integer.parseInt(p.get(3));
+                } catch (NumberFormatException e) {
+                    throw new SandboxException("'" + p.get(3) + "' is not a port number");
+                }
+                yield SandboxNetwork.removePort(engine.store().dir(s.id()), daemon.network(s), port);
+            }
             case "GET sandboxes egress" -> {
                 Path log = engine.store().dir(engine.inspect(p.get(1)).id()).resolve(dev.airlock.net.EgressLog.FILE);
                 yield Files.exists(log) ? Files.readString(log, StandardCharsets.UTF_8) : "";

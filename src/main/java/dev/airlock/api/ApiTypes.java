@@ -24,6 +24,9 @@ public final class ApiTypes {
             @Nullable String runtime,
             dev.airlock.net.@Nullable NetworkSpec network) {}
 
+    /** POST /v1/sandboxes/{ref}/ports: {@code [HOSTIP:]HOSTPORT:GUESTPORT}. */
+    public record PortRequest(String publish) {}
+
     /** PUT /v1/sandboxes/{ref}/network: the new egress allowlist and pins of a sandbox. */
     public record PolicyRequest(
             @Nullable List<String> allowHosts, @Nullable List<String> addHosts) {}

@@ -217,6 +217,21 @@ public final class DaemonClient implements AutoCloseable {
                 dev.airlock.net.NetworkSpec.class);
     }
 
+    public dev.airlock.net.NetworkSpec addPort(String ref, String mapping) {
+        return ApiHandler.JSON.readValue(
+                call(
+                        HttpMethod.POST,
+                        "/v1/sandboxes/" + ref + "/ports",
+                        ApiHandler.JSON.writeValueAsString(new ApiTypes.PortRequest(mapping))),
+                dev.airlock.net.NetworkSpec.class);
+    }
+
+    public dev.airlock.net.NetworkSpec removePort(String ref, int hostPort) {
+        return ApiHandler.JSON.readValue(
+                call(HttpMethod.DELETE, "/v1/sandboxes/" + ref + "/ports/" + hostPort, null),
+                dev.airlock.net.NetworkSpec.class);
+    }
+
     /** The egress log: one line per decision of the sandbox's proxy. */
     public String egressLog(String ref) {
         return call(HttpMethod.GET, "/v1/sandboxes/" + ref + "/egress", null);

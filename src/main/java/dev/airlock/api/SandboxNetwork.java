@@ -1,18 +1,26 @@
 package dev.airlock.api;
 
+import dev.airlock.guest.GuestChannel;
 import dev.airlock.host.HostFiles;
 import dev.airlock.net.EgressLog;
 import dev.airlock.net.EgressPolicy;
 import dev.airlock.net.EgressProxy;
 import dev.airlock.net.NetworkSpec;
+import dev.airlock.net.PortForwarder;
+import dev.airlock.net.PortMapping;
 import dev.airlock.sandbox.Sandbox;
+import dev.airlock.sandbox.SandboxException;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetAddress;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicReference;
 import org.jspecify.annotations.Nullable;
 
@@ -29,6 +37,8 @@ final class SandboxNetwork implements AutoCloseable {
     private final Path agentSocket;
     private final AtomicReference<EgressPolicy> policy = new AtomicReference<>();
     private @Nullable EgressProxy proxy;
+    private final Map<Integer, PortForwarder> ports = new ConcurrentHashMap<>();
+    private @Nullable GuestChannel portChannel;
 
     SandboxNetwork(Sandbox sandbox, Path dir, Path agentSocket) {
         this.sandbox = sandbox;
@@ -76,6 +86,67 @@ final class SandboxNetwork implements AutoCloseable {
             proxy = p;
             p.start();
         }
+        for (String m : spec.ports()) {
+            publish(PortMapping.parse(m));
+        }
+    }
+
+    /** The agent session published ports open their guest connections on, reopened when it ended. */
+    private synchronized GuestChannel portChannel() throws IOException {
+        GuestChannel ch = portChannel;
+        if (ch == null || !ch.isOpen()) {
+            ch = GuestChannel.connect(agentSocket, Duration.ofSeconds(30));
+            portChannel = ch;
+        }
+        return ch;
+    }
+
+    private void publish(PortMapping m) throws IOException {
+        if (ports.containsKey(m.hostPort())) {
+            throw new SandboxException(
+                    SandboxException.Kind.CONFLICT, "host port " + m.hostPort() + " is already published");
+        }
+        ports.put(m.hostPort(), new PortForwarder(sandbox.name(), m, this::portChannel));
+    }
+
+    /** Publishes a port now (if running) and keeps it in the settings. */
+    static NetworkSpec addPort(Path dir, @Nullable SandboxNetwork live, String mapping) throws IOException {
+        PortMapping m = PortMapping.parse(mapping);
+        NetworkSpec spec = load(dir);
+        for (String p : spec.ports()) {
+            if (PortMapping.parse(p).hostPort() == m.hostPort()) {
+                throw new SandboxException(
+                        SandboxException.Kind.CONFLICT, "host port " + m.hostPort() + " is already published as " + p);
+            }
+        }
+        if (live != null) {
+            live.publish(m);
+        }
+        List<String> all = new ArrayList<>(spec.ports());
+        all.add(m.toString());
+        NetworkSpec updated = spec.withPorts(all);
+        save(dir, updated);
+        return updated;
+    }
+
+    static NetworkSpec removePort(Path dir, @Nullable SandboxNetwork live, int hostPort) {
+        NetworkSpec spec = load(dir);
+        List<String> all = new ArrayList<>(spec.ports());
+        if (!all.removeIf(p -> PortMapping.parse(p).hostPort() == hostPort)) {
+            throw new SandboxException(
+                    SandboxException.Kind.NOT_FOUND,
+                    "host port " + hostPort + " is not published"
+                            + (spec.ports().isEmpty() ? "" : " (published: " + String.join(", ", spec.ports()) + ")"));
+        }
+        if (live != null) {
+            PortForwarder f = live.ports.remove(hostPort);
+            if (f != null) {
+                f.close();
+            }
+        }
+        NetworkSpec updated = spec.withPorts(all);
+        save(dir, updated);
+        return updated;
     }
 
     @Override
@@ -83,6 +154,12 @@ final class SandboxNetwork implements AutoCloseable {
         EgressProxy p = proxy;
         if (p != null) {
             p.close();
+        }
+        ports.values().forEach(PortForwarder::close);
+        ports.clear();
+        GuestChannel ch = portChannel;
+        if (ch != null) {
+            ch.close();
         }
     }
 }

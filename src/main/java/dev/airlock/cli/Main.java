@@ -34,6 +34,7 @@ import picocli.CommandLine.Command;
             SandboxCommands.Stats.class,
             SandboxCommands.Cp.class,
             NetworkCommands.class,
+            PortCommands.class,
             WorkspaceCommands.Diff.class,
             WorkspaceCommands.Pull.class,
             WorkspaceCommands.Commit.class,

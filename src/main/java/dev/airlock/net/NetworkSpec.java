@@ -38,10 +38,11 @@ public record NetworkSpec(String mode, List<String> allowHosts, List<String> add
         allowHosts = List.copyOf(allow);
         addHosts = List.copyOf(addHosts);
         pins(addHosts); // validates
-        ports = List.copyOf(ports);
+        List<String> canonical = new ArrayList<>();
         for (String p : ports) {
-            PortMapping.parse(p);
+            canonical.add(PortMapping.parse(p).toString());
         }
+        ports = List.copyOf(canonical);
         if (mode.equals("none") && (!allowHosts.isEmpty() || !addHosts.isEmpty())) {
             throw new SandboxException(
                     "--allow-host and --add-host need --network proxy (the default, none, has no" + " network at all)");

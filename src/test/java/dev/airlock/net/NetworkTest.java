@@ -1,10 +1,16 @@
 package dev.airlock.net;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.testing.Cli;
 import dev.airlock.testing.TestHost;
+import java.net.ConnectException;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.AfterAll;
@@ -26,6 +32,7 @@ abstract class NetworkTest {
     private TestServers servers;
     private String api;
     private String apiTls;
+    private int publishedAtCreate;
 
     @BeforeAll
     void setUp() throws Exception {
@@ -36,6 +43,7 @@ abstract class NetworkTest {
         servers = new TestServers(tmp);
         api = "api.test:" + servers.httpPort();
         apiTls = "api.test:" + servers.httpsPort();
+        publishedAtCreate = freePort();
         ok(cli.run(
                 "run",
                 "-d",
@@ -56,7 +64,9 @@ abstract class NetworkTest {
                 "--add-host",
                 "other.test:127.0.0.1",
                 "--add-host",
-                "deep.wild.test:127.0.0.1"));
+                "deep.wild.test:127.0.0.1",
+                "-p",
+                publishedAtCreate + ":8000"));
         ok(cli.run("run", "-d", "--name", "nonet", "--memory", "256m"));
     }
 
@@ -79,6 +89,46 @@ abstract class NetworkTest {
 
     private String egressLog() {
         return ok(cli.run("logs", "--egress", "px")).out();
+    }
+
+    private static int freePort() throws Exception {
+        try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            return s.getLocalPort();
+        }
+    }
+
+    /** One line to a published port and the guest server's answer. */
+    private static String ask(int port, String line) throws Exception {
+        try (Socket s = new Socket(InetAddress.getLoopbackAddress(), port)) {
+            s.getOutputStream().write((line + "\n").getBytes(StandardCharsets.UTF_8));
+            s.shutdownOutput();
+            return new String(s.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        }
+    }
+
+    @Test
+    void publishedPortsReachAGuestServer() throws Exception {
+        // A line server on the guest's loopback (perl is in every Debian image); the exec returns
+        // once it listens.
+        ok(sh(
+                "px",
+                "perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(LocalAddr => \"127.0.0.1\","
+                        + " LocalPort => 8000, Listen => 5, ReuseAddr => 1) or die; open(F, \">/tmp/srv.ready\");"
+                        + " close F; while ($c = $s->accept) { $l = <$c>; print $c \"guest says: $l\"; close $c }'"
+                        + " >/dev/null 2>&1 </dev/null & until [ -e /tmp/srv.ready ]; do :; done"));
+        assertThat(ask(publishedAtCreate, "hi")).isEqualTo("guest says: hi\n");
+        int extra = freePort();
+        ok(cli.run("port", "add", "px", extra + ":8000"));
+        assertThat(ok(cli.run("port", "ls", "px")).out())
+                .contains("127.0.0.1:" + publishedAtCreate + " -> 8000")
+                .contains("127.0.0.1:" + extra + " -> 8000");
+        assertThat(ask(extra, "again")).isEqualTo("guest says: again\n");
+        ok(cli.run("port", "rm", "px", String.valueOf(extra)));
+        assertThatThrownBy(() -> new Socket(InetAddress.getLoopbackAddress(), extra).close())
+                .isInstanceOf(ConnectException.class);
+        Cli.Result twice = cli.run("port", "add", "px", publishedAtCreate + ":9000");
+        assertThat(twice.exit()).isNotZero();
+        assertThat(twice.err()).contains("host port " + publishedAtCreate + " is already published");
     }
 
     @Test
