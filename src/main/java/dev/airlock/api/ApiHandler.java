@@ -194,6 +194,10 @@ final class ApiHandler extends Handler.Abstract {
                 r.pids() != null ? r.pids() : d.pids(),
                 r.timeoutSeconds() != null ? Duration.ofSeconds(r.timeoutSeconds()) : null);
         dev.airlock.net.NetworkSpec network = r.network() != null ? r.network() : dev.airlock.net.NetworkSpec.none();
+        List<dev.airlock.net.Secret> secrets = r.secrets() != null ? r.secrets() : List.of();
+        if (!secrets.isEmpty() && !network.proxy()) {
+            throw new SandboxException("--secret needs --network proxy: the egress proxy puts the real value in");
+        }
         if (network.mode().equals("nat")) {
             throw new SandboxException("--network nat is not available in this version; use --network proxy");
         }
@@ -207,6 +211,7 @@ final class ApiHandler extends Handler.Abstract {
                 r.layerTemplate() != null ? Path.of(r.layerTemplate()) : null,
                 r.runtime() != null ? r.runtime() : "microvm"));
         SandboxNetwork.save(engine.store().dir(created.id()), network);
+        SandboxNetwork.saveSecrets(engine.store().dir(created.id()), secrets);
         return created;
     }
 

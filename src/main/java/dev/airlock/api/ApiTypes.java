@@ -22,7 +22,8 @@ public final class ApiTypes {
             @Nullable String accel,
             @Nullable String layerTemplate,
             @Nullable String runtime,
-            dev.airlock.net.@Nullable NetworkSpec network) {}
+            dev.airlock.net.@Nullable NetworkSpec network,
+            @Nullable List<dev.airlock.net.Secret> secrets) {}
 
     /** POST /v1/sandboxes/{ref}/ports: {@code [HOSTIP:]HOSTPORT:GUESTPORT}. */
     public record PortRequest(String publish) {}

@@ -8,6 +8,7 @@ import dev.airlock.net.EgressProxy;
 import dev.airlock.net.NetworkSpec;
 import dev.airlock.net.PortForwarder;
 import dev.airlock.net.PortMapping;
+import dev.airlock.net.Secret;
 import dev.airlock.sandbox.Sandbox;
 import dev.airlock.sandbox.SandboxException;
 import java.io.IOException;
@@ -58,6 +59,38 @@ final class SandboxNetwork implements AutoCloseable {
         }
     }
 
+    static final String SECRETS = "secrets.json";
+
+    /** Secret values stay on the host, readable by the daemon's user only. */
+    static void saveSecrets(Path dir, List<Secret> secrets) {
+        if (secrets.isEmpty()) {
+            return;
+        }
+        Path f = dir.resolve(SECRETS);
+        try {
+            Files.deleteIfExists(f);
+            Files.createFile(
+                    f,
+                    java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+                            java.nio.file.attribute.PosixFilePermissions.fromString("rw-------")));
+            Files.writeString(f, ApiHandler.JSON.writeValueAsString(secrets), StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot store the secrets of the sandbox in " + dir, e);
+        }
+    }
+
+    static List<Secret> loadSecrets(Path dir) {
+        Path f = dir.resolve(SECRETS);
+        if (!Files.exists(f)) {
+            return List.of();
+        }
+        try {
+            return List.of(ApiHandler.JSON.readValue(Files.readString(f, StandardCharsets.UTF_8), Secret[].class));
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + f, e);
+        }
+    }
+
     static void save(Path dir, NetworkSpec spec) {
         HostFiles.writeAtomically(
                 dir.resolve(FILE), (ApiHandler.JSON.writeValueAsString(spec) + "\n").getBytes(StandardCharsets.UTF_8));
@@ -82,7 +115,8 @@ final class SandboxNetwork implements AutoCloseable {
         NetworkSpec spec = load(dir);
         policy.set(policyOf(spec));
         if (spec.proxy()) {
-            EgressProxy p = new EgressProxy(sandbox.name(), agentSocket, policy::get, new EgressLog(dir));
+            EgressProxy p =
+                    new EgressProxy(sandbox.name(), agentSocket, policy::get, new EgressLog(dir), loadSecrets(dir));
             proxy = p;
             p.start();
         }

@@ -150,6 +150,43 @@ final class SandboxCommands {
                 description = "Forward a host port (127.0.0.1 unless HOSTIP) to a port in the sandbox (repeatable).")
         List<String> publish = new ArrayList<>();
 
+        @Option(
+                names = "--secret",
+                paramLabel = "NAME[@HOST,...]",
+                description = "Give the sandbox a placeholder for host variable NAME; the egress proxy puts the"
+                        + " real value into request headers for HOST (any allowed host if none). Repeatable.")
+        List<String> secrets = new ArrayList<>();
+
+        @Option(
+                names = "--secret-file",
+                paramLabel = "NAME=FILE[@HOST,...]",
+                description = "As --secret, with the value read from FILE (trailing newline dropped).")
+        List<String> secretFiles = new ArrayList<>();
+
+        List<dev.airlock.net.Secret> secretList() {
+            List<dev.airlock.net.Secret> out = new ArrayList<>();
+            for (String s : secrets) {
+                out.add(dev.airlock.net.Secret.fromEnv(s, System::getenv));
+            }
+            for (String s : secretFiles) {
+                int eq = s.indexOf('=');
+                if (eq <= 0) {
+                    throw new SandboxException("--secret-file '" + s + "' is not NAME=FILE[@HOST,...]");
+                }
+                String rest = s.substring(eq + 1);
+                int at = rest.lastIndexOf('@');
+                Path file = Path.of(at < 0 ? rest : rest.substring(0, at));
+                String value;
+                try {
+                    value = java.nio.file.Files.readString(file).stripTrailing();
+                } catch (IOException e) {
+                    throw new SandboxException("--secret-file " + s.substring(0, eq) + ": cannot read " + file);
+                }
+                out.add(dev.airlock.net.Secret.create(s.substring(0, eq), value, at < 0 ? "" : rest.substring(at + 1)));
+            }
+            return out;
+        }
+
         NetworkSpec networkSpec(ProjectConfig cfg) {
             List<String> allow = new ArrayList<>(cfg.allowHosts());
             allow.addAll(allowHosts);
@@ -193,7 +230,8 @@ final class SandboxCommands {
                     accel,
                     layerTemplate == null ? null : layerTemplate.toString(),
                     runtime,
-                    networkSpec(cfg));
+                    networkSpec(cfg),
+                    secretList());
         }
     }
 

@@ -40,11 +40,14 @@ public final class EgressProxy implements AutoCloseable {
     private final Path agentSocket;
     private final Supplier<EgressPolicy> policy;
     private final EgressLog log;
+    private final List<Secret> secrets;
     private volatile @Nullable GuestChannel channel;
     private volatile boolean closed;
 
-    public EgressProxy(String sandbox, Path agentSocket, Supplier<EgressPolicy> policy, EgressLog log) {
+    public EgressProxy(
+            String sandbox, Path agentSocket, Supplier<EgressPolicy> policy, EgressLog log, List<Secret> secrets) {
         this.sandbox = sandbox;
+        this.secrets = List.copyOf(secrets);
         this.agentSocket = agentSocket;
         this.policy = policy;
         this.log = log;
@@ -69,7 +72,11 @@ public final class EgressProxy implements AutoCloseable {
      */
     public void start() throws IOException, InterruptedException {
         GuestChannel ch = GuestChannel.connect(agentSocket, Duration.ofSeconds(30));
-        ch.setDefaultEnv(guestEnv());
+        Map<String, String> env = new java.util.HashMap<>(guestEnv());
+        for (Secret secret : secrets) {
+            env.put(secret.name(), secret.placeholder());
+        }
+        ch.setDefaultEnv(env);
         channel = ch;
         for (int i = 0; i < ACCEPTORS; i++) {
             Thread.ofVirtual().name("egress-accept-" + sandbox).start(() -> acceptLoop(ch));
@@ -272,17 +279,30 @@ public final class EgressProxy implements AutoCloseable {
                     .append(' ')
                     .append(requestLine[2])
                     .append("\r\n");
-            for (String h : headers) {
-                String name =
-                        h.contains(":") ? h.substring(0, h.indexOf(':')).trim().toLowerCase(Locale.ROOT) : "";
+            List<String> substituted = new java.util.ArrayList<>();
+            for (String original : headers) {
+                String name = original.contains(":")
+                        ? original.substring(0, original.indexOf(':')).trim().toLowerCase(Locale.ROOT)
+                        : "";
                 if (name.startsWith("proxy-") || name.equals("connection") || name.equals("keep-alive")) {
                     continue;
+                }
+                String h = original;
+                for (Secret secret : secrets) {
+                    if (h.contains(secret.placeholder())
+                            && secret.boundTo(hp.host().toLowerCase(Locale.ROOT))) {
+                        h = h.replace(secret.placeholder(), secret.value());
+                        substituted.add(secret.name());
+                    }
                 }
                 head.append(h).append("\r\n");
             }
             // One request per upstream connection: a reused proxy connection could otherwise carry
             // a later request for another host to this destination unchecked.
             head.append("Connection: close\r\n\r\n");
+            if (!substituted.isEmpty()) {
+                log.record("SECRET", request, "substituted " + String.join(", ", substituted) + " in request headers");
+            }
             OutputStream up = upstream.getOutputStream();
             up.write(head.toString().getBytes(StandardCharsets.ISO_8859_1));
             Thread down = Thread.ofVirtual().start(() -> copyThenClose(upstream, guest));

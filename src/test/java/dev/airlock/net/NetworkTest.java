@@ -33,6 +33,8 @@ abstract class NetworkTest {
     private String api;
     private String apiTls;
     private int publishedAtCreate;
+    /** The value the CLI finds in its environment; it must reach the upstream and nothing in the guest. */
+    private static final String REAL_SECRET = "s3cr3t-" + java.util.UUID.randomUUID();
 
     @BeforeAll
     void setUp() throws Exception {
@@ -45,10 +47,14 @@ abstract class NetworkTest {
         apiTls = "api.test:" + servers.httpsPort();
         publishedAtCreate = freePort();
         ok(cli.run(
+                java.util.Map.of("TOKEN", REAL_SECRET),
+                new byte[0],
                 "run",
                 "-d",
                 "--name",
                 "px",
+                "--secret",
+                "TOKEN@api.test",
                 "--memory",
                 "256m",
                 "--network",
@@ -129,6 +135,30 @@ abstract class NetworkTest {
         Cli.Result twice = cli.run("port", "add", "px", publishedAtCreate + ":9000");
         assertThat(twice.exit()).isNotZero();
         assertThat(twice.err()).contains("host port " + publishedAtCreate + " is already published");
+    }
+
+    @Test
+    void secretValueReachesOnlyItsBoundUpstreamAndNeverTheGuest() {
+        String placeholder = ok(sh("px", "echo $TOKEN")).out().strip();
+        assertThat(placeholder).startsWith("airlock-secret-").doesNotContain(REAL_SECRET);
+        ok(sh("px", "curl -sS -H \"Authorization: Bearer $TOKEN\" http://" + api + "/secret"));
+        assertThat(servers.header("/secret", "authorization")).containsExactly("Bearer " + REAL_SECRET);
+        // deep.wild.test is allowed but the secret is not bound to it: the placeholder goes unchanged.
+        ok(sh(
+                "px",
+                "curl -sS -H \"Authorization: Bearer $TOKEN\" http://deep.wild.test:" + servers.httpPort()
+                        + "/unbound"));
+        assertThat(servers.header("/unbound", "authorization")).containsExactly("Bearer " + placeholder);
+        // What the guest can see of itself (environment of every process) and what it can store.
+        ok(sh("px", "env > /root/env.txt; cat /proc/self/environ > /root/environ.bin"));
+        Cli.Result found =
+                sh("px", "grep -rsl -- '" + REAL_SECRET + "' /root /tmp /etc /home /var /proc/[0-9]*/environ; true");
+        assertThat(found.out()).isEmpty();
+        assertThat(ok(sh("px", "grep -c " + placeholder + " /root/env.txt"))
+                        .out()
+                        .strip())
+                .isEqualTo("1");
+        assertThat(egressLog()).contains("SECRET GET http://" + api + "/secret substituted TOKEN");
     }
 
     @Test

@@ -44,6 +44,12 @@ final class TestServers implements AutoCloseable {
         }
     }
 
+    /** The values of a header of the last request for a path; empty if none came. */
+    List<String> header(String path, String name) {
+        Map<String, List<String>> headers = seen.getOrDefault(path, Map.of());
+        return headers.getOrDefault(name, List.of());
+    }
+
     int httpPort() {
         return http.getAddress().getPort();
     }
