@@ -174,6 +174,18 @@ final class ApiHandler extends Handler.Abstract {
                 }
                 yield SandboxNetwork.removePort(engine.store().dir(s.id()), daemon.network(s), port);
             }
+            case "GET sandboxes inference" -> {
+                Sandbox s = engine.inspect(p.get(1));
+                SandboxNetwork n = daemon.network(s);
+                dev.airlock.net.InferenceBridge.Usage u = n == null ? null : n.inferenceUsage();
+                if (u == null) {
+                    throw new SandboxException(
+                            SandboxException.Kind.NOT_FOUND,
+                            "sandbox '" + s.name()
+                                    + "' has no running inference bridge (create it with --inference URL)");
+                }
+                yield u;
+            }
             case "GET sandboxes egress" -> {
                 Path log = engine.store().dir(engine.inspect(p.get(1)).id()).resolve(dev.airlock.net.EgressLog.FILE);
                 yield Files.exists(log) ? Files.readString(log, StandardCharsets.UTF_8) : "";
@@ -212,6 +224,7 @@ final class ApiHandler extends Handler.Abstract {
                 r.runtime() != null ? r.runtime() : "microvm"));
         SandboxNetwork.save(engine.store().dir(created.id()), network);
         SandboxNetwork.saveSecrets(engine.store().dir(created.id()), secrets);
+        SandboxNetwork.saveInference(engine.store().dir(created.id()), r.inference());
         return created;
     }
 

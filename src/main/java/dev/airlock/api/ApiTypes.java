@@ -23,7 +23,8 @@ public final class ApiTypes {
             @Nullable String layerTemplate,
             @Nullable String runtime,
             dev.airlock.net.@Nullable NetworkSpec network,
-            @Nullable List<dev.airlock.net.Secret> secrets) {}
+            @Nullable List<dev.airlock.net.Secret> secrets,
+            dev.airlock.net.@Nullable InferenceConfig inference) {}
 
     /** POST /v1/sandboxes/{ref}/ports: {@code [HOSTIP:]HOSTPORT:GUESTPORT}. */
     public record PortRequest(String publish) {}

@@ -232,6 +232,13 @@ public final class DaemonClient implements AutoCloseable {
                 dev.airlock.net.NetworkSpec.class);
     }
 
+    /** Inference bridge usage of a running sandbox; NOT_FOUND when it has none. */
+    public dev.airlock.net.InferenceBridge.Usage inferenceUsage(String ref) {
+        return ApiHandler.JSON.readValue(
+                call(HttpMethod.GET, "/v1/sandboxes/" + ref + "/inference", null),
+                dev.airlock.net.InferenceBridge.Usage.class);
+    }
+
     /** The egress log: one line per decision of the sandbox's proxy. */
     public String egressLog(String ref) {
         return call(HttpMethod.GET, "/v1/sandboxes/" + ref + "/egress", null);

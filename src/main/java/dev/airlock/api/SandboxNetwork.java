@@ -5,6 +5,8 @@ import dev.airlock.host.HostFiles;
 import dev.airlock.net.EgressLog;
 import dev.airlock.net.EgressPolicy;
 import dev.airlock.net.EgressProxy;
+import dev.airlock.net.InferenceBridge;
+import dev.airlock.net.InferenceConfig;
 import dev.airlock.net.NetworkSpec;
 import dev.airlock.net.PortForwarder;
 import dev.airlock.net.PortMapping;
@@ -40,6 +42,7 @@ final class SandboxNetwork implements AutoCloseable {
     private @Nullable EgressProxy proxy;
     private final Map<Integer, PortForwarder> ports = new ConcurrentHashMap<>();
     private @Nullable GuestChannel portChannel;
+    private @Nullable InferenceBridge bridge;
 
     SandboxNetwork(Sandbox sandbox, Path dir, Path agentSocket) {
         this.sandbox = sandbox;
@@ -111,9 +114,61 @@ final class SandboxNetwork implements AutoCloseable {
         return new EgressPolicy(spec, InetAddress::getAllByName);
     }
 
+    static final String INFERENCE = "inference.json";
+
+    static void saveInference(Path dir, @Nullable InferenceConfig config) {
+        if (config == null) {
+            return;
+        }
+        Path f = dir.resolve(INFERENCE);
+        try {
+            Files.deleteIfExists(f);
+            Files.createFile(
+                    f,
+                    java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+                            java.nio.file.attribute.PosixFilePermissions.fromString("rw-------")));
+            Files.writeString(f, ApiHandler.JSON.writeValueAsString(config), StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot store the inference settings in " + dir, e);
+        }
+    }
+
+    static @Nullable InferenceConfig loadInference(Path dir) {
+        Path f = dir.resolve(INFERENCE);
+        if (!Files.exists(f)) {
+            return null;
+        }
+        try {
+            return ApiHandler.JSON.readValue(Files.readString(f, StandardCharsets.UTF_8), InferenceConfig.class);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + f, e);
+        }
+    }
+
+    /** Inference bridge usage, or null when the sandbox has no bridge. */
+    InferenceBridge.@Nullable Usage inferenceUsage() {
+        InferenceBridge b = bridge;
+        return b == null ? null : b.usage();
+    }
+
     void start() throws IOException, InterruptedException {
         NetworkSpec spec = load(dir);
         policy.set(policyOf(spec));
+        InferenceConfig inference = loadInference(dir);
+        // The variables every process gets: one SET_ENV, since each replaces the last.
+        Map<String, String> env = new java.util.HashMap<>();
+        if (spec.proxy()) {
+            env.putAll(EgressProxy.guestEnv(loadSecrets(dir)));
+        }
+        if (inference != null) {
+            env.putAll(InferenceBridge.guestEnv());
+            InferenceBridge b = new InferenceBridge(sandbox.name(), agentSocket, inference, new EgressLog(dir));
+            bridge = b;
+            b.start();
+        }
+        if (!env.isEmpty()) {
+            portChannel().setDefaultEnv(env);
+        }
         if (spec.proxy()) {
             EgressProxy p =
                     new EgressProxy(sandbox.name(), agentSocket, policy::get, new EgressLog(dir), loadSecrets(dir));
@@ -188,6 +243,10 @@ final class SandboxNetwork implements AutoCloseable {
         EgressProxy p = proxy;
         if (p != null) {
             p.close();
+        }
+        InferenceBridge b = bridge;
+        if (b != null) {
+            b.close();
         }
         ports.values().forEach(PortForwarder::close);
         ports.clear();

@@ -163,6 +163,50 @@ final class SandboxCommands {
                 description = "As --secret, with the value read from FILE (trailing newline dropped).")
         List<String> secretFiles = new ArrayList<>();
 
+        @Option(
+                names = "--inference",
+                paramLabel = "URL",
+                description = "Give the sandbox an OpenAI-compatible endpoint (OPENAI_BASE_URL) that the host"
+                        + " forwards to URL, e.g. http://127.0.0.1:8080/v1.")
+        @Nullable
+        String inference;
+
+        @Option(
+                names = "--inference-key-env",
+                paramLabel = "VAR",
+                description = "Host variable with the upstream's API key (default OPENAI_API_KEY; kept on the host).")
+        @Nullable
+        String inferenceKeyEnv;
+
+        @Option(
+                names = "--inference-requests",
+                paramLabel = "N",
+                description = "At most N inference requests per minute (token bucket; default: no limit).")
+        long inferenceRequests;
+
+        @Option(
+                names = "--inference-bytes",
+                paramLabel = "SIZE",
+                description = "At most SIZE bytes of request and response bodies per minute, e.g. 10m.")
+        @Nullable
+        String inferenceBytes;
+
+        dev.airlock.net.@Nullable InferenceConfig inferenceConfig() {
+            if (inference == null) {
+                if (inferenceKeyEnv != null || inferenceRequests != 0 || inferenceBytes != null) {
+                    throw new SandboxException("--inference-* options need --inference URL");
+                }
+                return null;
+            }
+            String var = inferenceKeyEnv != null ? inferenceKeyEnv : "OPENAI_API_KEY";
+            String key = System.getenv(var);
+            if (key == null && inferenceKeyEnv != null) {
+                throw new SandboxException("--inference-key-env " + var + ": the host variable is not set");
+            }
+            long bytes = inferenceBytes == null ? 0 : Resources.parseMiB(inferenceBytes) << 20;
+            return new dev.airlock.net.InferenceConfig(inference, key != null ? key : "", inferenceRequests, bytes);
+        }
+
         List<dev.airlock.net.Secret> secretList() {
             List<dev.airlock.net.Secret> out = new ArrayList<>();
             for (String s : secrets) {
@@ -231,7 +275,8 @@ final class SandboxCommands {
                     layerTemplate == null ? null : layerTemplate.toString(),
                     runtime,
                     networkSpec(cfg),
-                    secretList());
+                    secretList(),
+                    inferenceConfig());
         }
     }
 
@@ -659,6 +704,9 @@ final class SandboxCommands {
         @Option(names = "--json")
         boolean json;
 
+        @Option(names = "--inference", description = "Show inference bridge usage (requests, throttled, bytes).")
+        boolean inference;
+
         @Parameters(paramLabel = "SANDBOX", arity = "0..*")
         List<String> names = new ArrayList<>();
 
@@ -671,6 +719,26 @@ final class SandboxCommands {
                             .map(Sandbox::name)
                             .toList()
                     : names;
+            if (inference) {
+                List<List<String>> rows = new ArrayList<>();
+                List<Object> all = new ArrayList<>();
+                for (String n : which) {
+                    dev.airlock.net.InferenceBridge.Usage u = client.inferenceUsage(n);
+                    all.add(Map.of("name", n, "usage", u));
+                    rows.add(List.of(
+                            n,
+                            String.valueOf(u.requests()),
+                            String.valueOf(u.throttled()),
+                            String.valueOf(u.bytesIn()),
+                            String.valueOf(u.bytesOut())));
+                }
+                if (json) {
+                    Output.json(all);
+                } else {
+                    Output.table(System.out, List.of("NAME", "REQUESTS", "THROTTLED", "BYTES IN", "BYTES OUT"), rows);
+                }
+                return 0;
+            }
             List<SandboxStats> stats = which.stream().map(client::stats).toList();
             if (json) {
                 Output.json(stats);

@@ -53,8 +53,19 @@ public final class EgressProxy implements AutoCloseable {
         this.log = log;
     }
 
-    /** What every process in the sandbox gets, so pip, npm, git and curl use the proxy unchanged. */
-    public static Map<String, String> guestEnv() {
+    /**
+     * What every process in the sandbox gets, so pip, npm, git and curl use the proxy unchanged;
+     * secrets appear as their placeholders.
+     */
+    public static Map<String, String> guestEnv(List<Secret> secrets) {
+        Map<String, String> env = new java.util.HashMap<>(proxyEnv());
+        for (Secret secret : secrets) {
+            env.put(secret.name(), secret.placeholder());
+        }
+        return env;
+    }
+
+    private static Map<String, String> proxyEnv() {
         String url = "http://127.0.0.1:" + GUEST_PORT;
         String noProxy = "localhost,127.0.0.1,::1";
         return Map.of(
@@ -66,17 +77,9 @@ public final class EgressProxy implements AutoCloseable {
                 "no_proxy", noProxy);
     }
 
-    /**
-     * Connects to the sandbox's agent, sets the proxy variables for every later command and starts
-     * taking connections. Returns once the variables are in place.
-     */
+    /** Connects to the sandbox's agent and starts taking the guest's proxy connections. */
     public void start() throws IOException, InterruptedException {
         GuestChannel ch = GuestChannel.connect(agentSocket, Duration.ofSeconds(30));
-        Map<String, String> env = new java.util.HashMap<>(guestEnv());
-        for (Secret secret : secrets) {
-            env.put(secret.name(), secret.placeholder());
-        }
-        ch.setDefaultEnv(env);
         channel = ch;
         for (int i = 0; i < ACCEPTORS; i++) {
             Thread.ofVirtual().name("egress-accept-" + sandbox).start(() -> acceptLoop(ch));

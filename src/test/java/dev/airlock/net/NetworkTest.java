@@ -34,6 +34,8 @@ abstract class NetworkTest {
     private String apiTls;
     private int publishedAtCreate;
     /** The value the CLI finds in its environment; it must reach the upstream and nothing in the guest. */
+    private static final String UPSTREAM_KEY = "host-key-" + java.util.UUID.randomUUID();
+
     private static final String REAL_SECRET = "s3cr3t-" + java.util.UUID.randomUUID();
 
     @BeforeAll
@@ -47,7 +49,7 @@ abstract class NetworkTest {
         apiTls = "api.test:" + servers.httpsPort();
         publishedAtCreate = freePort();
         ok(cli.run(
-                java.util.Map.of("TOKEN", REAL_SECRET),
+                java.util.Map.of("TOKEN", REAL_SECRET, "UPSTREAM_KEY", UPSTREAM_KEY),
                 new byte[0],
                 "run",
                 "-d",
@@ -55,6 +57,12 @@ abstract class NetworkTest {
                 "px",
                 "--secret",
                 "TOKEN@api.test",
+                "--inference",
+                "http://127.0.0.1:" + servers.httpPort() + "/v1",
+                "--inference-key-env",
+                "UPSTREAM_KEY",
+                "--inference-requests",
+                "3",
                 "--memory",
                 "256m",
                 "--network",
@@ -159,6 +167,27 @@ abstract class NetworkTest {
                         .strip())
                 .isEqualTo("1");
         assertThat(egressLog()).contains("SECRET GET http://" + api + "/secret substituted TOKEN");
+    }
+
+    @Test
+    void inferenceBridgeStreamsACompletionAndThrottlesABurst() {
+        assertThat(ok(sh("px", "echo $OPENAI_BASE_URL $OPENAI_API_KEY")).out().strip())
+                .isEqualTo("http://127.0.0.1:11435/v1 airlock-inference-bridge");
+        String request = "curl -sSN $OPENAI_BASE_URL/chat/completions -H 'Content-Type: application/json'"
+                + " -d '{\"model\":\"m\",\"stream\":true,\"messages\":[]}'";
+        assertThat(ok(sh("px", request)).out()).isEqualTo(TestServers.SSE);
+        assertThat(servers.header("/v1/chat/completions", "authorization")).containsExactly("Bearer " + UPSTREAM_KEY);
+        // 3 requests a minute and one is spent: of six at once, at most two more pass.
+        String codes = ok(sh(
+                        "px",
+                        "for i in 1 2 3 4 5 6; do curl -s -o /tmp/r$i -w '%{http_code}\\n' -d '{}'"
+                                + " $OPENAI_BASE_URL/chat/completions; done; cat /tmp/r6"))
+                .out();
+        assertThat(codes.lines().filter("429"::equals).count()).isGreaterThanOrEqualTo(4);
+        assertThat(codes).contains("request limit of 3 per minute reached");
+        String usage = ok(cli.run("stats", "--inference", "px")).out();
+        assertThat(usage).containsPattern("px\\s+[1-3]\\s+[4-6]\\s");
+        assertThat(egressLog()).contains("THROTTLE inference POST /v1/chat/completions request limit");
     }
 
     @Test

@@ -26,6 +26,10 @@ import javax.net.ssl.SSLContext;
  */
 final class TestServers implements AutoCloseable {
     static final String BODY = "hello from the test upstream";
+    /** A streamed chat completion as an OpenAI-compatible server sends it. */
+    static final String SSE = "data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\n"
+            + "data: {\"choices\":[{\"delta\":{\"content\":\"lo\"}}]}\n\n"
+            + "data: [DONE]\n\n";
 
     final HttpServer http;
     final HttpsServer https;
@@ -39,6 +43,7 @@ final class TestServers implements AutoCloseable {
         https.setHttpsConfigurator(new HttpsConfigurator(tls(dir)));
         for (HttpServer s : List.of(http, https)) {
             s.createContext("/", this::answer);
+            s.createContext("/v1/chat/completions", this::stream);
             s.setExecutor(Executors.newVirtualThreadPerTaskExecutor());
             s.start();
         }
@@ -68,6 +73,23 @@ final class TestServers implements AutoCloseable {
         byte[] body = (BODY + " " + x.getRequestURI().getPath() + "\n").getBytes(StandardCharsets.UTF_8);
         x.sendResponseHeaders(200, body.length);
         x.getResponseBody().write(body);
+        x.close();
+    }
+
+    /** Server-sent events, one write and flush per event, with the body length unknown up front. */
+    private void stream(HttpExchange x) throws IOException {
+        try (InputStream in = x.getRequestBody()) {
+            in.readAllBytes();
+        }
+        Map<String, List<String>> headers = new java.util.TreeMap<>();
+        x.getRequestHeaders().forEach((k, v) -> headers.put(k.toLowerCase(java.util.Locale.ROOT), List.copyOf(v)));
+        seen.put(x.getRequestURI().getPath(), headers);
+        x.getResponseHeaders().add("Content-Type", "text/event-stream");
+        x.sendResponseHeaders(200, 0);
+        for (String event : SSE.split("(?<=\n\n)")) {
+            x.getResponseBody().write(event.getBytes(StandardCharsets.UTF_8));
+            x.getResponseBody().flush();
+        }
         x.close();
     }
 
