@@ -97,7 +97,11 @@ public final class Daemon {
             if (s.state() == SandboxState.RUNNING) {
                 log("re-attaching to running sandbox " + s.name() + " (VMM pid " + s.vmmPid() + ")");
                 mux(s);
-                attachNetwork(s);
+                try {
+                    attachNetwork(s);
+                } catch (RuntimeException e) {
+                    log("sandbox " + s.name() + ": its network could not be set up again: " + e.getMessage());
+                }
             }
         }
         QueuedThreadPool threads = new QueuedThreadPool();
