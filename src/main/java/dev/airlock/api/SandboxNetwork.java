@@ -41,7 +41,7 @@ final class SandboxNetwork implements AutoCloseable {
     private final AtomicReference<EgressPolicy> policy = new AtomicReference<>();
     private @Nullable EgressProxy proxy;
     private final Map<Integer, PortForwarder> ports = new ConcurrentHashMap<>();
-    private @Nullable GuestChannel portChannel;
+    private @Nullable GuestChannel agentChannel;
     private @Nullable InferenceBridge bridge;
 
     SandboxNetwork(Sandbox sandbox, Path dir, Path agentSocket) {
@@ -167,7 +167,7 @@ final class SandboxNetwork implements AutoCloseable {
             b.start();
         }
         if (!env.isEmpty()) {
-            portChannel().setDefaultEnv(env);
+            agentChannel().setDefaultEnv(env);
         }
         if (spec.proxy()) {
             EgressProxy p =
@@ -180,12 +180,15 @@ final class SandboxNetwork implements AutoCloseable {
         }
     }
 
-    /** The agent session published ports open their guest connections on, reopened when it ended. */
-    private synchronized GuestChannel portChannel() throws IOException {
-        GuestChannel ch = portChannel;
+    /**
+     * The daemon's own agent session for this sandbox: SET_ENV and the guest connections of
+     * published ports; reopened when it ended.
+     */
+    private synchronized GuestChannel agentChannel() throws IOException {
+        GuestChannel ch = agentChannel;
         if (ch == null || !ch.isOpen()) {
             ch = GuestChannel.connect(agentSocket, Duration.ofSeconds(30));
-            portChannel = ch;
+            agentChannel = ch;
         }
         return ch;
     }
@@ -195,7 +198,7 @@ final class SandboxNetwork implements AutoCloseable {
             throw new SandboxException(
                     SandboxException.Kind.CONFLICT, "host port " + m.hostPort() + " is already published");
         }
-        ports.put(m.hostPort(), new PortForwarder(sandbox.name(), m, this::portChannel));
+        ports.put(m.hostPort(), new PortForwarder(sandbox.name(), m, this::agentChannel));
     }
 
     /** Publishes a port now (if running) and keeps it in the settings. */
@@ -250,7 +253,7 @@ final class SandboxNetwork implements AutoCloseable {
         }
         ports.values().forEach(PortForwarder::close);
         ports.clear();
-        GuestChannel ch = portChannel;
+        GuestChannel ch = agentChannel;
         if (ch != null) {
             ch.close();
         }

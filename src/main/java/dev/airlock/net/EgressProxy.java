@@ -147,7 +147,7 @@ public final class EgressProxy implements AutoCloseable {
             List<String> lines = List.of(new String(headBytes, StandardCharsets.ISO_8859_1).split("\r\n"));
             String[] requestLine = lines.getFirst().split(" ");
             if (requestLine.length != 3) {
-                refuse(out, 400, "malformed proxy request line", lines.getFirst(), false);
+                refuse(out, 400, "malformed proxy request line", lines.getFirst());
                 return;
             }
             if (requestLine[0].equals("CONNECT")) {
@@ -185,10 +185,10 @@ public final class EgressProxy implements AutoCloseable {
         String request = "CONNECT " + target;
         HostPort hp = HostPort.parse(target, -1);
         if (hp == null || hp.port() < 0) {
-            refuse(guest.output(), 400, "CONNECT needs host:port", request, true);
+            refuse(guest.output(), 400, "CONNECT needs host:port", request);
             return;
         }
-        Socket upstream = open(guest.output(), hp, request, true);
+        Socket upstream = open(guest.output(), hp, request);
         if (upstream == null) {
             return;
         }
@@ -237,7 +237,7 @@ public final class EgressProxy implements AutoCloseable {
         try {
             uri = new URI(requestLine[1]);
         } catch (URISyntaxException e) {
-            refuse(guest.output(), 400, "malformed request URI", request, false);
+            refuse(guest.output(), 400, "malformed request URI", request);
             return;
         }
         if (!"http".equalsIgnoreCase(uri.getScheme()) || uri.getHost() == null) {
@@ -245,8 +245,7 @@ public final class EgressProxy implements AutoCloseable {
                     guest.output(),
                     400,
                     "this proxy takes absolute http:// URIs and CONNECT (for https), not " + requestLine[1],
-                    request,
-                    false);
+                    request);
             return;
         }
         HostPort hp = new HostPort(uri.getHost(), uri.getPort() < 0 ? 80 : uri.getPort());
@@ -260,13 +259,12 @@ public final class EgressProxy implements AutoCloseable {
                             403,
                             "the Host header (" + h.substring(colon + 1).trim()
                                     + ") names another host than the request (" + hp.host() + ")",
-                            request,
-                            false);
+                            request);
                     return;
                 }
             }
         }
-        Socket upstream = open(guest.output(), hp, request, false);
+        Socket upstream = open(guest.output(), hp, request);
         if (upstream == null) {
             return;
         }
@@ -322,11 +320,10 @@ public final class EgressProxy implements AutoCloseable {
     }
 
     /** Applies the policy and connects; on refusal answers the guest and returns null. */
-    private @Nullable Socket open(OutputStream guestOut, HostPort hp, String request, boolean tunnel)
-            throws IOException {
+    private @Nullable Socket open(OutputStream guestOut, HostPort hp, String request) throws IOException {
         EgressDecision decision = policy.get().decide(hp.host());
         if (decision instanceof EgressDecision.Deny deny) {
-            refuse(guestOut, 403, deny.reason(), request, tunnel);
+            refuse(guestOut, 403, deny.reason(), request);
             return null;
         }
         EgressDecision.Allow allow = (EgressDecision.Allow) decision;
@@ -349,8 +346,7 @@ public final class EgressProxy implements AutoCloseable {
         return s;
     }
 
-    private void refuse(OutputStream guestOut, int status, String reason, String request, boolean tunnel)
-            throws IOException {
+    private void refuse(OutputStream guestOut, int status, String reason, String request) throws IOException {
         log.record("DENY", request, reason);
         respond(guestOut, status, "airlock egress denied: " + reason);
     }
