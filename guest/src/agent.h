@@ -7,8 +7,8 @@
 
 #include "frame.h"
 
-enum stream_kind { S_EXEC = 1, S_FREAD, S_FWRITE };
-enum watch_kind { W_CONN = 1, W_LISTEN, W_SIG, W_POLL, W_OUT, W_ERR, W_IN, W_TIMER };
+enum stream_kind { S_EXEC = 1, S_FREAD, S_FWRITE, S_SOCK };
+enum watch_kind { W_CONN = 1, W_LISTEN, W_SIG, W_POLL, W_OUT, W_ERR, W_IN, W_TIMER, W_SOCK, W_PORT_LISTEN };
 
 /* One registration in epoll. Registered only while events != 0, because epoll reports
  * HUP/ERR even for an empty mask, which would spin the loop on a pipe we are not reading. */
@@ -19,6 +19,7 @@ struct watch {
     uint32_t have;
     int registered;
     struct stream *s;
+    struct listener *l; /* W_PORT_LISTEN only */
 };
 
 struct stream {
@@ -41,6 +42,12 @@ struct stream {
     uint8_t *ibuf; /* host stdin not yet accepted by the process, at most the window */
     size_t ioff, ilen;
 
+    /* sockets (S_SOCK): the connection is w_out's fd; ibuf holds host bytes not yet written */
+    int connecting, eof_sent, wr_shut, failed;
+    uint16_t port;
+    struct stream *wait_next; /* ACCEPT streams queued on a listener */
+    struct listener *waiting_on;
+
     /* files */
     int fd;
     uint64_t total;
@@ -52,6 +59,13 @@ extern int g_pid1;
 int serve(int listen_fd, int port_fd);
 void watch_init(struct watch *w, int kind, int fd, struct stream *s);
 void watch_close(struct watch *w);
+void watch_apply(struct watch *w);
+/* Room for one agent -> host data frame of up to max bytes, or NULL when output is full or
+ * there is no session; commit with out_commit. */
+uint8_t *out_reserve(size_t max);
+void out_commit(uint8_t type, uint8_t flags, uint32_t id, size_t n);
+int out_data_ok(void); /* a session is active and the output buffer has room for data */
+void send_credit(struct stream *s);
 int send_frame(uint8_t type, uint8_t flags, uint32_t id, const void *p, size_t n);
 int send_error(uint32_t id, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -69,6 +83,19 @@ int file_write_data(struct stream *s, const uint8_t *p, size_t n, int eof); /* 1
 void file_abort(struct stream *s);
 int file_stat(uint32_t id, const uint8_t *p, size_t n);
 int file_list(uint32_t id, const uint8_t *p, size_t n);
+
+/* exec.c: extra default environment for every later EXEC (SET_ENV) */
+int exec_set_env(uint32_t id, const uint8_t *p, size_t n);
+
+/* net.c: byte streams between guest loopback sockets and the host */
+int sock_accept_start(struct stream *s, const uint8_t *p, size_t n);
+int sock_connect_start(struct stream *s, const uint8_t *p, size_t n);
+void sock_host_data(struct stream *s, const uint8_t *p, size_t n, int eof);
+int sock_pump(struct stream *s); /* 1 when the stream finished */
+void sock_event(struct stream *s, uint32_t events);
+void sock_forget(struct stream *s);
+void listener_ready(struct listener *l);
+void listeners_update(void);
 
 /* boot.c */
 int pid1_boot(void); /* returns the agent port fd, never fails (powers off instead) */

@@ -221,6 +221,48 @@ static void env_set(char **env, int *n, char *kv)
         env[(*n)++] = kv;
 }
 
+/* Extra default environment from SET_ENV (the egress proxy variables, for example): a copy of
+ * the request's strings, NUL-separated, kept for every later EXEC of any session. */
+static char *g_extra_block;
+static char *g_extra_env[256];
+static int g_nextra;
+
+int exec_set_env(uint32_t id, const uint8_t *p, size_t n)
+{
+    struct tlv_it it = {p, n};
+    uint16_t tag;
+    const uint8_t *v;
+    uint32_t vl;
+    int r, count = 0;
+    while ((r = tlv_next(&it, &tag, &v, &vl)) > 0) {
+        if (tag != X_ENV)
+            continue;
+        if (memchr(v, 0, vl) || !memchr(v, '=', vl) || vl == 0 || v[0] == '=')
+            return send_error(id, EINVAL, "SET_ENV entry is not NAME=value"), 0;
+        count++;
+    }
+    if (r < 0)
+        return -1;
+    if (count > (int)(sizeof g_extra_env / sizeof *g_extra_env))
+        return send_error(id, E2BIG, "too many SET_ENV entries"), 0;
+    char *block = malloc(n + (size_t)count + 1);
+    if (!block)
+        return send_error(id, ENOMEM, "out of memory"), 0;
+    free(g_extra_block);
+    g_extra_block = block;
+    g_nextra = 0;
+    it = (struct tlv_it){p, n};
+    while (tlv_next(&it, &tag, &v, &vl) > 0) {
+        if (tag != X_ENV)
+            continue;
+        memcpy(block, v, vl);
+        block[vl] = 0;
+        g_extra_env[g_nextra++] = block;
+        block += vl + 1;
+    }
+    return send_frame(T_RESULT, 0, id, NULL, 0);
+}
+
 struct start_err {
     int stage; /* 0 exec, 1 chdir, 2 credentials, 3 stdio */
     int err;
@@ -423,6 +465,8 @@ int exec_start(struct stream *s, const uint8_t *p, size_t n)
         env_set(env, &ne, e_host);
         if (tty)
             env_set(env, &ne, e_term);
+        for (int i = 0; i < g_nextra; i++)
+            env_set(env, &ne, g_extra_env[i]);
     }
     it = (struct tlv_it){p, n};
     bp = block;

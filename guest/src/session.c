@@ -60,7 +60,7 @@ void watch_init(struct watch *w, int kind, int fd, struct stream *s)
     w->s = s;
 }
 
-static void watch_apply(struct watch *w)
+void watch_apply(struct watch *w)
 {
     if (w->fd < 0)
         return;
@@ -121,6 +121,20 @@ int send_error(uint32_t id, int code, const char *fmt, ...)
     return send_frame(T_ERROR, 0, id, buf, 4 + (size_t)m);
 }
 
+uint8_t *out_reserve(size_t max)
+{
+    if (g_state != C_ACTIVE || g_out.len > DATA_LIMIT)
+        return NULL;
+    return obuf_reserve(&g_out, max);
+}
+
+void out_commit(uint8_t type, uint8_t flags, uint32_t id, size_t n)
+{
+    obuf_commit(&g_out, type, flags, id, n);
+}
+
+int out_data_ok(void) { return g_state == C_ACTIVE && g_out.len <= DATA_LIMIT; }
+
 void for_each_process(void (*fn)(pid_t pid))
 {
     for (struct stream *s = g_streams; s; s = s->next)
@@ -174,7 +188,9 @@ static void stream_kill(struct stream *s)
     watch_close(&s->w_err);
     watch_close(&s->w_in);
     watch_close(&s->w_timer);
-    if (s->kind != S_EXEC)
+    if (s->kind == S_SOCK)
+        sock_forget(s);
+    else if (s->kind != S_EXEC)
         file_abort(s);
     s->dead = 1;
     s->next = g_dead;
@@ -342,7 +358,7 @@ static int handle_frame(uint8_t type, uint8_t flags, uint32_t id, const uint8_t 
         if (vl > 64)
             vl = 64;
         put32(reply, PROTO_VERSION);
-        put32(reply + 4, FEAT_EXEC | FEAT_PTY | FEAT_FILES | FEAT_SHUTDOWN);
+        put32(reply + 4, FEAT_EXEC | FEAT_PTY | FEAT_FILES | FEAT_SHUTDOWN | FEAT_SOCKETS);
         memcpy(reply + 8, ver, vl);
         g_hello = 1;
         return send_frame(T_HELLO_R, 0, 0, reply, 8 + vl);
@@ -377,6 +393,47 @@ static int handle_frame(uint8_t type, uint8_t flags, uint32_t id, const uint8_t 
             return -1;
         }
         return 0;
+    case T_ACCEPT:
+    case T_CONNECT:
+        r = new_stream_check(id, why);
+        if (r <= 0)
+            return r;
+        s = stream_new(id, S_SOCK);
+        if (!s)
+            return send_error(id, ENOMEM, "out of memory");
+        r = type == T_ACCEPT ? sock_accept_start(s, p, n) : sock_connect_start(s, p, n);
+        if (r <= 0)
+            stream_kill(s);
+        if (r < 0) {
+            *why = "malformed request TLV";
+            return -1;
+        }
+        return 0;
+    case T_SOCK_DATA:
+        if (id == 0)
+            break;
+        s = stream_find(id);
+        if (!s)
+            return 0;
+        if (s->kind != S_SOCK) {
+            *why = "SOCK_DATA on a non-socket stream";
+            return -1;
+        }
+        if (n > s->host_win) {
+            *why = "SOCK_DATA beyond the window";
+            return -1;
+        }
+        s->host_win -= n;
+        sock_host_data(s, p, n, flags & FLAG_EOF);
+        return 0;
+    case T_SET_ENV:
+        r = new_stream_check(id, why);
+        if (r <= 0)
+            return r;
+        r = exec_set_env(id, p, n);
+        if (r < 0)
+            *why = "malformed request TLV";
+        return r;
     case T_STAT:
     case T_LIST:
         r = new_stream_check(id, why);
@@ -705,7 +762,7 @@ static void timer_fired(struct stream *s)
     watch_close(&s->w_timer);
 }
 
-static void send_credit(struct stream *s)
+void send_credit(struct stream *s)
 {
     uint8_t b[4];
     put32(b, s->credit_pending);
@@ -763,6 +820,9 @@ static void pump(void)
         } else if (s->kind == S_FWRITE) {
             if (live && s->credit_pending && obuf_room(&g_out) > 2 * HDR_LEN + 64)
                 send_credit(s);
+        } else if (s->kind == S_SOCK) {
+            if (live && sock_pump(s))
+                stream_kill(s);
         } else if (s->kind == S_FREAD && live) {
             while (s->win > 0 && g_out.len <= DATA_LIMIT && !s->dead)
                 if (file_read_pump(s)) {
@@ -782,6 +842,7 @@ static void pump(void)
     }
     w_listen.want = g_state == C_NONE ? EPOLLIN : 0;
     watch_apply(&w_listen);
+    listeners_update();
 }
 
 static void try_accept(void)
@@ -885,6 +946,13 @@ int serve(int listen_fd, int port_fd)
             case W_TIMER:
                 if (w->fd >= 0)
                     timer_fired(w->s);
+                break;
+            case W_SOCK:
+                if (w->fd >= 0)
+                    sock_event(w->s, e);
+                break;
+            case W_PORT_LISTEN:
+                listener_ready(w->l);
                 break;
             }
         }

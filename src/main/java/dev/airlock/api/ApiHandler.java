@@ -110,6 +110,13 @@ final class ApiHandler extends Handler.Abstract {
             case "POST sandboxes start" -> {
                 Sandbox s = engine.start(p.get(1));
                 daemon.mux(s);
+                try {
+                    daemon.attachNetwork(s);
+                } catch (RuntimeException e) {
+                    daemon.dropMux(s);
+                    engine.kill(s.id());
+                    throw e;
+                }
                 yield s;
             }
             case "POST sandboxes stop" -> {
@@ -138,6 +145,51 @@ final class ApiHandler extends Handler.Abstract {
                 }
                 yield new ApiTypes.AgentEndpoint(daemon.mux(s).socket().toString());
             }
+            case "GET sandboxes network" ->
+                SandboxNetwork.load(engine.store().dir(engine.inspect(p.get(1)).id()));
+            case "PUT sandboxes network" -> {
+                Sandbox s = engine.inspect(p.get(1));
+                ApiTypes.PolicyRequest r = JSON.readValue(body(request), ApiTypes.PolicyRequest.class);
+                yield SandboxNetwork.updatePolicy(
+                        engine.store().dir(s.id()),
+                        daemon.network(s),
+                        r.allowHosts() != null ? r.allowHosts() : List.of(),
+                        r.addHosts() != null ? r.addHosts() : List.of());
+            }
+            case "POST sandboxes ports" -> {
+                Sandbox s = engine.inspect(p.get(1));
+                ApiTypes.PortRequest r = JSON.readValue(body(request), ApiTypes.PortRequest.class);
+                yield SandboxNetwork.addPort(engine.store().dir(s.id()), daemon.network(s), r.publish());
+            }
+            case "DELETE sandboxes ports" -> {
+                Sandbox s = engine.inspect(p.get(1));
+                if (p.size() < 4) {
+                    throw new SandboxException("DELETE .../ports/{hostPort}");
+                }
+                int port;
+                try {
+                    port = Integer.parseInt(p.get(3));
+                } catch (NumberFormatException e) {
+                    throw new SandboxException("'" + p.get(3) + "' is not a port number");
+                }
+                yield SandboxNetwork.removePort(engine.store().dir(s.id()), daemon.network(s), port);
+            }
+            case "GET sandboxes inference" -> {
+                Sandbox s = engine.inspect(p.get(1));
+                SandboxNetwork n = daemon.network(s);
+                dev.airlock.net.InferenceBridge.Usage u = n == null ? null : n.inferenceUsage();
+                if (u == null) {
+                    throw new SandboxException(
+                            SandboxException.Kind.NOT_FOUND,
+                            "sandbox '" + s.name()
+                                    + "' has no running inference bridge (create it with --inference URL)");
+                }
+                yield u;
+            }
+            case "GET sandboxes egress" -> {
+                Path log = engine.store().dir(engine.inspect(p.get(1)).id()).resolve(dev.airlock.net.EgressLog.FILE);
+                yield Files.exists(log) ? Files.readString(log, StandardCharsets.UTF_8) : "";
+            }
             case "POST sandboxes exec" -> exec(p.get(1), JSON.readValue(body(request), ApiTypes.ExecRequest.class));
             default ->
                 throw new SandboxException(
@@ -153,7 +205,15 @@ final class ApiHandler extends Handler.Abstract {
                 r.diskMiB() != null ? r.diskMiB() : d.diskMiB(),
                 r.pids() != null ? r.pids() : d.pids(),
                 r.timeoutSeconds() != null ? Duration.ofSeconds(r.timeoutSeconds()) : null);
-        return engine.create(new CreateOptions(
+        dev.airlock.net.NetworkSpec network = r.network() != null ? r.network() : dev.airlock.net.NetworkSpec.none();
+        List<dev.airlock.net.Secret> secrets = r.secrets() != null ? r.secrets() : List.of();
+        if (!secrets.isEmpty() && !network.proxy()) {
+            throw new SandboxException("--secret needs --network proxy: the egress proxy puts the real value in");
+        }
+        if (network.mode().equals("nat")) {
+            throw new SandboxException("--network nat is not available in this version; use --network proxy");
+        }
+        Sandbox created = engine.create(new CreateOptions(
                 r.name(),
                 r.image() != null ? r.image() : "base",
                 res,
@@ -162,6 +222,10 @@ final class ApiHandler extends Handler.Abstract {
                 r.accel() != null ? Accel.parse(r.accel()) : null,
                 r.layerTemplate() != null ? Path.of(r.layerTemplate()) : null,
                 r.runtime() != null ? r.runtime() : "microvm"));
+        SandboxNetwork.save(engine.store().dir(created.id()), network);
+        SandboxNetwork.saveSecrets(engine.store().dir(created.id()), secrets);
+        SandboxNetwork.saveInference(engine.store().dir(created.id()), r.inference());
+        return created;
     }
 
     private ApiTypes.ExecResult exec(String ref, ApiTypes.ExecRequest r) throws IOException, InterruptedException {

@@ -21,7 +21,17 @@ public final class ApiTypes {
             @Nullable String workdir,
             @Nullable String accel,
             @Nullable String layerTemplate,
-            @Nullable String runtime) {}
+            @Nullable String runtime,
+            dev.airlock.net.@Nullable NetworkSpec network,
+            @Nullable List<dev.airlock.net.Secret> secrets,
+            dev.airlock.net.@Nullable InferenceConfig inference) {}
+
+    /** POST /v1/sandboxes/{ref}/ports: {@code [HOSTIP:]HOSTPORT:GUESTPORT}. */
+    public record PortRequest(String publish) {}
+
+    /** PUT /v1/sandboxes/{ref}/network: the new egress allowlist and pins of a sandbox. */
+    public record PolicyRequest(
+            @Nullable List<String> allowHosts, @Nullable List<String> addHosts) {}
 
     /** POST /v1/sandboxes/{ref}/exec: a command whose output fits in memory (at most 16 MiB per stream). */
     public record ExecRequest(

@@ -36,6 +36,7 @@ public final class Daemon {
     private final AirlockDirs dirs;
     private final SandboxEngine engine;
     private final Map<String, GuestMux> muxes = new ConcurrentHashMap<>();
+    private final Map<String, SandboxNetwork> networks = new ConcurrentHashMap<>();
     private final ScheduledExecutorService watchdog = Executors.newSingleThreadScheduledExecutor();
     private @Nullable Server server;
 
@@ -104,6 +105,11 @@ public final class Daemon {
             if (s.state() == SandboxState.RUNNING) {
                 log("re-attaching to running sandbox " + s.name() + " (VMM pid " + s.vmmPid() + ")");
                 mux(s);
+                try {
+                    attachNetwork(s);
+                } catch (RuntimeException e) {
+                    log("sandbox " + s.name() + ": its network could not be set up again: " + e.getMessage());
+                }
             }
         }
         QueuedThreadPool threads = new QueuedThreadPool();
@@ -136,7 +142,38 @@ public final class Daemon {
         });
     }
 
+    /** The network side of a running sandbox: the egress proxy (and published ports). */
+    SandboxNetwork attachNetwork(Sandbox s) {
+        SandboxNetwork existing = networks.get(s.id());
+        if (existing != null) {
+            return existing;
+        }
+        SandboxNetwork n = new SandboxNetwork(s, engine.store().dir(s.id()), mux(s).socket());
+        try {
+            n.start();
+        } catch (IOException e) {
+            n.close();
+            throw new UncheckedIOException("cannot set up the network of sandbox " + s.name(), e);
+        } catch (InterruptedException e) {
+            n.close();
+            Thread.currentThread().interrupt();
+            throw new SandboxException(SandboxException.Kind.FAILED, "interrupted setting up the network");
+        }
+        networks.put(s.id(), n);
+        return n;
+    }
+
+    /** The live network of a sandbox, when it runs. */
+    @Nullable
+    SandboxNetwork network(Sandbox s) {
+        return networks.get(s.id());
+    }
+
     void dropMux(Sandbox s) {
+        SandboxNetwork n = networks.remove(s.id());
+        if (n != null) {
+            n.close();
+        }
         GuestMux m = muxes.remove(s.id());
         if (m != null) {
             m.close();
@@ -172,6 +209,7 @@ public final class Daemon {
                 log("stop failed: " + e.getMessage());
             }
         }
+        networks.values().forEach(SandboxNetwork::close);
         muxes.values().forEach(GuestMux::close);
         watchdog.shutdownNow();
         HostFiles.deleteTree(socket(dirs));

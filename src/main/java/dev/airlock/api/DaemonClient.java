@@ -201,6 +201,49 @@ public final class DaemonClient implements AutoCloseable {
         return call(HttpMethod.GET, "/v1/sandboxes/" + ref + "/logs", null);
     }
 
+    /** The sandbox's network settings (mode, allowlist, pins, ports). */
+    public dev.airlock.net.NetworkSpec network(String ref) {
+        return ApiHandler.JSON.readValue(
+                call(HttpMethod.GET, "/v1/sandboxes/" + ref + "/network", null), dev.airlock.net.NetworkSpec.class);
+    }
+
+    /** Replaces the egress allowlist and pins; a running sandbox's proxy applies them to new connections. */
+    public dev.airlock.net.NetworkSpec updatePolicy(String ref, List<String> allowHosts, List<String> addHosts) {
+        return ApiHandler.JSON.readValue(
+                call(
+                        HttpMethod.PUT,
+                        "/v1/sandboxes/" + ref + "/network",
+                        ApiHandler.JSON.writeValueAsString(new ApiTypes.PolicyRequest(allowHosts, addHosts))),
+                dev.airlock.net.NetworkSpec.class);
+    }
+
+    public dev.airlock.net.NetworkSpec addPort(String ref, String mapping) {
+        return ApiHandler.JSON.readValue(
+                call(
+                        HttpMethod.POST,
+                        "/v1/sandboxes/" + ref + "/ports",
+                        ApiHandler.JSON.writeValueAsString(new ApiTypes.PortRequest(mapping))),
+                dev.airlock.net.NetworkSpec.class);
+    }
+
+    public dev.airlock.net.NetworkSpec removePort(String ref, int hostPort) {
+        return ApiHandler.JSON.readValue(
+                call(HttpMethod.DELETE, "/v1/sandboxes/" + ref + "/ports/" + hostPort, null),
+                dev.airlock.net.NetworkSpec.class);
+    }
+
+    /** Inference bridge usage of a running sandbox; NOT_FOUND when it has none. */
+    public dev.airlock.net.InferenceBridge.Usage inferenceUsage(String ref) {
+        return ApiHandler.JSON.readValue(
+                call(HttpMethod.GET, "/v1/sandboxes/" + ref + "/inference", null),
+                dev.airlock.net.InferenceBridge.Usage.class);
+    }
+
+    /** The egress log: one line per decision of the sandbox's proxy. */
+    public String egressLog(String ref) {
+        return call(HttpMethod.GET, "/v1/sandboxes/" + ref + "/egress", null);
+    }
+
     public ApiTypes.ExecResult exec(String ref, ApiTypes.ExecRequest request) {
         return ApiHandler.JSON.readValue(
                 call(HttpMethod.POST, "/v1/sandboxes/" + ref + "/exec", ApiHandler.JSON.writeValueAsString(request)),

@@ -39,8 +39,15 @@ final class GuestMux implements AutoCloseable {
     /** Queued by close() to stop a client's writer; compared by identity, never sent. */
     private static final Frame POISON = Frame.of(FrameType.PONG, 0, new byte[0]);
 
-    private static final Set<FrameType> OPENS_STREAM =
-            Set.of(FrameType.EXEC, FrameType.FILE_READ, FrameType.FILE_WRITE, FrameType.STAT, FrameType.LIST);
+    private static final Set<FrameType> OPENS_STREAM = Set.of(
+            FrameType.EXEC,
+            FrameType.FILE_READ,
+            FrameType.FILE_WRITE,
+            FrameType.STAT,
+            FrameType.LIST,
+            FrameType.SET_ENV,
+            FrameType.ACCEPT,
+            FrameType.CONNECT);
     private static final Set<FrameType> ENDS_STREAM =
             Set.of(FrameType.EXIT, FrameType.END, FrameType.RESULT, FrameType.ERROR);
 

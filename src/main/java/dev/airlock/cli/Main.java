@@ -33,6 +33,8 @@ import picocli.CommandLine.Command;
             SandboxCommands.Rm.class,
             SandboxCommands.Stats.class,
             SandboxCommands.Cp.class,
+            NetworkCommands.class,
+            PortCommands.class,
             WorkspaceCommands.Diff.class,
             WorkspaceCommands.Pull.class,
             WorkspaceCommands.Commit.class,

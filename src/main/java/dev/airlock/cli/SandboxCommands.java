@@ -13,6 +13,7 @@ import dev.airlock.host.Progress;
 import dev.airlock.image.Image;
 import dev.airlock.image.ImageStore;
 import dev.airlock.image.KernelBuild;
+import dev.airlock.net.NetworkSpec;
 import dev.airlock.sandbox.Resources;
 import dev.airlock.sandbox.Sandbox;
 import dev.airlock.sandbox.SandboxException;
@@ -122,6 +123,125 @@ final class SandboxCommands {
         @Nullable
         String lifetime;
 
+        @Option(
+                names = "--network",
+                paramLabel = "MODE",
+                description =
+                        "none (default: no network at all) or proxy (HTTP(S) through the host's egress" + " policy).")
+        @Nullable
+        String network;
+
+        @Option(
+                names = "--allow-host",
+                paramLabel = "HOST",
+                description = "Allow egress to HOST (repeatable; *.example.com for subdomains). Implies --network"
+                        + " proxy.")
+        List<String> allowHosts = new ArrayList<>();
+
+        @Option(
+                names = "--add-host",
+                paramLabel = "NAME:IP",
+                description = "Pin NAME to IP for egress (repeatable); the name must still be allowed.")
+        List<String> addHosts = new ArrayList<>();
+
+        @Option(
+                names = {"-p", "--publish"},
+                paramLabel = "[HOSTIP:]HOSTPORT:GUESTPORT",
+                description = "Forward a host port (127.0.0.1 unless HOSTIP) to a port in the sandbox (repeatable).")
+        List<String> publish = new ArrayList<>();
+
+        @Option(
+                names = "--secret",
+                paramLabel = "NAME[@HOST,...]",
+                description = "Give the sandbox a placeholder for host variable NAME; the egress proxy puts the"
+                        + " real value into request headers for HOST (any allowed host if none). Repeatable.")
+        List<String> secrets = new ArrayList<>();
+
+        @Option(
+                names = "--secret-file",
+                paramLabel = "NAME=FILE[@HOST,...]",
+                description = "As --secret, with the value read from FILE (trailing newline dropped).")
+        List<String> secretFiles = new ArrayList<>();
+
+        @Option(
+                names = "--inference",
+                paramLabel = "URL",
+                description = "Give the sandbox an OpenAI-compatible endpoint (OPENAI_BASE_URL) that the host"
+                        + " forwards to URL, e.g. http://127.0.0.1:8080/v1.")
+        @Nullable
+        String inference;
+
+        @Option(
+                names = "--inference-key-env",
+                paramLabel = "VAR",
+                description = "Host variable with the upstream's API key (default OPENAI_API_KEY; kept on the host).")
+        @Nullable
+        String inferenceKeyEnv;
+
+        @Option(
+                names = "--inference-requests",
+                paramLabel = "N",
+                description = "At most N inference requests per minute (token bucket; default: no limit).")
+        long inferenceRequests;
+
+        @Option(
+                names = "--inference-bytes",
+                paramLabel = "SIZE",
+                description = "At most SIZE bytes of request and response bodies per minute, e.g. 10m.")
+        @Nullable
+        String inferenceBytes;
+
+        dev.airlock.net.@Nullable InferenceConfig inferenceConfig() {
+            if (inference == null) {
+                if (inferenceKeyEnv != null || inferenceRequests != 0 || inferenceBytes != null) {
+                    throw new SandboxException("--inference-* options need --inference URL");
+                }
+                return null;
+            }
+            String var = inferenceKeyEnv != null ? inferenceKeyEnv : "OPENAI_API_KEY";
+            String key = System.getenv(var);
+            if (key == null && inferenceKeyEnv != null) {
+                throw new SandboxException("--inference-key-env " + var + ": the host variable is not set");
+            }
+            long bytes = inferenceBytes == null ? 0 : Resources.parseMiB(inferenceBytes) << 20;
+            return new dev.airlock.net.InferenceConfig(inference, key != null ? key : "", inferenceRequests, bytes);
+        }
+
+        List<dev.airlock.net.Secret> secretList() {
+            List<dev.airlock.net.Secret> out = new ArrayList<>();
+            for (String s : secrets) {
+                out.add(dev.airlock.net.Secret.fromEnv(s, System::getenv));
+            }
+            for (String s : secretFiles) {
+                int eq = s.indexOf('=');
+                if (eq <= 0) {
+                    throw new SandboxException("--secret-file '" + s + "' is not NAME=FILE[@HOST,...]");
+                }
+                String rest = s.substring(eq + 1);
+                int at = rest.lastIndexOf('@');
+                Path file = Path.of(at < 0 ? rest : rest.substring(0, at));
+                String value;
+                try {
+                    value = java.nio.file.Files.readString(file).stripTrailing();
+                } catch (IOException e) {
+                    throw new SandboxException("--secret-file " + s.substring(0, eq) + ": cannot read " + file);
+                }
+                out.add(dev.airlock.net.Secret.create(s.substring(0, eq), value, at < 0 ? "" : rest.substring(at + 1)));
+            }
+            return out;
+        }
+
+        NetworkSpec networkSpec(ProjectConfig cfg) {
+            List<String> allow = new ArrayList<>(cfg.allowHosts());
+            allow.addAll(allowHosts);
+            List<String> add = new ArrayList<>(cfg.addHosts());
+            add.addAll(addHosts);
+            String mode = network != null
+                    ? network
+                    : cfg.networkMode() != null ? cfg.networkMode() : allow.isEmpty() ? "none" : "proxy";
+            return new NetworkSpec(mode, allow, add, publish);
+        }
+
         String runtime() {
             return runtime != null ? runtime : "microvm";
         }
@@ -153,7 +273,10 @@ final class SandboxCommands {
                     workdir != null ? workdir : workdirDefault,
                     accel,
                     layerTemplate == null ? null : layerTemplate.toString(),
-                    runtime);
+                    runtime,
+                    networkSpec(cfg),
+                    secretList(),
+                    inferenceConfig());
         }
     }
 
@@ -532,9 +655,12 @@ final class SandboxCommands {
         @Parameters(paramLabel = "SANDBOX")
         String name = "";
 
+        @Option(names = "--egress", description = "Print the egress proxy's decisions instead.")
+        boolean egress;
+
         @Override
         public Integer call() {
-            System.out.print(client().logs(name));
+            System.out.print(egress ? client().egressLog(name) : client().logs(name));
             System.out.flush();
             return 0;
         }
@@ -589,6 +715,9 @@ final class SandboxCommands {
         @Option(names = "--json")
         boolean json;
 
+        @Option(names = "--inference", description = "Show inference bridge usage (requests, throttled, bytes).")
+        boolean inference;
+
         @Parameters(paramLabel = "SANDBOX", arity = "0..*")
         List<String> names = new ArrayList<>();
 
@@ -601,6 +730,26 @@ final class SandboxCommands {
                             .map(Sandbox::name)
                             .toList()
                     : names;
+            if (inference) {
+                List<List<String>> rows = new ArrayList<>();
+                List<Object> all = new ArrayList<>();
+                for (String n : which) {
+                    dev.airlock.net.InferenceBridge.Usage u = client.inferenceUsage(n);
+                    all.add(Map.of("name", n, "usage", u));
+                    rows.add(List.of(
+                            n,
+                            String.valueOf(u.requests()),
+                            String.valueOf(u.throttled()),
+                            String.valueOf(u.bytesIn()),
+                            String.valueOf(u.bytesOut())));
+                }
+                if (json) {
+                    Output.json(all);
+                } else {
+                    Output.table(System.out, List.of("NAME", "REQUESTS", "THROTTLED", "BYTES IN", "BYTES OUT"), rows);
+                }
+                return 0;
+            }
             List<SandboxStats> stats = which.stream().map(client::stats).toList();
             if (json) {
                 Output.json(stats);

@@ -272,6 +272,53 @@ public final class GuestChannel implements AutoCloseable {
     }
 
     /**
+     * Waits for the next connection a guest process makes to {@code 127.0.0.1:port} inside the
+     * guest; the agent starts listening there on the first call and keeps listening. Several
+     * callers may wait on one port; each connection goes to one of them.
+     */
+    public GuestSocket accept(int port) throws IOException, InterruptedException {
+        byte[] request = portRequest(port);
+        SocketStream stream = openStream(id -> new SocketStream(this, id, port));
+        send(Frame.of(FrameType.ACCEPT, stream.id, request));
+        try {
+            stream.awaitConnected();
+        } catch (InterruptedException e) {
+            stream.close();
+            throw e;
+        }
+        return stream;
+    }
+
+    /** Connects to a server listening on {@code 127.0.0.1:port} inside the guest. */
+    public GuestSocket connect(int port) throws IOException, InterruptedException {
+        byte[] request = portRequest(port);
+        SocketStream stream = openStream(id -> new SocketStream(this, id, port));
+        send(Frame.of(FrameType.CONNECT, stream.id, request));
+        stream.awaitConnected();
+        return stream;
+    }
+
+    /**
+     * Sets environment variables the agent adds to every later command of any session (before
+     * the command's own), replacing what an earlier call set.
+     */
+    public void setDefaultEnv(Map<String, String> env) throws IOException, InterruptedException {
+        Tlv.Writer request = new Tlv.Writer();
+        env.forEach((name, value) -> request.string(2, name + "=" + value));
+        byte[] payload = request.toPayload();
+        QueryStream<Boolean> stream = openStream(id -> new QueryStream<>(this, id, "set-env", fields -> true));
+        send(Frame.of(FrameType.SET_ENV, stream.id, payload));
+        stream.await();
+    }
+
+    private static byte[] portRequest(int port) {
+        if (port < 1 || port > 65535) {
+            throw new IllegalArgumentException("port " + port + " is not between 1 and 65535");
+        }
+        return new Tlv.Writer().u16(1, port).toPayload();
+    }
+
+    /**
      * Asks the agent to stop every process and power the guest off (in a container: exit). There
      * is no reply; the channel closes when the agent goes away.
      */

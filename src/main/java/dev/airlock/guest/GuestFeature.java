@@ -8,7 +8,9 @@ public enum GuestFeature {
     EXEC(0),
     PTY(1),
     FILES(2),
-    SHUTDOWN(3);
+    SHUTDOWN(3),
+    /** ACCEPT/CONNECT byte streams to guest loopback sockets, and SET_ENV. */
+    SOCKETS(4);
 
     private final int bit;
 

@@ -6,7 +6,7 @@ import java.nio.ByteBuffer;
  * The host's state for one open stream. The reader thread calls {@link #onFrame} for every frame
  * on the stream and must never block there; anything that waits happens on other threads.
  */
-abstract sealed class GuestStream permits ExecStream, FileReadStream, FileWriteStream, QueryStream {
+abstract sealed class GuestStream permits ExecStream, FileReadStream, FileWriteStream, QueryStream, SocketStream {
     final GuestChannel channel;
     final int id;
 

@@ -32,6 +32,10 @@ import tools.jackson.dataformat.toml.TomlMapper;
  * run = ["python3 -m venv .venv", ".venv/bin/pip install -r requirements.txt"]
  * keys = ["requirements.txt"]     # the lockfiles whose content keys the cached result
  *
+ * [network]                       # egress: see docs/networking.md
+ * mode = "proxy"
+ * allow_hosts = ["pypi.org", "*.pythonhosted.org"]
+ *
  * [agent]                         # what `airlock run --agent` starts in the workspace
  * command = ["python3", "agent.py"]
  * env = ["OPENAI_API_KEY"]        # host variables passed in explicitly, nothing else is
@@ -46,15 +50,21 @@ public record ProjectConfig(
         List<String> setup,
         List<String> setupKeys,
         List<String> agentCommand,
-        List<String> agentEnv) {
+        List<String> agentEnv,
+        @Nullable String networkMode,
+        List<String> allowHosts,
+        List<String> addHosts) {
 
-    private static final Set<String> TABLES = Set.of("image", "sandbox", "setup", "agent");
+    private static final Set<String> TABLES = Set.of("image", "sandbox", "setup", "agent", "network");
+    private static final Set<String> NETWORK_KEYS = Set.of("mode", "allow_hosts", "add_hosts");
     private static final Set<String> SANDBOX_KEYS = Set.of("image", "cpus", "memory", "disk", "env");
     private static final Set<String> SETUP_KEYS = Set.of("run", "keys");
     private static final Set<String> AGENT_KEYS = Set.of("command", "env");
 
     public static ProjectConfig none() {
-        return new ProjectConfig(null, null, null, null, Map.of(), List.of(), List.of(), List.of(), List.of());
+        return new ProjectConfig(
+                null, null, null, null, Map.of(), List.of(), List.of(), List.of(), List.of(), null, List.of(),
+                List.of());
     }
 
     /** The repo's airlock.toml, or {@link #none()} when it has none. */
@@ -74,13 +84,14 @@ public record ProjectConfig(
         }
         for (String key : root.propertyNames()) {
             if (!TABLES.contains(key)) {
-                throw new SandboxException(
-                        file + ": unknown table [" + key + "]; allowed: [image], [sandbox], [setup], [agent]");
+                throw new SandboxException(file + ": unknown table [" + key
+                        + "]; allowed: [image], [sandbox], [setup], [agent], [network]");
             }
         }
         JsonNode sandbox = table(root, "sandbox", SANDBOX_KEYS, file);
         JsonNode setup = table(root, "setup", SETUP_KEYS, file);
         JsonNode agent = table(root, "agent", AGENT_KEYS, file);
+        JsonNode network = table(root, "network", NETWORK_KEYS, file);
         String image = text(sandbox, "image", file);
         if (image == null && root.has("image")) {
             try {
@@ -125,7 +136,10 @@ public record ProjectConfig(
                 strings(setup, "run", file, "[setup]"),
                 keys,
                 strings(agent, "command", file, "[agent]"),
-                strings(agent, "env", file, "[agent]"));
+                strings(agent, "env", file, "[agent]"),
+                text(network, "mode", file),
+                strings(network, "allow_hosts", file, "[network]"),
+                strings(network, "add_hosts", file, "[network]"));
     }
 
     private static JsonNode table(JsonNode root, String name, Set<String> allowed, Path file) {

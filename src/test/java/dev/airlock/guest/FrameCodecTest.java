@@ -79,7 +79,7 @@ class FrameCodecTest {
         for (FrameType type : FrameType.values()) {
             assertThat(FrameType.fromCode(type.code())).isEqualTo(type);
         }
-        assertThat(FrameType.fromCode(0x42)).isNull();
+        assertThat(FrameType.fromCode(0x4F)).isNull();
         assertThat(FrameType.fromCode(300)).isNull();
     }
 
@@ -102,9 +102,9 @@ class FrameCodecTest {
 
     @Test
     void rejectsUnknownType() {
-        assertThatThrownBy(() -> hostReader(header(0, 0x42, 0, 0, 1)).read())
+        assertThatThrownBy(() -> hostReader(header(0, 0x4F, 0, 0, 1)).read())
                 .isInstanceOf(ProtocolException.class)
-                .hasMessage("unknown frame type 0x42");
+                .hasMessage("unknown frame type 0x4F");
     }
 
     @Test

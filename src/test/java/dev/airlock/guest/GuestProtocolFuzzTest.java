@@ -73,8 +73,8 @@ class GuestProtocolFuzzTest {
                         "65537 exceeds"),
                 Arguments.of(
                         "unknown type",
-                        (HostileAgent.Attack) s -> s.raw(header(0, 0x42, 0, 0, 1)),
-                        "unknown frame type 0x42"),
+                        (HostileAgent.Attack) s -> s.raw(header(0, 0x4F, 0, 0, 1)),
+                        "unknown frame type 0x4F"),
                 Arguments.of(
                         "host-only type",
                         (HostileAgent.Attack) s -> s.raw(header(0, 0x10, 0, 0, 1)),
@@ -408,7 +408,7 @@ class GuestProtocolFuzzTest {
                 new byte[] {0, 0},
                 header(0xFFFFFFFFL, 0x01, 0, 0, 0),
                 concat(HELLO, header(0xFFFFFFFFL, 0x02, 0, 0, 0)),
-                concat(HELLO, header(0, 0x42, 0, 0, 0)),
+                concat(HELLO, header(0, 0x4F, 0, 0, 0)),
                 concat(HELLO, header(0, 0x84, 0, 0, 1)), // agent-only type from the host
                 concat(HELLO, header(0, 0x02, 0, 1, 0)), // reserved bits
                 concat(HELLO, header(0, 0x02, 4, 0, 0)), // unknown flag
@@ -448,7 +448,7 @@ class GuestProtocolFuzzTest {
      */
     private static byte[] randomAgentCase(Random random) {
         int[] safeTypes = {
-            0x01, 0x02, 0x11, 0x12, 0x13, 0x14, 0x20, 0x22, 0x23, 0x24, 0xE0, 0x81, 0x84, 0x90, 0x42, 0xFF
+            0x01, 0x02, 0x11, 0x12, 0x13, 0x14, 0x20, 0x22, 0x23, 0x24, 0xE0, 0x81, 0x84, 0x90, 0x4F, 0xFF
         };
         java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
         if (random.nextInt(8) != 0) {

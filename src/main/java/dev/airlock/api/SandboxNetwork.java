@@ -1,0 +1,261 @@
+package dev.airlock.api;
+
+import dev.airlock.guest.GuestChannel;
+import dev.airlock.host.HostFiles;
+import dev.airlock.net.EgressLog;
+import dev.airlock.net.EgressPolicy;
+import dev.airlock.net.EgressProxy;
+import dev.airlock.net.InferenceBridge;
+import dev.airlock.net.InferenceConfig;
+import dev.airlock.net.NetworkSpec;
+import dev.airlock.net.PortForwarder;
+import dev.airlock.net.PortMapping;
+import dev.airlock.net.Secret;
+import dev.airlock.sandbox.Sandbox;
+import dev.airlock.sandbox.SandboxException;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.InetAddress;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicReference;
+import org.jspecify.annotations.Nullable;
+
+/**
+ * The daemon's half of one running sandbox's network: its egress proxy with the live policy. The
+ * settings are kept in {@code network.json} in the sandbox's directory, so a policy change
+ * survives a restart of the daemon or of the sandbox.
+ */
+final class SandboxNetwork implements AutoCloseable {
+    static final String FILE = "network.json";
+
+    private final Sandbox sandbox;
+    private final Path dir;
+    private final Path agentSocket;
+    private final AtomicReference<EgressPolicy> policy = new AtomicReference<>();
+    private @Nullable EgressProxy proxy;
+    private final Map<Integer, PortForwarder> ports = new ConcurrentHashMap<>();
+    private @Nullable GuestChannel agentChannel;
+    private @Nullable InferenceBridge bridge;
+
+    SandboxNetwork(Sandbox sandbox, Path dir, Path agentSocket) {
+        this.sandbox = sandbox;
+        this.dir = dir;
+        this.agentSocket = agentSocket;
+    }
+
+    static NetworkSpec load(Path dir) {
+        Path f = dir.resolve(FILE);
+        if (!Files.exists(f)) {
+            return NetworkSpec.none();
+        }
+        try {
+            return ApiHandler.JSON.readValue(Files.readString(f, StandardCharsets.UTF_8), NetworkSpec.class);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + f, e);
+        }
+    }
+
+    static final String SECRETS = "secrets.json";
+
+    /** Secret values stay on the host, readable by the daemon's user only. */
+    static void saveSecrets(Path dir, List<Secret> secrets) {
+        if (secrets.isEmpty()) {
+            return;
+        }
+        Path f = dir.resolve(SECRETS);
+        try {
+            Files.deleteIfExists(f);
+            Files.createFile(
+                    f,
+                    java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+                            java.nio.file.attribute.PosixFilePermissions.fromString("rw-------")));
+            Files.writeString(f, ApiHandler.JSON.writeValueAsString(secrets), StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot store the secrets of the sandbox in " + dir, e);
+        }
+    }
+
+    static List<Secret> loadSecrets(Path dir) {
+        Path f = dir.resolve(SECRETS);
+        if (!Files.exists(f)) {
+            return List.of();
+        }
+        try {
+            return List.of(ApiHandler.JSON.readValue(Files.readString(f, StandardCharsets.UTF_8), Secret[].class));
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + f, e);
+        }
+    }
+
+    static void save(Path dir, NetworkSpec spec) {
+        HostFiles.writeAtomically(
+                dir.resolve(FILE), (ApiHandler.JSON.writeValueAsString(spec) + "\n").getBytes(StandardCharsets.UTF_8));
+    }
+
+    /** Replaces the allowlist and pins, on disk and (if running) in the live proxy at once. */
+    static NetworkSpec updatePolicy(
+            Path dir, @Nullable SandboxNetwork live, List<String> allowHosts, List<String> addHosts) {
+        NetworkSpec spec = load(dir).withPolicy(allowHosts, addHosts);
+        save(dir, spec);
+        if (live != null) {
+            live.policy.set(policyOf(spec));
+        }
+        return spec;
+    }
+
+    private static EgressPolicy policyOf(NetworkSpec spec) {
+        return new EgressPolicy(spec, InetAddress::getAllByName);
+    }
+
+    static final String INFERENCE = "inference.json";
+
+    static void saveInference(Path dir, @Nullable InferenceConfig config) {
+        if (config == null) {
+            return;
+        }
+        Path f = dir.resolve(INFERENCE);
+        try {
+            Files.deleteIfExists(f);
+            Files.createFile(
+                    f,
+                    java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+                            java.nio.file.attribute.PosixFilePermissions.fromString("rw-------")));
+            Files.writeString(f, ApiHandler.JSON.writeValueAsString(config), StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot store the inference settings in " + dir, e);
+        }
+    }
+
+    static @Nullable InferenceConfig loadInference(Path dir) {
+        Path f = dir.resolve(INFERENCE);
+        if (!Files.exists(f)) {
+            return null;
+        }
+        try {
+            return ApiHandler.JSON.readValue(Files.readString(f, StandardCharsets.UTF_8), InferenceConfig.class);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + f, e);
+        }
+    }
+
+    /** Inference bridge usage, or null when the sandbox has no bridge. */
+    InferenceBridge.@Nullable Usage inferenceUsage() {
+        InferenceBridge b = bridge;
+        return b == null ? null : b.usage();
+    }
+
+    void start() throws IOException, InterruptedException {
+        NetworkSpec spec = load(dir);
+        policy.set(policyOf(spec));
+        InferenceConfig inference = loadInference(dir);
+        // The variables every process gets: one SET_ENV, since each replaces the last.
+        Map<String, String> env = new java.util.HashMap<>();
+        if (spec.proxy()) {
+            env.putAll(EgressProxy.guestEnv(loadSecrets(dir)));
+        }
+        if (inference != null) {
+            env.putAll(InferenceBridge.guestEnv());
+            InferenceBridge b = new InferenceBridge(sandbox.name(), agentSocket, inference, new EgressLog(dir));
+            bridge = b;
+            b.start();
+        }
+        if (!env.isEmpty()) {
+            agentChannel().setDefaultEnv(env);
+        }
+        if (spec.proxy()) {
+            EgressProxy p =
+                    new EgressProxy(sandbox.name(), agentSocket, policy::get, new EgressLog(dir), loadSecrets(dir));
+            proxy = p;
+            p.start();
+        }
+        for (String m : spec.ports()) {
+            publish(PortMapping.parse(m));
+        }
+    }
+
+    /**
+     * The daemon's own agent session for this sandbox: SET_ENV and the guest connections of
+     * published ports; reopened when it ended.
+     */
+    private synchronized GuestChannel agentChannel() throws IOException {
+        GuestChannel ch = agentChannel;
+        if (ch == null || !ch.isOpen()) {
+            ch = GuestChannel.connect(agentSocket, Duration.ofSeconds(30));
+            agentChannel = ch;
+        }
+        return ch;
+    }
+
+    private void publish(PortMapping m) throws IOException {
+        if (ports.containsKey(m.hostPort())) {
+            throw new SandboxException(
+                    SandboxException.Kind.CONFLICT, "host port " + m.hostPort() + " is already published");
+        }
+        ports.put(m.hostPort(), new PortForwarder(sandbox.name(), m, this::agentChannel));
+    }
+
+    /** Publishes a port now (if running) and keeps it in the settings. */
+    static NetworkSpec addPort(Path dir, @Nullable SandboxNetwork live, String mapping) throws IOException {
+        PortMapping m = PortMapping.parse(mapping);
+        NetworkSpec spec = load(dir);
+        for (String p : spec.ports()) {
+            if (PortMapping.parse(p).hostPort() == m.hostPort()) {
+                throw new SandboxException(
+                        SandboxException.Kind.CONFLICT, "host port " + m.hostPort() + " is already published as " + p);
+            }
+        }
+        if (live != null) {
+            live.publish(m);
+        }
+        List<String> all = new ArrayList<>(spec.ports());
+        all.add(m.toString());
+        NetworkSpec updated = spec.withPorts(all);
+        save(dir, updated);
+        return updated;
+    }
+
+    static NetworkSpec removePort(Path dir, @Nullable SandboxNetwork live, int hostPort) {
+        NetworkSpec spec = load(dir);
+        List<String> all = new ArrayList<>(spec.ports());
+        if (!all.removeIf(p -> PortMapping.parse(p).hostPort() == hostPort)) {
+            throw new SandboxException(
+                    SandboxException.Kind.NOT_FOUND,
+                    "host port " + hostPort + " is not published"
+                            + (spec.ports().isEmpty() ? "" : " (published: " + String.join(", ", spec.ports()) + ")"));
+        }
+        if (live != null) {
+            PortForwarder f = live.ports.remove(hostPort);
+            if (f != null) {
+                f.close();
+            }
+        }
+        NetworkSpec updated = spec.withPorts(all);
+        save(dir, updated);
+        return updated;
+    }
+
+    @Override
+    public void close() {
+        EgressProxy p = proxy;
+        if (p != null) {
+            p.close();
+        }
+        InferenceBridge b = bridge;
+        if (b != null) {
+            b.close();
+        }
+        ports.values().forEach(PortForwarder::close);
+        ports.clear();
+        GuestChannel ch = agentChannel;
+        if (ch != null) {
+            ch.close();
+        }
+    }
+}

@@ -1,0 +1,185 @@
+package dev.airlock.bench;
+
+import com.sun.net.httpserver.HttpServer;
+import dev.airlock.api.ApiTypes;
+import dev.airlock.api.DaemonClient;
+import dev.airlock.host.HostCommand;
+import dev.airlock.net.NetworkSpec;
+import java.io.OutputStream;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.nio.file.Files;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Executors;
+
+/**
+ * Egress through {@code --network proxy} against the host's own loopback, per runtime: (a) many
+ * small requests, curl's time per request (one curl process, K URLs); (b) one large download,
+ * MB/s. The server is on the host's loopback; the guest reaches it by an {@code --add-host} name
+ * through the agent channel and the daemon's egress proxy. The baseline is the host's curl to the
+ * same server directly, measured in the same run, alternating with the sandbox.
+ */
+public final class NetworkBench {
+    private final Args args;
+    private final BenchEnv env;
+    private final Report report;
+
+    private NetworkBench(Args args, BenchEnv env) {
+        this.args = args;
+        this.env = env;
+        this.report = new Report("network").host(env.hostInfo()).config(args.effective());
+    }
+
+    public static void main(String[] argv) throws Exception {
+        Args args = new Args("bench/network.sh [flags]")
+                .flag("runtimes", "container,microvm", "runtimes to measure, comma-separated")
+                .flag("rounds", 5, "measured rounds (each: K small requests and one large download, both ways)")
+                .flag("small", 50, "small requests per round (K)")
+                .flag("small-bytes", 1024, "size of a small response")
+                .flag("large-mb", 64, "size of the large download in MiB")
+                .flag("out", "", "directory for the JSON result (default: bench/results)")
+                .parse(argv);
+        try (BenchEnv env = BenchEnv.open()) {
+            new NetworkBench(args, env).run();
+        }
+    }
+
+    private void run() throws Exception {
+        int small = args.integer("small-bytes", 1);
+        long large = (long) args.integer("large-mb", 1) << 20;
+        HttpServer server = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 128);
+        server.setExecutor(Executors.newVirtualThreadPerTaskExecutor());
+        server.createContext("/small", x -> {
+            x.sendResponseHeaders(200, small);
+            x.getResponseBody().write(new byte[small]);
+            x.close();
+        });
+        server.createContext("/large", x -> {
+            x.sendResponseHeaders(200, large);
+            byte[] chunk = new byte[1 << 16];
+            try (OutputStream out = x.getResponseBody()) {
+                for (long sent = 0; sent < large; sent += chunk.length) {
+                    out.write(chunk, 0, (int) Math.min(chunk.length, large - sent));
+                }
+            }
+            x.close();
+        });
+        server.start();
+        int port = server.getAddress().getPort();
+        DaemonClient client = DaemonClient.connect(env.dirs);
+        env.onClose(() -> stopDaemon(env));
+        try {
+            for (String runtime : args.string("runtimes").split(",")) {
+                measure(client, runtime.strip(), port);
+            }
+        } finally {
+            server.stop(0);
+        }
+        report.note("nat mode is not implemented in this version, so there is no nat column. Sandbox figures are"
+                + " curl inside the sandbox (emulated by TCG in a microVM on this host) through the agent channel and"
+                + " the daemon's proxy; the baseline is the host's curl straight to the server.");
+        report.print(System.out);
+        System.out.println("\nresult: " + report.write(env.resultsDir(args)));
+    }
+
+    private void measure(DaemonClient client, String runtime, int port) {
+        String name = "netbench-" + runtime;
+        client.create(new ApiTypes.CreateRequest(
+                name,
+                "base",
+                null,
+                512,
+                null,
+                null,
+                null,
+                Map.of(),
+                null,
+                null,
+                null,
+                runtime,
+                new NetworkSpec("proxy", List.of("bench.test"), List.of("bench.test:127.0.0.1"), List.of()),
+                null,
+                null));
+        env.onClose(() -> {
+            if (client.list().stream().anyMatch(s -> s.name().equals(name))) {
+                client.remove(name, true);
+            }
+        });
+        client.start(name);
+        int rounds = args.integer("rounds", 1);
+        int k = args.integer("small", 1);
+        String smallUrls = String.join(" ", java.util.Collections.nCopies(k, "http://bench.test:" + port + "/small"));
+        String hostSmallUrls = smallUrls.replace("bench.test", "127.0.0.1");
+        List<Double> hostSmall = new ArrayList<>();
+        List<Double> guestSmall = new ArrayList<>();
+        List<Double> hostLarge = new ArrayList<>();
+        List<Double> guestLarge = new ArrayList<>();
+        String perRequest = "curl -s -o /dev/null -w '%{time_total}\\n' ";
+        String speed = "curl -s -o /dev/null -w '%{speed_download}\\n' ";
+        for (int round = -1; round < rounds; round++) {
+            boolean keep = round >= 0; // round -1 warms up both sides
+            List<Double> h = times(HostCommand.check(List.of("bash", "-c", perRequest + hostSmallUrls)));
+            List<Double> g = times(guest(client, name, perRequest + smallUrls));
+            double hl = Double.parseDouble(
+                            HostCommand.check(List.of("bash", "-c", speed + "http://127.0.0.1:" + port + "/large"))
+                                    .strip())
+                    / 1e6;
+            double gl = Double.parseDouble(guest(client, name, speed + "http://bench.test:" + port + "/large")
+                            .strip())
+                    / 1e6;
+            BenchEnv.LOG.step(String.format(
+                    "%s %s: small host %.2f ms, proxy %.2f ms; large host %.0f MB/s, proxy %.1f MB/s",
+                    runtime,
+                    keep ? "round " + (round + 1) + "/" + rounds : "warm-up",
+                    Stats.of(h).median(),
+                    Stats.of(g).median(),
+                    hl,
+                    gl));
+            if (keep) {
+                hostSmall.addAll(h);
+                guestSmall.addAll(g);
+                hostLarge.add(hl);
+                guestLarge.add(gl);
+            }
+        }
+        client.remove(name, true);
+        String hs = "host.small." + runtime;
+        String hl = "host.large." + runtime;
+        report.add(hs, "host loopback: small request (" + runtime + " run)", "ms", hostSmall, null);
+        report.add("proxy.small." + runtime, runtime + " proxy: small request", "ms", guestSmall, hs);
+        report.add(hl, "host loopback: " + args.integer("large-mb", 1) + " MiB download", "MB/s", hostLarge, null);
+        report.add("proxy.large." + runtime, runtime + " proxy: download", "MB/s", guestLarge, hl);
+    }
+
+    private static String guest(DaemonClient client, String name, String script) {
+        ApiTypes.ExecResult r = client.exec(
+                name, new ApiTypes.ExecRequest(List.of("bash", "-c", script), null, null, null, null, null));
+        if (r.exitCode() != 0) {
+            throw new IllegalStateException("in the sandbox, " + script + " failed: " + r.stderr());
+        }
+        return r.stdout();
+    }
+
+    /** curl's time_total lines (seconds) as milliseconds. */
+    private static List<Double> times(String out) {
+        return out.lines()
+                .filter(l -> !l.isBlank())
+                .map(l -> Double.parseDouble(l) * 1000)
+                .toList();
+    }
+
+    private static void stopDaemon(BenchEnv env) {
+        try {
+            long pid = Long.parseLong(
+                    Files.readString(env.dirs.runtime().resolve("airlockd.pid")).strip());
+            ProcessHandle.of(pid).ifPresent(p -> {
+                p.destroy();
+                p.onExit().join();
+            });
+        } catch (java.io.IOException | NumberFormatException e) {
+            // No daemon was started.
+        }
+    }
+}

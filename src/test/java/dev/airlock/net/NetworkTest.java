@@ -1,0 +1,288 @@
+package dev.airlock.net;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.airlock.host.AirlockDirs;
+import dev.airlock.testing.Cli;
+import dev.airlock.testing.TestHost;
+import java.net.ConnectException;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+
+/**
+ * Egress through the host proxy with real traffic, all of it to servers this test starts on the
+ * host's loopback and reaches through {@code --add-host} names. Refusals are checked both in the
+ * guest (the message curl shows) and on the host (the egress log). Runs once per runtime.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+abstract class NetworkTest {
+    abstract String runtime();
+
+    private AirlockDirs dirs;
+    private Cli cli;
+    private TestServers servers;
+    private String api;
+    private String apiTls;
+    private int publishedAtCreate;
+    /** The value the CLI finds in its environment; it must reach the upstream and nothing in the guest. */
+    private static final String UPSTREAM_KEY = "host-key-" + java.util.UUID.randomUUID();
+
+    private static final String REAL_SECRET = "s3cr3t-" + java.util.UUID.randomUUID();
+
+    @BeforeAll
+    void setUp() throws Exception {
+        TestHost.ready();
+        dirs = TestHost.isolated("net-" + runtime());
+        cli = new Cli(dirs).inRuntime(runtime());
+        Path tmp = Files.createTempDirectory("airlock-net-test");
+        servers = new TestServers(tmp);
+        api = "api.test:" + servers.httpPort();
+        apiTls = "api.test:" + servers.httpsPort();
+        publishedAtCreate = freePort();
+        ok(cli.run(
+                java.util.Map.of("TOKEN", REAL_SECRET, "UPSTREAM_KEY", UPSTREAM_KEY),
+                new byte[0],
+                "run",
+                "-d",
+                "--name",
+                "px",
+                "--secret",
+                "TOKEN@api.test",
+                "--inference",
+                "http://127.0.0.1:" + servers.httpPort() + "/v1",
+                "--inference-key-env",
+                "UPSTREAM_KEY",
+                "--inference-requests",
+                "3",
+                "--memory",
+                "256m",
+                "--network",
+                "proxy",
+                "--allow-host",
+                "api.test",
+                "--allow-host",
+                "localhost",
+                "--allow-host",
+                "*.wild.test",
+                "--add-host",
+                "api.test:127.0.0.1",
+                "--add-host",
+                "other.test:127.0.0.1",
+                "--add-host",
+                "deep.wild.test:127.0.0.1",
+                "-p",
+                publishedAtCreate + ":8000"));
+        ok(cli.run("run", "-d", "--name", "nonet", "--memory", "256m"));
+    }
+
+    @AfterAll
+    void tearDown() {
+        cli.run("rm", "-f", "px");
+        cli.run("rm", "-f", "nonet");
+        servers.close();
+        TestHost.cleanUp(dirs);
+    }
+
+    private static Cli.Result ok(Cli.Result r) {
+        assertThat(r.exit()).as("stdout %s\nstderr %s", r.out(), r.err()).isZero();
+        return r;
+    }
+
+    private Cli.Result sh(String sandbox, String script) {
+        return cli.run("exec", sandbox, "--", "bash", "-c", script);
+    }
+
+    private String egressLog() {
+        return ok(cli.run("logs", "--egress", "px")).out();
+    }
+
+    private static int freePort() throws Exception {
+        try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            return s.getLocalPort();
+        }
+    }
+
+    /** One line to a published port and the guest server's answer. */
+    private static String ask(int port, String line) throws Exception {
+        try (Socket s = new Socket(InetAddress.getLoopbackAddress(), port)) {
+            s.getOutputStream().write((line + "\n").getBytes(StandardCharsets.UTF_8));
+            s.shutdownOutput();
+            return new String(s.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        }
+    }
+
+    @Test
+    void publishedPortsReachAGuestServer() throws Exception {
+        // A line server on the guest's loopback (perl is in every Debian image); the exec returns
+        // once it listens.
+        ok(sh(
+                "px",
+                "perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(LocalAddr => \"127.0.0.1\","
+                        + " LocalPort => 8000, Listen => 5, ReuseAddr => 1) or die; open(F, \">/tmp/srv.ready\");"
+                        + " close F; while ($c = $s->accept) { $l = <$c>; print $c \"guest says: $l\"; close $c }'"
+                        + " >/dev/null 2>&1 </dev/null & until [ -e /tmp/srv.ready ]; do :; done"));
+        assertThat(ask(publishedAtCreate, "hi")).isEqualTo("guest says: hi\n");
+        int extra = freePort();
+        ok(cli.run("port", "add", "px", extra + ":8000"));
+        assertThat(ok(cli.run("port", "ls", "px")).out())
+                .contains("127.0.0.1:" + publishedAtCreate + " -> 8000")
+                .contains("127.0.0.1:" + extra + " -> 8000");
+        assertThat(ask(extra, "again")).isEqualTo("guest says: again\n");
+        ok(cli.run("port", "rm", "px", String.valueOf(extra)));
+        assertThatThrownBy(() -> new Socket(InetAddress.getLoopbackAddress(), extra).close())
+                .isInstanceOf(ConnectException.class);
+        Cli.Result twice = cli.run("port", "add", "px", publishedAtCreate + ":9000");
+        assertThat(twice.exit()).isNotZero();
+        assertThat(twice.err()).contains("host port " + publishedAtCreate + " is already published");
+    }
+
+    @Test
+    void secretValueReachesOnlyItsBoundUpstreamAndNeverTheGuest() {
+        String placeholder = ok(sh("px", "echo $TOKEN")).out().strip();
+        assertThat(placeholder).startsWith("airlock-secret-").doesNotContain(REAL_SECRET);
+        ok(sh("px", "curl -sS -H \"Authorization: Bearer $TOKEN\" http://" + api + "/secret"));
+        assertThat(servers.header("/secret", "authorization")).containsExactly("Bearer " + REAL_SECRET);
+        // deep.wild.test is allowed but the secret is not bound to it: the placeholder goes unchanged.
+        ok(sh(
+                "px",
+                "curl -sS -H \"Authorization: Bearer $TOKEN\" http://deep.wild.test:" + servers.httpPort()
+                        + "/unbound"));
+        assertThat(servers.header("/unbound", "authorization")).containsExactly("Bearer " + placeholder);
+        // What the guest can see of itself (environment of every process) and what it can store.
+        ok(sh("px", "env > /root/env.txt; cat /proc/self/environ > /root/environ.bin"));
+        Cli.Result found =
+                sh("px", "grep -rsl -- '" + REAL_SECRET + "' /root /tmp /etc /home /var /proc/[0-9]*/environ; true");
+        assertThat(found.out()).isEmpty();
+        assertThat(ok(sh("px", "grep -c " + placeholder + " /root/env.txt"))
+                        .out()
+                        .strip())
+                .isEqualTo("1");
+        assertThat(egressLog()).contains("SECRET GET http://" + api + "/secret substituted TOKEN");
+    }
+
+    @Test
+    void inferenceBridgeStreamsACompletionAndThrottlesABurst() {
+        assertThat(ok(sh("px", "echo $OPENAI_BASE_URL $OPENAI_API_KEY")).out().strip())
+                .isEqualTo("http://127.0.0.1:11435/v1 airlock-inference-bridge");
+        String request = "curl -sSN $OPENAI_BASE_URL/chat/completions -H 'Content-Type: application/json'"
+                + " -d '{\"model\":\"m\",\"stream\":true,\"messages\":[]}'";
+        assertThat(ok(sh("px", request)).out()).isEqualTo(TestServers.SSE);
+        assertThat(servers.header("/v1/chat/completions", "authorization")).containsExactly("Bearer " + UPSTREAM_KEY);
+        // 3 requests a minute and one is spent: of six at once, at most two more pass.
+        String codes = ok(sh(
+                        "px",
+                        "for i in 1 2 3 4 5 6; do curl -s -o /tmp/r$i -w '%{http_code}\\n' -d '{}'"
+                                + " $OPENAI_BASE_URL/chat/completions; done; cat /tmp/r6"))
+                .out();
+        assertThat(codes.lines().filter("429"::equals).count()).isGreaterThanOrEqualTo(4);
+        assertThat(codes).contains("request limit of 3 per minute reached");
+        String usage = ok(cli.run("stats", "--inference", "px")).out();
+        assertThat(usage).containsPattern("px\\s+[1-3]\\s+[4-6]\\s");
+        assertThat(egressLog()).contains("THROTTLE inference POST /v1/chat/completions request limit");
+    }
+
+    @Test
+    void noneHasNoInterfaceButLoopbackAndNoRoute() {
+        String links =
+                ok(sh("nonet", "ip -o link show | awk -F': ' '{print $2}'")).out();
+        assertThat(links.strip()).isEqualTo("lo");
+        assertThat(ok(sh("nonet", "tail -n +2 /proc/net/route | wc -l")).out().strip())
+                .isEqualTo("0");
+        assertThat(ok(sh("nonet", "env")).out()).doesNotContain("HTTP_PROXY");
+    }
+
+    @Test
+    void proxyModeHasNoInterfaceEitherButProxyVariablesForEveryProcess() {
+        assertThat(ok(sh("px", "ip -o link show | awk -F': ' '{print $2}'"))
+                        .out()
+                        .strip())
+                .isEqualTo("lo");
+        String env = ok(cli.run("exec", "--user", "airlock", "px", "--", "env")).out();
+        assertThat(env)
+                .contains("HTTPS_PROXY=http://127.0.0.1:3128")
+                .contains("http_proxy=http://127.0.0.1:3128")
+                .contains("NO_PROXY=localhost,127.0.0.1,::1");
+    }
+
+    @Test
+    void allowedNameAnswersOverHttpAndHttps() {
+        assertThat(ok(sh("px", "curl -sS http://" + api + "/plain")).out()).isEqualTo(TestServers.BODY + " /plain\n");
+        assertThat(ok(sh("px", "curl -sSk https://" + apiTls + "/tls")).out()).isEqualTo(TestServers.BODY + " /tls\n");
+        assertThat(ok(sh("px", "curl -sS http://deep.wild.test:" + servers.httpPort() + "/wild"))
+                        .out())
+                .isEqualTo(TestServers.BODY + " /wild\n");
+        assertThat(egressLog())
+                .contains("ALLOW GET http://" + api + "/plain -> 127.0.0.1:" + servers.httpPort())
+                .contains("ALLOW CONNECT " + apiTls + " -> 127.0.0.1:" + servers.httpsPort());
+    }
+
+    @Test
+    void nameNotOnTheListIsRefusedWithAMessageInTheGuestAndALogLine() {
+        // other.test is pinned to the test server but not allowed: pinning is not permission.
+        Cli.Result plain = sh("px", "curl -sS http://other.test:" + servers.httpPort() + "/x");
+        assertThat(plain.out()).contains("airlock egress denied: other.test is not on the allowlist");
+        Cli.Result tls = sh("px", "curl -sSv https://other.test:" + servers.httpsPort() + "/x");
+        assertThat(tls.exit()).isNotZero();
+        assertThat(tls.out() + tls.err()).contains("403 airlock egress denied: other.test is not on the allowlist");
+        assertThat(servers.seen).doesNotContainKey("/x");
+        assertThat(egressLog())
+                .contains("DENY GET http://other.test:" + servers.httpPort() + "/x other.test is not on the allowlist")
+                .contains("DENY CONNECT other.test:" + servers.httpsPort() + " other.test is not on the allowlist");
+    }
+
+    @Test
+    void rawIpAddressesAreRefusedBeforeAnyConnection() {
+        // Refused by rule before the proxy connects anywhere: no packet leaves for these addresses.
+        Cli.Result meta = sh("px", "curl -sS http://169.254.169.254/latest/meta-data/");
+        assertThat(meta.out()).contains("raw IP address 169.254.169.254 is not allowed");
+        Cli.Result loop = sh("px", "curl -sS --noproxy '' http://127.0.0.1:" + servers.httpPort() + "/raw");
+        assertThat(loop.out()).contains("raw IP address 127.0.0.1 is not allowed");
+        assertThat(servers.seen).doesNotContainKey("/raw");
+        assertThat(egressLog()).contains("DENY GET http://169.254.169.254/latest/meta-data/ raw IP address");
+    }
+
+    @Test
+    void tlsServerNameDifferentFromTheConnectNameIsRefused() {
+        // curl sends CONNECT api.test (allowed) but says evil.test in its ClientHello.
+        Cli.Result r = sh(
+                "px",
+                "curl -sSk https://evil.test:" + servers.httpsPort() + "/sni --connect-to evil.test:"
+                        + servers.httpsPort() + ":" + apiTls);
+        assertThat(r.exit()).isNotZero();
+        assertThat(r.out() + r.err()).containsIgnoringCase("access denied");
+        assertThat(servers.seen).doesNotContainKey("/sni");
+        assertThat(egressLog())
+                .contains(
+                        "DENY CONNECT " + apiTls + " TLS server name evil.test differs from the CONNECT name api.test");
+    }
+
+    @Test
+    void allowedNameThatResolvesIntoADeniedRangeIsRefused() {
+        // localhost is on the allowlist, but the host resolves it to loopback, denied by rule.
+        Cli.Result r = sh("px", "curl -sS --noproxy '' http://localhost:" + servers.httpPort() + "/lo");
+        assertThat(r.out()).contains("localhost resolves to 127.0.0.1, a loopback (127.0.0.0/8) address");
+        assertThat(servers.seen).doesNotContainKey("/lo");
+        assertThat(egressLog()).contains("DENY GET http://localhost:" + servers.httpPort() + "/lo localhost resolves");
+    }
+
+    @Test
+    void policyChangeOnARunningSandboxTakesEffect() {
+        String url = "http://late.test:" + servers.httpPort() + "/late";
+        assertThat(sh("px", "curl -sS " + url).out()).contains("late.test is not on the allowlist");
+        ok(cli.run("network", "add-host", "px", "late.test:127.0.0.1"));
+        ok(cli.run("network", "allow", "px", "late.test"));
+        assertThat(ok(sh("px", "curl -sS " + url)).out()).isEqualTo(TestServers.BODY + " /late\n");
+        ok(cli.run("network", "deny", "px", "late.test"));
+        assertThat(sh("px", "curl -sS " + url).out()).contains("late.test is not on the allowlist");
+        assertThat(ok(cli.run("network", "show", "px")).out()).contains("late.test:127.0.0.1");
+    }
+}

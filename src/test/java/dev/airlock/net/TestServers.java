@@ -1,0 +1,137 @@
+package dev.airlock.net;
+
+import com.sun.net.httpserver.HttpExchange;
+import com.sun.net.httpserver.HttpServer;
+import com.sun.net.httpserver.HttpsConfigurator;
+import com.sun.net.httpserver.HttpsServer;
+import dev.airlock.host.HostCommand;
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.KeyStore;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executors;
+import javax.net.ssl.KeyManagerFactory;
+import javax.net.ssl.SSLContext;
+
+/**
+ * HTTP and HTTPS servers on the host's loopback, the only destinations network tests reach. Each
+ * answers {@code /hello} with a fixed body and records the headers of the requests it got.
+ */
+final class TestServers implements AutoCloseable {
+    static final String BODY = "hello from the test upstream";
+    /** A streamed chat completion as an OpenAI-compatible server sends it. */
+    static final String SSE = "data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\n"
+            + "data: {\"choices\":[{\"delta\":{\"content\":\"lo\"}}]}\n\n"
+            + "data: [DONE]\n\n";
+
+    final HttpServer http;
+    final HttpsServer https;
+    /** Headers of the last request per path, lower-case names. */
+    final Map<String, Map<String, List<String>>> seen = new ConcurrentHashMap<>();
+
+    TestServers(Path dir) throws Exception {
+        InetSocketAddress any = new InetSocketAddress(InetAddress.getLoopbackAddress(), 0);
+        http = HttpServer.create(any, 64);
+        https = HttpsServer.create(any, 64);
+        https.setHttpsConfigurator(new HttpsConfigurator(tls(dir)));
+        for (HttpServer s : List.of(http, https)) {
+            s.createContext("/", this::answer);
+            s.createContext("/v1/chat/completions", this::stream);
+            s.setExecutor(Executors.newVirtualThreadPerTaskExecutor());
+            s.start();
+        }
+    }
+
+    /** The values of a header of the last request for a path; empty if none came. */
+    List<String> header(String path, String name) {
+        Map<String, List<String>> headers = seen.getOrDefault(path, Map.of());
+        return headers.getOrDefault(name, List.of());
+    }
+
+    int httpPort() {
+        return http.getAddress().getPort();
+    }
+
+    int httpsPort() {
+        return https.getAddress().getPort();
+    }
+
+    private void answer(HttpExchange x) throws IOException {
+        try (InputStream in = x.getRequestBody()) {
+            in.readAllBytes();
+        }
+        Map<String, List<String>> headers = new java.util.TreeMap<>();
+        x.getRequestHeaders().forEach((k, v) -> headers.put(k.toLowerCase(java.util.Locale.ROOT), List.copyOf(v)));
+        seen.put(x.getRequestURI().getPath(), headers);
+        byte[] body = (BODY + " " + x.getRequestURI().getPath() + "\n").getBytes(StandardCharsets.UTF_8);
+        x.sendResponseHeaders(200, body.length);
+        x.getResponseBody().write(body);
+        x.close();
+    }
+
+    /** Server-sent events, one write and flush per event, with the body length unknown up front. */
+    private void stream(HttpExchange x) throws IOException {
+        try (InputStream in = x.getRequestBody()) {
+            in.readAllBytes();
+        }
+        Map<String, List<String>> headers = new java.util.TreeMap<>();
+        x.getRequestHeaders().forEach((k, v) -> headers.put(k.toLowerCase(java.util.Locale.ROOT), List.copyOf(v)));
+        seen.put(x.getRequestURI().getPath(), headers);
+        x.getResponseHeaders().add("Content-Type", "text/event-stream");
+        x.sendResponseHeaders(200, 0);
+        for (String event : SSE.split("(?<=\n\n)")) {
+            x.getResponseBody().write(event.getBytes(StandardCharsets.UTF_8));
+            x.getResponseBody().flush();
+        }
+        x.close();
+    }
+
+    /** A throwaway self-signed certificate for api.test, made by the JDK's keytool. */
+    private static SSLContext tls(Path dir) throws Exception {
+        Path store = dir.resolve("server.p12");
+        Files.deleteIfExists(store);
+        String keytool =
+                Path.of(System.getProperty("java.home"), "bin", "keytool").toString();
+        HostCommand.check(List.of(
+                keytool,
+                "-genkeypair",
+                "-alias",
+                "server",
+                "-keyalg",
+                "EC",
+                "-dname",
+                "CN=api.test",
+                "-ext",
+                "SAN=dns:api.test",
+                "-validity",
+                "2",
+                "-keystore",
+                store.toString(),
+                "-storetype",
+                "PKCS12",
+                "-storepass",
+                "changeit"));
+        KeyStore ks = KeyStore.getInstance("PKCS12");
+        try (InputStream in = Files.newInputStream(store)) {
+            ks.load(in, "changeit".toCharArray());
+        }
+        KeyManagerFactory kmf = KeyManagerFactory.getInstance(KeyManagerFactory.getDefaultAlgorithm());
+        kmf.init(ks, "changeit".toCharArray());
+        SSLContext ctx = SSLContext.getInstance("TLS");
+        ctx.init(kmf.getKeyManagers(), null, null);
+        return ctx;
+    }
+
+    @Override
+    public void close() {
+        http.stop(0);
+        https.stop(0);
+    }
+}
