@@ -68,6 +68,9 @@ void file_abort(struct stream *s);
 int file_stat(uint32_t id, const uint8_t *p, size_t n);
 int file_list(uint32_t id, const uint8_t *p, size_t n);
 
+/* identity.c: the same return convention; answers RESULT once everything is applied */
+int identity_apply(uint32_t id, const uint8_t *p, size_t n);
+
 /* boot.c */
 int pid1_boot(void); /* returns the agent port fd, never fails (powers off instead) */
 extern char g_exec_cgroup[64]; /* cgroup.procs of the commands' cgroup, or empty */

@@ -21,6 +21,7 @@ public enum FrameType {
     STAT(0x23, Direction.TO_AGENT, Scope.STREAM, 0, Frame.MAX_PAYLOAD),
     LIST(0x24, Direction.TO_AGENT, Scope.STREAM, 0, Frame.MAX_PAYLOAD),
     SHUTDOWN(0x30, Direction.TO_AGENT, Scope.SESSION, 1, Frame.MAX_PAYLOAD),
+    IDENTITY(0x31, Direction.TO_AGENT, Scope.STREAM, 0, Frame.MAX_PAYLOAD),
 
     AGENT_HELLO(0x81, Direction.TO_HOST, Scope.SESSION, 8, Frame.MAX_PAYLOAD),
     PONG(0x82, Direction.TO_HOST, Scope.SESSION, 0, 64),

@@ -8,7 +8,9 @@ public enum GuestFeature {
     EXEC(0),
     PTY(1),
     FILES(2),
-    SHUTDOWN(3);
+    SHUTDOWN(3),
+    /** Accepts IDENTITY (fresh entropy, clock, hostname, machine-id after a snapshot restore). */
+    IDENTITY(4);
 
     private final int bit;
 
