@@ -210,8 +210,11 @@ public final class SandboxEngine {
         BootAssets boot = bootAssets();
         String key = templates.key(s, boot);
         long ramBytes = (long) s.resources().memoryMiB() << 20;
+        boolean existed = Files.isDirectory(templates.root().resolve(key));
         Optional<VmTemplates.Template> found = templates.find(key, ramBytes);
-        if (found.isEmpty()) {
+        // A template that was there but failed its checks was just deleted with a warning: this
+        // start boots cold and the next one rebuilds it.
+        if (found.isEmpty() && !existed) {
             try {
                 found = Optional.of(templates.build(key, s, boot, BOOT_TIMEOUT));
             } catch (RuntimeException e) {
@@ -500,11 +503,9 @@ public final class SandboxEngine {
     public Sandbox stop(String ref, Duration grace) {
         Sandbox s = inspect(ref);
         if (s.state() == SandboxState.PAUSED) {
-            // A paused sandbox has no VM; stopping it drops the saved memory and keeps the disk.
-            HostFiles.deleteTree(store.dir(s.id()).resolve(PAUSED_STATE));
-            Sandbox stopped = s.moveTo(SandboxState.STOPPED, 0, null);
-            store.save(stopped);
-            return stopped;
+            // The guest's unwritten files are in its saved memory, not yet on its disk: bring it
+            // back so it can shut down cleanly.
+            s = resume(s.id());
         }
         if (s.state() != SandboxState.RUNNING) {
             return s;
