@@ -123,6 +123,17 @@ final class ApiHandler extends Handler.Abstract {
                 daemon.dropMux(s);
                 yield engine.kill(s.id());
             }
+            case "POST sandboxes pause" -> {
+                Sandbox s = engine.inspect(p.get(1));
+                daemon.dropMux(s);
+                yield engine.pause(s.id());
+            }
+            case "POST sandboxes resume" -> {
+                Sandbox s = engine.resume(p.get(1));
+                daemon.mux(s);
+                yield s;
+            }
+            case "POST sandboxes fork" -> fork(p.get(1), JSON.readValue(body(request), ApiTypes.ForkRequest.class));
             case "GET sandboxes stats" -> engine.stats(p.get(1));
             case "GET sandboxes logs" -> {
                 Path log = engine.consoleLog(p.get(1));
@@ -162,6 +173,26 @@ final class ApiHandler extends Handler.Abstract {
                 r.accel() != null ? Accel.parse(r.accel()) : null,
                 r.layerTemplate() != null ? Path.of(r.layerTemplate()) : null,
                 r.runtime() != null ? r.runtime() : "microvm"));
+    }
+
+    private List<Sandbox> fork(String ref, ApiTypes.ForkRequest r) {
+        Sandbox src = engine.inspect(ref);
+        List<String> names = r.names() != null ? r.names() : List.of();
+        int count = r.count() != null ? r.count() : names.isEmpty() ? 1 : names.size();
+        if (!names.isEmpty() && names.size() != count) {
+            throw new SandboxException("fork: " + count + " clones asked for but " + names.size() + " names given");
+        }
+        if (names.isEmpty()) {
+            if (count < 1 || count > 64) {
+                throw new SandboxException("fork: the number of clones must be 1 to 64, not " + count);
+            }
+            names = java.util.stream.IntStream.rangeClosed(1, count)
+                    .mapToObj(i -> src.name() + "-" + i)
+                    .toList();
+        }
+        List<Sandbox> clones = engine.fork(src.id(), names);
+        clones.forEach(daemon::mux);
+        return clones;
     }
 
     private ApiTypes.ExecResult exec(String ref, ApiTypes.ExecRequest r) throws IOException, InterruptedException {
