@@ -189,8 +189,12 @@ public final class SnapshotBench {
         withClones.addAll(clones);
         double forked = settledPss(withClones);
         double perFork = (forked - all) / k;
+        double clonesOnly = settledPss(clones) / k;
+        double source = settledPss(idle.subList(0, 1));
         report.add("mem.template", "marginal PSS per idle template-started sandbox", "MiB", List.of(perSandbox), null);
         report.add("mem.fork", "marginal PSS per idle fork", "MiB", List.of(perFork), null);
+        report.add("mem.fork.clone", "  PSS of one idle clone", "MiB", List.of(clonesOnly), null);
+        report.add("mem.fork.source", "  PSS of the forked source afterwards", "MiB", List.of(source), null);
         report.add(
                 "mem.first",
                 "PSS of the first template-started sandbox (template pages all its own)",
