@@ -42,6 +42,19 @@ public final class Daemon {
     public Daemon(AirlockDirs dirs) {
         this.dirs = dirs;
         this.engine = new SandboxEngine(dirs, message -> log(message));
+        // AIRLOCK_WARM_POOL=N keeps N restored VMs ready per template (AIRLOCK_WARM_POOL_MIB of
+        // guest memory in all, default 2048); 0 (the default) ends any a previous daemon left.
+        this.engine.enableWarmPool(envInt("AIRLOCK_WARM_POOL", 0), envInt("AIRLOCK_WARM_POOL_MIB", 2048));
+    }
+
+    private static int envInt(String name, int fallback) {
+        String v = System.getenv(name);
+        try {
+            return v == null || v.isBlank() ? fallback : Integer.parseInt(v.strip());
+        } catch (NumberFormatException e) {
+            System.err.println("airlockd: ignoring " + name + "=" + v + " (not a number)");
+            return fallback;
+        }
     }
 
     public static Path socket(AirlockDirs dirs) {

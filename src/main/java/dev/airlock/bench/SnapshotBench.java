@@ -20,7 +20,8 @@ import java.util.stream.IntStream;
  * The snapshot figures, all in one run against baselines measured in the same run: (a) start
  * from a VM template to the first exec result vs a cold boot, alternating; (b) fork x N of a
  * running sandbox until every clone has answered an exec; (c) marginal host memory (sum of the
- * QEMU processes' PSS) per idle template-started sandbox and per fork; (d) many sandboxes each
+ * QEMU processes' PSS) per idle template-started sandbox and per fork; (a2) claim from a warm pool
+ * to the first exec; (d) many sandboxes each
  * created, running one command and removed, in total; (e) pause and resume of a running sandbox.
  */
 public final class SnapshotBench {
@@ -62,6 +63,7 @@ public final class SnapshotBench {
 
     private void run() throws Exception {
         starts();
+        pool();
         forks();
         memory();
         many();
@@ -115,6 +117,33 @@ public final class SnapshotBench {
             return new double[] {ms(t3 - t0), ms(t1 - t0), ms(t2 - t1), ms(t3 - t2)};
         } finally {
             remove(s.name());
+        }
+    }
+
+    // ---- (a2) warm pool ----
+
+    /** Claim from a warm pool of one (refilled after each claim, waited for before the next) to the first exec. */
+    private void pool() throws Exception {
+        int n = args.integer("n", 1);
+        SandboxEngine pooled = new SandboxEngine(env.dirs, BenchEnv.LOG, true);
+        pooled.enableWarmPool(1, 4096);
+        try {
+            startOnce(pooled); // the template start that fills the pool
+            List<Double> total = new ArrayList<>();
+            List<Double> claim = new ArrayList<>();
+            List<Double> first = new ArrayList<>();
+            for (int i = 0; i < n; i++) {
+                pooled.awaitWarmPool(TIMEOUT);
+                double[] t = startOnce(pooled);
+                total.add(t[0]);
+                claim.add(t[1] + t[2]);
+                first.add(t[3]);
+            }
+            report.add("pool.total", "warm-pool claim: create+start+exec true", "ms", total, "template.total");
+            report.add("pool.claim", "  create + start (claim, identity)", "ms", claim, null);
+            report.add("pool.exec", "  first exec (connect + exec true)", "ms", first, null);
+        } finally {
+            pooled.closeWarmPool(TIMEOUT);
         }
     }
 

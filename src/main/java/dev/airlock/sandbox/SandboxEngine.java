@@ -118,9 +118,37 @@ public final class SandboxEngine {
                 } while (taken.contains(candidate));
                 name = candidate;
             }
+            String pooledKey = null;
+            if (pool != null && !inContainer && o.layerTemplate() == null) {
+                String key = templates.key(
+                        new Sandbox(
+                                id,
+                                name,
+                                o.runtime(),
+                                image.name(),
+                                image.id(),
+                                image.file().toString(),
+                                accel,
+                                o.resources(),
+                                o.env(),
+                                o.workdir(),
+                                Instant.now(),
+                                SandboxState.CREATED,
+                                0,
+                                null,
+                                null),
+                        bootAssets());
+                Optional<String> claimed = pool.take(key, o.resources().memoryMiB());
+                if (claimed.isPresent()) {
+                    id = claimed.get();
+                    pooledKey = key;
+                }
+            }
             Path dir = AirlockDirs.ensureDir(store.dir(id));
             try {
-                if (inContainer) {
+                if (pooledKey != null) {
+                    // A warm-pool VM: restored, its layer in place; start hands it its identity.
+                } else if (inContainer) {
                     Path template = o.layerTemplate();
                     if (template != null) {
                         copyUpper(template, dir.resolve("container").resolve("upper"));
@@ -153,9 +181,11 @@ public final class SandboxEngine {
                 store.save(s);
                 return s;
             } catch (IOException e) {
+                endPooled(dir);
                 HostFiles.deleteTree(dir);
                 throw new SandboxException("cannot create sandbox files in " + dir + ": " + e.getMessage(), e);
             } catch (RuntimeException e) {
+                endPooled(dir);
                 HostFiles.deleteTree(dir);
                 throw e;
             }
@@ -180,7 +210,9 @@ public final class SandboxEngine {
         SandboxRuntime rt = runtime(s);
         Path dir = store.dir(s.id());
         long pid;
-        if (rt == microvm && useTemplates && Files.exists(dir.resolve(FRESH_LAYER))) {
+        if (rt == microvm && Files.exists(dir.resolve(WarmPool.MARKER))) {
+            pid = claimPooled(s, dir);
+        } else if (rt == microvm && useTemplates && Files.exists(dir.resolve(FRESH_LAYER))) {
             pid = startFromTemplate(s, dir);
         } else {
             pid = rt.launch(s, dir, runtimeDir(s));
@@ -215,8 +247,13 @@ public final class SandboxEngine {
         // A template that was there but failed its checks was just deleted with a warning: this
         // start boots cold and the next one rebuilds it.
         if (found.isEmpty() && !existed) {
-            try {
-                found = Optional.of(templates.build(key, s, boot, BOOT_TIMEOUT));
+            // One build per key at a time (across threads and processes): many sandboxes started
+            // at once wait for the first one's template instead of all booting their own.
+            try (HostFiles.Lock ignored = HostFiles.lock(templates.root().resolve(key + ".lock"))) {
+                found = templates.find(key, ramBytes);
+                if (found.isEmpty()) {
+                    found = Optional.of(templates.build(key, s, boot, BOOT_TIMEOUT));
+                }
             } catch (RuntimeException e) {
                 progress.step("warning: cannot build a VM template (" + e.getMessage() + "); booting cold");
             }
@@ -226,6 +263,10 @@ public final class SandboxEngine {
             try {
                 long pid = restoreFrom(s, dir, t.layer(), t.ram(), t.state(), true);
                 recordOrigin(dir, "template " + key);
+                WarmPool p = pool;
+                if (p != null) {
+                    p.refill(key, s);
+                }
                 return pid;
             } catch (RuntimeException e) {
                 templates.discard(key, "restoring from it failed (" + e.getMessage() + ")");
@@ -236,6 +277,140 @@ public final class SandboxEngine {
         long pid = microvm.launch(s, dir, runtimeDir(s));
         recordOrigin(dir, "cold");
         return pid;
+    }
+
+    /**
+     * Hands a warm-pool VM its identity. If it is gone or does not answer, the sandbox starts
+     * from its template (or cold) as if it had never been pooled.
+     */
+    private long claimPooled(Sandbox s, Path dir) {
+        String key = WarmPool.keyOf(dir);
+        HostFiles.deleteTree(dir.resolve(WarmPool.MARKER));
+        try {
+            if (!microvm.running(s, dir, runtimeDir(s))) {
+                throw new SandboxException("its VM exited");
+            }
+            try (GuestChannel ch = GuestChannel.connect(microvm.agentSocket(runtimeDir(s)), RESTORE_TIMEOUT)) {
+                ch.setIdentity(GuestIdentity.fresh(s.name()));
+            }
+            long pid = Long.parseLong(Files.readString(dir.resolve("vmm.pid")).strip());
+            recordOrigin(dir, "pool, template " + key);
+            WarmPool p = pool;
+            if (p != null) {
+                p.refill(key, s);
+            }
+            return pid;
+        } catch (IOException | RuntimeException e) {
+            progress.step(
+                    "warning: warm-pool VM for " + s.name() + " unusable (" + e.getMessage() + "); restoring anew");
+            microvm.kill(s, dir, runtimeDir(s));
+        } catch (InterruptedException e) {
+            microvm.kill(s, dir, runtimeDir(s));
+            Thread.currentThread().interrupt();
+            throw new SandboxException("interrupted while starting sandbox " + s.name(), e);
+        }
+        HostFiles.deleteTree(dir.resolve("layer.ext4"));
+        makeLayer(dir.resolve("layer.ext4"), s.resources().diskMiB());
+        return useTemplates ? startFromTemplate(s, dir) : microvm.launch(s, dir, runtimeDir(s));
+    }
+
+    private @Nullable WarmPool pool;
+
+    /**
+     * Keeps {@code perTemplate} VMs restored and waiting for every template a sandbox was started
+     * from, within {@code budgetMiB} of guest memory in all, so a create + start only claims one.
+     * For the daemon (a long-lived process); first ends the pooled VMs a previous daemon left.
+     */
+    public synchronized void enableWarmPool(int perTemplate, long budgetMiB) {
+        sweepWarmPool();
+        if (perTemplate > 0 && useTemplates) {
+            pool = new WarmPool(perTemplate, budgetMiB, dirs.sandboxes(), this::fillPool, progress);
+        }
+    }
+
+    /** Ends every pooled VM (ready ones of this engine and any a previous process left). */
+    public synchronized void closeWarmPool(Duration wait) throws InterruptedException {
+        WarmPool p = pool;
+        pool = null;
+        if (p != null) {
+            p.awaitIdle(wait);
+            p.drain();
+        }
+        sweepWarmPool();
+    }
+
+    /** Waits until the warm pool has no restore under way (tests, benchmarks). */
+    public void awaitWarmPool(Duration timeout) throws InterruptedException {
+        WarmPool p = pool;
+        if (p != null) {
+            p.awaitIdle(timeout);
+        }
+    }
+
+    private void sweepWarmPool() {
+        for (Path d : WarmPool.leftovers(dirs.sandboxes())) {
+            endPooled(d);
+            HostFiles.deleteTree(d);
+            HostFiles.deleteTree(
+                    dirs.runtime().resolve(d.getFileName().toString().substring(0, 16)));
+        }
+    }
+
+    /** Kills the VMM of a pooled (record-less) sandbox directory, if one runs there. */
+    private static void endPooled(Path dir) {
+        try {
+            long pid = Long.parseLong(Files.readString(dir.resolve("vmm.pid")).strip());
+            ProcessHandle.of(pid)
+                    .filter(p -> p.info()
+                            .commandLine()
+                            .map(c -> c.contains(dir.toString()))
+                            .orElse(false))
+                    .ifPresent(p -> {
+                        p.destroyForcibly();
+                        p.onExit().join();
+                    });
+        } catch (IOException | RuntimeException e) {
+            // No VMM there (never started, or already gone).
+        }
+    }
+
+    /** Restores one pool VM for {@code key} into the directory of {@code id} and warms it up with one exec. */
+    private void fillPool(String key, Sandbox like, String id) {
+        Sandbox s = new Sandbox(
+                id,
+                "airlock",
+                like.runtime(),
+                like.image(),
+                like.imageId(),
+                like.imageFile(),
+                like.accel(),
+                like.resources(),
+                like.env(),
+                like.workdir(),
+                Instant.now(),
+                SandboxState.CREATED,
+                0,
+                null,
+                null);
+        VmTemplates.Template t = templates
+                .find(key, (long) s.resources().memoryMiB() << 20)
+                .orElseThrow(() -> new SandboxException("template " + key + " is gone"));
+        Path dir = AirlockDirs.ensureDir(store.dir(id));
+        restoreFrom(s, dir, t.layer(), t.ram(), t.state(), false);
+        // Under emulation the first exec after a restore pays for translating the guest's code:
+        // pay it here, not in the claim.
+        try (GuestChannel ch = GuestChannel.connect(microvm.agentSocket(runtimeDir(s)), RESTORE_TIMEOUT)) {
+            ch.exec(
+                            dev.airlock.guest.ExecSpec.of("true"),
+                            java.io.OutputStream.nullOutputStream(),
+                            java.io.OutputStream.nullOutputStream())
+                    .await();
+        } catch (IOException e) {
+            throw new SandboxException("the pooled VM did not run a command: " + e.getMessage(), e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new SandboxException("interrupted", e);
+        }
     }
 
     /**
