@@ -140,7 +140,12 @@ final class ApiHandler extends Handler.Abstract {
                 yield Files.exists(log) ? Files.readString(log, StandardCharsets.ISO_8859_1) : "";
             }
             case "GET sandboxes agent" -> {
-                Sandbox s = engine.inspect(p.get(1));
+                Sandbox s = daemon.resumeIfIdlePaused(engine.inspect(p.get(1)));
+                if (s.state() == dev.airlock.sandbox.SandboxState.PAUSED) {
+                    throw new SandboxException(
+                            SandboxException.Kind.CONFLICT,
+                            "sandbox '" + s.name() + "' is paused; resume it with: airlock resume " + s.name());
+                }
                 if (s.state() != dev.airlock.sandbox.SandboxState.RUNNING) {
                     throw new SandboxException(
                             SandboxException.Kind.CONFLICT,
@@ -196,7 +201,7 @@ final class ApiHandler extends Handler.Abstract {
     }
 
     private ApiTypes.ExecResult exec(String ref, ApiTypes.ExecRequest r) throws IOException, InterruptedException {
-        Sandbox s = engine.inspect(ref);
+        Sandbox s = daemon.resumeIfIdlePaused(engine.inspect(ref));
         if (r.cmd() == null || r.cmd().isEmpty()) {
             throw new SandboxException("exec needs a non-empty \"cmd\" array");
         }

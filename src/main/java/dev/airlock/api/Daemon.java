@@ -45,6 +45,23 @@ public final class Daemon {
         // AIRLOCK_WARM_POOL=N keeps N restored VMs ready per template (AIRLOCK_WARM_POOL_MIB of
         // guest memory in all, default 2048); 0 (the default) ends any a previous daemon left.
         this.engine.enableWarmPool(envInt("AIRLOCK_WARM_POOL", 0), envInt("AIRLOCK_WARM_POOL_MIB", 2048));
+        // AIRLOCK_IDLE_PAUSE=SECONDS pauses a microVM sandbox that long without a client; the next
+        // exec or shell through the daemon resumes it. 0 (the default) never pauses.
+        int idle = envInt("AIRLOCK_IDLE_PAUSE", 0);
+        this.idlePause = idle > 0 ? Duration.ofSeconds(idle) : null;
+    }
+
+    private final @Nullable Duration idlePause;
+    /** Sandboxes this daemon paused for idleness: resumed on their next use, unlike a user's pause. */
+    private final java.util.Set<String> autoPaused = ConcurrentHashMap.newKeySet();
+
+    /** A sandbox about to be used: resumed first if this daemon paused it for idleness. */
+    Sandbox resumeIfIdlePaused(Sandbox s) {
+        if (s.state() == SandboxState.PAUSED && autoPaused.remove(s.id())) {
+            log("sandbox " + s.name() + " is used again: resuming it");
+            return engine.resume(s.id());
+        }
+        return s;
     }
 
     private static int envInt(String name, int fallback) {
@@ -161,6 +178,19 @@ public final class Daemon {
                     log("sandbox " + s.name() + " reached its " + limit.toSeconds() + " s lifetime: stopping it");
                     dropMux(s);
                     engine.stop(s.id(), Duration.ofSeconds(5));
+                } else if (idlePause != null
+                        && s.state() == SandboxState.RUNNING
+                        && s.runtime().equals("microvm")) {
+                    GuestMux m = muxes.get(s.id());
+                    boolean idle = m != null
+                            ? m.idleFor(idlePause)
+                            : started != null && Instant.now().isAfter(started.plus(idlePause));
+                    if (idle) {
+                        log("sandbox " + s.name() + " idle for " + idlePause.toSeconds() + " s: pausing it");
+                        dropMux(s);
+                        engine.pause(s.id());
+                        autoPaused.add(s.id());
+                    }
                 }
             }
         } catch (RuntimeException e) {
