@@ -139,21 +139,8 @@ final class ApiHandler extends Handler.Abstract {
                 Path log = engine.consoleLog(p.get(1));
                 yield Files.exists(log) ? Files.readString(log, StandardCharsets.ISO_8859_1) : "";
             }
-            case "GET sandboxes agent" -> {
-                Sandbox s = daemon.resumeIfIdlePaused(engine.inspect(p.get(1)));
-                if (s.state() == dev.airlock.sandbox.SandboxState.PAUSED) {
-                    throw new SandboxException(
-                            SandboxException.Kind.CONFLICT,
-                            "sandbox '" + s.name() + "' is paused; resume it with: airlock resume " + s.name());
-                }
-                if (s.state() != dev.airlock.sandbox.SandboxState.RUNNING) {
-                    throw new SandboxException(
-                            SandboxException.Kind.CONFLICT,
-                            "sandbox '" + s.name() + "' is " + s.state().label() + "; start it with: airlock start "
-                                    + s.name());
-                }
-                yield new ApiTypes.AgentEndpoint(daemon.mux(s).socket().toString());
-            }
+            case "GET sandboxes agent" ->
+                new ApiTypes.AgentEndpoint(daemon.useMux(p.get(1)).socket().toString());
             case "POST sandboxes exec" -> exec(p.get(1), JSON.readValue(body(request), ApiTypes.ExecRequest.class));
             default ->
                 throw new SandboxException(
@@ -201,7 +188,8 @@ final class ApiHandler extends Handler.Abstract {
     }
 
     private ApiTypes.ExecResult exec(String ref, ApiTypes.ExecRequest r) throws IOException, InterruptedException {
-        Sandbox s = daemon.resumeIfIdlePaused(engine.inspect(ref));
+        GuestMux mux = daemon.useMux(ref);
+        Sandbox s = engine.inspect(ref);
         if (r.cmd() == null || r.cmd().isEmpty()) {
             throw new SandboxException("exec needs a non-empty \"cmd\" array");
         }
@@ -215,7 +203,7 @@ final class ApiHandler extends Handler.Abstract {
         }
         Capped out = new Capped();
         Capped err = new Capped();
-        try (GuestChannel ch = GuestChannel.connect(daemon.mux(s).socket(), Duration.ofSeconds(30))) {
+        try (GuestChannel ch = GuestChannel.connect(mux.socket(), Duration.ofSeconds(30))) {
             Execution ex = ch.exec(spec.build(), out, err);
             if (r.stdin() != null) {
                 try (OutputStream in = ex.stdin()) {

@@ -55,13 +55,33 @@ public final class Daemon {
     /** Sandboxes this daemon paused for idleness: resumed on their next use, unlike a user's pause. */
     private final java.util.Set<String> autoPaused = ConcurrentHashMap.newKeySet();
 
-    /** A sandbox about to be used: resumed first if this daemon paused it for idleness. */
-    Sandbox resumeIfIdlePaused(Sandbox s) {
-        if (s.state() == SandboxState.PAUSED && autoPaused.remove(s.id())) {
-            log("sandbox " + s.name() + " is used again: resuming it");
-            return engine.resume(s.id());
+    /** Held while deciding to pause an idle sandbox and while handing out a sandbox's agent socket. */
+    private final Object idleLock = new Object();
+
+    /**
+     * The shared agent socket of a sandbox a client is about to use: resumed first if this daemon
+     * paused it for idleness, and counted as in use from now, so the idle check cannot pause it
+     * between this answer and the client's connect.
+     */
+    GuestMux useMux(String ref) {
+        synchronized (idleLock) {
+            Sandbox s = engine.inspect(ref);
+            if (s.state() == SandboxState.PAUSED && autoPaused.remove(s.id())) {
+                log("sandbox " + s.name() + " is used again: resuming it");
+                s = engine.resume(s.id());
+            }
+            if (s.state() != SandboxState.RUNNING) {
+                throw new SandboxException(
+                        SandboxException.Kind.CONFLICT,
+                        "sandbox '" + s.name() + "' is " + s.state().label()
+                                + (s.state() == SandboxState.PAUSED
+                                        ? "; resume it with: airlock resume " + s.name()
+                                        : "; start it with: airlock start " + s.name()));
+            }
+            GuestMux m = mux(s);
+            m.touch();
+            return m;
         }
-        return s;
     }
 
     private static int envInt(String name, int fallback) {
@@ -181,15 +201,17 @@ public final class Daemon {
                 } else if (idlePause != null
                         && s.state() == SandboxState.RUNNING
                         && s.runtime().equals("microvm")) {
-                    GuestMux m = muxes.get(s.id());
-                    boolean idle = m != null
-                            ? m.idleFor(idlePause)
-                            : started != null && Instant.now().isAfter(started.plus(idlePause));
-                    if (idle) {
-                        log("sandbox " + s.name() + " idle for " + idlePause.toSeconds() + " s: pausing it");
-                        dropMux(s);
-                        engine.pause(s.id());
-                        autoPaused.add(s.id());
+                    synchronized (idleLock) {
+                        GuestMux m = muxes.get(s.id());
+                        boolean idle = m != null
+                                ? m.idleFor(idlePause)
+                                : started != null && Instant.now().isAfter(started.plus(idlePause));
+                        if (idle) {
+                            log("sandbox " + s.name() + " idle for " + idlePause.toSeconds() + " s: pausing it");
+                            dropMux(s);
+                            engine.pause(s.id());
+                            autoPaused.add(s.id());
+                        }
                     }
                 }
             }

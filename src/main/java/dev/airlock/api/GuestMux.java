@@ -72,6 +72,11 @@ final class GuestMux implements AutoCloseable {
         return muxSocket;
     }
 
+    /** Counts as use now: a client was just given this socket and is about to connect. */
+    void touch() {
+        lastUse = System.nanoTime();
+    }
+
     /** No client connected, and none has sent anything for {@code d}. */
     boolean idleFor(java.time.Duration d) {
         return clients.isEmpty() && System.nanoTime() - lastUse > d.toNanos();

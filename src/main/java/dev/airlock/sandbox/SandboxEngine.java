@@ -498,9 +498,10 @@ public final class SandboxEngine {
             vm.resume();
             throw new SandboxException("cannot pause sandbox '" + s.name() + "': " + e.getMessage(), e);
         }
-        vm.kill();
+        // Recorded before the VMM goes, so nobody looking meanwhile takes the exit for a crash.
         Sandbox paused = s.moveTo(SandboxState.PAUSED, 0, null);
         store.save(paused);
+        vm.kill();
         return paused;
     }
 
