@@ -39,16 +39,7 @@ class IdlePauseTest {
                 "echo before > /tmp/mark; nohup sh -c 'i=0; while :; do i=$((i+1)); echo $i > /tmp/n; sleep 0.1; done' >/dev/null 2>&1 &");
         assertThat(mark.exit()).as(mark.err()).isZero();
 
-        // The daemon checks once a second; wait (bounded) until it has paused the sandbox.
-        long deadline = System.nanoTime() + Duration.ofSeconds(120).toNanos();
-        String state = "";
-        while (System.nanoTime() < deadline) {
-            state = cli.run(IDLE_AFTER_2S, NO_INPUT, "inspect", "sleepy").out();
-            if (state.contains("\"PAUSED\"")) {
-                break;
-            }
-        }
-        assertThat(state).contains("\"PAUSED\"");
+        assertThat(awaitPaused(cli)).contains("\"PAUSED\"");
 
         Cli.Result again = cli.run(
                 IDLE_AFTER_2S,
@@ -61,7 +52,21 @@ class IdlePauseTest {
                 "cat /tmp/mark; n=$(cat /tmp/n); while [ \"$(cat /tmp/n)\" -le \"$n\" ]; do sleep 0.05; done; echo counting");
         assertThat(again.exit()).as(again.err()).isZero();
         assertThat(again.out()).isEqualTo("before\ncounting\n");
-        assertThat(cli.run(IDLE_AFTER_2S, NO_INPUT, "inspect", "sleepy").out()).contains("\"RUNNING\"");
+        // Unused again, it pauses again.
+        assertThat(awaitPaused(cli)).contains("\"PAUSED\"");
         cli.run(IDLE_AFTER_2S, NO_INPUT, "rm", "-f", "sleepy");
+    }
+
+    /** The daemon checks once a second: reads the record (bounded) until the daemon has paused it. */
+    private static String awaitPaused(Cli cli) {
+        long deadline = System.nanoTime() + Duration.ofSeconds(120).toNanos();
+        String state = "";
+        while (System.nanoTime() < deadline) {
+            state = cli.run(IDLE_AFTER_2S, NO_INPUT, "inspect", "sleepy").out();
+            if (state.contains("\"PAUSED\"")) {
+                break;
+            }
+        }
+        return state;
     }
 }

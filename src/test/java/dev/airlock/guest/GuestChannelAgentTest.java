@@ -133,7 +133,11 @@ class GuestChannelAgentTest {
         assertThat(channel.agentVersion()).isNotBlank();
         assertThat(channel.features())
                 .containsExactlyInAnyOrder(
-                        GuestFeature.EXEC, GuestFeature.PTY, GuestFeature.FILES, GuestFeature.SHUTDOWN);
+                        GuestFeature.EXEC,
+                        GuestFeature.PTY,
+                        GuestFeature.FILES,
+                        GuestFeature.SHUTDOWN,
+                        GuestFeature.IDENTITY);
         for (int i = 0; i < 200; i++) {
             channel.ping();
         }
