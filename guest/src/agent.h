@@ -97,6 +97,9 @@ void sock_forget(struct stream *s);
 void listener_ready(struct listener *l);
 void listeners_update(void);
 
+/* identity.c: the same return convention; answers RESULT once everything is applied */
+int identity_apply(uint32_t id, const uint8_t *p, size_t n);
+
 /* boot.c */
 int pid1_boot(void); /* returns the agent port fd, never fails (powers off instead) */
 extern char g_exec_cgroup[64]; /* cgroup.procs of the commands' cgroup, or empty */

@@ -24,20 +24,24 @@ enum {
     T_EXEC = 0x10, T_STDIN = 0x11, T_SIGNAL = 0x12, T_RESIZE = 0x13, T_CREDIT = 0x14,
     T_FILE_READ = 0x20, T_FILE_WRITE = 0x21, T_FILE_DATA = 0x22, T_STAT = 0x23, T_LIST = 0x24,
     T_SET_ENV = 0x25,
+    T_SHUTDOWN = 0x30, T_IDENTITY = 0x31,
     T_ACCEPT = 0x40, T_CONNECT = 0x41, T_SOCK_DATA = 0x42,
-    T_SHUTDOWN = 0x30,
     T_HELLO_R = 0x81, T_PONG = 0x82, T_STARTED = 0x83, T_STDOUT = 0x84, T_STDERR = 0x85,
     T_EXIT = 0x86, T_CREDIT_R = 0x87, T_CONNECTED = 0x88,
     T_RESULT = 0x90, T_DATA = 0x91, T_END = 0x9F,
     T_ERROR = 0xE0,
 };
 
-enum { FEAT_EXEC = 1, FEAT_PTY = 2, FEAT_FILES = 4, FEAT_SHUTDOWN = 8, FEAT_SOCKETS = 16 };
+enum {
+    FEAT_EXEC = 1, FEAT_PTY = 2, FEAT_FILES = 4, FEAT_SHUTDOWN = 8, FEAT_IDENTITY = 16, FEAT_SOCKETS = 32
+};
 /* ACCEPT / CONNECT tags */
 enum { N_PORT = 1 };
 
 /* EXEC tags */
 enum { X_ARG = 1, X_ENV = 2, X_CWD = 3, X_USER = 4, X_TIMEOUT_MS = 5, X_TTY = 6, X_STDIN = 7 };
+/* IDENTITY tags */
+enum { I_ENTROPY = 1, I_TIME_NS = 2, I_HOSTNAME = 3, I_MACHINE_ID = 4 };
 /* file tags */
 enum {
     F_PATH = 1, F_MODE = 2, F_MKDIRS = 3,

@@ -358,7 +358,7 @@ static int handle_frame(uint8_t type, uint8_t flags, uint32_t id, const uint8_t 
         if (vl > 64)
             vl = 64;
         put32(reply, PROTO_VERSION);
-        put32(reply + 4, FEAT_EXEC | FEAT_PTY | FEAT_FILES | FEAT_SHUTDOWN | FEAT_SOCKETS);
+        put32(reply + 4, FEAT_EXEC | FEAT_PTY | FEAT_FILES | FEAT_SHUTDOWN | FEAT_IDENTITY | FEAT_SOCKETS);
         memcpy(reply + 8, ver, vl);
         g_hello = 1;
         return send_frame(T_HELLO_R, 0, 0, reply, 8 + vl);
@@ -436,10 +436,13 @@ static int handle_frame(uint8_t type, uint8_t flags, uint32_t id, const uint8_t 
         return r;
     case T_STAT:
     case T_LIST:
+    case T_IDENTITY:
         r = new_stream_check(id, why);
         if (r <= 0)
             return r;
-        r = type == T_STAT ? file_stat(id, p, n) : file_list(id, p, n);
+        r = type == T_STAT   ? file_stat(id, p, n)
+            : type == T_LIST ? file_list(id, p, n)
+                             : identity_apply(id, p, n);
         if (r < 0)
             *why = "malformed request TLV";
         return r;

@@ -107,18 +107,7 @@ final class ApiHandler extends Handler.Abstract {
                 }
                 yield engine.remove(s.id(), force);
             }
-            case "POST sandboxes start" -> {
-                Sandbox s = engine.start(p.get(1));
-                daemon.mux(s);
-                try {
-                    daemon.attachNetwork(s);
-                } catch (RuntimeException e) {
-                    daemon.dropMux(s);
-                    engine.kill(s.id());
-                    throw e;
-                }
-                yield s;
-            }
+            case "POST sandboxes start" -> daemon.attach(engine.start(p.get(1)));
             case "POST sandboxes stop" -> {
                 Sandbox s = engine.inspect(p.get(1));
                 String t = query(request).getValue("timeout");
@@ -130,21 +119,20 @@ final class ApiHandler extends Handler.Abstract {
                 daemon.dropMux(s);
                 yield engine.kill(s.id());
             }
+            case "POST sandboxes pause" -> {
+                Sandbox s = engine.inspect(p.get(1));
+                daemon.dropMux(s);
+                yield engine.pause(s.id());
+            }
+            case "POST sandboxes resume" -> daemon.attach(engine.resume(p.get(1)));
+            case "POST sandboxes fork" -> fork(p.get(1), JSON.readValue(body(request), ApiTypes.ForkRequest.class));
             case "GET sandboxes stats" -> engine.stats(p.get(1));
             case "GET sandboxes logs" -> {
                 Path log = engine.consoleLog(p.get(1));
                 yield Files.exists(log) ? Files.readString(log, StandardCharsets.ISO_8859_1) : "";
             }
-            case "GET sandboxes agent" -> {
-                Sandbox s = engine.inspect(p.get(1));
-                if (s.state() != dev.airlock.sandbox.SandboxState.RUNNING) {
-                    throw new SandboxException(
-                            SandboxException.Kind.CONFLICT,
-                            "sandbox '" + s.name() + "' is " + s.state().label() + "; start it with: airlock start "
-                                    + s.name());
-                }
-                yield new ApiTypes.AgentEndpoint(daemon.mux(s).socket().toString());
-            }
+            case "GET sandboxes agent" ->
+                new ApiTypes.AgentEndpoint(daemon.useMux(p.get(1)).socket().toString());
             case "GET sandboxes network" ->
                 SandboxNetwork.load(engine.store().dir(engine.inspect(p.get(1)).id()));
             case "PUT sandboxes network" -> {
@@ -228,7 +216,34 @@ final class ApiHandler extends Handler.Abstract {
         return created;
     }
 
+    private List<Sandbox> fork(String ref, ApiTypes.ForkRequest r) {
+        Sandbox src = engine.inspect(ref);
+        List<String> names = r.names() != null ? r.names() : List.of();
+        int count = r.count() != null ? r.count() : names.isEmpty() ? 1 : names.size();
+        if (!names.isEmpty() && names.size() != count) {
+            throw new SandboxException("fork: " + count + " clones asked for but " + names.size() + " names given");
+        }
+        if (names.isEmpty()) {
+            if (count < 1 || count > 64) {
+                throw new SandboxException("fork: the number of clones must be 1 to 64, not " + count);
+            }
+            names = java.util.stream.IntStream.rangeClosed(1, count)
+                    .mapToObj(i -> src.name() + "-" + i)
+                    .toList();
+        }
+        List<Sandbox> clones = engine.fork(src.id(), names);
+        for (Sandbox clone : clones) {
+            // a clone has its source's egress policy, secrets and bridge; not its published
+            // ports, whose host ports the source holds
+            SandboxNetwork.copyForClone(
+                    engine.store().dir(src.id()), engine.store().dir(clone.id()));
+            daemon.attach(clone);
+        }
+        return clones;
+    }
+
     private ApiTypes.ExecResult exec(String ref, ApiTypes.ExecRequest r) throws IOException, InterruptedException {
+        GuestMux mux = daemon.useMux(ref);
         Sandbox s = engine.inspect(ref);
         if (r.cmd() == null || r.cmd().isEmpty()) {
             throw new SandboxException("exec needs a non-empty \"cmd\" array");
@@ -243,7 +258,7 @@ final class ApiHandler extends Handler.Abstract {
         }
         Capped out = new Capped();
         Capped err = new Capped();
-        try (GuestChannel ch = GuestChannel.connect(daemon.mux(s).socket(), Duration.ofSeconds(30))) {
+        try (GuestChannel ch = GuestChannel.connect(mux.socket(), Duration.ofSeconds(30))) {
             Execution ex = ch.exec(spec.build(), out, err);
             if (r.stdin() != null) {
                 try (OutputStream in = ex.stdin()) {

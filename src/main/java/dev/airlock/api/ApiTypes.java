@@ -33,6 +33,13 @@ public final class ApiTypes {
     public record PolicyRequest(
             @Nullable List<String> allowHosts, @Nullable List<String> addHosts) {}
 
+    /**
+     * POST /v1/sandboxes/{ref}/fork: {@code count} clones named REF-1 ... REF-count, or the given
+     * {@code names} (then count may be omitted). Answers the clones' records.
+     */
+    public record ForkRequest(
+            @Nullable Integer count, @Nullable List<String> names) {}
+
     /** POST /v1/sandboxes/{ref}/exec: a command whose output fits in memory (at most 16 MiB per stream). */
     public record ExecRequest(
             List<String> cmd,

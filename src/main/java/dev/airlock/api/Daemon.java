@@ -43,6 +43,56 @@ public final class Daemon {
     public Daemon(AirlockDirs dirs) {
         this.dirs = dirs;
         this.engine = new SandboxEngine(dirs, message -> log(message));
+        // AIRLOCK_WARM_POOL=N keeps N restored VMs ready per template (AIRLOCK_WARM_POOL_MIB of
+        // guest memory in all, default 2048); 0 (the default) ends any a previous daemon left.
+        this.engine.enableWarmPool(envInt("AIRLOCK_WARM_POOL", 0), envInt("AIRLOCK_WARM_POOL_MIB", 2048));
+        // AIRLOCK_IDLE_PAUSE=SECONDS pauses a microVM sandbox that long without a client; the next
+        // exec or shell through the daemon resumes it. 0 (the default) never pauses.
+        int idle = envInt("AIRLOCK_IDLE_PAUSE", 0);
+        this.idlePause = idle > 0 ? Duration.ofSeconds(idle) : null;
+    }
+
+    private final @Nullable Duration idlePause;
+    /** Sandboxes this daemon paused for idleness: resumed on their next use, unlike a user's pause. */
+    private final java.util.Set<String> autoPaused = ConcurrentHashMap.newKeySet();
+
+    /** Held while deciding to pause an idle sandbox and while handing out a sandbox's agent socket. */
+    private final Object idleLock = new Object();
+
+    /**
+     * The shared agent socket of a sandbox a client is about to use: resumed first if this daemon
+     * paused it for idleness, and counted as in use from now, so the idle check cannot pause it
+     * between this answer and the client's connect.
+     */
+    GuestMux useMux(String ref) {
+        synchronized (idleLock) {
+            Sandbox s = engine.inspect(ref);
+            if (s.state() == SandboxState.PAUSED && autoPaused.remove(s.id())) {
+                log("sandbox " + s.name() + " is used again: resuming it");
+                s = attach(engine.resume(s.id()));
+            }
+            if (s.state() != SandboxState.RUNNING) {
+                throw new SandboxException(
+                        SandboxException.Kind.CONFLICT,
+                        "sandbox '" + s.name() + "' is " + s.state().label()
+                                + (s.state() == SandboxState.PAUSED
+                                        ? "; resume it with: airlock resume " + s.name()
+                                        : "; start it with: airlock start " + s.name()));
+            }
+            GuestMux m = mux(s);
+            m.touch();
+            return m;
+        }
+    }
+
+    private static int envInt(String name, int fallback) {
+        String v = System.getenv(name);
+        try {
+            return v == null || v.isBlank() ? fallback : Integer.parseInt(v.strip());
+        } catch (NumberFormatException e) {
+            System.err.println("airlockd: ignoring " + name + "=" + v + " (not a number)");
+            return fallback;
+        }
     }
 
     public static Path socket(AirlockDirs dirs) {
@@ -142,6 +192,23 @@ public final class Daemon {
         });
     }
 
+    /**
+     * Serves a sandbox that has just started (booted, restored, resumed, forked): its shared agent
+     * socket and its network. A sandbox whose network cannot be set up is killed, not left
+     * running without the policy it was created with.
+     */
+    Sandbox attach(Sandbox s) {
+        mux(s);
+        try {
+            attachNetwork(s);
+        } catch (RuntimeException e) {
+            dropMux(s);
+            engine.kill(s.id());
+            throw e;
+        }
+        return s;
+    }
+
     /** The network side of a running sandbox: the egress proxy (and published ports). */
     SandboxNetwork attachNetwork(Sandbox s) {
         SandboxNetwork existing = networks.get(s.id());
@@ -193,6 +260,21 @@ public final class Daemon {
                     log("sandbox " + s.name() + " reached its " + limit.toSeconds() + " s lifetime: stopping it");
                     dropMux(s);
                     engine.stop(s.id(), Duration.ofSeconds(5));
+                } else if (idlePause != null
+                        && s.state() == SandboxState.RUNNING
+                        && s.runtime().equals("microvm")) {
+                    synchronized (idleLock) {
+                        GuestMux m = muxes.get(s.id());
+                        boolean idle = m != null
+                                ? m.idleFor(idlePause)
+                                : started != null && Instant.now().isAfter(started.plus(idlePause));
+                        if (idle) {
+                            log("sandbox " + s.name() + " idle for " + idlePause.toSeconds() + " s: pausing it");
+                            dropMux(s);
+                            engine.pause(s.id());
+                            autoPaused.add(s.id());
+                        }
+                    }
                 }
             }
         } catch (RuntimeException e) {

@@ -184,6 +184,20 @@ public final class DaemonClient implements AutoCloseable {
         return sandbox(call(HttpMethod.POST, "/v1/sandboxes/" + ref + "/stop?timeout=" + seconds, ""));
     }
 
+    public Sandbox pause(String ref) {
+        return sandbox(call(HttpMethod.POST, "/v1/sandboxes/" + ref + "/pause", ""));
+    }
+
+    public Sandbox resume(String ref) {
+        return sandbox(call(HttpMethod.POST, "/v1/sandboxes/" + ref + "/resume", ""));
+    }
+
+    public List<Sandbox> fork(String ref, ApiTypes.ForkRequest request) {
+        return ApiHandler.JSON.readValue(
+                call(HttpMethod.POST, "/v1/sandboxes/" + ref + "/fork", ApiHandler.JSON.writeValueAsString(request)),
+                new TypeReference<List<Sandbox>>() {});
+    }
+
     public Sandbox kill(String ref) {
         return sandbox(call(HttpMethod.POST, "/v1/sandboxes/" + ref + "/kill", ""));
     }

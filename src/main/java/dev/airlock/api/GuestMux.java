@@ -60,6 +60,8 @@ final class GuestMux implements AutoCloseable {
     private final Set<Client> clients = ConcurrentHashMap.newKeySet();
     private @Nullable Upstream upstream;
     private volatile boolean closed;
+    /** When a client last sent a frame or went away (System.nanoTime): what idle auto-pause measures. */
+    private volatile long lastUse = System.nanoTime();
 
     private record Route(Client client, int clientStream) {}
 
@@ -75,6 +77,16 @@ final class GuestMux implements AutoCloseable {
 
     Path socket() {
         return muxSocket;
+    }
+
+    /** Counts as use now: a client was just given this socket and is about to connect. */
+    void touch() {
+        lastUse = System.nanoTime();
+    }
+
+    /** No client connected, and none has sent anything for {@code d}. */
+    boolean idleFor(java.time.Duration d) {
+        return clients.isEmpty() && System.nanoTime() - lastUse > d.toNanos();
     }
 
     private void acceptLoop() {
@@ -276,6 +288,7 @@ final class GuestMux implements AutoCloseable {
             try {
                 while (true) {
                     Frame f = r.read();
+                    lastUse = System.nanoTime();
                     switch (f.type()) {
                         case HELLO -> enqueue(new Frame(FrameType.AGENT_HELLO, 0, 0, upstream().hello));
                         case PING -> enqueue(new Frame(FrameType.PONG, 0, 0, f.payload()));
@@ -313,6 +326,7 @@ final class GuestMux implements AutoCloseable {
             }
             gone = true;
             clients.remove(this);
+            lastUse = System.nanoTime();
             outbound.add(POISON);
             Upstream u = upstream;
             for (Integer up : streams.values()) {

@@ -94,6 +94,14 @@ final class SandboxNetwork implements AutoCloseable {
         }
     }
 
+    /** A fork's network settings: its source's, without the published ports. */
+    static void copyForClone(Path sourceDir, Path cloneDir) {
+        NetworkSpec spec = load(sourceDir);
+        save(cloneDir, spec.withPorts(List.of()));
+        saveSecrets(cloneDir, loadSecrets(sourceDir));
+        saveInference(cloneDir, loadInference(sourceDir));
+    }
+
     static void save(Path dir, NetworkSpec spec) {
         HostFiles.writeAtomically(
                 dir.resolve(FILE), (ApiHandler.JSON.writeValueAsString(spec) + "\n").getBytes(StandardCharsets.UTF_8));

@@ -683,6 +683,62 @@ final class SandboxCommands {
         }
     }
 
+    @Command(
+            name = "pause",
+            description = "Save running microVM sandboxes to disk (memory, processes) and free their memory.")
+    static final class Pause implements Callable<Integer> {
+        @Parameters(paramLabel = "SANDBOX", arity = "1..*")
+        List<String> names = new ArrayList<>();
+
+        @Override
+        public Integer call() {
+            return each(names, (client, n) -> client.pause(n));
+        }
+    }
+
+    @Command(name = "resume", description = "Bring paused sandboxes back, their processes where they were.")
+    static final class Resume implements Callable<Integer> {
+        @Parameters(paramLabel = "SANDBOX", arity = "1..*")
+        List<String> names = new ArrayList<>();
+
+        @Override
+        public Integer call() {
+            return each(names, (client, n) -> client.resume(n));
+        }
+    }
+
+    @Command(
+            name = "fork",
+            description = "Clone a running microVM sandbox (memory, processes, files); clones are NAME-1 ... NAME-N.")
+    static final class Fork implements Callable<Integer> {
+        @Parameters(paramLabel = "SANDBOX", index = "0")
+        String source = "";
+
+        @Option(
+                names = {"-n", "--count"},
+                description = "How many clones (default 1, at most 64).")
+        @org.jspecify.annotations.Nullable
+        Integer count;
+
+        @Option(names = "--name", description = "Name a clone (repeat once per clone) instead of SANDBOX-1 ...")
+        List<String> cloneNames = new ArrayList<>();
+
+        @Option(names = "--json", description = "Print the clones' records as JSON.")
+        boolean json;
+
+        @Override
+        public Integer call() {
+            List<Sandbox> clones =
+                    client().fork(source, new ApiTypes.ForkRequest(count, cloneNames.isEmpty() ? null : cloneNames));
+            if (json) {
+                Output.json(clones);
+            } else {
+                clones.forEach(c -> System.out.println(c.name()));
+            }
+            return 0;
+        }
+    }
+
     @Command(name = "kill", description = "Kill sandboxes' VMs at once.")
     static final class Kill implements Callable<Integer> {
         @Parameters(paramLabel = "SANDBOX", arity = "1..*")

@@ -22,6 +22,7 @@ public enum FrameType {
     LIST(0x24, Direction.TO_AGENT, Scope.STREAM, 0, Frame.MAX_PAYLOAD),
     SET_ENV(0x25, Direction.TO_AGENT, Scope.STREAM, 0, Frame.MAX_PAYLOAD),
     SHUTDOWN(0x30, Direction.TO_AGENT, Scope.SESSION, 1, Frame.MAX_PAYLOAD),
+    IDENTITY(0x31, Direction.TO_AGENT, Scope.STREAM, 0, Frame.MAX_PAYLOAD),
     ACCEPT(0x40, Direction.TO_AGENT, Scope.STREAM, 0, Frame.MAX_PAYLOAD),
     CONNECT(0x41, Direction.TO_AGENT, Scope.STREAM, 0, Frame.MAX_PAYLOAD),
     SOCK_DATA(0x42, Direction.TO_AGENT, Scope.STREAM, 0, Frame.MAX_PAYLOAD),

@@ -319,6 +319,21 @@ public final class GuestChannel implements AutoCloseable {
     }
 
     /**
+     * Gives a guest restored from a snapshot its own identity: fresh entropy mixed into the kernel
+     * pool (followed by a forced reseed), the wall clock, hostname and machine-id. Returns once the
+     * agent has applied all of it.
+     */
+    public void setIdentity(GuestIdentity identity) throws IOException, InterruptedException {
+        if (!features().contains(GuestFeature.IDENTITY)) {
+            throw new GuestException(95, "the agent (" + agentVersion() + ") cannot take a new identity");
+        }
+        byte[] request = identity.toPayload();
+        QueryStream<Boolean> stream = openStream(id -> new QueryStream<>(this, id, "identity", fields -> true));
+        send(Frame.of(FrameType.IDENTITY, stream.id, request));
+        stream.await();
+    }
+
+    /**
      * Asks the agent to stop every process and power the guest off (in a container: exit). There
      * is no reply; the channel closes when the agent goes away.
      */

@@ -9,8 +9,10 @@ public enum GuestFeature {
     PTY(1),
     FILES(2),
     SHUTDOWN(3),
+    /** Accepts IDENTITY (fresh entropy, clock, hostname, machine-id after a snapshot restore). */
+    IDENTITY(4),
     /** ACCEPT/CONNECT byte streams to guest loopback sockets, and SET_ENV. */
-    SOCKETS(4);
+    SOCKETS(5);
 
     private final int bit;
 

@@ -33,6 +33,23 @@ final class MicrovmRuntime implements SandboxRuntime {
         return vmm.launch(spec(s, dir, runtimeDir, boot.get())).pid();
     }
 
+    /** Starts the sandbox's VM from a saved stream instead of booting it; returns the VMM pid. */
+    long restore(Sandbox s, Path dir, Path runtimeDir, VmSpec.GuestMemory memory, VmSpec.Restore restore) {
+        return vmm.launch(spec(s, dir, runtimeDir, boot.get()).withMemory(memory, restore))
+                .pid();
+    }
+
+    /** The running VM of a sandbox, or a clear error when its VMM is gone. */
+    RunningVm vm(Sandbox s, Path dir, Path runtimeDir) {
+        return attach(s, dir, runtimeDir)
+                .orElseThrow(() -> new SandboxException(
+                        SandboxException.Kind.CONFLICT, "the VM of sandbox '" + s.name() + "' is not running"));
+    }
+
+    QemuMicrovm vmm() {
+        return vmm;
+    }
+
     @Override
     public boolean running(Sandbox s, Path dir, Path runtimeDir) {
         return attach(s, dir, runtimeDir).isPresent();

@@ -4,6 +4,7 @@ import dev.airlock.container.ContainerBackend;
 import dev.airlock.container.ImageMounts;
 import dev.airlock.container.OciRuntime;
 import dev.airlock.guest.GuestChannel;
+import dev.airlock.guest.GuestIdentity;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.HostCommand;
 import dev.airlock.host.HostFiles;
@@ -16,6 +17,8 @@ import dev.airlock.image.KernelBuild;
 import dev.airlock.setup.Setup;
 import dev.airlock.vmm.AccelProbe;
 import dev.airlock.vmm.QemuMicrovm;
+import dev.airlock.vmm.RunningVm;
+import dev.airlock.vmm.VmSpec;
 import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.nio.file.Files;
@@ -34,6 +37,14 @@ import org.jspecify.annotations.Nullable;
 public final class SandboxEngine {
     /** Boot under software emulation on a busy 2-core host can take tens of seconds. */
     static final Duration BOOT_TIMEOUT = Duration.ofSeconds(180);
+    /** A restored VM answers within a second even under emulation; beyond this it is broken. */
+    static final Duration RESTORE_TIMEOUT = Duration.ofSeconds(60);
+    /** Marks a microVM layer nothing has booted from yet: such a sandbox may start from a template. */
+    private static final String FRESH_LAYER = "fresh-layer";
+    /** How the sandbox's VM last came up: cold, template KEY, resumed, fork of NAME. */
+    private static final String ORIGIN = "origin";
+    /** The saved VM of a paused sandbox. */
+    private static final String PAUSED_STATE = "paused.state";
 
     private final AirlockDirs dirs;
     private final SandboxStore store;
@@ -42,8 +53,16 @@ public final class SandboxEngine {
     private final Progress progress;
     private final MicrovmRuntime microvm;
     private final ContainerRuntime container;
+    private final VmTemplates templates;
+    private final boolean useTemplates;
 
     public SandboxEngine(AirlockDirs dirs, Progress progress) {
+        // AIRLOCK_TEMPLATES=off boots every microVM cold (for comparison and for debugging).
+        this(dirs, progress, !"off".equals(System.getenv("AIRLOCK_TEMPLATES")));
+    }
+
+    /** {@code useTemplates}: whether new microVM sandboxes start from VM templates. */
+    public SandboxEngine(AirlockDirs dirs, Progress progress, boolean useTemplates) {
         this.dirs = dirs;
         this.store = new SandboxStore(dirs.sandboxes());
         this.images = new ImageStore(dirs);
@@ -55,6 +74,8 @@ public final class SandboxEngine {
                         new ImageMounts(dirs.cache().resolve("mounts"))),
                 () -> GuestAgent.bundled(dirs).binary(),
                 BOOT_TIMEOUT);
+        this.templates = new VmTemplates(dirs, microvm, progress);
+        this.useTemplates = useTemplates;
     }
 
     private SandboxRuntime runtime(Sandbox s) {
@@ -97,9 +118,37 @@ public final class SandboxEngine {
                 } while (taken.contains(candidate));
                 name = candidate;
             }
+            String pooledKey = null;
+            if (pool != null && !inContainer && o.layerTemplate() == null) {
+                String key = templates.key(
+                        new Sandbox(
+                                id,
+                                name,
+                                o.runtime(),
+                                image.name(),
+                                image.id(),
+                                image.file().toString(),
+                                accel,
+                                o.resources(),
+                                o.env(),
+                                o.workdir(),
+                                Instant.now(),
+                                SandboxState.CREATED,
+                                0,
+                                null,
+                                null),
+                        bootAssets());
+                Optional<String> claimed = pool.take(key, o.resources().memoryMiB());
+                if (claimed.isPresent()) {
+                    id = claimed.get();
+                    pooledKey = key;
+                }
+            }
             Path dir = AirlockDirs.ensureDir(store.dir(id));
             try {
-                if (inContainer) {
+                if (pooledKey != null) {
+                    // A warm-pool VM: restored, its layer in place; start hands it its identity.
+                } else if (inContainer) {
                     Path template = o.layerTemplate();
                     if (template != null) {
                         copyUpper(template, dir.resolve("container").resolve("upper"));
@@ -111,6 +160,7 @@ public final class SandboxEngine {
                             o.resources().diskMiB());
                 } else {
                     makeLayer(dir.resolve("layer.ext4"), o.resources().diskMiB());
+                    Files.writeString(dir.resolve(FRESH_LAYER), "");
                 }
                 Sandbox s = new Sandbox(
                         id,
@@ -130,7 +180,12 @@ public final class SandboxEngine {
                         null);
                 store.save(s);
                 return s;
+            } catch (IOException e) {
+                endPooled(dir);
+                HostFiles.deleteTree(dir);
+                throw new SandboxException("cannot create sandbox files in " + dir + ": " + e.getMessage(), e);
             } catch (RuntimeException e) {
+                endPooled(dir);
                 HostFiles.deleteTree(dir);
                 throw e;
             }
@@ -147,9 +202,23 @@ public final class SandboxEngine {
             throw new SandboxException("the image of sandbox '" + s.name() + "' (" + s.image() + ", "
                     + s.imageId().substring(0, 12) + ") is gone; rebuild it with: airlock image build " + s.image());
         }
+        if (s.state() == SandboxState.PAUSED) {
+            throw new SandboxException(
+                    SandboxException.Kind.CONFLICT,
+                    "sandbox '" + s.name() + "' is paused; resume it with: airlock resume " + s.name());
+        }
         SandboxRuntime rt = runtime(s);
         Path dir = store.dir(s.id());
-        long pid = rt.launch(s, dir, runtimeDir(s));
+        long pid;
+        if (rt == microvm && Files.exists(dir.resolve(WarmPool.MARKER))) {
+            pid = claimPooled(s, dir);
+        } else if (rt == microvm && useTemplates && Files.exists(dir.resolve(FRESH_LAYER))) {
+            pid = startFromTemplate(s, dir);
+        } else {
+            pid = rt.launch(s, dir, runtimeDir(s));
+            recordOrigin(dir, "cold");
+        }
+        HostFiles.deleteTree(dir.resolve(FRESH_LAYER));
         s = s.moveTo(SandboxState.RUNNING, pid, null);
         store.save(s);
         try (GuestChannel ignored = connect(s, BOOT_TIMEOUT)) {
@@ -160,6 +229,235 @@ public final class SandboxEngine {
             store.save(failed);
             throw new SandboxException(
                     "sandbox '" + s.name() + "' did not boot: " + e.getMessage() + consoleTail(s), e);
+        }
+    }
+
+    /**
+     * Restores a never-booted microVM sandbox from the template of its configuration (building
+     * it first when there is none) and gives it its own identity. Anything wrong with the
+     * template is reported, the template deleted, and the sandbox booted cold instead: a start
+     * never returns a half-restored VM. Returns the VMM's pid.
+     */
+    private long startFromTemplate(Sandbox s, Path dir) {
+        BootAssets boot = bootAssets();
+        String key = templates.key(s, boot);
+        long ramBytes = (long) s.resources().memoryMiB() << 20;
+        boolean existed = Files.isDirectory(templates.root().resolve(key));
+        Optional<VmTemplates.Template> found = templates.find(key, ramBytes);
+        // A template that was there but failed its checks was just deleted with a warning: this
+        // start boots cold and the next one rebuilds it.
+        if (found.isEmpty() && !existed) {
+            // One build per key at a time (across threads and processes): many sandboxes started
+            // at once wait for the first one's template instead of all booting their own.
+            try (HostFiles.Lock ignored = HostFiles.lock(templates.root().resolve(key + ".lock"))) {
+                found = templates.find(key, ramBytes);
+                if (found.isEmpty()) {
+                    found = Optional.of(templates.build(key, s, boot, BOOT_TIMEOUT));
+                }
+            } catch (RuntimeException e) {
+                progress.step("warning: cannot build a VM template (" + e.getMessage() + "); booting cold");
+            }
+        }
+        if (found.isPresent()) {
+            VmTemplates.Template t = found.get();
+            try {
+                long pid = restoreFrom(s, dir, t.layer(), t.ram(), t.state(), true);
+                recordOrigin(dir, "template " + key);
+                WarmPool p = pool;
+                if (p != null) {
+                    p.refill(key, s);
+                }
+                return pid;
+            } catch (RuntimeException e) {
+                templates.discard(key, "restoring from it failed (" + e.getMessage() + ")");
+                HostFiles.deleteTree(dir.resolve("layer.ext4"));
+                makeLayer(dir.resolve("layer.ext4"), s.resources().diskMiB());
+            }
+        }
+        long pid = microvm.launch(s, dir, runtimeDir(s));
+        recordOrigin(dir, "cold");
+        return pid;
+    }
+
+    /**
+     * Hands a warm-pool VM its identity. If it is gone or does not answer, the sandbox starts
+     * from its template (or cold) as if it had never been pooled.
+     */
+    private long claimPooled(Sandbox s, Path dir) {
+        String key = WarmPool.keyOf(dir);
+        HostFiles.deleteTree(dir.resolve(WarmPool.MARKER));
+        try {
+            if (!microvm.running(s, dir, runtimeDir(s))) {
+                throw new SandboxException("its VM exited");
+            }
+            try (GuestChannel ch = GuestChannel.connect(microvm.agentSocket(runtimeDir(s)), RESTORE_TIMEOUT)) {
+                ch.setIdentity(GuestIdentity.fresh(s.name()));
+            }
+            long pid = Long.parseLong(Files.readString(dir.resolve("vmm.pid")).strip());
+            recordOrigin(dir, "pool, template " + key);
+            WarmPool p = pool;
+            if (p != null) {
+                p.refill(key, s);
+            }
+            return pid;
+        } catch (IOException | RuntimeException e) {
+            progress.step(
+                    "warning: warm-pool VM for " + s.name() + " unusable (" + e.getMessage() + "); restoring anew");
+            microvm.kill(s, dir, runtimeDir(s));
+        } catch (InterruptedException e) {
+            microvm.kill(s, dir, runtimeDir(s));
+            Thread.currentThread().interrupt();
+            throw new SandboxException("interrupted while starting sandbox " + s.name(), e);
+        }
+        HostFiles.deleteTree(dir.resolve("layer.ext4"));
+        makeLayer(dir.resolve("layer.ext4"), s.resources().diskMiB());
+        return useTemplates ? startFromTemplate(s, dir) : microvm.launch(s, dir, runtimeDir(s));
+    }
+
+    private @Nullable WarmPool pool;
+
+    /**
+     * Keeps {@code perTemplate} VMs restored and waiting for every template a sandbox was started
+     * from, within {@code budgetMiB} of guest memory in all, so a create + start only claims one.
+     * For the daemon (a long-lived process); first ends the pooled VMs a previous daemon left.
+     */
+    public synchronized void enableWarmPool(int perTemplate, long budgetMiB) {
+        sweepWarmPool();
+        if (perTemplate > 0 && useTemplates) {
+            pool = new WarmPool(perTemplate, budgetMiB, dirs.sandboxes(), this::fillPool, progress);
+        }
+    }
+
+    /** Ends every pooled VM (ready ones of this engine and any a previous process left). */
+    public synchronized void closeWarmPool(Duration wait) throws InterruptedException {
+        WarmPool p = pool;
+        pool = null;
+        if (p != null) {
+            p.awaitIdle(wait);
+            p.drain();
+        }
+        sweepWarmPool();
+    }
+
+    /** Waits until the warm pool has no restore under way (tests, benchmarks). */
+    public void awaitWarmPool(Duration timeout) throws InterruptedException {
+        WarmPool p = pool;
+        if (p != null) {
+            p.awaitIdle(timeout);
+        }
+    }
+
+    private void sweepWarmPool() {
+        for (Path d : WarmPool.leftovers(dirs.sandboxes())) {
+            endPooled(d);
+            HostFiles.deleteTree(d);
+            HostFiles.deleteTree(
+                    dirs.runtime().resolve(d.getFileName().toString().substring(0, 16)));
+        }
+    }
+
+    /** Kills the VMM of a pooled (record-less) sandbox directory, if one runs there. */
+    private static void endPooled(Path dir) {
+        try {
+            long pid = Long.parseLong(Files.readString(dir.resolve("vmm.pid")).strip());
+            ProcessHandle.of(pid)
+                    .filter(p -> p.info()
+                            .commandLine()
+                            .map(c -> c.contains(dir.toString()))
+                            .orElse(false))
+                    .ifPresent(p -> {
+                        p.destroyForcibly();
+                        p.onExit().join();
+                    });
+        } catch (IOException | RuntimeException e) {
+            // No VMM there (never started, or already gone).
+        }
+    }
+
+    /** Restores one pool VM for {@code key} into the directory of {@code id} and warms it up with one exec. */
+    private void fillPool(String key, Sandbox like, String id) {
+        Sandbox s = new Sandbox(
+                id,
+                "airlock",
+                like.runtime(),
+                like.image(),
+                like.imageId(),
+                like.imageFile(),
+                like.accel(),
+                like.resources(),
+                like.env(),
+                like.workdir(),
+                Instant.now(),
+                SandboxState.CREATED,
+                0,
+                null,
+                null);
+        VmTemplates.Template t = templates
+                .find(key, (long) s.resources().memoryMiB() << 20)
+                .orElseThrow(() -> new SandboxException("template " + key + " is gone"));
+        Path dir = AirlockDirs.ensureDir(store.dir(id));
+        restoreFrom(s, dir, t.layer(), t.ram(), t.state(), false);
+        // Under emulation the first exec after a restore pays for translating the guest's code:
+        // pay it here, not in the claim.
+        try (GuestChannel ch = GuestChannel.connect(microvm.agentSocket(runtimeDir(s)), RESTORE_TIMEOUT)) {
+            ch.exec(
+                            dev.airlock.guest.ExecSpec.of("true"),
+                            java.io.OutputStream.nullOutputStream(),
+                            java.io.OutputStream.nullOutputStream())
+                    .await();
+        } catch (IOException e) {
+            throw new SandboxException("the pooled VM did not run a command: " + e.getMessage(), e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new SandboxException("interrupted", e);
+        }
+    }
+
+    /**
+     * Copies a saved layer into the sandbox, restores its VM from a stream whose RAM is the file
+     * {@code ram} (mapped privately) or, when {@code ram} is null, inside the stream, waits for
+     * the agent and hands it a fresh identity. On failure the VM is killed and the error thrown.
+     */
+    private long restoreFrom(
+            Sandbox s, Path dir, @Nullable Path layer, @Nullable Path ram, Path state, boolean newIdentity) {
+        if (layer != null) {
+            HostFiles.deleteTree(dir.resolve("layer.ext4"));
+            copyLayer(layer, dir.resolve("layer.ext4"), 0);
+        }
+        VmSpec.GuestMemory memory =
+                ram == null ? new VmSpec.GuestMemory.Anonymous() : new VmSpec.GuestMemory.File(ram, false);
+        long pid = microvm.restore(s, dir, runtimeDir(s), memory, new VmSpec.Restore(state, ram != null, true));
+        try (GuestChannel ch = GuestChannel.connect(microvm.agentSocket(runtimeDir(s)), RESTORE_TIMEOUT)) {
+            ch.setIdentity(
+                    newIdentity
+                            ? GuestIdentity.fresh(s.name())
+                            : new GuestIdentity(GuestIdentity.fresh(s.name()).entropy(), null, null));
+            return pid;
+        } catch (IOException | RuntimeException e) {
+            microvm.kill(s, dir, runtimeDir(s));
+            throw new SandboxException("the restored VM did not take its identity: " + e.getMessage(), e);
+        } catch (InterruptedException e) {
+            microvm.kill(s, dir, runtimeDir(s));
+            Thread.currentThread().interrupt();
+            throw new SandboxException("interrupted while restoring sandbox " + s.name(), e);
+        }
+    }
+
+    /** Where VM templates are kept (tests damage them on purpose). */
+    public Path templateDir() {
+        return templates.root();
+    }
+
+    private static void recordOrigin(Path dir, String origin) {
+        HostFiles.writeAtomically(dir.resolve(ORIGIN), origin.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+    }
+
+    /** How the sandbox's VM last came up: {@code cold}, {@code template KEY}, {@code resumed} or {@code fork of NAME}. */
+    public String origin(Sandbox s) {
+        try {
+            return Files.readString(store.dir(s.id()).resolve(ORIGIN)).strip();
+        } catch (IOException e) {
+            return s.runtime().equals("container") ? "container" : "none";
         }
     }
 
@@ -178,9 +476,213 @@ public final class SandboxEngine {
         return runtime(s).agentSocket(runtimeDir(s));
     }
 
+    /**
+     * Saves a running microVM sandbox to its directory (memory, devices; its disk is already
+     * there) and ends its VMM, so it holds no host memory until {@link #resume}.
+     */
+    public Sandbox pause(String ref) {
+        Sandbox s = inspect(ref);
+        requireMicrovm(s, "pause");
+        if (s.state() != SandboxState.RUNNING) {
+            throw new SandboxException(
+                    SandboxException.Kind.CONFLICT,
+                    "sandbox '" + s.name() + "' is " + s.state().label() + "; only a running sandbox can be paused");
+        }
+        Path dir = store.dir(s.id());
+        RunningVm vm = microvm.vm(s, dir, runtimeDir(s));
+        Path state = dir.resolve(PAUSED_STATE);
+        try {
+            vm.saveState(state, false);
+        } catch (RuntimeException e) {
+            HostFiles.deleteTree(state);
+            vm.resume();
+            throw new SandboxException("cannot pause sandbox '" + s.name() + "': " + e.getMessage(), e);
+        }
+        // Recorded before the VMM goes, so nobody looking meanwhile takes the exit for a crash.
+        Sandbox paused = s.moveTo(SandboxState.PAUSED, 0, null);
+        store.save(paused);
+        vm.kill();
+        return paused;
+    }
+
+    /** Brings a paused sandbox back, its processes where they were; the guest clock is set to now. */
+    public Sandbox resume(String ref) {
+        Sandbox s = inspect(ref);
+        requireMicrovm(s, "resume");
+        if (s.state() != SandboxState.PAUSED) {
+            throw new SandboxException(
+                    SandboxException.Kind.CONFLICT,
+                    "sandbox '" + s.name() + "' is " + s.state().label() + ", not paused");
+        }
+        Path dir = store.dir(s.id());
+        long pid;
+        try {
+            pid = restoreFrom(s, dir, null, null, dir.resolve(PAUSED_STATE), false);
+        } catch (RuntimeException e) {
+            store.save(s.moveTo(
+                    SandboxState.FAILED,
+                    0,
+                    "resume failed: " + e.getMessage() + "; its disk is kept: airlock start " + s.name()
+                            + " boots it again (without its processes)"));
+            throw new SandboxException("cannot resume sandbox '" + s.name() + "': " + e.getMessage(), e);
+        }
+        HostFiles.deleteTree(dir.resolve(PAUSED_STATE));
+        recordOrigin(dir, "resumed");
+        Sandbox running = s.moveTo(SandboxState.RUNNING, pid, null);
+        store.save(running);
+        return running;
+    }
+
+    /**
+     * Clones a running microVM sandbox {@code names.size()} times: memory, processes and files as
+     * they were at one instant, each clone with its own copy of the writable layer and its own
+     * identity. The source is stopped only while its state is written.
+     *
+     * <p>How: the source's full migration stream is saved (its RAM is private, so all of it goes in
+     * the stream), loaded once into a stopped VM whose RAM is a shared file, and saved again from
+     * there with {@code x-ignore-shared}; the clones then map that RAM file privately, like a
+     * template, sharing every page none of them has written.
+     */
+    public List<Sandbox> fork(String ref, List<String> names) {
+        Sandbox src = inspect(ref);
+        requireMicrovm(src, "fork");
+        if (src.state() != SandboxState.RUNNING) {
+            throw new SandboxException(
+                    SandboxException.Kind.CONFLICT,
+                    "sandbox '" + src.name() + "' is " + src.state().label()
+                            + "; only a running sandbox can be forked");
+        }
+        if (names.isEmpty() || names.size() > 64) {
+            throw new SandboxException("a fork makes 1 to 64 clones, not " + names.size());
+        }
+        List<Sandbox> clones = new java.util.ArrayList<>();
+        try (HostFiles.Lock ignored = store.lock()) {
+            List<String> taken = store.list().stream().map(Sandbox::name).toList();
+            for (String name : names) {
+                Names.validate(name);
+                if (taken.contains(name) || names.indexOf(name) != names.lastIndexOf(name)) {
+                    throw new SandboxException(
+                            SandboxException.Kind.CONFLICT,
+                            "a sandbox named '" + name
+                                    + "' already exists; choose other names or remove it: airlock rm " + name);
+                }
+            }
+            for (String name : names) {
+                Sandbox c = new Sandbox(
+                        Names.newId(),
+                        name,
+                        src.runtime(),
+                        src.image(),
+                        src.imageId(),
+                        src.imageFile(),
+                        src.accel(),
+                        src.resources(),
+                        src.env(),
+                        src.workdir(),
+                        Instant.now(),
+                        SandboxState.CREATED,
+                        0,
+                        null,
+                        null);
+                AirlockDirs.ensureDir(store.dir(c.id()));
+                store.save(c);
+                clones.add(c);
+            }
+        }
+        Path work = AirlockDirs.ensureDir(
+                dirs.data().resolve("forks").resolve(Names.newId().substring(0, 16)));
+        Path convertRuntime =
+                dirs.runtime().resolve("frk-" + work.getFileName().toString().substring(0, 12));
+        try {
+            Path srcDir = store.dir(src.id());
+            RunningVm vm = microvm.vm(src, srcDir, runtimeDir(src));
+            try {
+                vm.saveState(work.resolve("full.state"), false);
+                copyLayer(srcDir.resolve("layer.ext4"), work.resolve("layer.ext4"), 0);
+            } finally {
+                vm.resume();
+            }
+            VmSpec convert = MicrovmRuntime.spec(src, work, convertRuntime, bootAssets())
+                    .withMemory(
+                            new VmSpec.GuestMemory.File(work.resolve("ram"), true),
+                            new VmSpec.Restore(work.resolve("full.state"), false, false));
+            RunningVm loaded = vmm.launch(convert);
+            try {
+                loaded.saveState(work.resolve("state"), true);
+            } finally {
+                loaded.kill();
+            }
+            HostFiles.deleteTree(work.resolve("full.state"));
+            List<java.util.concurrent.Future<Sandbox>> started = new java.util.ArrayList<>();
+            try (var pool = java.util.concurrent.Executors.newVirtualThreadPerTaskExecutor()) {
+                for (Sandbox c : clones) {
+                    started.add(pool.submit(() -> startClone(c, src, work)));
+                }
+            }
+            List<Sandbox> out = new java.util.ArrayList<>();
+            List<String> failed = new java.util.ArrayList<>();
+            for (int i = 0; i < clones.size(); i++) {
+                try {
+                    out.add(started.get(i).get());
+                } catch (java.util.concurrent.ExecutionException | InterruptedException e) {
+                    failed.add(clones.get(i).name() + " ("
+                            + (e.getCause() != null ? e.getCause().getMessage() : e) + ")");
+                }
+            }
+            if (!failed.isEmpty()) {
+                throw new SandboxException("fork of '" + src.name() + "': " + failed.size() + " of " + clones.size()
+                        + " clones did not start: " + String.join(", ", failed));
+            }
+            return out;
+        } catch (RuntimeException e) {
+            for (Sandbox c : clones) {
+                Sandbox now = store.find(c.id()).orElse(c);
+                if (now.state() == SandboxState.CREATED) {
+                    store.save(now.moveTo(SandboxState.FAILED, 0, "fork failed: " + e.getMessage()));
+                }
+            }
+            throw e instanceof SandboxException se
+                    ? se
+                    : new SandboxException("cannot fork sandbox '" + src.name() + "': " + e.getMessage(), e);
+        } finally {
+            // Clones keep the RAM file mapped; deleting its name frees it when the last one exits.
+            HostFiles.deleteTree(work);
+            HostFiles.deleteTree(convertRuntime);
+        }
+    }
+
+    private Sandbox startClone(Sandbox c, Sandbox src, Path work) {
+        Path dir = store.dir(c.id());
+        try {
+            long pid =
+                    restoreFrom(c, dir, work.resolve("layer.ext4"), work.resolve("ram"), work.resolve("state"), true);
+            recordOrigin(dir, "fork of " + src.name());
+            Sandbox running = c.moveTo(SandboxState.RUNNING, pid, null);
+            store.save(running);
+            return running;
+        } catch (RuntimeException e) {
+            // The layer copy (if made) holds the source's files: start boots it cold.
+            store.save(c.moveTo(SandboxState.FAILED, 0, "fork failed: " + e.getMessage()));
+            throw e;
+        }
+    }
+
+    private static void requireMicrovm(Sandbox s, String what) {
+        if (s.runtime().equals("container")) {
+            throw new SandboxException(
+                    SandboxException.Kind.CONFLICT,
+                    what + " works on microVM sandboxes only; '" + s.name() + "' is a container");
+        }
+    }
+
     /** Asks the guest to power off, and kills the VM if it has not within {@code grace}. */
     public Sandbox stop(String ref, Duration grace) {
         Sandbox s = inspect(ref);
+        if (s.state() == SandboxState.PAUSED) {
+            // The guest's unwritten files are in its saved memory, not yet on its disk: bring it
+            // back so it can shut down cleanly.
+            s = resume(s.id());
+        }
         if (s.state() != SandboxState.RUNNING) {
             return s;
         }
@@ -391,7 +893,7 @@ public final class SandboxEngine {
     }
 
     /** A sparse file formatted as ext4: the sandbox's writable layer, as large as its disk limit. */
-    private static void makeLayer(Path file, long diskMiB) {
+    static void makeLayer(Path file, long diskMiB) {
         try (RandomAccessFile f = new RandomAccessFile(file.toFile(), "rw")) {
             f.setLength(diskMiB << 20);
         } catch (IOException e) {

@@ -10,7 +10,9 @@ import java.util.Set;
  *
  * <pre>
  *   CREATED --start--> RUNNING --stop/exit--> STOPPED --start--> RUNNING
- *                         |
+ *                         |  ^
+ *                         |  +--resume-- PAUSED (memory and devices saved to disk, no VMM) --stop--> STOPPED
+ *                         +--pause-------^
  *                         +--VMM died--> FAILED --start--> RUNNING
  * </pre>
  */
@@ -18,12 +20,14 @@ public enum SandboxState {
     CREATED,
     RUNNING,
     STOPPED,
-    FAILED;
+    FAILED,
+    PAUSED;
 
     public Set<SandboxState> next() {
         return switch (this) {
             case CREATED, STOPPED, FAILED -> EnumSet.of(RUNNING, FAILED);
-            case RUNNING -> EnumSet.of(STOPPED, FAILED);
+            case RUNNING -> EnumSet.of(STOPPED, FAILED, PAUSED);
+            case PAUSED -> EnumSet.of(RUNNING, STOPPED, FAILED);
         };
     }
 

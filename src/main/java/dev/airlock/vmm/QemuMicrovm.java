@@ -49,7 +49,9 @@ public final class QemuMicrovm implements Vmm {
         a.add(binary);
         a.addAll(List.of("-name", "guest=airlock-" + spec.stateDir().getFileName()));
         // No ACPI: QEMU then lists the virtio-mmio devices on the kernel command line.
-        a.addAll(List.of("-machine", "microvm,acpi=off,x-option-roms=off,rtc=on,isa-serial=on"));
+        // RAM is always a named backend (ram0), so a stream saved from any VM loads into any other
+        // with the same shape, whether its RAM is anonymous or a file.
+        a.addAll(List.of("-machine", "microvm,acpi=off,x-option-roms=off,rtc=on,isa-serial=on,memory-backend=ram0"));
         if (spec.accel() == Accel.KVM) {
             a.addAll(List.of("-accel", "kvm", "-cpu", "host"));
         } else {
@@ -57,6 +59,15 @@ public final class QemuMicrovm implements Vmm {
             a.addAll(List.of("-accel", "tcg,tb-size=64", "-cpu", "max"));
         }
         a.addAll(List.of("-smp", Integer.toString(spec.vcpus()), "-m", spec.memoryMiB() + "M"));
+        String size = ",size=" + spec.memoryMiB() + "M";
+        a.addAll(List.of(
+                "-object",
+                switch (spec.memory()) {
+                    case VmSpec.GuestMemory.Anonymous ignored -> "memory-backend-ram,id=ram0" + size;
+                    case VmSpec.GuestMemory.File f ->
+                        "memory-backend-file,id=ram0" + size + ",mem-path=" + f.path() + ",share="
+                                + (f.shared() ? "on" : "off");
+                }));
         a.addAll(List.of("-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"));
         // seccomp: elevateprivileges=deny and spawn=deny would also block the setsid/fork that
         // -daemonize does after the filter is in place (QEMU 7.2 exits 1 or dies of SIGSYS).
@@ -82,6 +93,10 @@ public final class QemuMicrovm implements Vmm {
                 "-device", "virtserialport,chardev=agent,name=airlock.agent"));
         a.addAll(List.of("-qmp", "unix:" + spec.controlSocket() + ",server=on,wait=off"));
         a.addAll(List.of("-pidfile", spec.pidFile().toString(), "-daemonize"));
+        if (spec.restore() != null) {
+            // defer: the x-ignore-shared capability must be set before the stream is read.
+            a.addAll(List.of("-incoming", "defer"));
+        }
         return a;
     }
 
@@ -101,8 +116,63 @@ public final class QemuMicrovm implements Vmm {
             throw new VmmException("QEMU failed to start (exit " + r.exitCode() + "): "
                     + r.output().strip());
         }
-        return attach(spec)
+        RunningVm vm = attach(spec)
                 .orElseThrow(() -> new VmmException("QEMU started but exited at once; see " + spec.consoleLog()));
+        VmSpec.Restore restore = spec.restore();
+        if (restore != null) {
+            try {
+                load(spec.controlSocket(), restore);
+            } catch (RuntimeException e) {
+                vm.kill();
+                throw new VmmException("cannot restore the VM from " + restore.state() + ": " + e.getMessage(), e);
+            }
+        }
+        return vm;
+    }
+
+    /** Feeds a saved stream into a VM started with {@code -incoming defer}, then runs it. */
+    private static void load(Path controlSocket, VmSpec.Restore restore) {
+        if (!Files.isRegularFile(restore.state())) {
+            throw new VmmException("the saved state " + restore.state() + " is missing");
+        }
+        try (Qmp q = Qmp.connect(controlSocket)) {
+            q.execute("migrate-set-capabilities", Map.of("capabilities", capabilities(restore.ignoreShared())));
+            q.execute("migrate-incoming", Map.of("uri", "exec:cat " + shellQuote(restore.state())));
+            // A stream that does not fit this VM makes QEMU exit: the socket closes and awaitEvent throws.
+            String status = q.awaitEvent(
+                            "MIGRATION",
+                            e -> isFinal(e.path("data").path("status").asString()))
+                    .path("data")
+                    .path("status")
+                    .asString();
+            if (!status.equals("completed")) {
+                throw new VmmException("loading the saved state ended " + status);
+            }
+            if (restore.run()) {
+                q.execute("cont", Map.of());
+            }
+        }
+    }
+
+    private static boolean isFinal(String migrationStatus) {
+        return migrationStatus.equals("completed")
+                || migrationStatus.equals("failed")
+                || migrationStatus.equals("cancelled");
+    }
+
+    private static List<Map<String, Object>> capabilities(boolean ignoreShared) {
+        return List.of(
+                Map.of("capability", "events", "state", true),
+                Map.of("capability", "x-ignore-shared", "state", ignoreShared));
+    }
+
+    /** exec: URIs run through /bin/sh; our paths have no quotes, but may have spaces. */
+    private static String shellQuote(Path p) {
+        String s = p.toString();
+        if (s.contains("'")) {
+            throw new VmmException("a snapshot path must not contain a quote: " + s);
+        }
+        return "'" + s + "'";
     }
 
     @Override
@@ -161,6 +231,24 @@ public final class QemuMicrovm implements Vmm {
         @Override
         public void resume() {
             qmp("cont");
+        }
+
+        @Override
+        public void saveState(Path file, boolean ignoreShared) {
+            try (Qmp q = Qmp.connect(spec.controlSocket())) {
+                q.execute("stop", Map.of());
+                q.execute("migrate-set-capabilities", Map.of("capabilities", capabilities(ignoreShared)));
+                q.execute("migrate", Map.of("uri", "exec:cat > " + shellQuote(file)));
+                String status = q.awaitEvent(
+                                "MIGRATION",
+                                e -> isFinal(e.path("data").path("status").asString()))
+                        .path("data")
+                        .path("status")
+                        .asString();
+                if (!status.equals("completed")) {
+                    throw new VmmException("saving the VM to " + file + " ended " + status);
+                }
+            }
         }
 
         private void qmp(String command) {

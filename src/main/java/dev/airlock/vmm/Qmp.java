@@ -82,6 +82,26 @@ final class Qmp implements AutoCloseable {
         }
     }
 
+    /** Waits for an asynchronous event (kept or still to come) named {@code name} that matches. */
+    synchronized JsonNode awaitEvent(String name, java.util.function.Predicate<JsonNode> matches) {
+        for (java.util.Iterator<JsonNode> it = events.iterator(); it.hasNext(); ) {
+            JsonNode e = it.next();
+            if (e.path("event").asString().equals(name) && matches.test(e)) {
+                it.remove();
+                return e;
+            }
+        }
+        while (true) {
+            JsonNode msg = readMessage();
+            if (msg.path("event").asString().equals(name) && matches.test(msg)) {
+                return msg;
+            }
+            if (msg.has("event")) {
+                events.add(msg);
+            }
+        }
+    }
+
     synchronized List<JsonNode> events() {
         List<JsonNode> copy = List.copyOf(events);
         events.clear();

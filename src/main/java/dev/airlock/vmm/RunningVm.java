@@ -18,6 +18,13 @@ public interface RunningVm {
 
     void resume();
 
+    /**
+     * Stops the vCPUs and writes the VM's migration stream to {@code file}: device state, and RAM
+     * unless {@code ignoreShared} and the RAM is a shared memory file (then the file is the RAM).
+     * The VM stays stopped; {@link #resume} continues it, {@link #kill} ends it.
+     */
+    void saveState(Path file, boolean ignoreShared);
+
     /** Kills the VMM process at once; the guest gets no say. */
     void kill();
 

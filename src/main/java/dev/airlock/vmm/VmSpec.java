@@ -2,6 +2,7 @@ package dev.airlock.vmm;
 
 import java.nio.file.Path;
 import java.util.List;
+import org.jspecify.annotations.Nullable;
 
 /**
  * Everything a VMM needs to launch one microVM. The state directory holds the VMM's files for
@@ -17,7 +18,74 @@ public record VmSpec(
         int memoryMiB,
         Accel accel,
         Path stateDir,
-        Path runtimeDir) {
+        Path runtimeDir,
+        GuestMemory memory,
+        @Nullable Restore restore) {
+
+    /** A VM that boots from its kernel, with anonymous guest RAM. */
+    public VmSpec(
+            Path kernel,
+            Path initrd,
+            String cmdline,
+            List<Disk> disks,
+            int vcpus,
+            int memoryMiB,
+            Accel accel,
+            Path stateDir,
+            Path runtimeDir) {
+        this(
+                kernel,
+                initrd,
+                cmdline,
+                disks,
+                vcpus,
+                memoryMiB,
+                accel,
+                stateDir,
+                runtimeDir,
+                new GuestMemory.Anonymous(),
+                null);
+    }
+
+    /**
+     * Where guest RAM lives. A file shared with the VM ({@code shared}) is what a template is
+     * saved from: its pages are the RAM, so a snapshot only writes device state. A file mapped
+     * privately is how a template is restored: every VM reads the same page-cache pages and
+     * copies only the ones it writes.
+     */
+    public sealed interface GuestMemory {
+        record Anonymous() implements GuestMemory {}
+
+        record File(Path path, boolean shared) implements GuestMemory {}
+    }
+
+    /**
+     * Start from a saved migration stream instead of booting. {@code ignoreShared}: the stream
+     * was written with QEMU's {@code x-ignore-shared} (RAM is in the memory file, not in the
+     * stream). {@code run}: continue the guest once loaded; false leaves it stopped, to be saved
+     * again (how a fork turns a full stream into a shareable RAM file).
+     */
+    public record Restore(Path state, boolean ignoreShared, boolean run) {}
+
+    public VmSpec withMemory(GuestMemory newMemory, @Nullable Restore newRestore) {
+        return new VmSpec(
+                kernel, initrd, cmdline, disks, vcpus, memoryMiB, accel, stateDir, runtimeDir, newMemory, newRestore);
+    }
+
+    public VmSpec withDirs(Path newStateDir, Path newRuntimeDir, List<Disk> newDisks) {
+        return new VmSpec(
+                kernel,
+                initrd,
+                cmdline,
+                newDisks,
+                vcpus,
+                memoryMiB,
+                accel,
+                newStateDir,
+                newRuntimeDir,
+                memory,
+                restore);
+    }
 
     /** A block device; the guest sees them as /dev/vda, /dev/vdb, ... in this order. */
     public record Disk(Path file, boolean readOnly) {}

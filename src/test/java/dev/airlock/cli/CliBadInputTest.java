@@ -84,6 +84,22 @@ class CliBadInputTest {
     }
 
     @Test
+    void snapshotCommandsOnTheWrongSandboxSayWhy() {
+        assertCleanError(cli.run("pause", "nope"), 125, "no such sandbox 'nope'");
+        assertCleanError(cli.run("fork", "nope"), 125, "no such sandbox 'nope'");
+        Cli.Result created = cli.run("create", "--name", "idle");
+        assertThat(created.exit()).as(created.err()).isZero();
+        assertCleanError(cli.run("pause", "idle"), 125, "only a running sandbox can be paused");
+        assertCleanError(cli.run("resume", "idle"), 125, "not paused");
+        assertCleanError(cli.run("fork", "idle", "-n", "2"), 125, "only a running sandbox can be forked");
+        assertCleanError(cli.run("fork", "idle", "-n", "0"), 125, "must be 1 to 64");
+        assertCleanError(cli.run("fork", "idle", "-n", "2", "--name", "x"), 125, "2 clones asked for but 1 names");
+        Cli.Result ps = cli.run("ps", "-a", "-q");
+        assertThat(ps.out().lines()).doesNotContain("idle-1", "idle-2");
+        cli.run("rm", "-f", "idle");
+    }
+
+    @Test
     void commandNotFoundInTheGuestExits127() {
         Cli.Result r = cli.run("run", "--rm", "--", "no-such-command-xyz");
         assertThat(r.exit()).as(r.err()).isEqualTo(127);

@@ -137,6 +137,7 @@ class GuestChannelAgentTest {
                         GuestFeature.PTY,
                         GuestFeature.FILES,
                         GuestFeature.SHUTDOWN,
+                        GuestFeature.IDENTITY,
                         GuestFeature.SOCKETS);
         for (int i = 0; i < 200; i++) {
             channel.ping();

@@ -1,9 +1,21 @@
 package dev.airlock.sandbox;
 
-/** The behavioural suite on a QEMU microVM. */
+import static org.assertj.core.api.Assertions.assertThat;
+
+/** The behavioural suite on a QEMU microVM booted cold (kernel, init, mounts). */
 class MicrovmBehaviourTest extends SandboxBehaviourTest {
     @Override
     String runtime() {
         return "microvm";
+    }
+
+    @Override
+    boolean templates() {
+        return false;
+    }
+
+    @Override
+    void started(SandboxEngine engine, Sandbox sandbox) {
+        assertThat(engine.origin(sandbox)).isEqualTo("cold");
     }
 }

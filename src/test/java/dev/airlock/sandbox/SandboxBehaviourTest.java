@@ -36,14 +36,23 @@ abstract class SandboxBehaviourTest {
     private SandboxEngine engine;
     private Sandbox sandbox;
 
+    /** Whether this run's microVMs start from VM templates (the default) or boot cold. */
+    boolean templates() {
+        return true;
+    }
+
+    /** Checks on how the suite's sandbox came up, before any test runs. */
+    void started(SandboxEngine engine, Sandbox sandbox) {}
+
     @BeforeAll
     void boot() {
         TestHost.ready();
         dirs = TestHost.isolated("behaviour-" + runtime());
-        engine = new SandboxEngine(dirs, Progress.STDERR);
+        engine = new SandboxEngine(dirs, Progress.STDERR, templates());
         Sandbox created = engine.create(new CreateOptions(
                 "behaviour", "base", Resources.DEFAULT, Map.of("SANDBOX_WIDE", "yes"), null, null, null, runtime()));
         sandbox = engine.start(created.name());
+        started(engine, sandbox);
     }
 
     @AfterAll

@@ -1,0 +1,363 @@
+package dev.airlock.bench;
+
+import dev.airlock.guest.ExecSpec;
+import dev.airlock.guest.ExitStatus;
+import dev.airlock.guest.GuestChannel;
+import dev.airlock.sandbox.CreateOptions;
+import dev.airlock.sandbox.Sandbox;
+import dev.airlock.sandbox.SandboxEngine;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.stream.IntStream;
+
+/**
+ * The snapshot figures, all in one run against baselines measured in the same run: (a) start
+ * from a VM template to the first exec result vs a cold boot, alternating; (b) fork x N of a
+ * running sandbox until every clone has answered an exec; (c) marginal host memory (sum of the
+ * QEMU processes' PSS) per idle template-started sandbox and per fork; (a2) claim from a warm pool
+ * to the first exec; (d) many sandboxes each
+ * created, running one command and removed, in total; (e) pause and resume of a running sandbox.
+ */
+public final class SnapshotBench {
+    private static final Duration TIMEOUT = Duration.ofSeconds(180);
+    private static final OutputStream DISCARD = OutputStream.nullOutputStream();
+
+    private final Args args;
+    private final BenchEnv env;
+    private final SandboxEngine cold;
+    private final SandboxEngine warm;
+    private final Report report;
+    private final List<String> sandboxes = new ArrayList<>();
+    private int counter;
+
+    private SnapshotBench(Args args, BenchEnv env) {
+        this.args = args;
+        this.env = env;
+        this.cold = new SandboxEngine(env.dirs, BenchEnv.LOG, false);
+        this.warm = new SandboxEngine(env.dirs, BenchEnv.LOG, true);
+        this.report = new Report("snapshot").host(env.hostInfo()).config(args.effective());
+        env.onClose(this::removeAll);
+    }
+
+    public static void main(String[] argv) throws Exception {
+        Args args = new Args("bench/snapshot.sh [flags]")
+                .flag("n", 10, "measured template starts (and as many cold boots)")
+                .flag("forks", 10, "clones per fork")
+                .flag("fork-runs", 3, "measured forks")
+                .flag("idle", 5, "idle sandboxes (and clones) for the memory figure")
+                .flag("many", 100, "sandboxes created, run one command and removed, for the total")
+                .flag("parallel", 2, "how many of those at a time")
+                .flag("pause-runs", 5, "measured pause + resume cycles")
+                .flag("out", "", "directory for the JSON result (default: bench/results)")
+                .parse(argv);
+        try (BenchEnv env = BenchEnv.open()) {
+            new SnapshotBench(args, env).run();
+        }
+    }
+
+    private void run() throws Exception {
+        starts();
+        pool();
+        forks();
+        memory();
+        many();
+        pauses();
+        report.print(System.out);
+        System.out.println("\nresult: " + report.write(env.resultsDir(args)));
+    }
+
+    // ---- (a) template start vs cold boot ----
+
+    private void starts() throws Exception {
+        int n = args.integer("n", 1);
+        // The first template start builds the template: a warm-up, reported on its own.
+        double[] first = startOnce(warm);
+        report.add("template.first", "first start: build template + restore + exec", "ms", List.of(first[0]), null);
+        List<Double> coldTotal = new ArrayList<>();
+        List<Double> warmTotal = new ArrayList<>();
+        List<Double> warmCreate = new ArrayList<>();
+        List<Double> warmStart = new ArrayList<>();
+        List<Double> warmExec = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            double[] c = startOnce(cold);
+            double[] w = startOnce(warm);
+            BenchEnv.LOG.step(String.format(
+                    "start %d/%d: cold %.0f ms; template %.0f ms (create %.0f, restore %.0f, exec %.0f)",
+                    i + 1, n, c[0], w[0], w[1], w[2], w[3]));
+            coldTotal.add(c[0]);
+            warmTotal.add(w[0]);
+            warmCreate.add(w[1]);
+            warmStart.add(w[2]);
+            warmExec.add(w[3]);
+        }
+        report.add("cold.total", "cold boot: create+start+exec true", "ms", coldTotal, null);
+        report.add("template.total", "template start: create+start+exec true", "ms", warmTotal, "cold.total");
+        report.add("template.create", "  create (record + layer)", "ms", warmCreate, null);
+        report.add("template.start", "  start (copy layer, restore, identity)", "ms", warmStart, null);
+        report.add("template.exec", "  first exec (connect + exec true)", "ms", warmExec, null);
+    }
+
+    /** create + start + first exec: total, create, start, exec in milliseconds. */
+    private double[] startOnce(SandboxEngine engine) throws Exception {
+        long t0 = System.nanoTime();
+        Sandbox s = engine.create(options("start"));
+        sandboxes.add(s.name());
+        long t1 = System.nanoTime();
+        try {
+            s = engine.start(s.name());
+            long t2 = System.nanoTime();
+            exec(engine, s);
+            long t3 = System.nanoTime();
+            return new double[] {ms(t3 - t0), ms(t1 - t0), ms(t2 - t1), ms(t3 - t2)};
+        } finally {
+            remove(s.name());
+        }
+    }
+
+    // ---- (a2) warm pool ----
+
+    /** Claim from a warm pool of one (refilled after each claim, waited for before the next) to the first exec. */
+    private void pool() throws Exception {
+        int n = args.integer("n", 1);
+        SandboxEngine pooled = new SandboxEngine(env.dirs, BenchEnv.LOG, true);
+        pooled.enableWarmPool(1, 4096);
+        try {
+            startOnce(pooled); // the template start that fills the pool
+            List<Double> total = new ArrayList<>();
+            List<Double> claim = new ArrayList<>();
+            List<Double> first = new ArrayList<>();
+            for (int i = 0; i < n; i++) {
+                pooled.awaitWarmPool(TIMEOUT);
+                double[] t = startOnce(pooled);
+                total.add(t[0]);
+                claim.add(t[1] + t[2]);
+                first.add(t[3]);
+            }
+            report.add("pool.total", "warm-pool claim: create+start+exec true", "ms", total, "template.total");
+            report.add("pool.claim", "  create + start (claim, identity)", "ms", claim, null);
+            report.add("pool.exec", "  first exec (connect + exec true)", "ms", first, null);
+        } finally {
+            pooled.closeWarmPool(TIMEOUT);
+        }
+    }
+
+    // ---- (b) fork ----
+
+    private void forks() throws Exception {
+        int k = args.integer("forks", 1);
+        int runs = args.integer("fork-runs", 1);
+        Sandbox src = warm.start(warm.create(options("fork-src")).name());
+        sandboxes.add(src.name());
+        exec(warm, src);
+        List<Double> total = new ArrayList<>();
+        List<Double> forkOnly = new ArrayList<>();
+        for (int r = 0; r < runs + 1; r++) {
+            List<String> names = names(src.name() + "-r" + r, k);
+            sandboxes.addAll(names);
+            long t0 = System.nanoTime();
+            List<Sandbox> clones = warm.fork(src.name(), names);
+            long t1 = System.nanoTime();
+            try (ExecutorService pool = Executors.newVirtualThreadPerTaskExecutor()) {
+                List<Future<Object>> all = new ArrayList<>();
+                for (Sandbox c : clones) {
+                    all.add(pool.submit(() -> {
+                        exec(warm, c);
+                        return c;
+                    }));
+                }
+                for (Future<Object> f : all) {
+                    f.get();
+                }
+            }
+            long t2 = System.nanoTime();
+            BenchEnv.LOG.step(String.format(
+                    "%s: fork x%d %.0f ms, all answered exec after %.0f ms",
+                    r == 0 ? "warm-up fork" : "fork " + r + "/" + runs, k, ms(t1 - t0), ms(t2 - t0)));
+            if (r > 0) {
+                forkOnly.add(ms(t1 - t0));
+                total.add(ms(t2 - t0));
+            }
+            names.forEach(this::remove);
+        }
+        report.add("fork.total", "fork x" + k + " until all answer exec", "ms", total, null);
+        report.add("fork.restore", "  fork call (save, convert, restore " + k + ")", "ms", forkOnly, null);
+        remove(src.name());
+    }
+
+    // ---- (c) memory ----
+
+    private void memory() throws Exception {
+        int k = args.integer("idle", 2);
+        List<Sandbox> idle = new ArrayList<>();
+        List<Double> sums = new ArrayList<>();
+        for (int i = 0; i < k; i++) {
+            Sandbox s = warm.start(warm.create(options("idle")).name());
+            sandboxes.add(s.name());
+            exec(warm, s);
+            idle.add(s);
+        }
+        double one = settledPss(idle.subList(0, 1));
+        double all = settledPss(idle);
+        double perSandbox = (all - one) / (k - 1);
+        sums.add(one);
+        sums.add(all);
+        // Fork the first idle sandbox k times: the memory those clones add.
+        List<String> names = names("idle-fork", k);
+        sandboxes.addAll(names);
+        List<Sandbox> clones = warm.fork(idle.getFirst().name(), names);
+        for (Sandbox c : clones) {
+            exec(warm, c);
+        }
+        List<Sandbox> withClones = new ArrayList<>(idle);
+        withClones.addAll(clones);
+        double forked = settledPss(withClones);
+        double perFork = (forked - all) / k;
+        double clonesOnly = settledPss(clones) / k;
+        double source = settledPss(idle.subList(0, 1));
+        report.add("mem.template", "marginal PSS per idle template-started sandbox", "MiB", List.of(perSandbox), null);
+        report.add("mem.fork", "marginal PSS per idle fork", "MiB", List.of(perFork), null);
+        report.add("mem.fork.clone", "  PSS of one idle clone", "MiB", List.of(clonesOnly), null);
+        report.add("mem.fork.source", "  PSS of the forked source afterwards", "MiB", List.of(source), null);
+        report.add(
+                "mem.first",
+                "PSS of the first template-started sandbox (template pages all its own)",
+                "MiB",
+                List.of(one),
+                null);
+        report.note(String.format(
+                "memory: sum of QEMU PSS, read once the VMs were idle: 1 sandbox %.1f MiB, %d sandboxes %.1f MiB,"
+                        + " + %d clones of the first %.1f MiB; marginal = difference / count",
+                one, k, all, k, forked));
+        names.forEach(this::remove);
+        idle.forEach(s -> remove(s.name()));
+    }
+
+    private double settledPss(List<Sandbox> list) throws Exception {
+        List<Long> pids =
+                list.stream().map(s -> warm.inspect(s.name()).vmmPid()).toList();
+        SandboxBench.awaitIdle(pids, Duration.ofSeconds(30), 10, new ArrayList<>());
+        double sum = 0;
+        for (long pid : pids) {
+            sum += SandboxBench.smapsRollup(pid).getOrDefault("Pss", 0L) / 1024.0;
+        }
+        return sum;
+    }
+
+    // ---- (d) many ----
+
+    private void many() throws Exception {
+        int many = args.integer("many", 1);
+        int parallel = args.integer("parallel", 1);
+        List<Double> each = new java.util.concurrent.CopyOnWriteArrayList<>();
+        long t0 = System.nanoTime();
+        try (ExecutorService pool = Executors.newFixedThreadPool(parallel)) {
+            List<Future<Object>> all = new ArrayList<>();
+            for (int i = 0; i < many; i++) {
+                all.add(pool.submit(() -> {
+                    long t = System.nanoTime();
+                    Sandbox s = warm.create(options("many"));
+                    try {
+                        s = warm.start(s.name());
+                        exec(warm, s);
+                    } finally {
+                        warm.remove(s.name(), true);
+                    }
+                    each.add(ms(System.nanoTime() - t));
+                    return s;
+                }));
+            }
+            for (Future<Object> f : all) {
+                f.get();
+            }
+        }
+        double total = ms(System.nanoTime() - t0);
+        report.add(
+                "many.total",
+                many + " sandboxes: create+start+exec+rm, " + parallel + " at a time",
+                "ms",
+                List.of(total),
+                null);
+        report.add("many.each", "  one sandbox's create+start+exec+rm", "ms", each, null);
+    }
+
+    // ---- (e) pause/resume ----
+
+    private void pauses() throws Exception {
+        int runs = args.integer("pause-runs", 1);
+        Sandbox s = warm.start(warm.create(options("pause")).name());
+        sandboxes.add(s.name());
+        exec(warm, s);
+        List<Double> pause = new ArrayList<>();
+        List<Double> resume = new ArrayList<>();
+        for (int i = 0; i < runs; i++) {
+            long t0 = System.nanoTime();
+            warm.pause(s.name());
+            long t1 = System.nanoTime();
+            Sandbox r = warm.resume(s.name());
+            exec(warm, r);
+            long t2 = System.nanoTime();
+            pause.add(ms(t1 - t0));
+            resume.add(ms(t2 - t1));
+        }
+        report.add("pause", "pause (save memory + devices, end VMM)", "ms", pause, null);
+        report.add("resume", "resume until exec answers", "ms", resume, null);
+        remove(s.name());
+    }
+
+    // ---- helpers ----
+
+    private static void exec(SandboxEngine engine, Sandbox s) throws IOException, InterruptedException {
+        try (GuestChannel ch = engine.connect(engine.inspect(s.id()), TIMEOUT)) {
+            ExitStatus st = ch.exec(ExecSpec.of("true"), DISCARD, DISCARD).await();
+            if (st.exitCode() != 0) {
+                throw new IllegalStateException("true failed in " + s.name() + ": " + st);
+            }
+        }
+    }
+
+    private List<String> names(String prefix, int k) {
+        return IntStream.rangeClosed(1, k).mapToObj(i -> prefix + "-" + i).toList();
+    }
+
+    private synchronized CreateOptions options(String what) {
+        CreateOptions d = CreateOptions.defaults();
+        return new CreateOptions(
+                "bench-" + what + "-" + counter++,
+                d.image(),
+                d.resources(),
+                d.env(),
+                d.workdir(),
+                null,
+                null,
+                "microvm");
+    }
+
+    private void remove(String name) {
+        try {
+            warm.remove(name, true);
+        } catch (RuntimeException e) {
+            // Already gone (removed by its own step).
+        }
+        synchronized (sandboxes) {
+            sandboxes.remove(name);
+        }
+    }
+
+    private void removeAll() {
+        List<String> left;
+        synchronized (sandboxes) {
+            left = List.copyOf(sandboxes);
+        }
+        left.forEach(this::remove);
+    }
+
+    private static double ms(long nanos) {
+        return nanos / 1e6;
+    }
+}

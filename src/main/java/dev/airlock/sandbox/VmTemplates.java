@@ -1,0 +1,203 @@
+package dev.airlock.sandbox;
+
+import dev.airlock.guest.GuestChannel;
+import dev.airlock.host.AirlockDirs;
+import dev.airlock.host.Hashing;
+import dev.airlock.host.HostFiles;
+import dev.airlock.host.Progress;
+import dev.airlock.vmm.RunningVm;
+import dev.airlock.vmm.VmSpec;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.Optional;
+import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeoutException;
+import tools.jackson.databind.json.JsonMapper;
+
+/**
+ * Saved microVMs that sandboxes start from instead of booting. A template is a VM booted once
+ * (kernel, agent, image mounted, writable layer formatted) and saved at the moment its agent
+ * answered: its RAM as a file ({@code ram}, the guest's memory backend, shared while it was
+ * saved), QEMU's device state ({@code state}, a few KB thanks to {@code x-ignore-shared}), its
+ * writable layer ({@code layer.ext4}) and a manifest. A sandbox restored from it maps {@code ram}
+ * privately, so all sandboxes of one template share its unchanged pages in the host page cache.
+ *
+ * <p>Templates are keyed by everything the saved VM depends on: kernel, agent (initramfs), image,
+ * vCPUs, memory, disk size, process limit, accelerator and QEMU version. A template whose files
+ * do not match its manifest is reported, deleted and the sandbox boots cold.
+ */
+final class VmTemplates {
+    /** Bumped whenever the layout of a template or what a restore expects changes. */
+    static final int FORMAT = 1;
+
+    private static final JsonMapper JSON = JsonMapper.builder().build();
+
+    /** The manifest: what the template was built for and the checksum of its device state. */
+    record Manifest(int format, String key, String stateSha256, long ramBytes, Instant created) {}
+
+    /** A template on disk whose files matched its manifest when it was found. */
+    record Template(Path dir, Manifest manifest) {
+        Path ram() {
+            return dir.resolve("ram");
+        }
+
+        Path state() {
+            return dir.resolve("state");
+        }
+
+        Path layer() {
+            return dir.resolve("layer.ext4");
+        }
+    }
+
+    private final Path root;
+    private final AirlockDirs dirs;
+    private final MicrovmRuntime microvm;
+    private final Progress progress;
+    private final ConcurrentHashMap<Path, String> fileHashes = new ConcurrentHashMap<>();
+    private volatile String qemuVersion = "";
+
+    VmTemplates(AirlockDirs dirs, MicrovmRuntime microvm, Progress progress) {
+        this.root = dirs.data().resolve("templates");
+        this.dirs = dirs;
+        this.microvm = microvm;
+        this.progress = progress;
+    }
+
+    Path root() {
+        return root;
+    }
+
+    /** The key of the template a sandbox can start from. */
+    String key(Sandbox s, SandboxEngine.BootAssets boot) {
+        if (qemuVersion.isEmpty()) {
+            qemuVersion = microvm.vmm().version();
+        }
+        String initrd = fileHashes.computeIfAbsent(boot.initrd(), Hashing::sha256);
+        String recipe = String.join(
+                "\n",
+                "format=" + FORMAT,
+                "kernel=" + boot.kernel().key(),
+                "initrd=" + initrd,
+                "image=" + s.imageId(),
+                "cpus=" + s.resources().cpus(),
+                "memory=" + s.resources().memoryMiB(),
+                "disk=" + s.resources().diskMiB(),
+                "pids=" + s.resources().pids(),
+                "accel=" + s.accel(),
+                "qemu=" + qemuVersion);
+        return Hashing.sha256(recipe).substring(0, 24);
+    }
+
+    /**
+     * The template for {@code key} if one exists and is intact. A damaged or mismatched one is
+     * reported through progress and deleted, so the caller boots cold and the next start
+     * rebuilds it.
+     */
+    Optional<Template> find(String key, long ramBytes) {
+        Path dir = root.resolve(key);
+        Path manifestFile = dir.resolve("manifest.json");
+        if (!Files.isRegularFile(manifestFile)) {
+            return Optional.empty();
+        }
+        String problem;
+        try {
+            Manifest m = JSON.readValue(Files.readString(manifestFile), Manifest.class);
+            Template t = new Template(dir, m);
+            if (m.format() != FORMAT || !m.key().equals(key)) {
+                problem = "it was built for another configuration (key " + m.key() + ", format " + m.format() + ")";
+            } else if (!Files.isRegularFile(t.ram()) || Files.size(t.ram()) != ramBytes || m.ramBytes() != ramBytes) {
+                problem = "its memory file is missing or not " + (ramBytes >> 20) + " MiB";
+            } else if (!Files.isRegularFile(t.layer())) {
+                problem = "its disk layer is missing";
+            } else if (!Files.isRegularFile(t.state())
+                    || !Hashing.sha256(t.state()).equals(m.stateSha256())) {
+                problem = "its device state does not match its checksum";
+            } else {
+                return Optional.of(t);
+            }
+        } catch (IOException | RuntimeException e) {
+            problem = "its manifest cannot be read (" + e.getMessage() + ")";
+        }
+        discard(key, problem);
+        return Optional.empty();
+    }
+
+    /** Reports and deletes a template that cannot be used; sandboxes already started from it keep running. */
+    void discard(String key, String why) {
+        progress.step("warning: VM template " + key + " is unusable: " + why + "; deleting it and booting cold");
+        HostFiles.deleteTree(root.resolve(key));
+    }
+
+    /**
+     * Boots a VM for {@code s}'s configuration, waits for its agent and saves it as the template
+     * {@code key}. Built in a private directory and renamed into place, so a concurrent start
+     * never sees half a template.
+     */
+    Template build(String key, Sandbox s, SandboxEngine.BootAssets boot, Duration bootTimeout) {
+        progress.step("building VM template " + key + " for image " + s.image() + " (once per configuration)");
+        Path work = AirlockDirs.ensureDir(root.resolve(".build-" + UUID.randomUUID()));
+        Path runtime =
+                dirs.runtime().resolve("tpl-" + work.getFileName().toString().substring(7, 19));
+        long ramBytes = (long) s.resources().memoryMiB() << 20;
+        Sandbox neutral = new Sandbox(
+                s.id(),
+                "airlock",
+                s.runtime(),
+                s.image(),
+                s.imageId(),
+                s.imageFile(),
+                s.accel(),
+                s.resources(),
+                s.env(),
+                s.workdir(),
+                s.created(),
+                s.state(),
+                0,
+                null,
+                null);
+        RunningVm vm = null;
+        try {
+            SandboxEngine.makeLayer(work.resolve("layer.ext4"), s.resources().diskMiB());
+            VmSpec spec = MicrovmRuntime.spec(neutral, work, runtime, boot)
+                    .withMemory(new VmSpec.GuestMemory.File(work.resolve("ram"), true), null);
+            vm = microvm.vmm().launch(spec);
+            // The agent answering HELLO is the moment worth saving: booted, mounted, serving.
+            try (GuestChannel ch = GuestChannel.connect(spec.agentSocket(), bootTimeout)) {
+                ch.ping(Duration.ofSeconds(30));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new SandboxException("interrupted while building a VM template", e);
+            } catch (IOException | TimeoutException e) {
+                throw new SandboxException("the template VM did not boot: " + e.getMessage(), e);
+            }
+            vm.saveState(work.resolve("state"), true);
+            vm.kill();
+            vm = null;
+            Manifest m = new Manifest(FORMAT, key, Hashing.sha256(work.resolve("state")), ramBytes, Instant.now());
+            HostFiles.writeAtomically(
+                    work.resolve("manifest.json"), JSON.writeValueAsString(m).getBytes(StandardCharsets.UTF_8));
+            Path dir = root.resolve(key);
+            try {
+                Files.move(work, dir, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+            } catch (IOException e) {
+                // Another start built the same template first: use that one.
+                HostFiles.deleteTree(work);
+            }
+            return find(key, ramBytes).orElseThrow(() -> new SandboxException("the VM template " + key + " vanished"));
+        } finally {
+            if (vm != null) {
+                vm.kill();
+            }
+            HostFiles.deleteTree(runtime);
+            if (Files.exists(work)) {
+                HostFiles.deleteTree(work);
+            }
+        }
+    }
+}

@@ -1,0 +1,151 @@
+package dev.airlock.sandbox;
+
+import dev.airlock.host.HostFiles;
+import dev.airlock.host.Progress;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.Deque;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.stream.Stream;
+
+/**
+ * Sandboxes restored from a template ahead of time, so a create only claims one and gives it its
+ * identity. A pooled VM lives in an ordinary sandbox directory (its future id) without a record,
+ * marked by a {@code pooled} file holding its template key; claiming it writes the record. Kept
+ * per template key, up to {@code size} each and {@code budgetMiB} of guest memory in all; refilled
+ * in the background after every claim.
+ */
+final class WarmPool {
+    static final String MARKER = "pooled";
+
+    /** Restores one VM for a key into the sandbox directory of {@code id}; returns normally when it answers. */
+    interface Filler {
+        void restore(String key, Sandbox template, String id);
+    }
+
+    private final int size;
+    private final long budgetMiB;
+    private final Path sandboxes;
+    private final Filler filler;
+    private final Progress progress;
+    private final Map<String, Deque<String>> ready = new HashMap<>();
+    private final Map<String, Integer> filling = new HashMap<>();
+    private long usedMiB;
+
+    WarmPool(int size, long budgetMiB, Path sandboxes, Filler filler, Progress progress) {
+        this.size = size;
+        this.budgetMiB = budgetMiB;
+        this.sandboxes = sandboxes;
+        this.filler = filler;
+        this.progress = progress;
+    }
+
+    /** A ready VM for this key, removed from the pool; the caller owns its directory from now on. */
+    synchronized Optional<String> take(String key, int memoryMiB) {
+        Deque<String> q = ready.get(key);
+        if (q == null || q.isEmpty()) {
+            return Optional.empty();
+        }
+        usedMiB -= memoryMiB;
+        return Optional.of(q.poll());
+    }
+
+    /** Starts background restores until the key has {@code size} VMs ready or filling, within the budget. */
+    void refill(String key, Sandbox template) {
+        int memory = template.resources().memoryMiB();
+        while (true) {
+            synchronized (this) {
+                int have = ready.getOrDefault(key, new ArrayDeque<>()).size() + filling.getOrDefault(key, 0);
+                if (have >= size || usedMiB + memory > budgetMiB) {
+                    return;
+                }
+                filling.merge(key, 1, Integer::sum);
+                usedMiB += memory;
+            }
+            String id = Names.newId();
+            Thread.ofVirtual().name("warm-pool-" + id.substring(0, 8)).start(() -> fill(key, template, id, memory));
+        }
+    }
+
+    private void fill(String key, Sandbox template, String id, int memory) {
+        boolean ok = false;
+        try {
+            filler.restore(key, template, id);
+            Files.writeString(sandboxes.resolve(id).resolve(MARKER), key);
+            ok = true;
+        } catch (IOException | RuntimeException e) {
+            progress.step("warning: warm pool: cannot restore a VM for template " + key + ": " + e.getMessage());
+            HostFiles.deleteTree(sandboxes.resolve(id));
+        }
+        synchronized (this) {
+            filling.merge(key, -1, Integer::sum);
+            if (ok) {
+                ready.computeIfAbsent(key, k -> new ArrayDeque<>()).add(id);
+            } else {
+                usedMiB -= memory;
+            }
+            notifyAll();
+        }
+    }
+
+    /** Waits until no restore for the key is under way (tests and benchmarks; never used to synchronise a claim). */
+    synchronized int awaitFilled(String key, Duration timeout) throws InterruptedException {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (filling.getOrDefault(key, 0) > 0) {
+            long left = deadline - System.nanoTime();
+            if (left <= 0) {
+                break;
+            }
+            wait(Math.max(1, left / 1_000_000));
+        }
+        return ready.getOrDefault(key, new ArrayDeque<>()).size();
+    }
+
+    /** Waits until no restore is under way for any key. */
+    synchronized void awaitIdle(Duration timeout) throws InterruptedException {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (filling.values().stream().mapToInt(Integer::intValue).sum() > 0) {
+            long left = deadline - System.nanoTime();
+            if (left <= 0) {
+                return;
+            }
+            wait(Math.max(1, left / 1_000_000));
+        }
+    }
+
+    /** Empties the pool and returns the ids of the ready VMs, for the caller to end. */
+    synchronized List<String> drain() {
+        List<String> all = ready.values().stream().flatMap(Deque::stream).toList();
+        ready.clear();
+        usedMiB = 0;
+        return all;
+    }
+
+    /** Every pooled VM's directory, ready or not (for the sweep of a previous daemon's leftovers). */
+    static List<Path> leftovers(Path sandboxes) {
+        if (!Files.isDirectory(sandboxes)) {
+            return List.of();
+        }
+        try (Stream<Path> dirs = Files.list(sandboxes)) {
+            return dirs.filter(d -> Files.exists(d.resolve(MARKER)) && !Files.exists(d.resolve("sandbox.json")))
+                    .toList();
+        } catch (IOException e) {
+            return List.of();
+        }
+    }
+
+    static String keyOf(Path dir) {
+        try {
+            return Files.readString(dir.resolve(MARKER), StandardCharsets.UTF_8).strip();
+        } catch (IOException e) {
+            return "";
+        }
+    }
+}

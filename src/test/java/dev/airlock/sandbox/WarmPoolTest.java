@@ -1,0 +1,98 @@
+package dev.airlock.sandbox;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.airlock.guest.ExecSpec;
+import dev.airlock.guest.ExitStatus;
+import dev.airlock.guest.GuestChannel;
+import dev.airlock.host.AirlockDirs;
+import dev.airlock.host.Progress;
+import dev.airlock.testing.TestHost;
+import java.io.ByteArrayOutputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.Map;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+
+/** A create that claims a pre-restored VM from the warm pool gets its own identity and a working sandbox. */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class WarmPoolTest {
+    private AirlockDirs dirs;
+    private SandboxEngine engine;
+
+    @BeforeAll
+    void setUp() {
+        TestHost.ready();
+        dirs = TestHost.isolated("pool");
+        engine = new SandboxEngine(dirs, Progress.STDERR, true);
+        engine.enableWarmPool(1, 4096);
+    }
+
+    @AfterAll
+    void tearDown() throws Exception {
+        for (Sandbox s : engine.list()) {
+            engine.remove(s.id(), true);
+        }
+        engine.closeWarmPool(Duration.ofSeconds(120));
+        TestHost.cleanUp(dirs);
+    }
+
+    private Sandbox startNew(String name) {
+        Sandbox s = engine.create(
+                new CreateOptions(name, "base", Resources.DEFAULT, Map.of(), null, null, null, "microvm"));
+        return engine.start(s.name());
+    }
+
+    private String sh(Sandbox s, String script) throws Exception {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        try (GuestChannel ch = engine.connect(engine.inspect(s.id()), Duration.ofSeconds(30))) {
+            ExitStatus st = ch.exec(ExecSpec.of("sh", "-c", script), out, OutputStreamSink.INSTANCE)
+                    .await();
+            assertThat(st.exitCode()).isZero();
+        }
+        return out.toString(StandardCharsets.UTF_8).strip();
+    }
+
+    private static final class OutputStreamSink {
+        static final java.io.OutputStream INSTANCE = java.io.OutputStream.nullOutputStream();
+    }
+
+    @Test
+    void aCreateClaimsAPooledVmAndThePoolIsRefilled() throws Exception {
+        Sandbox first = startNew("pool-a");
+        assertThat(engine.origin(first)).startsWith("template ");
+        engine.awaitWarmPool(Duration.ofSeconds(180));
+        // The pooled VM is not a sandbox until claimed.
+        assertThat(engine.list()).extracting(Sandbox::name).containsExactly("pool-a");
+
+        Sandbox claimed = startNew("pool-b");
+        assertThat(engine.origin(claimed)).startsWith("pool, template ");
+        assertThat(sh(claimed, "hostname")).isEqualTo("pool-b");
+        Instant before = Instant.now();
+        Instant guest = Instant.ofEpochSecond(0, Long.parseLong(sh(claimed, "date +%s%N")));
+        assertThat(guest).isBetween(before.minusMillis(500), Instant.now().plusMillis(500));
+        String urandom = "head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n'";
+        assertThat(sh(claimed, urandom)).isNotEqualTo(sh(first, urandom));
+        sh(claimed, "echo mine > /root/own");
+        assertThat(sh(first, "cat /root/own 2>/dev/null || echo absent")).isEqualTo("absent");
+
+        // The claim started a refill: the next create claims again.
+        engine.awaitWarmPool(Duration.ofSeconds(180));
+        Sandbox third = startNew("pool-c");
+        assertThat(engine.origin(third)).startsWith("pool, template ");
+        assertThat(sh(third, "hostname; cat /root/own 2>/dev/null || echo absent"))
+                .isEqualTo("pool-c\nabsent");
+
+        // Stopped and started again, a pooled sandbox boots from its own disk like any other.
+        engine.stop("pool-b", Duration.ofSeconds(10));
+        Sandbox again = engine.start("pool-b");
+        assertThat(engine.origin(again)).isEqualTo("cold");
+        assertThat(sh(again, "cat /root/own")).isEqualTo("mine");
+        assertThat(Files.exists(engine.templateDir())).isTrue();
+    }
+}
