@@ -1,5 +1,7 @@
 package dev.airlock.sandbox;
 
+import dev.airlock.guest.ExecSpec;
+import dev.airlock.guest.ExitStatus;
 import dev.airlock.guest.GuestChannel;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.Hashing;
@@ -8,6 +10,7 @@ import dev.airlock.host.Progress;
 import dev.airlock.vmm.RunningVm;
 import dev.airlock.vmm.VmSpec;
 import java.io.IOException;
+import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -167,9 +170,23 @@ final class VmTemplates {
             VmSpec spec = MicrovmRuntime.spec(neutral, work, runtime, boot)
                     .withMemory(new VmSpec.GuestMemory.File(work.resolve("ram"), true), null);
             vm = microvm.vmm().launch(spec);
-            // The agent answering HELLO is the moment worth saving: booted, mounted, serving.
+            // The agent answering HELLO is the moment worth saving: booted, mounted, serving. One
+            // warm-up command first puts the shell, libc and the agent's exec path (passwd, group,
+            // cgroup) into the guest's page cache, which the template's RAM carries to every
+            // sandbox: their first command then reads nothing from disk.
             try (GuestChannel ch = GuestChannel.connect(spec.agentSocket(), bootTimeout)) {
                 ch.ping(Duration.ofSeconds(30));
+                ExitStatus warm = ch.exec(
+                                ExecSpec.builder("/bin/sh", "-c", "true; env >/dev/null; ls / >/dev/null")
+                                        .timeout(bootTimeout)
+                                        .build(),
+                                OutputStream.nullOutputStream(),
+                                OutputStream.nullOutputStream())
+                        .await();
+                if (warm.shellStatus() != 0) {
+                    throw new SandboxException(
+                            "the template VM's warm-up command failed: status " + warm.shellStatus());
+                }
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 throw new SandboxException("interrupted while building a VM template", e);
