@@ -69,16 +69,20 @@ final class SandboxNetwork implements AutoCloseable {
         if (secrets.isEmpty()) {
             return;
         }
-        Path f = dir.resolve(SECRETS);
+        writeOwnerOnly(dir.resolve(SECRETS), ApiHandler.JSON.writeValueAsString(secrets), "the secrets");
+    }
+
+    /** Writes a file only the daemon's user can read: it was created that way, never widened. */
+    private static void writeOwnerOnly(Path f, String json, String what) {
         try {
             Files.deleteIfExists(f);
             Files.createFile(
                     f,
                     java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
                             java.nio.file.attribute.PosixFilePermissions.fromString("rw-------")));
-            Files.writeString(f, ApiHandler.JSON.writeValueAsString(secrets), StandardCharsets.UTF_8);
+            Files.writeString(f, json, StandardCharsets.UTF_8);
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot store the secrets of the sandbox in " + dir, e);
+            throw new UncheckedIOException("cannot store " + what + " of the sandbox in " + f.getParent(), e);
         }
     }
 
@@ -128,17 +132,7 @@ final class SandboxNetwork implements AutoCloseable {
         if (config == null) {
             return;
         }
-        Path f = dir.resolve(INFERENCE);
-        try {
-            Files.deleteIfExists(f);
-            Files.createFile(
-                    f,
-                    java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
-                            java.nio.file.attribute.PosixFilePermissions.fromString("rw-------")));
-            Files.writeString(f, ApiHandler.JSON.writeValueAsString(config), StandardCharsets.UTF_8);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot store the inference settings in " + dir, e);
-        }
+        writeOwnerOnly(dir.resolve(INFERENCE), ApiHandler.JSON.writeValueAsString(config), "the inference settings");
     }
 
     static @Nullable InferenceConfig loadInference(Path dir) {
