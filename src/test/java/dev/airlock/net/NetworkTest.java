@@ -28,15 +28,15 @@ abstract class NetworkTest {
     abstract String runtime();
 
     private AirlockDirs dirs;
-    private Cli cli;
-    private TestServers servers;
-    private String api;
+    Cli cli;
+    TestServers servers;
+    String api;
     private String apiTls;
     private int publishedAtCreate;
     /** The value the CLI finds in its environment; it must reach the upstream and nothing in the guest. */
     private static final String UPSTREAM_KEY = "host-key-" + java.util.UUID.randomUUID();
 
-    private static final String REAL_SECRET = "s3cr3t-" + java.util.UUID.randomUUID();
+    static final String REAL_SECRET = "s3cr3t-" + java.util.UUID.randomUUID();
 
     @BeforeAll
     void setUp() throws Exception {
@@ -92,12 +92,12 @@ abstract class NetworkTest {
         TestHost.cleanUp(dirs);
     }
 
-    private static Cli.Result ok(Cli.Result r) {
+    static Cli.Result ok(Cli.Result r) {
         assertThat(r.exit()).as("stdout %s\nstderr %s", r.out(), r.err()).isZero();
         return r;
     }
 
-    private Cli.Result sh(String sandbox, String script) {
+    Cli.Result sh(String sandbox, String script) {
         return cli.run("exec", sandbox, "--", "bash", "-c", script);
     }
 
