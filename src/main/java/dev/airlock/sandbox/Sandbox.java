@@ -33,6 +33,13 @@ public record Sandbox(
         return id.substring(0, 12);
     }
 
+    /** The same sandbox under another id (a warm-pool VM's, which a create claims). */
+    Sandbox withId(String newId) {
+        return new Sandbox(
+                newId, name, runtime, image, imageId, imageFile, accel, resources, env, workdir, created, state, vmmPid,
+                started, error);
+    }
+
     Sandbox moveTo(SandboxState target, long pid, @Nullable String why) {
         if (!state.canBecome(target) && state != target) {
             throw new SandboxException(

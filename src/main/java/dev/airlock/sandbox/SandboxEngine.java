@@ -118,29 +118,29 @@ public final class SandboxEngine {
                 } while (taken.contains(candidate));
                 name = candidate;
             }
+            Sandbox fresh = new Sandbox(
+                    id,
+                    name,
+                    o.runtime(),
+                    image.name(),
+                    image.id(),
+                    image.file().toString(),
+                    accel,
+                    o.resources(),
+                    o.env(),
+                    o.workdir(),
+                    Instant.now(),
+                    SandboxState.CREATED,
+                    0,
+                    null,
+                    null);
             String pooledKey = null;
             if (pool != null && !inContainer && o.layerTemplate() == null) {
-                String key = templates.key(
-                        new Sandbox(
-                                id,
-                                name,
-                                o.runtime(),
-                                image.name(),
-                                image.id(),
-                                image.file().toString(),
-                                accel,
-                                o.resources(),
-                                o.env(),
-                                o.workdir(),
-                                Instant.now(),
-                                SandboxState.CREATED,
-                                0,
-                                null,
-                                null),
-                        bootAssets());
+                String key = templates.key(fresh, bootAssets());
                 Optional<String> claimed = pool.take(key, o.resources().memoryMiB());
                 if (claimed.isPresent()) {
                     id = claimed.get();
+                    fresh = fresh.withId(id);
                     pooledKey = key;
                 }
             }
@@ -162,24 +162,8 @@ public final class SandboxEngine {
                     makeLayer(dir.resolve("layer.ext4"), o.resources().diskMiB());
                     Files.writeString(dir.resolve(FRESH_LAYER), "");
                 }
-                Sandbox s = new Sandbox(
-                        id,
-                        name,
-                        o.runtime(),
-                        image.name(),
-                        image.id(),
-                        image.file().toString(),
-                        accel,
-                        o.resources(),
-                        o.env(),
-                        o.workdir(),
-                        Instant.now(),
-                        SandboxState.CREATED,
-                        0,
-                        null,
-                        null);
-                store.save(s);
-                return s;
+                store.save(fresh);
+                return fresh;
             } catch (IOException e) {
                 endPooled(dir);
                 HostFiles.deleteTree(dir);
