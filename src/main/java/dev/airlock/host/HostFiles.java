@@ -12,7 +12,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.stream.Stream;
 
-/** The two file operations every store in Airlock needs, done one way. */
+/** The file operations Airlock's stores share, each done one way. */
 public final class HostFiles {
     private HostFiles() {}
 
@@ -31,6 +31,46 @@ public final class HostFiles {
             Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write " + target, e);
+        }
+    }
+
+    /**
+     * Copies a sparse file (a disk layer) block-for-block where it holds data and leaves its holes
+     * holes, in the kernel ({@code copy_file_range}, which shares the blocks on filesystems that
+     * can reflink). In process: a forked {@code cp} costs more than copying a fresh layer's few MB.
+     */
+    public static void copySparse(Path from, Path to) throws IOException {
+        try (LinuxSyscalls sys = new LinuxSyscalls()) {
+            int in = sys.open(from.toString(), LinuxSyscalls.O_RDONLY | LinuxSyscalls.O_CLOEXEC);
+            try {
+                int out = sys.open(
+                        to.toString(),
+                        LinuxSyscalls.O_WRONLY
+                                | LinuxSyscalls.O_CREAT
+                                | LinuxSyscalls.O_TRUNC
+                                | LinuxSyscalls.O_CLOEXEC,
+                        0640);
+                try {
+                    long size = Files.size(from);
+                    sys.ftruncate(out, size);
+                    long offset = 0;
+                    while (offset < size) {
+                        long data = sys.lseek(in, offset, LinuxSyscalls.SEEK_DATA);
+                        if (data < 0) {
+                            break;
+                        }
+                        long hole = sys.lseek(in, data, LinuxSyscalls.SEEK_HOLE);
+                        sys.copyFileRange(in, out, data, hole - data);
+                        offset = hole;
+                    }
+                } finally {
+                    sys.close(out);
+                }
+            } finally {
+                sys.close(in);
+            }
+        } catch (LinuxSyscalls.ErrnoException e) {
+            throw new IOException("cannot copy " + from + " to " + to + ": " + e.getMessage(), e);
         }
     }
 

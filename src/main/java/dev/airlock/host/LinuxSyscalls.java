@@ -38,6 +38,14 @@ public final class LinuxSyscalls implements AutoCloseable {
 
     public static final int MNT_DETACH = 0x2;
 
+    public static final int O_RDONLY = 0x0;
+    public static final int O_WRONLY = 0x1;
+    public static final int O_CREAT = 0x40;
+    public static final int O_TRUNC = 0x200;
+    public static final int SEEK_DATA = 3;
+    public static final int SEEK_HOLE = 4;
+    public static final int ENXIO = 6;
+
     public static final int EINTR = 4;
     public static final int EAGAIN = 11;
 
@@ -78,6 +86,16 @@ public final class LinuxSyscalls implements AutoCloseable {
             "mount", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS), CAPTURE_ERRNO);
     private static final MethodHandle UMOUNT2 =
             downcall("umount2", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT), CAPTURE_ERRNO);
+    // off_t lseek(int fd, off_t offset, int whence)
+    private static final MethodHandle LSEEK =
+            downcall("lseek", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT), CAPTURE_ERRNO);
+    // ssize_t copy_file_range(int in, off_t *off_in, int out, off_t *off_out, size_t len, unsigned flags)
+    private static final MethodHandle COPY_FILE_RANGE = downcall(
+            "copy_file_range",
+            FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT),
+            CAPTURE_ERRNO);
+    private static final MethodHandle FTRUNCATE =
+            downcall("ftruncate", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG), CAPTURE_ERRNO);
     private static final MethodHandle STRERROR = downcall("strerror", FunctionDescriptor.of(ADDRESS, JAVA_INT));
 
     private static MethodHandle downcall(String name, FunctionDescriptor descriptor, Linker.Option... options) {
@@ -97,11 +115,16 @@ public final class LinuxSyscalls implements AutoCloseable {
 
     /** {@code open(path, flags)}; returns the new file descriptor. */
     public int open(String path, int flags) throws ErrnoException {
+        return open(path, flags, 0);
+    }
+
+    /** {@code open(path, flags, mode)}, for {@link #O_CREAT}; returns the new file descriptor. */
+    public int open(String path, int flags, int mode) throws ErrnoException {
         int fd;
         try (Arena call = Arena.ofConfined()) {
             MemorySegment cPath = call.allocateFrom(path);
             try {
-                fd = (int) OPEN.invokeExact(callState, cPath, flags, 0);
+                fd = (int) OPEN.invokeExact(callState, cPath, flags, mode);
             } catch (Throwable t) {
                 throw rethrow(t);
             }
@@ -230,6 +253,68 @@ public final class LinuxSyscalls implements AutoCloseable {
         }
         if (rc < 0) {
             throw new ErrnoException("umount2(" + target + ")", errno());
+        }
+    }
+
+    /**
+     * {@code lseek(fd, offset, whence)}; returns the new offset, or -1 when {@link #SEEK_DATA}
+     * finds no data after {@code offset} ({@code ENXIO}).
+     */
+    public long lseek(int fd, long offset, int whence) throws ErrnoException {
+        long rc;
+        try {
+            rc = (long) LSEEK.invokeExact(callState, fd, offset, whence);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        if (rc < 0) {
+            if (errno() == ENXIO) {
+                return -1;
+            }
+            throw new ErrnoException("lseek", errno());
+        }
+        return rc;
+    }
+
+    /** Copies {@code length} bytes at {@code offset} of {@code in} to the same offset of {@code out}, in the kernel. */
+    public void copyFileRange(int in, int out, long offset, long length) throws ErrnoException {
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment offIn = call.allocate(JAVA_LONG);
+            MemorySegment offOut = call.allocate(JAVA_LONG);
+            offIn.set(JAVA_LONG, 0, offset);
+            offOut.set(JAVA_LONG, 0, offset);
+            long left = length;
+            while (left > 0) {
+                long n;
+                try {
+                    n = (long) COPY_FILE_RANGE.invokeExact(callState, in, offIn, out, offOut, left, 0);
+                } catch (Throwable t) {
+                    throw rethrow(t);
+                }
+                if (n < 0) {
+                    if (errno() == EINTR) {
+                        continue;
+                    }
+                    throw new ErrnoException("copy_file_range", errno());
+                }
+                if (n == 0) {
+                    throw new ErrnoException("copy_file_range (source shorter than expected)", 5);
+                }
+                left -= n;
+            }
+        }
+    }
+
+    /** {@code ftruncate(fd, length)}. */
+    public void ftruncate(int fd, long length) throws ErrnoException {
+        int rc;
+        try {
+            rc = (int) FTRUNCATE.invokeExact(callState, fd, length);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        if (rc < 0) {
+            throw new ErrnoException("ftruncate", errno());
         }
     }
 

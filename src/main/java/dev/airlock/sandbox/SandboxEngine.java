@@ -136,7 +136,7 @@ public final class SandboxEngine {
                     null);
             String pooledKey = null;
             if (pool != null && !inContainer && o.layerTemplate() == null) {
-                String key = templates.key(fresh, bootAssets());
+                String key = templates.key(fresh, bootAssets(), null);
                 Optional<String> claimed = pool.take(key, o.resources().memoryMiB());
                 if (claimed.isPresent()) {
                     id = claimed.get();
@@ -153,14 +153,11 @@ public final class SandboxEngine {
                     if (template != null) {
                         copyUpper(template, dir.resolve("container").resolve("upper"));
                     }
-                } else if (o.layerTemplate() != null) {
-                    copyLayer(
-                            o.layerTemplate(),
-                            dir.resolve("layer.ext4"),
-                            o.resources().diskMiB());
                 } else {
-                    makeLayer(dir.resolve("layer.ext4"), o.resources().diskMiB());
-                    Files.writeString(dir.resolve(FRESH_LAYER), "");
+                    // The disk layer is made (or copied from a workspace's setup layer) at start:
+                    // a start from a VM template brings the template's own layer instead.
+                    Path layerTemplate = o.layerTemplate();
+                    Files.writeString(dir.resolve(FRESH_LAYER), layerTemplate == null ? "" : layerTemplate.toString());
                 }
                 store.save(fresh);
                 return fresh;
@@ -193,18 +190,21 @@ public final class SandboxEngine {
         }
         SandboxRuntime rt = runtime(s);
         Path dir = store.dir(s.id());
-        long pid;
+        Launched launched;
         if (rt == microvm && Files.exists(dir.resolve(WarmPool.MARKER))) {
-            pid = claimPooled(s, dir);
-        } else if (rt == microvm && useTemplates && Files.exists(dir.resolve(FRESH_LAYER))) {
-            pid = startFromTemplate(s, dir);
+            launched = claimPooled(s, dir);
+        } else if (rt == microvm && Files.exists(dir.resolve(FRESH_LAYER))) {
+            launched = useTemplates ? startFromTemplate(s, dir) : bootFresh(s, dir);
         } else {
-            pid = rt.launch(s, dir, runtimeDir(s));
+            launched = new Launched(rt.launch(s, dir, runtimeDir(s)), false);
             recordOrigin(dir, "cold");
         }
         HostFiles.deleteTree(dir.resolve(FRESH_LAYER));
-        s = s.moveTo(SandboxState.RUNNING, pid, null);
+        s = s.moveTo(SandboxState.RUNNING, launched.pid(), null);
         store.save(s);
+        if (launched.answered()) {
+            return s;
+        }
         try (GuestChannel ignored = connect(s, BOOT_TIMEOUT)) {
             return s;
         } catch (IOException | RuntimeException e) {
@@ -222,9 +222,10 @@ public final class SandboxEngine {
      * template is reported, the template deleted, and the sandbox booted cold instead: a start
      * never returns a half-restored VM. Returns the VMM's pid.
      */
-    private long startFromTemplate(Sandbox s, Path dir) {
+    private Launched startFromTemplate(Sandbox s, Path dir) {
         BootAssets boot = bootAssets();
-        String key = templates.key(s, boot);
+        Path layerTemplate = freshLayerTemplate(dir);
+        String key = templates.key(s, boot, layerTemplate);
         long ramBytes = (long) s.resources().memoryMiB() << 20;
         boolean existed = Files.isDirectory(templates.root().resolve(key));
         Optional<VmTemplates.Template> found = templates.find(key, ramBytes);
@@ -236,7 +237,7 @@ public final class SandboxEngine {
             try (HostFiles.Lock ignored = HostFiles.lock(templates.root().resolve(key + ".lock"))) {
                 found = templates.find(key, ramBytes);
                 if (found.isEmpty()) {
-                    found = Optional.of(templates.build(key, s, boot, BOOT_TIMEOUT));
+                    found = Optional.of(templates.build(key, s, boot, layerTemplate, BOOT_TIMEOUT));
                 }
             } catch (RuntimeException e) {
                 progress.step("warning: cannot build a VM template (" + e.getMessage() + "); booting cold");
@@ -248,26 +249,44 @@ public final class SandboxEngine {
                 long pid = restoreFrom(s, dir, t.layer(), t.ram(), t.state(), true);
                 recordOrigin(dir, "template " + key);
                 WarmPool p = pool;
-                if (p != null) {
+                // Pooled VMs serve plain creates only: a workspace's setup layer is not theirs.
+                if (p != null && layerTemplate == null) {
                     p.refill(key, s);
                 }
-                return pid;
+                return new Launched(pid, true);
             } catch (RuntimeException e) {
                 templates.discard(key, "restoring from it failed (" + e.getMessage() + ")");
-                HostFiles.deleteTree(dir.resolve("layer.ext4"));
-                makeLayer(dir.resolve("layer.ext4"), s.resources().diskMiB());
             }
         }
+        return bootFresh(s, dir);
+    }
+
+    /** Boots a never-started microVM sandbox cold, on a new layer (or a copy of its workspace's setup layer). */
+    private Launched bootFresh(Sandbox s, Path dir) {
+        freshLayer(dir.resolve("layer.ext4"), s.resources().diskMiB(), freshLayerTemplate(dir));
         long pid = microvm.launch(s, dir, runtimeDir(s));
         recordOrigin(dir, "cold");
-        return pid;
+        return new Launched(pid, false);
     }
+
+    /** The workspace setup layer a never-started sandbox's disk starts from, or null for an empty disk. */
+    private static @Nullable Path freshLayerTemplate(Path dir) {
+        try {
+            String template = Files.readString(dir.resolve(FRESH_LAYER)).strip();
+            return template.isEmpty() ? null : Path.of(template);
+        } catch (IOException e) {
+            return null;
+        }
+    }
+
+    /** A VMM just started: its pid, and whether its agent has already answered (restores talk to it). */
+    private record Launched(long pid, boolean answered) {}
 
     /**
      * Hands a warm-pool VM its identity. If it is gone or does not answer, the sandbox starts
      * from its template (or cold) as if it had never been pooled.
      */
-    private long claimPooled(Sandbox s, Path dir) {
+    private Launched claimPooled(Sandbox s, Path dir) {
         String key = WarmPool.keyOf(dir);
         HostFiles.deleteTree(dir.resolve(WarmPool.MARKER));
         try {
@@ -283,7 +302,7 @@ public final class SandboxEngine {
             if (p != null) {
                 p.refill(key, s);
             }
-            return pid;
+            return new Launched(pid, true);
         } catch (IOException | RuntimeException e) {
             progress.step(
                     "warning: warm-pool VM for " + s.name() + " unusable (" + e.getMessage() + "); restoring anew");
@@ -293,9 +312,12 @@ public final class SandboxEngine {
             Thread.currentThread().interrupt();
             throw new SandboxException("interrupted while starting sandbox " + s.name(), e);
         }
-        HostFiles.deleteTree(dir.resolve("layer.ext4"));
-        makeLayer(dir.resolve("layer.ext4"), s.resources().diskMiB());
-        return useTemplates ? startFromTemplate(s, dir) : microvm.launch(s, dir, runtimeDir(s));
+        try {
+            Files.writeString(dir.resolve(FRESH_LAYER), "");
+        } catch (IOException e) {
+            throw new SandboxException("cannot write in " + dir + ": " + e.getMessage(), e);
+        }
+        return useTemplates ? startFromTemplate(s, dir) : bootFresh(s, dir);
     }
 
     private @Nullable WarmPool pool;
@@ -854,11 +876,10 @@ public final class SandboxEngine {
 
     /** The layer of a template, copied sparsely (shared blocks where the filesystem can reflink). */
     private static void copyLayer(Path template, Path file, long diskMiB) {
-        HostCommand.Result cp = HostCommand.run(
-                List.of("cp", "--sparse=always", "--reflink=auto", template.toString(), file.toString()), null, null);
-        if (!cp.ok()) {
-            throw new SandboxException("cannot copy the workspace template " + template + ": "
-                    + cp.output().strip());
+        try {
+            HostFiles.copySparse(template, file);
+        } catch (IOException e) {
+            throw new SandboxException("cannot copy the disk layer " + template + ": " + e.getMessage(), e);
         }
         try {
             if (Files.size(file) < (diskMiB << 20)) {
@@ -873,6 +894,16 @@ public final class SandboxEngine {
             }
         } catch (IOException e) {
             throw new SandboxException("cannot size the sandbox disk " + file + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** A sandbox's writable layer made anew: empty, or a copy of a workspace's setup layer grown to the disk limit. */
+    static void freshLayer(Path file, long diskMiB, @Nullable Path template) {
+        HostFiles.deleteTree(file);
+        if (template == null) {
+            makeLayer(file, diskMiB);
+        } else {
+            copyLayer(template, file, diskMiB);
         }
     }
 

@@ -20,6 +20,7 @@ import java.util.Optional;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeoutException;
+import org.jspecify.annotations.Nullable;
 import tools.jackson.databind.json.JsonMapper;
 
 /**
@@ -31,7 +32,9 @@ import tools.jackson.databind.json.JsonMapper;
  * privately, so all sandboxes of one template share its unchanged pages in the host page cache.
  *
  * <p>Templates are keyed by everything the saved VM depends on: kernel, agent (initramfs), image,
- * vCPUs, memory, disk size, process limit, accelerator and QEMU version. A template whose files
+ * vCPUs, memory, disk size, process limit, accelerator, QEMU version and the disk it booted on
+ * (empty, or a workspace's setup layer: a workspace sandbox starts from a VM that booted with
+ * its dependencies installed). A template whose files
  * do not match its manifest is reported, deleted and the sandbox boots cold.
  */
 final class VmTemplates {
@@ -77,7 +80,7 @@ final class VmTemplates {
     }
 
     /** The key of the template a sandbox can start from. */
-    String key(Sandbox s, SandboxEngine.BootAssets boot) {
+    String key(Sandbox s, SandboxEngine.BootAssets boot, @Nullable Path layerTemplate) {
         if (qemuVersion.isEmpty()) {
             qemuVersion = microvm.vmm().version();
         }
@@ -93,8 +96,26 @@ final class VmTemplates {
                 "disk=" + s.resources().diskMiB(),
                 "pids=" + s.resources().pids(),
                 "accel=" + s.accel(),
-                "qemu=" + qemuVersion);
+                "qemu=" + qemuVersion,
+                "layer=" + layerIdentity(layerTemplate));
         return Hashing.sha256(recipe).substring(0, 24);
+    }
+
+    /**
+     * A workspace setup layer by path, size and time of last change: workspace templates are
+     * keyed by their content and replaced whole, so a rebuilt one changes at least the time.
+     */
+    private static String layerIdentity(@Nullable Path layerTemplate) {
+        if (layerTemplate == null) {
+            return "empty";
+        }
+        try {
+            return layerTemplate + ":" + Files.size(layerTemplate) + ":"
+                    + Files.getLastModifiedTime(layerTemplate).toMillis();
+        } catch (IOException e) {
+            throw new SandboxException(
+                    "the workspace layer " + layerTemplate + " cannot be read: " + e.getMessage(), e);
+        }
     }
 
     /**
@@ -142,7 +163,8 @@ final class VmTemplates {
      * {@code key}. Built in a private directory and renamed into place, so a concurrent start
      * never sees half a template.
      */
-    Template build(String key, Sandbox s, SandboxEngine.BootAssets boot, Duration bootTimeout) {
+    Template build(
+            String key, Sandbox s, SandboxEngine.BootAssets boot, @Nullable Path layerTemplate, Duration bootTimeout) {
         progress.step("building VM template " + key + " for image " + s.image() + " (once per configuration)");
         Path work = AirlockDirs.ensureDir(root.resolve(".build-" + UUID.randomUUID()));
         Path runtime =
@@ -166,7 +188,7 @@ final class VmTemplates {
                 null);
         RunningVm vm = null;
         try {
-            SandboxEngine.makeLayer(work.resolve("layer.ext4"), s.resources().diskMiB());
+            SandboxEngine.freshLayer(work.resolve("layer.ext4"), s.resources().diskMiB(), layerTemplate);
             VmSpec spec = MicrovmRuntime.spec(neutral, work, runtime, boot)
                     .withMemory(new VmSpec.GuestMemory.File(work.resolve("ram"), true), null);
             vm = microvm.vmm().launch(spec);

@@ -248,6 +248,22 @@ public final class QemuMicrovm implements Vmm {
                 if (!status.equals("completed")) {
                     throw new VmmException("saving the VM to " + file + " ended " + status);
                 }
+                awaitMigrationFinalized(q);
+            }
+        }
+
+        /**
+         * QEMU announces a completed migration before it leaves the finish-migrate run state, and
+         * refuses {@code cont} until it has ("Migration is not finalized yet"). No event marks
+         * that step, so the run state is asked for; it takes well under a millisecond.
+         */
+        private static void awaitMigrationFinalized(Qmp q) {
+            long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+            while (q.execute("query-status", Map.of()).path("status").asString().equals("finish-migrate")) {
+                if (System.nanoTime() > deadline) {
+                    throw new VmmException("QEMU did not finish the migration of the saved VM within 10 s");
+                }
+                java.util.concurrent.locks.LockSupport.parkNanos(200_000);
             }
         }
 

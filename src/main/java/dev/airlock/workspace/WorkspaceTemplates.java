@@ -55,12 +55,16 @@ public final class WorkspaceTemplates {
             String name = directory ? "upper" : "layer.ext4";
             Path tmp = dir.resolve(name + ".tmp");
             HostFiles.deleteTree(tmp);
-            List<String> cp = directory
-                    ? List.of("cp", "-a", "--reflink=auto", layer.toString(), tmp.toString())
-                    : List.of("cp", "--sparse=always", "--reflink=auto", layer.toString(), tmp.toString());
-            int rc = new ProcessBuilder(cp).inheritIO().start().waitFor();
-            if (rc != 0) {
-                throw new IOException("cp exited " + rc);
+            if (directory) {
+                int rc = new ProcessBuilder("cp", "-a", "--reflink=auto", layer.toString(), tmp.toString())
+                        .inheritIO()
+                        .start()
+                        .waitFor();
+                if (rc != 0) {
+                    throw new IOException("cp exited " + rc);
+                }
+            } else {
+                HostFiles.copySparse(layer, tmp);
             }
             Files.move(tmp, dir.resolve(name), java.nio.file.StandardCopyOption.ATOMIC_MOVE);
             HostFiles.writeAtomically(

@@ -117,6 +117,35 @@ class VmSnapshotTest {
     }
 
     @Test
+    void aWorkspaceSetupLayerGetsItsOwnTemplateAndSandboxesOnItStartFromIt() throws Exception {
+        // A setup layer as the workspace flow saves one: the disk of a stopped sandbox that ran setup.
+        Sandbox setup = startNew(engine, "ws-setup");
+        sh(setup, "mkdir -p /opt/deps && echo installed > /opt/deps/lib && sync");
+        engine.stop(setup.id(), Duration.ofSeconds(30));
+        Path layer = Files.createTempFile(dirs.data(), "setup-layer", ".ext4");
+        dev.airlock.host.HostFiles.copySparse(engine.layer(engine.inspect(setup.id())), layer);
+
+        Sandbox plain = startNew(engine, "ws-plain");
+        Sandbox a = startOn(layer, "ws-a");
+        Sandbox b = startOn(layer, "ws-b");
+        // The first built the layer's template (its own key, not the plain one); the second restored it.
+        assertThat(engine.origin(a)).startsWith("template ").isNotEqualTo(engine.origin(plain));
+        assertThat(engine.origin(b)).isEqualTo(engine.origin(a));
+        assertThat(sh(b, "cat /opt/deps/lib")).isEqualTo("installed");
+        assertThat(sh(plain, "cat /opt/deps/lib 2>/dev/null || echo absent")).isEqualTo("absent");
+        assertThat(sh(b, "hostname")).isEqualTo("ws-b");
+        // Each has its own copy of the layer.
+        sh(a, "echo a > /opt/deps/own");
+        assertThat(sh(b, "cat /opt/deps/own 2>/dev/null || echo absent")).isEqualTo("absent");
+    }
+
+    private Sandbox startOn(Path layerTemplate, String name) {
+        Sandbox s = engine.create(
+                new CreateOptions(name, "base", Resources.DEFAULT, Map.of(), null, null, layerTemplate, "microvm"));
+        return engine.start(s.name());
+    }
+
+    @Test
     void aDamagedTemplateIsReportedAndTheSandboxBootsColdThenItIsRebuilt() throws Exception {
         Sandbox first = startNew(engine, "dmg-0");
         String key = engine.origin(first).substring(9);
