@@ -2,6 +2,7 @@ package dev.airlock.api;
 
 import dev.airlock.guest.GuestChannel;
 import dev.airlock.host.AirlockDirs;
+import dev.airlock.host.ProcessExit;
 import dev.airlock.sandbox.Sandbox;
 import dev.airlock.sandbox.SandboxException;
 import dev.airlock.sandbox.SandboxStats;
@@ -76,12 +77,8 @@ public final class DaemonClient implements AutoCloseable {
                             .strip());
             ProcessHandle.of(pid).ifPresent(p -> {
                 p.destroy();
-                try {
-                    p.onExit().get(10, TimeUnit.SECONDS);
-                } catch (TimeoutException | ExecutionException e) {
+                if (!ProcessExit.await(p.pid(), Duration.ofSeconds(10))) {
                     p.destroyForcibly();
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
                 }
             });
         } catch (IOException | NumberFormatException e) {

@@ -3,6 +3,7 @@ package dev.airlock.bench;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.HostCommand;
 import dev.airlock.host.HostFiles;
+import dev.airlock.host.ProcessExit;
 import dev.airlock.host.Progress;
 import dev.airlock.image.GuestAgent;
 import dev.airlock.image.Image;
@@ -186,9 +187,7 @@ final class BenchEnv implements AutoCloseable {
                 .forEach(p -> {
                     LOG.step("killing leftover process " + p.pid());
                     p.destroyForcibly();
-                    p.onExit()
-                            .completeOnTimeout(p, 10, java.util.concurrent.TimeUnit.SECONDS)
-                            .join();
+                    ProcessExit.await(p.pid(), java.time.Duration.ofSeconds(10));
                 });
         try {
             HostFiles.deleteTree(tmp);

@@ -46,6 +46,10 @@ public final class LinuxSyscalls implements AutoCloseable {
     public static final int SEEK_HOLE = 4;
     public static final int ENXIO = 6;
 
+    public static final long SYS_PIDFD_OPEN = 434;
+    public static final short POLLIN = 0x1;
+    public static final int ESRCH = 3;
+
     public static final int EINTR = 4;
     public static final int EAGAIN = 11;
 
@@ -96,6 +100,15 @@ public final class LinuxSyscalls implements AutoCloseable {
             CAPTURE_ERRNO);
     private static final MethodHandle FTRUNCATE =
             downcall("ftruncate", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG), CAPTURE_ERRNO);
+    // long syscall(long number, ...): pidfd_open has no libc wrapper in glibc 2.36.
+    private static final MethodHandle SYSCALL2 = downcall(
+            "syscall",
+            FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG),
+            CAPTURE_ERRNO,
+            Linker.Option.firstVariadicArg(1));
+    // int poll(struct pollfd *fds, nfds_t n, int timeout)
+    private static final MethodHandle POLL =
+            downcall("poll", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT), CAPTURE_ERRNO);
     private static final MethodHandle STRERROR = downcall("strerror", FunctionDescriptor.of(ADDRESS, JAVA_INT));
 
     private static MethodHandle downcall(String name, FunctionDescriptor descriptor, Linker.Option... options) {
@@ -315,6 +328,45 @@ public final class LinuxSyscalls implements AutoCloseable {
         }
         if (rc < 0) {
             throw new ErrnoException("ftruncate", errno());
+        }
+    }
+
+    /** {@code pidfd_open(pid, 0)}: a descriptor that becomes readable when the process exits; -1 if it is gone. */
+    public int pidfdOpen(long pid) throws ErrnoException {
+        long rc;
+        try {
+            rc = (long) SYSCALL2.invokeExact(callState, SYS_PIDFD_OPEN, pid, 0L);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        if (rc < 0) {
+            if (errno() == ESRCH) {
+                return -1;
+            }
+            throw new ErrnoException("pidfd_open(" + pid + ")", errno());
+        }
+        return (int) rc;
+    }
+
+    /** Polls one descriptor for input; true when it is readable (or hung up) within {@code timeoutMillis}. */
+    public boolean pollIn(int fd, int timeoutMillis) throws ErrnoException {
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment pfd = call.allocate(8, 4); // struct pollfd { int fd; short events; short revents; }
+            pfd.set(JAVA_INT, 0, fd);
+            pfd.set(java.lang.foreign.ValueLayout.JAVA_SHORT, 4, POLLIN);
+            int rc;
+            try {
+                rc = (int) POLL.invokeExact(callState, pfd, 1L, timeoutMillis);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+            if (rc < 0) {
+                if (errno() == EINTR) {
+                    return false;
+                }
+                throw new ErrnoException("poll", errno());
+            }
+            return rc > 0;
         }
     }
 

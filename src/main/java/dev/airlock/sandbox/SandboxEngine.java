@@ -8,6 +8,7 @@ import dev.airlock.guest.GuestIdentity;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.HostCommand;
 import dev.airlock.host.HostFiles;
+import dev.airlock.host.ProcessExit;
 import dev.airlock.host.Progress;
 import dev.airlock.image.GuestAgent;
 import dev.airlock.image.Image;
@@ -373,7 +374,7 @@ public final class SandboxEngine {
                             .orElse(false))
                     .ifPresent(p -> {
                         p.destroyForcibly();
-                        p.onExit().join();
+                        ProcessExit.await(p.pid(), Duration.ofSeconds(30));
                     });
         } catch (IOException | RuntimeException e) {
             // No VMM there (never started, or already gone).

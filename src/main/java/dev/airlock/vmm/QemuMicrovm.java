@@ -1,6 +1,7 @@
 package dev.airlock.vmm;
 
 import dev.airlock.host.HostCommand;
+import dev.airlock.host.ProcessExit;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -281,17 +282,7 @@ public final class QemuMicrovm implements Vmm {
 
         @Override
         public boolean awaitExit(Duration timeout) {
-            try {
-                process.onExit().get(timeout.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
-                return true;
-            } catch (java.util.concurrent.TimeoutException e) {
-                return false;
-            } catch (java.util.concurrent.ExecutionException e) {
-                return !process.isAlive();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                return false;
-            }
+            return ProcessExit.await(process.pid(), timeout);
         }
     }
 }
