@@ -10,6 +10,20 @@ import java.time.Duration;
 public final class ProcessExit {
     private ProcessExit() {}
 
+    /**
+     * True if {@code pid} is gone or a zombie. The JDK counts a zombie as alive, and a daemonized
+     * process's zombie lasts until the host's init reaps it (tens of ms under some inits).
+     */
+    public static boolean hasExited(long pid) {
+        try {
+            String stat = java.nio.file.Files.readString(java.nio.file.Path.of("/proc", Long.toString(pid), "stat"));
+            int end = stat.lastIndexOf(") ");
+            return end < 0 || stat.charAt(end + 2) == 'Z' || stat.charAt(end + 2) == 'X';
+        } catch (java.io.IOException e) {
+            return true;
+        }
+    }
+
     /** True once {@code pid} has exited (or was already gone), false if it still runs after {@code timeout}. */
     public static boolean await(long pid, Duration timeout) {
         try (LinuxSyscalls sys = new LinuxSyscalls()) {

@@ -216,7 +216,7 @@ public final class QemuMicrovm implements Vmm {
 
         @Override
         public boolean isAlive() {
-            return process.isAlive();
+            return !ProcessExit.hasExited(process.pid());
         }
 
         @Override

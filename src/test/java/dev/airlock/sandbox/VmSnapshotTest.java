@@ -31,9 +31,13 @@ import org.junit.jupiter.api.TestInstance;
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class VmSnapshotTest {
-    /** A process whose state lives only in its memory: a counter it writes out every 100 ms. */
+    /**
+     * A process whose state lives only in its memory: a counter it writes out every 100 ms (by
+     * rename, so a reader never sees a half-written file).
+     */
     private static final String COUNTER =
-            "nohup sh -c 'i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done' >/dev/null 2>&1 &"
+            "nohup sh -c 'i=0; while :; do i=$((i+1)); echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.1; done'"
+                    + " >/dev/null 2>&1 &"
                     + " echo $!";
 
     private AirlockDirs dirs;
@@ -193,8 +197,7 @@ class VmSnapshotTest {
 
         Sandbox paused = engine.pause(s.name());
         assertThat(paused.state()).isEqualTo(SandboxState.PAUSED);
-        assertThat(ProcessHandle.of(vmm).map(ProcessHandle::isAlive).orElse(false))
-                .isFalse();
+        assertThat(dev.airlock.host.ProcessExit.hasExited(vmm)).isTrue();
         assertThat(engine.list().stream()
                         .filter(x -> x.name().equals("pausing"))
                         .findFirst()
