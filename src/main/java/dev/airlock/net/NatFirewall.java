@@ -68,7 +68,8 @@ public final class NatFirewall {
      * Turns an allowlist into addresses: an IP literal is itself; a pinned name is its pin; any
      * other name is resolved on the host now (IPv4 answers), so a name whose addresses change
      * later needs the policy set again. {@code *} allows every public address. A pin's address
-     * is accepted when its name is allowed, also inside a denied range, as in the proxy.
+     * is accepted, also inside a denied range, when the allowlist names its name exactly: the
+     * rules cannot see which name a connection meant, so {@code *} does not open every pin.
      */
     static Plan plan(NetworkSpec spec, EgressPolicy.Resolver resolver, List<InetAddress> nameservers) {
         Map<InetAddress, String> accepts = new LinkedHashMap<>();
@@ -97,7 +98,7 @@ public final class NatFirewall {
             }
         }
         for (Map.Entry<String, InetAddress> pin : pins.entrySet()) {
-            if (spec.allowingRule(pin.getKey()) != null && pin.getValue() instanceof Inet4Address) {
+            if (spec.allowHosts().contains(pin.getKey()) && pin.getValue() instanceof Inet4Address) {
                 accepts.putIfAbsent(pin.getValue(), pin.getKey() + ", pinned by --add-host");
             }
         }
