@@ -246,7 +246,12 @@ public final class Daemon {
     /** After a sandbox was removed: its nat firewall rules and cgroup go too. */
     void forgetNetwork(Sandbox removed) {
         if (removed.nat()) {
-            dev.airlock.net.NatFirewall.remove(dev.airlock.host.NatCgroup.of(dirs, removed.id()), removed.id());
+            try {
+                dev.airlock.net.NatFirewall.remove(dev.airlock.host.NatCgroup.of(dirs, removed.id()), removed.id());
+            } catch (RuntimeException e) {
+                // The rules only match the removed sandbox's group; the next daemon start sweeps them.
+                log("sandbox " + removed.name() + ": cannot remove its nat firewall rules: " + e.getMessage());
+            }
         }
     }
 

@@ -96,12 +96,18 @@ public final class NatCgroup {
         return Files.isDirectory(root.resolve(path));
     }
 
-    /** Removes the group once no process is left in it; a group still in use stays. */
+    /**
+     * Removes the group once no process is left in it, and its data directory's group once that
+     * is empty too; a group still in use stays.
+     */
     public void remove() {
+        Path dir = root.resolve(path);
         try {
-            Files.deleteIfExists(root.resolve(path));
+            Files.deleteIfExists(dir);
+            Files.deleteIfExists(dir.getParent());
         } catch (IOException e) {
-            // still has a process (the sandbox's NAT has not exited yet): the next sweep removes it
+            // still has a process (the sandbox's NAT has not exited yet), or another sandbox of
+            // this data directory still has its group: the next sweep removes what is left
         }
     }
 
