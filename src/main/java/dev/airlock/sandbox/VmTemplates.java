@@ -86,18 +86,18 @@ final class VmTemplates {
         }
         String initrd = fileHashes.computeIfAbsent(boot.initrd(), Hashing::sha256);
         String recipe = String.join(
-                "\n",
-                "format=" + FORMAT,
-                "kernel=" + boot.kernel().key(),
-                "initrd=" + initrd,
-                "image=" + s.imageId(),
-                "cpus=" + s.resources().cpus(),
-                "memory=" + s.resources().memoryMiB(),
-                "disk=" + s.resources().diskMiB(),
-                "pids=" + s.resources().pids(),
-                "accel=" + s.accel(),
-                "qemu=" + qemuVersion,
-                "layer=" + layerIdentity(layerTemplate))
+                        "\n",
+                        "format=" + FORMAT,
+                        "kernel=" + boot.kernel().key(),
+                        "initrd=" + initrd,
+                        "image=" + s.imageId(),
+                        "cpus=" + s.resources().cpus(),
+                        "memory=" + s.resources().memoryMiB(),
+                        "disk=" + s.resources().diskMiB(),
+                        "pids=" + s.resources().pids(),
+                        "accel=" + s.accel(),
+                        "qemu=" + qemuVersion,
+                        "layer=" + layerIdentity(layerTemplate))
                 // The NIC is part of the saved device set: a VM saved with one restores only with one.
                 + (s.nat() ? "\nnic=user" : "");
         return Hashing.sha256(recipe).substring(0, 24);
