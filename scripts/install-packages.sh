@@ -7,6 +7,7 @@ packages=(
   linux-source build-essential flex bison libelf-dev libssl-dev bc cpio kmod xz-utils  # guest kernel build
   mmdebstrap erofs-utils e2fsprogs    # root filesystem images and writable layers
   crun runc                           # OCI runtimes for container mode
+  slirp4netns iptables                # --network nat: user-mode NAT for containers, host-side egress rules
   git ca-certificates util-linux
 )
 missing=()

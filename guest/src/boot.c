@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <net/route.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -227,6 +228,61 @@ static void loopback_up(void)
     close(s);
 }
 
+static void set_addr(int s, const char *ifname, unsigned long req, uint32_t addr)
+{
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    snprintf(ifr.ifr_name, IFNAMSIZ, "%s", ifname);
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
+    sin->sin_family = AF_INET;
+    sin->sin_addr.s_addr = htonl(addr);
+    if (ioctl(s, req, &ifr) < 0)
+        logmsg("%s address setting %lx: %s", ifname, req, strerror(errno));
+}
+
+/* --network nat: the VM has a virtio-net NIC on QEMU's user-mode NAT, whose addresses are
+ * fixed (guest 10.0.2.15/24, gateway 10.0.2.2, DNS 10.0.2.3), so no DHCP client is needed.
+ * Without a NIC (every other mode) there is no eth0 and nothing to do. */
+static void nat_up(void)
+{
+    if (access("/sys/class/net/eth0", F_OK) != 0)
+        return;
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) {
+        logmsg("no inet socket, eth0 left down: %s", strerror(errno));
+        return;
+    }
+    set_addr(s, "eth0", SIOCSIFADDR, 0x0a00020fu);
+    set_addr(s, "eth0", SIOCSIFNETMASK, 0xffffff00u);
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    snprintf(ifr.ifr_name, IFNAMSIZ, "eth0");
+    if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
+        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+        if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+            logmsg("eth0 up: %s", strerror(errno));
+    }
+    struct rtentry rt;
+    memset(&rt, 0, sizeof rt);
+    struct sockaddr_in *dst = (struct sockaddr_in *)&rt.rt_dst;
+    struct sockaddr_in *gw = (struct sockaddr_in *)&rt.rt_gateway;
+    struct sockaddr_in *mask = (struct sockaddr_in *)&rt.rt_genmask;
+    dst->sin_family = gw->sin_family = mask->sin_family = AF_INET;
+    gw->sin_addr.s_addr = htonl(0x0a000202u);
+    rt.rt_flags = RTF_UP | RTF_GATEWAY;
+    rt.rt_dev = "eth0";
+    if (ioctl(s, SIOCADDRT, &rt) < 0 && errno != EEXIST)
+        logmsg("default route: %s", strerror(errno));
+    close(s);
+    /* The image's resolv.conf names the resolver of the host it was built on. */
+    static const char resolv[] = "nameserver 10.0.2.3\n";
+    int fd = open("/etc/resolv.conf", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || write(fd, resolv, sizeof resolv - 1) < 0)
+        logmsg("/etc/resolv.conf: %s", strerror(errno));
+    if (fd >= 0)
+        close(fd);
+}
+
 /* The port's name arrives from the host asynchronously after the device probes, so keep
  * looking for a while before giving up. */
 static int open_agent_port(void)
@@ -291,6 +347,7 @@ int pid1_boot(void)
     if (cmdline_get(cmdline, "airlock.hostname", host, sizeof host))
         sethostname(host, strlen(host));
     loopback_up();
+    nat_up();
     command_cgroup(cmdline);
     return open_agent_port();
 }

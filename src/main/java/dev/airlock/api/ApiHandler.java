@@ -105,7 +105,9 @@ final class ApiHandler extends Handler.Abstract {
                 if (force || s.state() != dev.airlock.sandbox.SandboxState.RUNNING) {
                     daemon.dropMux(s);
                 }
-                yield engine.remove(s.id(), force);
+                Sandbox removed = engine.remove(s.id(), force);
+                daemon.forgetNetwork(removed);
+                yield removed;
             }
             case "POST sandboxes start" -> daemon.attach(engine.start(p.get(1)));
             case "POST sandboxes stop" -> {
@@ -198,9 +200,6 @@ final class ApiHandler extends Handler.Abstract {
         if (!secrets.isEmpty() && !network.proxy()) {
             throw new SandboxException("--secret needs --network proxy: the egress proxy puts the real value in");
         }
-        if (network.mode().equals("nat")) {
-            throw new SandboxException("--network nat is not available in this version; use --network proxy");
-        }
         Sandbox created = engine.create(new CreateOptions(
                 r.name(),
                 r.image() != null ? r.image() : "base",
@@ -209,7 +208,8 @@ final class ApiHandler extends Handler.Abstract {
                 r.workdir(),
                 r.accel() != null ? Accel.parse(r.accel()) : null,
                 r.layerTemplate() != null ? Path.of(r.layerTemplate()) : null,
-                r.runtime() != null ? r.runtime() : "microvm"));
+                r.runtime() != null ? r.runtime() : "microvm",
+                network.nat()));
         SandboxNetwork.save(engine.store().dir(created.id()), network);
         SandboxNetwork.saveSecrets(engine.store().dir(created.id()), secrets);
         SandboxNetwork.saveInference(engine.store().dir(created.id()), r.inference());

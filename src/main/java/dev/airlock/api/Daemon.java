@@ -151,6 +151,13 @@ public final class Daemon {
         }
         Files.writeString(
                 dirs.runtime().resolve("airlockd.pid"), ProcessHandle.current().pid() + "\n", StandardCharsets.UTF_8);
+        try {
+            // Firewall rules and cgroups of nat sandboxes removed while no daemon ran.
+            dev.airlock.net.NatFirewall.sweep(
+                    dirs, engine.list().stream().map(Sandbox::id).collect(java.util.stream.Collectors.toSet()));
+        } catch (RuntimeException e) {
+            log("cannot sweep the nat firewall rules left by removed sandboxes: " + e.getMessage());
+        }
         for (Sandbox s : engine.list()) {
             if (s.state() == SandboxState.RUNNING) {
                 log("re-attaching to running sandbox " + s.name() + " (VMM pid " + s.vmmPid() + ")");
@@ -215,7 +222,7 @@ public final class Daemon {
         if (existing != null) {
             return existing;
         }
-        SandboxNetwork n = new SandboxNetwork(s, engine.store().dir(s.id()), mux(s).socket());
+        SandboxNetwork n = new SandboxNetwork(s, engine.store().dir(s.id()), mux(s).socket(), dirs);
         try {
             n.start();
         } catch (IOException e) {
@@ -234,6 +241,18 @@ public final class Daemon {
     @Nullable
     SandboxNetwork network(Sandbox s) {
         return networks.get(s.id());
+    }
+
+    /** After a sandbox was removed: its nat firewall rules and cgroup go too. */
+    void forgetNetwork(Sandbox removed) {
+        if (removed.nat()) {
+            try {
+                dev.airlock.net.NatFirewall.remove(dev.airlock.host.NatCgroup.of(dirs, removed.id()), removed.id());
+            } catch (RuntimeException e) {
+                // The rules only match the removed sandbox's group; the next daemon start sweeps them.
+                log("sandbox " + removed.name() + ": cannot remove its nat firewall rules: " + e.getMessage());
+            }
+        }
     }
 
     void dropMux(Sandbox s) {

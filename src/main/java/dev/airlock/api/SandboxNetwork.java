@@ -1,12 +1,15 @@
 package dev.airlock.api;
 
 import dev.airlock.guest.GuestChannel;
+import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.HostFiles;
+import dev.airlock.host.NatCgroup;
 import dev.airlock.net.EgressLog;
 import dev.airlock.net.EgressPolicy;
 import dev.airlock.net.EgressProxy;
 import dev.airlock.net.InferenceBridge;
 import dev.airlock.net.InferenceConfig;
+import dev.airlock.net.NatFirewall;
 import dev.airlock.net.NetworkSpec;
 import dev.airlock.net.PortForwarder;
 import dev.airlock.net.PortMapping;
@@ -43,11 +46,13 @@ final class SandboxNetwork implements AutoCloseable {
     private final Map<Integer, PortForwarder> ports = new ConcurrentHashMap<>();
     private @Nullable GuestChannel agentChannel;
     private @Nullable InferenceBridge bridge;
+    private final AirlockDirs dirs;
 
-    SandboxNetwork(Sandbox sandbox, Path dir, Path agentSocket) {
+    SandboxNetwork(Sandbox sandbox, Path dir, Path agentSocket, AirlockDirs dirs) {
         this.sandbox = sandbox;
         this.dir = dir;
         this.agentSocket = agentSocket;
+        this.dirs = dirs;
     }
 
     static NetworkSpec load(Path dir) {
@@ -118,6 +123,9 @@ final class SandboxNetwork implements AutoCloseable {
         save(dir, spec);
         if (live != null) {
             live.policy.set(policyOf(spec));
+            if (spec.nat()) {
+                live.installNat(spec);
+            }
         }
         return spec;
     }
@@ -177,9 +185,20 @@ final class SandboxNetwork implements AutoCloseable {
             proxy = p;
             p.start();
         }
+        if (spec.nat()) {
+            installNat(spec);
+        }
         for (String m : spec.ports()) {
             publish(PortMapping.parse(m));
         }
+    }
+
+    /**
+     * The host firewall rules of a nat sandbox, (re)installed on every start: a start may have
+     * made its cgroup anew, and a rule names the group it found when it was added.
+     */
+    private void installNat(NetworkSpec spec) {
+        NatFirewall.install(NatCgroup.of(dirs, sandbox.id()), sandbox.id(), spec, new EgressLog(dir));
     }
 
     /**

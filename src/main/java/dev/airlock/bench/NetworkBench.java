@@ -15,11 +15,13 @@ import java.util.Map;
 import java.util.concurrent.Executors;
 
 /**
- * Egress through {@code --network proxy} against the host's own loopback, per runtime: (a) many
- * small requests, curl's time per request (one curl process, K URLs); (b) one large download,
- * MB/s. The server is on the host's loopback; the guest reaches it by an {@code --add-host} name
- * through the agent channel and the daemon's egress proxy. The baseline is the host's curl to the
- * same server directly, measured in the same run, alternating with the sandbox.
+ * Egress through {@code --network proxy} and {@code --network nat} against the host's own
+ * loopback, per runtime: (a) many small requests, curl's time per request (one curl process, K
+ * URLs); (b) one large download, MB/s. The server is on the host's loopback. The proxy sandbox
+ * reaches it by an {@code --add-host} name through the agent channel and the daemon's egress
+ * proxy; the nat sandbox at slirp's host alias 10.0.2.2 through its user-mode NAT, allowed by
+ * {@code --allow-host 127.0.0.1} past the firewall's loopback rule. The baseline is the host's
+ * curl to the same server directly, measured in the same run, alternating with the sandboxes.
  */
 public final class NetworkBench {
     private final Args args;
@@ -77,80 +79,92 @@ public final class NetworkBench {
         } finally {
             server.stop(0);
         }
-        report.note("nat mode is not implemented in this version, so there is no nat column. Sandbox figures are"
-                + " curl inside the sandbox (emulated by TCG in a microVM on this host) through the agent channel and"
-                + " the daemon's proxy; the baseline is the host's curl straight to the server.");
+        report.note("Sandbox figures are curl inside the sandbox (emulated by TCG in a microVM on this host):"
+                + " proxy = through the agent channel and the daemon's egress proxy; nat = through the user-mode NAT"
+                + " (QEMU's slirp for a microVM, slirp4netns for a container) and the host firewall; the baseline is"
+                + " the host's curl straight to the server.");
         report.print(System.out);
         System.out.println("\nresult: " + report.write(env.resultsDir(args)));
     }
 
     private void measure(DaemonClient client, String runtime, int port) {
-        String name = "netbench-" + runtime;
-        client.create(new ApiTypes.CreateRequest(
-                name,
-                "base",
-                null,
-                512,
-                null,
-                null,
-                null,
-                Map.of(),
-                null,
-                null,
-                null,
+        String proxy = "netbench-" + runtime;
+        String nat = "netbench-nat-" + runtime;
+        create(
+                client,
+                proxy,
                 runtime,
-                new NetworkSpec("proxy", List.of("bench.test"), List.of("bench.test:127.0.0.1"), List.of()),
-                null,
-                null));
+                new NetworkSpec("proxy", List.of("bench.test"), List.of("bench.test:127.0.0.1"), List.of()));
+        create(client, nat, runtime, new NetworkSpec("nat", List.of("127.0.0.1"), List.of(), List.of()));
+        int rounds = args.integer("rounds", 1);
+        int k = args.integer("small", 1);
+        String smallUrls = String.join(" ", java.util.Collections.nCopies(k, "http://bench.test:" + port + "/small"));
+        String hostSmallUrls = smallUrls.replace("bench.test", "127.0.0.1");
+        String natSmallUrls = smallUrls.replace("bench.test", "10.0.2.2");
+        List<Double> hostSmall = new ArrayList<>();
+        List<Double> proxySmall = new ArrayList<>();
+        List<Double> natSmall = new ArrayList<>();
+        List<Double> hostLarge = new ArrayList<>();
+        List<Double> proxyLarge = new ArrayList<>();
+        List<Double> natLarge = new ArrayList<>();
+        String perRequest = "curl -s -o /dev/null -w '%{time_total}\\n' ";
+        String speed = "curl -s -o /dev/null -w '%{speed_download}\\n' ";
+        for (int round = -1; round < rounds; round++) {
+            boolean keep = round >= 0; // round -1 warms up every side
+            List<Double> h = times(HostCommand.check(List.of("bash", "-c", perRequest + hostSmallUrls)));
+            List<Double> g = times(guest(client, proxy, perRequest + smallUrls));
+            List<Double> n = times(guest(client, nat, perRequest + natSmallUrls));
+            double hl = Double.parseDouble(
+                            HostCommand.check(List.of("bash", "-c", speed + "http://127.0.0.1:" + port + "/large"))
+                                    .strip())
+                    / 1e6;
+            double gl = Double.parseDouble(guest(client, proxy, speed + "http://bench.test:" + port + "/large")
+                            .strip())
+                    / 1e6;
+            double nl = Double.parseDouble(guest(client, nat, speed + "http://10.0.2.2:" + port + "/large")
+                            .strip())
+                    / 1e6;
+            BenchEnv.LOG.step(String.format(
+                    "%s %s: small host %.2f ms, proxy %.2f ms, nat %.2f ms; large host %.0f MB/s, proxy %.1f MB/s,"
+                            + " nat %.1f MB/s",
+                    runtime,
+                    keep ? "round " + (round + 1) + "/" + rounds : "warm-up",
+                    Stats.of(h).median(),
+                    Stats.of(g).median(),
+                    Stats.of(n).median(),
+                    hl,
+                    gl,
+                    nl));
+            if (keep) {
+                hostSmall.addAll(h);
+                proxySmall.addAll(g);
+                natSmall.addAll(n);
+                hostLarge.add(hl);
+                proxyLarge.add(gl);
+                natLarge.add(nl);
+            }
+        }
+        client.remove(proxy, true);
+        client.remove(nat, true);
+        String hs = "host.small." + runtime;
+        String hl = "host.large." + runtime;
+        report.add(hs, "host loopback: small request (" + runtime + " run)", "ms", hostSmall, null);
+        report.add("proxy.small." + runtime, runtime + " proxy: small request", "ms", proxySmall, hs);
+        report.add("nat.small." + runtime, runtime + " nat: small request", "ms", natSmall, hs);
+        report.add(hl, "host loopback: " + args.integer("large-mb", 1) + " MiB download", "MB/s", hostLarge, null);
+        report.add("proxy.large." + runtime, runtime + " proxy: download", "MB/s", proxyLarge, hl);
+        report.add("nat.large." + runtime, runtime + " nat: download", "MB/s", natLarge, hl);
+    }
+
+    private void create(DaemonClient client, String name, String runtime, NetworkSpec network) {
+        client.create(new ApiTypes.CreateRequest(
+                name, "base", null, 512, null, null, null, Map.of(), null, null, null, runtime, network, null, null));
         env.onClose(() -> {
             if (client.list().stream().anyMatch(s -> s.name().equals(name))) {
                 client.remove(name, true);
             }
         });
         client.start(name);
-        int rounds = args.integer("rounds", 1);
-        int k = args.integer("small", 1);
-        String smallUrls = String.join(" ", java.util.Collections.nCopies(k, "http://bench.test:" + port + "/small"));
-        String hostSmallUrls = smallUrls.replace("bench.test", "127.0.0.1");
-        List<Double> hostSmall = new ArrayList<>();
-        List<Double> guestSmall = new ArrayList<>();
-        List<Double> hostLarge = new ArrayList<>();
-        List<Double> guestLarge = new ArrayList<>();
-        String perRequest = "curl -s -o /dev/null -w '%{time_total}\\n' ";
-        String speed = "curl -s -o /dev/null -w '%{speed_download}\\n' ";
-        for (int round = -1; round < rounds; round++) {
-            boolean keep = round >= 0; // round -1 warms up both sides
-            List<Double> h = times(HostCommand.check(List.of("bash", "-c", perRequest + hostSmallUrls)));
-            List<Double> g = times(guest(client, name, perRequest + smallUrls));
-            double hl = Double.parseDouble(
-                            HostCommand.check(List.of("bash", "-c", speed + "http://127.0.0.1:" + port + "/large"))
-                                    .strip())
-                    / 1e6;
-            double gl = Double.parseDouble(guest(client, name, speed + "http://bench.test:" + port + "/large")
-                            .strip())
-                    / 1e6;
-            BenchEnv.LOG.step(String.format(
-                    "%s %s: small host %.2f ms, proxy %.2f ms; large host %.0f MB/s, proxy %.1f MB/s",
-                    runtime,
-                    keep ? "round " + (round + 1) + "/" + rounds : "warm-up",
-                    Stats.of(h).median(),
-                    Stats.of(g).median(),
-                    hl,
-                    gl));
-            if (keep) {
-                hostSmall.addAll(h);
-                guestSmall.addAll(g);
-                hostLarge.add(hl);
-                guestLarge.add(gl);
-            }
-        }
-        client.remove(name, true);
-        String hs = "host.small." + runtime;
-        String hl = "host.large." + runtime;
-        report.add(hs, "host loopback: small request (" + runtime + " run)", "ms", hostSmall, null);
-        report.add("proxy.small." + runtime, runtime + " proxy: small request", "ms", guestSmall, hs);
-        report.add(hl, "host loopback: " + args.integer("large-mb", 1) + " MiB download", "MB/s", hostLarge, null);
-        report.add("proxy.large." + runtime, runtime + " proxy: download", "MB/s", guestLarge, hl);
     }
 
     private static String guest(DaemonClient client, String name, String script) {

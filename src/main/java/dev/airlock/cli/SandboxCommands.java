@@ -126,16 +126,16 @@ final class SandboxCommands {
         @Option(
                 names = "--network",
                 paramLabel = "MODE",
-                description =
-                        "none (default: no network at all) or proxy (HTTP(S) through the host's egress" + " policy).")
+                description = "none (default: no network at all), proxy (HTTP(S) through the host's egress"
+                        + " policy) or nat (a NIC with user-mode NAT, raw TCP/UDP, filtered by IP on the host).")
         @Nullable
         String network;
 
         @Option(
                 names = "--allow-host",
                 paramLabel = "HOST",
-                description = "Allow egress to HOST (repeatable; *.example.com for subdomains). Implies --network"
-                        + " proxy.")
+                description = "Allow egress to HOST (repeatable; *.example.com for subdomains, * for any;"
+                        + " with --network nat: names, IPs or *). Implies --network proxy.")
         List<String> allowHosts = new ArrayList<>();
 
         @Option(

@@ -58,11 +58,25 @@ public final class ContainerBackend {
     public Container create(ContainerSpec spec, Duration timeout) {
         Container c = prepare(spec);
         try {
+            if (spec.network() instanceof ContainerSpec.Network.Nat) {
+                Files.writeString(spec.sandboxDir().resolve(OciConfig.RESOLV_CONF), "nameserver 10.0.2.3\n");
+            }
             OciConfig.write(OciConfig.forAgent(spec, c.rootfs(), c.cgroup().path()), c.bundle());
             Process monitor = runtime.runMonitored(
                     spec.id(), c.bundle(), spec.sandboxDir().resolve("container.pid"), c.log());
             awaitAgent(c, monitor, timeout);
+            if (spec.network() instanceof ContainerSpec.Network.Nat nat) {
+                // Up before create returns, so the first command the sandbox runs has its network.
+                Slirp4netns.start(spec.sandboxDir(), initPid(c), nat.cgroupProcs(), timeout);
+            }
             return c;
+        } catch (IOException e) {
+            try {
+                destroy(c);
+            } catch (RuntimeException cleanup) {
+                e.addSuppressed(cleanup);
+            }
+            throw new UncheckedIOException("cannot write the network settings of " + spec.id(), e);
         } catch (RuntimeException e) {
             try {
                 destroy(c);
@@ -154,6 +168,7 @@ public final class ContainerBackend {
      * upper layer is the sandbox's data). Safe to repeat and on half-created containers.
      */
     public void destroy(Container c) {
+        Slirp4netns.stop(c.sandboxDir());
         if (state(c).isPresent()) {
             runtime.kill(c.id(), "KILL");
             awaitStopped(c.id(), Duration.ofSeconds(10));

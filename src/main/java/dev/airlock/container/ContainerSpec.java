@@ -23,7 +23,7 @@ import java.util.regex.Pattern;
  * @param pids the most tasks (processes and threads) the container may hold at once
  * @param env environment of the agent process (PID 1); the agent builds each command's
  *     environment itself (PATH, HOME, USER, ... plus the ExecSpec's variables)
- * @param network only {@link Network#NONE}: a network namespace holding nothing but lo
+ * @param network {@link Network.None} (only lo) or {@link Network.Nat} (slirp4netns)
  */
 public record ContainerSpec(
         String id,
@@ -42,9 +42,17 @@ public record ContainerSpec(
     private static final Pattern HOSTNAME = Pattern.compile("[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?");
 
     /** How the container reaches the network. */
-    public enum Network {
+    public sealed interface Network {
         /** A private network namespace with only the loopback interface. */
-        NONE
+        record None() implements Network {}
+
+        /**
+         * A private network namespace whose tap0 slirp4netns on the host connects to user-mode NAT
+         * (10.0.2.100/24, gateway 10.0.2.2, DNS 10.0.2.3). slirp4netns opens the outbound sockets,
+         * so it runs in the cgroup whose {@code cgroup.procs} this is, where the host firewall
+         * recognises them.
+         */
+        record Nat(java.nio.file.Path cgroupProcs) implements Network {}
     }
 
     public ContainerSpec {
@@ -99,6 +107,7 @@ public record ContainerSpec(
         private int memoryMiB = 512;
         private int pids = 512;
         private final Map<String, String> env = new LinkedHashMap<>();
+        private Network network = new Network.None();
 
         private Builder(String id, Path image, Path sandboxDir, Path agent) {
             this.id = id;
@@ -140,9 +149,14 @@ public record ContainerSpec(
             return this;
         }
 
+        public Builder network(Network n) {
+            this.network = n;
+            return this;
+        }
+
         public ContainerSpec build() {
             return new ContainerSpec(
-                    id, image, sandboxDir, socketDir, agent, hostname, cpus, memoryMiB, pids, env, Network.NONE);
+                    id, image, sandboxDir, socketDir, agent, hostname, cpus, memoryMiB, pids, env, network);
         }
     }
 }

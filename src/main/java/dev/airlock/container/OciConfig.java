@@ -17,7 +17,8 @@ import tools.jackson.databind.json.JsonMapper;
  * <p>The process is the Airlock agent as PID 1 of the container's PID namespace, serving the
  * guest protocol on {@value #AGENT_DIR}/{@value #AGENT_SOCKET}, a directory bind-mounted from the
  * host. Isolation: new mount, PID, IPC, UTS, network (loopback only) and cgroup namespaces; an
- * overlay root over the read-only image; a memory, CPU and pids limited cgroup; a seccomp
+ * overlay root over the read-only image (with {@code --network nat}, the namespace gets a tap0 from
+ * {@link Slirp4netns}); a memory, CPU and pids limited cgroup; a seccomp
  * profile that refuses what an agent never needs; no_new_privs; a small capability set; masked
  * and read-only kernel interfaces; a /dev with only the harmless character devices. No user
  * namespace: see docs/container-mode.md for why it cannot share the erofs base here.
@@ -27,6 +28,9 @@ public final class OciConfig {
     public static final String AGENT_DIR = "/run/airlock";
 
     public static final String AGENT_SOCKET = "agent.sock";
+
+    /** A nat container's resolv.conf, in its sandbox directory. */
+    static final String RESOLV_CONF = "resolv.conf";
 
     /** Where the agent binary is bind-mounted, read-only. */
     public static final String AGENT_PATH = "/run/airlock-init";
@@ -213,6 +217,18 @@ public final class OciConfig {
         m.add(mount("/run", "tmpfs", "tmpfs", "nosuid", "nodev", "mode=755", "size=65536k"));
         m.add(mount(AGENT_DIR, spec.socketDir().toString(), "none", "bind", "nosuid", "nodev", "noexec"));
         m.add(mount(AGENT_PATH, spec.agent().toString(), "none", "bind", "ro", "nosuid", "nodev"));
+        if (spec.network() instanceof ContainerSpec.Network.Nat) {
+            // The image's resolv.conf names the build host's resolver; slirp4netns answers DNS at 10.0.2.3.
+            m.add(mount(
+                    "/etc/resolv.conf",
+                    spec.sandboxDir().resolve(RESOLV_CONF).toString(),
+                    "none",
+                    "bind",
+                    "ro",
+                    "nosuid",
+                    "nodev",
+                    "noexec"));
+        }
         return m;
     }
 

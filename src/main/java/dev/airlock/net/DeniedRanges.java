@@ -3,6 +3,7 @@ package dev.airlock.net;
 import java.net.Inet4Address;
 import java.net.Inet6Address;
 import java.net.InetAddress;
+import java.util.List;
 import org.jspecify.annotations.Nullable;
 
 /**
@@ -47,33 +48,48 @@ public final class DeniedRanges {
         return classify4(b[0] & 0xff, b[1] & 0xff, b[2] & 0xff, b[3] & 0xff);
     }
 
+    /** An IPv4 range in CIDR form and what it is. */
+    public record Range(String cidr, String label) {
+        boolean contains(int address) {
+            int slash = cidr.indexOf('/');
+            int bits = Integer.parseInt(cidr.substring(slash + 1));
+            int mask = bits == 0 ? 0 : -1 << (32 - bits);
+            return (address & mask) == (toInt(cidr.substring(0, slash)) & mask);
+        }
+
+        private static int toInt(String dotted) {
+            int v = 0;
+            for (String part : dotted.split("\\.")) {
+                v = (v << 8) | Integer.parseInt(part);
+            }
+            return v;
+        }
+    }
+
+    /**
+     * The denied IPv4 ranges, most specific first: the proxy's policy classifies addresses with
+     * them and {@code --network nat}'s host firewall turns each into a REJECT rule.
+     */
+    public static final List<Range> IPV4 = List.of(
+            new Range("169.254.169.254/32", "cloud metadata (169.254.169.254)"),
+            new Range("127.0.0.0/8", "loopback (127.0.0.0/8)"),
+            new Range("10.0.0.0/8", "private (RFC 1918)"),
+            new Range("172.16.0.0/12", "private (RFC 1918)"),
+            new Range("192.168.0.0/16", "private (RFC 1918)"),
+            new Range("169.254.0.0/16", "link-local (169.254.0.0/16)"),
+            new Range("100.64.0.0/10", "shared address space (100.64.0.0/10)"),
+            new Range("0.0.0.0/8", "this network (0.0.0.0/8)"),
+            new Range("192.0.0.0/24", "IETF protocol assignments (192.0.0.0/24)"),
+            new Range("198.18.0.0/15", "benchmarking (198.18.0.0/15)"),
+            new Range("255.255.255.255/32", "broadcast"),
+            new Range("224.0.0.0/3", "multicast or reserved"));
+
     private static @Nullable String classify4(int a, int b, int c, int d) {
-        if (a == 169 && b == 254 && c == 169 && d == 254) {
-            return "cloud metadata (169.254.169.254)";
-        }
-        if (a == 127) {
-            return "loopback (127.0.0.0/8)";
-        }
-        if (a == 10 || (a == 172 && b >= 16 && b <= 31) || (a == 192 && b == 168)) {
-            return "private (RFC 1918)";
-        }
-        if (a == 169 && b == 254) {
-            return "link-local (169.254.0.0/16)";
-        }
-        if (a == 100 && b >= 64 && b <= 127) {
-            return "shared address space (100.64.0.0/10)";
-        }
-        if (a == 0) {
-            return "this network (0.0.0.0/8)";
-        }
-        if (a == 192 && b == 0 && c == 0) {
-            return "IETF protocol assignments (192.0.0.0/24)";
-        }
-        if (a == 198 && (b == 18 || b == 19)) {
-            return "benchmarking (198.18.0.0/15)";
-        }
-        if (a >= 224) {
-            return a == 255 && b == 255 && c == 255 && d == 255 ? "broadcast" : "multicast or reserved";
+        int address = (a << 24) | (b << 16) | (c << 8) | d;
+        for (Range r : IPV4) {
+            if (r.contains(address)) {
+                return r.label();
+            }
         }
         return null;
     }

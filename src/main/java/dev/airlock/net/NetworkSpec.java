@@ -44,8 +44,17 @@ public record NetworkSpec(String mode, List<String> allowHosts, List<String> add
         }
         ports = List.copyOf(canonical);
         if (mode.equals("none") && (!allowHosts.isEmpty() || !addHosts.isEmpty())) {
-            throw new SandboxException(
-                    "--allow-host and --add-host need --network proxy (the default, none, has no" + " network at all)");
+            throw new SandboxException("--allow-host and --add-host need --network proxy or nat (the default, none,"
+                    + " has no network at all)");
+        }
+        if (mode.equals("nat")) {
+            for (String rule : allowHosts) {
+                if (rule.startsWith("*.")) {
+                    throw new SandboxException("--allow-host '" + rule + "' cannot be enforced with --network nat:"
+                            + " its rules are IP addresses, and a wildcard names no address; list the host names,"
+                            + " use '*' (any public address) or use --network proxy");
+                }
+            }
         }
     }
 
@@ -55,6 +64,11 @@ public record NetworkSpec(String mode, List<String> allowHosts, List<String> add
 
     public boolean proxy() {
         return mode.equals("proxy");
+    }
+
+    /** A real NIC with user-mode NAT, filtered on the host by IP (see {@link NatFirewall}). */
+    public boolean nat() {
+        return mode.equals("nat");
     }
 
     private static String normalizeRule(String rule) {

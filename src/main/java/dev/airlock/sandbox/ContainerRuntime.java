@@ -4,6 +4,8 @@ import dev.airlock.container.Container;
 import dev.airlock.container.ContainerBackend;
 import dev.airlock.container.ContainerSpec;
 import dev.airlock.container.OciConfig;
+import dev.airlock.host.AirlockDirs;
+import dev.airlock.host.NatCgroup;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -18,11 +20,13 @@ final class ContainerRuntime implements SandboxRuntime {
     private final ContainerBackend backend;
     private final Supplier<Path> agent;
     private final Duration startLimit;
+    private final AirlockDirs dirs;
 
-    ContainerRuntime(ContainerBackend backend, Supplier<Path> agent, Duration startLimit) {
+    ContainerRuntime(ContainerBackend backend, Supplier<Path> agent, Duration startLimit, AirlockDirs dirs) {
         this.backend = backend;
         this.agent = agent;
         this.startLimit = startLimit;
+        this.dirs = dirs;
     }
 
     @Override
@@ -53,6 +57,11 @@ final class ContainerRuntime implements SandboxRuntime {
                 .cpus(s.resources().cpus())
                 .memoryMiB(s.resources().memoryMiB())
                 .pids(s.resources().pids())
+                .network(
+                        s.nat()
+                                ? new ContainerSpec.Network.Nat(
+                                        NatCgroup.of(dirs, s.id()).procs())
+                                : new ContainerSpec.Network.None())
                 .build();
         return backend.initPid(backend.create(spec, startLimit));
     }

@@ -7,7 +7,8 @@ import org.jspecify.annotations.Nullable;
 
 /**
  * What {@code airlock create} / {@code run} asks for; unset fields take the defaults. A layer
- * template (a workspace whose setup already ran) replaces the empty writable disk.
+ * template (a workspace whose setup already ran) replaces the empty writable disk. {@code nat}:
+ * the sandbox gets a NIC with user-mode NAT ({@code --network nat}).
  */
 public record CreateOptions(
         @Nullable String name,
@@ -17,7 +18,20 @@ public record CreateOptions(
         @Nullable String workdir,
         @Nullable Accel accel,
         @Nullable Path layerTemplate,
-        String runtime) {
+        String runtime,
+        boolean nat) {
+
+    public CreateOptions(
+            @Nullable String name,
+            String image,
+            Resources resources,
+            Map<String, String> env,
+            @Nullable String workdir,
+            @Nullable Accel accel,
+            @Nullable Path layerTemplate,
+            String runtime) {
+        this(name, image, resources, env, workdir, accel, layerTemplate, runtime, false);
+    }
 
     public CreateOptions {
         env = Map.copyOf(env);
@@ -28,7 +42,7 @@ public record CreateOptions(
 
     /** The same request with everything else unchanged, in another runtime. */
     public CreateOptions inRuntime(String other) {
-        return new CreateOptions(name, image, resources, env, workdir, accel, layerTemplate, other);
+        return new CreateOptions(name, image, resources, env, workdir, accel, layerTemplate, other, nat);
     }
 
     public static CreateOptions defaults() {

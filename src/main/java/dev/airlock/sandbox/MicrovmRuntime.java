@@ -1,5 +1,7 @@
 package dev.airlock.sandbox;
 
+import dev.airlock.host.AirlockDirs;
+import dev.airlock.host.NatCgroup;
 import dev.airlock.vmm.Accel;
 import dev.airlock.vmm.QemuMicrovm;
 import dev.airlock.vmm.RunningVm;
@@ -17,10 +19,12 @@ import java.util.function.Supplier;
 final class MicrovmRuntime implements SandboxRuntime {
     private final QemuMicrovm vmm;
     private final Supplier<SandboxEngine.BootAssets> boot;
+    private final AirlockDirs dirs;
 
-    MicrovmRuntime(QemuMicrovm vmm, Supplier<SandboxEngine.BootAssets> boot) {
+    MicrovmRuntime(QemuMicrovm vmm, Supplier<SandboxEngine.BootAssets> boot, AirlockDirs dirs) {
         this.vmm = vmm;
         this.boot = boot;
+        this.dirs = dirs;
     }
 
     @Override
@@ -83,8 +87,11 @@ final class MicrovmRuntime implements SandboxRuntime {
         return vmm.attach(spec(s, dir, runtimeDir, null));
     }
 
-    /** The VM spec of a sandbox; {@code assets} may be null when only the paths are needed (attach). */
-    static VmSpec spec(
+    /**
+     * The VM spec of a sandbox; {@code assets} may be null when only the paths are needed
+     * (attach). A nat sandbox's VM has a NIC, its QEMU in the sandbox's {@link NatCgroup}.
+     */
+    VmSpec spec(
             Sandbox s, Path dir, Path runtimeDir, SandboxEngine.@org.jspecify.annotations.Nullable BootAssets assets) {
         Path kernel = assets != null ? assets.kernel().vmlinux() : Path.of("/dev/null");
         Path initrd = assets != null ? assets.initrd() : Path.of("/dev/null");
@@ -92,16 +99,20 @@ final class MicrovmRuntime implements SandboxRuntime {
                 + " airlock.hostname=" + s.name() + " airlock.pids="
                 + s.resources().pids();
         return new VmSpec(
-                kernel,
-                initrd,
-                cmdline,
-                List.of(
-                        new VmSpec.Disk(Path.of(s.imageFile()), true),
-                        new VmSpec.Disk(dir.resolve("layer.ext4"), false)),
-                s.resources().cpus(),
-                s.resources().memoryMiB(),
-                Accel.parse(s.accel()),
-                dir,
-                runtimeDir);
+                        kernel,
+                        initrd,
+                        cmdline,
+                        List.of(
+                                new VmSpec.Disk(Path.of(s.imageFile()), true),
+                                new VmSpec.Disk(dir.resolve("layer.ext4"), false)),
+                        s.resources().cpus(),
+                        s.resources().memoryMiB(),
+                        Accel.parse(s.accel()),
+                        dir,
+                        runtimeDir)
+                .withNic(
+                        s.nat() && assets != null
+                                ? new VmSpec.Nic(NatCgroup.of(dirs, s.id()).procs())
+                                : null);
     }
 }

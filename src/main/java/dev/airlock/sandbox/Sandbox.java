@@ -7,6 +7,9 @@ import org.jspecify.annotations.Nullable;
 /**
  * The persisted description of one sandbox: what it was created with and where its lifecycle
  * stands. Immutable; the store writes a new version atomically on every change.
+ *
+ * @param nat whether it has a NIC with user-mode NAT ({@code --network nat}): the device set of
+ *     its VM (so part of its template key) and the network namespace of its container depend on it
  */
 public record Sandbox(
         String id,
@@ -23,10 +26,33 @@ public record Sandbox(
         SandboxState state,
         long vmmPid,
         @Nullable Instant started,
-        @Nullable String error) {
+        @Nullable String error,
+        boolean nat) {
 
     public Sandbox {
         env = Map.copyOf(env);
+    }
+
+    /** A sandbox without a NIC (every network mode but nat). */
+    public Sandbox(
+            String id,
+            String name,
+            String runtime,
+            String image,
+            String imageId,
+            String imageFile,
+            String accel,
+            Resources resources,
+            Map<String, String> env,
+            @Nullable String workdir,
+            Instant created,
+            SandboxState state,
+            long vmmPid,
+            @Nullable Instant started,
+            @Nullable String error) {
+        this(
+                id, name, runtime, image, imageId, imageFile, accel, resources, env, workdir, created, state, vmmPid,
+                started, error, false);
     }
 
     public String shortId() {
@@ -37,7 +63,7 @@ public record Sandbox(
     Sandbox withId(String newId) {
         return new Sandbox(
                 newId, name, runtime, image, imageId, imageFile, accel, resources, env, workdir, created, state, vmmPid,
-                started, error);
+                started, error, nat);
     }
 
     Sandbox moveTo(SandboxState target, long pid, @Nullable String why) {
@@ -48,6 +74,6 @@ public record Sandbox(
         Instant startedAt = target == SandboxState.RUNNING ? Instant.now() : started;
         return new Sandbox(
                 id, name, runtime, image, imageId, imageFile, accel, resources, env, workdir, created, target, pid,
-                startedAt, why);
+                startedAt, why, nat);
     }
 }

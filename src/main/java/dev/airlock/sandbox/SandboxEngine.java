@@ -68,13 +68,14 @@ public final class SandboxEngine {
         this.store = new SandboxStore(dirs.sandboxes());
         this.images = new ImageStore(dirs);
         this.progress = progress;
-        this.microvm = new MicrovmRuntime(vmm, this::bootAssets);
+        this.microvm = new MicrovmRuntime(vmm, this::bootAssets, dirs);
         this.container = new ContainerRuntime(
                 new ContainerBackend(
                         OciRuntime.detect(dirs.runtime().resolve("oci")),
                         new ImageMounts(dirs.cache().resolve("mounts"))),
                 () -> GuestAgent.bundled(dirs).binary(),
-                BOOT_TIMEOUT);
+                BOOT_TIMEOUT,
+                dirs);
         this.templates = new VmTemplates(dirs, microvm, progress);
         this.useTemplates = useTemplates;
     }
@@ -134,7 +135,8 @@ public final class SandboxEngine {
                     SandboxState.CREATED,
                     0,
                     null,
-                    null);
+                    null,
+                    o.nat());
             String pooledKey = null;
             if (pool != null && !inContainer && o.layerTemplate() == null) {
                 String key = templates.key(fresh, bootAssets(), null);
@@ -398,7 +400,8 @@ public final class SandboxEngine {
                 SandboxState.CREATED,
                 0,
                 null,
-                null);
+                null,
+                like.nat());
         VmTemplates.Template t = templates
                 .find(key, (long) s.resources().memoryMiB() << 20)
                 .orElseThrow(() -> new SandboxException("template " + key + " is gone"));
@@ -590,7 +593,8 @@ public final class SandboxEngine {
                         SandboxState.CREATED,
                         0,
                         null,
-                        null);
+                        null,
+                        src.nat());
                 AirlockDirs.ensureDir(store.dir(c.id()));
                 store.save(c);
                 clones.add(c);
@@ -609,7 +613,7 @@ public final class SandboxEngine {
             } finally {
                 vm.resume();
             }
-            VmSpec convert = MicrovmRuntime.spec(src, work, convertRuntime, bootAssets())
+            VmSpec convert = microvm.spec(src, work, convertRuntime, bootAssets())
                     .withMemory(
                             new VmSpec.GuestMemory.File(work.resolve("ram"), true),
                             new VmSpec.Restore(work.resolve("full.state"), false, false));

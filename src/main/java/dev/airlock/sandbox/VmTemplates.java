@@ -32,9 +32,9 @@ import tools.jackson.databind.json.JsonMapper;
  * privately, so all sandboxes of one template share its unchanged pages in the host page cache.
  *
  * <p>Templates are keyed by everything the saved VM depends on: kernel, agent (initramfs), image,
- * vCPUs, memory, disk size, process limit, accelerator, QEMU version and the disk it booted on
+ * vCPUs, memory, disk size, process limit, accelerator, QEMU version, the disk it booted on
  * (empty, or a workspace's setup layer: a workspace sandbox starts from a VM that booted with
- * its dependencies installed). A template whose files
+ * its dependencies installed) and (for {@code --network nat}) the NIC. A template whose files
  * do not match its manifest is reported, deleted and the sandbox boots cold.
  */
 final class VmTemplates {
@@ -86,18 +86,20 @@ final class VmTemplates {
         }
         String initrd = fileHashes.computeIfAbsent(boot.initrd(), Hashing::sha256);
         String recipe = String.join(
-                "\n",
-                "format=" + FORMAT,
-                "kernel=" + boot.kernel().key(),
-                "initrd=" + initrd,
-                "image=" + s.imageId(),
-                "cpus=" + s.resources().cpus(),
-                "memory=" + s.resources().memoryMiB(),
-                "disk=" + s.resources().diskMiB(),
-                "pids=" + s.resources().pids(),
-                "accel=" + s.accel(),
-                "qemu=" + qemuVersion,
-                "layer=" + layerIdentity(layerTemplate));
+                        "\n",
+                        "format=" + FORMAT,
+                        "kernel=" + boot.kernel().key(),
+                        "initrd=" + initrd,
+                        "image=" + s.imageId(),
+                        "cpus=" + s.resources().cpus(),
+                        "memory=" + s.resources().memoryMiB(),
+                        "disk=" + s.resources().diskMiB(),
+                        "pids=" + s.resources().pids(),
+                        "accel=" + s.accel(),
+                        "qemu=" + qemuVersion,
+                        "layer=" + layerIdentity(layerTemplate))
+                // The NIC is part of the saved device set: a VM saved with one restores only with one.
+                + (s.nat() ? "\nnic=user" : "");
         return Hashing.sha256(recipe).substring(0, 24);
     }
 
@@ -185,11 +187,12 @@ final class VmTemplates {
                 s.state(),
                 0,
                 null,
-                null);
+                null,
+                s.nat());
         RunningVm vm = null;
         try {
             SandboxEngine.freshLayer(work.resolve("layer.ext4"), s.resources().diskMiB(), layerTemplate);
-            VmSpec spec = MicrovmRuntime.spec(neutral, work, runtime, boot)
+            VmSpec spec = microvm.spec(neutral, work, runtime, boot)
                     .withMemory(new VmSpec.GuestMemory.File(work.resolve("ram"), true), null);
             vm = microvm.vmm().launch(spec);
             // The agent answering HELLO is the moment worth saving: booted, mounted, serving. One

@@ -92,6 +92,10 @@ public final class QemuMicrovm implements Vmm {
                 "-device", "virtio-serial-device,max_ports=2",
                 "-chardev", "socket,id=agent,path=" + spec.agentSocket() + ",server=on,wait=off",
                 "-device", "virtserialport,chardev=agent,name=airlock.agent"));
+        if (spec.nic() != null) {
+            // Last, so the other devices keep their slots. No IPv6: the host firewall is IPv4.
+            a.addAll(List.of("-netdev", "user,id=net0,ipv6=off", "-device", "virtio-net-device,netdev=net0"));
+        }
         a.addAll(List.of("-qmp", "unix:" + spec.controlSocket() + ",server=on,wait=off"));
         a.addAll(List.of("-pidfile", spec.pidFile().toString(), "-daemonize"));
         if (spec.restore() != null) {
@@ -112,7 +116,7 @@ public final class QemuMicrovm implements Vmm {
         } catch (IOException e) {
             throw new VmmException("cannot prepare VM directories: " + e.getMessage(), e);
         }
-        HostCommand.Result r = HostCommand.run(commandLine(spec), spec.stateDir(), null);
+        HostCommand.Result r = HostCommand.run(inCgroup(spec.nic(), commandLine(spec)), spec.stateDir(), null);
         if (!r.ok()) {
             throw new VmmException("QEMU failed to start (exit " + r.exitCode() + "): "
                     + r.output().strip());
@@ -129,6 +133,20 @@ public final class QemuMicrovm implements Vmm {
             }
         }
         return vm;
+    }
+
+    /**
+     * With a NIC, QEMU joins the NAT's cgroup before it execs, so every socket its NAT opens is
+     * the firewall's to filter from the first one on.
+     */
+    private static List<String> inCgroup(VmSpec.@org.jspecify.annotations.Nullable Nic nic, List<String> argv) {
+        if (nic == null) {
+            return argv;
+        }
+        List<String> wrapped = new ArrayList<>(List.of(
+                "sh", "-c", "echo $$ > \"$0\" && exec \"$@\"", nic.cgroupProcs().toString()));
+        wrapped.addAll(argv);
+        return wrapped;
     }
 
     /** Feeds a saved stream into a VM started with {@code -incoming defer}, then runs it. */

@@ -20,7 +20,36 @@ public record VmSpec(
         Path stateDir,
         Path runtimeDir,
         GuestMemory memory,
-        @Nullable Restore restore) {
+        @Nullable Restore restore,
+        @Nullable Nic nic) {
+
+    /** As the canonical constructor, without a NIC. */
+    public VmSpec(
+            Path kernel,
+            Path initrd,
+            String cmdline,
+            List<Disk> disks,
+            int vcpus,
+            int memoryMiB,
+            Accel accel,
+            Path stateDir,
+            Path runtimeDir,
+            GuestMemory memory,
+            @Nullable Restore restore) {
+        this(kernel, initrd, cmdline, disks, vcpus, memoryMiB, accel, stateDir, runtimeDir, memory, restore, null);
+    }
+
+    /**
+     * A virtio-net NIC on QEMU's user-mode NAT (slirp: guest 10.0.2.15, gateway 10.0.2.2, DNS
+     * 10.0.2.3, IPv4 only). The NAT's sockets are QEMU's own, so QEMU is started inside the
+     * cgroup whose {@code cgroup.procs} this is, where the host firewall recognises them.
+     */
+    public record Nic(Path cgroupProcs) {}
+
+    public VmSpec withNic(@Nullable Nic newNic) {
+        return new VmSpec(
+                kernel, initrd, cmdline, disks, vcpus, memoryMiB, accel, stateDir, runtimeDir, memory, restore, newNic);
+    }
 
     /** A VM that boots from its kernel, with anonymous guest RAM. */
     public VmSpec(
@@ -69,7 +98,18 @@ public record VmSpec(
 
     public VmSpec withMemory(GuestMemory newMemory, @Nullable Restore newRestore) {
         return new VmSpec(
-                kernel, initrd, cmdline, disks, vcpus, memoryMiB, accel, stateDir, runtimeDir, newMemory, newRestore);
+                kernel,
+                initrd,
+                cmdline,
+                disks,
+                vcpus,
+                memoryMiB,
+                accel,
+                stateDir,
+                runtimeDir,
+                newMemory,
+                newRestore,
+                nic);
     }
 
     public VmSpec withDirs(Path newStateDir, Path newRuntimeDir, List<Disk> newDisks) {
@@ -84,7 +124,8 @@ public record VmSpec(
                 newStateDir,
                 newRuntimeDir,
                 memory,
-                restore);
+                restore,
+                nic);
     }
 
     /** A block device; the guest sees them as /dev/vda, /dev/vdb, ... in this order. */

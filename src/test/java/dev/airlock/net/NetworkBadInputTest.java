@@ -41,7 +41,14 @@ class NetworkBadInputTest {
     @Test
     void badModesRulesPinsAndPorts() throws Exception {
         refused("unknown network mode 'bridge': use none, proxy or nat", "create", "--network", "bridge");
-        refused("--network nat is not available in this version", "create", "--network", "nat");
+        refused(
+                "--allow-host '*.wild.test' cannot be enforced with --network nat",
+                "create",
+                "--network",
+                "nat",
+                "--allow-host",
+                "*.wild.test");
+        refused("--secret needs --network proxy", "create", "--network", "nat", "--secret", "PATH");
         refused("--add-host 'api.test' is not NAME:IP", "create", "--allow-host", "api.test", "--add-host", "api.test");
         refused("is not a host name", "create", "--allow-host", "bad host!");
         refused("need --network proxy", "create", "--network", "none", "--allow-host", "api.test");

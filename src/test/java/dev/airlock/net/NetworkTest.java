@@ -82,12 +82,25 @@ abstract class NetworkTest {
                 "-p",
                 publishedAtCreate + ":8000"));
         ok(cli.run("run", "-d", "--name", "nonet", "--memory", "256m"));
+        // No allowlist: everything refused until a rule names it; lo.test pinned for later.
+        ok(cli.run(
+                "run",
+                "-d",
+                "--name",
+                "nt",
+                "--memory",
+                "256m",
+                "--network",
+                "nat",
+                "--add-host",
+                "lo.test:127.0.0.1"));
     }
 
     @AfterAll
     void tearDown() {
         cli.run("rm", "-f", "px");
         cli.run("rm", "-f", "nonet");
+        cli.run("rm", "-f", "nt");
         servers.close();
         TestHost.cleanUp(dirs);
     }
@@ -284,5 +297,98 @@ abstract class NetworkTest {
         ok(cli.run("network", "deny", "px", "late.test"));
         assertThat(sh("px", "curl -sS " + url).out()).contains("late.test is not on the allowlist");
         assertThat(ok(cli.run("network", "show", "px")).out()).contains("late.test:127.0.0.1");
+    }
+
+    private String idOf(String sandbox) {
+        String json = ok(cli.run("inspect", sandbox)).out();
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("\"id\"\\s*:\\s*\"([0-9a-f]+)\"")
+                .matcher(json);
+        assertThat(m.find()).as(json).isTrue();
+        return m.group(1);
+    }
+
+    /** curl from the nat sandbox to the test server on the host's loopback, through slirp's host alias. */
+    private Cli.Result natFetch(String path) {
+        return sh("nt", "curl -sS --max-time 20 http://10.0.2.2:" + servers.httpPort() + path);
+    }
+
+    @Test
+    void natHasANicADefaultRouteAndSlirpsResolverButNoProxy() {
+        String links = ok(sh("nt", "ip -o link show | awk -F': ' '{print $2}'")).out();
+        assertThat(links.lines().filter(l -> !l.equals("lo")).toList()).hasSize(1);
+        assertThat(ok(sh("nt", "ip route")).out()).contains("default via 10.0.2.2");
+        assertThat(ok(sh("nt", "cat /etc/resolv.conf")).out()).isEqualTo("nameserver 10.0.2.3\n");
+        assertThat(ok(sh("nt", "env")).out()).doesNotContain("HTTP_PROXY");
+    }
+
+    @Test
+    void natReachesTheHostLoopbackOnlyWhileARuleNamesIt() throws Exception {
+        // 10.0.2.2 is the host's 127.0.0.1 as slirp sees it: loopback, a denied range. These
+        // packets never leave this machine.
+        Cli.Result raw = sh("nt", "exec 3<>/dev/tcp/10.0.2.2/" + servers.httpPort() + " && echo connected");
+        assertThat(raw.exit()).isNotZero();
+        assertThat(raw.err()).contains("Connection refused");
+        Cli.Result refused = natFetch("/nat-none");
+        assertThat(refused.exit()).as(refused.err()).isEqualTo(7);
+        assertThat(servers.seen).doesNotContainKey("/nat-none");
+
+        // '*' is any public address: loopback stays refused by its deny rule.
+        ok(cli.run("network", "allow", "nt", "*"));
+        assertThat(natFetch("/nat-any").exit()).isEqualTo(7);
+        assertThat(servers.seen).doesNotContainKey("/nat-any");
+
+        // A rule naming the address opens it, raw TCP and UDP alike.
+        ok(cli.run("network", "allow", "nt", "127.0.0.1"));
+        assertThat(ok(natFetch("/nat-ip")).out()).isEqualTo(TestServers.BODY + " /nat-ip\n");
+        try (java.net.DatagramSocket udp = new java.net.DatagramSocket(0, InetAddress.getLoopbackAddress())) {
+            Thread echo = Thread.ofVirtual().start(() -> {
+                try {
+                    java.net.DatagramPacket p = new java.net.DatagramPacket(new byte[64], 64);
+                    udp.receive(p);
+                    udp.send(new java.net.DatagramPacket(
+                            "pong".getBytes(StandardCharsets.UTF_8), 4, p.getSocketAddress()));
+                } catch (java.io.IOException e) {
+                    // closed by the test
+                }
+            });
+            Cli.Result u = sh(
+                    "nt",
+                    "exec 3<>/dev/udp/10.0.2.2/" + udp.getLocalPort()
+                            + " && printf ping >&3 && timeout 20 head -c 4 <&3");
+            assertThat(ok(u).out()).isEqualTo("pong");
+            echo.join();
+        }
+        ok(cli.run("network", "deny", "nt", "127.0.0.1"));
+        assertThat(natFetch("/nat-denied-again").exit()).isEqualTo(7);
+
+        // A pin is an address for an allowed name, as in the proxy.
+        ok(cli.run("network", "allow", "nt", "lo.test"));
+        assertThat(ok(natFetch("/nat-pin")).out()).isEqualTo(TestServers.BODY + " /nat-pin\n");
+        ok(cli.run("network", "deny", "nt", "lo.test", "*"));
+        assertThat(natFetch("/nat-closed").exit()).isEqualTo(7);
+        assertThat(servers.seen).doesNotContainKey("/nat-denied-again").doesNotContainKey("/nat-closed");
+
+        assertThat(ok(cli.run("logs", "--egress", "nt")).out())
+                .contains("POLICY nat refuse the denied ranges; refuse every other address")
+                .contains("POLICY nat accept 127.0.0.1 (--allow-host 127.0.0.1)")
+                .contains("accept any other public IPv4 address (--allow-host *)")
+                .contains("accept 127.0.0.1 (lo.test, pinned by --add-host)");
+    }
+
+    @Test
+    void natRulesRefuseEveryDeniedRangeOnTheHostAndGoWithTheSandbox() {
+        ok(cli.run("run", "-d", "--name", "nt-gone", "--memory", "256m", "--network", "nat"));
+        String id = idOf("nt-gone");
+        String rules = String.join("\n", NatFirewall.rulesOf(id));
+        // Private and metadata ranges are checked in the installed rules, not with packets.
+        for (DeniedRanges.Range r : DeniedRanges.IPV4) {
+            assertThat(rules).contains("-d " + r.cidr() + " -p tcp -j REJECT --reject-with tcp-reset");
+        }
+        assertThat(rules).contains("-m cgroup --path").doesNotContain("-j ACCEPT");
+        dev.airlock.host.NatCgroup group = dev.airlock.host.NatCgroup.of(dirs, id);
+        assertThat(group.exists()).isTrue();
+        ok(cli.run("rm", "-f", "nt-gone"));
+        assertThat(NatFirewall.rulesOf(id)).isEmpty();
+        assertThat(group.exists()).isFalse();
     }
 }

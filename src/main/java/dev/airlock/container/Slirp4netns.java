@@ -1,0 +1,121 @@
+package dev.airlock.container;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+
+/**
+ * The user-mode NAT of a {@code --network nat} container: one slirp4netns process on the host,
+ * attached to the container's network namespace, where it creates and configures tap0. Like
+ * the container, it is detached from the process that starts it (its own session) and outlives
+ * it; {@link #stop} ends it with the container.
+ *
+ * <p>It starts inside the sandbox's NAT cgroup (the shell that execs it joins the group first),
+ * so the host firewall sees every socket it opens. No {@code --disable-host-loopback}: whether
+ * the host's loopback (10.0.2.2) answers is the firewall's decision, like every other address.
+ */
+final class Slirp4netns {
+    static final String PID_FILE = "slirp4netns.pid";
+    static final String LOG = "slirp4netns.log";
+
+    private Slirp4netns() {}
+
+    /** Starts it for the container whose init is {@code initPid}; returns once tap0 is configured. */
+    static void start(Path sandboxDir, long initPid, Path cgroupProcs, Duration timeout) {
+        stop(sandboxDir);
+        Path log = sandboxDir.resolve(LOG);
+        // fd 3 is the pipe to this process: slirp4netns writes "1" there once tap0 is up (and
+        // nothing else, ever); its own output goes to the log.
+        String script = "echo $$ > \"$0\" && exec slirp4netns --configure --mtu=65520 --enable-sandbox"
+                + " --enable-seccomp --ready-fd=3 \"$1\" tap0 3>&1 >>\"$2\" 2>&1";
+        ProcessBuilder pb = new ProcessBuilder(
+                        "setsid", "sh", "-c", script, cgroupProcs.toString(), Long.toString(initPid), log.toString())
+                .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()))
+                .redirectError(ProcessBuilder.Redirect.appendTo(log.toFile()));
+        Process p;
+        try {
+            p = pb.start();
+        } catch (IOException e) {
+            throw new ContainerException("cannot run slirp4netns (install it: apt-get install slirp4netns)", e);
+        }
+        try {
+            Files.writeString(sandboxDir.resolve(PID_FILE), p.pid() + "\n" + cgroupProcs + "\n");
+        } catch (IOException e) {
+            p.destroyForcibly();
+            throw new ContainerException("cannot record the slirp4netns pid in " + sandboxDir, e);
+        }
+        int ready = awaitReady(p, timeout);
+        if (ready != '1') {
+            p.destroyForcibly();
+            throw new ContainerException("slirp4netns did not configure the container's network: " + tail(log));
+        }
+    }
+
+    /** Reads the ready byte; -1 when slirp4netns exited (or did not answer in time) without it. */
+    private static int awaitReady(Process p, Duration timeout) {
+        InputStream in = p.getInputStream();
+        Thread watchdog = Thread.ofVirtual().start(() -> {
+            try {
+                if (!p.waitFor(timeout.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS)) {
+                    p.destroyForcibly();
+                }
+            } catch (InterruptedException e) {
+                // the read finished first
+            }
+        });
+        try (in) {
+            return in.read();
+        } catch (IOException e) {
+            return -1;
+        } finally {
+            watchdog.interrupt();
+        }
+    }
+
+    /**
+     * Ends the container's slirp4netns, if one runs. The recorded pid is only killed while it is
+     * still in the sandbox's NAT cgroup, so a pid reused by another process is never touched.
+     */
+    static void stop(Path sandboxDir) {
+        Path file = sandboxDir.resolve(PID_FILE);
+        List<String> lines;
+        try {
+            lines = Files.readAllLines(file, StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            return;
+        }
+        try {
+            if (lines.size() >= 2) {
+                String pid = lines.get(0).strip();
+                Path procs = Path.of(lines.get(1).strip());
+                boolean ours = Files.exists(procs)
+                        && Files.readAllLines(procs).stream()
+                                .anyMatch(l -> l.strip().equals(pid));
+                if (ours) {
+                    ProcessHandle.of(Long.parseLong(pid)).ifPresent(h -> {
+                        h.destroyForcibly();
+                        h.onExit()
+                                .orTimeout(10, java.util.concurrent.TimeUnit.SECONDS)
+                                .join();
+                    });
+                }
+            }
+            Files.deleteIfExists(file);
+        } catch (IOException | RuntimeException e) {
+            // gone already: nothing to stop
+        }
+    }
+
+    private static String tail(Path log) {
+        try {
+            String s = Files.readString(log).strip();
+            return s.length() > 1000 ? s.substring(s.length() - 1000) : s;
+        } catch (IOException e) {
+            return "(no log)";
+        }
+    }
+}

@@ -1,0 +1,385 @@
+package dev.airlock.net;
+
+import dev.airlock.host.AirlockDirs;
+import dev.airlock.host.HostCommand;
+import dev.airlock.host.HostFiles;
+import dev.airlock.host.NatCgroup;
+import dev.airlock.sandbox.SandboxException;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.Inet4Address;
+import java.net.InetAddress;
+import java.net.UnknownHostException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import org.jspecify.annotations.Nullable;
+
+/**
+ * The host-side egress rules of {@code --network nat} sandboxes, in iptables (nf_tables or
+ * legacy). A nat sandbox's outbound sockets are opened by one host process (its QEMU or its
+ * container's slirp4netns) that runs in the sandbox's {@link NatCgroup}; the rules match that
+ * group, so they apply to the sandbox's traffic and to nothing else on the host.
+ *
+ * <pre>
+ * OUTPUT          -j AIRLOCK-EGRESS
+ * AIRLOCK-EGRESS  -m cgroup --path airlock-nat/DATA/ID -j AIRLOCK-N-ID      (one per sandbox)
+ *                 -m cgroup --path airlock-nat -j REJECT                    (catch-all, last)
+ * AIRLOCK-N-ID    -d ADDRESS -j ACCEPT            (addresses named by the allowlist and pins)
+ *                 -d NAMESERVER --dport 53 -j ACCEPT   (the host's resolvers, for slirp's DNS)
+ *                 -d DENIED-RANGE -j REJECT       (DeniedRanges.IPV4, one rule each)
+ *                 -j ACCEPT                       (only with --allow-host '*')
+ * </pre>
+ *
+ * Anything a sandbox's chain does not accept falls through to the catch-all, so a nat sandbox
+ * whose rules are missing (not installed yet, or half-removed) reaches nothing. The rules live
+ * in the kernel, not in the daemon: they outlive a daemon crash just as the sandboxes do. A
+ * sandbox's rules are replaced in one {@code iptables-restore} transaction; IPv6 from a nat
+ * sandbox's process is refused outright (the guest's NAT is IPv4 only).
+ */
+public final class NatFirewall {
+    static final String CHAIN = "AIRLOCK-EGRESS";
+    private static final String CHAIN_PREFIX = "AIRLOCK-N-";
+    private static final Path LOCK = Path.of(System.getProperty("java.io.tmpdir"), "airlock-nat-firewall.lock");
+
+    /** One address a sandbox's chain accepts, and the rule that named it (for the log). */
+    record Accept(InetAddress address, String why) {}
+
+    /**
+     * What the policy of a nat sandbox allows at the IP level.
+     *
+     * @param notes allowlist entries that yielded no address (a name the host could not resolve)
+     */
+    record Plan(List<Accept> accepts, List<InetAddress> nameservers, boolean anyPublic, List<String> notes) {}
+
+    private NatFirewall() {}
+
+    /** The chain of one sandbox (iptables chain names are at most 28 characters). */
+    static String chainOf(String sandboxId) {
+        return CHAIN_PREFIX + NatCgroup.shortId(sandboxId);
+    }
+
+    /**
+     * Turns an allowlist into addresses: an IP literal is itself; a pinned name is its pin; any
+     * other name is resolved on the host now (IPv4 answers), so a name whose addresses change
+     * later needs the policy set again. {@code *} allows every public address. A pin's address
+     * is accepted, also inside a denied range, when the allowlist names its name exactly: the
+     * rules cannot see which name a connection meant, so {@code *} does not open every pin.
+     */
+    static Plan plan(NetworkSpec spec, EgressPolicy.Resolver resolver, List<InetAddress> nameservers) {
+        Map<InetAddress, String> accepts = new LinkedHashMap<>();
+        List<String> notes = new ArrayList<>();
+        boolean any = false;
+        Map<String, InetAddress> pins = spec.pins();
+        for (String rule : spec.allowHosts()) {
+            if (rule.equals("*")) {
+                any = true;
+            } else if (NetworkSpec.isIpLiteral(rule)) {
+                accepts.putIfAbsent(NetworkSpec.literal(rule), "--allow-host " + rule);
+            } else if (!pins.containsKey(rule)) {
+                try {
+                    int before = accepts.size();
+                    for (InetAddress a : resolver.resolve(rule)) {
+                        if (a instanceof Inet4Address) {
+                            accepts.putIfAbsent(a, rule + ", resolved on the host");
+                        }
+                    }
+                    if (accepts.size() == before) {
+                        notes.add(rule + " has no IPv4 address");
+                    }
+                } catch (UnknownHostException e) {
+                    notes.add(rule + " does not resolve on the host");
+                }
+            }
+        }
+        for (Map.Entry<String, InetAddress> pin : pins.entrySet()) {
+            if (spec.allowHosts().contains(pin.getKey()) && pin.getValue() instanceof Inet4Address) {
+                accepts.putIfAbsent(pin.getValue(), pin.getKey() + ", pinned by --add-host");
+            }
+        }
+        List<Accept> list = new ArrayList<>();
+        accepts.forEach((a, why) -> list.add(new Accept(a, why)));
+        List<InetAddress> dns = spec.allowHosts().isEmpty() ? List.of() : nameservers;
+        return new Plan(List.copyOf(list), dns, any, List.copyOf(notes));
+    }
+
+    /** The sandbox chain's rules, in iptables-restore syntax. */
+    static List<String> chainRules(String chain, Plan plan) {
+        List<String> r = new ArrayList<>();
+        for (Accept a : plan.accepts()) {
+            r.add("-A " + chain + " -d " + a.address().getHostAddress() + "/32 -j ACCEPT");
+        }
+        for (InetAddress ns : plan.nameservers()) {
+            for (String proto : List.of("udp", "tcp")) {
+                r.add("-A " + chain + " -d " + ns.getHostAddress() + "/32 -p " + proto + " --dport 53 -j ACCEPT");
+            }
+        }
+        for (DeniedRanges.Range range : DeniedRanges.IPV4) {
+            r.add("-A " + chain + " -d " + range.cidr() + " -p tcp -j REJECT --reject-with tcp-reset");
+            r.add("-A " + chain + " -d " + range.cidr() + " -j REJECT --reject-with icmp-admin-prohibited");
+        }
+        if (plan.anyPublic()) {
+            r.add("-A " + chain + " -j ACCEPT");
+        }
+        return r;
+    }
+
+    /**
+     * Installs (or replaces) a sandbox's rules and logs the policy they enforce. The sandbox's
+     * group must exist: its jump rule names it.
+     */
+    public static void install(NatCgroup group, String sandboxId, NetworkSpec spec, EgressLog log) {
+        Plan plan = plan(spec, InetAddress::getAllByName, hostNameservers());
+        String chain = chainOf(sandboxId);
+        group.procs();
+        try (HostFiles.Lock ignored = HostFiles.lock(LOCK)) {
+            ensureBase();
+            List<String> script = new ArrayList<>();
+            script.add("*filter");
+            // Declaring the chain creates it or empties it, inside the same transaction.
+            script.add(":" + chain + " - [0:0]");
+            for (int n : jumpsTo(chain)) {
+                script.add("-D " + CHAIN + " " + n);
+            }
+            script.addAll(chainRules(chain, plan));
+            script.add("-I " + CHAIN + " 1 -m cgroup --path " + group.path() + " -j " + chain);
+            script.add("COMMIT");
+            restore("iptables-restore", script);
+        }
+        log.record("POLICY", "nat", describe(plan));
+    }
+
+    static String describe(Plan plan) {
+        List<String> parts = new ArrayList<>();
+        for (Accept a : plan.accepts()) {
+            parts.add("accept " + a.address().getHostAddress() + " (" + a.why() + ")");
+        }
+        for (InetAddress ns : plan.nameservers()) {
+            parts.add("accept DNS to " + ns.getHostAddress() + ":53 (the host's resolver)");
+        }
+        parts.add("refuse the denied ranges");
+        parts.add(
+                plan.anyPublic()
+                        ? "accept any other public IPv4 address (--allow-host *)"
+                        : "refuse every other address");
+        for (String n : plan.notes()) {
+            parts.add("note: " + n);
+        }
+        return String.join("; ", parts);
+    }
+
+    /** Removes a sandbox's rules and its group (once its NAT process has exited). */
+    public static void remove(NatCgroup group, String sandboxId) {
+        String chain = chainOf(sandboxId);
+        try (HostFiles.Lock ignored = HostFiles.lock(LOCK)) {
+            removeChain(chain);
+        }
+        group.remove();
+    }
+
+    /**
+     * Removes the rules and groups that sandboxes of this data directory no longer need: those
+     * of sandboxes that are gone (a daemon stopped between removing one and cleaning up), and
+     * chains no jump refers to. Sandboxes that still exist keep theirs, running or not.
+     */
+    public static void sweep(AirlockDirs dirs, Set<String> sandboxIds) {
+        // No group left means no nat sandbox of this data directory has rules (they go first).
+        if (NatCgroup.leftIds(dirs).isEmpty() || !available()) {
+            return;
+        }
+        Set<String> live = new java.util.HashSet<>();
+        sandboxIds.forEach(id -> live.add(NatCgroup.shortId(id)));
+        String prefix = NatCgroup.of(dirs, "0").path();
+        prefix = prefix.substring(0, prefix.lastIndexOf('/') + 1);
+        try (HostFiles.Lock ignored = HostFiles.lock(LOCK)) {
+            List<String> all = list("iptables", null);
+            Set<String> referenced = new java.util.HashSet<>();
+            for (String line : all) {
+                int at = line.indexOf(" -j " + CHAIN_PREFIX);
+                if (line.startsWith("-A " + CHAIN + " ") && at > 0) {
+                    String chain = line.substring(at + 4).strip();
+                    String id = chain.substring(CHAIN_PREFIX.length());
+                    if (line.contains("--path " + prefix + id) && !live.contains(id)) {
+                        removeChain(chain);
+                    } else {
+                        referenced.add(chain);
+                    }
+                }
+            }
+            for (String line : all) {
+                if (line.startsWith("-N " + CHAIN_PREFIX)) {
+                    String chain = line.substring(3).strip();
+                    if (!referenced.contains(chain)) {
+                        removeChain(chain);
+                    }
+                }
+            }
+        }
+        for (String id : NatCgroup.leftIds(dirs)) {
+            if (!live.contains(id)) {
+                NatCgroup.of(dirs, id).remove();
+            }
+        }
+    }
+
+    /** The rules of a sandbox as {@code iptables -S} prints them (tests, {@code network show}). */
+    public static List<String> rulesOf(String sandboxId) {
+        String chain = chainOf(sandboxId);
+        List<String> out = new ArrayList<>();
+        for (String line : list("iptables", null)) {
+            if (line.contains(" " + chain + " ") || line.endsWith(" " + chain)) {
+                out.add(line);
+            }
+        }
+        return out;
+    }
+
+    /** Whether iptables can be run here (root, with the tool installed). */
+    static boolean available() {
+        return HostCommand.run(List.of("iptables", "-w", "-S", "OUTPUT"), null, null)
+                .ok();
+    }
+
+    private static void removeChain(String chain) {
+        List<String> script = new ArrayList<>();
+        script.add("*filter");
+        for (int n : jumpsTo(chain)) {
+            script.add("-D " + CHAIN + " " + n);
+        }
+        boolean exists = !list("iptables", chain).isEmpty();
+        if (exists) {
+            script.add("-F " + chain);
+            script.add("-X " + chain);
+        }
+        script.add("COMMIT");
+        if (script.size() > 2) {
+            restore("iptables-restore", script);
+        }
+    }
+
+    /**
+     * The positions of the rules in the shared chain that jump to {@code chain}, last first, so
+     * deleting them in this order keeps the others' positions. By position, because deleting by
+     * rule text would make iptables look up a group that may be gone already.
+     */
+    private static List<Integer> jumpsTo(String chain) {
+        List<Integer> out = new ArrayList<>();
+        int n = 0;
+        for (String line : list("iptables", CHAIN)) {
+            if (line.startsWith("-A " + CHAIN + " ")) {
+                n++;
+                if (line.endsWith(" -j " + chain)) {
+                    out.addFirst(n);
+                }
+            }
+        }
+        return out;
+    }
+
+    /** The shared chain, its jump from OUTPUT and the catch-all refusal, for IPv4 and IPv6. */
+    private static void ensureBase() {
+        for (String tool : List.of("iptables", "ip6tables")) {
+            boolean v6 = tool.equals("ip6tables");
+            run(tool, List.of("-N", CHAIN), true);
+            if (!run(tool, List.of("-C", "OUTPUT", "-j", CHAIN), true)) {
+                run(tool, List.of("-I", "OUTPUT", "1", "-j", CHAIN), false);
+            }
+            List<List<String>> catchAll = List.of(
+                    List.of(
+                            "-m",
+                            "cgroup",
+                            "--path",
+                            NatCgroup.TOP,
+                            "-p",
+                            "tcp",
+                            "-j",
+                            "REJECT",
+                            "--reject-with",
+                            "tcp-reset"),
+                    List.of(
+                            "-m",
+                            "cgroup",
+                            "--path",
+                            NatCgroup.TOP,
+                            "-j",
+                            "REJECT",
+                            "--reject-with",
+                            v6 ? "icmp6-adm-prohibited" : "icmp-admin-prohibited"));
+            for (List<String> rule : catchAll) {
+                List<String> check = new ArrayList<>(List.of("-C", CHAIN));
+                check.addAll(rule);
+                if (!run(tool, check, true)) {
+                    List<String> add = new ArrayList<>(List.of("-A", CHAIN));
+                    add.addAll(rule);
+                    run(tool, add, false);
+                }
+            }
+        }
+    }
+
+    private static boolean run(String tool, List<String> args, boolean mayFail) {
+        List<String> argv = new ArrayList<>(List.of(tool, "-w"));
+        argv.addAll(args);
+        HostCommand.Result r = HostCommand.run(argv, null, null);
+        if (!r.ok() && !mayFail) {
+            throw new SandboxException(
+                    SandboxException.Kind.FAILED,
+                    "cannot set up the nat firewall: "
+                            + String.join(" ", argv) + ": " + r.output().strip()
+                            + " (--network nat needs root and iptables on the host)");
+        }
+        return r.ok();
+    }
+
+    private static List<String> list(String tool, @Nullable String chain) {
+        List<String> argv = new ArrayList<>(List.of(tool, "-w", "-S"));
+        if (chain != null) {
+            argv.add(chain);
+        }
+        HostCommand.Result r = HostCommand.run(argv, null, null);
+        return r.ok() ? r.output().lines().toList() : List.of();
+    }
+
+    private static void restore(String tool, List<String> script) {
+        Path file;
+        try {
+            file = Files.createTempFile("airlock-nat", ".rules");
+            Files.writeString(file, String.join("\n", script) + "\n", StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write the nat firewall rules", e);
+        }
+        try {
+            HostCommand.Result r =
+                    HostCommand.run(List.of("sh", "-c", tool + " -w --noflush < \"$0\"", file.toString()), null, null);
+            if (!r.ok()) {
+                throw new SandboxException(
+                        SandboxException.Kind.FAILED,
+                        "cannot install the nat firewall rules: " + r.output().strip()
+                                + " (--network nat needs root and iptables on the host)");
+            }
+        } finally {
+            HostFiles.deleteTree(file);
+        }
+    }
+
+    /** The IPv4 nameservers in the host's resolv.conf: where slirp sends the guest's DNS queries. */
+    static List<InetAddress> hostNameservers() {
+        List<InetAddress> out = new ArrayList<>();
+        try {
+            for (String line : Files.readAllLines(Path.of("/etc/resolv.conf"), StandardCharsets.UTF_8)) {
+                String[] f = line.strip().split("\\s+");
+                if (f.length >= 2 && f[0].equals("nameserver") && !f[1].contains(":")) {
+                    out.add(NetworkSpec.literal(f[1]));
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            // no resolver configured: names do not resolve in the guest either
+        }
+        return out;
+    }
+}
