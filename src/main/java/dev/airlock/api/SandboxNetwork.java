@@ -9,11 +9,13 @@ import dev.airlock.net.EgressPolicy;
 import dev.airlock.net.EgressProxy;
 import dev.airlock.net.InferenceBridge;
 import dev.airlock.net.InferenceConfig;
+import dev.airlock.net.InterceptionCa;
 import dev.airlock.net.NatFirewall;
 import dev.airlock.net.NetworkSpec;
 import dev.airlock.net.PortForwarder;
 import dev.airlock.net.PortMapping;
 import dev.airlock.net.Secret;
+import dev.airlock.net.UpstreamTls;
 import dev.airlock.sandbox.Sandbox;
 import dev.airlock.sandbox.SandboxException;
 import java.io.IOException;
@@ -103,11 +105,54 @@ final class SandboxNetwork implements AutoCloseable {
         }
     }
 
+    static final String CA_CERTIFICATE = "interception-ca.crt";
+    static final String CA_KEY = "interception-ca.key";
+
+    /**
+     * The sandbox's interception CA, made on first use (at the sandbox's first start) and kept
+     * owner-only in its directory: the key is never sent anywhere.
+     */
+    static InterceptionCa interceptionCa(Path dir, String sandboxName) {
+        Path cert = dir.resolve(CA_CERTIFICATE);
+        Path key = dir.resolve(CA_KEY);
+        if (Files.exists(cert) && Files.exists(key)) {
+            try {
+                return InterceptionCa.fromPem(
+                        Files.readString(cert, StandardCharsets.US_ASCII),
+                        Files.readString(key, StandardCharsets.US_ASCII));
+            } catch (IOException e) {
+                throw new UncheckedIOException("cannot read the interception CA in " + dir, e);
+            } catch (java.security.GeneralSecurityException e) {
+                throw new SandboxException(
+                        SandboxException.Kind.FAILED,
+                        "the interception CA in " + dir + " is damaged: " + e.getMessage());
+            }
+        }
+        InterceptionCa ca = InterceptionCa.generate("Airlock sandbox " + sandboxName + " interception CA");
+        writeOwnerOnly(key, ca.privateKeyPem(), "the interception CA key");
+        writeOwnerOnly(cert, ca.certificatePem(), "the interception CA");
+        return ca;
+    }
+
     /** A fork's network settings: its source's, without the published ports. */
     static void copyForClone(Path sourceDir, Path cloneDir) {
         NetworkSpec spec = load(sourceDir);
         save(cloneDir, spec.withPorts(List.of()));
         saveSecrets(cloneDir, loadSecrets(sourceDir));
+        // The clone's disk trusts its source's CA already.
+        for (String f : List.of(CA_CERTIFICATE, CA_KEY)) {
+            Path from = sourceDir.resolve(f);
+            if (Files.exists(from)) {
+                try {
+                    writeOwnerOnly(
+                            cloneDir.resolve(f),
+                            Files.readString(from, StandardCharsets.US_ASCII),
+                            "the interception CA");
+                } catch (IOException e) {
+                    throw new UncheckedIOException("cannot copy the interception CA of " + sourceDir, e);
+                }
+            }
+        }
         saveInference(cloneDir, loadInference(sourceDir));
     }
 
@@ -167,8 +212,16 @@ final class SandboxNetwork implements AutoCloseable {
         InferenceConfig inference = loadInference(dir);
         // The variables every process gets: one SET_ENV, since each replaces the last.
         Map<String, String> env = new java.util.HashMap<>();
+        List<Secret> secrets = loadSecrets(dir);
+        // Secrets in HTTPS requests need the proxy to terminate TLS to their hosts: the guest
+        // trusts a CA of this sandbox alone, whose key stays here.
+        InterceptionCa ca = spec.proxy() && !secrets.isEmpty() ? interceptionCa(dir, sandbox.name()) : null;
         if (spec.proxy()) {
-            env.putAll(EgressProxy.guestEnv(loadSecrets(dir)));
+            env.putAll(EgressProxy.guestEnv(secrets));
+        }
+        if (ca != null) {
+            ca.installIn(agentChannel());
+            env.putAll(InterceptionCa.guestEnv());
         }
         if (inference != null) {
             env.putAll(InferenceBridge.guestEnv());
@@ -180,8 +233,14 @@ final class SandboxNetwork implements AutoCloseable {
             agentChannel().setDefaultEnv(env);
         }
         if (spec.proxy()) {
-            EgressProxy p =
-                    new EgressProxy(sandbox.name(), agentSocket, policy::get, new EgressLog(dir), loadSecrets(dir));
+            EgressProxy p = new EgressProxy(
+                    sandbox.name(),
+                    agentSocket,
+                    policy::get,
+                    new EgressLog(dir),
+                    secrets,
+                    ca,
+                    ca == null ? null : UpstreamTls.fromEnvironment());
             proxy = p;
             p.start();
         }

@@ -41,13 +41,28 @@ public final class EgressProxy implements AutoCloseable {
     private final Supplier<EgressPolicy> policy;
     private final EgressLog log;
     private final List<Secret> secrets;
+    private final @Nullable TlsInterceptor interceptor;
     private volatile @Nullable GuestChannel channel;
     private volatile boolean closed;
 
+    /**
+     * @param ca the sandbox's interception CA: with it, TLS connections to hosts a secret is
+     *     bound to are terminated here so the secret can be substituted; without it every
+     *     CONNECT stays an opaque tunnel
+     */
     public EgressProxy(
-            String sandbox, Path agentSocket, Supplier<EgressPolicy> policy, EgressLog log, List<Secret> secrets) {
+            String sandbox,
+            Path agentSocket,
+            Supplier<EgressPolicy> policy,
+            EgressLog log,
+            List<Secret> secrets,
+            @Nullable InterceptionCa ca,
+            @Nullable UpstreamTls upstreamTls) {
         this.sandbox = sandbox;
         this.secrets = List.copyOf(secrets);
+        this.interceptor = ca == null || upstreamTls == null || secrets.isEmpty()
+                ? null
+                : new TlsInterceptor(ca, upstreamTls, secrets, log);
         this.agentSocket = agentSocket;
         this.policy = policy;
         this.log = log;
@@ -161,7 +176,7 @@ public final class EgressProxy implements AutoCloseable {
     }
 
     /** The request head up to and including the blank line, read one byte at a time so no body byte is consumed. */
-    private static byte @Nullable [] readHead(InputStream in) throws IOException {
+    static byte @Nullable [] readHead(InputStream in) throws IOException {
         ByteArrayOutputStream head = new ByteArrayOutputStream();
         int matched = 0;
         while (head.size() < MAX_HEAD) {
@@ -192,10 +207,20 @@ public final class EgressProxy implements AutoCloseable {
         if (upstream == null) {
             return;
         }
+        TlsInterceptor.FirstReply firstReply =
+                interceptor != null && interceptor.intercepts(hp.host()) ? new TlsInterceptor.FirstReply() : null;
         try (upstream) {
             guest.output().write("HTTP/1.1 200 Connection established\r\n\r\n".getBytes(StandardCharsets.US_ASCII));
             guest.output().flush();
-            Thread down = Thread.ofVirtual().start(() -> copyThenClose(upstream, guest));
+            Thread down = Thread.ofVirtual().start(() -> {
+                try {
+                    if (firstReply == null || firstReply.firstRead(upstream, guest.output())) {
+                        copyThenClose(upstream, guest);
+                    }
+                } catch (IOException e) {
+                    guest.close();
+                }
+            });
             // Check the TLS server name before a single client byte reaches the destination.
             byte[] first = new byte[16 << 10];
             int have = 0;
@@ -216,10 +241,29 @@ public final class EgressProxy implements AutoCloseable {
                 default -> null;
             };
             if (denial != null) {
+                if (firstReply != null) {
+                    firstReply.release();
+                }
                 log.record("DENY", request, denial);
                 guest.output().write(TLS_ACCESS_DENIED);
                 guest.output().flush();
                 return;
+            }
+            if (firstReply != null
+                    && interceptor != null
+                    && peek instanceof ClientHello.Peek.Hello
+                    && firstReply.claim()) {
+                interceptor.relay(
+                        guest,
+                        Arrays.copyOf(first, have),
+                        hp,
+                        upstream,
+                        firstReply.upstreamInput(upstream.getInputStream()));
+                down.join();
+                return;
+            }
+            if (firstReply != null) {
+                firstReply.release();
             }
             OutputStream up = upstream.getOutputStream();
             up.write(first, 0, have);
@@ -288,15 +332,8 @@ public final class EgressProxy implements AutoCloseable {
                 if (name.startsWith("proxy-") || name.equals("connection") || name.equals("keep-alive")) {
                     continue;
                 }
-                String h = original;
-                for (Secret secret : secrets) {
-                    if (h.contains(secret.placeholder())
-                            && secret.boundTo(hp.host().toLowerCase(Locale.ROOT))) {
-                        h = h.replace(secret.placeholder(), secret.value());
-                        substituted.add(secret.name());
-                    }
-                }
-                head.append(h).append("\r\n");
+                head.append(Secret.substitute(secrets, hp.host(), original, substituted))
+                        .append("\r\n");
             }
             // One request per upstream connection: a reused proxy connection could otherwise carry
             // a later request for another host to this destination unchecked.
@@ -352,7 +389,7 @@ public final class EgressProxy implements AutoCloseable {
     }
 
     /** The reason is in the status line too: curl shows that line for a refused CONNECT. */
-    private static void respond(OutputStream out, int status, String message) throws IOException {
+    static void respond(OutputStream out, int status, String message) throws IOException {
         String line = message.replaceAll("[\\r\\n]", " ");
         byte[] body = (message + "\n").getBytes(StandardCharsets.UTF_8);
         String head = "HTTP/1.1 " + status + " " + line + "\r\nContent-Type: text/plain; charset=utf-8\r\n"

@@ -67,6 +67,22 @@ public record Secret(String name, String value, String placeholder, List<String>
         return false;
     }
 
+    /**
+     * One request header line with the placeholders of the secrets bound to {@code host} replaced
+     * by their values; the names of the secrets it used are added to {@code used}.
+     */
+    static String substitute(List<Secret> secrets, String host, String header, List<String> used) {
+        String h = header;
+        String lower = host.toLowerCase(Locale.ROOT);
+        for (Secret secret : secrets) {
+            if (h.contains(secret.placeholder()) && secret.boundTo(lower)) {
+                h = h.replace(secret.placeholder(), secret.value());
+                used.add(secret.name());
+            }
+        }
+        return h;
+    }
+
     /** Never the value: records print in logs and error messages. */
     @Override
     public String toString() {

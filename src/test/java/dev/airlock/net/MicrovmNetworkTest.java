@@ -18,6 +18,13 @@ class MicrovmNetworkTest extends NetworkTest {
             // the clone's proxy knows the source's allowlist, pins and secret binding
             ok(sh("pxf", "curl -sS -H \"Authorization: Bearer $TOKEN\" http://" + api + "/secret-of-a-clone"));
             assertThat(servers.header("/secret-of-a-clone", "authorization")).containsExactly("Bearer " + REAL_SECRET);
+            // and over HTTPS: the clone trusts the same sandbox CA, whose key its proxy holds
+            ok(sh(
+                    "pxf",
+                    "curl -sS -H \"Authorization: Bearer $TOKEN\" https://api.test:" + servers.httpsPort()
+                            + "/secret-of-a-clone-tls"));
+            assertThat(servers.header("/secret-of-a-clone-tls", "authorization"))
+                    .containsExactly("Bearer " + REAL_SECRET);
             assertThat(sh(
                                     "pxf",
                                     "curl -sS -o /dev/null -w '%{http_code}' http://other.test:" + servers.httpPort()

@@ -32,6 +32,7 @@ abstract class NetworkTest {
     TestServers servers;
     String api;
     private String apiTls;
+    private Path upstreamCa;
     private int publishedAtCreate;
     /** The value the CLI finds in its environment; it must reach the upstream and nothing in the guest. */
     private static final String UPSTREAM_KEY = "host-key-" + java.util.UUID.randomUUID();
@@ -47,9 +48,19 @@ abstract class NetworkTest {
         servers = new TestServers(tmp);
         api = "api.test:" + servers.httpPort();
         apiTls = "api.test:" + servers.httpsPort();
+        upstreamCa = servers.writeUpstreamCa(tmp);
         publishedAtCreate = freePort();
         ok(cli.run(
-                java.util.Map.of("TOKEN", REAL_SECRET, "UPSTREAM_KEY", UPSTREAM_KEY),
+                java.util.Map.of(
+                        "TOKEN",
+                        REAL_SECRET,
+                        "UPSTREAM_KEY",
+                        UPSTREAM_KEY,
+                        "OTHER_TOKEN",
+                        "other-" + REAL_SECRET,
+                        // the daemon this command starts trusts the test servers' CA for upstreams
+                        UpstreamTls.EXTRA_CA_VARIABLE,
+                        upstreamCa.toString()),
                 new byte[0],
                 "run",
                 "-d",
@@ -57,6 +68,8 @@ abstract class NetworkTest {
                 "px",
                 "--secret",
                 "TOKEN@api.test",
+                "--secret",
+                "OTHER_TOKEN@untrusted.test",
                 "--inference",
                 "http://127.0.0.1:" + servers.httpPort() + "/v1",
                 "--inference-key-env",
@@ -73,12 +86,16 @@ abstract class NetworkTest {
                 "localhost",
                 "--allow-host",
                 "*.wild.test",
+                "--allow-host",
+                "untrusted.test",
                 "--add-host",
                 "api.test:127.0.0.1",
                 "--add-host",
                 "other.test:127.0.0.1",
                 "--add-host",
                 "deep.wild.test:127.0.0.1",
+                "--add-host",
+                "untrusted.test:127.0.0.1",
                 "-p",
                 publishedAtCreate + ":8000"));
         ok(cli.run("run", "-d", "--name", "nonet", "--memory", "256m"));
@@ -390,5 +407,85 @@ abstract class NetworkTest {
         ok(cli.run("rm", "-f", "nt-gone"));
         assertThat(NatFirewall.rulesOf(id)).isEmpty();
         assertThat(group.exists()).isFalse();
+    }
+
+    @Test
+    void secretReachesItsBoundHttpsUpstreamThroughTheSandboxCaAndNeverTheGuest() {
+        String placeholder = ok(sh("px", "echo $TOKEN")).out().strip();
+        String auth = " -H \"Authorization: Bearer $TOKEN\" ";
+        // Normal certificate verification in the guest (no -k): it trusts the sandbox CA.
+        Cli.Result r = ok(sh("px", "curl -sSv" + auth + "https://" + apiTls + "/secret-tls"));
+        assertThat(r.out()).isEqualTo(TestServers.BODY + " /secret-tls\n");
+        assertThat(r.err()).contains("issuer: CN=Airlock sandbox px interception CA");
+        assertThat(servers.header("/secret-tls", "authorization")).containsExactly("Bearer " + REAL_SECRET);
+        // Keep-alive: the second request rides the first one's connection and is substituted too.
+        assertThat(ok(sh(
+                                "px",
+                                "curl -sS -o /dev/null -o /dev/null -w '%{num_connects} '" + auth + "https://" + apiTls
+                                        + "/ka1 https://" + apiTls + "/ka2"))
+                        .out())
+                .isEqualTo("1 0 ");
+        assertThat(servers.header("/ka2", "authorization")).containsExactly("Bearer " + REAL_SECRET);
+        // A request body (chunked) goes through, and a streamed response arrives event by event.
+        assertThat(ok(sh(
+                                "px",
+                                "echo '{\"stream\":true}' | curl -sSN -H 'Transfer-Encoding: chunked' --data-binary @-"
+                                        + auth + "https://" + apiTls + "/v1/chat/completions"))
+                        .out())
+                .isEqualTo(TestServers.SSE);
+        assertThat(servers.header("/v1/chat/completions", "authorization")).containsExactly("Bearer " + REAL_SECRET);
+        // Nothing the guest can read holds the value: environments, files, the CA it trusts.
+        ok(sh("px", "env > /root/env-tls.txt"));
+        Cli.Result found = sh(
+                "px",
+                "grep -rsl -- '" + REAL_SECRET + "' /root /tmp /etc /home /var /usr/local /proc/[0-9]*/environ; true");
+        assertThat(found.out()).isEmpty();
+        assertThat(ok(sh("px", "grep -c " + placeholder + " /root/env-tls.txt"))
+                        .out()
+                        .strip())
+                .isEqualTo("1");
+        assertThat(ok(sh("px", "grep -c 'PRIVATE KEY' " + InterceptionCa.GUEST_BUNDLE + " || true"))
+                        .out()
+                        .strip())
+                .isEqualTo("0");
+        assertThat(egressLog())
+                .contains("INTERCEPT CONNECT " + apiTls + " TLS terminated")
+                .contains("SECRET GET https://" + apiTls + "/secret-tls substituted TOKEN");
+    }
+
+    @Test
+    void httpsToAHostWithoutABoundSecretIsNotIntercepted() {
+        // The guest trusts the test servers' CA only for this request: if the proxy terminated
+        // TLS, curl would see the sandbox CA's certificate and fail.
+        ok(sh("px", "printf '%s' '" + servers.upstreamCa.certificatePem() + "' > /tmp/upstream-ca.pem"));
+        Cli.Result r = ok(sh(
+                "px",
+                "curl -sSv --cacert /tmp/upstream-ca.pem -H \"Authorization: Bearer $TOKEN\" https://deep.wild.test:"
+                        + servers.httpsPort() + "/clear"));
+        assertThat(r.out()).isEqualTo(TestServers.BODY + " /clear\n");
+        assertThat(r.err()).contains("issuer: CN=" + TestServers.UPSTREAM_CA_NAME);
+        String placeholder = ok(sh("px", "echo $TOKEN")).out().strip();
+        assertThat(servers.header("/clear", "authorization")).containsExactly("Bearer " + placeholder);
+        // And with the guest's own trust store it fails: the guest does not trust that CA.
+        Cli.Result own = sh("px", "curl -sS https://deep.wild.test:" + servers.httpsPort() + "/own-trust");
+        assertThat(own.exit()).isNotZero();
+        assertThat(own.err()).containsIgnoringCase("certificate");
+        assertThat(egressLog()).doesNotContain("INTERCEPT CONNECT deep.wild.test");
+    }
+
+    @Test
+    void interceptedUpstreamWithAnUntrustedCertificateIsRefusedWithAMessage() {
+        Cli.Result r = ok(sh(
+                "px",
+                "curl -sS -w '\\n%{http_code}' -H \"Authorization: Bearer $OTHER_TOKEN\" https://untrusted.test:"
+                        + servers.untrustedPort() + "/untrusted"));
+        String where = "untrusted.test:" + servers.untrustedPort();
+        assertThat(r.out())
+                .contains("the TLS certificate of " + where + " is not trusted")
+                .contains(UpstreamTls.EXTRA_CA_VARIABLE)
+                .endsWith("502");
+        assertThat(servers.seen).doesNotContainKey("/untrusted");
+        assertThat(egressLog())
+                .contains("FAIL CONNECT " + where + " the TLS certificate of " + where + " is not trusted");
     }
 }

@@ -32,7 +32,14 @@ final class TestServers implements AutoCloseable {
             + "data: [DONE]\n\n";
 
     final HttpServer http;
+    /** HTTPS with a certificate for api.test and deep.wild.test issued by {@link #upstreamCa}. */
     final HttpsServer https;
+    /** HTTPS with a self-signed certificate for untrusted.test that nothing trusts. */
+    final HttpsServer untrusted;
+    /** The test's own CA, which the daemon is told to trust for upstreams; the guest does not trust it. */
+    final InterceptionCa upstreamCa = InterceptionCa.generate(UPSTREAM_CA_NAME);
+
+    static final String UPSTREAM_CA_NAME = "Airlock network test upstream CA";
     /** Headers of the last request per path, lower-case names. */
     final Map<String, Map<String, List<String>>> seen = new ConcurrentHashMap<>();
 
@@ -40,8 +47,11 @@ final class TestServers implements AutoCloseable {
         InetSocketAddress any = new InetSocketAddress(InetAddress.getLoopbackAddress(), 0);
         http = HttpServer.create(any, 64);
         https = HttpsServer.create(any, 64);
-        https.setHttpsConfigurator(new HttpsConfigurator(tls(dir)));
-        for (HttpServer s : List.of(http, https)) {
+        https.setHttpsConfigurator(
+                new HttpsConfigurator(upstreamCa.serverContext(List.of("api.test", "deep.wild.test"))));
+        untrusted = HttpsServer.create(any, 64);
+        untrusted.setHttpsConfigurator(new HttpsConfigurator(selfSigned(dir, "untrusted.test")));
+        for (HttpServer s : List.of(http, https, untrusted)) {
             s.createContext("/", this::answer);
             s.createContext("/v1/chat/completions", this::stream);
             s.setExecutor(Executors.newVirtualThreadPerTaskExecutor());
@@ -61,6 +71,17 @@ final class TestServers implements AutoCloseable {
 
     int httpsPort() {
         return https.getAddress().getPort();
+    }
+
+    int untrustedPort() {
+        return untrusted.getAddress().getPort();
+    }
+
+    /** The upstream CA as a PEM file, for the daemon's {@code AIRLOCK_UPSTREAM_CA}. */
+    Path writeUpstreamCa(Path dir) throws IOException {
+        Path f = dir.resolve("upstream-ca.pem");
+        Files.writeString(f, upstreamCa.certificatePem(), StandardCharsets.US_ASCII);
+        return f;
     }
 
     private void answer(HttpExchange x) throws IOException {
@@ -93,8 +114,8 @@ final class TestServers implements AutoCloseable {
         x.close();
     }
 
-    /** A throwaway self-signed certificate for api.test, made by the JDK's keytool. */
-    private static SSLContext tls(Path dir) throws Exception {
+    /** A throwaway self-signed certificate, made by the JDK's keytool. */
+    private static SSLContext selfSigned(Path dir, String host) throws Exception {
         Path store = dir.resolve("server.p12");
         Files.deleteIfExists(store);
         String keytool =
@@ -107,9 +128,9 @@ final class TestServers implements AutoCloseable {
                 "-keyalg",
                 "EC",
                 "-dname",
-                "CN=api.test",
+                "CN=" + host,
                 "-ext",
-                "SAN=dns:api.test",
+                "SAN=dns:" + host,
                 "-validity",
                 "2",
                 "-keystore",
@@ -133,5 +154,6 @@ final class TestServers implements AutoCloseable {
     public void close() {
         http.stop(0);
         https.stop(0);
+        untrusted.stop(0);
     }
 }
