@@ -168,11 +168,15 @@ final class ApiHandler extends Handler.Abstract {
                 Sandbox s = engine.inspect(p.get(1));
                 SandboxNetwork n = daemon.network(s);
                 dev.airlock.net.InferenceBridge.Usage u = n == null ? null : n.inferenceUsage();
+                Path dir = engine.store().dir(s.id());
+                if (u == null && Files.exists(dir.resolve(SandboxNetwork.INFERENCE))) {
+                    // Not running (or its network not up): the counts it kept.
+                    u = dev.airlock.net.InferenceBridge.loadUsage(dir.resolve(SandboxNetwork.USAGE_FILE));
+                }
                 if (u == null) {
                     throw new SandboxException(
                             SandboxException.Kind.NOT_FOUND,
-                            "sandbox '" + s.name()
-                                    + "' has no running inference bridge (create it with --inference URL)");
+                            "sandbox '" + s.name() + "' has no inference bridge (create it with --inference URL)");
                 }
                 yield u;
             }

@@ -180,6 +180,8 @@ final class SandboxNetwork implements AutoCloseable {
     }
 
     static final String INFERENCE = "inference.json";
+    /** The bridge's counts, kept across daemon restarts and stops. */
+    static final String USAGE_FILE = "inference-usage.json";
 
     static void saveInference(Path dir, @Nullable InferenceConfig config) {
         if (config == null) {
@@ -225,7 +227,8 @@ final class SandboxNetwork implements AutoCloseable {
         }
         if (inference != null) {
             env.putAll(InferenceBridge.guestEnv());
-            InferenceBridge b = new InferenceBridge(sandbox.name(), agentSocket, inference, new EgressLog(dir));
+            InferenceBridge b = new InferenceBridge(
+                    sandbox.name(), agentSocket, inference, new EgressLog(dir), dir.resolve(USAGE_FILE));
             bridge = b;
             b.start();
         }

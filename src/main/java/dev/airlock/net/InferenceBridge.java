@@ -35,8 +35,11 @@ public final class InferenceBridge implements AutoCloseable {
     private static final long MINUTE = Duration.ofMinutes(1).toNanos();
     private static final Set<String> PASSED_HEADERS = Set.of("content-type", "accept", "openai-beta", "user-agent");
 
-    /** Usage since the daemon took the sandbox up. */
+    /** Usage since the sandbox was created (kept in its directory, so a daemon restart keeps counting). */
     public record Usage(long requests, long throttled, long bytesIn, long bytesOut) {}
+
+    private static final tools.jackson.databind.json.JsonMapper JSON =
+            tools.jackson.databind.json.JsonMapper.builder().build();
 
     private final String sandbox;
     private final Path agentSocket;
@@ -55,11 +58,20 @@ public final class InferenceBridge implements AutoCloseable {
     private volatile @Nullable GuestChannel channel;
     private volatile boolean closed;
 
-    public InferenceBridge(String sandbox, Path agentSocket, InferenceConfig config, EgressLog log) {
+    private final Path usageFile;
+
+    /** {@code usageFile}: where the counts are kept; counting goes on from what it holds. */
+    public InferenceBridge(String sandbox, Path agentSocket, InferenceConfig config, EgressLog log, Path usageFile) {
         this.sandbox = sandbox;
         this.agentSocket = agentSocket;
         this.config = config;
         this.log = log;
+        this.usageFile = usageFile;
+        Usage before = loadUsage(usageFile);
+        served.set(before.requests());
+        throttled.set(before.throttled());
+        bytesIn.set(before.bytesIn());
+        bytesOut.set(before.bytesOut());
         long now = System.nanoTime();
         this.requests =
                 config.requestsPerMinute() > 0 ? new TokenBucket(config.requestsPerMinute(), MINUTE, now) : null;
@@ -74,6 +86,24 @@ public final class InferenceBridge implements AutoCloseable {
 
     public Usage usage() {
         return new Usage(served.get(), throttled.get(), bytesIn.get(), bytesOut.get());
+    }
+
+    /** The counts kept in {@code usageFile}; none (zeros) when it is missing or unreadable. */
+    public static Usage loadUsage(Path usageFile) {
+        try {
+            return JSON.readValue(java.nio.file.Files.readString(usageFile), Usage.class);
+        } catch (IOException | RuntimeException e) {
+            return new Usage(0, 0, 0, 0);
+        }
+    }
+
+    /** Written at the end of every request; a request is seconds of upstream work, the write a millisecond. */
+    private synchronized void saveUsage() {
+        try {
+            dev.airlock.host.HostFiles.writeAtomically(usageFile, JSON.writeValueAsBytes(usage()));
+        } catch (RuntimeException e) {
+            log.record("FAIL", "inference usage", "cannot write " + usageFile + ": " + e.getMessage());
+        }
     }
 
     public void start() throws IOException {
@@ -147,6 +177,7 @@ public final class InferenceBridge implements AutoCloseable {
             String limited = limit(body.length, now);
             if (limited != null) {
                 throttled.incrementAndGet();
+                saveUsage();
                 log.record("THROTTLE", "inference " + request, limited);
                 long wait = Math.max(
                         1,
@@ -196,6 +227,8 @@ public final class InferenceBridge implements AutoCloseable {
                     }
                 }
             }
+            // Before the guest sees the end of the response: what it was told is what is kept.
+            saveUsage();
             out.close();
         } catch (IOException | NumberFormatException e) {
             // The guest went away or sent garbage.

@@ -39,6 +39,9 @@ abstract class NetworkTest {
 
     static final String REAL_SECRET = "s3cr3t-" + java.util.UUID.randomUUID();
 
+    /** The environment of the command that starts the daemon (and of one that restarts it). */
+    private java.util.Map<String, String> daemonEnv = java.util.Map.of();
+
     @BeforeAll
     void setUp() throws Exception {
         TestHost.ready();
@@ -50,17 +53,18 @@ abstract class NetworkTest {
         apiTls = "api.test:" + servers.httpsPort();
         upstreamCa = servers.writeUpstreamCa(tmp);
         publishedAtCreate = freePort();
+        daemonEnv = java.util.Map.of(
+                "TOKEN",
+                REAL_SECRET,
+                "UPSTREAM_KEY",
+                UPSTREAM_KEY,
+                "OTHER_TOKEN",
+                "other-" + REAL_SECRET,
+                // the daemon this command starts trusts the test servers' CA for upstreams
+                UpstreamTls.EXTRA_CA_VARIABLE,
+                upstreamCa.toString());
         ok(cli.run(
-                java.util.Map.of(
-                        "TOKEN",
-                        REAL_SECRET,
-                        "UPSTREAM_KEY",
-                        UPSTREAM_KEY,
-                        "OTHER_TOKEN",
-                        "other-" + REAL_SECRET,
-                        // the daemon this command starts trusts the test servers' CA for upstreams
-                        UpstreamTls.EXTRA_CA_VARIABLE,
-                        upstreamCa.toString()),
+                daemonEnv,
                 new byte[0],
                 "run",
                 "-d",
@@ -218,6 +222,18 @@ abstract class NetworkTest {
         String usage = ok(cli.run("stats", "--inference", "px")).out();
         assertThat(usage).containsPattern("px\\s+[1-3]\\s+[4-6]\\s");
         assertThat(egressLog()).contains("THROTTLE inference POST /v1/chat/completions request limit");
+
+        // The counts outlive the daemon: killed, restarted (with the same environment), they are still there.
+        long daemon = Long.parseLong(
+                Files.readString(dirs.runtime().resolve("airlockd.pid")).strip());
+        ProcessHandle.of(daemon).ifPresent(ProcessHandle::destroyForcibly);
+        assertThat(dev.airlock.host.ProcessExit.await(daemon, java.time.Duration.ofSeconds(30)))
+                .isTrue();
+        String after = ok(cli.run(daemonEnv, new byte[0], "stats", "--inference", "px"))
+                .out();
+        assertThat(after.lines().skip(1).toList())
+                .isEqualTo(usage.lines().skip(1).toList());
+        assertThat(ok(sh("px", "echo $OPENAI_BASE_URL")).out().strip()).isEqualTo("http://127.0.0.1:11435/v1");
     }
 
     @Test
