@@ -204,7 +204,7 @@ abstract class NetworkTest {
     }
 
     @Test
-    void inferenceBridgeStreamsACompletionAndThrottlesABurst() {
+    void inferenceBridgeStreamsACompletionAndThrottlesABurst() throws Exception {
         assertThat(ok(sh("px", "echo $OPENAI_BASE_URL $OPENAI_API_KEY")).out().strip())
                 .isEqualTo("http://127.0.0.1:11435/v1 airlock-inference-bridge");
         String request = "curl -sSN $OPENAI_BASE_URL/chat/completions -H 'Content-Type: application/json'"
