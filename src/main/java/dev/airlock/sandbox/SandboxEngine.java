@@ -824,7 +824,7 @@ public final class SandboxEngine {
                         + ") exited unexpectedly; the sandbox's disk is kept: start it again with airlock start "
                         + s.name()
                         + ", or delete it with airlock rm " + s.name());
-        store.save(failed);
+        store.update(failed);
         return failed;
     }
 

@@ -82,6 +82,27 @@ public final class SandboxStore {
                 dir.resolve(RECORD), JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(s));
     }
 
+    /**
+     * Saves a changed record of a sandbox only if it still has one: a background check (the
+     * daemon's watchdog noticing a dead VMM) must not bring back the directory of a sandbox that
+     * {@code rm} deleted in the meantime.
+     */
+    public void update(Sandbox s) {
+        Path dir = dir(s.id());
+        if (!Files.isRegularFile(dir.resolve(RECORD))) {
+            return;
+        }
+        try {
+            HostFiles.writeAtomically(
+                    dir.resolve(RECORD), JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(s));
+        } catch (java.io.UncheckedIOException e) {
+            if (Files.isDirectory(dir)) {
+                throw e;
+            }
+            // Removed while we wrote: nothing to update.
+        }
+    }
+
     /** Deletes the sandbox's directory and everything in it, its disk included. */
     public void delete(String id) {
         HostFiles.deleteTree(dir(id));

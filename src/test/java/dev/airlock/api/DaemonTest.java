@@ -209,7 +209,17 @@ abstract class DaemonTest {
                     .isEqualTo(200);
         }
         try (var s = Files.list(dirs.sandboxes())) {
-            assertThat(s.filter(Files::isDirectory).count()).isEqualTo(1); // d1 only
+            List<Path> left = s.filter(Files::isDirectory).toList();
+            StringBuilder what = new StringBuilder();
+            for (Path d : left) {
+                try (var in = Files.list(d)) {
+                    what.append(d.getFileName())
+                            .append(": ")
+                            .append(in.map(Path::getFileName).toList())
+                            .append('\n');
+                }
+            }
+            assertThat(left).as("sandbox directories left:\n%s", what).hasSize(1); // d1 only
         }
         try (var s = Files.list(dirs.runtime())) {
             // d1's sockets only (and the OCI runtime's own state directory in container mode)
