@@ -5,12 +5,10 @@ import java.io.InterruptedIOException;
 import java.io.OutputStream;
 import java.nio.ByteBuffer;
 import java.time.Duration;
-import java.util.Arrays;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
-import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * One exec stream. Output is copied to the caller's sinks by a pump thread of its own, so the
@@ -22,7 +20,7 @@ final class ExecStream extends GuestStream implements Execution {
     private final OutputStream stderr;
     private final InboundBuffer inbound;
     private final SendWindow stdinWindow;
-    private final StdinStream stdin = new StdinStream();
+    private final WindowedOutput stdin;
     private final CompletableFuture<Integer> started = new CompletableFuture<>();
     private final CompletableFuture<ExitStatus> exit = new CompletableFuture<>();
     // Set by the reader thread on the final frame; after it nothing may be sent on the stream.
@@ -35,6 +33,8 @@ final class ExecStream extends GuestStream implements Execution {
         this.stderr = stderr;
         this.inbound = new InboundBuffer(id);
         this.stdinWindow = new SendWindow(id);
+        this.stdin =
+                new WindowedOutput(channel, id, FrameType.STDIN, stdinWindow, () -> finished, "stdin of " + describe());
     }
 
     @Override
@@ -220,55 +220,5 @@ final class ExecStream extends GuestStream implements Execution {
     @Override
     public String toString() {
         return "Execution[" + describe() + (exit.isDone() ? ", done" : "") + "]";
-    }
-
-    /** STDIN frames, never more than the agent's window allows. */
-    private final class StdinStream extends OutputStream {
-        private final ReentrantLock lock = new ReentrantLock();
-        private boolean closed;
-
-        @Override
-        public void write(int b) throws IOException {
-            write(new byte[] {(byte) b}, 0, 1);
-        }
-
-        @Override
-        public void write(byte[] bytes, int offset, int length) throws IOException {
-            java.util.Objects.checkFromIndexSize(offset, length, bytes.length);
-            lock.lock();
-            try {
-                if (closed) {
-                    throw new IOException("stdin of " + describe() + " is closed");
-                }
-                int done = 0;
-                while (done < length) {
-                    int granted = stdinWindow.acquire(Math.min(length - done, Frame.MAX_PAYLOAD));
-                    byte[] chunk = Arrays.copyOfRange(bytes, offset + done, offset + done + granted);
-                    channel.send(Frame.of(FrameType.STDIN, id, chunk));
-                    done += granted;
-                }
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new InterruptedIOException("interrupted while waiting for stdin window");
-            } finally {
-                lock.unlock();
-            }
-        }
-
-        @Override
-        public void close() throws IOException {
-            lock.lock();
-            try {
-                if (closed) {
-                    return;
-                }
-                closed = true;
-                if (!finished) {
-                    channel.send(Frame.empty(FrameType.STDIN, id, Frame.FLAG_EOF));
-                }
-            } finally {
-                lock.unlock();
-            }
-        }
     }
 }

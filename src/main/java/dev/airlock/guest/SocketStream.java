@@ -4,10 +4,8 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.InterruptedIOException;
 import java.io.OutputStream;
-import java.util.Arrays;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
-import java.util.concurrent.locks.ReentrantLock;
 import org.jspecify.annotations.Nullable;
 
 /**
@@ -24,7 +22,7 @@ final class SocketStream extends GuestStream implements GuestSocket {
     private final CompletableFuture<Void> connected = new CompletableFuture<>();
     private final CompletableFuture<Void> ended = new CompletableFuture<>();
     private final Input input = new Input();
-    private final Output output = new Output();
+    private final WindowedOutput output;
     private volatile boolean finished;
     private boolean inboundEnded; // reader thread only
 
@@ -33,6 +31,8 @@ final class SocketStream extends GuestStream implements GuestSocket {
         this.port = port;
         this.inbound = new InboundBuffer(id);
         this.window = new SendWindow(id);
+        this.output = new WindowedOutput(
+                channel, id, FrameType.SOCK_DATA, window, () -> finished, "the host half of " + describe());
     }
 
     @Override
@@ -121,7 +121,7 @@ final class SocketStream extends GuestStream implements GuestSocket {
 
     @Override
     public void close() {
-        if (output.closed && input.atEnd && !finished) {
+        if (output.isClosed() && input.atEnd && !finished) {
             // Both halves are shut: the agent may still be writing our last bytes to the guest
             // socket and ends the stream (END) once they are out. Cancelling now would drop them.
             try {
@@ -192,55 +192,6 @@ final class SocketStream extends GuestStream implements GuestSocket {
                 returnCredit(inbound, current.length);
             }
             return n;
-        }
-    }
-
-    private final class Output extends OutputStream {
-        private final ReentrantLock lock = new ReentrantLock();
-        private volatile boolean closed;
-
-        @Override
-        public void write(int b) throws IOException {
-            write(new byte[] {(byte) b}, 0, 1);
-        }
-
-        @Override
-        public void write(byte[] bytes, int offset, int length) throws IOException {
-            java.util.Objects.checkFromIndexSize(offset, length, bytes.length);
-            lock.lock();
-            try {
-                if (closed) {
-                    throw new IOException("the host half of " + describe() + " is shut down");
-                }
-                int done = 0;
-                while (done < length) {
-                    int granted = window.acquire(Math.min(length - done, Frame.MAX_PAYLOAD));
-                    byte[] part = Arrays.copyOfRange(bytes, offset + done, offset + done + granted);
-                    channel.send(Frame.of(FrameType.SOCK_DATA, id, part));
-                    done += granted;
-                }
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new InterruptedIOException("interrupted while waiting for window on " + describe());
-            } finally {
-                lock.unlock();
-            }
-        }
-
-        @Override
-        public void close() throws IOException {
-            lock.lock();
-            try {
-                if (closed) {
-                    return;
-                }
-                closed = true;
-                if (!finished) {
-                    channel.send(Frame.empty(FrameType.SOCK_DATA, id, Frame.FLAG_EOF));
-                }
-            } finally {
-                lock.unlock();
-            }
         }
     }
 }
