@@ -62,15 +62,13 @@ final class NetworkCommands {
 
         @Override
         public Integer call() {
-            DaemonClient c = SandboxCommands.client();
-            NetworkSpec now = c.network(name);
-            List<String> allow = new ArrayList<>(now.allowHosts());
-            for (String h : hosts) {
-                if (!allow.contains(h)) {
-                    allow.add(h);
+            changeAllowlist(name, allow -> {
+                for (String h : hosts) {
+                    if (!allow.contains(h)) {
+                        allow.add(h);
+                    }
                 }
-            }
-            print(c.updatePolicy(name, allow, now.addHosts()), false);
+            });
             return 0;
         }
     }
@@ -85,16 +83,14 @@ final class NetworkCommands {
 
         @Override
         public Integer call() {
-            DaemonClient c = SandboxCommands.client();
-            NetworkSpec now = c.network(name);
-            List<String> allow = new ArrayList<>(now.allowHosts());
-            for (String h : hosts) {
-                if (!allow.remove(h.toLowerCase(java.util.Locale.ROOT))) {
-                    throw new dev.airlock.sandbox.SandboxException(h + " is not on the allowlist of " + name
-                            + " (it has: " + (allow.isEmpty() ? "nothing" : String.join(", ", allow)) + ")");
+            changeAllowlist(name, allow -> {
+                for (String h : hosts) {
+                    if (!allow.remove(h.toLowerCase(java.util.Locale.ROOT))) {
+                        throw new dev.airlock.sandbox.SandboxException(h + " is not on the allowlist of " + name
+                                + " (it has: " + (allow.isEmpty() ? "nothing" : String.join(", ", allow)) + ")");
+                    }
                 }
-            }
-            print(c.updatePolicy(name, allow, now.addHosts()), false);
+            });
             return 0;
         }
     }
@@ -137,5 +133,14 @@ final class NetworkCommands {
             print(c.updatePolicy(name, now.allowHosts(), add), false);
             return 0;
         }
+    }
+
+    /** Reads a sandbox's allowlist, lets {@code change} edit it, and sets it (pins unchanged). */
+    private static void changeAllowlist(String name, java.util.function.Consumer<List<String>> change) {
+        DaemonClient c = SandboxCommands.client();
+        NetworkSpec now = c.network(name);
+        List<String> allow = new ArrayList<>(now.allowHosts());
+        change.accept(allow);
+        print(c.updatePolicy(name, allow, now.addHosts()), false);
     }
 }
