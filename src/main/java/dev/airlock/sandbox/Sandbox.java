@@ -33,28 +33,6 @@ public record Sandbox(
         env = Map.copyOf(env);
     }
 
-    /** A sandbox without a NIC (every network mode but nat). */
-    public Sandbox(
-            String id,
-            String name,
-            String runtime,
-            String image,
-            String imageId,
-            String imageFile,
-            String accel,
-            Resources resources,
-            Map<String, String> env,
-            @Nullable String workdir,
-            Instant created,
-            SandboxState state,
-            long vmmPid,
-            @Nullable Instant started,
-            @Nullable String error) {
-        this(
-                id, name, runtime, image, imageId, imageFile, accel, resources, env, workdir, created, state, vmmPid,
-                started, error, false);
-    }
-
     public String shortId() {
         return id.substring(0, 12);
     }

@@ -23,22 +23,6 @@ public record VmSpec(
         @Nullable Restore restore,
         @Nullable Nic nic) {
 
-    /** As the canonical constructor, without a NIC. */
-    public VmSpec(
-            Path kernel,
-            Path initrd,
-            String cmdline,
-            List<Disk> disks,
-            int vcpus,
-            int memoryMiB,
-            Accel accel,
-            Path stateDir,
-            Path runtimeDir,
-            GuestMemory memory,
-            @Nullable Restore restore) {
-        this(kernel, initrd, cmdline, disks, vcpus, memoryMiB, accel, stateDir, runtimeDir, memory, restore, null);
-    }
-
     /**
      * A virtio-net NIC on QEMU's user-mode NAT (slirp: guest 10.0.2.15, gateway 10.0.2.2, DNS
      * 10.0.2.3, IPv4 only). The NAT's sockets are QEMU's own, so QEMU is started inside the
@@ -51,7 +35,7 @@ public record VmSpec(
                 kernel, initrd, cmdline, disks, vcpus, memoryMiB, accel, stateDir, runtimeDir, memory, restore, newNic);
     }
 
-    /** A VM that boots from its kernel, with anonymous guest RAM. */
+    /** A VM that boots from its kernel, with anonymous guest RAM and no NIC. */
     public VmSpec(
             Path kernel,
             Path initrd,
@@ -73,6 +57,7 @@ public record VmSpec(
                 stateDir,
                 runtimeDir,
                 new GuestMemory.Anonymous(),
+                null,
                 null);
     }
 
