@@ -62,7 +62,7 @@ final class NetworkCommands {
 
         @Override
         public Integer call() {
-            changeAllowlist(name, allow -> {
+            changePolicy(name, (allow, pins) -> {
                 for (String h : hosts) {
                     if (!allow.contains(h)) {
                         allow.add(h);
@@ -83,7 +83,7 @@ final class NetworkCommands {
 
         @Override
         public Integer call() {
-            changeAllowlist(name, allow -> {
+            changePolicy(name, (allow, pins) -> {
                 for (String h : hosts) {
                     if (!allow.remove(h.toLowerCase(java.util.Locale.ROOT))) {
                         throw new dev.airlock.sandbox.SandboxException(h + " is not on the allowlist of " + name
@@ -105,11 +105,7 @@ final class NetworkCommands {
 
         @Override
         public Integer call() {
-            DaemonClient c = SandboxCommands.client();
-            NetworkSpec now = c.network(name);
-            List<String> add = new ArrayList<>(now.addHosts());
-            add.addAll(pins);
-            print(c.updatePolicy(name, now.allowHosts(), add), false);
+            changePolicy(name, (allow, add) -> add.addAll(pins));
             return 0;
         }
     }
@@ -124,23 +120,22 @@ final class NetworkCommands {
 
         @Override
         public Integer call() {
-            DaemonClient c = SandboxCommands.client();
-            NetworkSpec now = c.network(name);
-            List<String> add = new ArrayList<>(now.addHosts());
-            add.removeIf(e -> names.stream()
-                    .anyMatch(n -> e.toLowerCase(java.util.Locale.ROOT)
-                            .startsWith(n.toLowerCase(java.util.Locale.ROOT) + ":")));
-            print(c.updatePolicy(name, now.allowHosts(), add), false);
+            changePolicy(
+                    name,
+                    (allow, add) -> add.removeIf(e -> names.stream()
+                            .anyMatch(n -> e.toLowerCase(java.util.Locale.ROOT)
+                                    .startsWith(n.toLowerCase(java.util.Locale.ROOT) + ":"))));
             return 0;
         }
     }
 
-    /** Reads a sandbox's allowlist, lets {@code change} edit it, and sets it (pins unchanged). */
-    private static void changeAllowlist(String name, java.util.function.Consumer<List<String>> change) {
+    /** Reads a sandbox's allowlist and pins, lets {@code change} edit them, and sets them. */
+    private static void changePolicy(String name, java.util.function.BiConsumer<List<String>, List<String>> change) {
         DaemonClient c = SandboxCommands.client();
         NetworkSpec now = c.network(name);
         List<String> allow = new ArrayList<>(now.allowHosts());
-        change.accept(allow);
-        print(c.updatePolicy(name, allow, now.addHosts()), false);
+        List<String> pins = new ArrayList<>(now.addHosts());
+        change.accept(allow, pins);
+        print(c.updatePolicy(name, allow, pins), false);
     }
 }
