@@ -2,7 +2,8 @@
 # it, and runs one benchmark main class with the repository as airlock.home.
 set -euo pipefail
 home=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
-jar="$home/target/airlock.jar"
+jar="$home/airlock/target/airlock.jar"
+bench_jar="$home/bench/target/airlock-bench.jar"
 JAVA_HOME=${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}
 if ! "$JAVA_HOME/bin/java" -version 2>&1 | grep -q 'version "25'; then
   . "$home/scripts/jdk.sh"
@@ -10,14 +11,15 @@ if ! "$JAVA_HOME/bin/java" -version 2>&1 | grep -q 'version "25'; then
 fi
 export JAVA_HOME
 
-if [ ! -f "$jar" ] || [ -n "$(find "$home/src/main" "$home/guest/src" "$home/pom.xml" -newer "$jar" -print -quit)" ]; then
-  echo "bench: building the Airlock jar (./mvnw package)..." >&2
-  (cd "$home" && ./mvnw -B -q -DskipTests package >&2)
+if [ ! -f "$jar" ] || [ ! -f "$bench_jar" ] \
+  || [ -n "$(find "$home/airlock/src/main" "$home/bench/src" "$home/guest/src" "$home"/pom.xml "$home"/*/pom.xml -newer "$bench_jar" -print -quit)" ]; then
+  echo "bench: building the Airlock and benchmark jars (./mvnw package)..." >&2
+  (cd "$home" && ./mvnw -B -q -DskipTests -Dspotless.check.skip=true -pl bench -am package >&2)
 fi
 
 run_bench() {
   local main=$1
   shift
   exec "$JAVA_HOME/bin/java" --enable-native-access=ALL-UNNAMED -Dairlock.home="$home" \
-    -cp "$jar" "dev.airlock.bench.$main" "$@"
+    -cp "$jar:$bench_jar" "dev.airlock.bench.$main" "$@"
 }

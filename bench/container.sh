@@ -3,5 +3,4 @@
 # --rootfs when installed), and exec round trip vs `crun exec`. Needs root.
 # Flags: --n 20 --warmup 2 --runtime crun|runc|PATH --out DIR (see --help).
 . "$(dirname "$(readlink -f "$0")")/common.sh"
-exec "$JAVA_HOME/bin/java" --enable-native-access=ALL-UNNAMED -Dairlock.home="$home" \
-  -cp "$jar" dev.airlock.container.ContainerBench "$@"
+run_bench ContainerBench "$@"

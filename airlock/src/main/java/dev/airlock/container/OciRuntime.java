@@ -78,7 +78,7 @@ public final class OciRuntime {
         throw new ContainerException("no OCI runtime found: install crun or runc, or set AIRLOCK_OCI_RUNTIME");
     }
 
-    static Optional<Path> onPath(String name) {
+    public static Optional<Path> onPath(String name) {
         String path = System.getenv().getOrDefault("PATH", "/usr/local/bin:/usr/bin:/bin");
         for (String d : (path + ":/usr/sbin:/sbin").split(":")) {
             Path p = Path.of(d.isEmpty() ? "." : d, name);
