@@ -226,6 +226,8 @@ static void env_set(char **env, int *n, char *kv)
 static char *g_extra_block;
 static char *g_extra_env[256];
 static int g_nextra;
+/* Working directory of EXECs that name none (the sandbox's workdir), also from SET_ENV. */
+static char g_default_cwd[PATH_MAX];
 
 int exec_set_env(uint32_t id, const uint8_t *p, size_t n)
 {
@@ -234,7 +236,16 @@ int exec_set_env(uint32_t id, const uint8_t *p, size_t n)
     const uint8_t *v;
     uint32_t vl;
     int r, count = 0;
+    const uint8_t *cwd = NULL;
+    uint32_t cwdl = 0;
     while ((r = tlv_next(&it, &tag, &v, &vl)) > 0) {
+        if (tag == X_CWD) {
+            if (vl == 0 || vl >= sizeof g_default_cwd || v[0] != '/' || memchr(v, 0, vl))
+                return send_error(id, EINVAL, "SET_ENV working directory is not an absolute path"), 0;
+            cwd = v;
+            cwdl = vl;
+            continue;
+        }
         if (tag != X_ENV)
             continue;
         if (memchr(v, 0, vl) || !memchr(v, '=', vl) || vl == 0 || v[0] == '=')
@@ -251,6 +262,11 @@ int exec_set_env(uint32_t id, const uint8_t *p, size_t n)
     free(g_extra_block);
     g_extra_block = block;
     g_nextra = 0;
+    g_default_cwd[0] = 0;
+    if (cwd) {
+        memcpy(g_default_cwd, cwd, cwdl);
+        g_default_cwd[cwdl] = 0;
+    }
     it = (struct tlv_it){p, n};
     while (tlv_next(&it, &tag, &v, &vl) > 0) {
         if (tag != X_ENV)
@@ -444,6 +460,8 @@ int exec_start(struct stream *s, const uint8_t *p, size_t n)
         snprintf(u->name, sizeof u->name, getuid() == 0 ? "root" : "%lu", (unsigned long)getuid());
         snprintf(u->home, sizeof u->home, "/root");
     }
+    if (!cwdbuf && g_default_cwd[0])
+        cwdbuf = g_default_cwd;
     if (!have_user && !cwdbuf)
         cwdbuf = "/";
 

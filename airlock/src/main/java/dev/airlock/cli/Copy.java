@@ -1,6 +1,5 @@
 package dev.airlock.cli;
 
-import dev.airlock.api.DaemonClient;
 import dev.airlock.guest.ExecSpec;
 import dev.airlock.guest.Execution;
 import dev.airlock.guest.ExitStatus;
@@ -9,6 +8,8 @@ import dev.airlock.guest.FileType;
 import dev.airlock.guest.GuestChannel;
 import dev.airlock.guest.GuestException;
 import dev.airlock.sandbox.SandboxException;
+import dev.airlock.service.SandboxService;
+import dev.airlock.service.SandboxSession;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -28,9 +29,9 @@ import org.jspecify.annotations.Nullable;
  * never file by file.
  */
 final class Copy {
-    private final DaemonClient client;
+    private final SandboxService client;
 
-    Copy(DaemonClient client) {
+    Copy(SandboxService client) {
         this.client = client;
     }
 
@@ -57,12 +58,12 @@ final class Copy {
                     "cp copies between the host and a sandbox: exactly one of SRC and DST must be NAME:PATH");
         }
         if (src.sandbox() == null) {
-            try (GuestChannel ch = client.openAgent(dst.sandbox())) {
-                toGuest(ch, Path.of(src.path()), dst.path());
+            try (SandboxSession session = client.session(String.valueOf(dst.sandbox()))) {
+                toGuest(session.channel(), Path.of(src.path()), dst.path());
             }
         } else {
-            try (GuestChannel ch = client.openAgent(src.sandbox())) {
-                fromGuest(ch, src.path(), Path.of(dst.path()));
+            try (SandboxSession session = client.session(String.valueOf(src.sandbox()))) {
+                fromGuest(session.channel(), src.path(), Path.of(dst.path()));
             }
         }
     }

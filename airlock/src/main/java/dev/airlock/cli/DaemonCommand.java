@@ -1,6 +1,6 @@
 package dev.airlock.cli;
 
-import dev.airlock.api.Daemon;
+import dev.airlock.daemon.Daemon;
 import dev.airlock.host.AirlockDirs;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;

@@ -1,6 +1,5 @@
 package dev.airlock.cli;
 
-import dev.airlock.container.ImageMounts;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.Progress;
 import dev.airlock.image.Image;
@@ -8,7 +7,8 @@ import dev.airlock.image.ImageException;
 import dev.airlock.image.ImageSpec;
 import dev.airlock.image.ImageStore;
 import dev.airlock.image.ProjectImage;
-import dev.airlock.sandbox.SandboxStore;
+import dev.airlock.service.RemovedImage;
+import dev.airlock.service.SandboxService;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -131,16 +131,10 @@ final class ImageCommand {
 
         @Override
         public Integer call() {
-            ImageStore store = store();
-            SandboxStore sandboxes =
-                    new SandboxStore(AirlockDirs.fromEnvironment().sandboxes());
+            // Through the daemon: it knows which sandboxes use an image and what the runtimes hold of it.
+            SandboxService client = SandboxCommands.client();
             for (String n : names) {
-                Image removed = store.remove(
-                        n,
-                        id -> sandboxes.list().stream()
-                                .anyMatch(s -> s.imageId().equals(id)));
-                // a container mount of the image outlives its containers; it goes with the image
-                new ImageMounts(AirlockDirs.fromEnvironment().cache().resolve("mounts")).release(removed.file());
+                RemovedImage removed = client.removeImage(n);
                 System.out.println("removed " + removed.name() + " " + removed.shortId());
             }
             return 0;

@@ -1,11 +1,17 @@
 package dev.airlock.cli;
 
+import dev.airlock.guest.GuestChannelClosedException;
 import dev.airlock.guest.GuestException;
 import dev.airlock.image.ImageException;
 import dev.airlock.sandbox.SandboxException;
 import dev.airlock.setup.Setup;
 import dev.airlock.vmm.VmmException;
+import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.FileSystemException;
+import java.nio.file.NoSuchFileException;
+import org.jspecify.annotations.Nullable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -64,23 +70,53 @@ public final class Main {
     static int execute(String... args) {
         CommandLine cl = new CommandLine(new Main());
         cl.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
-            if (isUserFacing(e)) {
-                commandLine.getErr().println("airlock: error: " + e.getMessage());
-                return EXIT_AIRLOCK_ERROR;
+            String message = userMessage(e);
+            if (message == null) {
+                throw e;
             }
-            throw e;
+            commandLine.getErr().println("airlock: error: " + message);
+            return e instanceof SandboxException se ? se.kind().exitCode() : EXIT_AIRLOCK_ERROR;
         });
         return cl.execute(args);
     }
 
-    static boolean isUserFacing(Throwable e) {
-        return e instanceof SandboxException
+    /**
+     * What to tell the user about an error that is not a bug: Airlock's own errors say what was
+     * wrong and what to do; a file the user named that is missing or unreadable, or a session
+     * that ended under a command (the sandbox was stopped, the daemon restarted), is said in
+     * words. Null for anything else: a bug, reported with its trace.
+     */
+    static @Nullable String userMessage(Throwable e) {
+        if (e instanceof SandboxException
                 || e instanceof ImageException
                 || e instanceof VmmException
                 || e instanceof GuestException
                 || e instanceof Setup.SetupException
-                || e instanceof UncheckedIOException
-                || e instanceof IllegalArgumentException;
+                || e instanceof IllegalArgumentException) {
+            return e.getMessage();
+        }
+        if (e instanceof GuestChannelClosedException) {
+            return "the session with the sandbox ended before the command finished (" + e.getMessage()
+                    + "); the sandbox may have been stopped or the daemon restarted: check with airlock ps -a";
+        }
+        if (e instanceof NoSuchFileException f) {
+            return "no such file or directory: " + f.getFile();
+        }
+        if (e instanceof AccessDeniedException f) {
+            return "permission denied: " + f.getFile();
+        }
+        if (e instanceof FileSystemException f) {
+            return f.getFile() + ": "
+                    + (f.getReason() != null ? f.getReason() : f.getClass().getSimpleName());
+        }
+        if (e instanceof UncheckedIOException u) {
+            String inner = u.getCause() != null ? userMessage(u.getCause()) : null;
+            return inner != null ? inner : u.getMessage();
+        }
+        if (e instanceof IOException) {
+            return e.getMessage() != null ? e.getMessage() : e.toString();
+        }
+        return null;
     }
 
     static final class Version implements CommandLine.IVersionProvider {

@@ -1,7 +1,7 @@
 package dev.airlock.cli;
 
-import dev.airlock.api.DaemonClient;
 import dev.airlock.net.NetworkSpec;
+import dev.airlock.service.PolicyChange;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -62,13 +62,7 @@ final class NetworkCommands {
 
         @Override
         public Integer call() {
-            changePolicy(name, (allow, pins) -> {
-                for (String h : hosts) {
-                    if (!allow.contains(h)) {
-                        allow.add(h);
-                    }
-                }
-            });
+            change(name, new PolicyChange(hosts, null, null, null));
             return 0;
         }
     }
@@ -83,14 +77,7 @@ final class NetworkCommands {
 
         @Override
         public Integer call() {
-            changePolicy(name, (allow, pins) -> {
-                for (String h : hosts) {
-                    if (!allow.remove(h.toLowerCase(java.util.Locale.ROOT))) {
-                        throw new dev.airlock.sandbox.SandboxException(h + " is not on the allowlist of " + name
-                                + " (it has: " + (allow.isEmpty() ? "nothing" : String.join(", ", allow)) + ")");
-                    }
-                }
-            });
+            change(name, new PolicyChange(null, hosts, null, null));
             return 0;
         }
     }
@@ -105,7 +92,7 @@ final class NetworkCommands {
 
         @Override
         public Integer call() {
-            changePolicy(name, (allow, add) -> add.addAll(pins));
+            change(name, new PolicyChange(null, null, pins, null));
             return 0;
         }
     }
@@ -120,22 +107,13 @@ final class NetworkCommands {
 
         @Override
         public Integer call() {
-            changePolicy(
-                    name,
-                    (allow, add) -> add.removeIf(e -> names.stream()
-                            .anyMatch(n -> e.toLowerCase(java.util.Locale.ROOT)
-                                    .startsWith(n.toLowerCase(java.util.Locale.ROOT) + ":"))));
+            change(name, new PolicyChange(null, null, null, names));
             return 0;
         }
     }
 
-    /** Reads a sandbox's allowlist and pins, lets {@code change} edit them, and sets them. */
-    private static void changePolicy(String name, java.util.function.BiConsumer<List<String>, List<String>> change) {
-        DaemonClient c = SandboxCommands.client();
-        NetworkSpec now = c.network(name);
-        List<String> allow = new ArrayList<>(now.allowHosts());
-        List<String> pins = new ArrayList<>(now.addHosts());
-        change.accept(allow, pins);
-        print(c.updatePolicy(name, allow, pins), false);
+    /** One change, made by the service in one step, and the policy it leaves. */
+    private static void change(String name, PolicyChange change) {
+        print(SandboxCommands.client().changePolicy(name, change), false);
     }
 }

@@ -53,7 +53,7 @@ final class PortCommands {
 
         @Override
         public Integer call() {
-            print(SandboxCommands.client().addPort(name, mapping));
+            print(SandboxCommands.client().publish(name, mapping));
             return 0;
         }
     }
@@ -74,7 +74,7 @@ final class PortCommands {
             } catch (NumberFormatException e) {
                 throw new SandboxException("'" + hostPort + "' is not a port number");
             }
-            print(SandboxCommands.client().removePort(name, port));
+            print(SandboxCommands.client().unpublish(name, port));
             return 0;
         }
     }

@@ -1,33 +1,32 @@
 package dev.airlock.cli;
 
-import dev.airlock.api.ApiTypes;
-import dev.airlock.api.DaemonClient;
+import dev.airlock.client.DaemonClient;
 import dev.airlock.guest.CommandNotExecutableException;
 import dev.airlock.guest.CommandNotFoundException;
 import dev.airlock.guest.ExecSpec;
 import dev.airlock.guest.Execution;
 import dev.airlock.guest.ExitStatus;
-import dev.airlock.guest.GuestChannel;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.Progress;
-import dev.airlock.image.Image;
 import dev.airlock.image.ImageStore;
 import dev.airlock.image.KernelBuild;
-import dev.airlock.net.NetworkSpec;
 import dev.airlock.sandbox.Resources;
-import dev.airlock.sandbox.Sandbox;
 import dev.airlock.sandbox.SandboxException;
-import dev.airlock.sandbox.SandboxState;
 import dev.airlock.sandbox.SandboxStats;
+import dev.airlock.service.CreateSpec;
+import dev.airlock.service.ForkSpec;
+import dev.airlock.service.LogKind;
+import dev.airlock.service.SandboxInfo;
+import dev.airlock.service.SandboxService;
+import dev.airlock.service.SandboxSession;
 import dev.airlock.setup.Setup;
-import dev.airlock.vmm.Accel;
-import dev.airlock.workspace.ProjectConfig;
 import java.io.FileDescriptor;
 import java.io.FileOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -43,13 +42,14 @@ import picocli.CommandLine.Parameters;
 final class SandboxCommands {
     private SandboxCommands() {}
 
-    static DaemonClient client() {
+    /** The sandbox service every command uses: this data directory's daemon, started on demand. */
+    static SandboxService client() {
         return DaemonClient.connect(dirs());
     }
 
     /** Applies one lifecycle call to each named sandbox and prints each name, as docker does. */
-    static int each(List<String> names, java.util.function.BiFunction<DaemonClient, String, Sandbox> call) {
-        DaemonClient client = client();
+    static int each(List<String> names, java.util.function.BiFunction<SandboxService, String, SandboxInfo> call) {
+        SandboxService client = client();
         for (String n : names) {
             System.out.println(call.apply(client, n).name());
         }
@@ -64,13 +64,15 @@ final class SandboxCommands {
      * Builds what a new sandbox needs (kernel, base image, a built-in image on first use) here,
      * in the CLI, so the user sees the progress of that long work on their terminal.
      */
-    static Image preflight(String image) {
+    static void preflight(@Nullable String image) {
         AirlockDirs dirs = AirlockDirs.fromEnvironment();
         ImageStore images = new ImageStore(dirs);
         if (new KernelBuild(dirs).cached().isEmpty() || images.find("base").isEmpty()) {
             new Setup(dirs, Progress.STDERR).ensure();
         }
-        return images.require(image, Progress.STDERR);
+        if (image != null) {
+            images.require(image, Progress.STDERR);
+        }
     }
 
     /** Options shared by create and run. */
@@ -231,51 +233,31 @@ final class SandboxCommands {
             return out;
         }
 
-        NetworkSpec networkSpec(ProjectConfig cfg) {
-            List<String> allow = new ArrayList<>(cfg.allowHosts());
-            allow.addAll(allowHosts);
-            List<String> add = new ArrayList<>(cfg.addHosts());
-            add.addAll(addHosts);
-            String mode = network != null
-                    ? network
-                    : cfg.networkMode() != null ? cfg.networkMode() : allow.isEmpty() ? "none" : "proxy";
-            return new NetworkSpec(mode, allow, add, publish);
-        }
-
-        String runtime() {
-            return runtime != null ? runtime : "microvm";
-        }
-
-        String image(ProjectConfig cfg) {
-            return image != null ? image : cfg.image() != null ? cfg.image() : "base";
-        }
-
-        ApiTypes.CreateRequest toRequest(
-                ProjectConfig cfg, @Nullable Path layerTemplate, @Nullable String workdirDefault) {
-            if (accel != null) {
-                Accel.parse(accel);
-            }
+        /**
+         * What the flags ask for; the service fills in the rest (airlock.toml's defaults for a
+         * workspace, then Airlock's), so every front end gets the same sandbox.
+         */
+        CreateSpec toSpec() {
             Long seconds =
                     lifetime == null ? null : Resources.parseDuration(lifetime).toSeconds();
-            String mem = memory != null ? memory : cfg.memory();
-            String dsk = disk != null ? disk : cfg.disk();
-            Map<String, String> vars = new LinkedHashMap<>(cfg.env());
-            vars.putAll(parseEnv(env));
-            return new ApiTypes.CreateRequest(
+            List<dev.airlock.net.Secret> secretValues = secretList();
+            return new CreateSpec(
                     name,
-                    image(cfg),
-                    cpus != null ? cpus : cfg.cpus(),
-                    mem == null ? null : Math.toIntExact(Resources.parseMiB(mem)),
-                    dsk == null ? null : Resources.parseMiB(dsk),
+                    image,
+                    runtime,
+                    cpus,
+                    memory == null ? null : Math.toIntExact(Resources.parseMiB(memory)),
+                    disk == null ? null : Resources.parseMiB(disk),
                     pids,
                     seconds,
-                    vars,
-                    workdir != null ? workdir : workdirDefault,
+                    parseEnv(env),
+                    workdir,
                     accel,
-                    layerTemplate == null ? null : layerTemplate.toString(),
-                    runtime,
-                    networkSpec(cfg),
-                    secretList(),
+                    network,
+                    allowHosts,
+                    addHosts,
+                    publish,
+                    secretValues,
                     inferenceConfig());
         }
     }
@@ -349,70 +331,81 @@ final class SandboxCommands {
 
     /** Runs one command over a fresh agent session and returns the shell-style exit status. */
     static int execute(
-            DaemonClient client,
-            Sandbox s,
+            SandboxService client,
+            String sandbox,
             List<String> command,
             ExecFlags flags,
             Map<String, String> env,
             @Nullable String workdir)
             throws IOException, InterruptedException {
         if (command.isEmpty()) {
-            throw new SandboxException(
-                    "no command given; put it after --, e.g. airlock exec " + s.name() + " -- ls -l");
+            throw new SandboxException("no command given; put it after --, e.g. airlock exec " + sandbox + " -- ls -l");
         }
-        Map<String, String> allEnv = new LinkedHashMap<>(s.env());
-        allEnv.putAll(env);
-        String cwd = workdir != null ? workdir : s.workdir();
+        // The sandbox's own environment and working directory are the agent's defaults (the
+        // service sets them): only what this command adds goes here.
         ExecSpec.Builder spec =
-                ExecSpec.builder(command).env(allEnv).cwd(cwd).user(flags.user).stdin(flags.interactive);
+                ExecSpec.builder(command).env(env).cwd(workdir).user(flags.user).stdin(flags.interactive);
         if (flags.timeout != null) {
             spec.timeout(Resources.parseDuration(flags.timeout));
         }
-        Terminal terminal = flags.tty ? Terminal.open() : null;
-        if (terminal != null) {
-            spec.tty(terminal.rows(), terminal.cols());
-        }
         OutputStream out = new FileOutputStream(FileDescriptor.out);
         OutputStream err = new FileOutputStream(FileDescriptor.err);
-        try (GuestChannel ch = client.openAgent(s.name())) {
-            Execution ex;
+        try (SandboxSession session = client.session(sandbox)) {
+            Terminal terminal = flags.tty ? Terminal.open() : null;
+            if (terminal != null) {
+                spec.tty(terminal.rows(), terminal.cols());
+            }
             try {
-                ex = ch.exec(spec.build(), out, err);
-            } catch (CommandNotFoundException e) {
-                System.err.println("airlock: " + e.getMessage());
-                return 127;
-            } catch (CommandNotExecutableException e) {
-                System.err.println("airlock: " + e.getMessage());
-                return 126;
-            }
-            if (terminal != null) {
-                terminal.onResize((rows, cols) -> {
-                    try {
-                        ex.resize(rows, cols);
-                    } catch (IOException | RuntimeException e) {
-                        // The process may have exited between the signal and the resize.
-                    }
-                });
-            }
-            if (flags.interactive) {
-                Thread.ofVirtual().start(() -> pump(System.in, ex.stdin()));
-            }
-            ExitStatus st = ex.await();
-            if (st.timedOut()) {
-                System.err.println("airlock: the command timed out after " + flags.timeout + " and was killed");
-            } else if (st.oomKilled()) {
-                System.err.println(oomMessage(st, s));
-            }
-            return st.shellStatus();
-        } finally {
-            if (terminal != null) {
-                terminal.close();
+                return run(session, spec, flags, terminal, out, err);
+            } finally {
+                if (terminal != null) {
+                    terminal.close();
+                }
             }
         }
     }
 
+    private static int run(
+            SandboxSession session,
+            ExecSpec.Builder spec,
+            ExecFlags flags,
+            @Nullable Terminal terminal,
+            OutputStream out,
+            OutputStream err)
+            throws IOException, InterruptedException {
+        Execution ex;
+        try {
+            ex = session.channel().exec(spec.build(), out, err);
+        } catch (CommandNotFoundException e) {
+            System.err.println("airlock: " + e.getMessage());
+            return 127;
+        } catch (CommandNotExecutableException e) {
+            System.err.println("airlock: " + e.getMessage());
+            return 126;
+        }
+        if (terminal != null) {
+            terminal.onResize((rows, cols) -> {
+                try {
+                    ex.resize(rows, cols);
+                } catch (IOException | RuntimeException e) {
+                    // The process may have exited between the signal and the resize.
+                }
+            });
+        }
+        if (flags.interactive) {
+            Thread.ofVirtual().start(() -> pump(System.in, ex.stdin()));
+        }
+        ExitStatus st = ex.await();
+        if (st.timedOut()) {
+            System.err.println("airlock: the command timed out after " + flags.timeout + " and was killed");
+        } else if (st.oomKilled()) {
+            System.err.println(oomMessage(st, session.sandbox()));
+        }
+        return st.shellStatus();
+    }
+
     /** What an OOM kill during a command means for the user, and what to change. */
-    static String oomMessage(ExitStatus st, Sandbox s) {
+    static String oomMessage(ExitStatus st, SandboxInfo s) {
         String what = st.signal() == 9
                 ? "the command was killed by the out-of-memory killer"
                 : "the out-of-memory killer killed a process while the command ran";
@@ -475,27 +468,28 @@ final class SandboxCommands {
                 Resources.parseDuration(exec.timeout);
             }
             WorkspaceFlow flow = WorkspaceFlow.plan(create, workspace);
-            DaemonClient client = client();
-            Sandbox s = client.create(flow.request());
+            SandboxService client = client();
+            SandboxInfo s = flow.hasWorkspace() ? flow.make(client, true) : client.create(flow.spec());
             try {
-                s = client.start(s.name());
-                s = flow.prepare(client, s);
+                if (!flow.hasWorkspace()) {
+                    s = client.start(s.id());
+                }
                 if (detach) {
                     System.out.println(s.name());
                     return 0;
                 }
                 if (agent) {
-                    return execute(client, s, flow.agentCommand(), exec, flow.agentEnv(), null);
+                    return execute(client, s.id(), flow.agentCommand(), exec, flow.agentEnv(), null);
                 }
-                return execute(client, s, command, exec, Map.of(), null);
+                return execute(client, s.id(), command, exec, Map.of(), null);
             } finally {
                 if (!detach) {
                     if (rm) {
-                        client.remove(s.name(), true);
-                    } else if (client.inspect(s.name()).state() == SandboxState.RUNNING) {
-                        client.stop(s.name(), 10);
+                        client.remove(s.id(), true);
+                    } else if (client.inspect(s.id()).running()) {
+                        client.stop(s.id(), Duration.ofSeconds(10));
                         System.err.println("airlock: sandbox " + s.name() + " is stopped and kept"
-                                + (flow.repo() != null ? "; bring its work back with: airlock pull " + s.name() : "")
+                                + (flow.hasWorkspace() ? "; bring its work back with: airlock pull " + s.name() : "")
                                 + "; remove it with: airlock rm " + s.name());
                     }
                 }
@@ -517,14 +511,8 @@ final class SandboxCommands {
                 throw new SandboxException("--agent runs with airlock run; create only prepares a sandbox");
             }
             WorkspaceFlow flow = WorkspaceFlow.plan(create, workspace);
-            DaemonClient client = client();
-            Sandbox s = client.create(flow.request());
-            if (flow.repo() != null) {
-                // A workspace is copied in now, while the repository is in the state the user sees.
-                s = flow.prepare(client, client.start(s.name()));
-                client.stop(s.name(), 10);
-            }
-            System.out.println(s.name());
+            // A workspace is copied in now, while the repository is in the state the user sees.
+            System.out.println(flow.make(client(), false).name());
             return 0;
         }
     }
@@ -565,8 +553,7 @@ final class SandboxCommands {
         @Override
         public Integer call() throws Exception {
             Map<String, String> vars = parseEnv(env);
-            DaemonClient client = client();
-            return execute(client, client.inspect(name), command, exec, vars, workdir);
+            return execute(client(), name, command, exec, vars, workdir);
         }
     }
 
@@ -587,8 +574,7 @@ final class SandboxCommands {
             flags.interactive = true;
             flags.tty = System.console() != null;
             flags.user = user;
-            DaemonClient client = client();
-            return execute(client, client.inspect(name), List.of("/bin/bash", "-l"), flags, Map.of(), null);
+            return execute(client(), name, List.of("/bin/bash", "-l"), flags, Map.of(), null);
         }
     }
 
@@ -609,9 +595,8 @@ final class SandboxCommands {
 
         @Override
         public Integer call() {
-            List<Sandbox> list = client().list().stream()
-                    .filter(s -> all || s.state() == SandboxState.RUNNING)
-                    .toList();
+            List<SandboxInfo> list =
+                    client().list().stream().filter(s -> all || s.running()).toList();
             if (json) {
                 Output.json(list);
             } else if (quiet) {
@@ -626,7 +611,7 @@ final class SandboxCommands {
                                         s.shortId(),
                                         s.image(),
                                         s.state().label(),
-                                        s.runtime().equals("microvm") ? "microvm/" + s.accel() : s.runtime(),
+                                        s.accel().equals("none") ? s.runtime() : s.runtime() + "/" + s.accel(),
                                         Integer.toString(s.resources().cpus()),
                                         s.resources().memoryMiB() + "m",
                                         ImageCommand.ago(s.created())))
@@ -643,8 +628,8 @@ final class SandboxCommands {
 
         @Override
         public Integer call() {
-            DaemonClient client = client();
-            List<Sandbox> out = names.stream().map(client::inspect).toList();
+            SandboxService client = client();
+            List<SandboxInfo> out = names.stream().map(client::inspect).toList();
             Output.json(out.size() == 1 ? out.getFirst() : out);
             return 0;
         }
@@ -660,7 +645,7 @@ final class SandboxCommands {
 
         @Override
         public Integer call() {
-            System.out.print(egress ? client().egressLog(name) : client().logs(name));
+            System.out.print(client().logs(name, egress ? LogKind.EGRESS : LogKind.CONSOLE, 4 << 20));
             System.out.flush();
             return 0;
         }
@@ -679,7 +664,7 @@ final class SandboxCommands {
 
         @Override
         public Integer call() {
-            return each(names, (client, n) -> client.stop(n, seconds));
+            return each(names, (client, n) -> client.stop(n, Duration.ofSeconds(seconds)));
         }
     }
 
@@ -728,8 +713,8 @@ final class SandboxCommands {
 
         @Override
         public Integer call() {
-            List<Sandbox> clones =
-                    client().fork(source, new ApiTypes.ForkRequest(count, cloneNames.isEmpty() ? null : cloneNames));
+            List<SandboxInfo> clones =
+                    client().fork(source, new ForkSpec(count, cloneNames.isEmpty() ? null : cloneNames));
             if (json) {
                 Output.json(clones);
             } else {
@@ -779,18 +764,18 @@ final class SandboxCommands {
 
         @Override
         public Integer call() {
-            DaemonClient client = client();
+            SandboxService client = client();
             List<String> which = names.isEmpty()
                     ? client.list().stream()
-                            .filter(s -> s.state() == SandboxState.RUNNING)
-                            .map(Sandbox::name)
+                            .filter(SandboxInfo::running)
+                            .map(SandboxInfo::name)
                             .toList()
                     : names;
             if (inference) {
                 List<List<String>> rows = new ArrayList<>();
                 List<Object> all = new ArrayList<>();
                 for (String n : which) {
-                    dev.airlock.net.InferenceBridge.Usage u = client.inferenceUsage(n);
+                    dev.airlock.service.InferenceUsage u = client.inferenceUsage(n);
                     all.add(Map.of("name", n, "usage", u));
                     rows.add(List.of(
                             n,

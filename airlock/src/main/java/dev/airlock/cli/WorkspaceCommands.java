@@ -1,16 +1,11 @@
 package dev.airlock.cli;
 
-import dev.airlock.api.DaemonClient;
-import dev.airlock.guest.GuestChannel;
-import dev.airlock.sandbox.Sandbox;
-import dev.airlock.sandbox.SandboxState;
+import dev.airlock.service.PullResult;
+import dev.airlock.service.PullSpec;
 import dev.airlock.workspace.HostRepo;
-import dev.airlock.workspace.Workspace;
-import dev.airlock.workspace.WorkspaceMeta;
 import dev.airlock.workspace.WorkspaceTemplates;
 import java.io.FileDescriptor;
 import java.io.FileOutputStream;
-import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -23,31 +18,6 @@ import picocli.CommandLine.Parameters;
 final class WorkspaceCommands {
     private WorkspaceCommands() {}
 
-    /** Work on a sandbox's workspace whether it runs or not: a stopped one is booted for the time. */
-    interface WithWorkspace<T> {
-        T apply(GuestChannel ch, WorkspaceMeta meta) throws IOException, InterruptedException;
-    }
-
-    static <T> T withWorkspace(DaemonClient client, String name, WithWorkspace<T> work)
-            throws IOException, InterruptedException {
-        Sandbox s = client.inspect(name);
-        WorkspaceMeta meta = WorkspaceFlow.meta(s)
-                .orElseThrow(() -> new dev.airlock.sandbox.SandboxException(
-                        "sandbox '" + name + "' has no workspace; create one with --workspace DIR"));
-        boolean booted = false;
-        if (s.state() != SandboxState.RUNNING) {
-            client.start(name);
-            booted = true;
-        }
-        try (GuestChannel ch = client.openAgent(name)) {
-            return work.apply(ch, meta);
-        } finally {
-            if (booted) {
-                client.stop(name, 10);
-            }
-        }
-    }
-
     @Command(name = "diff", description = "Show what changed in a sandbox's workspace since it was created.")
     static final class Diff implements Callable<Integer> {
         @Parameters(paramLabel = "SANDBOX")
@@ -55,10 +25,7 @@ final class WorkspaceCommands {
 
         @Override
         public Integer call() throws Exception {
-            withWorkspace(SandboxCommands.client(), name, (ch, meta) -> {
-                Workspace.diff(ch, meta.base(), new FileOutputStream(FileDescriptor.out));
-                return Boolean.TRUE;
-            });
+            SandboxCommands.client().diff(name, new FileOutputStream(FileDescriptor.out));
             return 0;
         }
     }
@@ -90,12 +57,7 @@ final class WorkspaceCommands {
 
         @Override
         public Integer call() throws Exception {
-            String target = branch != null ? branch : "airlock/" + name;
-            String msg = message != null ? message : "Work from Airlock sandbox " + name;
-            Workspace.Pulled p = withWorkspace(SandboxCommands.client(), name, (ch, meta) -> {
-                HostRepo repo = HostRepo.open(Path.of(meta.repo()));
-                return Workspace.pull(ch, repo, meta.base(), target, includeUncommitted(), msg);
-            });
+            PullResult p = SandboxCommands.client().pull(name, new PullSpec(branch, includeUncommitted(), message));
             if (json) {
                 Output.json(p);
             } else if (p.head() == null) {

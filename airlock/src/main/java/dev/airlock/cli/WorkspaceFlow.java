@@ -1,71 +1,56 @@
 package dev.airlock.cli;
 
-import dev.airlock.api.ApiTypes;
-import dev.airlock.api.DaemonClient;
-import dev.airlock.guest.GuestChannel;
-import dev.airlock.image.Image;
-import dev.airlock.sandbox.Sandbox;
-import dev.airlock.sandbox.SandboxEngine;
 import dev.airlock.sandbox.SandboxException;
-import dev.airlock.sandbox.SandboxStore;
-import dev.airlock.workspace.HostRepo;
+import dev.airlock.service.CreateSpec;
+import dev.airlock.service.ProgressListener;
+import dev.airlock.service.SandboxInfo;
+import dev.airlock.service.SandboxService;
+import dev.airlock.service.WorkspaceSpec;
 import dev.airlock.workspace.ProjectConfig;
-import dev.airlock.workspace.Workspace;
-import dev.airlock.workspace.WorkspaceMeta;
-import dev.airlock.workspace.WorkspaceTemplates;
-import java.io.FileDescriptor;
-import java.io.FileOutputStream;
 import java.io.IOException;
-import java.io.OutputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import org.jspecify.annotations.Nullable;
 
 /**
- * How {@code run}/{@code create} with {@code --workspace} set a sandbox up: the repo's
- * airlock.toml chooses image and resources, a workspace template is used when one matches the
- * setup key, the repo is pushed in, setup runs (and is saved as a template) only on a miss.
+ * How {@code run} and {@code create} make their sandbox: a plain one, or (with
+ * {@code --workspace}) one the service fills with a copy of the repository, its setup done. What
+ * stays here is what only the user's shell has: the agent's command line and the credentials
+ * passed to it explicitly.
  */
 final class WorkspaceFlow {
-    private final @Nullable HostRepo repo;
-    private final ProjectConfig cfg;
-    private final ApiTypes.CreateRequest request;
-    private final @Nullable String setupKey;
-    private final boolean templateHit;
+    private final CreateSpec spec;
+    private final @Nullable Path repo;
     private final boolean uncommitted;
     private final List<String> agentCommand;
     private final Map<String, String> agentEnv;
 
     private WorkspaceFlow(
-            @Nullable HostRepo repo,
-            ProjectConfig cfg,
-            ApiTypes.CreateRequest request,
-            @Nullable String setupKey,
-            boolean templateHit,
+            CreateSpec spec,
+            @Nullable Path repo,
             boolean uncommitted,
             List<String> agentCommand,
             Map<String, String> agentEnv) {
+        this.spec = spec;
         this.repo = repo;
-        this.cfg = cfg;
-        this.request = request;
-        this.setupKey = setupKey;
-        this.templateHit = templateHit;
         this.uncommitted = uncommitted;
         this.agentCommand = agentCommand;
         this.agentEnv = agentEnv;
     }
 
-    static WorkspaceFlow plan(SandboxCommands.CreateFlags create, SandboxCommands.WorkspaceFlags ws)
-            throws IOException {
+    static WorkspaceFlow plan(SandboxCommands.CreateFlags create, SandboxCommands.WorkspaceFlags ws) {
         if (ws.dir == null && ws.uncommitted) {
             throw new SandboxException("--uncommitted needs --workspace DIR");
         }
-        HostRepo repo = ws.dir != null ? HostRepo.open(ws.dir) : null;
-        ProjectConfig cfg = repo != null ? ProjectConfig.of(repo.root()) : ProjectConfig.none();
+        Path repo = ws.dir;
+        if (repo != null && !Files.isDirectory(repo)) {
+            throw new SandboxException("--workspace " + repo + ": no such directory");
+        }
+        // The agent's command and the credentials it needs are the user's to give: read here.
+        ProjectConfig cfg = repo != null ? ProjectConfig.of(repo.toAbsolutePath()) : ProjectConfig.none();
         List<String> agentCommand = List.of();
         if (ws.agent != null) {
             if (!ws.agent.isEmpty()) {
@@ -77,23 +62,25 @@ final class WorkspaceFlow {
             }
         }
         Map<String, String> agentEnv = agentEnv(ws, cfg);
-        Image image = SandboxCommands.preflight(create.image(cfg));
-        String key = null;
-        Path template = null;
-        if (repo != null && !cfg.setup().isEmpty()) {
-            key = Workspace.setupKey(repo, cfg, image.id(), create.runtime(), ws.uncommitted);
-            template = new WorkspaceTemplates(SandboxCommands.dirs()).layer(key).orElse(null);
-        }
-        ApiTypes.CreateRequest request = create.toRequest(cfg, template, repo != null ? Workspace.PATH : null);
-        return new WorkspaceFlow(repo, cfg, request, key, template != null, ws.uncommitted, agentCommand, agentEnv);
+        // Kernel, base image and a named built-in image are built here, with their progress on
+        // this terminal; a workspace's own image is built by the service, which reports progress.
+        SandboxCommands.preflight(create.image);
+        return new WorkspaceFlow(
+                create.toSpec(), repo == null ? null : repo.toAbsolutePath(), ws.uncommitted, agentCommand, agentEnv);
     }
 
     /** Credentials reach the agent only when named on the command line, never copied implicitly. */
-    private static Map<String, String> agentEnv(SandboxCommands.WorkspaceFlags ws, ProjectConfig cfg)
-            throws IOException {
+    private static Map<String, String> agentEnv(SandboxCommands.WorkspaceFlags ws, ProjectConfig cfg) {
         Map<String, String> env = new LinkedHashMap<>();
         if (ws.agentEnvFile != null) {
-            for (String line : Files.readAllLines(ws.agentEnvFile)) {
+            List<String> lines;
+            try {
+                lines = Files.readAllLines(ws.agentEnvFile);
+            } catch (IOException e) {
+                throw new SandboxException("--agent-env-file " + ws.agentEnvFile + ": cannot read it ("
+                        + e.getClass().getSimpleName() + ": " + e.getMessage() + ")");
+            }
+            for (String line : lines) {
                 String t = line.strip();
                 if (t.isEmpty() || t.startsWith("#")) {
                     continue;
@@ -123,13 +110,34 @@ final class WorkspaceFlow {
         return env;
     }
 
-    ApiTypes.CreateRequest request() {
-        return request;
+    /** Makes the sandbox: started and left running ({@code start}), or created and stopped. */
+    SandboxInfo make(SandboxService client, boolean start) {
+        Path r = repo;
+        if (r == null) {
+            SandboxInfo s = client.create(spec);
+            return start ? client.start(s.id()) : s;
+        }
+        return client.createWorkspace(
+                new WorkspaceSpec(r.toString(), uncommitted, spec, start), new ProgressListener() {
+                    @Override
+                    public void step(String message) {
+                        System.err.println("airlock: " + message);
+                    }
+
+                    @Override
+                    public void output(byte[] bytes) {
+                        System.err.write(bytes, 0, bytes.length);
+                        System.err.flush();
+                    }
+                });
     }
 
-    @Nullable
-    HostRepo repo() {
-        return repo;
+    CreateSpec spec() {
+        return spec;
+    }
+
+    boolean hasWorkspace() {
+        return repo != null;
     }
 
     List<String> agentCommand() {
@@ -138,46 +146,5 @@ final class WorkspaceFlow {
 
     Map<String, String> agentEnv() {
         return agentEnv;
-    }
-
-    /** Copies the repo into the running sandbox and makes its dependencies ready. */
-    Sandbox prepare(DaemonClient client, Sandbox s) throws IOException, InterruptedException {
-        HostRepo r = repo;
-        if (r == null) {
-            return s;
-        }
-        Workspace.Pushed pushed;
-        boolean runSetup = setupKey != null && !templateHit;
-        try (GuestChannel ch = client.openAgent(s.name())) {
-            pushed = Workspace.push(ch, r, uncommitted);
-            if (runSetup) {
-                System.err.println("airlock: running setup (" + cfg.setup().size() + " commands); the result is"
-                        + " kept for the next sandbox with the same lockfiles");
-                OutputStream err = new FileOutputStream(FileDescriptor.err);
-                Workspace.setup(ch, cfg.setup(), err, err);
-            } else if (setupKey != null) {
-                System.err.println("airlock: dependencies ready from workspace template " + setupKey.substring(0, 12));
-            }
-        }
-        Path dir = new SandboxStore(SandboxCommands.dirs().sandboxes()).dir(s.id());
-        if (runSetup && setupKey != null) {
-            client.stop(s.name(), 30);
-            new WorkspaceTemplates(SandboxCommands.dirs())
-                    .save(
-                            setupKey,
-                            SandboxEngine.layer(dir, s.runtime()),
-                            r.root().toString(),
-                            cfg.setup());
-            s = client.start(s.name());
-        }
-        new WorkspaceMeta(r.root().toString(), pushed.base(), r.branch(), pushed.uncommitted(), setupKey).write(dir);
-        return s;
-    }
-
-    static Optional<WorkspaceMeta> meta(Sandbox s) {
-        Path dir = new SandboxStore(SandboxCommands.dirs().sandboxes()).dir(s.id());
-        return Files.isRegularFile(dir.resolve("workspace.json"))
-                ? Optional.of(WorkspaceMeta.read(dir, s.name()))
-                : Optional.empty();
     }
 }

@@ -6,8 +6,8 @@ import java.nio.file.Path;
 import java.time.Duration;
 
 /**
- * A sandbox container on this host, created by {@link ContainerBackend#create} or found again by
- * {@link ContainerBackend#attach}.
+ * A sandbox container on this host, created by {@link OciContainers#create} or found again by
+ * {@link OciContainers#attach}.
  *
  * @param id the runtime's container id
  * @param sandboxDir the sandbox's directory (bundle, overlay layers, log)

@@ -1,271 +1,261 @@
 package dev.airlock.container;
 
-import dev.airlock.host.HostFiles;
+import dev.airlock.backend.Backend;
+import dev.airlock.backend.Capability;
+import dev.airlock.backend.Launch;
+import dev.airlock.backend.ResourceUse;
+import dev.airlock.backend.SandboxPaths;
+import dev.airlock.guest.AgentEndpoint;
+import dev.airlock.host.AirlockDirs;
+import dev.airlock.host.HostCommand;
+import dev.airlock.host.NatCgroup;
+import dev.airlock.image.GuestAgent;
+import dev.airlock.sandbox.Sandbox;
+import dev.airlock.sandbox.SandboxException;
 import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.net.StandardProtocolFamily;
-import java.net.UnixDomainSocketAddress;
-import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.EnumSet;
 import java.util.List;
 import java.util.Optional;
-import tools.jackson.databind.JsonNode;
-import tools.jackson.databind.json.JsonMapper;
+import java.util.Set;
+import java.util.stream.Stream;
+import org.jspecify.annotations.Nullable;
 
 /**
- * Sandboxes as OCI containers: the runtime-independent life cycle the engine needs.
- *
- * <p>{@link #create}: mount the image once (shared), mount an overlay whose upper and work
- * directories live in the sandbox directory (the base is never copied), write config.json, run
- * the container detached (it outlives this process), wait until the agent accepts a session.
- * {@link #attach}: find a container again by id and sandbox directory, from any process.
- * {@link #destroy}: kill, delete (the runtime removes the cgroup), unmount the overlay. The
- * image stays mounted for the next container (mounting it is a loop device setup, about as long
- * as the rest of a start); {@link ImageMounts#release} unmounts it when the image is removed.
+ * Sandboxes as OCI containers (crun or runc): the image is mounted once, read-only, and joined
+ * with the sandbox's own upper directory by overlayfs; the agent runs as the container's PID 1
+ * on a unix socket. See docs/container-mode.md for the isolation and the cgroup layout. The OCI
+ * runtime is looked up on first use, so a host without one still runs the other backends.
  */
-public final class ContainerBackend {
-    private static final JsonMapper JSON = JsonMapper.builder().build();
+public final class ContainerBackend implements Backend {
+    public static final String NAME = "container";
 
-    private final OciRuntime runtime;
-    private final ImageMounts images;
-    private final String cgroupParent;
+    private final AirlockDirs dirs;
+    private final Duration startLimit;
+    private volatile @Nullable OciContainers containers;
+    private volatile @Nullable String missing;
 
-    public ContainerBackend(OciRuntime runtime, ImageMounts images) {
-        this(runtime, images, ContainerCgroup.parentForThisProcess());
+    public ContainerBackend(AirlockDirs dirs, Duration startLimit) {
+        this.dirs = dirs;
+        this.startLimit = startLimit;
     }
 
-    public ContainerBackend(OciRuntime runtime, ImageMounts images, String cgroupParent) {
-        this.runtime = runtime;
-        this.images = images;
-        this.cgroupParent = cgroupParent;
+    @Override
+    public String name() {
+        return NAME;
     }
 
-    public OciRuntime runtime() {
-        return runtime;
+    @Override
+    public String isolation(Sandbox s) {
+        return "namespaces, cgroups and seccomp (shared host kernel)";
     }
 
-    public ImageMounts images() {
-        return images;
+    @Override
+    public Set<Capability> capabilities() {
+        return EnumSet.of(Capability.NAT);
     }
 
-    public ContainerCgroup cgroupFor(String id) {
-        return new ContainerCgroup(cgroupParent + "/" + id);
+    @Override
+    public Optional<String> unavailableReason() {
+        containers();
+        return Optional.ofNullable(missing);
     }
 
-    /** Creates and starts a container, returning once its agent answers. */
-    public Container create(ContainerSpec spec, Duration timeout) {
-        Container c = prepare(spec);
-        try {
-            if (spec.network() instanceof ContainerSpec.Network.Nat) {
-                Files.writeString(spec.sandboxDir().resolve(OciConfig.RESOLV_CONF), "nameserver 10.0.2.3\n");
-            }
-            OciConfig.write(OciConfig.forAgent(spec, c.rootfs(), c.cgroup().path()), c.bundle());
-            Process monitor = runtime.runMonitored(
-                    spec.id(), c.bundle(), spec.sandboxDir().resolve("container.pid"), c.log());
-            awaitAgent(c, monitor, timeout);
-            if (spec.network() instanceof ContainerSpec.Network.Nat nat) {
-                // Up before create returns, so the first command the sandbox runs has its network.
-                Slirp4netns.start(spec.sandboxDir(), initPid(c), nat.cgroupProcs(), timeout);
-            }
-            return c;
-        } catch (IOException e) {
-            try {
-                destroy(c);
-            } catch (RuntimeException cleanup) {
-                e.addSuppressed(cleanup);
-            }
-            throw new UncheckedIOException("cannot write the network settings of " + spec.id(), e);
-        } catch (RuntimeException e) {
-            try {
-                destroy(c);
-            } catch (RuntimeException cleanup) {
-                e.addSuppressed(cleanup);
-            }
-            throw e;
-        }
-    }
-
-    /**
-     * Mounts the root filesystem and lays out the sandbox directory for {@code spec}, without
-     * writing a config or starting anything (the benchmark's baseline uses the same rootfs).
-     */
-    public Container prepare(ContainerSpec spec) {
-        Container c = new Container(spec.id(), spec.sandboxDir(), spec.image(), spec.socket(), cgroupFor(spec.id()));
-        try {
-            Files.createDirectories(c.rootfs());
-            Files.createDirectories(c.upper());
-            Files.createDirectories(c.work());
-            Files.createDirectories(spec.socketDir());
-            Files.deleteIfExists(spec.socket());
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot lay out " + spec.sandboxDir(), e);
-        }
-        Path lower = images.acquire(spec.image());
-        if (!Mounts.isMountPoint(c.rootfs())) {
-            try {
-                Mounts.mountOverlay(
-                        c.rootfs(), "lowerdir=" + lower + ",upperdir=" + c.upper() + ",workdir=" + c.work());
-            } catch (RuntimeException e) {
-                images.release(spec.image());
-                throw e;
+    /** The OCI runtime driver, found on first use; null (with {@link #missing} set) when there is none. */
+    private @Nullable OciContainers containers() {
+        OciContainers c = containers;
+        if (c == null && missing == null) {
+            synchronized (this) {
+                if (containers == null && missing == null) {
+                    try {
+                        containers = new OciContainers(
+                                OciRuntime.detect(dirs.runtime().resolve("oci")),
+                                new ImageMounts(dirs.cache().resolve("mounts")));
+                    } catch (ContainerException e) {
+                        missing = e.getMessage();
+                    }
+                }
+                c = containers;
             }
         }
         return c;
     }
 
-    /** A container created earlier (by this or another process), if the runtime still has it. */
-    public Optional<Container> attach(String id, Path sandboxDir) {
-        if (runtime.state(id).isEmpty()) {
-            return Optional.empty();
+    private OciContainers require() {
+        OciContainers c = containers();
+        if (c == null) {
+            throw SandboxException.unavailable("the container runtime cannot run here: " + missing);
         }
-        Path config = sandboxDir.resolve("bundle").resolve("config.json");
-        try {
-            JsonNode root = JSON.readTree(Files.readString(config));
-            Path socket = null;
-            Path image = null;
-            for (JsonNode m : root.path("mounts")) {
-                if (m.path("destination").asString().equals(OciConfig.AGENT_DIR)) {
-                    socket = Path.of(m.path("source").asString()).resolve(OciConfig.AGENT_SOCKET);
-                }
+        return c;
+    }
+
+    @Override
+    public void releaseImage(Path imageFile) {
+        OciContainers oci = containers();
+        if (oci != null) {
+            // A container mount of the image outlives its containers; it goes with the image.
+            oci.images().release(imageFile);
+        }
+    }
+
+    static String containerId(Sandbox s) {
+        return "airlock-" + s.id().substring(0, 16);
+    }
+
+    private static Path containerDir(Path dir) {
+        return dir.resolve("container");
+    }
+
+    @Override
+    public void prepare(Sandbox s, SandboxPaths paths, @Nullable Path layerTemplate) {
+        if (layerTemplate != null) {
+            copyUpper(layerTemplate, containerDir(paths.dir()).resolve("upper"));
+        }
+    }
+
+    @Override
+    public Launch start(Sandbox s, SandboxPaths paths) {
+        OciContainers oci = require();
+        // A container that died without being deleted (a crashed host process, a killed init)
+        // still holds its id and mounts: clear it first; its upper layer, the sandbox's data, stays.
+        Container previous = container(oci, s, paths);
+        if (oci.state(previous).isPresent()) {
+            oci.destroy(previous);
+        }
+        ContainerSpec spec = ContainerSpec.builder(
+                        containerId(s),
+                        Path.of(s.imageFile()),
+                        containerDir(paths.dir()),
+                        GuestAgent.bundled(dirs).binary())
+                .socketDir(paths.runtimeDir())
+                .hostname(s.name())
+                .cpus(s.resources().cpus())
+                .memoryMiB(s.resources().memoryMiB())
+                .pids(s.resources().pids())
+                .network(
+                        s.nat()
+                                ? new ContainerSpec.Network.Nat(
+                                        NatCgroup.of(dirs, s.id()).procs())
+                                : new ContainerSpec.Network.None())
+                .build();
+        // create returns once the agent answers.
+        return new Launch(oci.initPid(oci.create(spec, startLimit)), "container", true);
+    }
+
+    @Override
+    public boolean running(Sandbox s, SandboxPaths paths) {
+        OciContainers oci = containers();
+        return oci != null
+                && oci.state(container(oci, s, paths)).map(st -> st.running()).orElse(false);
+    }
+
+    @Override
+    public void kill(Sandbox s, SandboxPaths paths) {
+        OciContainers oci = containers();
+        if (oci != null) {
+            oci.destroy(container(oci, s, paths));
+        }
+    }
+
+    @Override
+    public void awaitStop(Sandbox s, SandboxPaths paths, Duration grace) {
+        OciContainers oci = require();
+        Container c = container(oci, s, paths);
+        long deadline = System.nanoTime() + grace.toNanos();
+        while (System.nanoTime() < deadline
+                && oci.state(c).map(st -> st.running()).orElse(false)) {
+            try {
+                // The runtime gives no exit event to wait on; the agent exits within its 2 s grace.
+                Thread.sleep(20);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
             }
-            Path imageRecord = sandboxDir.resolve("image");
-            if (Files.exists(imageRecord)) {
-                image = Path.of(Files.readString(imageRecord).strip());
-            }
-            if (socket == null || image == null) {
-                throw new ContainerException("incomplete container record in " + sandboxDir);
-            }
-            return Optional.of(new Container(
-                    id,
-                    sandboxDir,
-                    image,
-                    socket,
-                    new ContainerCgroup(root.path("linux").path("cgroupsPath").asString())));
-        } catch (IOException e) {
-            throw new ContainerException("cannot read the container record in " + sandboxDir, e);
+        }
+        oci.destroy(c);
+    }
+
+    @Override
+    public void release(Sandbox s, SandboxPaths paths) {
+        OciContainers oci = containers();
+        if (oci != null && Files.isDirectory(containerDir(paths.dir()))) {
+            oci.destroy(container(oci, s, paths));
+            oci.unmountAllUnder(containerDir(paths.dir()));
         }
     }
 
-    /** The runtime's view of the container, or empty once it is deleted. */
-    public Optional<OciRuntime.State> state(Container c) {
-        return runtime.mayKnow(c.id()) ? runtime.state(c.id()) : Optional.empty();
+    @Override
+    public AgentEndpoint agent(Sandbox s, SandboxPaths paths) {
+        return new AgentEndpoint.UnixSocket(paths.runtimeDir().resolve(OciConfig.AGENT_SOCKET));
     }
 
-    /** The host pid of the container's init, as the runtime wrote it at start; 0 if unknown. */
-    public long initPid(Container c) {
-        try {
-            return Long.parseLong(
-                    Files.readString(c.sandboxDir().resolve("container.pid")).strip());
-        } catch (IOException | NumberFormatException e) {
-            return state(c).map(st -> (long) st.pid()).orElse(0L);
-        }
+    @Override
+    public Path writableLayer(SandboxPaths paths) {
+        return containerDir(paths.dir()).resolve("upper");
     }
 
-    /**
-     * Stops and removes the container and its mounts; keeps the sandbox directory (the overlay's
-     * upper layer is the sandbox's data). Safe to repeat and on half-created containers.
-     */
-    public void destroy(Container c) {
-        Slirp4netns.stop(c.sandboxDir());
-        if (state(c).isPresent()) {
-            runtime.kill(c.id(), "KILL");
-            awaitStopped(c.id(), Duration.ofSeconds(10));
-            runtime.delete(c.id(), true);
-        }
-        Mounts.unmount(c.rootfs());
-        try {
-            Files.deleteIfExists(c.socket());
-        } catch (IOException e) {
-            // a stale socket is harmless: create deletes it again
-        }
+    @Override
+    public Path log(SandboxPaths paths) {
+        return containerDir(paths.dir()).resolve("container.log");
     }
 
-    /**
-     * Unmounts whatever is still mounted below a sandbox directory (deepest first), so that
-     * deleting the directory can never reach through a mount into an image or another layer.
-     */
-    public void unmountAllUnder(Path sandboxDir) {
-        List<Path> left = new java.util.ArrayList<>(Mounts.under(sandboxDir));
-        left.sort(java.util.Comparator.comparingInt(Path::getNameCount).reversed());
-        for (Path m : left) {
-            Mounts.unmount(m);
+    @Override
+    public ResourceUse usage(Sandbox s, SandboxPaths paths) {
+        long memory = 0;
+        double cpu = 0;
+        OciContainers oci = containers();
+        if (oci != null && running(s, paths)) {
+            ContainerCgroup cg = oci.cgroupFor(containerId(s));
+            memory = cg.memoryUsage().orElse(0);
+            cpu = cg.cpuNanos().orElse(0) / 1e9;
         }
+        return new ResourceUse(memory, 0, cpu, treeBytes(writableLayer(paths)));
     }
 
-    /** {@link #destroy} and then delete the sandbox directory. */
-    public void remove(Container c) {
-        destroy(c);
-        if (!Mounts.under(c.sandboxDir()).isEmpty()) {
-            throw new ContainerException("mounts remain under " + c.sandboxDir() + ": " + Mounts.under(c.sandboxDir()));
+    /** The space the files of a directory tree take (what the sandbox wrote to its upper layer). */
+    private static long treeBytes(Path root) {
+        if (!Files.isDirectory(root)) {
+            return 0;
         }
-        HostFiles.deleteTree(c.sandboxDir());
-    }
-
-    private void awaitStopped(String id, Duration timeout) {
-        long deadline = System.nanoTime() + timeout.toNanos();
-        while (System.nanoTime() < deadline) {
-            Optional<OciRuntime.State> s = runtime.state(id);
-            if (s.isEmpty() || s.get().status().equals("stopped")) {
-                return;
-            }
-            sleep(5);
+        try (Stream<Path> walk = Files.walk(root)) {
+            return walk.filter(Files::isRegularFile)
+                    .mapToLong(p -> {
+                        try {
+                            return Files.size(p);
+                        } catch (IOException e) {
+                            return 0;
+                        }
+                    })
+                    .sum();
+        } catch (IOException | RuntimeException e) {
+            return 0;
         }
     }
 
-    private void awaitAgent(Container c, Process monitor, Duration timeout) {
-        long deadline = System.nanoTime() + timeout.toNanos();
-        try {
-            Files.writeString(c.sandboxDir().resolve("image"), c.image() + "\n");
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
-        while (true) {
-            if (Files.exists(c.socket()) && accepts(c.socket())) {
-                return;
-            }
-            if (System.nanoTime() > deadline) {
-                throw new ContainerException(
-                        "the agent in " + c.id() + " did not answer within " + timeout + ": " + logTail(c));
-            }
-            if (!monitor.isAlive()) {
-                throw new ContainerException("container " + c.id() + " stopped before its agent answered: "
-                        + OciRuntime.failure(c.id(), monitor, c.log()));
-            }
-            sleep(1);
-        }
+    /** The container of a sandbox as the driver names it, whether or not the runtime still has it. */
+    private Container container(OciContainers oci, Sandbox s, SandboxPaths paths) {
+        String id = containerId(s);
+        return new Container(
+                id,
+                containerDir(paths.dir()),
+                Path.of(s.imageFile()),
+                paths.runtimeDir().resolve(OciConfig.AGENT_SOCKET),
+                oci.cgroupFor(id));
     }
 
-    private static boolean accepts(Path socket) {
-        try (SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX)) {
-            ch.connect(UnixDomainSocketAddress.of(socket));
-            return true;
-        } catch (IOException e) {
-            return false;
+    /** A container template's upper directory, copied with its overlay whiteouts and xattrs. */
+    private static void copyUpper(Path template, Path upper) {
+        if (!Files.isDirectory(template)) {
+            throw new SandboxException("the workspace template " + template + " is not a container layer");
         }
-    }
-
-    static String logTail(Container c) {
-        try {
-            String s = Files.readString(c.log()).strip();
-            return s.length() > 2000 ? s.substring(s.length() - 2000) : s;
-        } catch (IOException e) {
-            return "(no log)";
+        AirlockDirs.ensureDir(upper.resolveSibling("."));
+        HostCommand.Result cp = HostCommand.run(
+                List.of("cp", "-a", "--reflink=auto", template.toString(), upper.toString()), null, null);
+        if (!cp.ok()) {
+            throw SandboxException.failed("cannot copy the workspace template " + template + ": "
+                    + cp.output().strip());
         }
-    }
-
-    private static void sleep(long millis) {
-        try {
-            Thread.sleep(millis);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new ContainerException("interrupted", e);
-        }
-    }
-
-    /** Ids of the containers the runtime holds under our state root. */
-    public List<String> list() {
-        return runtime.list();
     }
 }

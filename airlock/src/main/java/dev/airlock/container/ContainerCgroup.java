@@ -56,6 +56,16 @@ public record ContainerCgroup(String path) {
         return number("memory", "memory.max_usage_in_bytes");
     }
 
+    /** Memory charged to the container now (its processes and their page cache). */
+    public OptionalLong memoryUsage() {
+        return number("memory", "memory.usage_in_bytes");
+    }
+
+    /** CPU time its tasks have used, in nanoseconds. */
+    public OptionalLong cpuNanos() {
+        return number("cpuacct", "cpuacct.usage");
+    }
+
     public OptionalLong pidsMax() {
         return number("pids", "pids.max");
     }

@@ -5,8 +5,6 @@ import java.io.EOFException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
-import java.net.StandardProtocolFamily;
-import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.channels.Channels;
 import java.nio.channels.ReadableByteChannel;
@@ -73,22 +71,20 @@ public final class GuestChannel implements AutoCloseable {
     }
 
     /**
-     * Starts a session on a connected socket (QEMU's chardev socket, or the agent's unix socket).
-     * The channel owns the socket from here on and closes it.
-     *
-     * @param helloTimeout how long to wait for the agent's HELLO
-     */
-    /**
      * Connects to an agent (or the daemon's shared agent socket) at a unix socket path. Over
      * virtio-serial the agent cannot always tell that a previous host connection is gone (a quick
      * reconnect, a host killed mid-frame): it then answers HELLO with a protocol error and
      * resynchronises on the next HELLO, so a retry is part of connecting.
      */
     public static GuestChannel connect(Path unixSocket, Duration helloTimeout) throws IOException {
+        return connect(new AgentEndpoint.UnixSocket(unixSocket), helloTimeout);
+    }
+
+    /** Connects to an agent wherever its endpoint says it is, with the same HELLO retry. */
+    public static GuestChannel connect(AgentEndpoint endpoint, Duration helloTimeout) throws IOException {
         for (int attempt = 1; ; attempt++) {
-            SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX);
+            SocketChannel ch = endpoint.open();
             try {
-                ch.connect(UnixDomainSocketAddress.of(unixSocket));
                 return open(ch, helloTimeout);
             } catch (GuestChannelClosedException e) {
                 ch.close();
@@ -98,7 +94,7 @@ public final class GuestChannel implements AutoCloseable {
             } catch (InterruptedException e) {
                 ch.close();
                 Thread.currentThread().interrupt();
-                throw new IOException("interrupted while connecting to " + unixSocket, e);
+                throw new IOException("interrupted while connecting to " + endpoint.describe(), e);
             } catch (IOException | RuntimeException e) {
                 ch.close();
                 throw e;
@@ -106,6 +102,12 @@ public final class GuestChannel implements AutoCloseable {
         }
     }
 
+    /**
+     * Starts a session on a connected socket (QEMU's chardev socket, or the agent's unix socket).
+     * The channel owns the socket from here on and closes it.
+     *
+     * @param helloTimeout how long to wait for the agent's HELLO
+     */
     public static GuestChannel open(SocketChannel socket, Duration helloTimeout)
             throws IOException, InterruptedException {
         socket.configureBlocking(true);
@@ -303,8 +305,20 @@ public final class GuestChannel implements AutoCloseable {
      * the command's own), replacing what an earlier call set.
      */
     public void setDefaultEnv(Map<String, String> env) throws IOException, InterruptedException {
+        setDefaults(env, null);
+    }
+
+    /**
+     * Replaces the agent's defaults for every later exec of any session: variables added to each
+     * command's environment (the command's own win) and, when {@code cwd} is not null, the
+     * working directory of commands that name none.
+     */
+    public void setDefaults(Map<String, String> env, @Nullable String cwd) throws IOException, InterruptedException {
         Tlv.Writer request = new Tlv.Writer();
         env.forEach((name, value) -> request.string(2, name + "=" + value));
+        if (cwd != null) {
+            request.string(3, cwd);
+        }
         byte[] payload = request.toPayload();
         QueryStream<Boolean> stream = openStream(id -> new QueryStream<>(this, id, "set-env", fields -> true));
         send(Frame.of(FrameType.SET_ENV, stream.id, payload));

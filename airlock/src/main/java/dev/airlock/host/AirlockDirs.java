@@ -2,9 +2,14 @@ package dev.airlock.host;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermission;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.Map;
+import java.util.Set;
 import org.jspecify.annotations.Nullable;
 
 /**
@@ -74,6 +79,54 @@ public record AirlockDirs(Path home, Path cache, Path data, Path runtime) {
 
     public Path sandboxes() {
         return data.resolve("sandboxes");
+    }
+
+    /**
+     * A directory only this user may use: created 0700 when missing; when it exists it must be
+     * a real directory (not a symlink), owned by this user, with no access for anyone else,
+     * since another local user who made it first could otherwise swap the sockets in it for
+     * their own. Refused with a clear error otherwise.
+     */
+    public static Path ensurePrivateDir(Path dir) {
+        try {
+            Path parent = dir.toAbsolutePath().getParent();
+            if (parent != null) {
+                Files.createDirectories(parent);
+            }
+            try {
+                Files.createDirectory(
+                        dir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+            } catch (FileAlreadyExistsException e) {
+                // Checked below, whoever made it.
+            }
+            checkPrivate(dir);
+            return dir;
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot create directory " + dir, e);
+        }
+    }
+
+    /** Refuses a directory another user could have made or can write into. */
+    public static void checkPrivate(Path dir) throws IOException {
+        if (!Files.isDirectory(dir, LinkOption.NOFOLLOW_LINKS)) {
+            throw new IOException(dir + " is not a directory (a symlink or a file is there); remove it and retry");
+        }
+        int owner = (Integer) Files.getAttribute(dir, "unix:uid", LinkOption.NOFOLLOW_LINKS);
+        int me = (Integer) Files.getAttribute(Path.of("/proc/self"), "unix:uid");
+        if (owner != me) {
+            throw new IOException(dir + " belongs to uid " + owner + ", not to this user (uid " + me
+                    + "): another user may control it; remove it or point AIRLOCK_RUNTIME_DIR elsewhere");
+        }
+        Set<PosixFilePermission> perms = Files.getPosixFilePermissions(dir, LinkOption.NOFOLLOW_LINKS);
+        if (perms.contains(PosixFilePermission.GROUP_WRITE) || perms.contains(PosixFilePermission.OTHERS_WRITE)) {
+            throw new IOException(dir + " is writable by other users (" + PosixFilePermissions.toString(perms)
+                    + "): they may have put sockets there; remove it and retry");
+        }
+        if (!PosixFilePermissions.toString(perms).endsWith("------")) {
+            // Ours and never writable by others (an older Airlock made it 0755): nothing of
+            // anyone else's can be in it, so closing it is enough.
+            Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwx------"));
+        }
     }
 
     public static Path ensureDir(Path dir) {

@@ -74,6 +74,26 @@ public final class HostFiles {
         }
     }
 
+    /**
+     * The last {@code maxBytes} of a file (all of it when shorter), or an empty array when it
+     * does not exist: logs a guest writes can be any size, and only their end is ever shown.
+     */
+    public static byte[] tail(Path file, int maxBytes) throws IOException {
+        try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(file)) {
+            long size = ch.size();
+            long from = Math.max(0, size - maxBytes);
+            java.nio.ByteBuffer buf = java.nio.ByteBuffer.allocate((int) Math.min(maxBytes, size));
+            while (buf.hasRemaining()) {
+                if (ch.read(buf, from + buf.position()) < 0) {
+                    break;
+                }
+            }
+            return java.util.Arrays.copyOf(buf.array(), buf.position());
+        } catch (java.nio.file.NoSuchFileException e) {
+            return new byte[0];
+        }
+    }
+
     /** Deletes a directory tree; a missing tree is already deleted. */
     public static void deleteTree(Path root) {
         if (!Files.exists(root)) {

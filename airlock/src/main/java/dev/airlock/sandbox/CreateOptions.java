@@ -1,14 +1,16 @@
 package dev.airlock.sandbox;
 
-import dev.airlock.vmm.Accel;
 import java.nio.file.Path;
 import java.util.Map;
 import org.jspecify.annotations.Nullable;
 
 /**
- * What {@code airlock create} / {@code run} asks for; unset fields take the defaults. A layer
- * template (a workspace whose setup already ran) replaces the empty writable disk. {@code nat}:
- * the sandbox gets a NIC with user-mode NAT ({@code --network nat}).
+ * What the engine needs to create a sandbox; the service fills it from a request. A layer
+ * template (a workspace whose setup already ran) replaces the empty writable disk.
+ *
+ * @param runtime the backend's name, or null for the host's default
+ * @param accel {@code kvm} or {@code tcg} for a microVM, or null for what this host was found to run
+ * @param nat whether the sandbox gets a NIC with user-mode NAT ({@code --network nat})
  */
 public record CreateOptions(
         @Nullable String name,
@@ -16,9 +18,9 @@ public record CreateOptions(
         Resources resources,
         Map<String, String> env,
         @Nullable String workdir,
-        @Nullable Accel accel,
+        @Nullable String accel,
         @Nullable Path layerTemplate,
-        String runtime,
+        @Nullable String runtime,
         boolean nat) {
 
     public CreateOptions(
@@ -27,17 +29,14 @@ public record CreateOptions(
             Resources resources,
             Map<String, String> env,
             @Nullable String workdir,
-            @Nullable Accel accel,
+            @Nullable String accel,
             @Nullable Path layerTemplate,
-            String runtime) {
+            @Nullable String runtime) {
         this(name, image, resources, env, workdir, accel, layerTemplate, runtime, false);
     }
 
     public CreateOptions {
         env = Map.copyOf(env);
-        if (!runtime.equals("microvm") && !runtime.equals("container")) {
-            throw new SandboxException("unknown runtime '" + runtime + "': use microvm or container");
-        }
     }
 
     /** The same request with everything else unchanged, in another runtime. */
@@ -46,6 +45,6 @@ public record CreateOptions(
     }
 
     public static CreateOptions defaults() {
-        return new CreateOptions(null, "base", Resources.DEFAULT, Map.of(), null, null, null, "microvm");
+        return new CreateOptions(null, "base", Resources.DEFAULT, Map.of(), null, null, null, null);
     }
 }

@@ -38,15 +38,40 @@ public record Sandbox(
     }
 
     /** The same sandbox under another id (a warm-pool VM's, which a create claims). */
-    Sandbox withId(String newId) {
+    public Sandbox withId(String newId) {
         return new Sandbox(
                 newId, name, runtime, image, imageId, imageFile, accel, resources, env, workdir, created, state, vmmPid,
                 started, error, nat);
     }
 
-    Sandbox moveTo(SandboxState target, long pid, @Nullable String why) {
+    /**
+     * A new, never started sandbox with this one's configuration under another id and name (a
+     * fork's clone, a warm-pool VM, the neutral sandbox a template is booted for).
+     */
+    public Sandbox copyAs(String newId, String newName) {
+        return new Sandbox(
+                newId,
+                newName,
+                runtime,
+                image,
+                imageId,
+                imageFile,
+                accel,
+                resources,
+                env,
+                workdir,
+                Instant.now(),
+                SandboxState.CREATED,
+                0,
+                null,
+                null,
+                nat);
+    }
+
+    /** This sandbox in another state; refused when the lifecycle has no such transition. */
+    public Sandbox moveTo(SandboxState target, long pid, @Nullable String why) {
         if (!state.canBecome(target) && state != target) {
-            throw new SandboxException(
+            throw SandboxException.conflict(
                     "sandbox " + name + " is " + state.label() + " and cannot become " + target.label());
         }
         Instant startedAt = target == SandboxState.RUNNING ? Instant.now() : started;

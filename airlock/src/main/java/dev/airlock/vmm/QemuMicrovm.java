@@ -1,5 +1,6 @@
 package dev.airlock.vmm;
 
+import dev.airlock.guest.AgentEndpoint;
 import dev.airlock.host.HostCommand;
 import dev.airlock.host.ProcessExit;
 import java.io.IOException;
@@ -192,6 +193,11 @@ public final class QemuMicrovm implements Vmm {
             throw new VmmException("a snapshot path must not contain a quote: " + s);
         }
         return "'" + s + "'";
+    }
+
+    @Override
+    public AgentEndpoint agentEndpoint(VmSpec spec) {
+        return new AgentEndpoint.UnixSocket(spec.agentSocket());
     }
 
     @Override

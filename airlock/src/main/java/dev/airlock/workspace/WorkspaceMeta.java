@@ -19,7 +19,7 @@ public record WorkspaceMeta(
         boolean uncommitted,
         @Nullable String templateKey) {
     private static final JsonMapper JSON = JsonMapper.builder().build();
-    private static final String FILE = "workspace.json";
+    public static final String FILE = "workspace.json";
 
     public void write(Path sandboxDir) {
         HostFiles.writeAtomically(sandboxDir.resolve(FILE), JSON.writeValueAsBytes(this));

@@ -2,9 +2,11 @@ package dev.airlock.api;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.airlock.daemon.Daemon;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.testing.Cli;
 import dev.airlock.testing.TestHost;
+import dev.airlock.wire.Json;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
@@ -104,7 +106,7 @@ abstract class DaemonTest {
     void aPlainHttpClientUsesTheApi() throws Exception {
         ContentResponse list = call(HttpMethod.GET, "/v1/sandboxes", "");
         assertThat(list.getStatus()).isEqualTo(200);
-        JsonNode arr = ApiHandler.JSON.readTree(list.getContentAsString());
+        JsonNode arr = Json.MAPPER.readTree(list.getContentAsString());
         assertThat(arr.isArray()).isTrue();
         assertThat(arr.get(0).get("name").asString()).isEqualTo("d1");
         assertThat(arr.get(0).get("state").asString()).isEqualTo("RUNNING");
@@ -114,7 +116,7 @@ abstract class DaemonTest {
                 "/v1/sandboxes/d1/exec",
                 "{\"cmd\":[\"sh\",\"-c\",\"cat; echo err >&2; exit 3\"],\"stdin\":\"hello\"}");
         assertThat(exec.getStatus()).isEqualTo(200);
-        JsonNode res = ApiHandler.JSON.readTree(exec.getContentAsString());
+        JsonNode res = Json.MAPPER.readTree(exec.getContentAsString());
         assertThat(res.get("exitCode").asInt()).isEqualTo(3);
         assertThat(res.get("stdout").asString()).isEqualTo("hello");
         assertThat(res.get("stderr").asString()).isEqualTo("err\n");
@@ -130,14 +132,43 @@ abstract class DaemonTest {
     }
 
     @Test
+    @Order(2)
+    void anHttpExecGetsTheSandboxsOwnEnvironmentAndWorkdir() throws Exception {
+        ContentResponse created = call(
+                HttpMethod.POST,
+                "/v1/sandboxes",
+                "{\"name\":\"envs\",\"memoryMiB\":256,\"runtime\":\"" + runtime()
+                        + "\",\"env\":{\"SANDBOX_WIDE\":\"yes\",\"SHADOWED\":\"sandbox\"},\"workdir\":\"/tmp\"}");
+        assertThat(created.getStatus()).as(created.getContentAsString()).isEqualTo(201);
+        try {
+            assertThat(call(HttpMethod.POST, "/v1/sandboxes/envs/start", "").getStatus())
+                    .isEqualTo(200);
+            ContentResponse exec = call(
+                    HttpMethod.POST,
+                    "/v1/sandboxes/envs/exec",
+                    "{\"cmd\":[\"sh\",\"-c\",\"echo $SANDBOX_WIDE $SHADOWED; pwd\"],\"env\":{\"SHADOWED\":\"command\"}}");
+            assertThat(exec.getStatus()).as(exec.getContentAsString()).isEqualTo(200);
+            JsonNode res = Json.MAPPER.readTree(exec.getContentAsString());
+            // the sandbox's variables and working directory, the command's own variable winning
+            assertThat(res.get("stdout").asString()).isEqualTo("yes command\n/tmp\n");
+            // and the CLI's exec, through the same service, sees the same
+            Cli.Result viaCli = cli.run("exec", "envs", "--", "sh", "-c", "echo $SANDBOX_WIDE; pwd");
+            assertThat(viaCli.exit()).as(viaCli.err()).isZero();
+            assertThat(viaCli.out()).isEqualTo("yes\n/tmp\n");
+        } finally {
+            call(HttpMethod.DELETE, "/v1/sandboxes/envs?force=true", "");
+        }
+    }
+
+    @Test
     @Order(3)
     void killingTheDaemonDuringAnExecLosesNothing() throws Exception {
         assertThat(cli.run("exec", "d1", "--", "sh", "-c", "echo precious > /root/work.txt")
                         .exit())
                 .isZero();
-        long vmmPid = ApiHandler.JSON
+        long vmmPid = Json.MAPPER
                 .readTree(call(HttpMethod.GET, "/v1/sandboxes/d1", "").getContentAsString())
-                .get("vmmPid")
+                .get("pid")
                 .asLong();
         long daemon = daemonPid().orElseThrow();
 
@@ -175,9 +206,9 @@ abstract class DaemonTest {
         assertThat(r.exit()).as(r.err()).isZero();
         assertThat(r.out()).isEqualTo("precious\n");
         assertThat(daemonPid().orElseThrow()).isNotEqualTo(daemon);
-        JsonNode after = ApiHandler.JSON.readTree(
+        JsonNode after = Json.MAPPER.readTree(
                 call(HttpMethod.GET, "/v1/sandboxes/d1", "").getContentAsString());
-        assertThat(after.get("vmmPid").asLong()).isEqualTo(vmmPid);
+        assertThat(after.get("pid").asLong()).isEqualTo(vmmPid);
         assertThat(after.get("state").asString()).isEqualTo("RUNNING");
     }
 
@@ -225,6 +256,7 @@ abstract class DaemonTest {
             // d1's sockets only (and the OCI runtime's own state directory in container mode)
             assertThat(s.filter(Files::isDirectory)
                             .filter(d -> !d.getFileName().toString().equals("oci"))
+                            .filter(d -> !d.getFileName().toString().equals("mux"))
                             .count())
                     .isEqualTo(1);
         }
@@ -239,7 +271,7 @@ abstract class DaemonTest {
                     .count();
             assertThat(qemus).isEqualTo(1); // d1's VMM
         } else {
-            String d1 = ApiHandler.JSON
+            String d1 = Json.MAPPER
                     .readTree(call(HttpMethod.GET, "/v1/sandboxes/d1", "").getContentAsString())
                     .get("id")
                     .asString();

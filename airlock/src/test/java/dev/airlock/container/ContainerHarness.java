@@ -30,7 +30,7 @@ final class ContainerHarness implements AutoCloseable {
         }
     }
 
-    final ContainerBackend backend;
+    final OciContainers backend;
     final Path image;
     final Path agent;
     final Path dir;
@@ -47,8 +47,7 @@ final class ContainerHarness implements AutoCloseable {
         this.agent = agentBinary();
         this.dir = Files.createTempDirectory("airlock-ct-");
         this.sockets = Files.createTempDirectory(Path.of("/tmp"), "alct");
-        this.backend =
-                new ContainerBackend(runtime, new ImageMounts(dirs.cache().resolve("container-mounts")));
+        this.backend = new OciContainers(runtime, new ImageMounts(dirs.cache().resolve("container-mounts")));
     }
 
     static OciRuntime runtime(String name) throws IOException {

@@ -2,10 +2,12 @@ package dev.airlock.sandbox;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.airlock.engine.SandboxEngine;
 import dev.airlock.guest.ExecSpec;
 import dev.airlock.guest.GuestChannel;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.Progress;
+import dev.airlock.testing.Engines;
 import dev.airlock.testing.TestHost;
 import java.io.ByteArrayOutputStream;
 import java.io.OutputStream;
@@ -33,7 +35,7 @@ class ManySandboxesTest {
     @Test
     void twentySandboxesRunConcurrently() throws Exception {
         TestHost.ready();
-        SandboxEngine engine = new SandboxEngine(dirs, Progress.SILENT);
+        SandboxEngine engine = Engines.engine(dirs, Progress.SILENT);
         Resources small = new Resources(1, 256, 1024, 1024, null);
         List<String> names = new ArrayList<>();
         try (ExecutorService pool = Executors.newVirtualThreadPerTaskExecutor()) {

@@ -2,6 +2,8 @@ package dev.airlock.sandbox;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.airlock.engine.SandboxEngine;
+
 /** The behavioural suite on a QEMU microVM booted cold (kernel, init, mounts). */
 class MicrovmBehaviourTest extends SandboxBehaviourTest {
     @Override

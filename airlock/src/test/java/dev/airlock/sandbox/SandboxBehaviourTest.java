@@ -3,6 +3,7 @@ package dev.airlock.sandbox;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.airlock.engine.SandboxEngine;
 import dev.airlock.guest.CommandNotFoundException;
 import dev.airlock.guest.ExecSpec;
 import dev.airlock.guest.Execution;
@@ -11,6 +12,9 @@ import dev.airlock.guest.GuestChannel;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.Hashing;
 import dev.airlock.host.Progress;
+import dev.airlock.local.LocalSandboxService;
+import dev.airlock.service.CreateSpec;
+import dev.airlock.testing.Engines;
 import dev.airlock.testing.TestHost;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
@@ -26,15 +30,19 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
 
-/** What a command in a real microVM sandbox sees and returns, checked through the engine's API. */
+/**
+ * What a command in a real sandbox sees and returns, checked through the daemon's sandbox service
+ * (in this process): the sandbox's create-time environment reaches every command without the
+ * command passing it.
+ */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 abstract class SandboxBehaviourTest {
     /** The runtime this run of the suite exercises: microvm or container. */
     abstract String runtime();
 
     private AirlockDirs dirs;
+    private LocalSandboxService service;
     private SandboxEngine engine;
-    private Sandbox sandbox;
 
     /** Whether this run's microVMs start from VM templates (the default) or boot cold. */
     boolean templates() {
@@ -48,25 +56,34 @@ abstract class SandboxBehaviourTest {
     void boot() {
         TestHost.ready();
         dirs = TestHost.isolated("behaviour-" + runtime());
-        engine = new SandboxEngine(dirs, Progress.STDERR, templates());
-        Sandbox created = engine.create(new CreateOptions(
-                "behaviour", "base", Resources.DEFAULT, Map.of("SANDBOX_WIDE", "yes"), null, null, null, runtime()));
-        sandbox = engine.start(created.name());
-        started(engine, sandbox);
+        service = Engines.service(dirs, Progress.STDERR, templates());
+        engine = service.engine();
+        service.create(CreateSpec.defaults()
+                .withName("behaviour")
+                .withRuntime(runtime())
+                .withEnv(Map.of("SANDBOX_WIDE", "yes")));
+        service.start("behaviour");
+        started(engine, engine.inspect("behaviour"));
     }
 
     @AfterAll
     void remove() {
-        engine.remove("behaviour", true);
+        service.remove("behaviour", true);
+        service.close();
         TestHost.cleanUp(dirs);
     }
 
     record Run(ExitStatus status, String out, String err) {}
 
+    /** A guest session through the service, as every front end gets one. */
+    private GuestChannel session() throws Exception {
+        return service.session("behaviour").channel();
+    }
+
     private Run run(ExecSpec spec) throws Exception {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         ByteArrayOutputStream err = new ByteArrayOutputStream();
-        try (GuestChannel ch = engine.connect(sandbox, Duration.ofSeconds(30))) {
+        try (GuestChannel ch = session()) {
             ExitStatus st = ch.exec(spec, out, err).await();
             return new Run(st, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
         }
@@ -101,7 +118,7 @@ abstract class SandboxBehaviourTest {
             }
         };
         ByteArrayOutputStream err = new ByteArrayOutputStream();
-        try (GuestChannel ch = engine.connect(sandbox, Duration.ofSeconds(30))) {
+        try (GuestChannel ch = session()) {
             ExitStatus st = ch.exec(
                             ExecSpec.of(
                                     "sh",
@@ -121,7 +138,7 @@ abstract class SandboxBehaviourTest {
         byte[] data = new byte[10 << 20];
         new Random(7).nextBytes(data);
         ByteArrayOutputStream out = new ByteArrayOutputStream();
-        try (GuestChannel ch = engine.connect(sandbox, Duration.ofSeconds(30))) {
+        try (GuestChannel ch = session()) {
             Execution ex =
                     ch.exec(ExecSpec.builder("sha256sum").stdin(true).build(), out, OutputStream.nullOutputStream());
             try (OutputStream in = ex.stdin()) {
@@ -144,7 +161,7 @@ abstract class SandboxBehaviourTest {
                 }
             }
         };
-        try (GuestChannel ch = engine.connect(sandbox, Duration.ofSeconds(30))) {
+        try (GuestChannel ch = session()) {
             Execution ex = ch.exec(
                     ExecSpec.builder("sh", "-c", "tty; stty size; read line; stty size")
                             .tty(24, 80)
@@ -169,7 +186,7 @@ abstract class SandboxBehaviourTest {
         byte[] data = new byte[(8 << 20) + 13];
         new Random(11).nextBytes(data);
         ByteArrayOutputStream back = new ByteArrayOutputStream();
-        try (GuestChannel ch = engine.connect(sandbox, Duration.ofSeconds(30))) {
+        try (GuestChannel ch = session()) {
             ch.writeFile("/root/blob.bin", new ByteArrayInputStream(data), 0600, false);
             ch.readFile("/root/blob.bin", back);
             assertThat(ch.stat("/root/blob.bin").size()).isEqualTo(data.length);
@@ -181,7 +198,7 @@ abstract class SandboxBehaviourTest {
     @Test
     void envCwdAndUserApply() throws Exception {
         Run r = run(ExecSpec.builder("sh", "-c", "echo $FOO $SANDBOX_WIDE; pwd; id -un; echo $HOME")
-                .env(Map.of("FOO", "bar", "SANDBOX_WIDE", "yes"))
+                .env(Map.of("FOO", "bar"))
                 .cwd("/tmp")
                 .user("airlock")
                 .build());

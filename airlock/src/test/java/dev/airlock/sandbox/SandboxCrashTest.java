@@ -2,10 +2,12 @@ package dev.airlock.sandbox;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.airlock.engine.SandboxEngine;
 import dev.airlock.guest.ExecSpec;
 import dev.airlock.guest.GuestChannel;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.Progress;
+import dev.airlock.testing.Engines;
 import dev.airlock.testing.TestHost;
 import java.io.ByteArrayOutputStream;
 import java.io.OutputStream;
@@ -29,7 +31,7 @@ abstract class SandboxCrashTest {
     @Test
     void killedVmmLeavesAFailedSandboxWithItsDiskIntact() throws Exception {
         TestHost.ready();
-        SandboxEngine engine = new SandboxEngine(dirs, Progress.STDERR);
+        SandboxEngine engine = Engines.engine(dirs, Progress.STDERR);
         Sandbox s = engine.start(
                 engine.create(CreateOptions.defaults().inRuntime(runtime())).name());
         try (GuestChannel ch = engine.connect(s, Duration.ofSeconds(30))) {
@@ -47,8 +49,7 @@ abstract class SandboxCrashTest {
         Sandbox after = engine.inspect(s.name());
         assertThat(after.state()).isEqualTo(SandboxState.FAILED);
         assertThat(after.error()).contains("exited unexpectedly").contains("disk is kept");
-        assertThat(SandboxEngine.layer(dirs.sandboxes().resolve(s.id()), runtime()))
-                .exists();
+        assertThat(engine.layer(s)).exists();
 
         Sandbox again = engine.start(s.name());
         ByteArrayOutputStream out = new ByteArrayOutputStream();

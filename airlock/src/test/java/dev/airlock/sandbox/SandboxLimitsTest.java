@@ -2,7 +2,7 @@ package dev.airlock.sandbox;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.airlock.api.DaemonClient;
+import dev.airlock.client.DaemonClient;
 import dev.airlock.guest.DirEntry;
 import dev.airlock.guest.ExecSpec;
 import dev.airlock.guest.Execution;
@@ -54,7 +54,7 @@ abstract class SandboxLimitsTest {
     }
 
     private GuestChannel agent() throws Exception {
-        return DaemonClient.connect(dirs).openAgent("lim");
+        return DaemonClient.connect(dirs).session("lim").channel();
     }
 
     private static ExitStatus run(GuestChannel ch, ExecSpec spec) throws Exception {

@@ -2,6 +2,8 @@ package dev.airlock.sandbox;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.airlock.engine.SandboxEngine;
+
 /**
  * The behavioural suite on a microVM restored from a VM template (built by this run's first
  * start) instead of booted: it must behave exactly like a cold-booted one.

@@ -3,12 +3,14 @@ package dev.airlock.sandbox;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.airlock.engine.SandboxEngine;
 import dev.airlock.guest.ExecSpec;
 import dev.airlock.guest.ExitStatus;
 import dev.airlock.guest.GuestChannel;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.Hashing;
 import dev.airlock.host.Progress;
+import dev.airlock.testing.Engines;
 import dev.airlock.testing.TestHost;
 import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
@@ -48,7 +50,7 @@ class VmSnapshotTest {
     void setUp() {
         TestHost.ready();
         dirs = TestHost.isolated("snapshot");
-        engine = new SandboxEngine(dirs, m -> {
+        engine = Engines.engine(dirs, m -> {
             messages.add(m);
             Progress.STDERR.step(m);
         });
@@ -96,13 +98,15 @@ class VmSnapshotTest {
         assertThat(engine.origin(a)).startsWith("template ");
         // A cold boot in between makes the template at least a boot's time old, so a clock left
         // at the moment of the snapshot would show.
-        Sandbox cold = startNew(new SandboxEngine(dirs, Progress.STDERR, false), "tpl-cold");
+        Sandbox cold = startNew(Engines.engine(dirs, Progress.STDERR, false), "tpl-cold");
         assertThat(engine.origin(cold)).isEqualTo("cold");
         Sandbox b = startNew(engine, "tpl-b");
         assertThat(engine.origin(b)).isEqualTo(engine.origin(a));
 
-        Path manifest =
-                engine.templateDir().resolve(engine.origin(b).substring(9)).resolve("manifest.json");
+        Path manifest = Engines.microvm(engine)
+                .templateDir()
+                .resolve(engine.origin(b).substring(9))
+                .resolve("manifest.json");
         Instant built = Instant.parse(Files.readString(manifest).replaceAll("(?s).*\"created\":\"([^\"]+)\".*", "$1"));
         Instant before = Instant.now();
         Instant guest = guestClock(b);
@@ -153,7 +157,7 @@ class VmSnapshotTest {
     void aDamagedTemplateIsReportedAndTheSandboxBootsColdThenItIsRebuilt() throws Exception {
         Sandbox first = startNew(engine, "dmg-0");
         String key = engine.origin(first).substring(9);
-        Path template = engine.templateDir().resolve(key);
+        Path template = Engines.microvm(engine).templateDir().resolve(key);
 
         // Device state that is garbage but matches its manifest: QEMU itself refuses it.
         Files.write(

@@ -2,11 +2,13 @@ package dev.airlock.sandbox;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.airlock.engine.SandboxEngine;
 import dev.airlock.guest.ExecSpec;
 import dev.airlock.guest.ExitStatus;
 import dev.airlock.guest.GuestChannel;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.Progress;
+import dev.airlock.testing.Engines;
 import dev.airlock.testing.TestHost;
 import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
@@ -29,8 +31,8 @@ class WarmPoolTest {
     void setUp() {
         TestHost.ready();
         dirs = TestHost.isolated("pool");
-        engine = new SandboxEngine(dirs, Progress.STDERR, true);
-        engine.enableWarmPool(1, 4096);
+        engine = Engines.engine(dirs, Progress.STDERR, true);
+        Engines.microvm(engine).enableWarmPool(1, 4096);
     }
 
     @AfterAll
@@ -38,7 +40,7 @@ class WarmPoolTest {
         for (Sandbox s : engine.list()) {
             engine.remove(s.id(), true);
         }
-        engine.closeWarmPool(Duration.ofSeconds(120));
+        Engines.microvm(engine).closeWarmPool(Duration.ofSeconds(120));
         TestHost.cleanUp(dirs);
     }
 
@@ -66,7 +68,7 @@ class WarmPoolTest {
     void aCreateClaimsAPooledVmAndThePoolIsRefilled() throws Exception {
         Sandbox first = startNew("pool-a");
         assertThat(engine.origin(first)).startsWith("template ");
-        engine.awaitWarmPool(Duration.ofSeconds(180));
+        Engines.microvm(engine).awaitWarmPool(Duration.ofSeconds(180));
         // The pooled VM is not a sandbox until claimed.
         assertThat(engine.list()).extracting(Sandbox::name).containsExactly("pool-a");
 
@@ -82,7 +84,7 @@ class WarmPoolTest {
         assertThat(sh(first, "cat /root/own 2>/dev/null || echo absent")).isEqualTo("absent");
 
         // The claim started a refill: the next create claims again.
-        engine.awaitWarmPool(Duration.ofSeconds(180));
+        Engines.microvm(engine).awaitWarmPool(Duration.ofSeconds(180));
         Sandbox third = startNew("pool-c");
         assertThat(engine.origin(third)).startsWith("pool, template ");
         assertThat(sh(third, "hostname; cat /root/own 2>/dev/null || echo absent"))
@@ -93,6 +95,6 @@ class WarmPoolTest {
         Sandbox again = engine.start("pool-b");
         assertThat(engine.origin(again)).isEqualTo("cold");
         assertThat(sh(again, "cat /root/own")).isEqualTo("mine");
-        assertThat(Files.exists(engine.templateDir())).isTrue();
+        assertThat(Files.exists(Engines.microvm(engine).templateDir())).isTrue();
     }
 }

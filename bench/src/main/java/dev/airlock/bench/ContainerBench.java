@@ -1,12 +1,12 @@
 package dev.airlock.bench;
 
-import dev.airlock.container.ContainerBackend;
+import dev.airlock.container.Container;
 import dev.airlock.container.ContainerException;
 import dev.airlock.container.ContainerSpec;
 import dev.airlock.container.ImageMounts;
 import dev.airlock.container.OciConfig;
+import dev.airlock.container.OciContainers;
 import dev.airlock.container.OciRuntime;
-import dev.airlock.container.Container;
 import dev.airlock.guest.ExecSpec;
 import dev.airlock.guest.ExitStatus;
 import dev.airlock.guest.GuestChannel;
@@ -55,7 +55,7 @@ public final class ContainerBench {
     private final int n;
     private final int warmup;
     private final OciRuntime runtime;
-    private final ContainerBackend backend;
+    private final OciContainers backend;
     private final Path image;
     private final Path agent;
     private final Path work;
@@ -74,8 +74,7 @@ public final class ContainerBench {
                         ? Path.of(rt)
                         : OciRuntime.onPath(rt).orElseThrow(() -> new ContainerException(rt + " not found")),
                 state);
-        this.backend =
-                new ContainerBackend(runtime, new ImageMounts(dirs.cache().resolve("container-mounts")));
+        this.backend = new OciContainers(runtime, new ImageMounts(dirs.cache().resolve("container-mounts")));
         Image base = new ImageStore(dirs)
                 .find("base")
                 .orElseThrow(() -> new ContainerException("no base image: run bin/airlock setup"));

@@ -1,10 +1,12 @@
 package dev.airlock.bench;
 
 import com.sun.net.httpserver.HttpServer;
-import dev.airlock.api.ApiTypes;
-import dev.airlock.api.DaemonClient;
+import dev.airlock.client.DaemonClient;
 import dev.airlock.host.HostCommand;
 import dev.airlock.net.NetworkSpec;
+import dev.airlock.service.CreateSpec;
+import dev.airlock.service.ExecRequest;
+import dev.airlock.service.ExecResult;
 import java.io.OutputStream;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
@@ -157,8 +159,24 @@ public final class NetworkBench {
     }
 
     private void create(DaemonClient client, String name, String runtime, NetworkSpec network) {
-        client.create(new ApiTypes.CreateRequest(
-                name, "base", null, 512, null, null, null, Map.of(), null, null, null, runtime, network, null, null));
+        client.create(new CreateSpec(
+                name,
+                "base",
+                runtime,
+                null,
+                512,
+                null,
+                null,
+                null,
+                Map.of(),
+                null,
+                null,
+                network.mode(),
+                network.allowHosts(),
+                network.addHosts(),
+                network.ports(),
+                null,
+                null));
         env.onClose(() -> {
             if (client.list().stream().anyMatch(s -> s.name().equals(name))) {
                 client.remove(name, true);
@@ -168,8 +186,7 @@ public final class NetworkBench {
     }
 
     private static String guest(DaemonClient client, String name, String script) {
-        ApiTypes.ExecResult r = client.exec(
-                name, new ApiTypes.ExecRequest(List.of("bash", "-c", script), null, null, null, null, null));
+        ExecResult r = client.exec(name, new ExecRequest(List.of("bash", "-c", script), null, null, null, null, null));
         if (r.exitCode() != 0) {
             throw new IllegalStateException("in the sandbox, " + script + " failed: " + r.stderr());
         }

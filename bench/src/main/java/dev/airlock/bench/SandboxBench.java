@@ -1,8 +1,8 @@
 package dev.airlock.bench;
 
-import dev.airlock.api.ApiTypes;
-import dev.airlock.api.Daemon;
-import dev.airlock.api.DaemonClient;
+import dev.airlock.client.DaemonClient;
+import dev.airlock.daemon.Daemon;
+import dev.airlock.engine.SandboxEngine;
 import dev.airlock.guest.ExecSpec;
 import dev.airlock.guest.Execution;
 import dev.airlock.guest.ExitStatus;
@@ -12,8 +12,9 @@ import dev.airlock.host.HostFiles;
 import dev.airlock.sandbox.CreateOptions;
 import dev.airlock.sandbox.Resources;
 import dev.airlock.sandbox.Sandbox;
-import dev.airlock.sandbox.SandboxEngine;
 import dev.airlock.sandbox.SandboxStats;
+import dev.airlock.service.ExecRequest;
+import dev.airlock.service.ExecResult;
 import dev.airlock.vmm.VmSpec;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -50,7 +51,7 @@ public final class SandboxBench {
         this.args = args;
         this.env = env;
         // Cold boots: template starts are measured against these in bench/snapshot.sh.
-        this.engine = new SandboxEngine(env.dirs, BenchEnv.LOG, false);
+        this.engine = Engines.engine(env.dirs, BenchEnv.LOG, false);
         this.report = new Report("sandbox").host(env.hostInfo()).config(args.effective());
         env.onClose(this::removeAll);
     }
@@ -226,10 +227,11 @@ public final class SandboxBench {
                 BenchEnv.LOG.step("daemon stopped: " + e.getMessage());
             }
         });
-        try (DaemonClient client = DaemonClient.connect(env.dirs)) {
+        DaemonClient client = DaemonClient.connect(env.dirs);
+        try {
             int warm = Math.max(10, execs / 10);
             List<Double> mux = new ArrayList<>();
-            try (GuestChannel ch = client.openAgent(s.name())) {
+            try (GuestChannel ch = client.session(s.name()).channel()) {
                 for (int i = 0; i < warm + execs; i++) {
                     long t = System.nanoTime();
                     run(ch, ExecSpec.of("true"));
@@ -238,12 +240,12 @@ public final class SandboxBench {
                     }
                 }
             }
-            report.add("exec.daemon", "exec 'true' through airlockd's shared agent socket", "ms", mux, "exec");
+            report.add("exec.daemon", "exec 'true' in a session through airlockd (the CLI's path)", "ms", mux, "exec");
             List<Double> rest = new ArrayList<>();
-            ApiTypes.ExecRequest req = new ApiTypes.ExecRequest(List.of("true"), null, null, null, null, null);
+            ExecRequest req = new ExecRequest(List.of("true"), null, null, null, null, null);
             for (int i = 0; i < warm + execs / 4; i++) {
                 long t = System.nanoTime();
-                ApiTypes.ExecResult r = client.exec(s.name(), req);
+                ExecResult r = client.exec(s.name(), req);
                 if (r.exitCode() != 0) {
                     throw new IllegalStateException("exec through the API failed: " + r);
                 }

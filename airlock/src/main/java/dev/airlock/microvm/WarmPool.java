@@ -1,7 +1,9 @@
-package dev.airlock.sandbox;
+package dev.airlock.microvm;
 
 import dev.airlock.host.HostFiles;
 import dev.airlock.host.Progress;
+import dev.airlock.sandbox.Names;
+import dev.airlock.sandbox.Sandbox;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;

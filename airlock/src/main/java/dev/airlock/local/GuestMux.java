@@ -1,15 +1,22 @@
-package dev.airlock.api;
+package dev.airlock.local;
 
+import dev.airlock.guest.AgentEndpoint;
 import dev.airlock.guest.Frame;
 import dev.airlock.guest.FrameReader;
 import dev.airlock.guest.FrameType;
 import dev.airlock.guest.FrameWriter;
+import java.io.Closeable;
 import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
+import java.nio.channels.Channels;
+import java.nio.channels.ReadableByteChannel;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
+import java.nio.channels.WritableByteChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -52,7 +59,7 @@ final class GuestMux implements AutoCloseable {
             Set.of(FrameType.EXIT, FrameType.END, FrameType.RESULT, FrameType.ERROR);
 
     private final String name;
-    private final Path agentSocket;
+    private final AgentEndpoint agent;
     private final Path muxSocket;
     private final ServerSocketChannel server;
     private final AtomicInteger nextStream = new AtomicInteger(1);
@@ -65,13 +72,15 @@ final class GuestMux implements AutoCloseable {
 
     private record Route(Client client, int clientStream) {}
 
-    GuestMux(String name, Path agentSocket, Path muxSocket) throws IOException {
+    GuestMux(String name, AgentEndpoint agent, Path muxSocket) throws IOException {
         this.name = name;
-        this.agentSocket = agentSocket;
+        this.agent = agent;
         this.muxSocket = muxSocket;
         Files.deleteIfExists(muxSocket);
         this.server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
         server.bind(UnixDomainSocketAddress.of(muxSocket));
+        // Only the daemon's own user may speak to a sandbox's agent (the directory is private too).
+        Files.setPosixFilePermissions(muxSocket, java.nio.file.attribute.PosixFilePermissions.fromString("rw-------"));
         Thread.ofVirtual().name("mux-accept-" + name).start(this::acceptLoop);
     }
 
@@ -93,13 +102,13 @@ final class GuestMux implements AutoCloseable {
         while (!closed) {
             try {
                 SocketChannel ch = server.accept();
-                Client c = new Client(ch);
+                Client c = new Client(ch, ch, ch);
                 clients.add(c);
                 Thread.ofVirtual().name("mux-client-" + name).start(c::readLoop);
                 Thread.ofVirtual().name("mux-client-writer-" + name).start(c::writeLoop);
             } catch (IOException e) {
                 if (!closed) {
-                    Daemon.log("sandbox " + name + ": accept failed: " + e.getMessage());
+                    DaemonLog.log("sandbox " + name + ": accept failed: " + e.getMessage());
                 }
                 return;
             }
@@ -128,6 +137,29 @@ final class GuestMux implements AutoCloseable {
         throw last;
     }
 
+    /**
+     * Serves one client whose frames arrive on {@code in} and whose answers go to {@code out} (a
+     * transport's streams, such as an HTTP session); returns when the client or the agent ends
+     * the session. Like a socket client, it gets its own stream ids, queue and writer.
+     */
+    void serve(InputStream in, OutputStream out) {
+        Client c = new Client(Channels.newChannel(in), Channels.newChannel(out), () -> {
+            try (in;
+                    out) {
+                // closes both, even if one fails
+            }
+        });
+        clients.add(c);
+        touch();
+        Thread writer = Thread.ofVirtual().name("mux-client-writer-" + name).start(c::writeLoop);
+        c.readLoop();
+        try {
+            writer.join();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
     @Override
     public void close() {
         closed = true;
@@ -154,9 +186,8 @@ final class GuestMux implements AutoCloseable {
         volatile boolean alive = true;
 
         Upstream() throws IOException {
-            channel = SocketChannel.open(StandardProtocolFamily.UNIX);
+            channel = agent.open();
             try {
-                channel.connect(UnixDomainSocketAddress.of(agentSocket));
                 writer = new FrameWriter(channel);
                 reader = new FrameReader(channel, FrameType.Direction.TO_HOST);
                 Frame helloFrame = Frame.of(
@@ -227,7 +258,7 @@ final class GuestMux implements AutoCloseable {
                 }
             } catch (IOException | RuntimeException e) {
                 if (!closed) {
-                    Daemon.log("sandbox " + name + ": agent session ended: " + e.getMessage());
+                    DaemonLog.log("sandbox " + name + ": agent session ended: " + e.getMessage());
                 }
             } finally {
                 close();
@@ -248,19 +279,23 @@ final class GuestMux implements AutoCloseable {
     }
 
     private final class Client {
-        private final SocketChannel channel;
+        private final ReadableByteChannel in;
+        private final WritableByteChannel out;
+        private final Closeable channel;
         private final Map<Integer, Integer> streams = new ConcurrentHashMap<>();
         private final LinkedBlockingQueue<Frame> outbound = new LinkedBlockingQueue<>();
         private final AtomicLong queuedBytes = new AtomicLong();
         private volatile boolean gone;
 
-        Client(SocketChannel channel) {
+        Client(ReadableByteChannel in, WritableByteChannel out, Closeable channel) {
+            this.in = in;
+            this.out = out;
             this.channel = channel;
         }
 
         void enqueue(Frame f) {
             if (queuedBytes.addAndGet(Frame.HEADER_SIZE + f.payload().length) > CLIENT_QUEUE_LIMIT) {
-                Daemon.log("sandbox " + name + ": a client ignores flow control; disconnecting it");
+                DaemonLog.log("sandbox " + name + ": a client ignores flow control; disconnecting it");
                 close();
                 return;
             }
@@ -268,7 +303,7 @@ final class GuestMux implements AutoCloseable {
         }
 
         void writeLoop() {
-            FrameWriter w = new FrameWriter(channel);
+            FrameWriter w = new FrameWriter(out);
             try {
                 while (!gone) {
                     Frame f = outbound.take();
@@ -284,7 +319,7 @@ final class GuestMux implements AutoCloseable {
         }
 
         void readLoop() {
-            FrameReader r = new FrameReader(channel, FrameType.Direction.TO_AGENT);
+            FrameReader r = new FrameReader(in, FrameType.Direction.TO_AGENT);
             try {
                 while (true) {
                     Frame f = r.read();

@@ -1,4 +1,4 @@
-package dev.airlock.api;
+package dev.airlock.local;
 
 import dev.airlock.guest.GuestChannel;
 import dev.airlock.host.AirlockDirs;
@@ -39,6 +39,8 @@ import org.jspecify.annotations.Nullable;
  */
 final class SandboxNetwork implements AutoCloseable {
     static final String FILE = "network.json";
+    private static final tools.jackson.databind.json.JsonMapper JSON =
+            tools.jackson.databind.json.JsonMapper.builder().build();
 
     private final Sandbox sandbox;
     private final Path dir;
@@ -63,7 +65,7 @@ final class SandboxNetwork implements AutoCloseable {
             return NetworkSpec.none();
         }
         try {
-            return ApiHandler.JSON.readValue(Files.readString(f, StandardCharsets.UTF_8), NetworkSpec.class);
+            return JSON.readValue(Files.readString(f, StandardCharsets.UTF_8), NetworkSpec.class);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read " + f, e);
         }
@@ -76,7 +78,7 @@ final class SandboxNetwork implements AutoCloseable {
         if (secrets.isEmpty()) {
             return;
         }
-        writeOwnerOnly(dir.resolve(SECRETS), ApiHandler.JSON.writeValueAsString(secrets), "the secrets");
+        writeOwnerOnly(dir.resolve(SECRETS), JSON.writeValueAsString(secrets), "the secrets");
     }
 
     /** Writes a file only the daemon's user can read: it was created that way, never widened. */
@@ -99,7 +101,7 @@ final class SandboxNetwork implements AutoCloseable {
             return List.of();
         }
         try {
-            return List.of(ApiHandler.JSON.readValue(Files.readString(f, StandardCharsets.UTF_8), Secret[].class));
+            return List.of(JSON.readValue(Files.readString(f, StandardCharsets.UTF_8), Secret[].class));
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read " + f, e);
         }
@@ -158,7 +160,7 @@ final class SandboxNetwork implements AutoCloseable {
 
     static void save(Path dir, NetworkSpec spec) {
         HostFiles.writeAtomically(
-                dir.resolve(FILE), (ApiHandler.JSON.writeValueAsString(spec) + "\n").getBytes(StandardCharsets.UTF_8));
+                dir.resolve(FILE), (JSON.writeValueAsString(spec) + "\n").getBytes(StandardCharsets.UTF_8));
     }
 
     /** Replaces the allowlist and pins, on disk and (if running) in the live proxy at once. */
@@ -187,7 +189,7 @@ final class SandboxNetwork implements AutoCloseable {
         if (config == null) {
             return;
         }
-        writeOwnerOnly(dir.resolve(INFERENCE), ApiHandler.JSON.writeValueAsString(config), "the inference settings");
+        writeOwnerOnly(dir.resolve(INFERENCE), JSON.writeValueAsString(config), "the inference settings");
     }
 
     static @Nullable InferenceConfig loadInference(Path dir) {
@@ -196,10 +198,21 @@ final class SandboxNetwork implements AutoCloseable {
             return null;
         }
         try {
-            return ApiHandler.JSON.readValue(Files.readString(f, StandardCharsets.UTF_8), InferenceConfig.class);
+            return JSON.readValue(Files.readString(f, StandardCharsets.UTF_8), InferenceConfig.class);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read " + f, e);
         }
+    }
+
+    private Map<String, String> guestEnv = Map.of();
+
+    /**
+     * The variables every process in the sandbox needs for its network (proxy, CA, secrets'
+     * placeholders, the inference endpoint), known once {@link #start} ran; the caller sets them
+     * in the agent together with the sandbox's own, since each setting replaces the last.
+     */
+    Map<String, String> guestEnv() {
+        return guestEnv;
     }
 
     /** Inference bridge usage, or null when the sandbox has no bridge. */
@@ -232,9 +245,7 @@ final class SandboxNetwork implements AutoCloseable {
             bridge = b;
             b.start();
         }
-        if (!env.isEmpty()) {
-            agentChannel().setDefaultEnv(env);
-        }
+        guestEnv = Map.copyOf(env);
         if (spec.proxy()) {
             EgressProxy p = new EgressProxy(
                     sandbox.name(),

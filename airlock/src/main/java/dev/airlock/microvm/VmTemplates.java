@@ -1,5 +1,6 @@
-package dev.airlock.sandbox;
+package dev.airlock.microvm;
 
+import dev.airlock.backend.SandboxPaths;
 import dev.airlock.guest.ExecSpec;
 import dev.airlock.guest.ExitStatus;
 import dev.airlock.guest.GuestChannel;
@@ -7,6 +8,8 @@ import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.Hashing;
 import dev.airlock.host.HostFiles;
 import dev.airlock.host.Progress;
+import dev.airlock.sandbox.Sandbox;
+import dev.airlock.sandbox.SandboxException;
 import dev.airlock.vmm.RunningVm;
 import dev.airlock.vmm.VmSpec;
 import java.io.IOException;
@@ -63,12 +66,12 @@ final class VmTemplates {
 
     private final Path root;
     private final AirlockDirs dirs;
-    private final MicrovmRuntime microvm;
+    private final MicrovmBackend microvm;
     private final Progress progress;
     private final ConcurrentHashMap<Path, String> fileHashes = new ConcurrentHashMap<>();
     private volatile String qemuVersion = "";
 
-    VmTemplates(AirlockDirs dirs, MicrovmRuntime microvm, Progress progress) {
+    VmTemplates(AirlockDirs dirs, MicrovmBackend microvm, Progress progress) {
         this.root = dirs.data().resolve("templates");
         this.dirs = dirs;
         this.microvm = microvm;
@@ -80,7 +83,7 @@ final class VmTemplates {
     }
 
     /** The key of the template a sandbox can start from. */
-    String key(Sandbox s, SandboxEngine.BootAssets boot, @Nullable Path layerTemplate) {
+    String key(Sandbox s, MicrovmBackend.BootAssets boot, @Nullable Path layerTemplate) {
         if (qemuVersion.isEmpty()) {
             qemuVersion = microvm.vmm().version();
         }
@@ -166,33 +169,17 @@ final class VmTemplates {
      * never sees half a template.
      */
     Template build(
-            String key, Sandbox s, SandboxEngine.BootAssets boot, @Nullable Path layerTemplate, Duration bootTimeout) {
+            String key, Sandbox s, MicrovmBackend.BootAssets boot, @Nullable Path layerTemplate, Duration bootTimeout) {
         progress.step("building VM template " + key + " for image " + s.image() + " (once per configuration)");
         Path work = AirlockDirs.ensureDir(root.resolve(".build-" + UUID.randomUUID()));
         Path runtime =
                 dirs.runtime().resolve("tpl-" + work.getFileName().toString().substring(7, 19));
         long ramBytes = (long) s.resources().memoryMiB() << 20;
-        Sandbox neutral = new Sandbox(
-                s.id(),
-                "airlock",
-                s.runtime(),
-                s.image(),
-                s.imageId(),
-                s.imageFile(),
-                s.accel(),
-                s.resources(),
-                s.env(),
-                s.workdir(),
-                s.created(),
-                s.state(),
-                0,
-                null,
-                null,
-                s.nat());
+        Sandbox neutral = s.copyAs(s.id(), "airlock");
         RunningVm vm = null;
         try {
-            SandboxEngine.freshLayer(work.resolve("layer.ext4"), s.resources().diskMiB(), layerTemplate);
-            VmSpec spec = microvm.spec(neutral, work, runtime, boot)
+            DiskLayer.fresh(work.resolve("layer.ext4"), s.resources().diskMiB(), layerTemplate);
+            VmSpec spec = microvm.spec(neutral, new SandboxPaths(work, runtime), boot)
                     .withMemory(new VmSpec.GuestMemory.File(work.resolve("ram"), true), null);
             vm = microvm.vmm().launch(spec);
             // The agent answering HELLO is the moment worth saving: booted, mounted, serving. One

@@ -1,7 +1,9 @@
-package dev.airlock.sandbox;
+package dev.airlock.engine;
 
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.HostFiles;
+import dev.airlock.sandbox.Sandbox;
+import dev.airlock.sandbox.SandboxException;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;

@@ -1,0 +1,411 @@
+package dev.airlock.api;
+
+import dev.airlock.guest.GuestException;
+import dev.airlock.image.ImageException;
+import dev.airlock.sandbox.SandboxException;
+import dev.airlock.service.CreateSpec;
+import dev.airlock.service.ExecRequest;
+import dev.airlock.service.ForkSpec;
+import dev.airlock.service.FrameSessions;
+import dev.airlock.service.LogKind;
+import dev.airlock.service.PolicyChange;
+import dev.airlock.service.ProgressListener;
+import dev.airlock.service.PullSpec;
+import dev.airlock.service.SandboxService;
+import dev.airlock.service.WorkspaceSpec;
+import dev.airlock.wire.ApiError;
+import dev.airlock.wire.Build;
+import dev.airlock.wire.Health;
+import dev.airlock.wire.Json;
+import dev.airlock.wire.PortRequest;
+import dev.airlock.wire.Protocol;
+import dev.airlock.wire.WorkspaceEvent;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.io.UncheckedIOException;
+import java.net.URLDecoder;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.function.Consumer;
+import org.eclipse.jetty.http.HttpHeader;
+import org.eclipse.jetty.io.Content;
+import org.eclipse.jetty.server.Handler;
+import org.eclipse.jetty.server.Request;
+import org.eclipse.jetty.server.Response;
+import org.eclipse.jetty.util.Callback;
+import org.eclipse.jetty.util.Fields;
+import org.jspecify.annotations.Nullable;
+import tools.jackson.core.JacksonException;
+
+/**
+ * The HTTP/JSON API, version 1: a thin layer that parses a request, calls the
+ * {@link SandboxService} and maps the answer (or the error's kind) to HTTP. Every route is in
+ * {@link #ROUTES}, which docs/openapi.yaml describes and a test keeps in step with it.
+ * Sandboxes are addressed by name or id; verbs that are not CRUD are sub-resources
+ * ({@code POST .../start}). Errors are {@link ApiError}s with the status their kind maps to.
+ */
+public final class HttpApi extends Handler.Abstract {
+    /** The longest request body the API reads (a create with many secrets is a few KB). */
+    private static final int MAX_BODY = 1 << 20;
+    /** The most of a log one request returns: its end. */
+    private static final int MAX_LOG = 4 << 20;
+
+    /** Every route the daemon serves; docs/openapi.yaml describes each of them. */
+    public static final List<Route> ROUTES = table();
+
+    private final SandboxService service;
+    private final FrameSessions sessions;
+    private final Health health;
+
+    public HttpApi(SandboxService service, FrameSessions sessions, Health health) {
+        this.service = service;
+        this.sessions = sessions;
+        this.health = health;
+    }
+
+    /** One route: a method, a path template with {@code {name}} segments, and what it does. */
+    public record Route(String method, String template, Action action) {
+        List<String> segments() {
+            return List.of(template.substring(1).split("/"));
+        }
+    }
+
+    /** What a route does: an answer to send as JSON (or text), or null when it answered itself. */
+    @FunctionalInterface
+    public interface Action {
+        @Nullable
+        Object run(HttpApi api, Call call) throws IOException, InterruptedException;
+    }
+
+    private static List<Route> table() {
+        List<Route> r = new ArrayList<>();
+        r.add(new Route("GET", "/v1/health", (a, c) -> a.health));
+        r.add(new Route("GET", "/v1/sandboxes", (a, c) -> a.service.list()));
+        r.add(new Route("POST", "/v1/sandboxes", (a, c) -> c.created(a.service.create(c.body(CreateSpec.class)))));
+        r.add(new Route("POST", "/v1/workspaces", HttpApi::workspace));
+        r.add(new Route("DELETE", "/v1/images/{name}", (a, c) -> a.service.removeImage(c.param("name"))));
+        r.add(new Route("GET", "/v1/sandboxes/{ref}", (a, c) -> a.service.inspect(c.ref())));
+        r.add(new Route(
+                "DELETE", "/v1/sandboxes/{ref}", (a, c) -> a.service.remove(c.ref(), "true".equals(c.query("force")))));
+        r.add(new Route("POST", "/v1/sandboxes/{ref}/start", (a, c) -> a.service.start(c.ref())));
+        r.add(new Route(
+                "POST",
+                "/v1/sandboxes/{ref}/stop",
+                (a, c) -> a.service.stop(c.ref(), Duration.ofSeconds(c.number("timeout", 10)))));
+        r.add(new Route("POST", "/v1/sandboxes/{ref}/kill", (a, c) -> a.service.kill(c.ref())));
+        r.add(new Route("POST", "/v1/sandboxes/{ref}/pause", (a, c) -> a.service.pause(c.ref())));
+        r.add(new Route("POST", "/v1/sandboxes/{ref}/resume", (a, c) -> a.service.resume(c.ref())));
+        r.add(new Route("POST", "/v1/sandboxes/{ref}/fork", (a, c) -> a.service.fork(c.ref(), c.body(ForkSpec.class))));
+        r.add(new Route("GET", "/v1/sandboxes/{ref}/stats", (a, c) -> a.service.stats(c.ref())));
+        r.add(new Route("GET", "/v1/sandboxes/{ref}/logs", (a, c) -> a.service.logs(c.ref(), logKind(c), MAX_LOG)));
+        r.add(new Route(
+                "POST", "/v1/sandboxes/{ref}/exec", (a, c) -> a.service.exec(c.ref(), c.body(ExecRequest.class))));
+        r.add(new Route("POST", "/v1/sandboxes/{ref}/session", HttpApi::session));
+        r.add(new Route("GET", "/v1/sandboxes/{ref}/network", (a, c) -> a.service.network(c.ref())));
+        r.add(new Route(
+                "PATCH",
+                "/v1/sandboxes/{ref}/network",
+                (a, c) -> a.service.changePolicy(c.ref(), c.body(PolicyChange.class))));
+        r.add(new Route(
+                "POST",
+                "/v1/sandboxes/{ref}/ports",
+                (a, c) -> a.service.publish(c.ref(), c.body(PortRequest.class).publish())));
+        r.add(new Route(
+                "DELETE",
+                "/v1/sandboxes/{ref}/ports/{port}",
+                (a, c) -> a.service.unpublish(c.ref(), (int) c.pathNumber("port"))));
+        r.add(new Route("GET", "/v1/sandboxes/{ref}/inference", (a, c) -> a.service.inferenceUsage(c.ref())));
+        r.add(new Route("GET", "/v1/sandboxes/{ref}/diff", HttpApi::diff));
+        r.add(new Route("POST", "/v1/sandboxes/{ref}/pull", (a, c) -> a.service.pull(c.ref(), c.body(PullSpec.class))));
+        return List.copyOf(r);
+    }
+
+    private static LogKind logKind(Call c) {
+        String kind = c.query("kind");
+        try {
+            return kind == null ? LogKind.CONSOLE : LogKind.valueOf(kind.toUpperCase(Locale.ROOT));
+        } catch (IllegalArgumentException e) {
+            throw new SandboxException("unknown log kind '" + kind + "': use console or egress");
+        }
+    }
+
+    @Override
+    public boolean handle(Request request, Response response, Callback callback) {
+        Call call = null;
+        try {
+            String build = request.getHeaders().get(Protocol.BUILD_HEADER);
+            if (build != null && !build.equals(Build.id())) {
+                throw new SandboxException(
+                        SandboxException.Kind.CONFLICT,
+                        Protocol.STALE_DAEMON + ": this daemon runs build " + Build.id() + ", the client " + build);
+            }
+            call = route(request, response, callback);
+            Object result = call.route.action().run(this, call);
+            if (!call.answered) {
+                call.answer(result);
+            }
+        } catch (SandboxException e) {
+            fail(request, response, callback, call, e.kind().httpStatus(), error(e));
+        } catch (ImageException | GuestException | IllegalArgumentException | JacksonException e) {
+            fail(request, response, callback, call, 400, new ApiError(String.valueOf(e.getMessage()), "INVALID"));
+        } catch (IOException | RuntimeException e) {
+            String why = e.getMessage() != null ? e.getMessage() : e.toString();
+            fail(request, response, callback, call, 500, new ApiError(why, "FAILED"));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            fail(request, response, callback, call, 500, new ApiError("interrupted", "FAILED"));
+        }
+        return true;
+    }
+
+    private static ApiError error(SandboxException e) {
+        String message = String.valueOf(e.getMessage());
+        if (message.startsWith(Protocol.STALE_DAEMON + ": ")) {
+            return new ApiError(message.substring(Protocol.STALE_DAEMON.length() + 2), Protocol.STALE_DAEMON);
+        }
+        return new ApiError(message, e.kind().name());
+    }
+
+    private static void fail(
+            Request request, Response response, Callback callback, @Nullable Call call, int status, ApiError err) {
+        if (call != null && call.answered) {
+            // Already streaming: nothing can be said in HTTP any more; the stream just ends.
+            call.complete(new IOException(err.error()));
+            return;
+        }
+        json(response, callback, status, err);
+    }
+
+    private Call route(Request request, Response response, Callback callback) {
+        String path = request.getHttpURI().getPath();
+        List<String> segments = new ArrayList<>();
+        for (String s : path.split("/")) {
+            if (!s.isEmpty()) {
+                segments.add(URLDecoder.decode(s.replace("+", "%2B"), StandardCharsets.UTF_8));
+            }
+        }
+        boolean pathKnown = false;
+        for (Route r : ROUTES) {
+            List<String> t = r.segments();
+            if (t.size() != segments.size()) {
+                continue;
+            }
+            Map<String, String> params = new java.util.HashMap<>();
+            boolean match = true;
+            for (int i = 0; i < t.size() && match; i++) {
+                if (t.get(i).startsWith("{")) {
+                    params.put(t.get(i).substring(1, t.get(i).length() - 1), segments.get(i));
+                } else {
+                    match = t.get(i).equals(segments.get(i));
+                }
+            }
+            if (match) {
+                pathKnown = true;
+                if (r.method().equals(request.getMethod())) {
+                    return new Call(r, params, request, response, callback);
+                }
+            }
+        }
+        throw SandboxException.notFound((pathKnown ? "no such API call: " : "no such API path: ") + request.getMethod()
+                + " " + path + "; the API is described in docs/openapi.yaml");
+    }
+
+    /** {@code POST /v1/workspaces}: progress as JSON lines while the workspace is made, then the sandbox. */
+    private static @Nullable Object workspace(HttpApi a, Call c) throws IOException {
+        WorkspaceSpec spec = c.body(WorkspaceSpec.class);
+        OutputStream out = c.stream(200, Protocol.JSON_LINES);
+        Consumer<WorkspaceEvent> send = event -> {
+            try {
+                synchronized (out) {
+                    out.write((Json.MAPPER.writeValueAsString(event) + "\n").getBytes(StandardCharsets.UTF_8));
+                    out.flush();
+                }
+            } catch (IOException e) {
+                throw new UncheckedIOException("the client went away", e);
+            }
+        };
+        try {
+            send.accept(WorkspaceEvent.done(a.service.createWorkspace(spec, new ProgressListener() {
+                @Override
+                public void step(String message) {
+                    send.accept(WorkspaceEvent.step(message));
+                }
+
+                @Override
+                public void output(byte[] bytes) {
+                    send.accept(WorkspaceEvent.output(Base64.getEncoder().encodeToString(bytes)));
+                }
+            })));
+        } catch (SandboxException e) {
+            send.accept(WorkspaceEvent.failed(error(e)));
+        } catch (RuntimeException e) {
+            send.accept(WorkspaceEvent.failed(new ApiError(String.valueOf(e.getMessage()), "FAILED")));
+        }
+        out.close();
+        return null;
+    }
+
+    /** {@code GET .../diff}: the workspace's git diff as text, streamed. */
+    private static @Nullable Object diff(HttpApi a, Call c) throws IOException {
+        String ref = c.ref();
+        a.service.inspect(ref);
+        OutputStream out = c.stream(200, "text/plain; charset=utf-8");
+        a.service.diff(ref, out);
+        out.close();
+        return null;
+    }
+
+    /**
+     * {@code POST .../session}: a guest-protocol session carried in the request and response
+     * bodies (chunked, both ways at once). The sandbox is checked before anything is committed,
+     * so a wrong reference is an ordinary error answer.
+     */
+    private static @Nullable Object session(HttpApi a, Call c) throws IOException {
+        FrameSessions.Opened opened = a.sessions.open(c.ref());
+        OutputStream out = c.stream(200, Protocol.GUEST_FRAMES);
+        out.write((Json.MAPPER.writeValueAsString(opened.sandbox()) + "\n").getBytes(StandardCharsets.UTF_8));
+        out.flush();
+        opened.serve(Content.Source.asInputStream(c.request), out);
+        return null;
+    }
+
+    /** One request being served. */
+    public static final class Call {
+        final Route route;
+        final Map<String, String> params;
+        final Request request;
+        final Response response;
+        final Callback callback;
+        boolean answered;
+        private boolean completed;
+        int status = 200;
+        private @Nullable Fields query;
+
+        Call(Route route, Map<String, String> params, Request request, Response response, Callback callback) {
+            this.route = route;
+            this.params = params;
+            this.request = request;
+            this.response = response;
+            this.callback = callback;
+        }
+
+        String ref() {
+            return param("ref");
+        }
+
+        String param(String name) {
+            return String.valueOf(params.get(name));
+        }
+
+        long pathNumber(String name) {
+            String v = String.valueOf(params.get(name));
+            try {
+                return Long.parseLong(v);
+            } catch (NumberFormatException e) {
+                throw new SandboxException("'" + v + "' is not a number");
+            }
+        }
+
+        @Nullable
+        String query(String name) {
+            Fields q = query;
+            if (q == null) {
+                q = Request.extractQueryParameters(request);
+                query = q;
+            }
+            return q.getValue(name);
+        }
+
+        long number(String name, long fallback) {
+            String v = query(name);
+            if (v == null) {
+                return fallback;
+            }
+            try {
+                return Long.parseLong(v);
+            } catch (NumberFormatException e) {
+                throw new SandboxException("query parameter " + name + "='" + v + "' is not a number");
+            }
+        }
+
+        <T> T body(Class<T> type) throws IOException {
+            try (InputStream in = Content.Source.asInputStream(request)) {
+                byte[] bytes = in.readNBytes(MAX_BODY + 1);
+                if (bytes.length > MAX_BODY) {
+                    throw new SandboxException("the request body is larger than " + (MAX_BODY >> 10) + " KiB");
+                }
+                if (bytes.length == 0) {
+                    throw new SandboxException(route.method() + " " + route.template() + " needs a JSON body");
+                }
+                return Json.MAPPER.readValue(bytes, type);
+            }
+        }
+
+        /** Marks the answer as a creation (201). */
+        Object created(Object value) {
+            status = 201;
+            return value;
+        }
+
+        void answer(@Nullable Object result) {
+            answered = true;
+            if (result instanceof String text) {
+                response.setStatus(status);
+                response.getHeaders().put(HttpHeader.CONTENT_TYPE, "text/plain; charset=utf-8");
+                Content.Sink.write(response, true, text, callback);
+            } else {
+                json(response, callback, status, result);
+            }
+        }
+
+        /** Commits the status and starts a streamed body; closing the stream completes the request. */
+        OutputStream stream(int status, String contentType) {
+            answered = true;
+            response.setStatus(status);
+            response.getHeaders().put(HttpHeader.CONTENT_TYPE, contentType);
+            OutputStream body = Content.Sink.asOutputStream(response);
+            return new java.io.FilterOutputStream(body) {
+                @Override
+                public void write(byte[] b, int off, int len) throws IOException {
+                    body.write(b, off, len);
+                }
+
+                @Override
+                public void close() throws IOException {
+                    try {
+                        body.close();
+                        complete(null);
+                    } catch (IOException | RuntimeException e) {
+                        complete(e);
+                        throw e;
+                    }
+                }
+            };
+        }
+
+        /** Completes a streamed answer, once: well, or with the error that ended it. */
+        synchronized void complete(@Nullable Throwable failure) {
+            if (completed) {
+                return;
+            }
+            completed = true;
+            if (failure == null) {
+                callback.succeeded();
+            } else {
+                callback.failed(failure);
+            }
+        }
+    }
+
+    private static void json(Response response, Callback callback, int status, @Nullable Object body) {
+        response.setStatus(status);
+        response.getHeaders().put(HttpHeader.CONTENT_TYPE, "application/json");
+        Content.Sink.write(response, true, Json.MAPPER.writeValueAsString(body) + "\n", callback);
+    }
+}

@@ -1,0 +1,271 @@
+package dev.airlock.container;
+
+import dev.airlock.host.HostFiles;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.SocketChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Optional;
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.json.JsonMapper;
+
+/**
+ * Sandboxes as OCI containers: the runtime-independent life cycle the engine needs.
+ *
+ * <p>{@link #create}: mount the image once (shared), mount an overlay whose upper and work
+ * directories live in the sandbox directory (the base is never copied), write config.json, run
+ * the container detached (it outlives this process), wait until the agent accepts a session.
+ * {@link #attach}: find a container again by id and sandbox directory, from any process.
+ * {@link #destroy}: kill, delete (the runtime removes the cgroup), unmount the overlay. The
+ * image stays mounted for the next container (mounting it is a loop device setup, about as long
+ * as the rest of a start); {@link ImageMounts#release} unmounts it when the image is removed.
+ */
+public final class OciContainers {
+    private static final JsonMapper JSON = JsonMapper.builder().build();
+
+    private final OciRuntime runtime;
+    private final ImageMounts images;
+    private final String cgroupParent;
+
+    public OciContainers(OciRuntime runtime, ImageMounts images) {
+        this(runtime, images, ContainerCgroup.parentForThisProcess());
+    }
+
+    public OciContainers(OciRuntime runtime, ImageMounts images, String cgroupParent) {
+        this.runtime = runtime;
+        this.images = images;
+        this.cgroupParent = cgroupParent;
+    }
+
+    public OciRuntime runtime() {
+        return runtime;
+    }
+
+    public ImageMounts images() {
+        return images;
+    }
+
+    public ContainerCgroup cgroupFor(String id) {
+        return new ContainerCgroup(cgroupParent + "/" + id);
+    }
+
+    /** Creates and starts a container, returning once its agent answers. */
+    public Container create(ContainerSpec spec, Duration timeout) {
+        Container c = prepare(spec);
+        try {
+            if (spec.network() instanceof ContainerSpec.Network.Nat) {
+                Files.writeString(spec.sandboxDir().resolve(OciConfig.RESOLV_CONF), "nameserver 10.0.2.3\n");
+            }
+            OciConfig.write(OciConfig.forAgent(spec, c.rootfs(), c.cgroup().path()), c.bundle());
+            Process monitor = runtime.runMonitored(
+                    spec.id(), c.bundle(), spec.sandboxDir().resolve("container.pid"), c.log());
+            awaitAgent(c, monitor, timeout);
+            if (spec.network() instanceof ContainerSpec.Network.Nat nat) {
+                // Up before create returns, so the first command the sandbox runs has its network.
+                Slirp4netns.start(spec.sandboxDir(), initPid(c), nat.cgroupProcs(), timeout);
+            }
+            return c;
+        } catch (IOException e) {
+            try {
+                destroy(c);
+            } catch (RuntimeException cleanup) {
+                e.addSuppressed(cleanup);
+            }
+            throw new UncheckedIOException("cannot write the network settings of " + spec.id(), e);
+        } catch (RuntimeException e) {
+            try {
+                destroy(c);
+            } catch (RuntimeException cleanup) {
+                e.addSuppressed(cleanup);
+            }
+            throw e;
+        }
+    }
+
+    /**
+     * Mounts the root filesystem and lays out the sandbox directory for {@code spec}, without
+     * writing a config or starting anything (the benchmark's baseline uses the same rootfs).
+     */
+    public Container prepare(ContainerSpec spec) {
+        Container c = new Container(spec.id(), spec.sandboxDir(), spec.image(), spec.socket(), cgroupFor(spec.id()));
+        try {
+            Files.createDirectories(c.rootfs());
+            Files.createDirectories(c.upper());
+            Files.createDirectories(c.work());
+            Files.createDirectories(spec.socketDir());
+            Files.deleteIfExists(spec.socket());
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot lay out " + spec.sandboxDir(), e);
+        }
+        Path lower = images.acquire(spec.image());
+        if (!Mounts.isMountPoint(c.rootfs())) {
+            try {
+                Mounts.mountOverlay(
+                        c.rootfs(), "lowerdir=" + lower + ",upperdir=" + c.upper() + ",workdir=" + c.work());
+            } catch (RuntimeException e) {
+                images.release(spec.image());
+                throw e;
+            }
+        }
+        return c;
+    }
+
+    /** A container created earlier (by this or another process), if the runtime still has it. */
+    public Optional<Container> attach(String id, Path sandboxDir) {
+        if (runtime.state(id).isEmpty()) {
+            return Optional.empty();
+        }
+        Path config = sandboxDir.resolve("bundle").resolve("config.json");
+        try {
+            JsonNode root = JSON.readTree(Files.readString(config));
+            Path socket = null;
+            Path image = null;
+            for (JsonNode m : root.path("mounts")) {
+                if (m.path("destination").asString().equals(OciConfig.AGENT_DIR)) {
+                    socket = Path.of(m.path("source").asString()).resolve(OciConfig.AGENT_SOCKET);
+                }
+            }
+            Path imageRecord = sandboxDir.resolve("image");
+            if (Files.exists(imageRecord)) {
+                image = Path.of(Files.readString(imageRecord).strip());
+            }
+            if (socket == null || image == null) {
+                throw new ContainerException("incomplete container record in " + sandboxDir);
+            }
+            return Optional.of(new Container(
+                    id,
+                    sandboxDir,
+                    image,
+                    socket,
+                    new ContainerCgroup(root.path("linux").path("cgroupsPath").asString())));
+        } catch (IOException e) {
+            throw new ContainerException("cannot read the container record in " + sandboxDir, e);
+        }
+    }
+
+    /** The runtime's view of the container, or empty once it is deleted. */
+    public Optional<OciRuntime.State> state(Container c) {
+        return runtime.mayKnow(c.id()) ? runtime.state(c.id()) : Optional.empty();
+    }
+
+    /** The host pid of the container's init, as the runtime wrote it at start; 0 if unknown. */
+    public long initPid(Container c) {
+        try {
+            return Long.parseLong(
+                    Files.readString(c.sandboxDir().resolve("container.pid")).strip());
+        } catch (IOException | NumberFormatException e) {
+            return state(c).map(st -> (long) st.pid()).orElse(0L);
+        }
+    }
+
+    /**
+     * Stops and removes the container and its mounts; keeps the sandbox directory (the overlay's
+     * upper layer is the sandbox's data). Safe to repeat and on half-created containers.
+     */
+    public void destroy(Container c) {
+        Slirp4netns.stop(c.sandboxDir());
+        if (state(c).isPresent()) {
+            runtime.kill(c.id(), "KILL");
+            awaitStopped(c.id(), Duration.ofSeconds(10));
+            runtime.delete(c.id(), true);
+        }
+        Mounts.unmount(c.rootfs());
+        try {
+            Files.deleteIfExists(c.socket());
+        } catch (IOException e) {
+            // a stale socket is harmless: create deletes it again
+        }
+    }
+
+    /**
+     * Unmounts whatever is still mounted below a sandbox directory (deepest first), so that
+     * deleting the directory can never reach through a mount into an image or another layer.
+     */
+    public void unmountAllUnder(Path sandboxDir) {
+        List<Path> left = new java.util.ArrayList<>(Mounts.under(sandboxDir));
+        left.sort(java.util.Comparator.comparingInt(Path::getNameCount).reversed());
+        for (Path m : left) {
+            Mounts.unmount(m);
+        }
+    }
+
+    /** {@link #destroy} and then delete the sandbox directory. */
+    public void remove(Container c) {
+        destroy(c);
+        if (!Mounts.under(c.sandboxDir()).isEmpty()) {
+            throw new ContainerException("mounts remain under " + c.sandboxDir() + ": " + Mounts.under(c.sandboxDir()));
+        }
+        HostFiles.deleteTree(c.sandboxDir());
+    }
+
+    private void awaitStopped(String id, Duration timeout) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (System.nanoTime() < deadline) {
+            Optional<OciRuntime.State> s = runtime.state(id);
+            if (s.isEmpty() || s.get().status().equals("stopped")) {
+                return;
+            }
+            sleep(5);
+        }
+    }
+
+    private void awaitAgent(Container c, Process monitor, Duration timeout) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        try {
+            Files.writeString(c.sandboxDir().resolve("image"), c.image() + "\n");
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        while (true) {
+            if (Files.exists(c.socket()) && accepts(c.socket())) {
+                return;
+            }
+            if (System.nanoTime() > deadline) {
+                throw new ContainerException(
+                        "the agent in " + c.id() + " did not answer within " + timeout + ": " + logTail(c));
+            }
+            if (!monitor.isAlive()) {
+                throw new ContainerException("container " + c.id() + " stopped before its agent answered: "
+                        + OciRuntime.failure(c.id(), monitor, c.log()));
+            }
+            sleep(1);
+        }
+    }
+
+    private static boolean accepts(Path socket) {
+        try (SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+            ch.connect(UnixDomainSocketAddress.of(socket));
+            return true;
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
+    static String logTail(Container c) {
+        try {
+            String s = Files.readString(c.log()).strip();
+            return s.length() > 2000 ? s.substring(s.length() - 2000) : s;
+        } catch (IOException e) {
+            return "(no log)";
+        }
+    }
+
+    private static void sleep(long millis) {
+        try {
+            Thread.sleep(millis);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new ContainerException("interrupted", e);
+        }
+    }
+
+    /** Ids of the containers the runtime holds under our state root. */
+    public List<String> list() {
+        return runtime.list();
+    }
+}

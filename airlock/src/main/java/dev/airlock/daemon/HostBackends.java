@@ -1,0 +1,65 @@
+package dev.airlock.daemon;
+
+import dev.airlock.backend.Backends;
+import dev.airlock.container.ContainerBackend;
+import dev.airlock.engine.SandboxEngine;
+import dev.airlock.host.AirlockDirs;
+import dev.airlock.host.Progress;
+import dev.airlock.microvm.MicrovmBackend;
+import java.time.Duration;
+import java.util.List;
+import org.jspecify.annotations.Nullable;
+
+/**
+ * The backends this build of Airlock has, made for one host: the one place that names them all.
+ * The first is the default runtime. A backend whose tools are missing here is still listed and
+ * says why it cannot run (the others keep working).
+ */
+public final class HostBackends {
+    private HostBackends() {}
+
+    /**
+     * How the daemon runs its backends, from its environment.
+     *
+     * @param templates whether new microVMs are restored from VM templates ({@code AIRLOCK_TEMPLATES=off}: cold boots)
+     * @param warmPool restored VMs kept ready per template ({@code AIRLOCK_WARM_POOL}, default 0)
+     * @param warmPoolMiB guest memory the warm pool may hold in all ({@code AIRLOCK_WARM_POOL_MIB}, default 2048)
+     * @param idlePause pause a sandbox without a client this long ({@code AIRLOCK_IDLE_PAUSE} seconds; null: never)
+     */
+    public record Options(
+            boolean templates,
+            int warmPool,
+            int warmPoolMiB,
+            @Nullable Duration idlePause) {
+        public static Options fromEnvironment() {
+            int idle = envInt("AIRLOCK_IDLE_PAUSE", 0);
+            return new Options(
+                    !"off".equals(System.getenv("AIRLOCK_TEMPLATES")),
+                    envInt("AIRLOCK_WARM_POOL", 0),
+                    envInt("AIRLOCK_WARM_POOL_MIB", 2048),
+                    idle > 0 ? Duration.ofSeconds(idle) : null);
+        }
+
+        /** What a process that is not the daemon uses: templates on, no pool, no idle pause. */
+        public static Options defaults() {
+            return new Options(true, 0, 2048, null);
+        }
+    }
+
+    public static Backends create(AirlockDirs dirs, Progress progress, Options options) {
+        MicrovmBackend microvm = new MicrovmBackend(dirs, progress, options.templates());
+        // 0 (the default) ends any pooled VMs a previous daemon left.
+        microvm.enableWarmPool(options.warmPool(), options.warmPoolMiB());
+        return new Backends(List.of(microvm, new ContainerBackend(dirs, SandboxEngine.BOOT_TIMEOUT)));
+    }
+
+    private static int envInt(String name, int fallback) {
+        String v = System.getenv(name);
+        try {
+            return v == null || v.isBlank() ? fallback : Integer.parseInt(v.strip());
+        } catch (NumberFormatException e) {
+            System.err.println("airlockd: ignoring " + name + "=" + v + " (not a number)");
+            return fallback;
+        }
+    }
+}

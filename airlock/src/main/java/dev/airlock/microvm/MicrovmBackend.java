@@ -1,0 +1,594 @@
+package dev.airlock.microvm;
+
+import dev.airlock.backend.Backend;
+import dev.airlock.backend.Capability;
+import dev.airlock.backend.CloneResult;
+import dev.airlock.backend.Launch;
+import dev.airlock.backend.ResourceUse;
+import dev.airlock.backend.SandboxPaths;
+import dev.airlock.guest.AgentEndpoint;
+import dev.airlock.guest.ExecSpec;
+import dev.airlock.guest.GuestChannel;
+import dev.airlock.guest.GuestIdentity;
+import dev.airlock.host.AirlockDirs;
+import dev.airlock.host.HostFiles;
+import dev.airlock.host.NatCgroup;
+import dev.airlock.host.ProcessExit;
+import dev.airlock.host.Progress;
+import dev.airlock.image.GuestAgent;
+import dev.airlock.image.Kernel;
+import dev.airlock.image.KernelBuild;
+import dev.airlock.sandbox.Names;
+import dev.airlock.sandbox.Sandbox;
+import dev.airlock.sandbox.SandboxException;
+import dev.airlock.setup.Setup;
+import dev.airlock.vmm.Accel;
+import dev.airlock.vmm.AccelProbe;
+import dev.airlock.vmm.QemuMicrovm;
+import dev.airlock.vmm.RunningVm;
+import dev.airlock.vmm.VmSpec;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.EnumSet;
+import java.util.List;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import org.jspecify.annotations.Nullable;
+
+/**
+ * Sandboxes as QEMU microVMs: the image is a read-only virtio disk, the writable layer a second
+ * one (an ext4 file), and the agent runs as PID 1 behind a virtio-serial port. This backend
+ * owns everything only a VM has: the kernel and accelerator decision, {@link VmTemplates} every
+ * new sandbox is restored from, the {@link WarmPool}, pause/resume and fork by migration
+ * streams, and the disk layer tooling ({@link DiskLayer}).
+ */
+public final class MicrovmBackend implements Backend {
+    public static final String NAME = "microvm";
+    /** A restored VM answers within a second even under emulation; beyond this it is broken. */
+    static final Duration RESTORE_TIMEOUT = Duration.ofSeconds(60);
+    /** Marks a layer nothing has booted from yet: such a sandbox may start from a template. */
+    private static final String FRESH_LAYER = "fresh-layer";
+    /** The saved VM of a paused sandbox. */
+    private static final String PAUSED_STATE = "paused.state";
+
+    private static final String LAYER = "layer.ext4";
+    /** Boot under software emulation on a busy 2-core host can take tens of seconds. */
+    private static final Duration BOOT_TIMEOUT = Duration.ofSeconds(180);
+
+    private final AirlockDirs dirs;
+    private final QemuMicrovm vmm = new QemuMicrovm();
+    private final Progress progress;
+    private final VmTemplates templates;
+    private final boolean useTemplates;
+    private volatile @Nullable WarmPool pool;
+    private @Nullable BootAssets boot;
+    private volatile @Nullable Optional<String> unavailable;
+
+    /** The kernel, initramfs and accelerator every boot needs. */
+    record BootAssets(Kernel kernel, Path initrd, AccelProbe.Decision accel) {}
+
+    /** {@code useTemplates}: whether new sandboxes are restored from VM templates (else booted cold). */
+    public MicrovmBackend(AirlockDirs dirs, Progress progress, boolean useTemplates) {
+        this.dirs = dirs;
+        this.progress = progress;
+        this.templates = new VmTemplates(dirs, this, progress);
+        this.useTemplates = useTemplates;
+    }
+
+    @Override
+    public String name() {
+        return NAME;
+    }
+
+    @Override
+    public String isolation(Sandbox s) {
+        return s.accel().equals(Accel.KVM.flag())
+                ? "hardware virtualization (KVM microVM)"
+                : "software emulation (QEMU TCG microVM; TCG is not a hardware boundary)";
+    }
+
+    @Override
+    public Set<Capability> capabilities() {
+        Set<Capability> c = EnumSet.of(Capability.PAUSE, Capability.FORK, Capability.NAT);
+        if (useTemplates) {
+            c.add(Capability.TEMPLATES);
+            c.add(Capability.WARM_POOL);
+        }
+        return c;
+    }
+
+    @Override
+    public Optional<String> unavailableReason() {
+        Optional<String> known = unavailable;
+        if (known == null) {
+            String version = vmm.version();
+            known = version.startsWith("not runnable")
+                    ? Optional.of(vmm.binary() + " is " + version + " (install QEMU: bin/airlock setup)")
+                    : Optional.empty();
+            unavailable = known;
+        }
+        return known;
+    }
+
+    @Override
+    public String accel(@Nullable String requested) {
+        return requested != null
+                ? Accel.parse(requested).flag()
+                : bootAssets().accel().accel().flag();
+    }
+
+    @Override
+    public void prepare(Sandbox s, SandboxPaths paths, @Nullable Path layerTemplate) {
+        // The disk layer is made (or copied from a workspace's setup layer) at start: a start
+        // from a VM template brings the template's own layer instead.
+        try {
+            Files.writeString(paths.dir().resolve(FRESH_LAYER), layerTemplate == null ? "" : layerTemplate.toString());
+        } catch (IOException e) {
+            throw new SandboxException("cannot create sandbox files in " + paths.dir() + ": " + e.getMessage(), e);
+        }
+    }
+
+    @Override
+    public Optional<String> claimReady(Sandbox fresh) {
+        WarmPool p = pool;
+        if (p == null) {
+            return Optional.empty();
+        }
+        return p.take(
+                templates.key(fresh, bootAssets(), null), fresh.resources().memoryMiB());
+    }
+
+    @Override
+    public Launch start(Sandbox s, SandboxPaths paths) {
+        Path dir = paths.dir();
+        Launch launch;
+        if (Files.exists(dir.resolve(WarmPool.MARKER))) {
+            launch = claimPooled(s, paths);
+        } else if (Files.exists(dir.resolve(FRESH_LAYER))) {
+            launch = useTemplates ? startFromTemplate(s, paths) : bootFresh(s, paths);
+        } else {
+            launch = new Launch(vmm.launch(spec(s, paths, bootAssets())).pid(), "cold", false);
+        }
+        HostFiles.deleteTree(dir.resolve(FRESH_LAYER));
+        return launch;
+    }
+
+    /**
+     * Restores a never-booted sandbox from the template of its configuration (building it first
+     * when there is none) and gives it its own identity. Anything wrong with the template is
+     * reported, the template deleted, and the sandbox booted cold instead: a start never returns
+     * a half-restored VM.
+     */
+    private Launch startFromTemplate(Sandbox s, SandboxPaths paths) {
+        BootAssets assets = bootAssets();
+        Path layerTemplate = freshLayerTemplate(paths.dir());
+        String key = templates.key(s, assets, layerTemplate);
+        long ramBytes = (long) s.resources().memoryMiB() << 20;
+        boolean existed = Files.isDirectory(templates.root().resolve(key));
+        Optional<VmTemplates.Template> found = templates.find(key, ramBytes);
+        // A template that was there but failed its checks was just deleted with a warning: this
+        // start boots cold and the next one rebuilds it.
+        if (found.isEmpty() && !existed) {
+            // One build per key at a time (across threads and processes): many sandboxes started
+            // at once wait for the first one's template instead of all booting their own.
+            try (HostFiles.Lock ignored = HostFiles.lock(templates.root().resolve(key + ".lock"))) {
+                found = templates.find(key, ramBytes);
+                if (found.isEmpty()) {
+                    found = Optional.of(templates.build(key, s, assets, layerTemplate, BOOT_TIMEOUT));
+                }
+            } catch (RuntimeException e) {
+                progress.step("warning: cannot build a VM template (" + e.getMessage() + "); booting cold");
+            }
+        }
+        if (found.isPresent()) {
+            VmTemplates.Template t = found.get();
+            try {
+                long pid = restoreFrom(s, paths, t.layer(), t.ram(), t.state(), true);
+                WarmPool p = pool;
+                // Pooled VMs serve plain creates only: a workspace's setup layer is not theirs.
+                if (p != null && layerTemplate == null) {
+                    p.refill(key, s);
+                }
+                return new Launch(pid, "template " + key, true);
+            } catch (RuntimeException e) {
+                templates.discard(key, "restoring from it failed (" + e.getMessage() + ")");
+            }
+        }
+        return bootFresh(s, paths);
+    }
+
+    /** Boots a never-started sandbox cold, on a new layer (or a copy of its workspace's setup layer). */
+    private Launch bootFresh(Sandbox s, SandboxPaths paths) {
+        DiskLayer.fresh(paths.dir().resolve(LAYER), s.resources().diskMiB(), freshLayerTemplate(paths.dir()));
+        return new Launch(vmm.launch(spec(s, paths, bootAssets())).pid(), "cold", false);
+    }
+
+    /** The workspace setup layer a never-started sandbox's disk starts from, or null for an empty disk. */
+    private static @Nullable Path freshLayerTemplate(Path dir) {
+        try {
+            String template = Files.readString(dir.resolve(FRESH_LAYER)).strip();
+            return template.isEmpty() ? null : Path.of(template);
+        } catch (IOException e) {
+            return null;
+        }
+    }
+
+    /**
+     * Hands a warm-pool VM its identity. If it is gone or does not answer, the sandbox starts
+     * from its template (or cold) as if it had never been pooled.
+     */
+    private Launch claimPooled(Sandbox s, SandboxPaths paths) {
+        Path dir = paths.dir();
+        String key = WarmPool.keyOf(dir);
+        HostFiles.deleteTree(dir.resolve(WarmPool.MARKER));
+        try {
+            RunningVm vm = vm(s, paths);
+            try (GuestChannel ch = GuestChannel.connect(vm.agentSocket(), RESTORE_TIMEOUT)) {
+                ch.setIdentity(GuestIdentity.fresh(s.name()));
+            }
+            WarmPool p = pool;
+            if (p != null) {
+                p.refill(key, s);
+            }
+            return new Launch(vm.pid(), "pool, template " + key, true);
+        } catch (IOException | RuntimeException e) {
+            progress.step(
+                    "warning: warm-pool VM for " + s.name() + " unusable (" + e.getMessage() + "); restoring anew");
+            kill(s, paths);
+        } catch (InterruptedException e) {
+            kill(s, paths);
+            Thread.currentThread().interrupt();
+            throw new SandboxException("interrupted while starting sandbox " + s.name(), e);
+        }
+        prepare(s, paths, null);
+        return useTemplates ? startFromTemplate(s, paths) : bootFresh(s, paths);
+    }
+
+    /**
+     * Keeps {@code perTemplate} VMs restored and waiting for every template a sandbox was started
+     * from, within {@code budgetMiB} of guest memory in all, so a create + start only claims one.
+     * For the daemon (a long-lived process); first ends the pooled VMs a previous daemon left.
+     */
+    public synchronized void enableWarmPool(int perTemplate, long budgetMiB) {
+        sweepWarmPool();
+        if (perTemplate > 0 && useTemplates) {
+            pool = new WarmPool(perTemplate, budgetMiB, dirs.sandboxes(), this::fillPool, progress);
+        }
+    }
+
+    /** Ends every pooled VM (ready ones of this backend and any a previous process left). */
+    public synchronized void closeWarmPool(Duration wait) throws InterruptedException {
+        WarmPool p = pool;
+        pool = null;
+        if (p != null) {
+            p.awaitIdle(wait);
+            p.drain();
+        }
+        sweepWarmPool();
+    }
+
+    /** Waits until the warm pool has no restore under way (tests, benchmarks). */
+    public void awaitWarmPool(Duration timeout) throws InterruptedException {
+        WarmPool p = pool;
+        if (p != null) {
+            p.awaitIdle(timeout);
+        }
+    }
+
+    @Override
+    public void close() {
+        try {
+            closeWarmPool(Duration.ofSeconds(30));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    private void sweepWarmPool() {
+        for (Path d : WarmPool.leftovers(dirs.sandboxes())) {
+            endPooled(d);
+            HostFiles.deleteTree(d);
+            HostFiles.deleteTree(
+                    dirs.runtime().resolve(d.getFileName().toString().substring(0, 16)));
+        }
+    }
+
+    /** Kills the VMM of a pooled (record-less) sandbox directory, if one runs there. */
+    private static void endPooled(Path dir) {
+        try {
+            long pid = Long.parseLong(Files.readString(dir.resolve("vmm.pid")).strip());
+            ProcessHandle.of(pid)
+                    .filter(p -> p.info()
+                            .commandLine()
+                            .map(c -> c.contains(dir.toString()))
+                            .orElse(false))
+                    .ifPresent(p -> {
+                        p.destroyForcibly();
+                        ProcessExit.await(p.pid(), Duration.ofSeconds(30));
+                    });
+        } catch (IOException | RuntimeException e) {
+            // No VMM there (never started, or already gone).
+        }
+    }
+
+    /** Restores one pool VM for {@code key} into the directory of {@code id} and warms it up with one exec. */
+    private void fillPool(String key, Sandbox like, String id) {
+        Sandbox s = like.copyAs(id, "airlock");
+        VmTemplates.Template t = templates
+                .find(key, (long) s.resources().memoryMiB() << 20)
+                .orElseThrow(() -> SandboxException.failed("template " + key + " is gone"));
+        SandboxPaths paths = new SandboxPaths(
+                AirlockDirs.ensureDir(dirs.sandboxes().resolve(id)),
+                dirs.runtime().resolve(id.substring(0, 16)));
+        restoreFrom(s, paths, t.layer(), t.ram(), t.state(), false);
+        // Under emulation the first exec after a restore pays for translating the guest's code:
+        // pay it here, not in the claim.
+        try (GuestChannel ch = GuestChannel.connect(agent(s, paths), RESTORE_TIMEOUT)) {
+            ch.exec(ExecSpec.of("true"), OutputStream.nullOutputStream(), OutputStream.nullOutputStream())
+                    .await();
+        } catch (IOException e) {
+            throw new SandboxException("the pooled VM did not run a command: " + e.getMessage(), e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new SandboxException("interrupted", e);
+        }
+    }
+
+    /**
+     * Copies a saved layer into the sandbox, restores its VM from a stream whose RAM is the file
+     * {@code ram} (mapped privately) or, when {@code ram} is null, inside the stream, waits for
+     * the agent and hands it a fresh identity. On failure the VM is killed and the error thrown.
+     */
+    private long restoreFrom(
+            Sandbox s, SandboxPaths paths, @Nullable Path layer, @Nullable Path ram, Path state, boolean newIdentity) {
+        if (layer != null) {
+            HostFiles.deleteTree(paths.dir().resolve(LAYER));
+            DiskLayer.copy(layer, paths.dir().resolve(LAYER), 0);
+        }
+        VmSpec.GuestMemory memory =
+                ram == null ? new VmSpec.GuestMemory.Anonymous() : new VmSpec.GuestMemory.File(ram, false);
+        long pid = vmm.launch(
+                        spec(s, paths, bootAssets()).withMemory(memory, new VmSpec.Restore(state, ram != null, true)))
+                .pid();
+        try (GuestChannel ch = GuestChannel.connect(agent(s, paths), RESTORE_TIMEOUT)) {
+            ch.setIdentity(
+                    newIdentity
+                            ? GuestIdentity.fresh(s.name())
+                            : new GuestIdentity(GuestIdentity.fresh(s.name()).entropy(), null, null));
+            return pid;
+        } catch (IOException | RuntimeException e) {
+            kill(s, paths);
+            throw new SandboxException("the restored VM did not take its identity: " + e.getMessage(), e);
+        } catch (InterruptedException e) {
+            kill(s, paths);
+            Thread.currentThread().interrupt();
+            throw new SandboxException("interrupted while restoring sandbox " + s.name(), e);
+        }
+    }
+
+    /** Where VM templates are kept (tests damage them on purpose). */
+    public Path templateDir() {
+        return templates.root();
+    }
+
+    @Override
+    public void pause(Sandbox s, SandboxPaths paths, Runnable recordPaused) {
+        RunningVm vm = vm(s, paths);
+        Path state = paths.dir().resolve(PAUSED_STATE);
+        try {
+            vm.saveState(state, false);
+        } catch (RuntimeException e) {
+            HostFiles.deleteTree(state);
+            vm.resume();
+            throw new SandboxException("cannot pause sandbox '" + s.name() + "': " + e.getMessage(), e);
+        }
+        recordPaused.run();
+        vm.kill();
+    }
+
+    @Override
+    public Launch resume(Sandbox s, SandboxPaths paths) {
+        long pid = restoreFrom(s, paths, null, null, paths.dir().resolve(PAUSED_STATE), false);
+        return new Launch(pid, "resumed", true);
+    }
+
+    @Override
+    public void discardPaused(SandboxPaths paths) {
+        HostFiles.deleteTree(paths.dir().resolve(PAUSED_STATE));
+    }
+
+    /**
+     * How: the source's full migration stream is saved (its RAM is private, so all of it goes in
+     * the stream), loaded once into a stopped VM whose RAM is a shared file, and saved again from
+     * there with {@code x-ignore-shared}; the clones then map that RAM file privately, like a
+     * template, sharing every page none of them has written.
+     */
+    @Override
+    public List<CloneResult> fork(Sandbox src, SandboxPaths srcPaths, List<Clone> clones) {
+        Path work = AirlockDirs.ensureDir(
+                dirs.data().resolve("forks").resolve(Names.newId().substring(0, 16)));
+        Path convertRuntime =
+                dirs.runtime().resolve("frk-" + work.getFileName().toString().substring(0, 12));
+        try {
+            RunningVm vm = vm(src, srcPaths);
+            try {
+                vm.saveState(work.resolve("full.state"), false);
+                DiskLayer.copy(srcPaths.dir().resolve(LAYER), work.resolve(LAYER), 0);
+            } finally {
+                vm.resume();
+            }
+            VmSpec convert = spec(src, new SandboxPaths(work, convertRuntime), bootAssets())
+                    .withMemory(
+                            new VmSpec.GuestMemory.File(work.resolve("ram"), true),
+                            new VmSpec.Restore(work.resolve("full.state"), false, false));
+            RunningVm loaded = vmm.launch(convert);
+            try {
+                loaded.saveState(work.resolve("state"), true);
+            } finally {
+                loaded.kill();
+            }
+            HostFiles.deleteTree(work.resolve("full.state"));
+            List<Future<Long>> started = new ArrayList<>();
+            try (var threads = Executors.newVirtualThreadPerTaskExecutor()) {
+                for (Clone c : clones) {
+                    started.add(threads.submit(() -> restoreFrom(
+                            c.sandbox(),
+                            c.paths(),
+                            work.resolve(LAYER),
+                            work.resolve("ram"),
+                            work.resolve("state"),
+                            true)));
+                }
+            }
+            List<CloneResult> out = new ArrayList<>();
+            for (Future<Long> f : started) {
+                try {
+                    out.add(CloneResult.launched(new Launch(f.get(), "fork of " + src.name(), true)));
+                } catch (ExecutionException | InterruptedException e) {
+                    out.add(CloneResult.failed(
+                            String.valueOf(e.getCause() != null ? e.getCause().getMessage() : e)));
+                }
+            }
+            return out;
+        } finally {
+            // Clones keep the RAM file mapped; deleting its name frees it when the last one exits.
+            HostFiles.deleteTree(work);
+            HostFiles.deleteTree(convertRuntime);
+        }
+    }
+
+    /** The running VM of a sandbox, or a clear error when its VMM is gone. */
+    private RunningVm vm(Sandbox s, SandboxPaths paths) {
+        return vmm.attach(spec(s, paths, null))
+                .orElseThrow(() -> SandboxException.conflict("the VM of sandbox '" + s.name() + "' is not running"));
+    }
+
+    QemuMicrovm vmm() {
+        return vmm;
+    }
+
+    @Override
+    public boolean running(Sandbox s, SandboxPaths paths) {
+        return vmm.attach(spec(s, paths, null)).isPresent();
+    }
+
+    @Override
+    public void kill(Sandbox s, SandboxPaths paths) {
+        vmm.attach(spec(s, paths, null)).ifPresent(RunningVm::kill);
+    }
+
+    @Override
+    public void awaitStop(Sandbox s, SandboxPaths paths, Duration grace) {
+        vmm.attach(spec(s, paths, null)).ifPresent(vm -> {
+            if (!vm.awaitExit(grace)) {
+                vm.kill();
+            }
+        });
+    }
+
+    @Override
+    public void release(Sandbox s, SandboxPaths paths) {
+        // A stopped VM holds nothing on the host but its files.
+    }
+
+    @Override
+    public AgentEndpoint agent(Sandbox s, SandboxPaths paths) {
+        return vmm.agentEndpoint(spec(s, paths, null));
+    }
+
+    @Override
+    public Path writableLayer(SandboxPaths paths) {
+        return paths.dir().resolve(LAYER);
+    }
+
+    @Override
+    public Path log(SandboxPaths paths) {
+        return paths.dir().resolve("console.log");
+    }
+
+    @Override
+    public ResourceUse usage(Sandbox s, SandboxPaths paths) {
+        long rss = 0;
+        long pss = 0;
+        double cpu = 0;
+        Optional<RunningVm> vm = vmm.attach(spec(s, paths, null));
+        if (vm.isPresent()) {
+            String pid = Long.toString(vm.get().pid());
+            try {
+                for (String line : Files.readAllLines(Path.of("/proc", pid, "smaps_rollup"))) {
+                    if (line.startsWith("Rss:")) {
+                        rss = kib(line) * 1024;
+                    } else if (line.startsWith("Pss:")) {
+                        pss = kib(line) * 1024;
+                    }
+                }
+                String[] stat = Files.readString(Path.of("/proc", pid, "stat"))
+                        .replaceFirst("^.*\\) ", "")
+                        .split(" ");
+                cpu = (Long.parseLong(stat[11]) + Long.parseLong(stat[12])) / 100.0;
+            } catch (IOException | RuntimeException e) {
+                // The VMM exited between the check and the read: report zeros.
+            }
+        }
+        return new ResourceUse(rss, pss, cpu, DiskLayer.allocatedBytes(writableLayer(paths)));
+    }
+
+    private static long kib(String smapsLine) {
+        return Long.parseLong(smapsLine.replaceAll("[^0-9]", ""));
+    }
+
+    /**
+     * The VM spec of a sandbox; {@code assets} may be null when only the paths are needed
+     * (attach). A nat sandbox's VM has a NIC, its QEMU in the sandbox's {@link NatCgroup}.
+     */
+    VmSpec spec(Sandbox s, SandboxPaths paths, @Nullable BootAssets assets) {
+        Path kernel = assets != null ? assets.kernel().vmlinux() : Path.of("/dev/null");
+        Path initrd = assets != null ? assets.initrd() : Path.of("/dev/null");
+        String cmdline = "console=ttyS0 reboot=t panic=-1 pci=off quiet airlock.root=/dev/vda airlock.layer=/dev/vdb"
+                + " airlock.hostname=" + s.name() + " airlock.pids="
+                + s.resources().pids();
+        return new VmSpec(
+                        kernel,
+                        initrd,
+                        cmdline,
+                        List.of(
+                                new VmSpec.Disk(Path.of(s.imageFile()), true),
+                                new VmSpec.Disk(paths.dir().resolve(LAYER), false)),
+                        s.resources().cpus(),
+                        s.resources().memoryMiB(),
+                        Accel.parse(s.accel()),
+                        paths.dir(),
+                        paths.runtimeDir())
+                .withNic(
+                        s.nat() && assets != null
+                                ? new VmSpec.Nic(NatCgroup.of(dirs, s.id()).procs())
+                                : null);
+    }
+
+    /** The kernel, initramfs and accelerator every boot needs; runs setup first if they are missing. */
+    synchronized BootAssets bootAssets() {
+        BootAssets b = boot;
+        if (b == null) {
+            Optional<Kernel> kernel = new KernelBuild(dirs).cached();
+            if (kernel.isEmpty()) {
+                progress.step("this host is not set up yet: running airlock setup first");
+                Setup.Report r = new Setup(dirs, progress).ensure();
+                b = new BootAssets(r.kernel(), r.initrd(), r.accel());
+            } else {
+                Path initrd = GuestAgent.bundled(dirs).initramfs();
+                AccelProbe.Decision d = new AccelProbe(dirs.cache(), vmm)
+                        .decide(kernel.get().vmlinux(), kernel.get().key(), initrd, progress);
+                b = new BootAssets(kernel.get(), initrd, d);
+            }
+            boot = b;
+        }
+        return b;
+    }
+}

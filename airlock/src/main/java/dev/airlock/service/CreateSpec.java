@@ -1,0 +1,137 @@
+package dev.airlock.service;
+
+import dev.airlock.net.InferenceConfig;
+import dev.airlock.net.Secret;
+import java.util.List;
+import java.util.Map;
+import org.jspecify.annotations.Nullable;
+
+/**
+ * What a client asks for when it creates a sandbox. Every field may be left out (null or
+ * empty): the service fills in the defaults ({@code airlock.toml}'s for a workspace, then
+ * Airlock's), so every front end gets the same sandbox for the same request.
+ *
+ * @param runtime {@code microvm}, {@code container}, ...; null for the host's default
+ * @param memoryMiB guest memory
+ * @param diskMiB size of the writable layer
+ * @param lifetimeSeconds stop the sandbox after this long
+ * @param env variables every command in the sandbox gets (a command's own win)
+ * @param workdir the working directory of commands that name none
+ * @param accel {@code kvm} or {@code tcg} (microVM only)
+ * @param network {@code none}, {@code proxy} or {@code nat}; null: {@code proxy} when hosts are
+ *     allowed, else {@code none}
+ * @param allowHosts the egress allowlist
+ * @param addHosts {@code NAME:IP} pins
+ * @param publish {@code [HOSTIP:]HOSTPORT:GUESTPORT} ports
+ * @param secrets values the guest sees only as placeholders, put into requests at the boundary
+ * @param inference an OpenAI-compatible endpoint the host forwards to
+ */
+public record CreateSpec(
+        @Nullable String name,
+        @Nullable String image,
+        @Nullable String runtime,
+        @Nullable Integer cpus,
+        @Nullable Integer memoryMiB,
+        @Nullable Long diskMiB,
+        @Nullable Integer pids,
+        @Nullable Long lifetimeSeconds,
+        @Nullable Map<String, String> env,
+        @Nullable String workdir,
+        @Nullable String accel,
+        @Nullable String network,
+        @Nullable List<String> allowHosts,
+        @Nullable List<String> addHosts,
+        @Nullable List<String> publish,
+        @Nullable List<Secret> secrets,
+        @Nullable InferenceConfig inference) {
+
+    /** All defaults: a {@code base} sandbox on the host's default runtime, no network. */
+    public static CreateSpec defaults() {
+        return new CreateSpec(
+                null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null);
+    }
+
+    public CreateSpec withName(@Nullable String newName) {
+        return new CreateSpec(
+                newName,
+                image,
+                runtime,
+                cpus,
+                memoryMiB,
+                diskMiB,
+                pids,
+                lifetimeSeconds,
+                env,
+                workdir,
+                accel,
+                network,
+                allowHosts,
+                addHosts,
+                publish,
+                secrets,
+                inference);
+    }
+
+    public CreateSpec withRuntime(@Nullable String newRuntime) {
+        return new CreateSpec(
+                name,
+                image,
+                newRuntime,
+                cpus,
+                memoryMiB,
+                diskMiB,
+                pids,
+                lifetimeSeconds,
+                env,
+                workdir,
+                accel,
+                network,
+                allowHosts,
+                addHosts,
+                publish,
+                secrets,
+                inference);
+    }
+
+    public CreateSpec withImage(@Nullable String newImage) {
+        return new CreateSpec(
+                name,
+                newImage,
+                runtime,
+                cpus,
+                memoryMiB,
+                diskMiB,
+                pids,
+                lifetimeSeconds,
+                env,
+                workdir,
+                accel,
+                network,
+                allowHosts,
+                addHosts,
+                publish,
+                secrets,
+                inference);
+    }
+
+    public CreateSpec withEnv(Map<String, String> newEnv) {
+        return new CreateSpec(
+                name,
+                image,
+                runtime,
+                cpus,
+                memoryMiB,
+                diskMiB,
+                pids,
+                lifetimeSeconds,
+                newEnv,
+                workdir,
+                accel,
+                network,
+                allowHosts,
+                addHosts,
+                publish,
+                secrets,
+                inference);
+    }
+}

@@ -1,0 +1,171 @@
+package dev.airlock.service;
+
+import dev.airlock.guest.CommandNotExecutableException;
+import dev.airlock.guest.CommandNotFoundException;
+import dev.airlock.guest.DirEntry;
+import dev.airlock.guest.ExecSpec;
+import dev.airlock.guest.Execution;
+import dev.airlock.guest.ExitStatus;
+import dev.airlock.guest.FileStat;
+import dev.airlock.net.NetworkSpec;
+import dev.airlock.sandbox.SandboxException;
+import dev.airlock.sandbox.SandboxStats;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Everything a front end can do with sandboxes. The CLI, the HTTP API and every other front end
+ * call this and nothing below it, so they behave the same by construction: the daemon's local
+ * implementation does the work, and the daemon client implements the same interface over the
+ * API, so a front end does not know (or care) which one it holds.
+ *
+ * <p>Sandboxes are named by a reference: a name, an id, or an unambiguous id prefix. Errors are
+ * {@link SandboxException}s whose kind says whose fault they are.
+ */
+public interface SandboxService {
+
+    SandboxInfo create(CreateSpec spec);
+
+    /** Boots (or restores) a sandbox; returns once its agent answers. */
+    SandboxInfo start(String ref);
+
+    /** Asks the guest to power off, killing it after {@code grace}. */
+    SandboxInfo stop(String ref, Duration grace);
+
+    SandboxInfo kill(String ref);
+
+    /** Saves a running sandbox to disk, memory and processes included, and frees its memory. */
+    SandboxInfo pause(String ref);
+
+    SandboxInfo resume(String ref);
+
+    /** Clones a running sandbox: memory, processes and files as they were at one instant. */
+    List<SandboxInfo> fork(String ref, ForkSpec spec);
+
+    /** Deletes a sandbox and its disk; a running one needs {@code force}. */
+    SandboxInfo remove(String ref, boolean force);
+
+    SandboxInfo inspect(String ref);
+
+    /** Every sandbox, oldest first. */
+    List<SandboxInfo> list();
+
+    SandboxStats stats(String ref);
+
+    /** The end of a log (at most {@code maxBytes}): the console (kernel, agent) or the egress decisions. */
+    String logs(String ref, LogKind kind, int maxBytes);
+
+    /** A guest session to a running sandbox: exec with streams, terminals, signals, files. */
+    SandboxSession session(String ref) throws IOException;
+
+    NetworkSpec network(String ref);
+
+    /** Changes the egress allowlist and pins; a running sandbox applies them to new connections at once. */
+    NetworkSpec changePolicy(String ref, PolicyChange change);
+
+    /** Publishes a host port ({@code [HOSTIP:]HOSTPORT:GUESTPORT}), now if running and at every start. */
+    NetworkSpec publish(String ref, String mapping);
+
+    NetworkSpec unpublish(String ref, int hostPort);
+
+    /** What the sandbox's inference bridge has carried; NOT_FOUND when it has none. */
+    InferenceUsage inferenceUsage(String ref);
+
+    /**
+     * Creates a sandbox holding a copy of a host repository, runs the repository's setup (or
+     * reuses a saved result of it) and leaves it running or stopped as asked.
+     */
+    SandboxInfo createWorkspace(WorkspaceSpec spec, ProgressListener progress);
+
+    /** Writes what changed in the sandbox's workspace since it was created (a git diff) to {@code out}. */
+    void diff(String ref, OutputStream out) throws IOException;
+
+    /** Brings the sandbox's commits into a branch of its host repository (fast-forward only). */
+    PullResult pull(String ref, PullSpec spec) throws IOException;
+
+    /** Removes an image's name (its bytes go with its last name); refused while a sandbox uses it. */
+    RemovedImage removeImage(String name);
+
+    /** Runs one command and collects its output whole (at most {@link ExecResult#MAX_OUTPUT} per stream). */
+    default ExecResult exec(String ref, ExecRequest request) throws IOException {
+        if (request.cmd() == null || request.cmd().isEmpty()) {
+            throw new SandboxException("exec needs a non-empty command");
+        }
+        ExecSpec.Builder spec = ExecSpec.builder(request.cmd())
+                .env(request.env() != null ? request.env() : Map.of())
+                .cwd(request.cwd())
+                .user(request.user())
+                .stdin(request.stdin() != null);
+        if (request.timeoutMs() != null) {
+            spec.timeout(Duration.ofMillis(request.timeoutMs()));
+        }
+        CappedOutput out = new CappedOutput();
+        CappedOutput err = new CappedOutput();
+        try (SandboxSession s = session(ref)) {
+            Execution ex = s.channel().exec(spec.build(), out, err);
+            String stdin = request.stdin();
+            if (stdin != null) {
+                try (OutputStream in = ex.stdin()) {
+                    in.write(stdin.getBytes(StandardCharsets.UTF_8));
+                }
+            }
+            ExitStatus st = ex.await();
+            return new ExecResult(
+                    st.exitCode(),
+                    st.signal(),
+                    st.timedOut(),
+                    st.oomKilled(),
+                    out.text(),
+                    err.text(),
+                    out.truncated() || err.truncated());
+        } catch (CommandNotFoundException | CommandNotExecutableException e) {
+            throw new SandboxException(String.valueOf(e.getMessage()));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new SandboxException("interrupted while running a command", e);
+        }
+    }
+
+    /** Copies a file out of a running sandbox; returns its size. */
+    default long readFile(String ref, String path, OutputStream out) throws IOException {
+        try (SandboxSession s = session(ref)) {
+            return s.channel().readFile(path, out);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new SandboxException("interrupted while reading " + path, e);
+        }
+    }
+
+    /** Writes a file into a running sandbox (atomically: whole or not at all); returns its size. */
+    default long writeFile(String ref, String path, InputStream in, int mode, boolean mkdirs) throws IOException {
+        try (SandboxSession s = session(ref)) {
+            return s.channel().writeFile(path, in, mode, mkdirs);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new SandboxException("interrupted while writing " + path, e);
+        }
+    }
+
+    default FileStat stat(String ref, String path) throws IOException {
+        try (SandboxSession s = session(ref)) {
+            return s.channel().stat(path);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new SandboxException("interrupted while reading " + path, e);
+        }
+    }
+
+    default List<DirEntry> listDir(String ref, String path) throws IOException {
+        try (SandboxSession s = session(ref)) {
+            return s.channel().list(path);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new SandboxException("interrupted while listing " + path, e);
+        }
+    }
+}
