@@ -460,8 +460,13 @@ int exec_start(struct stream *s, const uint8_t *p, size_t n)
         snprintf(u->name, sizeof u->name, getuid() == 0 ? "root" : "%lu", (unsigned long)getuid());
         snprintf(u->home, sizeof u->home, "/root");
     }
-    if (!cwdbuf && g_default_cwd[0])
+    /* The sandbox's working directory is a default: a command that runs before it exists (a
+     * workspace's own setup creates /workspace) starts in / instead of failing. */
+    int cwd_is_default = 0;
+    if (!cwdbuf && g_default_cwd[0]) {
         cwdbuf = g_default_cwd;
+        cwd_is_default = 1;
+    }
     if (!have_user && !cwdbuf)
         cwdbuf = "/";
 
@@ -561,7 +566,7 @@ int exec_start(struct stream *s, const uint8_t *p, size_t n)
                 child_fail(st_p[1], 3);
         }
         if (chdir(cwdbuf ? cwdbuf : u->home) < 0) {
-            if (cwdbuf || chdir("/") < 0)
+            if ((cwdbuf && !cwd_is_default) || chdir("/") < 0)
                 child_fail(st_p[1], 1);
         }
         if (have_user && (setgroups((size_t)u->ngroups, u->groups) < 0 || setgid(u->gid) < 0 ||

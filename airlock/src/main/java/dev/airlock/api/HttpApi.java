@@ -1,7 +1,6 @@
 package dev.airlock.api;
 
 import dev.airlock.guest.GuestException;
-import dev.airlock.image.ImageException;
 import dev.airlock.sandbox.SandboxException;
 import dev.airlock.service.CreateSpec;
 import dev.airlock.service.ExecRequest;
@@ -151,15 +150,15 @@ public final class HttpApi extends Handler.Abstract {
                 call.answer(result);
             }
         } catch (SandboxException e) {
-            fail(request, response, callback, call, e.kind().httpStatus(), error(e));
-        } catch (ImageException | GuestException | IllegalArgumentException | JacksonException e) {
-            fail(request, response, callback, call, 400, new ApiError(String.valueOf(e.getMessage()), "INVALID"));
+            fail(response, callback, call, e.kind().httpStatus(), error(e));
+        } catch (GuestException | IllegalArgumentException | JacksonException e) {
+            fail(response, callback, call, 400, new ApiError(String.valueOf(e.getMessage()), "INVALID"));
         } catch (IOException | RuntimeException e) {
             String why = e.getMessage() != null ? e.getMessage() : e.toString();
-            fail(request, response, callback, call, 500, new ApiError(why, "FAILED"));
+            fail(response, callback, call, 500, new ApiError(why, "FAILED"));
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            fail(request, response, callback, call, 500, new ApiError("interrupted", "FAILED"));
+            fail(response, callback, call, 500, new ApiError("interrupted", "FAILED"));
         }
         return true;
     }
@@ -172,8 +171,7 @@ public final class HttpApi extends Handler.Abstract {
         return new ApiError(message, e.kind().name());
     }
 
-    private static void fail(
-            Request request, Response response, Callback callback, @Nullable Call call, int status, ApiError err) {
+    private static void fail(Response response, Callback callback, @Nullable Call call, int status, ApiError err) {
         if (call != null && call.answered) {
             // Already streaming: nothing can be said in HTTP any more; the stream just ends.
             call.complete(new IOException(err.error()));
@@ -185,7 +183,7 @@ public final class HttpApi extends Handler.Abstract {
     private Call route(Request request, Response response, Callback callback) {
         String path = request.getHttpURI().getPath();
         List<String> segments = new ArrayList<>();
-        for (String s : path.split("/")) {
+        for (String s : path.split("/", -1)) {
             if (!s.isEmpty()) {
                 segments.add(URLDecoder.decode(s.replace("+", "%2B"), StandardCharsets.UTF_8));
             }

@@ -53,7 +53,7 @@ public final class Backends {
         if (why.isPresent()) {
             List<String> others = new ArrayList<>();
             for (Backend o : byName.values()) {
-                if (o != b && o.unavailableReason().isEmpty()) {
+                if (!o.name().equals(name) && o.unavailableReason().isEmpty()) {
                     others.add("--runtime " + o.name());
                 }
             }

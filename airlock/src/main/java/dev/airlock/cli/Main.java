@@ -2,10 +2,8 @@ package dev.airlock.cli;
 
 import dev.airlock.guest.GuestChannelClosedException;
 import dev.airlock.guest.GuestException;
-import dev.airlock.image.ImageException;
 import dev.airlock.sandbox.SandboxException;
 import dev.airlock.setup.Setup;
-import dev.airlock.vmm.VmmException;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.AccessDeniedException;
@@ -88,8 +86,6 @@ public final class Main {
      */
     static @Nullable String userMessage(Throwable e) {
         if (e instanceof SandboxException
-                || e instanceof ImageException
-                || e instanceof VmmException
                 || e instanceof GuestException
                 || e instanceof Setup.SetupException
                 || e instanceof IllegalArgumentException) {

@@ -572,7 +572,7 @@ final class SandboxCommands {
         public Integer call() throws Exception {
             ExecFlags flags = new ExecFlags();
             flags.interactive = true;
-            flags.tty = System.console() != null;
+            flags.tty = Terminal.interactive();
             flags.user = user;
             return execute(client(), name, List.of("/bin/bash", "-l"), flags, Map.of(), null);
         }

@@ -23,8 +23,8 @@ final class SetupCommand implements Callable<Integer> {
         out.put("kernelBuildSeconds", r.kernel().buildSeconds());
         out.put("image", r.image().name() + "@" + r.image().shortId());
         out.put("initrd", r.initrd().toString());
-        out.put("accel", r.accel().accel().flag());
-        out.put("accelReason", r.accel().reason());
+        out.put("accel", r.accelFlag());
+        out.put("accelReason", r.accelReason());
         out.put("built", r.built());
         if (json) {
             Output.json(out);
@@ -37,8 +37,7 @@ final class SetupCommand implements Callable<Integer> {
                     "kernel   " + r.kernel().version() + "  " + r.kernel().vmlinux());
             System.out.println(
                     "image    base  " + r.image().shortId() + "  " + (r.image().sizeBytes() >> 20) + " MiB");
-            System.out.println(
-                    "accel    " + r.accel().accel().flag() + "  (" + r.accel().reason() + ")");
+            System.out.println("accel    " + r.accelFlag() + "  (" + r.accelReason() + ")");
         }
         return 0;
     }

@@ -27,13 +27,22 @@ final class Terminal implements AutoCloseable {
     }
 
     static Terminal open() {
-        if (System.console() == null || !TTY.canRead()) {
+        if (!interactive()) {
             return new Terminal(24, 80, null);
         }
         String saved = stty("-g");
         int[] size = size();
         stty("raw", "-echo");
         return new Terminal(size[0], size[1], saved);
+    }
+
+    /**
+     * Whether the user is at a terminal. {@code System.console()} alone no longer says so: since
+     * JDK 22 it answers for pipes too, and its {@code isTerminal()} does.
+     */
+    static boolean interactive() {
+        java.io.Console c = System.console();
+        return c != null && c.isTerminal() && TTY.canRead();
     }
 
     int rows() {

@@ -430,7 +430,7 @@ public final class DaemonClient implements SandboxService {
         while (!http.answers()) {
             if (!p.isAlive() && !http.answers()) {
                 // It may have lost a start race to another daemon, which then answers; otherwise it failed.
-                if (System.nanoTime() > deadline || p.exitValue() != 0 && !http.answers()) {
+                if (System.nanoTime() > deadline || (p.exitValue() != 0 && !http.answers())) {
                     throw SandboxException.failed(
                             "the Airlock daemon exited (code " + p.exitValue() + "); see " + log());
                 }

@@ -248,7 +248,7 @@ public final class ContainerBackend implements Backend {
     /** A container template's upper directory, copied with its overlay whiteouts and xattrs. */
     private static void copyUpper(Path template, Path upper) {
         if (!Files.isDirectory(template)) {
-            throw new SandboxException("the workspace template " + template + " is not a container layer");
+            throw SandboxException.failed("the workspace template " + template + " is not a container layer");
         }
         AirlockDirs.ensureDir(upper.resolveSibling("."));
         HostCommand.Result cp = HostCommand.run(

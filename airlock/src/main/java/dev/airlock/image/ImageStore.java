@@ -4,6 +4,7 @@ import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.Hashing;
 import dev.airlock.host.HostFiles;
 import dev.airlock.host.Progress;
+import dev.airlock.sandbox.SandboxException;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -134,10 +135,13 @@ public final class ImageStore {
      */
     public Image remove(String nameOrId, Predicate<String> usedBySandbox) {
         Image image = find(nameOrId)
-                .orElseThrow(
-                        () -> new ImageException("no such image '" + nameOrId + "'; list them with: airlock image ls"));
+                .orElseThrow(() -> new ImageException(
+                        SandboxException.Kind.NOT_FOUND,
+                        "no such image '" + nameOrId + "'; list them with: airlock image ls"));
         if (usedBySandbox.test(image.id())) {
-            throw new ImageException("image '" + image.name() + "' is used by a sandbox; remove the sandbox first");
+            throw new ImageException(
+                    SandboxException.Kind.CONFLICT,
+                    "image '" + image.name() + "' is used by a sandbox; remove the sandbox first");
         }
         try (HostFiles.Lock ignored = lock()) {
             Files.deleteIfExists(root.resolve("refs").resolve(image.name()));

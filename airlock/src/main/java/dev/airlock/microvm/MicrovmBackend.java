@@ -69,7 +69,8 @@ public final class MicrovmBackend implements Backend {
     private final boolean useTemplates;
     private volatile @Nullable WarmPool pool;
     private @Nullable BootAssets boot;
-    private volatile @Nullable Optional<String> unavailable;
+    /** Why QEMU cannot run here, once asked: empty when it can. */
+    private volatile @Nullable String unavailable;
 
     /** The kernel, initramfs and accelerator every boot needs. */
     record BootAssets(Kernel kernel, Path initrd, AccelProbe.Decision accel) {}
@@ -106,15 +107,15 @@ public final class MicrovmBackend implements Backend {
 
     @Override
     public Optional<String> unavailableReason() {
-        Optional<String> known = unavailable;
+        String known = unavailable;
         if (known == null) {
             String version = vmm.version();
             known = version.startsWith("not runnable")
-                    ? Optional.of(vmm.binary() + " is " + version + " (install QEMU: bin/airlock setup)")
-                    : Optional.empty();
+                    ? vmm.binary() + " is " + version + " (install QEMU: bin/airlock setup)"
+                    : "";
             unavailable = known;
         }
-        return known;
+        return known.isEmpty() ? Optional.empty() : Optional.of(known);
     }
 
     @Override

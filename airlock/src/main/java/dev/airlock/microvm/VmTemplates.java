@@ -218,7 +218,8 @@ final class VmTemplates {
                 // Another start built the same template first: use that one.
                 HostFiles.deleteTree(work);
             }
-            return find(key, ramBytes).orElseThrow(() -> new SandboxException("the VM template " + key + " vanished"));
+            return find(key, ramBytes)
+                    .orElseThrow(() -> SandboxException.failed("the VM template " + key + " vanished"));
         } finally {
             if (vm != null) {
                 vm.kill();

@@ -44,6 +44,11 @@ public record CreateOptions(
         return new CreateOptions(name, image, resources, env, workdir, accel, layerTemplate, other, nat);
     }
 
+    /** The same request for a sandbox of another name. */
+    public CreateOptions withName(@Nullable String other) {
+        return new CreateOptions(other, image, resources, env, workdir, accel, layerTemplate, runtime, nat);
+    }
+
     public static CreateOptions defaults() {
         return new CreateOptions(null, "base", Resources.DEFAULT, Map.of(), null, null, null, null);
     }

@@ -35,7 +35,17 @@ public final class Setup {
     }
 
     /** What setup found or made; {@code built} lists what this run had to build. */
-    public record Report(Kernel kernel, Image image, Path initrd, AccelProbe.Decision accel, List<String> built) {}
+    public record Report(Kernel kernel, Image image, Path initrd, AccelProbe.Decision accel, List<String> built) {
+        /** The accelerator microVMs use here: {@code kvm} or {@code tcg}. */
+        public String accelFlag() {
+            return accel.accel().flag();
+        }
+
+        /** Why that accelerator, in words. */
+        public String accelReason() {
+            return accel.reason();
+        }
+    }
 
     public Report ensure() {
         List<String> built = new ArrayList<>();

@@ -39,7 +39,7 @@ public record HostRepo(Path root, String head, @Nullable String branch) {
     public String git(Map<String, String> env, String... args) {
         HostCommand.Result r = git(root, List.of(args), env);
         if (!r.ok()) {
-            throw new SandboxException("git " + String.join(" ", args) + " failed in " + root + ": "
+            throw SandboxException.failed("git " + String.join(" ", args) + " failed in " + root + ": "
                     + r.output().strip());
         }
         return r.output();

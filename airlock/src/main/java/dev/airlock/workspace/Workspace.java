@@ -156,7 +156,7 @@ public final class Workspace {
                         err)
                 .await();
         if (st.shellStatus() != 0) {
-            throw new SandboxException("cannot diff the workspace: "
+            throw SandboxException.failed("cannot diff the workspace: "
                     + err.toString(StandardCharsets.UTF_8).strip());
         }
     }
@@ -273,7 +273,7 @@ public final class Workspace {
         ExitStatus st = ch.exec(ExecSpec.builder(argv).env(env).cwd(cwd).build(), out, err)
                 .await();
         if (st.shellStatus() != 0) {
-            throw new SandboxException("could not " + what + " in the sandbox (exit " + st.shellStatus() + "): "
+            throw SandboxException.failed("could not " + what + " in the sandbox (exit " + st.shellStatus() + "): "
                     + err.toString(StandardCharsets.UTF_8).strip());
         }
         return out.toString(StandardCharsets.UTF_8);

@@ -115,6 +115,53 @@ class CliBadInputTest {
     }
 
     @Test
+    void errorsThatOnceEndedInAStackTraceAreSaidInWords() throws Exception {
+        Cli ct = cli.inRuntime("container");
+        Cli.Result started = ct.run("run", "-d", "--name", "dev");
+        assertThat(started.exit()).as(started.err()).isZero();
+        try {
+            // a reference is checked before it goes into a URL: this once force-removed 'dev'
+            assertCleanError(cli.run("rm", "dev?force=true"), 125, "is not a sandbox name or id");
+            assertThat(cli.run("ps", "-q").out().lines()).contains("dev");
+            // a copy into a host directory that does not exist
+            assertCleanError(
+                    cli.run("cp", "dev:/etc/hostname", "/nonexistent-airlock-dir/x"),
+                    125,
+                    "no such file or directory: /nonexistent-airlock-dir/x");
+            // an agent credentials file that cannot be read
+            assertCleanError(
+                    cli.run(
+                            "run",
+                            "--rm",
+                            "--workspace",
+                            dirs.data().toString(),
+                            "--agent-env-file",
+                            "/nonexistent-airlock-dir/env",
+                            "--",
+                            "true"),
+                    125,
+                    "--agent-env-file /nonexistent-airlock-dir/env: cannot read it");
+            // an exec whose sandbox is killed under it
+            ProcessBuilder pb =
+                    new ProcessBuilder(cli.argv("exec", "dev", "--", "sh", "-c", "echo started; sleep 600"));
+            cli.environment(pb.environment());
+            Process exec = pb.start();
+            try (var out = new java.io.BufferedReader(
+                    new java.io.InputStreamReader(exec.getInputStream(), java.nio.charset.StandardCharsets.UTF_8))) {
+                assertThat(out.readLine()).isEqualTo("started");
+                assertThat(cli.run("kill", "dev").exit()).isZero();
+                assertThat(exec.waitFor(60, java.util.concurrent.TimeUnit.SECONDS))
+                        .isTrue();
+            }
+            String err = new String(exec.getErrorStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+            assertThat(exec.exitValue()).as(err).isEqualTo(125);
+            assertThat(err).contains("the session with the sandbox ended").doesNotContain("\tat ");
+        } finally {
+            cli.run("rm", "-f", "dev");
+        }
+    }
+
+    @Test
     void missingJdkIsExplainedByTheLauncher() throws Exception {
         ProcessBuilder pb =
                 new ProcessBuilder(dirs.home().resolve("bin/airlock").toString(), "--version");

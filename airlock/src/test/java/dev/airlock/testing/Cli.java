@@ -44,20 +44,8 @@ public final class Cli {
 
     /** Runs with extra environment variables, as a user who exported them in their shell. */
     public Result run(java.util.Map<String, String> env, byte[] stdin, String... args) {
-        List<String> argv = new ArrayList<>();
-        argv.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-        argv.addAll(List.of("--enable-native-access=ALL-UNNAMED", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"));
-        argv.add("-Dairlock.home=" + dirs.home());
-        argv.addAll(List.of("-cp", System.getProperty("java.class.path"), "dev.airlock.cli.Main"));
-        int first = argv.size();
-        argv.addAll(List.of(args));
-        if (runtime != null && args.length > 0 && (args[0].equals("run") || args[0].equals("create"))) {
-            argv.addAll(first + 1, List.of("--runtime", runtime));
-        }
-        ProcessBuilder pb = new ProcessBuilder(argv);
-        pb.environment().put("AIRLOCK_CACHE_DIR", dirs.cache().toString());
-        pb.environment().put("AIRLOCK_DATA_DIR", dirs.data().toString());
-        pb.environment().put("AIRLOCK_RUNTIME_DIR", dirs.runtime().toString());
+        ProcessBuilder pb = new ProcessBuilder(argv(args));
+        environment(pb.environment());
         pb.environment().putAll(env);
         try {
             Process p = pb.start();
@@ -77,6 +65,28 @@ public final class Cli {
             Thread.currentThread().interrupt();
             throw new IllegalStateException(e);
         }
+    }
+
+    /** The command line of the CLI with these arguments, for tests that run it themselves. */
+    public List<String> argv(String... args) {
+        List<String> argv = new ArrayList<>();
+        argv.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        argv.addAll(List.of("--enable-native-access=ALL-UNNAMED", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"));
+        argv.add("-Dairlock.home=" + dirs.home());
+        argv.addAll(List.of("-cp", System.getProperty("java.class.path"), "dev.airlock.cli.Main"));
+        int first = argv.size();
+        argv.addAll(List.of(args));
+        if (runtime != null && args.length > 0 && (args[0].equals("run") || args[0].equals("create"))) {
+            argv.addAll(first + 1, List.of("--runtime", runtime));
+        }
+        return argv;
+    }
+
+    /** The environment that points the CLI at this test's directories. */
+    public void environment(java.util.Map<String, String> env) {
+        env.put("AIRLOCK_CACHE_DIR", dirs.cache().toString());
+        env.put("AIRLOCK_DATA_DIR", dirs.data().toString());
+        env.put("AIRLOCK_RUNTIME_DIR", dirs.runtime().toString());
     }
 
     private static byte[] readAll(java.io.InputStream in) {

@@ -1,0 +1,167 @@
+package dev.airlock.architecture;
+
+import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.noClasses;
+import static com.tngtech.archunit.library.dependencies.SlicesRuleDefinition.slices;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.tngtech.archunit.core.domain.JavaClasses;
+import com.tngtech.archunit.core.importer.ClassFileImporter;
+import com.tngtech.archunit.core.importer.ImportOption;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+
+/**
+ * Keeps the arrows of the layering pointing one way, over the product's compiled classes:
+ *
+ * <pre>
+ *   front ends (cli, api) --> service (SandboxService) <-- client (DaemonClient)
+ *                                  ^
+ *                       local (LocalSandboxService) --> engine --> backend (the SPI)
+ *                                                                    ^
+ *                                      microvm (+ vmm), container ---+
+ *   daemon: the composition root, the one place that names every part
+ * </pre>
+ *
+ * <p>What it catches: had {@code cli.SandboxCommands} called {@code engine.SandboxEngine} or
+ * {@code microvm.MicrovmBackend} directly, as the CLI once merged the create-time environment
+ * itself, {@link #frontEndsSeeTheServiceAndTheClientOnly} fails with a line such as
+ *
+ * <pre>
+ *   Architecture Violation [Priority: MEDIUM] - Rule 'no classes that reside in a package
+ *   '..airlock.cli..' ... should depend on classes that reside in any package ['..airlock.engine..',
+ *   ...]' was violated (1 times):
+ *   Method &lt;dev.airlock.cli.SandboxCommands.client()&gt; calls constructor
+ *   &lt;dev.airlock.engine.SandboxEngine.&lt;init&gt;(...)&gt; in (SandboxCommands.java:49)
+ * </pre>
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class LayeringTest {
+    /** Everything below the service: no front end reaches past the service to these. */
+    private static final String[] BELOW_THE_SERVICE = {
+        "dev.airlock.engine..",
+        "dev.airlock.backend..",
+        "dev.airlock.microvm..",
+        "dev.airlock.container..",
+        "dev.airlock.vmm..",
+        "dev.airlock.local..",
+    };
+
+    private JavaClasses product;
+
+    @BeforeAll
+    void importProduct() {
+        product = new ClassFileImporter()
+                .withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_TESTS)
+                .withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_JARS)
+                .importPackages("dev.airlock");
+    }
+
+    @Test
+    void frontEndsSeeTheServiceAndTheClientOnly() {
+        noClasses()
+                .that()
+                .resideInAnyPackage("dev.airlock.cli..", "dev.airlock.api..")
+                .and()
+                .doNotHaveSimpleName("DaemonCommand")
+                .should()
+                .dependOnClassesThat()
+                .resideInAnyPackage(BELOW_THE_SERVICE)
+                .orShould()
+                .dependOnClassesThat()
+                .resideInAnyPackage("dev.airlock.daemon..")
+                .because("a front end parses, calls the SandboxService and maps the answer; only the daemon's"
+                        + " composition root names what is below the service")
+                .check(product);
+    }
+
+    @Test
+    void theServiceInterfaceKnowsNoImplementation() {
+        noClasses()
+                .that()
+                .resideInAPackage("dev.airlock.service..")
+                .should()
+                .dependOnClassesThat()
+                .resideInAnyPackage(BELOW_THE_SERVICE)
+                .orShould()
+                .dependOnClassesThat()
+                .resideInAnyPackage(
+                        "dev.airlock.api..", "dev.airlock.client..", "dev.airlock.cli..", "dev.airlock.daemon..")
+                .check(product);
+    }
+
+    @Test
+    void theClientHasNoServerImports() {
+        noClasses()
+                .that()
+                .resideInAPackage("dev.airlock.client..")
+                .should()
+                .dependOnClassesThat()
+                .resideInAnyPackage(BELOW_THE_SERVICE)
+                .orShould()
+                .dependOnClassesThat()
+                .resideInAnyPackage("dev.airlock.api..", "dev.airlock.daemon..", "dev.airlock.cli..")
+                .check(product);
+    }
+
+    @Test
+    void theEngineSeesTheBackendInterfaceOnly() {
+        noClasses()
+                .that()
+                .resideInAnyPackage("dev.airlock.engine..", "dev.airlock.backend..", "dev.airlock.local..")
+                .should()
+                .dependOnClassesThat()
+                .resideInAnyPackage(
+                        "dev.airlock.microvm..",
+                        "dev.airlock.container..",
+                        "dev.airlock.vmm..",
+                        "dev.airlock.api..",
+                        "dev.airlock.client..",
+                        "dev.airlock.cli..",
+                        "dev.airlock.daemon..")
+                .because("backends are chosen by name through the Backends registry, never by type")
+                .check(product);
+    }
+
+    @Test
+    void onlyTheMicrovmBackendAndHostToolsDriveTheVmm() {
+        noClasses()
+                .that()
+                .resideOutsideOfPackages(
+                        "dev.airlock.vmm..", "dev.airlock.microvm..", "dev.airlock.setup..", "dev.airlock.doctor..")
+                .should()
+                .dependOnClassesThat()
+                .resideInAPackage("dev.airlock.vmm..")
+                .check(product);
+    }
+
+    @Test
+    void backendsDoNotKnowEachOther() {
+        noClasses()
+                .that()
+                .resideInAPackage("dev.airlock.microvm..")
+                .should()
+                .dependOnClassesThat()
+                .resideInAPackage("dev.airlock.container..")
+                .check(product);
+        noClasses()
+                .that()
+                .resideInAPackage("dev.airlock.container..")
+                .should()
+                .dependOnClassesThat()
+                .resideInAnyPackage("dev.airlock.microvm..", "dev.airlock.vmm..")
+                .check(product);
+    }
+
+    @Test
+    void packagesHaveNoCycles() {
+        slices().matching("dev.airlock.(*)..").should().beFreeOfCycles().check(product);
+    }
+
+    @Test
+    void theProductHoldsNoBenchmark() {
+        assertThat(product.stream().filter(c -> c.getPackageName().startsWith("dev.airlock.bench")))
+                .as("benchmarks live in the bench module, out of the product jar")
+                .isEmpty();
+    }
+}
