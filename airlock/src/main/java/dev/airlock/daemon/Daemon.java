@@ -38,7 +38,7 @@ public final class Daemon {
         this.dirs = dirs;
         HostBackends.Options options = HostBackends.Options.fromEnvironment();
         SandboxEngine engine =
-                new SandboxEngine(dirs, HostBackends.create(dirs, DaemonLog::log, options), DaemonLog::log);
+                new SandboxEngine(dirs, HostBackends.forDaemon(dirs, DaemonLog::log, options), DaemonLog::log);
         this.service = new LocalSandboxService(dirs, engine, options.idlePause());
     }
 

@@ -46,11 +46,25 @@ public final class HostBackends {
         }
     }
 
+    /** The backends of this host, as any process may use them (no warm pool). */
     public static Backends create(AirlockDirs dirs, Progress progress, Options options) {
-        MicrovmBackend microvm = new MicrovmBackend(dirs, progress, options.templates());
-        // 0 (the default) ends any pooled VMs a previous daemon left.
-        microvm.enableWarmPool(options.warmPool(), options.warmPoolMiB());
-        return new Backends(List.of(microvm, new ContainerBackend(dirs, SandboxEngine.BOOT_TIMEOUT)));
+        return new Backends(List.of(
+                new MicrovmBackend(dirs, progress, options.templates()),
+                new ContainerBackend(dirs, SandboxEngine.BOOT_TIMEOUT)));
+    }
+
+    /**
+     * The backends as the daemon runs them: the microVM warm pool filled as configured (0, the
+     * default, also ends any pooled VMs a previous daemon left).
+     */
+    static Backends forDaemon(AirlockDirs dirs, Progress progress, Options options) {
+        Backends backends = create(dirs, progress, options);
+        for (var b : backends.all()) {
+            if (b instanceof MicrovmBackend microvm) {
+                microvm.enableWarmPool(options.warmPool(), options.warmPoolMiB());
+            }
+        }
+        return backends;
     }
 
     private static int envInt(String name, int fallback) {

@@ -1,5 +1,7 @@
 package dev.airlock.doctor;
 
+import dev.airlock.backend.Backend;
+import dev.airlock.daemon.HostBackends;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.HostCommand;
 import dev.airlock.host.Progress;
@@ -98,6 +100,15 @@ public final class Doctor {
                                                 i.name() + " (" + i.shortId() + ", " + (i.sizeBytes() >> 20) + " MiB)")
                                         .toList())));
         checks.add(new Check("cgroups", Status.INFO, cgroupLayout()));
+        // Each runtime says whether it can run here; one that cannot leaves the others working.
+        for (Backend b : HostBackends.create(dirs, progress, HostBackends.Options.defaults())
+                .all()) {
+            Optional<String> why = b.unavailableReason();
+            checks.add(new Check(
+                    "runtime " + b.name(),
+                    why.isEmpty() ? Status.OK : Status.WARN,
+                    why.map(w -> "cannot run here: " + w).orElse("available")));
+        }
         checks.add(ociRuntime());
         checks.add(diskSpace(dirs.cache(), "cache"));
         checks.add(diskSpace(dirs.data(), "data"));

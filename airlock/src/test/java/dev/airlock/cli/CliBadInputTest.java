@@ -162,6 +162,24 @@ class CliBadInputTest {
     }
 
     @Test
+    void aRuntimeDirectoryAnotherUserMadeFirstIsRefused() throws Exception {
+        // Another local user who makes the runtime directory first could put their own socket in
+        // it (and receive secrets); it must be ours and closed to others, or nothing is started.
+        Path theirs = Files.createTempDirectory(Path.of("/tmp"), "alr-theirs");
+        try {
+            Files.setAttribute(theirs, "unix:uid", 65534);
+            Files.setPosixFilePermissions(theirs, java.nio.file.attribute.PosixFilePermissions.fromString("rwxrwxrwx"));
+            Cli.Result r = cli.run(Map.of("AIRLOCK_RUNTIME_DIR", theirs.toString()), new byte[0], "ps");
+            assertCleanError(r, 125, "belongs to uid 65534");
+            try (var left = Files.list(theirs)) {
+                assertThat(left.toList()).as("nothing was made in it").isEmpty();
+            }
+        } finally {
+            dev.airlock.host.HostFiles.deleteTree(theirs);
+        }
+    }
+
+    @Test
     void missingJdkIsExplainedByTheLauncher() throws Exception {
         ProcessBuilder pb =
                 new ProcessBuilder(dirs.home().resolve("bin/airlock").toString(), "--version");
