@@ -146,10 +146,13 @@ final class WorkspaceFlow {
         if (r == null) {
             return s;
         }
-        Workspace.Pushed pushed;
         boolean runSetup = setupKey != null && !templateHit;
+        Path dir = new SandboxStore(SandboxCommands.dirs().sandboxes()).dir(s.id());
         try (GuestChannel ch = client.openAgent(s.name())) {
-            pushed = Workspace.push(ch, r, uncommitted);
+            Workspace.Pushed pushed = Workspace.push(ch, r, uncommitted);
+            // Recorded before setup runs: a sandbox whose setup failed or was cut short can still be pulled.
+            new WorkspaceMeta(r.root().toString(), pushed.base(), r.branch(), pushed.uncommitted(), setupKey)
+                    .write(dir);
             if (runSetup) {
                 System.err.println("airlock: running setup (" + cfg.setup().size() + " commands); the result is"
                         + " kept for the next sandbox with the same lockfiles");
@@ -159,7 +162,6 @@ final class WorkspaceFlow {
                 System.err.println("airlock: dependencies ready from workspace template " + setupKey.substring(0, 12));
             }
         }
-        Path dir = new SandboxStore(SandboxCommands.dirs().sandboxes()).dir(s.id());
         if (runSetup && setupKey != null) {
             client.stop(s.name(), 30);
             new WorkspaceTemplates(SandboxCommands.dirs())
@@ -170,7 +172,6 @@ final class WorkspaceFlow {
                             cfg.setup());
             s = client.start(s.name());
         }
-        new WorkspaceMeta(r.root().toString(), pushed.base(), r.branch(), pushed.uncommitted(), setupKey).write(dir);
         return s;
     }
 
