@@ -1,5 +1,6 @@
 package dev.airlock.workspace;
 
+import static dev.airlock.workspace.WorkspaceTest.git;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -58,16 +59,6 @@ class BundleImportTest {
     private static void identity(Path r) {
         git(r, "config", "user.name", "Test");
         git(r, "config", "user.email", "test@example.com");
-    }
-
-    private static String git(Path dir, String... args) {
-        List<String> argv = new ArrayList<>(List.of("git", "-C", dir.toString()));
-        argv.addAll(List.of(args));
-        HostCommand.Result r = HostCommand.run(argv, null, null);
-        assertThat(r.exitCode())
-                .as("git " + String.join(" ", args) + ": " + r.output())
-                .isZero();
-        return r.output();
     }
 
     private Path bundle(String... revs) {

@@ -77,7 +77,8 @@ abstract class WorkspaceTest {
         return r;
     }
 
-    private static String git(Path repo, String... args) {
+    /** Runs git in {@code repo}, asserting it succeeds; returns its output. */
+    static String git(Path repo, String... args) {
         List<String> argv = new ArrayList<>(List.of("git", "-C", repo.toString()));
         argv.addAll(List.of(args));
         HostCommand.Result r = HostCommand.run(argv, null, null);
