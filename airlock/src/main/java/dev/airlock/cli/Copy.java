@@ -1,5 +1,10 @@
 package dev.airlock.cli;
 
+import static java.nio.file.StandardOpenOption.CREATE;
+import static java.nio.file.StandardOpenOption.TRUNCATE_EXISTING;
+import static java.nio.file.StandardOpenOption.WRITE;
+
+import dev.airlock.archive.GuestDirectoryCopy;
 import dev.airlock.guest.ExecSpec;
 import dev.airlock.guest.Execution;
 import dev.airlock.guest.ExitStatus;
@@ -16,9 +21,10 @@ import java.io.InputStream;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.OpenOption;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermission;
-import java.util.List;
 import java.util.Optional;
 import java.util.Set;
 import org.jspecify.annotations.Nullable;
@@ -113,25 +119,18 @@ final class Copy {
         String trimmed = src.replaceAll("/+$", "");
         String name = trimmed.substring(trimmed.lastIndexOf('/') + 1);
         if (st.type() == FileType.DIRECTORY) {
-            Path dir = intoDir ? dst : Files.createDirectories(dst);
-            List<String> untar = intoDir
-                    ? List.of("tar", "-xf", "-", "-C", dir.toString())
-                    : List.of("tar", "-xf", "-", "-C", dir.toString(), "--strip-components=1");
-            Process tar = new ProcessBuilder(untar)
-                    .redirectError(ProcessBuilder.Redirect.INHERIT)
-                    .start();
-            String parent = trimmed.lastIndexOf('/') > 0 ? trimmed.substring(0, trimmed.lastIndexOf('/')) : "/";
-            ExecSpec spec =
-                    ExecSpec.builder("tar", "-cf", "-", "-C", parent, name).build();
-            ByteArrayOutputStream err = new ByteArrayOutputStream();
-            ExitStatus status;
-            try (OutputStream out = tar.getOutputStream()) {
-                status = ch.exec(spec, out, err).await();
-            }
-            check(status, tar.waitFor(), err);
+            // The guest's tar stream is unpacked on the host by Airlock itself, never by the host's tar.
+            GuestDirectoryCopy.copy(ch, trimmed, intoDir ? dst.resolve(name) : dst);
         } else {
             Path file = intoDir ? dst.resolve(name) : dst;
-            try (OutputStream out = Files.newOutputStream(file)) {
+            // Into a directory, never write through a symlink already there (an earlier copy may have made it).
+            OpenOption[] open = intoDir
+                    ? new OpenOption[] {LinkOption.NOFOLLOW_LINKS, CREATE, TRUNCATE_EXISTING, WRITE}
+                    : new OpenOption[] {CREATE, TRUNCATE_EXISTING, WRITE};
+            if (intoDir && Files.isSymbolicLink(file)) {
+                throw new SandboxException(file + " is a symlink; cp does not write through it: remove it first");
+            }
+            try (OutputStream out = Files.newOutputStream(file, open)) {
                 ch.readFile(src, out);
             }
         }

@@ -36,17 +36,40 @@ public final class HostCommand {
             @Nullable Path dir,
             @Nullable Consumer<String> lines,
             java.util.Map<String, String> env) {
+        return run(argv, dir, lines, env, null);
+    }
+
+    /** As {@link #run(List, Path, Consumer, java.util.Map)}, with {@code stdin} as the program's input. */
+    public static Result run(
+            List<String> argv,
+            @Nullable Path dir,
+            @Nullable Consumer<String> lines,
+            java.util.Map<String, String> env,
+            byte @Nullable [] stdin) {
         ProcessBuilder pb = new ProcessBuilder(argv).redirectErrorStream(true);
         pb.environment().putAll(env);
         if (dir != null) {
             pb.directory(dir.toFile());
         }
-        pb.redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
+        if (stdin == null) {
+            pb.redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
+        }
         Process p;
         try {
             p = pb.start();
         } catch (IOException e) {
             return new Result(127, "cannot run " + argv.getFirst() + ": " + e.getMessage());
+        }
+        if (stdin != null) {
+            // Written from a thread of its own: a program that talks before it has read all its
+            // input must not wait on us while we wait on it.
+            Thread.ofVirtual().start(() -> {
+                try (var in = p.getOutputStream()) {
+                    in.write(stdin);
+                } catch (IOException ignored) {
+                    // The program exited without reading it all; its exit code says why.
+                }
+            });
         }
         String out = drain(p.getInputStream(), lines);
         try {

@@ -53,6 +53,20 @@ public final class LinuxSyscalls implements AutoCloseable {
     public static final int EINTR = 4;
     public static final int EAGAIN = 11;
 
+    // The *at calls that let an unpacker walk a tree it does not trust (dev.airlock.archive).
+    public static final int AT_FDCWD = -100;
+    public static final int AT_REMOVEDIR = 0x200;
+    public static final int O_EXCL = 0x80;
+    // O_DIRECTORY and O_NOFOLLOW are the two open flags whose values differ between architectures.
+    private static final boolean AARCH64 = "aarch64".equals(System.getProperty("os.arch"));
+    public static final int O_DIRECTORY = AARCH64 ? 0x4000 : 0x10000;
+    public static final int O_NOFOLLOW = AARCH64 ? 0x8000 : 0x20000;
+    public static final int ENOENT = 2;
+    public static final int EEXIST = 17;
+    public static final int ENOTDIR = 20;
+    public static final int EISDIR = 21;
+    public static final int ELOOP = 40;
+
     private static final Linker LINKER = Linker.nativeLinker();
     private static final SymbolLookup LIBC = LINKER.defaultLookup();
     private static final StructLayout CALL_STATE = Linker.Option.captureStateLayout();
@@ -110,6 +124,28 @@ public final class LinuxSyscalls implements AutoCloseable {
     private static final MethodHandle POLL =
             downcall("poll", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT), CAPTURE_ERRNO);
     private static final MethodHandle STRERROR = downcall("strerror", FunctionDescriptor.of(ADDRESS, JAVA_INT));
+    // int openat(int dirfd, const char *path, int flags, ...): the mode is variadic.
+    private static final MethodHandle OPENAT = downcall(
+            "openat",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT),
+            CAPTURE_ERRNO,
+            Linker.Option.firstVariadicArg(3));
+    private static final MethodHandle MKDIRAT =
+            downcall("mkdirat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT), CAPTURE_ERRNO);
+    // int symlinkat(const char *target, int dirfd, const char *linkpath)
+    private static final MethodHandle SYMLINKAT =
+            downcall("symlinkat", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, ADDRESS), CAPTURE_ERRNO);
+    // int linkat(int olddirfd, const char *old, int newdirfd, const char *new, int flags)
+    private static final MethodHandle LINKAT = downcall(
+            "linkat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT), CAPTURE_ERRNO);
+    private static final MethodHandle UNLINKAT =
+            downcall("unlinkat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT), CAPTURE_ERRNO);
+    // ssize_t write(int fd, const void *buf, size_t count)
+    private static final MethodHandle WRITE =
+            downcall("write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG), CAPTURE_ERRNO);
+    // int futimens(int fd, const struct timespec times[2])
+    private static final MethodHandle FUTIMENS =
+            downcall("futimens", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS), CAPTURE_ERRNO);
 
     private static MethodHandle downcall(String name, FunctionDescriptor descriptor, Linker.Option... options) {
         MemorySegment symbol =
@@ -370,6 +406,123 @@ public final class LinuxSyscalls implements AutoCloseable {
         }
     }
 
+    /** {@code openat(dirfd, name, flags, mode)}; returns the new file descriptor. */
+    public int openat(int dirfd, String name, int flags, int mode) throws ErrnoException {
+        int fd;
+        try (Arena call = Arena.ofConfined()) {
+            try {
+                fd = (int) OPENAT.invokeExact(callState, dirfd, call.allocateFrom(name), flags, mode);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+        }
+        if (fd < 0) {
+            throw new ErrnoException("openat(" + name + ")", errno());
+        }
+        return fd;
+    }
+
+    /** {@code mkdirat(dirfd, name, mode)}. */
+    public void mkdirat(int dirfd, String name, int mode) throws ErrnoException {
+        int rc;
+        try (Arena call = Arena.ofConfined()) {
+            try {
+                rc = (int) MKDIRAT.invokeExact(callState, dirfd, call.allocateFrom(name), mode);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+        }
+        if (rc < 0) {
+            throw new ErrnoException("mkdirat(" + name + ")", errno());
+        }
+    }
+
+    /** {@code symlinkat(target, dirfd, name)}: a symlink {@code name} in {@code dirfd} pointing at {@code target}. */
+    public void symlinkat(String target, int dirfd, String name) throws ErrnoException {
+        int rc;
+        try (Arena call = Arena.ofConfined()) {
+            try {
+                rc = (int) SYMLINKAT.invokeExact(callState, call.allocateFrom(target), dirfd, call.allocateFrom(name));
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+        }
+        if (rc < 0) {
+            throw new ErrnoException("symlinkat(" + name + ")", errno());
+        }
+    }
+
+    /** {@code linkat(olddirfd, oldName, newdirfd, newName, 0)}: a final symlink in {@code oldName} is not followed. */
+    public void linkat(int olddirfd, String oldName, int newdirfd, String newName) throws ErrnoException {
+        int rc;
+        try (Arena call = Arena.ofConfined()) {
+            try {
+                rc = (int) LINKAT.invokeExact(
+                        callState, olddirfd, call.allocateFrom(oldName), newdirfd, call.allocateFrom(newName), 0);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+        }
+        if (rc < 0) {
+            throw new ErrnoException("linkat(" + newName + ")", errno());
+        }
+    }
+
+    /** {@code unlinkat(dirfd, name, flags)}; flags 0 or {@link #AT_REMOVEDIR}. */
+    public void unlinkat(int dirfd, String name, int flags) throws ErrnoException {
+        int rc;
+        try (Arena call = Arena.ofConfined()) {
+            try {
+                rc = (int) UNLINKAT.invokeExact(callState, dirfd, call.allocateFrom(name), flags);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+        }
+        if (rc < 0) {
+            throw new ErrnoException("unlinkat(" + name + ")", errno());
+        }
+    }
+
+    /** Writes all {@code length} bytes of {@code buf} to {@code fd}, retrying short writes and {@code EINTR}. */
+    public void writeFully(int fd, MemorySegment buf, long length) throws ErrnoException {
+        long done = 0;
+        while (done < length) {
+            long n;
+            try {
+                n = (long) WRITE.invokeExact(callState, fd, buf.asSlice(done), length - done);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+            if (n < 0) {
+                if (errno() == EINTR) {
+                    continue;
+                }
+                throw new ErrnoException("write", errno());
+            }
+            done += n;
+        }
+    }
+
+    /** {@code futimens(fd, {mtime, mtime})}: sets both access and modification time. */
+    public void futimens(int fd, long epochSecond, int nanos) throws ErrnoException {
+        int rc;
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment times = call.allocate(32, 8); // struct timespec[2] { time_t tv_sec; long tv_nsec; }
+            for (int i = 0; i < 2; i++) {
+                times.set(JAVA_LONG, i * 16L, epochSecond);
+                times.set(JAVA_LONG, i * 16L + 8, nanos);
+            }
+            try {
+                rc = (int) FUTIMENS.invokeExact(callState, fd, times);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+        }
+        if (rc < 0) {
+            throw new ErrnoException("futimens", errno());
+        }
+    }
+
     /** Frees the captured-state buffer. */
     @Override
     public void close() {
@@ -404,7 +557,11 @@ public final class LinuxSyscalls implements AutoCloseable {
             Map.entry(22, "EINVAL"),
             Map.entry(24, "EMFILE"),
             Map.entry(25, "ENOTTY"),
+            Map.entry(21, "EISDIR"),
+            Map.entry(36, "ENAMETOOLONG"),
             Map.entry(38, "ENOSYS"),
+            Map.entry(39, "ENOTEMPTY"),
+            Map.entry(40, "ELOOP"),
             Map.entry(95, "EOPNOTSUPP"));
 
     /** {@code ENOENT (No such file or directory)}-style text for an errno value. */

@@ -86,15 +86,25 @@ final class Workspaces {
      * nothing of the user's yet), and the error says why.
      */
     private SandboxException failed(Sandbox s, Exception e) {
+        String why = e instanceof SandboxException ? String.valueOf(e.getMessage()) : String.valueOf(e);
+        SandboxException.Kind kind = e instanceof SandboxException se ? se.kind() : SandboxException.Kind.FAILED;
+        boolean pushed = java.nio.file.Files.isRegularFile(engine.paths(s).dir().resolve(WorkspaceMeta.FILE));
         try {
-            service.remove(s.id(), true);
+            if (pushed) {
+                // The repository is in (and setup may have left work): keep it, stopped.
+                service.stop(s.id(), Duration.ofSeconds(10));
+            } else {
+                service.remove(s.id(), true);
+            }
         } catch (RuntimeException cleanup) {
             e.addSuppressed(cleanup);
         }
-        return e instanceof SandboxException se
-                ? se
-                : new SandboxException(
-                        "cannot set up the workspace of sandbox '" + s.name() + "': " + e.getMessage(), e);
+        String message = pushed
+                ? why + "; sandbox " + s.name() + " is kept (stopped) with its workspace: bring back what it has with"
+                        + " airlock pull " + s.name() + " (or airlock commit " + s.name() + " -m MESSAGE), remove it"
+                        + " with airlock rm " + s.name()
+                : "cannot set up the workspace of sandbox '" + s.name() + "' (removed): " + why;
+        return new SandboxException(kind, message, e);
     }
 
     /** Copies the repo into the running sandbox and makes its dependencies ready. */
@@ -112,6 +122,9 @@ final class Workspaces {
         try (SandboxSession session = service.session(s.id())) {
             GuestChannel ch = session.channel();
             pushed = Workspace.push(ch, repo, uncommitted);
+            // Recorded before setup runs: a sandbox whose setup failed or was cut short can still be pulled.
+            new WorkspaceMeta(repo.root().toString(), pushed.base(), repo.branch(), pushed.uncommitted(), setupKey)
+                    .write(engine.paths(s).dir());
             if (runSetup) {
                 progress.step("running setup (" + cfg.setup().size() + " commands); the result is"
                         + " kept for the next sandbox with the same lockfiles");
@@ -131,15 +144,12 @@ final class Workspaces {
                 progress.step("dependencies ready from workspace template " + setupKey.substring(0, 12));
             }
         }
-        Path dir = engine.paths(s).dir();
         if (runSetup && setupKey != null) {
             service.stop(s.id(), Duration.ofSeconds(30));
             new WorkspaceTemplates(dirs)
                     .save(setupKey, engine.layer(s), repo.root().toString(), cfg.setup());
             s = service.attach(engine.start(s.id()));
         }
-        new WorkspaceMeta(repo.root().toString(), pushed.base(), repo.branch(), pushed.uncommitted(), setupKey)
-                .write(dir);
         return s;
     }
 

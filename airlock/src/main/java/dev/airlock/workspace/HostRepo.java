@@ -49,6 +49,13 @@ public record HostRepo(Path root, String head, @Nullable String branch) {
         return git(root, List.of(args), Map.of());
     }
 
+    /** Runs git with {@code stdin} as its input (e.g. {@code update-ref --stdin}); never throws for a failure. */
+    public HostCommand.Result tryGitWithInput(byte[] stdin, String... args) {
+        List<String> argv = new ArrayList<>(List.of("git", "-C", root.toString()));
+        argv.addAll(List.of(args));
+        return HostCommand.run(argv, null, null, Map.of(), stdin);
+    }
+
     static HostCommand.Result git(Path dir, List<String> args, Map<String, String> env) {
         List<String> argv = new ArrayList<>(List.of("git", "-C", dir.toString()));
         argv.addAll(args);

@@ -3,6 +3,7 @@ package dev.airlock.workspace;
 import dev.airlock.guest.ExecSpec;
 import dev.airlock.guest.ExitStatus;
 import dev.airlock.guest.GuestChannel;
+import dev.airlock.host.CappedOutputStream;
 import dev.airlock.host.Hashing;
 import dev.airlock.host.HostFiles;
 import dev.airlock.sandbox.SandboxException;
@@ -13,10 +14,11 @@ import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.security.SecureRandom;
-import java.util.HexFormat;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.util.List;
 import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.jspecify.annotations.Nullable;
 
 /**
@@ -29,6 +31,10 @@ public final class Workspace {
     public static final String PATH = "/workspace";
     private static final String IN_BUNDLE = "/tmp/airlock-in.bundle";
     private static final String OUT_BUNDLE = "/tmp/airlock-out.bundle";
+    /** The most a pull takes from a sandbox: its new commits, packed. */
+    static final long MAX_BUNDLE_BYTES = 4L << 30;
+
+    private static final Pattern PULL_ANSWER = Pattern.compile("(none|diverged|[0-9a-f]{40,64}) ([0-9]{1,9})");
 
     private Workspace() {}
 
@@ -38,8 +44,9 @@ public final class Workspace {
     /** Copies the repository into a running sandbox's {@value #PATH}, replacing tracked files there. */
     public static Pushed push(GuestChannel ch, HostRepo repo, boolean uncommitted)
             throws IOException, InterruptedException {
+        TempRefs.removeLeftovers(repo);
         Path tmp = Files.createTempDirectory("airlock-push");
-        String tmpRef = "refs/airlock/tmp/" + HexFormat.of().formatHex(new SecureRandom().generateSeed(6));
+        String tmpRef = TempRefs.create();
         try {
             String wip = uncommitted ? snapshotUncommitted(repo, tmp, tmpRef) : null;
             Path bundle = tmp.resolve("repo.bundle");
@@ -167,11 +174,14 @@ public final class Workspace {
 
     /**
      * Brings the sandbox's commits since {@code base} into {@code refs/heads/<branch>} of the host
-     * repository. Only a fast-forward is accepted; diverged history is reported, never forced.
+     * repository ({@code branch} must be under {@code airlock/}). Only a fast-forward is accepted;
+     * diverged history is reported, never forced. The sandbox's bundle is untrusted: see {@link
+     * BundleImport}.
      */
     public static Pulled pull(
             GuestChannel ch, HostRepo repo, String base, String branch, boolean uncommitted, String message)
             throws IOException, InterruptedException {
+        BundleImport.branchRef(repo, branch);
         String script = String.join(
                 "\n",
                 "set -e",
@@ -191,56 +201,53 @@ public final class Workspace {
                 List.of("sh", "-c", script),
                 Map.of("BASE", base, "UNCOMMITTED", uncommitted ? "1" : "0", "MSG", message),
                 null);
-        String[] f = result.strip().split(" ");
-        int left = Integer.parseInt(f[1]);
-        if (f[0].equals("none")) {
+        Matcher answer = PULL_ANSWER.matcher(result.strip());
+        if (!answer.matches()) {
+            String shown = result.strip().replaceAll("[^\\x20-\\x7e]", "?");
+            throw new SandboxException("the sandbox answered the pull with '"
+                    + (shown.length() > 80 ? shown.substring(0, 80) + "..." : shown)
+                    + "' instead of a commit; nothing was pulled");
+        }
+        int left = Integer.parseInt(answer.group(2));
+        if (answer.group(1).equals("none")) {
             return new Pulled(branch, base, null, 0, left);
         }
-        if (f[0].equals("diverged")) {
+        if (answer.group(1).equals("diverged")) {
             throw new SandboxException(
                     SandboxException.Kind.CONFLICT,
                     "the sandbox's history no longer contains its base " + base.substring(0, 12)
                             + " (it was rewritten in the sandbox); nothing was pulled");
         }
-        Path tmp = Files.createTempFile("airlock-pull", ".bundle");
+        // A private directory (0700): nothing but this process can swap the file once it is checked.
+        Path tmp = Files.createTempDirectory("airlock-pull");
         try {
-            try (OutputStream out = Files.newOutputStream(tmp)) {
+            Path bundle = tmp.resolve("sandbox.bundle");
+            try (OutputStream out =
+                    new CappedOutputStream(Files.newOutputStream(bundle), MAX_BUNDLE_BYTES, "the sandbox's bundle")) {
                 ch.readFile(OUT_BUNDLE, out);
+            } catch (CappedOutputStream.LimitExceededException e) {
+                throw new SandboxException(e.getMessage() + "; nothing was pulled");
             }
-            String ref = "refs/heads/" + branch;
-            var fetch = repo.tryGit("-c", "fetch.fsckObjects=true", "fetch", tmp.toString(), "HEAD:" + ref);
-            if (!fetch.ok()) {
-                String why = fetch.output().strip();
-                if (why.contains("non-fast-forward") || why.contains("rejected")) {
-                    throw new SandboxException(
-                            SandboxException.Kind.CONFLICT,
-                            "branch " + branch
-                                    + " has diverged from the sandbox's history; nothing was changed. Pull into another"
-                                    + " branch with --branch, or delete it first (git branch -D " + branch + ")");
-                }
-                throw new SandboxException("fetching the sandbox's commits failed: " + why);
-            }
-            String head = repo.git("rev-parse", ref).strip();
-            if (!repo.tryGit("merge-base", "--is-ancestor", base, head).ok()) {
-                throw new SandboxException(
-                        SandboxException.Kind.CONFLICT,
-                        "the pulled branch " + branch + " does not descend from the sandbox's base "
-                                + base.substring(0, 12));
-            }
-            repo.git("update-ref", "refs/airlock/base/" + branch.replace("airlock/", ""), base);
-            int commits = Integer.parseInt(
-                    repo.git("rev-list", "--count", base + ".." + head).strip());
-            return new Pulled(branch, base, head, commits, left);
+            BundleImport.Imported imported = BundleImport.apply(repo, bundle, base, branch);
+            return new Pulled(branch, base, imported.head(), imported.commits(), left);
         } finally {
-            Files.deleteIfExists(tmp);
+            HostFiles.deleteTree(tmp);
         }
     }
 
-    /** The key of a workspace template: image, setup commands and the content of the key files. */
+    /**
+     * The key of a workspace template: the repository, image, setup commands and the content of
+     * the key files. The repository is part of it because a template's layer holds that
+     * repository's {@value #PATH} (its objects, its ignored and untracked files): another
+     * repository with the same setup must not start from it. Stripping {@value #PATH} from the
+     * layer instead would also strip what setup made there (node_modules, .venv, build/), which
+     * is what a template is for.
+     */
     public static String setupKey(HostRepo repo, ProjectConfig cfg, String imageId, String runtime, boolean uncommitted)
             throws IOException {
         // A template is a microVM disk or a container's upper directory: one runtime's is not the other's.
         StringBuilder sb = new StringBuilder("image=" + imageId + "\nruntime=" + runtime + "\n");
+        sb.append("repo=").append(repositoryIdentity(repo)).append('\n');
         for (String cmd : cfg.setup()) {
             sb.append("run=").append(cmd).append('\n');
         }
@@ -263,6 +270,18 @@ public final class Workspace {
             sb.append("key=").append(key).append('=').append(hash).append('\n');
         }
         return Hashing.sha256(sb.toString()).substring(0, 24);
+    }
+
+    /**
+     * The repository's git directory (shared by its worktrees), by real path and inode: a
+     * repository deleted and another cloned at the same path is another repository.
+     */
+    private static String repositoryIdentity(HostRepo repo) throws IOException {
+        Path common = repo.root()
+                .resolve(repo.git("rev-parse", "--git-common-dir").strip())
+                .toRealPath();
+        Object inode = Files.readAttributes(common, BasicFileAttributes.class).fileKey();
+        return common + " " + inode;
     }
 
     private static String run(

@@ -77,7 +77,8 @@ abstract class WorkspaceTest {
         return r;
     }
 
-    private static String git(Path repo, String... args) {
+    /** Runs git in {@code repo}, asserting it succeeds; returns its output. */
+    static String git(Path repo, String... args) {
         List<String> argv = new ArrayList<>(List.of("git", "-C", repo.toString()));
         argv.addAll(List.of(args));
         HostCommand.Result r = HostCommand.run(argv, null, null);
@@ -303,5 +304,190 @@ abstract class WorkspaceTest {
                 "NOT_SET_ANYWHERE");
         assertThat(missing.exit()).isEqualTo(125);
         assertThat(missing.err()).contains("--agent-env NOT_SET_ANYWHERE");
+    }
+    /** A repository whose airlock.toml runs {@code setup} keyed by requirements.txt, committed. */
+    private Path repoWithSetup(String name, String token, String... setup) throws Exception {
+        Path r = repo(name, false);
+        Files.writeString(r.resolve("requirements.txt"), "lib==1 # " + token + "\n");
+        StringBuilder run = new StringBuilder();
+        for (String cmd : setup) {
+            run.append(run.isEmpty() ? "" : ", ")
+                    .append('"')
+                    .append(cmd.replace("\"", "\\\""))
+                    .append('"');
+        }
+        Files.writeString(r.resolve("airlock.toml"), "[setup]\nrun = [" + run + "]\nkeys = [\"requirements.txt\"]\n");
+        git(r, "add", "-A");
+        git(r, "commit", "-q", "-m", "add setup");
+        return r;
+    }
+
+    private String refs(Path repo) {
+        return git(repo, "for-each-ref", "--format=%(refname) %(objectname)");
+    }
+
+    private List<Path> staging() throws Exception {
+        Path staging = dirs.cache().resolve("workspaces/.staging");
+        if (!Files.isDirectory(staging)) {
+            return List.of();
+        }
+        try (var s = Files.list(staging)) {
+            return s.toList();
+        }
+    }
+
+    @Test
+    void aTemplateIsNeverSharedWithAnotherRepository() throws Exception {
+        // Finding 5: same setup, same lockfile, two repositories: the second must not start from
+        // the first one's layer, which holds the first one's /workspace and its git objects.
+        String token = java.util.UUID.randomUUID().toString();
+        String setup = "mkdir -p build && cp requirements.txt build/installed";
+        Path first = repoWithSetup("tmpl-first", token, setup);
+        Files.writeString(first.resolve("private.txt"), "first repository's own file\n");
+        git(first, "add", "-A");
+        git(first, "commit", "-q", "-m", "private work");
+        String privateCommit = git(first, "rev-parse", "HEAD").strip();
+        Path second = repoWithSetup("tmpl-second", token, setup);
+
+        ok(cli.run("run", "--rm", "--workspace", first.toString(), "--", "true"));
+        String look = "cd /workspace && if git cat-file -e " + privateCommit + " 2>/dev/null || test -e private.txt;"
+                + " then echo LEAKED; else echo clean; fi; cat build/installed";
+        Cli.Result r = ok(cli.run("run", "--rm", "--workspace", second.toString(), "--", "sh", "-c", look));
+        assertThat(r.out()).isEqualTo("clean\nlib==1 # " + token + "\n");
+        assertThat(r.err()).contains("running setup");
+    }
+
+    @Test
+    void aTemplateSaveCutShortNeverBlocksItsKey() throws Exception {
+        String token = java.util.UUID.randomUUID().toString();
+        Path repo = repoWithSetup("tmpl-crash", token, "mkdir -p build && cp requirements.txt build/installed");
+        String show = "cat /workspace/build/installed";
+        // The CLI dies after the layer is copied and before the template is published. Failpoint:
+        // that window is milliseconds wide, no outside kill can be timed into it.
+        List<Path> before = staging();
+        Cli.Result crashed = cli.run(
+                Map.of("AIRLOCK_FAILPOINT", "workspace-template-staged"),
+                new byte[0],
+                "run",
+                "--name",
+                "tmpl-crash",
+                "--workspace",
+                repo.toString(),
+                "--",
+                "true");
+        assertThat(crashed.exit()).as(crashed.err()).isEqualTo(137);
+        List<Path> left = new ArrayList<>(staging());
+        left.removeAll(before);
+        assertThat(left).as("the dead save's staging directory").hasSize(1);
+
+        Cli.Result again = ok(cli.run("run", "--rm", "--workspace", repo.toString(), "--", "sh", "-c", show));
+        assertThat(again.err()).contains("running setup");
+        assertThat(left.getFirst()).doesNotExist();
+        Cli.Result hit = ok(cli.run("run", "--rm", "--workspace", repo.toString(), "--", "sh", "-c", show));
+        assertThat(hit.err()).contains("dependencies ready from workspace template");
+        assertThat(hit.out()).isEqualTo("lib==1 # " + token + "\n");
+
+        // What older versions left when cut short between moving the layer in and writing
+        // template.json: the layer without its metadata. It must not block the key either.
+        Cli.Result ls = ok(cli.run("workspace", "ls", "--json"));
+        var templates = tools.jackson.databind.json.JsonMapper.builder().build().readTree(ls.out());
+        String key = java.util.stream.StreamSupport.stream(templates.spliterator(), false)
+                .filter(t -> t.get("repo").asString().equals(repo.toString()))
+                .map(t -> t.get("key").asString())
+                .findFirst()
+                .orElseThrow(() -> new AssertionError("no template for " + repo + " in " + ls.out()));
+        Files.delete(dirs.cache().resolve("workspaces").resolve(key).resolve("template.json"));
+        Cli.Result resaved = ok(cli.run("run", "--rm", "--workspace", repo.toString(), "--", "sh", "-c", show));
+        assertThat(resaved.err()).contains("running setup");
+        assertThat(ok(cli.run("run", "--rm", "--workspace", repo.toString(), "--", "sh", "-c", show))
+                        .err())
+                .contains("dependencies ready from workspace template");
+    }
+
+    @Test
+    void aSandboxWhoseSetupFailedCanStillBePulled() throws Exception {
+        Path repo = repoWithSetup(
+                "setup-fails", java.util.UUID.randomUUID().toString(), "echo partial > partial.txt", "exit 3");
+        Cli.Result run = cli.run("run", "--name", "setup-fails", "--workspace", repo.toString(), "--", "true");
+        assertThat(run.exit()).as(run.err()).isEqualTo(125);
+        assertThat(run.err()).contains("setup command failed").contains("airlock pull setup-fails");
+        ok(cli.run("commit", "setup-fails", "-m", "what setup left"));
+        assertThat(git(repo, "show", "airlock/setup-fails:partial.txt")).isEqualTo("partial\n");
+    }
+
+    @Test
+    void aPullTakesOnlyAVerifiedBundleAndChangesNothingWhenItFails() throws Exception {
+        // Finding 4, with the guest made hostile from inside: as root it replaces git with a
+        // script whose "bundle create" hands the host a crafted file instead.
+        Path repo = repo("hostile-pull", false);
+        Path other = repo("other-repo", false);
+        Files.writeString(other.resolve("secret.txt"), "secret\n");
+        git(other, "add", "-A");
+        git(other, "commit", "-q", "-m", "secret");
+        String secret = git(other, "rev-parse", "HEAD").strip();
+        ok(cli.run("run", "-d", "--name", "hp", "--workspace", repo.toString()));
+        String prepare = String.join(
+                "\n",
+                "set -e",
+                "cd /workspace",
+                "base=$(git rev-parse HEAD)",
+                "echo work > work.txt && git add -A && git commit -q -m work",
+                "real=$(command -v git)",
+                "cp \"$real\" \"$real.real\"",
+                "git tag -a evil -m evil HEAD",
+                "git bundle create -q /crafted-tags.bundle \"$base..HEAD\" refs/tags/evil",
+                "printf 'gitdir: %s/.git\\n' \"$OTHER\" > /crafted-gitdir.bundle",
+                "git checkout -q --orphan rewritten && git commit -q -m rewritten",
+                "git bundle create -q /crafted-orphan.bundle HEAD && git checkout -q main",
+                "printf '#!/bin/sh\\nif [ \"$1 $2\" = \"bundle create\" ]; then cp /crafted.bundle \"$4\"; exit 0; fi\\n"
+                        + "exec %s.real \"$@\"\\n' \"$real\" > \"$real\"");
+        ok(cli.run("exec", "-e", "OTHER=" + other, "hp", "--", "sh", "-c", prepare));
+        String before = refs(repo);
+
+        ok(cli.run("exec", "hp", "--", "cp", "/crafted-gitdir.bundle", "/crafted.bundle"));
+        Cli.Result gitdir = cli.run("pull", "hp");
+        assertThat(gitdir.exit()).as(gitdir.err()).isEqualTo(125);
+        assertThat(gitdir.err()).contains("not a git bundle");
+        assertThat(refs(repo)).isEqualTo(before);
+        assertThat(HostCommand.run(List.of("git", "-C", repo.toString(), "cat-file", "-e", secret), null, null)
+                        .ok())
+                .isFalse();
+
+        ok(cli.run("exec", "hp", "--", "cp", "/crafted-orphan.bundle", "/crafted.bundle"));
+        Cli.Result orphan = cli.run("pull", "hp");
+        assertThat(orphan.exit()).as(orphan.err()).isEqualTo(125);
+        assertThat(orphan.err()).contains("nothing was changed");
+        assertThat(refs(repo)).isEqualTo(before);
+
+        ok(cli.run("exec", "hp", "--", "cp", "/crafted-tags.bundle", "/crafted.bundle"));
+        ok(cli.run("pull", "hp"));
+        assertThat(git(repo, "tag", "-l")).isEmpty();
+        assertThat(git(repo, "show", "airlock/hp:work.txt")).isEqualTo("work\n");
+        assertThat(refs(repo)).doesNotContain("refs/tags/").doesNotContain("refs/airlock/tmp/");
+    }
+
+    @Test
+    void anInterruptedPullLeavesNoTemporaryRefs() throws Exception {
+        Path repo = repo("interrupted-pull", false);
+        // What an older Airlock left when killed during a push: a temporary ref nothing removed.
+        git(repo, "update-ref", "refs/airlock/tmp/0123456789ab", "HEAD");
+        ok(cli.run(
+                "run",
+                "--name",
+                "ip",
+                "--workspace",
+                repo.toString(),
+                "--",
+                "sh",
+                "-c",
+                "cd /workspace && echo x > x.txt && git add -A && git commit -q -m x"));
+        // Killed between the fetch into a temporary ref and the ref transaction. Failpoint: no
+        // outside kill can be timed into that window.
+        Cli.Result crashed = cli.run(Map.of("AIRLOCK_FAILPOINT", "workspace-pull-fetched"), new byte[0], "pull", "ip");
+        assertThat(crashed.exit()).as(crashed.err()).isEqualTo(137);
+        assertThat(refs(repo)).contains("refs/airlock/tmp/").doesNotContain("refs/heads/airlock/ip");
+        ok(cli.run("pull", "ip"));
+        assertThat(git(repo, "show", "airlock/ip:x.txt")).isEqualTo("x\n");
+        assertThat(refs(repo)).doesNotContain("refs/airlock/tmp/");
     }
 }
