@@ -77,8 +77,10 @@ final class WorkspaceFlow {
             try {
                 lines = Files.readAllLines(ws.agentEnvFile);
             } catch (IOException e) {
-                throw new SandboxException("--agent-env-file " + ws.agentEnvFile + ": cannot read it ("
-                        + e.getClass().getSimpleName() + ": " + e.getMessage() + ")");
+                String why = e instanceof java.nio.file.NoSuchFileException
+                        ? "no such file"
+                        : e instanceof java.nio.file.AccessDeniedException ? "permission denied" : e.getMessage();
+                throw new SandboxException("--agent-env-file " + ws.agentEnvFile + ": cannot read it (" + why + ")");
             }
             for (String line : lines) {
                 String t = line.strip();

@@ -357,25 +357,39 @@ abstract class WorkspaceTest {
         assertThat(r.err()).contains("running setup");
     }
 
+    /**
+     * Runs a command whose work the daemon does, with a daemon that stops dead at {@code step}:
+     * the running daemon is ended first, so the command starts one that inherits the failpoint.
+     * Asserts that daemon died at the step; the command's own answer is for the caller.
+     */
+    private Cli.Result withDaemonFailpoint(String step, String... args) throws Exception {
+        Path pidFile = dirs.runtime().resolve("airlockd.pid");
+        if (Files.exists(pidFile)) {
+            ProcessHandle.of(Long.parseLong(Files.readString(pidFile).strip())).ifPresent(p -> {
+                p.destroyForcibly();
+                p.onExit().join();
+            });
+        }
+        Cli.Result r = cli.run(Map.of("AIRLOCK_FAILPOINT", step), new byte[0], args);
+        long crashed = Long.parseLong(Files.readString(pidFile).strip());
+        assertThat(ProcessHandle.of(crashed).map(ProcessHandle::isAlive).orElse(false))
+                .as("the daemon stopped at %s", step)
+                .isFalse();
+        assertThat(Files.readString(dirs.data().resolve("airlockd.log"))).contains("failpoint " + step + " reached");
+        return r;
+    }
+
     @Test
     void aTemplateSaveCutShortNeverBlocksItsKey() throws Exception {
         String token = java.util.UUID.randomUUID().toString();
         Path repo = repoWithSetup("tmpl-crash", token, "mkdir -p build && cp requirements.txt build/installed");
         String show = "cat /workspace/build/installed";
-        // The CLI dies after the layer is copied and before the template is published. Failpoint:
+        // The daemon dies after the layer is copied and before the template is published. Failpoint:
         // that window is milliseconds wide, no outside kill can be timed into it.
         List<Path> before = staging();
-        Cli.Result crashed = cli.run(
-                Map.of("AIRLOCK_FAILPOINT", "workspace-template-staged"),
-                new byte[0],
-                "run",
-                "--name",
-                "tmpl-crash",
-                "--workspace",
-                repo.toString(),
-                "--",
-                "true");
-        assertThat(crashed.exit()).as(crashed.err()).isEqualTo(137);
+        Cli.Result crashed = withDaemonFailpoint(
+                "workspace-template-staged", "run", "--name", "tmpl-crash", "--workspace", repo.toString(), "--", "true");
+        assertThat(crashed.exit()).as(crashed.err()).isEqualTo(125);
         List<Path> left = new ArrayList<>(staging());
         left.removeAll(before);
         assertThat(left).as("the dead save's staging directory").hasSize(1);
@@ -483,8 +497,8 @@ abstract class WorkspaceTest {
                 "cd /workspace && echo x > x.txt && git add -A && git commit -q -m x"));
         // Killed between the fetch into a temporary ref and the ref transaction. Failpoint: no
         // outside kill can be timed into that window.
-        Cli.Result crashed = cli.run(Map.of("AIRLOCK_FAILPOINT", "workspace-pull-fetched"), new byte[0], "pull", "ip");
-        assertThat(crashed.exit()).as(crashed.err()).isEqualTo(137);
+        Cli.Result crashed = withDaemonFailpoint("workspace-pull-fetched", "pull", "ip");
+        assertThat(crashed.exit()).as(crashed.err()).isEqualTo(125);
         assertThat(refs(repo)).contains("refs/airlock/tmp/").doesNotContain("refs/heads/airlock/ip");
         ok(cli.run("pull", "ip"));
         assertThat(git(repo, "show", "airlock/ip:x.txt")).isEqualTo("x\n");
