@@ -427,16 +427,29 @@ public final class GuestChannel implements AutoCloseable {
         return thread;
     }
 
-    /** Test hook: waits until every thread this channel started has ended. */
+    /**
+     * Test hook: waits until every thread this channel started has ended, including threads
+     * started while waiting (a reader that is still closing starts the farewell thread).
+     */
     boolean awaitThreads(Duration timeout) throws InterruptedException {
         long deadline = System.nanoTime() + timeout.toNanos();
-        for (Thread thread : List.copyOf(threads)) {
+        while (true) {
+            List<Thread> running = List.copyOf(threads);
+            if (running.isEmpty()) {
+                return true;
+            }
             long left = deadline - System.nanoTime();
-            if (left <= 0 || !thread.join(Duration.ofNanos(left))) {
+            if (left <= 0) {
                 return false;
             }
+            Thread thread = running.getFirst();
+            if (thread.getState() == Thread.State.NEW) {
+                // Registered but not started yet: join would return at once.
+                Thread.sleep(1);
+            } else {
+                thread.join(Duration.ofNanos(left));
+            }
         }
-        return threads.isEmpty();
     }
 
     /** Test hook: the threads this channel started that are still running, for failure messages. */

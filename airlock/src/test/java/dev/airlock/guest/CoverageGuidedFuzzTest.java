@@ -126,7 +126,7 @@ class CoverageGuidedFuzzTest {
                                 "--reproducer_path=" + crashes,
                                 "-artifact_prefix=" + crashes + "/",
                                 "-max_total_time=" + seconds(),
-                                "-timeout=30",
+                                "-timeout=120",
                                 "-rss_limit_mb=4096",
                                 "-print_final_stats=1",
                                 generated.toString(),
