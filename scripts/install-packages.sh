@@ -9,6 +9,7 @@ packages=(
   crun runc                           # OCI runtimes for container mode
   slirp4netns iptables                # --network nat: user-mode NAT for containers, host-side egress rules
   git ca-certificates util-linux
+  clang libclang-rt-dev               # tests: the agent's libFuzzer target (clang's -fsanitize=fuzzer runtime)
 )
 missing=()
 for p in "${packages[@]}"; do

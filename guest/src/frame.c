@@ -9,7 +9,7 @@ int obuf_init(struct obuf *b, size_t cap)
 {
     b->data = malloc(cap);
     b->cap = cap;
-    b->off = b->len = 0;
+    b->off = b->len = b->head_left = 0;
     return b->data ? 0 : -1;
 }
 
@@ -17,7 +17,7 @@ void obuf_free(struct obuf *b)
 {
     free(b->data);
     b->data = NULL;
-    b->cap = b->off = b->len = 0;
+    b->cap = b->off = b->len = b->head_left = 0;
 }
 
 uint8_t *obuf_reserve(struct obuf *b, size_t n)
@@ -58,11 +58,28 @@ int obuf_frame(struct obuf *b, uint8_t type, uint8_t flags, uint32_t stream, con
 
 void obuf_consume(struct obuf *b, size_t n)
 {
-    b->off += n;
-    b->len -= n;
+    while (n) {
+        /* frames are committed whole, so a frame boundary always has its full header */
+        if (b->head_left == 0)
+            b->head_left = HDR_LEN + get32(b->data + b->off);
+        size_t k = n < b->head_left ? n : b->head_left;
+        b->off += k;
+        b->len -= k;
+        b->head_left -= k;
+        n -= k;
+    }
     if (b->len == 0)
         b->off = 0;
 }
+
+void obuf_drop(struct obuf *b)
+{
+    b->len = b->head_left;
+    if (b->len == 0)
+        b->off = 0;
+}
+
+void obuf_reset(struct obuf *b) { b->off = b->len = b->head_left = 0; }
 
 int tlv_next(struct tlv_it *it, uint16_t *tag, const uint8_t **val, uint32_t *vlen)
 {

@@ -66,6 +66,7 @@ static inline void put64(uint8_t *p, uint64_t v) { put32(p, (uint32_t)(v >> 32))
 struct obuf {
     uint8_t *data;
     size_t cap, off, len; /* valid bytes are data[off .. off+len) */
+    size_t head_left;     /* unsent bytes of a frame whose first bytes have gone out, else 0 */
 };
 
 int obuf_init(struct obuf *b, size_t cap);
@@ -78,6 +79,11 @@ int obuf_frame(struct obuf *b, uint8_t type, uint8_t flags, uint32_t stream, con
 uint8_t *obuf_reserve(struct obuf *b, size_t n);
 void obuf_commit(struct obuf *b, uint8_t type, uint8_t flags, uint32_t stream, size_t n);
 void obuf_consume(struct obuf *b, size_t n);
+/* Drops the queued frames but keeps the rest of one already partly sent, so the peer never
+ * sees a torn frame on a connection that goes on. */
+void obuf_drop(struct obuf *b);
+/* Empties the buffer for a new connection. */
+void obuf_reset(struct obuf *b);
 static inline const uint8_t *obuf_head(const struct obuf *b) { return b->data + b->off; }
 
 /* TLV reader over a payload. tlv_next returns 1 with tag/val/vlen set, 0 at the end,

@@ -266,7 +266,7 @@ static void conn_gone(void)
     if (g_port >= 0)
         logmsg("host disconnected");
     drop_session_state();
-    g_out.off = g_out.len = 0;
+    obuf_reset(&g_out);
     g_inlen = 0;
     w_conn.want = 0;
     if (g_listen >= 0) {
@@ -283,7 +283,7 @@ static void conn_start(int fd)
 {
     g_conn = fd;
     watch_init(&w_conn, W_CONN, fd, NULL);
-    g_out.off = g_out.len = 0;
+    obuf_reset(&g_out);
     g_inlen = 0;
     g_hello = 0;
     g_state = C_ACTIVE;
@@ -299,7 +299,7 @@ static void session_fail(int code, const char *why)
     drop_session_state();
     g_inlen = 0;
     if (obuf_room(&g_out) < 4 + 256 + HDR_LEN)
-        g_out.len = g_out.off = 0; /* the ERROR matters more than stale output */
+        obuf_drop(&g_out); /* the ERROR matters more than stale output */
     send_error(0, code, "%s", why);
     g_state = C_CLOSING;
     clock_gettime(CLOCK_MONOTONIC, &g_close_deadline);
@@ -638,7 +638,7 @@ static void resync(size_t n)
     size_t rest = g_inlen - (size_t)(hit - g_in);
     memmove(g_in, hit, rest);
     logmsg("new session after resync");
-    g_out.off = g_out.len = 0;
+    obuf_drop(&g_out);
     g_hello = 0;
     g_state = C_ACTIVE;
     g_inlen = rest;

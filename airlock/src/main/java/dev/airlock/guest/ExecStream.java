@@ -67,11 +67,7 @@ final class ExecStream extends GuestStream implements Execution {
                 if (!started.isDone()) {
                     throw new ProtocolException("EXIT before STARTED on " + describe());
                 }
-                ByteBuffer payload = frame.buffer();
-                int code = payload.getInt();
-                int signal = payload.getInt();
-                byte flags = payload.get();
-                ExitStatus status = new ExitStatus(code, signal, (flags & 1) != 0, (flags & 2) != 0);
+                ExitStatus status = ExitStatus.fromPayload(frame.payload());
                 finish();
                 inbound.end(status);
             }

@@ -1,5 +1,7 @@
 package dev.airlock.guest;
 
+import java.nio.ByteBuffer;
+
 /**
  * How a process ended.
  *
@@ -14,5 +16,17 @@ public record ExitStatus(int exitCode, int signal, boolean timedOut, boolean oom
     /** The status a shell would report: the exit code, or 128 + signal. */
     public int shellStatus() {
         return signal != 0 ? 128 + signal : exitCode;
+    }
+
+    /**
+     * Decodes an EXIT payload ({@code i32 code, i32 signal, u8 flags}); the reader has checked it
+     * has at least 9 bytes, later bytes are for future versions.
+     */
+    static ExitStatus fromPayload(byte[] payload) {
+        ByteBuffer in = ByteBuffer.wrap(payload);
+        int code = in.getInt();
+        int signal = in.getInt();
+        byte flags = in.get();
+        return new ExitStatus(code, signal, (flags & 1) != 0, (flags & 2) != 0);
     }
 }

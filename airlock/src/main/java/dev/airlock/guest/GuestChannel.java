@@ -61,7 +61,20 @@ public final class GuestChannel implements AutoCloseable {
     private final Thread readerThread;
     private volatile boolean shutdownSent;
 
-    private record AgentHello(long featureBits, String version) {}
+    /** What the agent's HELLO says. */
+    record AgentHello(long featureBits, String version) {
+        /** Decodes the payload ({@code u32 version, u32 features, UTF-8 version string}). */
+        static AgentHello fromPayload(byte[] payload) throws ProtocolException {
+            ByteBuffer in = ByteBuffer.wrap(payload);
+            long version = Integer.toUnsignedLong(in.getInt());
+            if (version != PROTOCOL_VERSION) {
+                throw new ProtocolException(
+                        "the agent speaks protocol version " + version + ", the host version " + PROTOCOL_VERSION);
+            }
+            long features = Integer.toUnsignedLong(in.getInt());
+            return new AgentHello(features, StandardCharsets.UTF_8.decode(in).toString());
+        }
+    }
 
     private GuestChannel(ReadableByteChannel in, WritableByteChannel out, Closeable transport) {
         this.transport = transport;
@@ -428,16 +441,34 @@ public final class GuestChannel implements AutoCloseable {
         return thread;
     }
 
-    /** Test hook: waits until every thread this channel started has ended. */
+    /**
+     * Test hook: waits until every thread this channel started has ended, including threads
+     * started while waiting (a reader that is still closing starts the farewell thread).
+     */
     boolean awaitThreads(Duration timeout) throws InterruptedException {
         long deadline = System.nanoTime() + timeout.toNanos();
-        for (Thread thread : List.copyOf(threads)) {
+        while (true) {
+            List<Thread> running = List.copyOf(threads);
+            if (running.isEmpty()) {
+                return true;
+            }
             long left = deadline - System.nanoTime();
-            if (left <= 0 || !thread.join(Duration.ofNanos(left))) {
+            if (left <= 0) {
                 return false;
             }
+            Thread thread = running.getFirst();
+            if (thread.getState() == Thread.State.NEW) {
+                // Registered but not started yet: join would return at once.
+                Thread.sleep(1);
+            } else {
+                thread.join(Duration.ofNanos(left));
+            }
         }
-        return threads.isEmpty();
+    }
+
+    /** Test hook: the threads this channel started that are still running, for failure messages. */
+    List<Thread> runningThreads() {
+        return List.copyOf(threads);
     }
 
     static IOException unwrap(ExecutionException e) {
@@ -502,15 +533,7 @@ public final class GuestChannel implements AutoCloseable {
             throw new ProtocolException(
                     "expected HELLO from the agent, got " + frame.type().describe());
         }
-        ByteBuffer payload = frame.buffer();
-        long version = Integer.toUnsignedLong(payload.getInt());
-        if (version != PROTOCOL_VERSION) {
-            throw new ProtocolException(
-                    "the agent speaks protocol version " + version + ", the host version " + PROTOCOL_VERSION);
-        }
-        long features = Integer.toUnsignedLong(payload.getInt());
-        String version1 = StandardCharsets.UTF_8.decode(payload).toString();
-        hello.complete(new AgentHello(features, version1));
+        hello.complete(AgentHello.fromPayload(frame.payload()));
     }
 
     private void dispatch(Frame frame) throws ProtocolException, GuestException {

@@ -61,6 +61,11 @@ final class SocketStream extends GuestStream implements GuestSocket {
             }
             case AGENT_CREDIT -> window.grant(u32(frame.payload()));
             case END -> {
+                if (!connected.isDone()) {
+                    // No connection means nothing to end: the agent answers a failed one with ERROR.
+                    // Accepting it would leave the caller of connect/accept waiting for CONNECTED.
+                    throw unexpected(frame);
+                }
                 finish(new IOException("the connection to guest port " + port + " is closed"));
                 if (!inboundEnded) {
                     inboundEnded = true;

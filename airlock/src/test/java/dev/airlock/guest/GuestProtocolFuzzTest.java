@@ -261,6 +261,21 @@ class GuestProtocolFuzzTest {
         }
     }
 
+    /** Found by Jazzer (kept input crash-socket-end-before-connected): connect() used to wait forever. */
+    @Test
+    void socketEndBeforeConnectedClosesTheChannel() throws Exception {
+        try (HostileAgent fake = new HostileAgent(dir)) {
+            Outcome outcome = attack(
+                    fake,
+                    s -> s.send(Frame.of(FrameType.END, s.requestStream, new byte[8])),
+                    (channel, stuck) -> channel.connect(8080));
+            assertThat(outcome.pendingFailure()).isInstanceOf(GuestChannelClosedException.class);
+            assertThat(outcome.reason().getCause())
+                    .isInstanceOf(ProtocolException.class)
+                    .hasMessageContaining("unexpected END (0x9F) on socket stream");
+        }
+    }
+
     @Test
     void sessionErrorFromTheAgentEndsTheSession() throws Exception {
         try (HostileAgent fake = new HostileAgent(dir)) {
