@@ -388,7 +388,14 @@ abstract class WorkspaceTest {
         // that window is milliseconds wide, no outside kill can be timed into it.
         List<Path> before = staging();
         Cli.Result crashed = withDaemonFailpoint(
-                "workspace-template-staged", "run", "--name", "tmpl-crash", "--workspace", repo.toString(), "--", "true");
+                "workspace-template-staged",
+                "run",
+                "--name",
+                "tmpl-crash",
+                "--workspace",
+                repo.toString(),
+                "--",
+                "true");
         assertThat(crashed.exit()).as(crashed.err()).isEqualTo(125);
         List<Path> left = new ArrayList<>(staging());
         left.removeAll(before);

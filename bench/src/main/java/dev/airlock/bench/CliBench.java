@@ -14,7 +14,6 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.jspecify.annotations.Nullable;
@@ -58,19 +57,18 @@ public final class CliBench {
         report.add("podman.exec", "podman exec CTR true (runc, running container)", "ms", podman, null);
         String before = args.string("before-jar");
         if (!before.isEmpty()) {
-            Map<String, List<Double>> old = airlock(Path.of(before), n, warmup);
+            Timings old = airlock(Path.of(before), n, warmup);
             report.add(
                     "before.exec",
                     "airlock exec NAME -- true, before (" + before + ")",
                     "ms",
-                    old.get("exec"),
+                    old.exec(),
                     "podman.exec");
-            report.add("before.ps", "airlock ps, before", "ms", old.get("ps"), null);
+            report.add("before.ps", "airlock ps, before", "ms", old.ps(), null);
         }
-        Map<String, List<Double>> now = airlock(jar, n, warmup);
-        report.add(
-                "airlock.exec", "airlock exec NAME -- true (container sandbox)", "ms", now.get("exec"), "podman.exec");
-        report.add("airlock.ps", "airlock ps", "ms", now.get("ps"), null);
+        Timings now = airlock(jar, n, warmup);
+        report.add("airlock.exec", "airlock exec NAME -- true (container sandbox)", "ms", now.exec(), "podman.exec");
+        report.add("airlock.ps", "airlock ps", "ms", now.ps(), null);
         report.note("each command is a new JVM started as bin/airlock starts it (java -XX:+UseSerialGC"
                 + " -XX:TieredStopAtLevel=1 -Xshare:auto -jar JAR ...), its daemon already running");
         report.print(System.out);
@@ -79,8 +77,11 @@ public final class CliBench {
         System.err.println("bench: wrote " + written);
     }
 
+    /** Wall times of one build's commands, in ms. */
+    private record Timings(List<Double> exec, List<Double> ps) {}
+
     /** Times exec and ps of one build of the CLI, with its own daemon and data directory. */
-    private Map<String, List<Double>> airlock(Path jar, int n, int warmup) throws IOException {
+    private Timings airlock(Path jar, int n, int warmup) throws IOException {
         Path tmp = Files.createTempDirectory("airlock-bench-cli-");
         Path runtime = Files.createTempDirectory(Path.of("/tmp"), "albcli");
         AirlockDirs shared = AirlockDirs.fromEnvironment();
@@ -88,18 +89,17 @@ public final class CliBench {
                 "AIRLOCK_CACHE_DIR", shared.cache().toString(),
                 "AIRLOCK_DATA_DIR", tmp.resolve("data").toString(),
                 "AIRLOCK_RUNTIME_DIR", runtime.toString());
-        Map<String, List<Double>> out = new LinkedHashMap<>();
         try {
             check(cli(jar, env, "run", "-d", "--runtime", "container", "--name", "clibench"), "run -d");
-            out.put("exec", time(n, warmup, () -> check(cli(jar, env, "exec", "clibench", "--", "true"), "exec")));
-            out.put("ps", time(n, warmup, () -> check(cli(jar, env, "ps"), "ps")));
+            List<Double> exec = time(n, warmup, () -> check(cli(jar, env, "exec", "clibench", "--", "true"), "exec"));
+            List<Double> ps = time(n, warmup, () -> check(cli(jar, env, "ps"), "ps"));
             cli(jar, env, "rm", "-f", "clibench");
+            return new Timings(exec, ps);
         } finally {
             stopDaemon(runtime);
             HostFiles.deleteTree(tmp);
             HostFiles.deleteTree(runtime);
         }
-        return out;
     }
 
     private HostCommand.Result cli(Path jar, Map<String, String> env, String... cmd) {
@@ -149,7 +149,7 @@ public final class CliBench {
         // manager do not work here.
         Files.writeString(
                 conf,
-                "[containers]\ndefault_ulimits = [\"nofile=1024:20000\"]\n[engine]\ncgroup_manager = \"cgroupfs\"\n");
+                "[containers]\ndefault_ulimits = [\"nofile=1024:20000\", \"nproc=4096:4096\"]\n[engine]\ncgroup_manager = \"cgroupfs\"\n");
         OciContainers containers = new OciContainers(
                 new OciRuntime(runc, work.resolve("state")),
                 new ImageMounts(dirs.cache().resolve("mounts")));
