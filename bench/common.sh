@@ -12,7 +12,7 @@ fi
 export JAVA_HOME
 
 if [ ! -f "$jar" ] || [ ! -f "$bench_jar" ] \
-  || [ -n "$(find "$home/airlock/src/main" "$home/bench/src" "$home/guest/src" "$home"/pom.xml "$home"/*/pom.xml -newer "$bench_jar" -print -quit)" ]; then
+  || [ -n "$(find "$home/airlock/src/main" "$home/bench/src" "$home/guest/src" "$home/jail" "$home"/pom.xml "$home"/*/pom.xml -newer "$bench_jar" -print -quit)" ]; then
   echo "bench: building the Airlock and benchmark jars (./mvnw package)..." >&2
   (cd "$home" && ./mvnw -B -q -DskipTests -Dspotless.check.skip=true -pl bench -am package >&2)
 fi
