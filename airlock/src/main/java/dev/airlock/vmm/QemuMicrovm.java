@@ -59,8 +59,13 @@ public final class QemuMicrovm implements Vmm {
 
     /** The binary (and what its version allows) a VM of this spec runs under. */
     public QemuBinary binaryFor(VmSpec spec) {
+        return binaryFor(spec.nic() != null);
+    }
+
+    /** The binary a VM with or without a NIC runs under. */
+    public QemuBinary binaryFor(boolean withNic) {
         // The microvm-only build has no user-mode networking: a VM with a NIC needs the full one.
-        String b = spec.nic() != null && binary.endsWith("-microvm")
+        String b = withNic && binary.endsWith("-microvm")
                 ? binary.substring(0, binary.length() - "-microvm".length())
                 : binary;
         return probed.computeIfAbsent(b, QemuBinary::probe);
