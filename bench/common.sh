@@ -20,6 +20,17 @@ fi
 run_bench() {
   local main=$1
   shift
+  # Wrapper flags, taken out before the benchmark's own: --qemu PATH runs the VMs under that QEMU
+  # binary (e.g. the 7.2 from bench/qemu-7.2.sh); --vmm-jail off runs them unjailed.
+  local rest=()
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --qemu) export AIRLOCK_QEMU=$2; shift 2 ;;
+      --vmm-jail) [ "$2" = off ] && export AIRLOCK_VMM_JAIL=off; shift 2 ;;
+      *) rest+=("$1"); shift ;;
+    esac
+  done
+  set -- "${rest[@]+"${rest[@]}"}"
   exec "$JAVA_HOME/bin/java" --enable-native-access=ALL-UNNAMED -Dairlock.home="$home" \
     -cp "$jar:$bench_jar" "dev.airlock.bench.$main" "$@"
 }
