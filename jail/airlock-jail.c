@@ -6,7 +6,8 @@
  * inside a cgroup, with a root of its own: a read-only tmpfs holding /usr and the system's
  * library links read-only, a few device nodes, a /proc of its own PID namespace, and only the
  * host paths the caller names (bound at the same paths, read-only or read-write). It runs as an
- * unprivileged uid/gid with no supplementary groups, an empty capability bounding set, no
+ * unprivileged uid/gid with only the supplementary groups named (the kvm group for /dev/kvm),
+ * an empty capability bounding set, no
  * ambient capabilities, no_new_privs and no core dumps. Sockets and files the program must
  * reach but not create (its agent and control sockets, a saved state to load) are made or
  * opened here, as root, and handed over as file descriptors, so the program never needs write
@@ -65,6 +66,8 @@ static struct passed_fd fds[MAX_ITEMS];
 static int nfds;
 static const char *devices[MAX_ITEMS];
 static int ndevices;
+static gid_t groups[MAX_ITEMS];
+static int ngroups;
 static int report_fd = -1;
 
 /* In the child: says what failed on the report pipe (the parent prints it) and exits. */
@@ -93,7 +96,7 @@ static void die(const char *fmt, ...)
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: airlock-jail --uid N --gid N --root DIR --pidfile PATH --log PATH [--cgroup DIR] [--net]\n"
+            "usage: airlock-jail --uid N --gid N [--group N]... --root DIR --pidfile PATH --log PATH [--cgroup DIR] [--net]\n"
             "                    [--ro PATH]... [--rw PATH]... [--dev PATH]... [--listen N:PATH]... [--open N:PATH]...\n"
             "                    -- PROGRAM [ARG]...\n");
     exit(2);
@@ -283,7 +286,7 @@ static void child(const char *root, int new_net, uid_t uid, gid_t gid, int log_f
     if (setrlimit(RLIMIT_CORE, &no_core) < 0)
         die("setrlimit");
     drop_capabilities();
-    if (setgroups(0, NULL) < 0)
+    if (setgroups(ngroups, groups) < 0)
         die("setgroups");
     if (setresgid(gid, gid, gid) < 0)
         die("setresgid");
@@ -331,6 +334,8 @@ int main(int argc, char **argv)
             binds[nbinds++] = (struct bind){ .path = v, .writable = a[3] == 'w' };
         else if (!strcmp(a, "--dev") && ndevices < MAX_ITEMS)
             devices[ndevices++] = v;
+        else if (!strcmp(a, "--group") && ngroups < MAX_ITEMS)
+            groups[ngroups++] = (gid_t)number(v, 0x7fffffff);
         else if (!strcmp(a, "--listen"))
             parse_fd(v, 1);
         else if (!strcmp(a, "--open"))

@@ -125,6 +125,8 @@ public final class VmmChoice {
         } catch (RuntimeException | IOException e) {
             return new Decision(
                     QemuMicrovm.FULL, "full binary: " + MICROVM + " did not boot the guest (" + e.getMessage() + ")");
+        } finally {
+            HostFiles.deleteTree(work);
         }
         double m = median(micro);
         double f = median(full);

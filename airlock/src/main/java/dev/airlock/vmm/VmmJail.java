@@ -180,7 +180,13 @@ public final class VmmJail {
             a.addAll(List.of("--ro", "/etc/resolv.conf"));
         }
         if (spec.accel() == Accel.KVM) {
+            // /dev/kvm is usually root:kvm 0660: the VMM gets that group and nothing else.
             a.addAll(List.of("--dev", "/dev/kvm"));
+            try {
+                a.addAll(List.of("--group", String.valueOf(Files.getAttribute(Path.of("/dev/kvm"), "unix:gid"))));
+            } catch (IOException e) {
+                throw new VmmException("cannot read /dev/kvm's group: " + e.getMessage(), e);
+            }
         }
         Path installRoot = qemu.installRoot();
         if (installRoot != null) {
