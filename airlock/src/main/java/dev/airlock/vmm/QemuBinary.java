@@ -58,8 +58,8 @@ public record QemuBinary(
     }
 
     /**
-     * {@code file:} migration URIs, {@code rom=off} on a read-only RAM file, and a seccomp
-     * sandbox that also denies spawning and privilege changes: QEMU 9.0 and later.
+     * {@code file:} migration URIs (so a jailed QEMU under a seccomp filter that denies spawning
+     * can still save and load) and {@code rom=off} on a read-only RAM file: QEMU 9.0 and later.
      */
     public boolean modern() {
         return atLeast(9, 0);

@@ -142,12 +142,12 @@ public final class QemuMicrovm implements Vmm {
                                 + (q.modern() ? ",readonly=on,rom=off" : "");
                 }));
         a.addAll(List.of("-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"));
-        // QEMU 7.2 could not deny spawn and privilege changes: its -daemonize does setsid and
-        // fork after the filter is in place (it exits 1 or dies of SIGSYS), and its migrations
-        // ran through exec:. QEMU 9+ migrates through file: and daemonizes before the filter.
+        // Denying spawn and privilege changes needs a QEMU that neither daemonizes (-daemonize
+        // calls setsid and forks after the filter is in place: SIGSYS in 7.2 and 10.0 alike) nor
+        // migrates through exec:. The jailed QEMU of 9+ does neither; an unjailed one daemonizes.
         a.addAll(List.of(
                 "-sandbox",
-                q.modern()
+                jailed
                         ? "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
                         : "on,obsolete=deny,resourcecontrol=deny"));
         a.addAll(List.of(
