@@ -27,6 +27,7 @@ public final class QemuMicrovm implements Vmm {
     public static final String FULL = "qemu-system-x86_64";
 
     private final String binary;
+    private final boolean jailWanted;
     private final ConcurrentHashMap<String, QemuBinary> probed = new ConcurrentHashMap<>();
     private volatile VmmJail.@Nullable Decision jail;
 
@@ -40,7 +41,16 @@ public final class QemuMicrovm implements Vmm {
     }
 
     public QemuMicrovm(String binary) {
+        this(binary, !"off".equals(System.getProperty("airlock.vmmJail", System.getenv("AIRLOCK_VMM_JAIL"))));
+    }
+
+    /**
+     * {@code jailWanted} false runs this instance's VMMs unjailed (what {@code AIRLOCK_VMM_JAIL=off}
+     * or {@code -Dairlock.vmmJail=off} does for the default), e.g. to compare with and without.
+     */
+    public QemuMicrovm(String binary, boolean jailWanted) {
         this.binary = binary;
+        this.jailWanted = jailWanted;
     }
 
     private static String defaultBinary() {
@@ -85,7 +95,7 @@ public final class QemuMicrovm implements Vmm {
     public VmmJail.Decision jail() {
         VmmJail.Decision d = jail;
         if (d == null) {
-            d = VmmJail.forHost(info());
+            d = VmmJail.forHost(info(), jailWanted);
             jail = d;
         }
         return d;

@@ -69,9 +69,12 @@ public final class VmmJail {
         return gid;
     }
 
-    /** Decides for this host and QEMU binary; the launcher is written to the cache on first use. */
-    public static Decision forHost(QemuBinary qemu) {
-        if ("off".equals(System.getenv("AIRLOCK_VMM_JAIL"))) {
+    /**
+     * Decides for this host and QEMU binary ({@code wanted} false: off, as AIRLOCK_VMM_JAIL=off
+     * asks); the launcher is written to the cache on first use.
+     */
+    public static Decision forHost(QemuBinary qemu, boolean wanted) {
+        if (!wanted) {
             return new Decision(null, "off: AIRLOCK_VMM_JAIL=off (VMMs run as the daemon's user, unjailed)");
         }
         if (!"root".equals(System.getProperty("user.name"))) {
