@@ -12,7 +12,7 @@ fi
 export JAVA_HOME
 
 if [ ! -f "$jar" ] || [ ! -f "$bench_jar" ] \
-  || [ -n "$(find "$home/airlock/src/main" "$home/bench/src" "$home/guest/src" "$home"/pom.xml "$home"/*/pom.xml -newer "$bench_jar" -print -quit)" ]; then
+  || [ -n "$(find "$home/airlock/src/main" "$home/bench/src" "$home/guest/src" "$home/jail" "$home"/pom.xml "$home"/*/pom.xml -newer "$bench_jar" -print -quit)" ]; then
   echo "bench: building the Airlock and benchmark jars (./mvnw package)..." >&2
   (cd "$home" && ./mvnw -B -q -DskipTests -Dspotless.check.skip=true -pl bench -am package >&2)
 fi
@@ -20,6 +20,17 @@ fi
 run_bench() {
   local main=$1
   shift
+  # Wrapper flags, taken out before the benchmark's own: --qemu PATH runs the VMs under that QEMU
+  # binary (e.g. the 7.2 from bench/qemu-7.2.sh); --vmm-jail off runs them unjailed.
+  local rest=()
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --qemu) export AIRLOCK_QEMU=$2; shift 2 ;;
+      --vmm-jail) [ "$2" = off ] && export AIRLOCK_VMM_JAIL=off; shift 2 ;;
+      *) rest+=("$1"); shift ;;
+    esac
+  done
+  set -- "${rest[@]+"${rest[@]}"}"
   exec "$JAVA_HOME/bin/java" --enable-native-access=ALL-UNNAMED -Dairlock.home="$home" \
     -cp "$jar:$bench_jar" "dev.airlock.bench.$main" "$@"
 }

@@ -1,20 +1,41 @@
 #!/usr/bin/env bash
-# Installs the Debian packages Airlock needs. Idempotent: installs nothing when all are present.
+# Installs the Debian packages Airlock needs and the user its VMMs run as. Idempotent: changes
+# nothing when all are present.
 #   install-packages.sh [--check]   (--check: list what is missing, exit 1 if anything is)
+#
+# The VMM is QEMU 10 or newer (file: migration, mapped-ram, a seccomp sandbox that works with
+# -daemonize, a faster TCG). Debian 12 (bookworm) ships 7.2 and has 10 in bookworm-backports:
+# that suite gets its own sources file and only the QEMU packages come from it (-t), so nothing
+# else on the host moves. Newer Debian releases have QEMU 10 in their main suite.
 set -euo pipefail
 packages=(
-  qemu-system-x86 qemu-utils          # the VMM (QEMU microvm) and qemu-img
+  qemu-utils                          # qemu-img (QEMU itself: see qemu_packages)
   linux-source build-essential flex bison libelf-dev libssl-dev bc cpio kmod xz-utils  # guest kernel build
   mmdebstrap erofs-utils e2fsprogs    # root filesystem images and writable layers
   crun runc                           # OCI runtimes for container mode
   slirp4netns iptables                # --network nat: user-mode NAT for containers, host-side egress rules
-  git ca-certificates util-linux
+  git ca-certificates util-linux passwd
   clang libclang-rt-dev               # tests: the agent's libFuzzer target (clang's -fsanitize=fuzzer runtime)
 )
+qemu_packages=(qemu-system-x86 qemu-system-common qemu-system-data qemu-utils)
+qemu_min=1:10.0
+vmm_user=airlock-vmm                  # the unprivileged user every jailed VMM runs as (docs/security.md)
+backports_list=/etc/apt/sources.list.d/airlock-bookworm-backports.sources
+codename=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
+
+installed() { [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" = installed ]; }
+qemu_current() {
+  installed qemu-system-x86 || return 1
+  dpkg --compare-versions "$(dpkg-query -W -f='${Version}' qemu-system-x86)" ge "$qemu_min"
+}
+
 missing=()
 for p in "${packages[@]}"; do
-  [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)" = installed ] || missing+=("$p")
+  installed "$p" || missing+=("$p")
 done
+qemu_current || missing+=("qemu-system-x86>=10")
+getent passwd "$vmm_user" >/dev/null || missing+=("user:$vmm_user")
+
 if [ "${1:-}" = --check ]; then
   [ ${#missing[@]} = 0 ] && exit 0
   echo "${missing[*]}"
@@ -24,11 +45,49 @@ if [ ${#missing[@]} = 0 ]; then
   exit 0
 fi
 if [ "$(id -u)" != 0 ]; then
-  echo "airlock: these Debian packages are missing: ${missing[*]}" >&2
-  echo "airlock: install them as root: sudo apt-get install ${missing[*]}  (or run: sudo bin/airlock setup)" >&2
+  echo "airlock: missing: ${missing[*]}" >&2
+  echo "airlock: run as root: sudo bin/airlock setup  (QEMU 10 comes from bookworm-backports on Debian 12)" >&2
   exit 2
 fi
-echo "airlock: installing ${#missing[@]} Debian packages: ${missing[*]}" >&2
+echo "airlock: installing: ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -q >&2
-apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+apt_packages=()
+for p in "${missing[@]}"; do
+  case "$p" in
+    user:* | qemu-system-x86\>=10) ;;
+    *) apt_packages+=("$p") ;;
+  esac
+done
+if [ ${#apt_packages[@]} -gt 0 ] || ! qemu_current; then
+  if ! qemu_current && [ "$codename" = bookworm ] \
+    && ! grep -rqs '^[^#]*bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    cat >"$backports_list" <<'EOF'
+# Added by Airlock's setup (scripts/install-packages.sh) for QEMU 10; only packages installed
+# with -t bookworm-backports come from here (backports have a low default priority).
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+  fi
+  apt-get update -q >&2
+  if [ ${#apt_packages[@]} -gt 0 ]; then
+    apt-get install -y -q --no-install-recommends "${apt_packages[@]}" >&2
+  fi
+  if ! qemu_current; then
+    target=()
+    [ "$codename" = bookworm ] && target=(-t bookworm-backports)
+    apt-get install -y -q --no-install-recommends "${target[@]}" "${qemu_packages[@]}" >&2
+    qemu_current || {
+      echo "airlock: QEMU 10 or newer is needed and apt did not install it" \
+        "(installed: $(dpkg-query -W -f='${Version}' qemu-system-x86 2>/dev/null || echo none))" >&2
+      exit 1
+    }
+  fi
+fi
+if ! getent passwd "$vmm_user" >/dev/null; then
+  # A system user with no home, no shell and no password: nothing logs in as it; it only owns
+  # what a jailed VMM may write (its disk layer, its RAM files).
+  useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$vmm_user"
+fi

@@ -12,6 +12,8 @@ import dev.airlock.image.Kernel;
 import dev.airlock.image.KernelBuild;
 import dev.airlock.vmm.AccelProbe;
 import dev.airlock.vmm.QemuMicrovm;
+import dev.airlock.vmm.VmmChoice;
+import dev.airlock.vmm.VmmJail;
 import dev.airlock.vmm.kvm.KvmProbe;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -48,7 +50,22 @@ public final class Doctor {
         checks.add(new Check("java", Status.OK, "JDK " + Runtime.version()));
         QemuMicrovm qemu = new QemuMicrovm();
         String qemuVersion = qemu.version();
-        checks.add(new Check("qemu", qemuVersion.startsWith("QEMU") ? Status.OK : Status.FAIL, qemuVersion));
+        checks.add(new Check(
+                "qemu",
+                !qemu.info().runnable() ? Status.FAIL : qemu.info().modern() ? Status.OK : Status.WARN,
+                qemuVersion + (qemu.info().modern() ? "" : " (QEMU 9+ wanted for the VMM jail; run: airlock setup)")));
+        checks.add(new Check(
+                "vmm binary",
+                Status.INFO,
+                qemu.binary() + ": "
+                        + VmmChoice.cached(dirs.cache())
+                                .map(VmmChoice.Decision::reason)
+                                .orElse(
+                                        qemu.binary().equals(QemuMicrovm.FULL)
+                                                ? "not measured yet (airlock setup times both binaries)"
+                                                : "set by AIRLOCK_QEMU")));
+        VmmJail.Decision jail = qemu.jail();
+        checks.add(new Check("vmm jail", jail.jail() != null ? Status.OK : Status.WARN, jail.reason()));
 
         Path kvm = Path.of("/dev/kvm");
         checks.add(new Check(

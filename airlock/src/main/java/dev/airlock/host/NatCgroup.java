@@ -112,7 +112,7 @@ public final class NatCgroup {
     }
 
     /** Where the cgroup2 hierarchy is mounted: /sys/fs/cgroup on a unified host, .../unified on a hybrid one. */
-    static Optional<Path> cgroup2Root() {
+    public static Optional<Path> cgroup2Root() {
         try {
             for (String line : Files.readAllLines(Path.of("/proc/self/mounts"), StandardCharsets.UTF_8)) {
                 String[] f = line.split(" ");

@@ -35,19 +35,22 @@ import tools.jackson.databind.json.JsonMapper;
  * privately, so all sandboxes of one template share its unchanged pages in the host page cache.
  *
  * <p>Templates are keyed by everything the saved VM depends on: kernel, agent (initramfs), image,
- * vCPUs, memory, disk size, process limit, accelerator, QEMU version, the disk it booted on
+ * vCPUs, memory, disk size, process limit, accelerator, QEMU binary and version, the disk it booted on
  * (empty, or a workspace's setup layer: a workspace sandbox starts from a VM that booted with
  * its dependencies installed) and (for {@code --network nat}) the NIC. A template whose files
  * do not match its manifest is reported, deleted and the sandbox boots cold.
  */
 final class VmTemplates {
-    /** Bumped whenever the layout of a template or what a restore expects changes. */
-    static final int FORMAT = 1;
+    /** Bumped whenever the layout of a template or what a restore expects changes (2: the manifest names its VMM). */
+    static final int FORMAT = 2;
 
     private static final JsonMapper JSON = JsonMapper.builder().build();
 
-    /** The manifest: what the template was built for and the checksum of its device state. */
-    record Manifest(int format, String key, String stateSha256, long ramBytes, Instant created) {}
+    /**
+     * The manifest: what the template was built for, the VMM binary and version that saved it (a
+     * stream is only ever loaded by that same VMM) and the checksum of its device state.
+     */
+    record Manifest(int format, String key, String vmm, String stateSha256, long ramBytes, Instant created) {}
 
     /** A template on disk whose files matched its manifest when it was found. */
     record Template(Path dir, Manifest manifest) {
@@ -69,7 +72,8 @@ final class VmTemplates {
     private final MicrovmBackend microvm;
     private final Progress progress;
     private final ConcurrentHashMap<Path, String> fileHashes = new ConcurrentHashMap<>();
-    private volatile String qemuVersion = "";
+    /** The VMM each key was computed for: what its manifest must name. */
+    private final ConcurrentHashMap<String, String> vmmOfKey = new ConcurrentHashMap<>();
 
     VmTemplates(AirlockDirs dirs, MicrovmBackend microvm, Progress progress) {
         this.root = dirs.data().resolve("templates");
@@ -84,9 +88,7 @@ final class VmTemplates {
 
     /** The key of the template a sandbox can start from. */
     String key(Sandbox s, MicrovmBackend.BootAssets boot, @Nullable Path layerTemplate) {
-        if (qemuVersion.isEmpty()) {
-            qemuVersion = microvm.vmm().version();
-        }
+        String vmm = microvm.vmm().binaryFor(s.nat()).identity();
         String initrd = fileHashes.computeIfAbsent(boot.initrd(), Hashing::sha256);
         String recipe = String.join(
                         "\n",
@@ -99,11 +101,33 @@ final class VmTemplates {
                         "disk=" + s.resources().diskMiB(),
                         "pids=" + s.resources().pids(),
                         "accel=" + s.accel(),
-                        "qemu=" + qemuVersion,
+                        "qemu=" + vmm,
                         "layer=" + layerIdentity(layerTemplate))
                 // The NIC is part of the saved device set: a VM saved with one restores only with one.
                 + (s.nat() ? "\nnic=user" : "");
-        return Hashing.sha256(recipe).substring(0, 24);
+        String key = Hashing.sha256(recipe).substring(0, 24);
+        vmmOfKey.put(key, vmm);
+        // A template saved by another VMM is never restored: refused here, before the caller
+        // looks for it, so this start builds it anew.
+        Optional<String> saved = savedBy(key);
+        if (saved.isPresent() && !saved.get().equals(vmm)) {
+            discard(key, "it was saved by " + saved.get() + ", and this host now runs " + vmm);
+        }
+        return key;
+    }
+
+    /** The VMM named in a template's manifest (empty: no template, or no manifest to read). */
+    private Optional<String> savedBy(String key) {
+        Path manifest = root.resolve(key).resolve("manifest.json");
+        if (!Files.isRegularFile(manifest)) {
+            return Optional.empty();
+        }
+        try {
+            return Optional.of(String.valueOf(
+                    JSON.readTree(Files.readString(manifest)).path("vmm").asString("")));
+        } catch (IOException | RuntimeException e) {
+            return Optional.empty();
+        }
     }
 
     /**
@@ -138,8 +162,12 @@ final class VmTemplates {
         try {
             Manifest m = JSON.readValue(Files.readString(manifestFile), Manifest.class);
             Template t = new Template(dir, m);
+            String vmm =
+                    vmmOfKey.getOrDefault(key, microvm.vmm().binaryFor(false).identity());
             if (m.format() != FORMAT || !m.key().equals(key)) {
                 problem = "it was built for another configuration (key " + m.key() + ", format " + m.format() + ")";
+            } else if (!vmm.equals(m.vmm())) {
+                problem = "it was saved by " + m.vmm() + ", and this host now runs " + vmm;
             } else if (!Files.isRegularFile(t.ram()) || Files.size(t.ram()) != ramBytes || m.ramBytes() != ramBytes) {
                 problem = "its memory file is missing or not " + (ramBytes >> 20) + " MiB";
             } else if (!Files.isRegularFile(t.layer())) {
@@ -208,7 +236,13 @@ final class VmTemplates {
             vm.saveState(work.resolve("state"), true);
             vm.kill();
             vm = null;
-            Manifest m = new Manifest(FORMAT, key, Hashing.sha256(work.resolve("state")), ramBytes, Instant.now());
+            Manifest m = new Manifest(
+                    FORMAT,
+                    key,
+                    microvm.vmm().binaryFor(spec).identity(),
+                    Hashing.sha256(work.resolve("state")),
+                    ramBytes,
+                    Instant.now());
             HostFiles.writeAtomically(
                     work.resolve("manifest.json"), JSON.writeValueAsString(m).getBytes(StandardCharsets.UTF_8));
             Path dir = root.resolve(key);

@@ -11,6 +11,7 @@ import dev.airlock.image.Kernel;
 import dev.airlock.image.KernelBuild;
 import dev.airlock.vmm.AccelProbe;
 import dev.airlock.vmm.QemuMicrovm;
+import dev.airlock.vmm.VmmChoice;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -69,6 +70,14 @@ public final class Setup {
         }
         AccelProbe.Decision accel = new AccelProbe(dirs.cache(), new QemuMicrovm())
                 .decide(kernel.vmlinux(), kernel.key(), initrd, progress);
+        VmmChoice.decide(
+                dirs.cache(),
+                kernel.vmlinux(),
+                initrd,
+                image.file(),
+                accel.accel(),
+                dirs.cache().resolve("vmm-choice.tmp"),
+                progress);
         return new Report(kernel, image, initrd, accel, built);
     }
 

@@ -3,6 +3,7 @@ package dev.airlock.vmm;
 import dev.airlock.guest.AgentEndpoint;
 import dev.airlock.host.HostCommand;
 import dev.airlock.host.ProcessExit;
+import dev.airlock.host.VmmCgroup;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -11,33 +12,99 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
+import org.jspecify.annotations.Nullable;
 
 /**
  * The QEMU {@code -M microvm} backend: virtio-mmio devices only, no firmware, no PCI, no ACPI;
- * the kernel is entered through PVH. QEMU daemonizes after its sockets are listening, so a
- * successful {@link #launch} means the agent and control sockets are ready to connect to.
+ * the kernel is entered through PVH. A successful {@link #launch} means QEMU is up: its agent and
+ * control sockets accept connections and its monitor has answered.
+ *
+ * <p>Where the host allows it (root, the {@code airlock-vmm} user, QEMU 9+), every VMM runs in a
+ * {@link VmmJail}; otherwise QEMU daemonizes itself as the caller's user, as before.
  */
 public final class QemuMicrovm implements Vmm {
-    private final String binary;
+    /** The full system emulator: the fallback, and the one with user-mode networking (slirp). */
+    public static final String FULL = "qemu-system-x86_64";
 
+    private final String binary;
+    private final boolean jailWanted;
+    private final ConcurrentHashMap<String, QemuBinary> probed = new ConcurrentHashMap<>();
+    private volatile VmmJail.@Nullable Decision jail;
+
+    /**
+     * The QEMU this host should use: {@code -Dairlock.qemu} or {@code AIRLOCK_QEMU} (a path, e.g.
+     * the QEMU 7.2 kept for benchmarks), else what {@link VmmChoice} measured at setup, else
+     * {@value #FULL}.
+     */
     public QemuMicrovm() {
-        this("qemu-system-x86_64");
+        this(defaultBinary());
     }
 
     public QemuMicrovm(String binary) {
+        this(binary, !"off".equals(System.getProperty("airlock.vmmJail", System.getenv("AIRLOCK_VMM_JAIL"))));
+    }
+
+    /**
+     * {@code jailWanted} false runs this instance's VMMs unjailed (what {@code AIRLOCK_VMM_JAIL=off}
+     * or {@code -Dairlock.vmmJail=off} does for the default), e.g. to compare with and without.
+     */
+    public QemuMicrovm(String binary, boolean jailWanted) {
         this.binary = binary;
+        this.jailWanted = jailWanted;
+    }
+
+    private static String defaultBinary() {
+        String chosen = System.getProperty("airlock.qemu", System.getenv("AIRLOCK_QEMU"));
+        if (chosen != null && !chosen.isBlank()) {
+            return chosen;
+        }
+        return VmmChoice.cached(dev.airlock.host.AirlockDirs.fromEnvironment().cache())
+                .map(VmmChoice.Decision::binary)
+                .orElse(FULL);
     }
 
     public String binary() {
         return binary;
     }
 
+    /** The binary (and what its version allows) a VM of this spec runs under. */
+    public QemuBinary binaryFor(VmSpec spec) {
+        return binaryFor(spec.nic() != null);
+    }
+
+    /** The binary a VM with or without a NIC runs under. */
+    public QemuBinary binaryFor(boolean withNic) {
+        // The microvm-only build has no user-mode networking: a VM with a NIC needs the full one.
+        String b = withNic && binary.endsWith("-microvm")
+                ? binary.substring(0, binary.length() - "-microvm".length())
+                : binary;
+        return probed.computeIfAbsent(b, QemuBinary::probe);
+    }
+
+    /** The default binary's version and capabilities. */
+    public QemuBinary info() {
+        return probed.computeIfAbsent(binary, QemuBinary::probe);
+    }
+
     /** The first line of {@code qemu-system-x86_64 --version}, or why it could not be run. */
     public String version() {
-        HostCommand.Result r = HostCommand.run(List.of(binary, "--version"), null, null);
-        return r.ok()
-                ? r.output().lines().findFirst().orElse("unknown").strip()
-                : "not runnable: " + r.output().strip();
+        return info().versionLine();
+    }
+
+    /** Whether VMMs run jailed here, and why; decided once per instance. */
+    public VmmJail.Decision jail() {
+        VmmJail.Decision d = jail;
+        if (d == null) {
+            d = VmmJail.forHost(info(), jailWanted);
+            jail = d;
+        }
+        return d;
+    }
+
+    private @Nullable VmmJail jailFor(QemuBinary q) {
+        VmmJail j = jail().jail();
+        return j != null && q.modern() ? j : null;
     }
 
     @Override
@@ -45,10 +112,21 @@ public final class QemuMicrovm implements Vmm {
         return "qemu-microvm";
     }
 
-    /** The QEMU command line for a spec; pure, so tests and benchmarks can inspect it. */
+    /**
+     * The QEMU command line for a spec as it runs unjailed (sockets by path, daemonized); pure
+     * but for asking the binary its version once, so tests and benchmarks can inspect it.
+     */
     public List<String> commandLine(VmSpec spec) {
+        return argv(spec, binaryFor(spec), false);
+    }
+
+    private List<String> argv(VmSpec spec, QemuBinary q, boolean jailed) {
         List<String> a = new ArrayList<>();
-        a.add(binary);
+        a.add(q.binary());
+        Path data = q.dataDir();
+        if (data != null) {
+            a.addAll(List.of("-L", data.toString()));
+        }
         a.addAll(List.of("-name", "guest=airlock-" + spec.stateDir().getFileName()));
         // No ACPI: QEMU then lists the virtio-mmio devices on the kernel command line.
         // RAM is always a named backend (ram0), so a stream saved from any VM loads into any other
@@ -66,14 +144,23 @@ public final class QemuMicrovm implements Vmm {
                 "-object",
                 switch (spec.memory()) {
                     case VmSpec.GuestMemory.Anonymous ignored -> "memory-backend-ram,id=ram0" + size;
+                    case VmSpec.GuestMemory.File f
+                    when f.shared() -> "memory-backend-file,id=ram0" + size + ",mem-path=" + f.path() + ",share=on";
+                    // Private: the file is opened read-only (a jail binds it read-only too) and
+                    // mapped copy-on-write, so no VM can change the template every VM maps.
                     case VmSpec.GuestMemory.File f ->
-                        "memory-backend-file,id=ram0" + size + ",mem-path=" + f.path() + ",share="
-                                + (f.shared() ? "on" : "off");
+                        "memory-backend-file,id=ram0" + size + ",mem-path=" + f.path() + ",share=off"
+                                + (q.modern() ? ",readonly=on,rom=off" : "");
                 }));
         a.addAll(List.of("-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"));
-        // seccomp: elevateprivileges=deny and spawn=deny would also block the setsid/fork that
-        // -daemonize does after the filter is in place (QEMU 7.2 exits 1 or dies of SIGSYS).
-        a.addAll(List.of("-sandbox", "on,obsolete=deny,resourcecontrol=deny"));
+        // Denying spawn and privilege changes needs a QEMU that neither daemonizes (-daemonize
+        // calls setsid and forks after the filter is in place: SIGSYS in 7.2 and 10.0 alike) nor
+        // migrates through exec:. The jailed QEMU of 9+ does neither; an unjailed one daemonizes.
+        a.addAll(List.of(
+                "-sandbox",
+                jailed
+                        ? "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
+                        : "on,obsolete=deny,resourcecontrol=deny"));
         a.addAll(List.of(
                 "-kernel", spec.kernel().toString(), "-initrd", spec.initrd().toString()));
         a.addAll(List.of("-append", spec.cmdline()));
@@ -90,21 +177,42 @@ public final class QemuMicrovm implements Vmm {
         }
         a.addAll(List.of("-device", "virtio-rng-device"));
         a.addAll(List.of(
-                "-device", "virtio-serial-device,max_ports=2",
-                "-chardev", "socket,id=agent,path=" + spec.agentSocket() + ",server=on,wait=off",
-                "-device", "virtserialport,chardev=agent,name=airlock.agent"));
+                "-device",
+                "virtio-serial-device,max_ports=2",
+                "-chardev",
+                jailed
+                        ? "socket,id=agent,fd=" + VmmJail.AGENT_FD + ",server=on,wait=off"
+                        : "socket,id=agent,path=" + spec.agentSocket() + ",server=on,wait=off",
+                "-device",
+                "virtserialport,chardev=agent,name=airlock.agent"));
         if (spec.nic() != null) {
             // Last, so the other devices keep their slots. No IPv6: the host firewall is IPv4.
             a.addAll(List.of("-netdev", "user,id=net0,ipv6=off", "-device", "virtio-net-device,netdev=net0"));
         }
-        a.addAll(List.of("-qmp", "unix:" + spec.controlSocket() + ",server=on,wait=off"));
-        a.addAll(List.of("-pidfile", spec.pidFile().toString(), "-daemonize"));
+        if (jailed) {
+            // The launcher made both sockets (root's, 0600) and hands them over; it records the
+            // pid itself (QEMU would write its pid inside its own PID namespace: 1).
+            a.addAll(List.of(
+                    "-chardev",
+                    "socket,id=control,fd=" + VmmJail.CONTROL_FD + ",server=on,wait=off",
+                    "-mon",
+                    "chardev=control,mode=control"));
+            if (spec.restore() != null) {
+                a.addAll(List.of("-add-fd", "fd=" + VmmJail.STATE_FD + ",set=" + STATE_FDSET));
+            }
+        } else {
+            a.addAll(List.of("-qmp", "unix:" + spec.controlSocket() + ",server=on,wait=off"));
+            a.addAll(List.of("-pidfile", spec.pidFile().toString(), "-daemonize"));
+        }
         if (spec.restore() != null) {
             // defer: the x-ignore-shared capability must be set before the stream is read.
             a.addAll(List.of("-incoming", "defer"));
         }
         return a;
     }
+
+    /** The fd set the jail's state descriptor is added to: {@code file:/dev/fdset/1} reads it. */
+    private static final int STATE_FDSET = 1;
 
     @Override
     public RunningVm launch(VmSpec spec) {
@@ -117,30 +225,62 @@ public final class QemuMicrovm implements Vmm {
         } catch (IOException e) {
             throw new VmmException("cannot prepare VM directories: " + e.getMessage(), e);
         }
-        HostCommand.Result r = HostCommand.run(inCgroup(spec.nic(), commandLine(spec)), spec.stateDir(), null);
-        if (!r.ok()) {
-            throw new VmmException("QEMU failed to start (exit " + r.exitCode() + "): "
-                    + r.output().strip());
-        }
-        RunningVm vm = attach(spec)
-                .orElseThrow(() -> new VmmException("QEMU started but exited at once; see " + spec.consoleLog()));
-        VmSpec.Restore restore = spec.restore();
-        if (restore != null) {
-            try {
-                load(spec.controlSocket(), restore);
-            } catch (RuntimeException e) {
-                vm.kill();
-                throw new VmmException("cannot restore the VM from " + restore.state() + ": " + e.getMessage(), e);
+        QemuBinary q = binaryFor(spec);
+        VmmJail j = jailFor(q);
+        if (j != null) {
+            VmSpec.Nic nic = spec.nic();
+            Path cgroup = nic != null
+                    ? nic.cgroupProcs().getParent()
+                    : VmmCgroup.groupFor(spec.stateDir()).orElse(null);
+            j.launch(spec, q, argv(spec, q, true), cgroup);
+        } else {
+            HostCommand.Result r = HostCommand.run(inCgroup(spec.nic(), argv(spec, q, false)), spec.stateDir(), null);
+            if (!r.ok()) {
+                throw new VmmException("QEMU failed to start (exit " + r.exitCode() + "): "
+                        + r.output().strip());
             }
         }
+        RunningVm vm = attach(spec)
+                .orElseThrow(() -> new VmmException("QEMU started but exited at once: " + startError(spec)));
+        VmSpec.Restore restore = spec.restore();
+        try {
+            if (restore != null) {
+                load(spec.controlSocket(), restore, q, j != null);
+            } else if (j != null) {
+                // Unlike -daemonize, the jail returns before QEMU has set up: its monitor's
+                // greeting says it has (or its closing says it failed).
+                try (Qmp ignored = Qmp.connect(spec.controlSocket())) {
+                    // connected and greeted
+                }
+            }
+        } catch (RuntimeException e) {
+            vm.kill();
+            String why = restore != null ? "cannot restore the VM from " + restore.state() : "QEMU did not start";
+            throw new VmmException(why + ": " + e.getMessage() + " " + startError(spec), e);
+        }
         return vm;
+    }
+
+    /** What QEMU said before it failed, from its log (jailed) or its console. */
+    private static String startError(VmSpec spec) {
+        try {
+            String log = Files.isRegularFile(spec.vmmLog())
+                    ? Files.readString(spec.vmmLog()).strip()
+                    : "";
+            if (!log.isEmpty()) {
+                return "(QEMU: " + (log.length() > 2000 ? log.substring(log.length() - 2000) : log) + ")";
+            }
+        } catch (IOException e) {
+            // fall through to the console
+        }
+        return "(see " + spec.consoleLog() + ")";
     }
 
     /**
      * With a NIC, QEMU joins the NAT's cgroup before it execs, so every socket its NAT opens is
      * the firewall's to filter from the first one on.
      */
-    private static List<String> inCgroup(VmSpec.@org.jspecify.annotations.Nullable Nic nic, List<String> argv) {
+    private static List<String> inCgroup(VmSpec.@Nullable Nic nic, List<String> argv) {
         if (nic == null) {
             return argv;
         }
@@ -151,15 +291,18 @@ public final class QemuMicrovm implements Vmm {
     }
 
     /** Feeds a saved stream into a VM started with {@code -incoming defer}, then runs it. */
-    private static void load(Path controlSocket, VmSpec.Restore restore) {
+    private static void load(Path controlSocket, VmSpec.Restore restore, QemuBinary q, boolean jailed) {
         if (!Files.isRegularFile(restore.state())) {
             throw new VmmException("the saved state " + restore.state() + " is missing");
         }
-        try (Qmp q = Qmp.connect(controlSocket)) {
-            q.execute("migrate-set-capabilities", Map.of("capabilities", capabilities(restore.ignoreShared())));
-            q.execute("migrate-incoming", Map.of("uri", "exec:cat " + shellQuote(restore.state())));
+        String uri = jailed
+                ? "file:/dev/fdset/" + STATE_FDSET
+                : q.modern() ? fileUri(restore.state()) : "exec:cat " + shellQuote(restore.state());
+        try (Qmp q2 = Qmp.connect(controlSocket)) {
+            q2.execute("migrate-set-capabilities", Map.of("capabilities", capabilities(restore.ignoreShared())));
+            q2.execute("migrate-incoming", Map.of("uri", uri));
             // A stream that does not fit this VM makes QEMU exit: the socket closes and awaitEvent throws.
-            String status = q.awaitEvent(
+            String status = q2.awaitEvent(
                             "MIGRATION",
                             e -> isFinal(e.path("data").path("status").asString()))
                     .path("data")
@@ -169,9 +312,18 @@ public final class QemuMicrovm implements Vmm {
                 throw new VmmException("loading the saved state ended " + status);
             }
             if (restore.run()) {
-                q.execute("cont", Map.of());
+                q2.execute("cont", Map.of());
             }
         }
+    }
+
+    /** A {@code file:} migration URI; its options follow a comma, so a path may not have one. */
+    private static String fileUri(Path p) {
+        String s = p.toString();
+        if (s.contains(",")) {
+            throw new VmmException("a snapshot path must not contain a comma: " + s);
+        }
+        return "file:" + s;
     }
 
     private static boolean isFinal(String migrationStatus) {
@@ -211,7 +363,9 @@ public final class QemuMicrovm implements Vmm {
         // The pid must still be our QEMU: pids are reused after a host reboot or crash.
         Optional<ProcessHandle> handle =
                 ProcessHandle.of(pid).filter(ProcessHandle::isAlive).filter(p -> ownsStateDir(pid, spec.stateDir()));
-        return handle.map(h -> new QemuVm(h, spec));
+        QemuBinary q = binaryFor(spec);
+        boolean jailed = jailFor(q) != null;
+        return handle.map(h -> new QemuVm(h, spec, q, jailed));
     }
 
     private static boolean ownsStateDir(long pid, Path stateDir) {
@@ -227,10 +381,14 @@ public final class QemuMicrovm implements Vmm {
     private static final class QemuVm implements RunningVm {
         private final ProcessHandle process;
         private final VmSpec spec;
+        private final QemuBinary qemu;
+        private final boolean jailed;
 
-        QemuVm(ProcessHandle process, VmSpec spec) {
+        QemuVm(ProcessHandle process, VmSpec spec, QemuBinary qemu, boolean jailed) {
             this.process = process;
             this.spec = spec;
+            this.qemu = qemu;
+            this.jailed = jailed;
         }
 
         @Override
@@ -263,7 +421,11 @@ public final class QemuMicrovm implements Vmm {
             try (Qmp q = Qmp.connect(spec.controlSocket())) {
                 q.execute("stop", Map.of());
                 q.execute("migrate-set-capabilities", Map.of("capabilities", capabilities(ignoreShared)));
-                q.execute("migrate", Map.of("uri", "exec:cat > " + shellQuote(file)));
+                // Jailed, QEMU writes only into its own directory; the file is moved into place
+                // (and made root's) once complete. Unjailed QEMU 9+ writes the file itself.
+                Path written = jailed ? spec.vmmDir().resolve("save-" + java.util.UUID.randomUUID() + ".state") : file;
+                q.execute(
+                        "migrate", Map.of("uri", qemu.modern() ? fileUri(written) : "exec:cat > " + shellQuote(file)));
                 String status = q.awaitEvent(
                                 "MIGRATION",
                                 e -> isFinal(e.path("data").path("status").asString()))
@@ -274,6 +436,9 @@ public final class QemuMicrovm implements Vmm {
                     throw new VmmException("saving the VM to " + file + " ended " + status);
                 }
                 awaitMigrationFinalized(q);
+                if (jailed) {
+                    VmmJail.takeOver(written, file);
+                }
             }
         }
 

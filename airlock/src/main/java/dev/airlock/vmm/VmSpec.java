@@ -134,6 +134,19 @@ public record VmSpec(
         return stateDir.resolve("vmm.pid");
     }
 
+    /** The VMM's own output (QEMU's warnings and start-up errors). */
+    public Path vmmLog() {
+        return stateDir.resolve("vmm.log");
+    }
+
+    /**
+     * The one directory a jailed VMM may create files in: it writes saved states here, which the
+     * host then moves where they belong and makes root's.
+     */
+    public Path vmmDir() {
+        return stateDir.resolve("vmm");
+    }
+
     public Path agentSocket() {
         return runtimeDir.resolve("agent.sock");
     }

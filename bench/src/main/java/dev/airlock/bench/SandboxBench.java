@@ -62,6 +62,7 @@ public final class SandboxBench {
                 .flag("warmup", 1, "discarded cold starts and bare boots first")
                 .flag("execs", 200, "measured exec round trips of 'true' (and as many pings)")
                 .flag("sessions", 30, "measured connect + exec + close round trips")
+                .flag("daemon", 1, "1: also the exec through airlockd (its mux and HTTP); 0: skip it")
                 .flag("stream-mb", 200, "megabytes (10^6 bytes) per throughput run")
                 .flag("stream-runs", 3, "measured runs per throughput figure (one smaller warm-up first)")
                 .flag("sandboxes", 3, "idle sandboxes for the memory figure")
@@ -207,7 +208,9 @@ public final class SandboxBench {
             }
         }
         report.add("exec.session", "connect + HELLO + exec 'true' + close", "ms", session, "exec");
-        throughTheDaemon(s, execs);
+        if (args.integer("daemon", 0) != 0) {
+            throughTheDaemon(s, execs);
+        }
         try (GuestChannel ch = connect(s)) {
             throughput(ch);
         }

@@ -1,0 +1,213 @@
+package dev.airlock.vmm;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import dev.airlock.guest.GuestChannel;
+import dev.airlock.host.AirlockDirs;
+import dev.airlock.host.HostCommand;
+import dev.airlock.setup.Setup;
+import dev.airlock.testing.TestHost;
+import java.io.RandomAccessFile;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+
+/**
+ * What a jailed VMM can and cannot see, checked on a real QEMU running the real guest: its
+ * identity and privileges from /proc/PID/status, its namespaces against the host's, its root from
+ * /proc/PID/root, and, from a probe process entered into all of its namespaces with its uid (what
+ * an escape from QEMU would run as), that a root-only host file outside its view and the host's
+ * processes are out of reach and its read-only inputs cannot be written.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class VmmJailTest {
+    private AirlockDirs dirs;
+    private QemuMicrovm qemu;
+    private VmSpec spec;
+    private RunningVm vm;
+    private Path secret;
+    private int vmmUid;
+    private int vmmGid;
+
+    @BeforeAll
+    void launch() throws Exception {
+        Setup.Report host = TestHost.ready();
+        qemu = new QemuMicrovm();
+        VmmJail.Decision decision = qemu.jail();
+        VmmJail jail = decision.jail();
+        assumeTrue(jail != null, "the VMM jail is off on this host: " + decision.reason());
+        vmmUid = java.util.Objects.requireNonNull(jail).uid();
+        vmmGid = jail.gid();
+        dirs = TestHost.isolated("jail");
+        secret = dirs.data().resolve("host-secret");
+        Files.writeString(secret, "the host's secret\n");
+        Files.setAttribute(secret, "unix:mode", 0600);
+        Path state = Files.createDirectories(dirs.data().resolve("vm"));
+        Path layer = state.resolve("layer.ext4");
+        try (RandomAccessFile f = new RandomAccessFile(layer.toFile(), "rw")) {
+            f.setLength(64L << 20);
+        }
+        HostCommand.check(List.of("mkfs.ext4", "-q", "-F", layer.toString()));
+        spec = new VmSpec(
+                host.kernel().vmlinux(),
+                host.initrd(),
+                "console=ttyS0 reboot=t panic=-1 pci=off quiet airlock.root=/dev/vda airlock.layer=/dev/vdb"
+                        + " airlock.hostname=jail-test",
+                List.of(new VmSpec.Disk(host.image().file(), true), new VmSpec.Disk(layer, false)),
+                1,
+                256,
+                host.accel().accel(),
+                state,
+                dirs.runtime());
+        vm = qemu.launch(spec);
+        try (GuestChannel ch = GuestChannel.connect(spec.agentSocket(), Duration.ofSeconds(120))) {
+            assertThat(ch.agentVersion())
+                    .as("the daemon reaches the jailed VMM's agent socket")
+                    .isNotBlank();
+        }
+    }
+
+    @AfterAll
+    void tearDown() {
+        if (vm != null && vm.isAlive()) {
+            vm.kill();
+        }
+        if (dirs != null) {
+            TestHost.cleanUp(dirs);
+        }
+    }
+
+    private Map<String, String> status() throws Exception {
+        return Files.readAllLines(Path.of("/proc", Long.toString(vm.pid()), "status")).stream()
+                .map(l -> l.split(":\\s*", 2))
+                .filter(kv -> kv.length == 2)
+                .collect(Collectors.toMap(kv -> kv[0], kv -> kv[1].strip(), (a, b) -> a));
+    }
+
+    @Test
+    void theVmmRunsAsTheVmmUserWithNoCapabilitiesNoNewPrivsAndSeccomp() throws Exception {
+        Map<String, String> st = status();
+        String uid = Integer.toString(vmmUid);
+        assertThat(st.getOrDefault("Uid", "").split("\\s+")).containsOnly(uid);
+        assertThat(st.getOrDefault("Gid", "").split("\\s+")).containsOnly(Integer.toString(vmmGid));
+        assertThat(st.get("Groups")).isEmpty();
+        for (String set : List.of("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")) {
+            assertThat(st.get(set)).as(set).isEqualTo("0000000000000000");
+        }
+        assertThat(st.get("NoNewPrivs")).isEqualTo("1");
+        assertThat(st.get("Seccomp"))
+                .as("seccomp mode 2: QEMU's -sandbox filter")
+                .isEqualTo("2");
+        String cmdline = Files.readString(Path.of("/proc", Long.toString(vm.pid()), "cmdline"))
+                .replace('\0', ' ');
+        assertThat(cmdline)
+                .contains("-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny")
+                .doesNotContain("-daemonize");
+    }
+
+    @Test
+    void everyNamespaceDiffersFromTheHostsAndTheVmmIsInItsOwnCgroup() throws Exception {
+        for (String ns : List.of("mnt", "pid", "ipc", "uts", "cgroup", "net")) {
+            Path mine = Path.of("/proc/self/ns", ns);
+            Path its = Path.of("/proc", Long.toString(vm.pid()), "ns", ns);
+            assertThat(Files.readSymbolicLink(its)).as(ns).isNotEqualTo(Files.readSymbolicLink(mine));
+        }
+        assertThat(Files.readString(Path.of("/proc", Long.toString(vm.pid()), "cgroup")))
+                .as("its cgroup2 group, seen from the host")
+                .containsPattern("(?m)^0::/airlock-vmm/[0-9a-f]{16}$");
+        // Inside its PID namespace QEMU is init: nothing else of the host's is there.
+        assertThat(Files.readString(Path.of("/proc", Long.toString(vm.pid()), "status")))
+                .containsPattern("NSpid:\\s+" + vm.pid() + "\\s+1\\b");
+    }
+
+    @Test
+    void itsRootHoldsOnlyUsrDevProcAndThisVmsFiles() throws Exception {
+        Path root = Path.of("/proc", Long.toString(vm.pid()), "root");
+        assertThat(Files.exists(root.resolve(secret.toString().substring(1)), LinkOption.NOFOLLOW_LINKS))
+                .as("the host secret is not in its view")
+                .isFalse();
+        assertThat(Files.exists(root.resolve("etc/shadow"))).isFalse();
+        assertThat(Files.exists(root.resolve("home"))).isFalse();
+        assertThat(Files.exists(root.resolve(spec.kernel().toString().substring(1))))
+                .isTrue();
+        assertThat(Files.exists(root.resolve(spec.consoleLog().toString().substring(1))))
+                .isTrue();
+        assertThat(Files.exists(root.resolve(spec.agentSocket().toString().substring(1))))
+                .as("its sockets are descriptors, not paths it could replace")
+                .isFalse();
+    }
+
+    @Test
+    void aProcessWithItsUidAndNamespacesCannotReadAHostSecretSeeHostProcessesOrWriteItsInputs() throws Exception {
+        // A stand-in for code that escaped QEMU: the same uid, in all of the VMM's namespaces
+        // (so the same root, /proc, network), without QEMU's seccomp filter.
+        String script = String.join(
+                "; ",
+                "cat " + secret + " >/dev/null 2>&1 && echo secret-read || echo secret-unreadable",
+                "ls /proc | grep -E '^[0-9]+$' | tr '\\n' ' '; echo",
+                "(echo x >> " + spec.kernel() + ") 2>/dev/null && echo kernel-written || echo kernel-read-only",
+                "cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' ' | tr '\\n' ' '; echo",
+                "id -u");
+        HostCommand.Result r = HostCommand.run(
+                List.of(
+                        "nsenter",
+                        "--target",
+                        Long.toString(vm.pid()),
+                        "--all",
+                        "--setuid",
+                        Integer.toString(vmmUid),
+                        "--setgid",
+                        Integer.toString(vmmGid),
+                        "--",
+                        "/bin/sh",
+                        "-c",
+                        script),
+                null,
+                null);
+        assertThat(r.ok()).as(r.output()).isTrue();
+        List<String> lines = r.output().lines().toList();
+        assertThat(lines.get(0)).isEqualTo("secret-unreadable");
+        List<String> pids = Arrays.asList(lines.get(1).strip().split(" "));
+        assertThat(pids)
+                .as("QEMU (1) and the probe's own processes, nothing of the host")
+                .contains("1");
+        assertThat(pids.stream().mapToInt(Integer::parseInt).max().orElse(0)).isLessThan(10);
+        assertThat(lines.get(2)).isEqualTo("kernel-read-only");
+        assertThat(lines.get(3).strip()).as("network devices: loopback only").isEqualTo("lo");
+        assertThat(lines.get(4)).isEqualTo(Integer.toString(vmmUid));
+    }
+
+    @Test
+    void socketsAreRootsLayerIsTheVmmsAndASavedStateIsRootsAlone() throws Exception {
+        for (Path socket : List.of(spec.agentSocket(), spec.controlSocket())) {
+            assertThat((Integer) Files.getAttribute(socket, "unix:uid")).isZero();
+            assertThat((Integer) Files.getAttribute(socket, "unix:mode") & 0777).isEqualTo(0600);
+        }
+        Path layer = spec.disks().get(1).file();
+        assertThat((Integer) Files.getAttribute(layer, "unix:uid")).isEqualTo(vmmUid);
+        assertThat((Integer) Files.getAttribute(layer, "unix:mode") & 0777).isEqualTo(0600);
+        // Saved through file: into its own directory, then moved out and made root's, 0600.
+        Path saved = dirs.data().resolve("saved.state");
+        vm.saveState(saved, false);
+        vm.resume();
+        assertThat((Integer) Files.getAttribute(saved, "unix:uid")).isZero();
+        assertThat((Integer) Files.getAttribute(saved, "unix:mode") & 0777).isEqualTo(0600);
+        assertThat(Files.size(saved)).isGreaterThan(1 << 20);
+        try (var left = Files.list(spec.vmmDir())) {
+            assertThat(left.toList()).isEmpty();
+        }
+        try (GuestChannel ch = GuestChannel.connect(spec.agentSocket(), Duration.ofSeconds(60))) {
+            assertThat(ch.ping(Duration.ofSeconds(30))).isNotNull();
+        }
+    }
+}
