@@ -89,7 +89,7 @@ final class SocketStream extends GuestStream implements GuestSocket {
     }
 
     @Override
-    void fail(GuestChannelClosedException cause) {
+    void fail(IOException cause) {
         connected.completeExceptionally(cause);
         inbound.fail(cause);
         window.close(cause);
