@@ -103,7 +103,7 @@ class InterceptionCaTest {
         }
     }
 
-    private static SSLContext trusting(InterceptionCa ca) throws Exception {
+    static SSLContext trusting(InterceptionCa ca) throws Exception {
         KeyStore anchors = KeyStore.getInstance("PKCS12");
         anchors.load(null, null);
         anchors.setCertificateEntry("ca", ca.certificate());
