@@ -239,7 +239,12 @@ final class TlsInterceptor {
                 prepared = new OutboundRequest.Refused(400, "malformed request: " + e.getMessage());
             }
             if (prepared instanceof OutboundRequest.Refused refused) {
-                log.record("DENY", "https://" + hp.host() + ":" + hp.port() + " " + asSent, refused.reason());
+                String[] parts = asSent.split(" ", -1);
+                String origin = "https://" + OutboundRequest.authority(hp, "https");
+                String logged = parts.length == 3 && parts[1].startsWith("/")
+                        ? parts[0] + " " + origin + parts[1]
+                        : origin + " " + asSent;
+                log.record("DENY", logged, refused.reason());
                 relay.refuse(refused.status(), refused.reason());
                 return;
             }

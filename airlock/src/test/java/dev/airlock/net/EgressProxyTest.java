@@ -323,7 +323,8 @@ class EgressProxyTest {
         }
         assertThat(echoTls.heads).noneMatch(h -> h.contains("/other"));
         assertThat(log())
-                .anyMatch(l -> l.contains("the Host header (api.test) names another host than the CONNECT (echo.test)"))
+                .anyMatch(l -> l.contains("DENY GET https://echo.test:" + echoTls.port()
+                        + "/other the Host header (api.test) names another host than the CONNECT (echo.test)"))
                 .anyMatch(l -> l.contains("the request names api.test:443, the connection was allowed for echo.test"))
                 .anyMatch(l -> l.contains("header host appears 2 times"));
     }
