@@ -1,6 +1,7 @@
 package dev.airlock.net;
 
 import dev.airlock.guest.GuestChannel;
+import dev.airlock.guest.GuestException;
 import dev.airlock.guest.GuestSocket;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -37,9 +38,10 @@ public final class EgressProxy implements AutoCloseable {
     private static final int MAX_HEAD = 64 << 10;
     /**
      * Guest connections served at once. Each holds up to a window of buffered data on the host
-     * (256 KiB) and a destination socket; past this a connection is answered 503 at once.
+     * (256 KiB) and a destination socket; past this a connection is answered 503 at once. Well
+     * below the agent's 256 streams per session, which every user of the session shares.
      */
-    static final int MAX_CONNECTIONS = 256;
+    static final int MAX_CONNECTIONS = 128;
 
     private static final Duration CONNECT_TIMEOUT = Duration.ofSeconds(10);
     private static final Pattern DNS_NAME =
@@ -134,6 +136,13 @@ public final class EgressProxy implements AutoCloseable {
             GuestSocket s;
             try {
                 s = ch.accept(guestPort);
+            } catch (GuestException e) {
+                // The agent refused this ACCEPT (all streams of its session in use, say): the
+                // session is fine and its other connections with it; wait and ask again.
+                if (!backOff()) {
+                    break;
+                }
+                continue;
             } catch (IOException | InterruptedException e) {
                 if (!closed && ch.isOpen()) {
                     System.err.println("airlockd: sandbox " + sandbox + ": egress proxy: " + e.getMessage());
@@ -153,6 +162,17 @@ public final class EgressProxy implements AutoCloseable {
             });
         }
         reconnect(ch);
+    }
+
+    /** A pause between attempts after a refusal (not synchronisation); false when interrupted. */
+    static boolean backOff() {
+        try {
+            Thread.sleep(Duration.ofSeconds(1));
+            return true;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        }
     }
 
     /** The agent session can end (a daemon restart, a reconnect of the virtio port); take it up again. */

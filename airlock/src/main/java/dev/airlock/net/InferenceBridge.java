@@ -1,6 +1,7 @@
 package dev.airlock.net;
 
 import dev.airlock.guest.GuestChannel;
+import dev.airlock.guest.GuestException;
 import dev.airlock.guest.GuestSocket;
 import java.io.IOException;
 import java.io.InputStream;
@@ -40,7 +41,7 @@ public final class InferenceBridge implements AutoCloseable {
     private static final int ACCEPTORS = 2;
     static final int MAX_BODY = 32 << 20;
     static final int MAX_IN_FLIGHT = 8;
-    static final int MAX_CONNECTIONS = 64;
+    static final int MAX_CONNECTIONS = 32;
     private static final int BODY_BUFFERS = 4;
     private static final java.util.concurrent.ExecutorService DELIVERY =
             java.util.concurrent.Executors.newVirtualThreadPerTaskExecutor();
@@ -157,6 +158,11 @@ public final class InferenceBridge implements AutoCloseable {
                         connections.release();
                     }
                 });
+            } catch (GuestException e) {
+                // The agent refused this ACCEPT (all streams of its session in use): ask again.
+                if (!EgressProxy.backOff()) {
+                    return;
+                }
             } catch (IOException | InterruptedException e) {
                 return;
             }

@@ -190,6 +190,28 @@ class EgressProxyTest {
                 .anyMatch(l -> l.contains("malformed TLS ClientHello: the connection ended inside the ClientHello"));
     }
 
+    @Test
+    void aSandboxHasABoundedNumberOfProxyConnections() throws Exception {
+        List<Socket> held = new java.util.ArrayList<>();
+        try (Recorder own = new Recorder()) {
+            for (int i = 0; i < EgressProxy.MAX_CONNECTIONS; i++) {
+                Socket s = GuestLoopback.connect(guestPort);
+                held.add(s);
+                s.getOutputStream()
+                        .write(("CONNECT raw.test:" + own.port() + " HTTP/1.1\r\n\r\n")
+                                .getBytes(StandardCharsets.US_ASCII));
+                assertThat(GuestLoopback.readHead(s.getInputStream())).startsWith("HTTP/1.1 200");
+            }
+            GuestLoopback.Response r = ask("CONNECT raw.test:" + own.port() + " HTTP/1.1\r\n\r\n");
+            assertThat(r.status()).isEqualTo(503);
+            assertThat(r.bodyText()).contains(EgressProxy.MAX_CONNECTIONS + " proxy connections open already");
+        } finally {
+            for (Socket s : held) {
+                s.close();
+            }
+        }
+    }
+
     // ---- targets and heads that would forge log lines ----
 
     private GuestLoopback.Response ask(String rawRequest) throws Exception {
