@@ -270,13 +270,7 @@ public final class GuestChannel implements AutoCloseable {
      */
     public long writeFile(String path, InputStream in, int mode, boolean mkdirs)
             throws IOException, InterruptedException {
-        Tlv.Writer request = new Tlv.Writer()
-                .string(FileFields.PATH, FileFields.requireAbsolute(path))
-                .u32(FileFields.MODE, mode);
-        if (mkdirs) {
-            request.u8(FileFields.MKDIRS, 1);
-        }
-        byte[] payload = request.toPayload();
+        byte[] payload = writeRequest(path, mode, mkdirs);
         FileWriteStream stream = openStream(id -> new FileWriteStream(this, id, path));
         send(Frame.of(FrameType.FILE_WRITE, stream.id, payload));
         return stream.copyFrom(in);
@@ -288,18 +282,22 @@ public final class GuestChannel implements AutoCloseable {
      */
     public long writeFile(String path, InputStream in, int mode, boolean mkdirs, Duration timeout)
             throws IOException, InterruptedException {
+        byte[] payload = writeRequest(path, mode, mkdirs);
+        FileWriteStream stream = openStream(id -> new FileWriteStream(this, id, path));
+        return withDeadline(stream, "writing " + path, timeout, () -> {
+            send(Frame.of(FrameType.FILE_WRITE, stream.id, payload));
+            return stream.copyFrom(in);
+        });
+    }
+
+    private static byte[] writeRequest(String path, int mode, boolean mkdirs) {
         Tlv.Writer request = new Tlv.Writer()
                 .string(FileFields.PATH, FileFields.requireAbsolute(path))
                 .u32(FileFields.MODE, mode);
         if (mkdirs) {
             request.u8(FileFields.MKDIRS, 1);
         }
-        byte[] payload = request.toPayload();
-        FileWriteStream stream = openStream(id -> new FileWriteStream(this, id, path));
-        return withDeadline(stream, "writing " + path, timeout, () -> {
-            send(Frame.of(FrameType.FILE_WRITE, stream.id, payload));
-            return stream.copyFrom(in);
-        });
+        return request.toPayload();
     }
 
     /** Metadata of a path; a final symlink is not followed. */
@@ -384,9 +382,7 @@ public final class GuestChannel implements AutoCloseable {
      * the command's own), replacing what an earlier call set.
      */
     public void setDefaultEnv(Map<String, String> env) throws IOException, InterruptedException {
-        Tlv.Writer request = new Tlv.Writer();
-        env.forEach((name, value) -> request.string(2, name + "=" + value));
-        byte[] payload = request.toPayload();
+        byte[] payload = envRequest(env);
         QueryStream<Boolean> stream = openStream(id -> new QueryStream<>(this, id, "set-env", fields -> true));
         send(Frame.of(FrameType.SET_ENV, stream.id, payload));
         stream.await();
@@ -394,14 +390,18 @@ public final class GuestChannel implements AutoCloseable {
 
     /** {@link #setDefaultEnv(Map)} with a deadline ({@link GuestLimitException}). */
     public void setDefaultEnv(Map<String, String> env, Duration timeout) throws IOException, InterruptedException {
-        Tlv.Writer request = new Tlv.Writer();
-        env.forEach((name, value) -> request.string(2, name + "=" + value));
-        byte[] payload = request.toPayload();
+        byte[] payload = envRequest(env);
         QueryStream<Boolean> stream = openStream(id -> new QueryStream<>(this, id, "set-env", fields -> true));
         withDeadline(stream, "setting the default environment", timeout, () -> {
             send(Frame.of(FrameType.SET_ENV, stream.id, payload));
             return stream.await();
         });
+    }
+
+    private static byte[] envRequest(Map<String, String> env) {
+        Tlv.Writer request = new Tlv.Writer();
+        env.forEach((name, value) -> request.string(2, name + "=" + value));
+        return request.toPayload();
     }
 
     private static byte[] portRequest(int port) {

@@ -422,15 +422,7 @@ public final class EgressProxy implements AutoCloseable {
         String host = hp.host().toLowerCase(Locale.ROOT);
         boolean bound = secrets.stream().anyMatch(s -> s.boundTo(host));
         try (upstream) {
-            if (!ready.substituted().isEmpty()) {
-                log.record(
-                        "SECRET",
-                        ready.target(),
-                        "substituted " + String.join(", ", ready.substituted()) + " in request headers");
-            }
-            if (!ready.kept().isEmpty()) {
-                log.record("SECRET", ready.target(), TlsInterceptor.keptNote(ready.kept()));
-            }
+            ready.logSecrets(log);
             OutputStream up = upstream.getOutputStream();
             up.write(ready.head());
             Thread down;

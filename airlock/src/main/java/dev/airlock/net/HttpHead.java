@@ -69,7 +69,7 @@ record HttpHead(String startLine, List<HttpHead.Field> fields) {
             if (!isToken(name)) {
                 throw new Malformed("a header name that is not a token (white space before the colon?)");
             }
-            String value = line.substring(colon + 1).strip();
+            String value = trimOws(line.substring(colon + 1));
             for (int k = 0; k < value.length(); k++) {
                 char c = value.charAt(k);
                 if (c != '\t' && isControl(c)) {
@@ -124,6 +124,19 @@ record HttpHead(String startLine, List<HttpHead.Field> fields) {
             throw new Malformed("header " + name + " appears " + v.size() + " times");
         }
         return v.isEmpty() ? null : v.getFirst();
+    }
+
+    /** Without the optional white space (space and tab only, RFC 9110 5.6.3) around a value. */
+    private static String trimOws(String s) {
+        int start = 0;
+        int end = s.length();
+        while (start < end && (s.charAt(start) == ' ' || s.charAt(start) == '\t')) {
+            start++;
+        }
+        while (end > start && (s.charAt(end - 1) == ' ' || s.charAt(end - 1) == '\t')) {
+            end--;
+        }
+        return s.substring(start, end);
     }
 
     static boolean isToken(String s) {

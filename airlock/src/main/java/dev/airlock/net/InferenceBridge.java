@@ -201,7 +201,7 @@ public final class InferenceBridge implements AutoCloseable {
                     return;
                 }
                 String cl = head.single("content-length");
-                length = cl == null ? 0 : parseLength(cl);
+                length = cl == null ? 0 : OutboundRequest.parseLength(cl);
             } catch (HttpHead.Malformed e) {
                 respond(out, 400, "malformed request: " + e.getMessage(), Map.of());
                 return;
@@ -317,13 +317,6 @@ public final class InferenceBridge implements AutoCloseable {
         // Before the guest sees the end of the response: what it was told is what is kept.
         saveUsage();
         out.close();
-    }
-
-    private static long parseLength(String value) throws HttpHead.Malformed {
-        if (value.isEmpty() || value.length() > 18 || !value.chars().allMatch(c -> c >= '0' && c <= '9')) {
-            throw new HttpHead.Malformed("Content-Length '" + value + "' is not a number");
-        }
-        return Long.parseLong(value);
     }
 
     /**

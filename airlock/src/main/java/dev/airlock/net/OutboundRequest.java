@@ -62,7 +62,23 @@ final class OutboundRequest {
             long contentLength,
             boolean chunked,
             boolean upgrade)
-            implements Prepared {}
+            implements Prepared {
+        /** The log's SECRET lines for this request: what was substituted, and what was not. */
+        void logSecrets(EgressLog log) {
+            if (!substituted.isEmpty()) {
+                log.record("SECRET", target, "substituted " + String.join(", ", substituted) + " in request headers");
+            }
+            if (!kept.isEmpty()) {
+                log.record(
+                        "SECRET",
+                        target,
+                        "left the placeholder of " + String.join(", ", kept)
+                                + " unchanged: values are substituted only in credential headers (Authorization,"
+                                + " Cookie, names with key, token, secret, auth, password, credential, session or"
+                                + " signature)");
+            }
+        }
+    }
 
     /** Whether a secret is substituted in this header (name in any case). */
     static boolean isCredentialHeader(String name) {
@@ -221,7 +237,8 @@ final class OutboundRequest {
                 upgrade);
     }
 
-    private static long parseLength(String value) throws HttpHead.Malformed {
+    /** A Content-Length value: decimal digits only (no sign, no list), at most 18 of them. */
+    static long parseLength(String value) throws HttpHead.Malformed {
         if (value.isEmpty() || value.length() > 18 || !value.chars().allMatch(c -> c >= '0' && c <= '9')) {
             throw new HttpHead.Malformed("Content-Length '" + value + "' is not a number");
         }

@@ -249,15 +249,7 @@ final class TlsInterceptor {
                 return;
             }
             OutboundRequest.Ready ready = (OutboundRequest.Ready) prepared;
-            if (!ready.substituted().isEmpty()) {
-                log.record(
-                        "SECRET",
-                        ready.target(),
-                        "substituted " + String.join(", ", ready.substituted()) + " in request headers");
-            }
-            if (!ready.kept().isEmpty()) {
-                log.record("SECRET", ready.target(), keptNote(ready.kept()));
-            }
+            ready.logSecrets(log);
             relay.expect(ready.method(), ready.target());
             up.write(ready.head());
             if (ready.chunked()) {
@@ -272,13 +264,6 @@ final class TlsInterceptor {
                 return;
             }
         }
-    }
-
-    /** The log's note for placeholders left where they are not substituted. */
-    static String keptNote(List<String> kept) {
-        return "left the placeholder of " + String.join(", ", kept)
-                + " unchanged: values are substituted only in credential headers (Authorization, Cookie,"
-                + " names with key, token, secret, auth, password, credential, session or signature)";
     }
 
     /** What the guest and the log are told when the destination's TLS is refused. */
