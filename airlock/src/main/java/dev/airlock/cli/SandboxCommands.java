@@ -643,9 +643,17 @@ final class SandboxCommands {
         @Option(names = "--egress", description = "Print the egress proxy's decisions instead.")
         boolean egress;
 
+        @Option(
+                names = "--raw",
+                description = "Print the guest's bytes as they are (by default control characters and escape"
+                        + " sequences are shown escaped, so a guest cannot drive your terminal).")
+        boolean raw;
+
         @Override
         public Integer call() {
-            System.out.print(client().logs(name, egress ? LogKind.EGRESS : LogKind.CONSOLE, 4 << 20));
+            String text = client().logs(name, egress ? LogKind.EGRESS : LogKind.CONSOLE, 4 << 20);
+            // The console is the guest's output: anything in it may be an attack on a terminal.
+            System.out.print(raw ? text : dev.airlock.net.UntrustedText.forTerminal(text));
             System.out.flush();
             return 0;
         }

@@ -101,7 +101,7 @@ final class ExecStream extends GuestStream implements Execution {
     }
 
     @Override
-    void fail(GuestChannelClosedException cause) {
+    void fail(IOException cause) {
         started.completeExceptionally(cause);
         exit.completeExceptionally(cause);
         inbound.fail(cause);

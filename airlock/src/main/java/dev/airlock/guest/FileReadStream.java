@@ -40,18 +40,24 @@ final class FileReadStream extends GuestStream {
     }
 
     @Override
-    void fail(GuestChannelClosedException cause) {
+    void fail(IOException cause) {
         inbound.fail(cause);
     }
 
-    /** Copies the file to {@code out}; returns its size. */
-    long copyTo(OutputStream out) throws IOException, InterruptedException {
+    /**
+     * Copies the file to {@code out}; returns its size. More than {@code maxBytes} fails with a
+     * {@link GuestLimitException} once the cap is passed (nothing beyond it is written).
+     */
+    long copyTo(OutputStream out, long maxBytes) throws IOException, InterruptedException {
         long written = 0;
         boolean ended = false;
         try {
             while (true) {
                 InboundBuffer.Item item = inbound.take();
                 if (item instanceof InboundBuffer.Chunk chunk) {
+                    if (chunk.bytes().length > maxBytes - written) {
+                        throw GuestLimitException.size("reading " + path, maxBytes);
+                    }
                     out.write(chunk.bytes());
                     written += chunk.bytes().length;
                     returnCredit(inbound, chunk.bytes().length);

@@ -45,7 +45,7 @@ final class FileWriteStream extends GuestStream {
     }
 
     @Override
-    void fail(GuestChannelClosedException cause) {
+    void fail(IOException cause) {
         window.close(cause);
         result.completeExceptionally(cause);
     }

@@ -20,8 +20,12 @@ import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
@@ -45,6 +49,14 @@ public final class GuestChannel implements AutoCloseable {
     // How long a closing channel tries to tell a misbehaving agent why before hanging up.
     private static final long FAREWELL_MILLIS = 200;
     private static final Duration READER_JOIN = Duration.ofSeconds(5);
+    /** How long past its deadline a bounded call may stay blocked before the session is closed. */
+    private static final Duration DEADLINE_GRACE = Duration.ofSeconds(5);
+    /** One timer thread for every deadline of every channel. */
+    private static final ScheduledExecutorService DEADLINES = Executors.newSingleThreadScheduledExecutor(r -> {
+        Thread t = new Thread(r, "airlock-guest-deadlines");
+        t.setDaemon(true);
+        return t;
+    });
 
     private final Closeable transport;
     private final FrameReader reader;
@@ -246,7 +258,22 @@ public final class GuestChannel implements AutoCloseable {
         byte[] request = FileFields.pathRequest(path);
         FileReadStream stream = openStream(id -> new FileReadStream(this, id, path));
         send(Frame.of(FrameType.FILE_READ, stream.id, request));
-        return stream.copyTo(out);
+        return stream.copyTo(out, Long.MAX_VALUE);
+    }
+
+    /**
+     * {@link #readFile(String, OutputStream)} with bounds, for reads the host makes on its own:
+     * fails with a {@link GuestLimitException} once the file passes {@code maxBytes} (at most that
+     * much reaches {@code out}) or when it has not been read whole within {@code timeout}.
+     */
+    public long readFile(String path, OutputStream out, long maxBytes, Duration timeout)
+            throws IOException, InterruptedException {
+        byte[] request = FileFields.pathRequest(path);
+        FileReadStream stream = openStream(id -> new FileReadStream(this, id, path));
+        return withDeadline(stream, "reading " + path, timeout, () -> {
+            send(Frame.of(FrameType.FILE_READ, stream.id, request));
+            return stream.copyTo(out, maxBytes);
+        });
     }
 
     /**
@@ -258,16 +285,34 @@ public final class GuestChannel implements AutoCloseable {
      */
     public long writeFile(String path, InputStream in, int mode, boolean mkdirs)
             throws IOException, InterruptedException {
+        byte[] payload = writeRequest(path, mode, mkdirs);
+        FileWriteStream stream = openStream(id -> new FileWriteStream(this, id, path));
+        send(Frame.of(FrameType.FILE_WRITE, stream.id, payload));
+        return stream.copyFrom(in);
+    }
+
+    /**
+     * {@link #writeFile(String, InputStream, int, boolean)} that fails with a {@link
+     * GuestLimitException} when the agent has not committed the file within {@code timeout}.
+     */
+    public long writeFile(String path, InputStream in, int mode, boolean mkdirs, Duration timeout)
+            throws IOException, InterruptedException {
+        byte[] payload = writeRequest(path, mode, mkdirs);
+        FileWriteStream stream = openStream(id -> new FileWriteStream(this, id, path));
+        return withDeadline(stream, "writing " + path, timeout, () -> {
+            send(Frame.of(FrameType.FILE_WRITE, stream.id, payload));
+            return stream.copyFrom(in);
+        });
+    }
+
+    private static byte[] writeRequest(String path, int mode, boolean mkdirs) {
         Tlv.Writer request = new Tlv.Writer()
                 .string(FileFields.PATH, FileFields.requireAbsolute(path))
                 .u32(FileFields.MODE, mode);
         if (mkdirs) {
             request.u8(FileFields.MKDIRS, 1);
         }
-        byte[] payload = request.toPayload();
-        FileWriteStream stream = openStream(id -> new FileWriteStream(this, id, path));
-        send(Frame.of(FrameType.FILE_WRITE, stream.id, payload));
-        return stream.copyFrom(in);
+        return request.toPayload();
     }
 
     /** Metadata of a path; a final symlink is not followed. */
@@ -278,12 +323,32 @@ public final class GuestChannel implements AutoCloseable {
         return stream.await();
     }
 
+    /** {@link #stat(String)} with a deadline ({@link GuestLimitException}). */
+    public FileStat stat(String path, Duration timeout) throws IOException, InterruptedException {
+        byte[] request = FileFields.pathRequest(path);
+        QueryStream<FileStat> stream = openStream(id -> new QueryStream<>(this, id, "stat", FileFields::stat));
+        return withDeadline(stream, "stat of " + path, timeout, () -> {
+            send(Frame.of(FrameType.STAT, stream.id, request));
+            return stream.await();
+        });
+    }
+
     /** A directory's entries, sorted by name, without {@code .} and {@code ..}. */
     public List<DirEntry> list(String path) throws IOException, InterruptedException {
         byte[] request = FileFields.pathRequest(path);
         QueryStream<List<DirEntry>> stream = openStream(id -> new QueryStream<>(this, id, "list", FileFields::listing));
         send(Frame.of(FrameType.LIST, stream.id, request));
         return stream.await();
+    }
+
+    /** {@link #list(String)} with a deadline ({@link GuestLimitException}); one RESULT frame bounds the size. */
+    public List<DirEntry> list(String path, Duration timeout) throws IOException, InterruptedException {
+        byte[] request = FileFields.pathRequest(path);
+        QueryStream<List<DirEntry>> stream = openStream(id -> new QueryStream<>(this, id, "list", FileFields::listing));
+        return withDeadline(stream, "listing " + path, timeout, () -> {
+            send(Frame.of(FrameType.LIST, stream.id, request));
+            return stream.await();
+        });
     }
 
     /**
@@ -314,11 +379,30 @@ public final class GuestChannel implements AutoCloseable {
     }
 
     /**
+     * {@link #connect(int)} that fails with a {@link GuestLimitException} when the agent has not
+     * answered within {@code timeout}; the connection itself then has no deadline.
+     */
+    public GuestSocket connect(int port, Duration timeout) throws IOException, InterruptedException {
+        byte[] request = portRequest(port);
+        SocketStream stream = openStream(id -> new SocketStream(this, id, port));
+        return withDeadline(stream, "connecting to guest port " + port, timeout, () -> {
+            send(Frame.of(FrameType.CONNECT, stream.id, request));
+            stream.awaitConnected();
+            return stream;
+        });
+    }
+
+    /**
      * Sets environment variables the agent adds to every later command of any session (before
      * the command's own), replacing what an earlier call set.
      */
     public void setDefaultEnv(Map<String, String> env) throws IOException, InterruptedException {
         setDefaults(env, null);
+    }
+
+    /** {@link #setDefaultEnv(Map)} with a deadline ({@link GuestLimitException}). */
+    public void setDefaultEnv(Map<String, String> env, Duration timeout) throws IOException, InterruptedException {
+        setDefaults(env, null, timeout);
     }
 
     /**
@@ -327,15 +411,30 @@ public final class GuestChannel implements AutoCloseable {
      * working directory of commands that name none.
      */
     public void setDefaults(Map<String, String> env, @Nullable String cwd) throws IOException, InterruptedException {
+        byte[] payload = defaultsRequest(env, cwd);
+        QueryStream<Boolean> stream = openStream(id -> new QueryStream<>(this, id, "set-env", fields -> true));
+        send(Frame.of(FrameType.SET_ENV, stream.id, payload));
+        stream.await();
+    }
+
+    /** {@link #setDefaults(Map, String)} with a deadline ({@link GuestLimitException}). */
+    public void setDefaults(Map<String, String> env, @Nullable String cwd, Duration timeout)
+            throws IOException, InterruptedException {
+        byte[] payload = defaultsRequest(env, cwd);
+        QueryStream<Boolean> stream = openStream(id -> new QueryStream<>(this, id, "set-env", fields -> true));
+        withDeadline(stream, "setting the sandbox's defaults", timeout, () -> {
+            send(Frame.of(FrameType.SET_ENV, stream.id, payload));
+            return stream.await();
+        });
+    }
+
+    private static byte[] defaultsRequest(Map<String, String> env, @Nullable String cwd) {
         Tlv.Writer request = new Tlv.Writer();
         env.forEach((name, value) -> request.string(2, name + "=" + value));
         if (cwd != null) {
             request.string(3, cwd);
         }
-        byte[] payload = request.toPayload();
-        QueryStream<Boolean> stream = openStream(id -> new QueryStream<>(this, id, "set-env", fields -> true));
-        send(Frame.of(FrameType.SET_ENV, stream.id, payload));
-        stream.await();
+        return request.toPayload();
     }
 
     private static byte[] portRequest(int port) {
@@ -379,6 +478,53 @@ public final class GuestChannel implements AutoCloseable {
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
             }
+        }
+    }
+
+    /** One bounded call's work, run on the caller's thread. */
+    private interface BoundedCall<T> {
+        T run() throws IOException, InterruptedException;
+    }
+
+    /**
+     * Runs a call on one stream with a deadline. At the deadline the stream's waiters fail with a
+     * {@link GuestLimitException} and the stream is cancelled. A caller that is still not back
+     * {@link #DEADLINE_GRACE} later is blocked writing to an agent that stopped reading: the
+     * session is closed, which ends that write too.
+     */
+    private <T> T withDeadline(GuestStream stream, String what, Duration timeout, BoundedCall<T> call)
+            throws IOException, InterruptedException {
+        GuestLimitException expired = GuestLimitException.time(what, timeout);
+        AtomicBoolean passed = new AtomicBoolean();
+        ScheduledFuture<?> expire = DEADLINES.schedule(
+                () -> {
+                    passed.set(true);
+                    stream.fail(expired);
+                },
+                timeout.toNanos(),
+                TimeUnit.NANOSECONDS);
+        ScheduledFuture<?> hangUp = DEADLINES.schedule(
+                () -> closeWith(
+                        what + " was still blocked " + DEADLINE_GRACE.toSeconds() + " s after its deadline",
+                        expired,
+                        false),
+                timeout.plus(DEADLINE_GRACE).toNanos(),
+                TimeUnit.NANOSECONDS);
+        try {
+            return call.run();
+        } catch (GuestLimitException e) {
+            cancel(stream, GuestException.ECANCELED, "the host gave up: " + e.getMessage());
+            throw e;
+        } catch (IOException | InterruptedException | RuntimeException e) {
+            if (!passed.get()) {
+                throw e;
+            }
+            // A consequence of the deadline (the session closed under a blocked write, ...).
+            cancel(stream, GuestException.ECANCELED, "the host gave up: " + expired.getMessage());
+            throw expired;
+        } finally {
+            expire.cancel(false);
+            hangUp.cancel(false);
         }
     }
 

@@ -1,5 +1,6 @@
 package dev.airlock.guest;
 
+import java.io.IOException;
 import java.nio.ByteBuffer;
 
 /**
@@ -21,8 +22,8 @@ abstract sealed class GuestStream permits ExecStream, FileReadStream, FileWriteS
     /** Reader thread: one frame for this stream; throwing ends the session. */
     abstract void onFrame(Frame frame) throws ProtocolException;
 
-    /** The session ended: wake and fail everything waiting on this stream. */
-    abstract void fail(GuestChannelClosedException cause);
+    /** The session ended, or a deadline passed: wake and fail everything waiting on this stream. */
+    abstract void fail(IOException cause);
 
     final ProtocolException unexpected(Frame frame) {
         return new ProtocolException("unexpected " + frame.type().describe() + " on " + describe());

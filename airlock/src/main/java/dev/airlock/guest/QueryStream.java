@@ -44,7 +44,7 @@ final class QueryStream<T> extends GuestStream {
     }
 
     @Override
-    void fail(GuestChannelClosedException cause) {
+    void fail(IOException cause) {
         result.completeExceptionally(cause);
     }
 

@@ -94,7 +94,7 @@ final class SocketStream extends GuestStream implements GuestSocket {
     }
 
     @Override
-    void fail(GuestChannelClosedException cause) {
+    void fail(IOException cause) {
         connected.completeExceptionally(cause);
         inbound.fail(cause);
         window.close(cause);

@@ -306,7 +306,7 @@ public final class LocalSandboxService implements SandboxService, FrameSessions 
                 // The sandbox's own variables win over the network's, as a command's own win over both.
                 defaults.putAll(s.env());
                 try (GuestChannel ch = GuestChannel.connect(m.socket(), SESSION_HELLO)) {
-                    ch.setDefaults(defaults, s.workdir());
+                    ch.setDefaults(defaults, s.workdir(), SESSION_HELLO);
                 }
                 networks.put(s.id(), n);
                 return s;

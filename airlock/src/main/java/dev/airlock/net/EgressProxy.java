@@ -1,6 +1,7 @@
 package dev.airlock.net;
 
 import dev.airlock.guest.GuestChannel;
+import dev.airlock.guest.GuestException;
 import dev.airlock.guest.GuestSocket;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -17,7 +18,9 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.concurrent.Semaphore;
 import java.util.function.Supplier;
+import java.util.regex.Pattern;
 import org.jspecify.annotations.Nullable;
 
 /**
@@ -33,7 +36,18 @@ public final class EgressProxy implements AutoCloseable {
     private static final int ACCEPTORS = 4;
 
     private static final int MAX_HEAD = 64 << 10;
+    /**
+     * Guest connections served at once. Each holds up to a window of buffered data on the host
+     * (256 KiB) and a destination socket; past this a connection is answered 503 at once. Well
+     * below the agent's 256 streams per session, which every user of the session shares.
+     */
+    static final int MAX_CONNECTIONS = 128;
+
     private static final Duration CONNECT_TIMEOUT = Duration.ofSeconds(10);
+    private static final Pattern DNS_NAME =
+            Pattern.compile("[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\\.?");
+    private static final Pattern IPV4 = Pattern.compile("[0-9]{1,3}(\\.[0-9]{1,3}){3}");
+    private static final Pattern IPV6 = Pattern.compile("[0-9A-Fa-f:.]{2,45}");
     private static final byte[] TLS_ACCESS_DENIED = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 49};
 
     private final String sandbox;
@@ -42,6 +56,8 @@ public final class EgressProxy implements AutoCloseable {
     private final EgressLog log;
     private final List<Secret> secrets;
     private final @Nullable TlsInterceptor interceptor;
+    private final int guestPort;
+    private final Semaphore connections = new Semaphore(MAX_CONNECTIONS);
     private volatile @Nullable GuestChannel channel;
     private volatile boolean closed;
 
@@ -58,6 +74,20 @@ public final class EgressProxy implements AutoCloseable {
             List<Secret> secrets,
             @Nullable InterceptionCa ca,
             @Nullable UpstreamTls upstreamTls) {
+        this(sandbox, agentSocket, policy, log, secrets, ca, upstreamTls, GUEST_PORT);
+    }
+
+    /** As above, listening on another guest port (tests run the agent on the host, where 3128 may be taken). */
+    EgressProxy(
+            String sandbox,
+            Path agentSocket,
+            Supplier<EgressPolicy> policy,
+            EgressLog log,
+            List<Secret> secrets,
+            @Nullable InterceptionCa ca,
+            @Nullable UpstreamTls upstreamTls,
+            int guestPort) {
+        this.guestPort = guestPort;
         this.sandbox = sandbox;
         this.secrets = List.copyOf(secrets);
         this.interceptor = ca == null || upstreamTls == null || secrets.isEmpty()
@@ -105,16 +135,44 @@ public final class EgressProxy implements AutoCloseable {
         while (!closed && ch.isOpen()) {
             GuestSocket s;
             try {
-                s = ch.accept(GUEST_PORT);
+                s = ch.accept(guestPort);
+            } catch (GuestException e) {
+                // The agent refused this ACCEPT (all streams of its session in use, say): the
+                // session is fine and its other connections with it; wait and ask again.
+                if (!backOff()) {
+                    break;
+                }
+                continue;
             } catch (IOException | InterruptedException e) {
                 if (!closed && ch.isOpen()) {
                     System.err.println("airlockd: sandbox " + sandbox + ": egress proxy: " + e.getMessage());
                 }
                 break;
             }
-            Thread.ofVirtual().name("egress-" + sandbox).start(() -> serve(s));
+            if (!connections.tryAcquire()) {
+                Thread.ofVirtual().name("egress-busy-" + sandbox).start(() -> busy(s));
+                continue;
+            }
+            Thread.ofVirtual().name("egress-" + sandbox).start(() -> {
+                try {
+                    serve(s);
+                } finally {
+                    connections.release();
+                }
+            });
         }
         reconnect(ch);
+    }
+
+    /** A pause between attempts after a refusal (not synchronisation); false when interrupted. */
+    static boolean backOff() {
+        try {
+            Thread.sleep(Duration.ofSeconds(1));
+            return true;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        }
     }
 
     /** The agent session can end (a daemon restart, a reconnect of the virtio port); take it up again. */
@@ -151,6 +209,18 @@ public final class EgressProxy implements AutoCloseable {
 
     // ---- one guest connection ----
 
+    private void busy(GuestSocket guest) {
+        try (guest) {
+            log.record("DENY", "connection", "the sandbox has " + MAX_CONNECTIONS + " proxy connections open already");
+            respond(
+                    guest.output(),
+                    503,
+                    "airlock egress: the sandbox has " + MAX_CONNECTIONS + " proxy connections open already");
+        } catch (IOException e) {
+            // The guest went away.
+        }
+    }
+
     private void serve(GuestSocket guest) {
         try (guest) {
             InputStream in = guest.input();
@@ -159,20 +229,34 @@ public final class EgressProxy implements AutoCloseable {
             if (headBytes == null) {
                 return;
             }
-            List<String> lines = List.of(new String(headBytes, StandardCharsets.ISO_8859_1).split("\r\n"));
-            String[] requestLine = lines.getFirst().split(" ");
-            if (requestLine.length != 3) {
-                refuse(out, 400, "malformed proxy request line", lines.getFirst());
+            String firstLine = new String(headBytes, 0, firstLineLength(headBytes), StandardCharsets.ISO_8859_1);
+            HttpHead head;
+            HttpHead.RequestLine requestLine;
+            try {
+                head = HttpHead.parse(headBytes);
+                requestLine = head.requestLine();
+            } catch (HttpHead.Malformed e) {
+                refuse(out, 400, "malformed proxy request: " + e.getMessage(), firstLine);
                 return;
             }
-            if (requestLine[0].equals("CONNECT")) {
-                tunnel(guest, requestLine[1]);
+            if (requestLine.method().equals("CONNECT")) {
+                tunnel(guest, requestLine.target());
             } else {
-                forward(guest, requestLine, lines.subList(1, lines.size()));
+                forward(guest, head, requestLine);
             }
         } catch (IOException e) {
             // The guest or the destination went away; nothing to tell either.
         }
+    }
+
+    /** Bytes of a head up to its first CRLF (or all of it). */
+    static int firstLineLength(byte[] head) {
+        for (int i = 0; i + 1 < head.length; i++) {
+            if (head[i] == '\r' && head[i + 1] == '\n') {
+                return i;
+            }
+        }
+        return head.length;
     }
 
     /** The request head up to and including the blank line, read one byte at a time so no body byte is consumed. */
@@ -196,11 +280,36 @@ public final class EgressProxy implements AutoCloseable {
         return null;
     }
 
+    /**
+     * A CONNECT target, strictly: a DNS name, a dotted IPv4 address or a bracketed IPv6 one, and
+     * a port. Null for anything else (control characters, spaces, userinfo, paths).
+     */
+    static @Nullable HostPort connectTarget(String target) {
+        HostPort hp = HostPort.parse(target, -1);
+        if (hp == null || hp.port() < 0 || hp.host().length() > 253) {
+            return null;
+        }
+        String h = hp.host();
+        boolean bracketed = target.startsWith("[");
+        boolean ok = bracketed
+                ? IPV6.matcher(h).matches() && h.contains(":")
+                : IPV4.matcher(h).matches() || DNS_NAME.matcher(h).matches();
+        if (!ok) {
+            return null;
+        }
+        String port = target.substring(target.lastIndexOf(':') + 1);
+        return port.matches("[0-9]{1,5}") ? hp : null;
+    }
+
     private void tunnel(GuestSocket guest, String target) throws IOException {
         String request = "CONNECT " + target;
-        HostPort hp = HostPort.parse(target, -1);
-        if (hp == null || hp.port() < 0) {
-            refuse(guest.output(), 400, "CONNECT needs host:port", request);
+        HostPort hp = connectTarget(target);
+        if (hp == null) {
+            refuse(
+                    guest.output(),
+                    400,
+                    "CONNECT needs host:port (a host name, IPv4 address or [IPv6] address and a port)",
+                    request);
             return;
         }
         Socket upstream = open(guest.output(), hp, request);
@@ -221,21 +330,23 @@ public final class EgressProxy implements AutoCloseable {
                     guest.close();
                 }
             });
-            // Check the TLS server name before a single client byte reaches the destination.
-            byte[] first = new byte[16 << 10];
-            int have = 0;
+            // Check the TLS server name before a single client byte reaches the destination: the
+            // whole ClientHello, however many records it spans, or a refusal.
+            ClientHello.Assembler hello = new ClientHello.Assembler();
+            byte[] buf = new byte[16 << 10];
             ClientHello.Peek peek = new ClientHello.Peek.NeedMore();
-            while (peek instanceof ClientHello.Peek.NeedMore && have < first.length) {
-                int n = guest.input().read(first, have, first.length - have);
+            while (peek instanceof ClientHello.Peek.NeedMore) {
+                int n = guest.input().read(buf);
                 if (n < 0) {
+                    peek = hello.atEnd();
                     break;
                 }
-                have += n;
-                peek = ClientHello.peek(first, have);
+                peek = hello.offer(buf, 0, n);
             }
             String denial = switch (peek) {
                 case ClientHello.Peek.Hello h
-                when h.serverName().isPresent() && !h.serverName().get().equalsIgnoreCase(hp.host()) ->
+                when h.serverName().isPresent()
+                        && !OutboundRequest.sameHost(h.serverName().get(), hp.host()) ->
                     "TLS server name " + h.serverName().get() + " differs from the CONNECT name " + hp.host();
                 case ClientHello.Peek.Malformed m -> "malformed TLS ClientHello: " + m.why();
                 default -> null;
@@ -249,16 +360,21 @@ public final class EgressProxy implements AutoCloseable {
                 guest.output().flush();
                 return;
             }
+            byte[] first = hello.bytes();
+            if (first.length == 0) {
+                // The guest closed without sending anything.
+                if (firstReply != null) {
+                    firstReply.release();
+                }
+                upstream.shutdownOutput();
+                down.join();
+                return;
+            }
             if (firstReply != null
                     && interceptor != null
                     && peek instanceof ClientHello.Peek.Hello
                     && firstReply.claim()) {
-                interceptor.relay(
-                        guest,
-                        Arrays.copyOf(first, have),
-                        hp,
-                        upstream,
-                        firstReply.upstreamInput(upstream.getInputStream()));
+                interceptor.relay(guest, first, hp, upstream, firstReply.upstreamInput(upstream.getInputStream()));
                 down.join();
                 return;
             }
@@ -266,7 +382,7 @@ public final class EgressProxy implements AutoCloseable {
                 firstReply.release();
             }
             OutputStream up = upstream.getOutputStream();
-            up.write(first, 0, have);
+            up.write(first);
             guest.input().transferTo(up);
             upstream.shutdownOutput();
             down.join();
@@ -275,11 +391,11 @@ public final class EgressProxy implements AutoCloseable {
         }
     }
 
-    private void forward(GuestSocket guest, String[] requestLine, List<String> headers) throws IOException {
-        String request = requestLine[0] + " " + requestLine[1];
+    private void forward(GuestSocket guest, HttpHead head, HttpHead.RequestLine requestLine) throws IOException {
+        String request = requestLine.method() + " " + requestLine.target();
         URI uri;
         try {
-            uri = new URI(requestLine[1]);
+            uri = new URI(requestLine.target());
         } catch (URISyntaxException e) {
             refuse(guest.output(), 400, "malformed request URI", request);
             return;
@@ -288,65 +404,56 @@ public final class EgressProxy implements AutoCloseable {
             refuse(
                     guest.output(),
                     400,
-                    "this proxy takes absolute http:// URIs and CONNECT (for https), not " + requestLine[1],
+                    "this proxy takes absolute http:// URIs and CONNECT (for https), not " + requestLine.target(),
                     request);
             return;
         }
         HostPort hp = new HostPort(uri.getHost(), uri.getPort() < 0 ? 80 : uri.getPort());
-        for (String h : headers) {
-            int colon = h.indexOf(':');
-            if (colon > 0 && h.substring(0, colon).trim().equalsIgnoreCase("host")) {
-                HostPort named = HostPort.parse(h.substring(colon + 1).trim(), 80);
-                if (named == null || !named.host().equalsIgnoreCase(hp.host())) {
-                    refuse(
-                            guest.output(),
-                            403,
-                            "the Host header (" + h.substring(colon + 1).trim()
-                                    + ") names another host than the request (" + hp.host() + ")",
-                            request);
-                    return;
-                }
-            }
+        OutboundRequest.Prepared prepared = OutboundRequest.prepare(head, "http", hp, secrets);
+        if (prepared instanceof OutboundRequest.Refused refused) {
+            refuse(guest.output(), refused.status(), refused.reason(), request);
+            return;
         }
+        OutboundRequest.Ready ready = (OutboundRequest.Ready) prepared;
         Socket upstream = open(guest.output(), hp, request);
         if (upstream == null) {
             return;
         }
+        String host = hp.host().toLowerCase(Locale.ROOT);
+        boolean bound = secrets.stream().anyMatch(s -> s.boundTo(host));
         try (upstream) {
-            StringBuilder head = new StringBuilder();
-            String path = uri.getRawPath() == null || uri.getRawPath().isEmpty() ? "/" : uri.getRawPath();
-            if (uri.getRawQuery() != null) {
-                path += "?" + uri.getRawQuery();
-            }
-            head.append(requestLine[0])
-                    .append(' ')
-                    .append(path)
-                    .append(' ')
-                    .append(requestLine[2])
-                    .append("\r\n");
-            List<String> substituted = new java.util.ArrayList<>();
-            for (String original : headers) {
-                String name = original.contains(":")
-                        ? original.substring(0, original.indexOf(':')).trim().toLowerCase(Locale.ROOT)
-                        : "";
-                if (name.startsWith("proxy-") || name.equals("connection") || name.equals("keep-alive")) {
-                    continue;
-                }
-                head.append(Secret.substitute(secrets, hp.host(), original, substituted))
-                        .append("\r\n");
-            }
-            // One request per upstream connection: a reused proxy connection could otherwise carry
-            // a later request for another host to this destination unchecked.
-            head.append("Connection: close\r\n\r\n");
-            if (!substituted.isEmpty()) {
-                log.record("SECRET", request, "substituted " + String.join(", ", substituted) + " in request headers");
-            }
+            ready.logSecrets(log);
             OutputStream up = upstream.getOutputStream();
-            up.write(head.toString().getBytes(StandardCharsets.ISO_8859_1));
-            Thread down = Thread.ofVirtual().start(() -> copyThenClose(upstream, guest));
+            up.write(ready.head());
+            Thread down;
+            if (bound) {
+                // The destination may echo what it got, secret included: mask it on the way back.
+                ResponseRelay relay =
+                        new ResponseRelay(upstream.getInputStream(), guest.output(), new SecretMask(secrets), log);
+                relay.expect(ready.method(), ready.target());
+                relay.end();
+                down = Thread.ofVirtual().start(() -> {
+                    try {
+                        relay.run();
+                        guest.output().close();
+                    } catch (IOException e) {
+                        guest.close();
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                });
+            } else {
+                down = Thread.ofVirtual().start(() -> copyThenClose(upstream, guest));
+            }
             try {
-                guest.input().transferTo(up);
-                upstream.shutdownOutput();
+                // The body by its framing, and nothing after it: a second request on this
+                // connection would reach this destination unchecked.
+                if (ready.chunked()) {
+                    HttpBodies.copyChunked(guest.input(), up);
+                } else {
+                    HttpBodies.copyExactly(guest.input(), up, ready.contentLength());
+                }
+                up.flush();
             } catch (IOException e) {
                 // The response may still be on its way; the downstream copy ends the connection.
             }

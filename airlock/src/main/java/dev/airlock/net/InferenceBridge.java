@@ -1,8 +1,8 @@
 package dev.airlock.net;
 
 import dev.airlock.guest.GuestChannel;
+import dev.airlock.guest.GuestException;
 import dev.airlock.guest.GuestSocket;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -10,13 +10,16 @@ import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.List;
-import java.util.Locale;
+import java.util.Arrays;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.Flow;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.SubmissionPublisher;
 import java.util.concurrent.atomic.AtomicLong;
 import org.jspecify.annotations.Nullable;
 
@@ -26,12 +29,22 @@ import org.jspecify.annotations.Nullable;
  * bytes (request and response bodies) go through per-sandbox token buckets; an empty bucket is
  * answered with 429 and {@code Retry-After}, as providers do. Responses stream through as they
  * arrive, so server-sent events reach the guest event by event.
+ *
+ * <p>What one sandbox can make the host hold is bounded: the limits are checked on the request
+ * head, before a byte of the body is read; the body then streams to the upstream as it arrives
+ * (never buffered whole), at most {@value #MAX_BODY} bytes (413 beyond, or beyond what the byte
+ * limit lets through in a minute); at most {@value #MAX_IN_FLIGHT} requests are forwarded at once
+ * (429 at once for more) and at most {@value #MAX_CONNECTIONS} connections are served at once.
  */
 public final class InferenceBridge implements AutoCloseable {
     public static final int GUEST_PORT = 11435;
     private static final int ACCEPTORS = 2;
-    private static final int MAX_HEAD = 64 << 10;
-    private static final int MAX_BODY = 32 << 20;
+    static final int MAX_BODY = 32 << 20;
+    static final int MAX_IN_FLIGHT = 8;
+    static final int MAX_CONNECTIONS = 32;
+    private static final int BODY_BUFFERS = 4;
+    private static final java.util.concurrent.ExecutorService DELIVERY =
+            java.util.concurrent.Executors.newVirtualThreadPerTaskExecutor();
     private static final long MINUTE = Duration.ofMinutes(1).toNanos();
     private static final Set<String> PASSED_HEADERS = Set.of("content-type", "accept", "openai-beta", "user-agent");
 
@@ -55,6 +68,9 @@ public final class InferenceBridge implements AutoCloseable {
     private final AtomicLong throttled = new AtomicLong();
     private final AtomicLong bytesIn = new AtomicLong();
     private final AtomicLong bytesOut = new AtomicLong();
+    private final Semaphore inFlight = new Semaphore(MAX_IN_FLIGHT);
+    private final Semaphore connections = new Semaphore(MAX_CONNECTIONS);
+    private final int guestPort;
     private volatile @Nullable GuestChannel channel;
     private volatile boolean closed;
 
@@ -62,6 +78,13 @@ public final class InferenceBridge implements AutoCloseable {
 
     /** {@code usageFile}: where the counts are kept; counting goes on from what it holds. */
     public InferenceBridge(String sandbox, Path agentSocket, InferenceConfig config, EgressLog log, Path usageFile) {
+        this(sandbox, agentSocket, config, log, usageFile, GUEST_PORT);
+    }
+
+    /** As above, listening on another guest port (tests run the agent on the host). */
+    InferenceBridge(
+            String sandbox, Path agentSocket, InferenceConfig config, EgressLog log, Path usageFile, int guestPort) {
+        this.guestPort = guestPort;
         this.sandbox = sandbox;
         this.agentSocket = agentSocket;
         this.config = config;
@@ -117,8 +140,29 @@ public final class InferenceBridge implements AutoCloseable {
     private void acceptLoop(GuestChannel ch) {
         while (!closed && ch.isOpen()) {
             try {
-                GuestSocket s = ch.accept(GUEST_PORT);
-                Thread.ofVirtual().name("inference-" + sandbox).start(() -> serve(s));
+                GuestSocket s = ch.accept(guestPort);
+                if (!connections.tryAcquire()) {
+                    Thread.ofVirtual().name("inference-busy-" + sandbox).start(() -> {
+                        try (s) {
+                            refuseBusy(s.output(), MAX_CONNECTIONS + " connections to the bridge are open already");
+                        } catch (IOException e) {
+                            // The guest went away.
+                        }
+                    });
+                    continue;
+                }
+                Thread.ofVirtual().name("inference-" + sandbox).start(() -> {
+                    try {
+                        serve(s);
+                    } finally {
+                        connections.release();
+                    }
+                });
+            } catch (GuestException e) {
+                // The agent refused this ACCEPT (all streams of its session in use): ask again.
+                if (!EgressProxy.backOff()) {
+                    return;
+                }
             } catch (IOException | InterruptedException e) {
                 return;
             }
@@ -139,102 +183,169 @@ public final class InferenceBridge implements AutoCloseable {
         try (guest) {
             InputStream in = guest.input();
             OutputStream out = guest.output();
-            String head = readHead(in);
-            if (head == null) {
+            byte[] raw = EgressProxy.readHead(in);
+            if (raw == null) {
                 return;
             }
-            List<String> lines = List.of(head.split("\r\n"));
-            String[] rl = lines.getFirst().split(" ");
-            if (rl.length != 3 || !rl[1].startsWith("/")) {
-                respond(out, 400, "malformed request line: " + lines.getFirst(), Map.of());
-                return;
-            }
-            String request = rl[0] + " " + rl[1];
-            long length = 0;
-            HttpRequest.Builder up = HttpRequest.newBuilder();
-            for (String h : lines.subList(1, lines.size())) {
-                int colon = h.indexOf(':');
-                if (colon <= 0) {
-                    continue;
+            HttpHead head;
+            HttpHead.RequestLine rl;
+            long length;
+            try {
+                head = HttpHead.parse(raw);
+                rl = head.requestLine();
+                if (!rl.target().startsWith("/")) {
+                    throw new HttpHead.Malformed("the target must be a path, e.g. /v1/chat/completions");
                 }
-                String name = h.substring(0, colon).trim().toLowerCase(Locale.ROOT);
-                String value = h.substring(colon + 1).trim();
-                if (name.equals("content-length")) {
-                    length = Long.parseLong(value);
-                } else if (name.equals("transfer-encoding")) {
+                if (head.single("transfer-encoding") != null) {
                     respond(out, 411, "send the request body with Content-Length", Map.of());
                     return;
-                } else if (PASSED_HEADERS.contains(name)) {
-                    up.header(h.substring(0, colon).trim(), value);
                 }
-            }
-            if (length > MAX_BODY) {
-                respond(out, 413, "request body over " + MAX_BODY + " bytes", Map.of());
+                String cl = head.single("content-length");
+                length = cl == null ? 0 : OutboundRequest.parseLength(cl);
+            } catch (HttpHead.Malformed e) {
+                respond(out, 400, "malformed request: " + e.getMessage(), Map.of());
                 return;
             }
-            byte[] body = in.readNBytes((int) length);
-            long now = System.nanoTime();
-            String limited = limit(body.length, now);
-            if (limited != null) {
-                throttled.incrementAndGet();
-                saveUsage();
-                log.record("THROTTLE", "inference " + request, limited);
-                long wait = Math.max(
-                        1,
-                        Duration.ofNanos(requests != null ? requests.nanosUntilOne(now) : 0)
-                                .toSeconds());
-                respond(out, 429, "airlock inference bridge: " + limited, Map.of("Retry-After", String.valueOf(wait)));
+            String request = rl.method() + " " + rl.target();
+            long tooLarge = config.bytesPerMinute() > 0 ? Math.min(MAX_BODY, config.bytesPerMinute()) : MAX_BODY;
+            if (length > tooLarge) {
+                String why = "request body of " + length + " bytes is over "
+                        + (tooLarge == MAX_BODY
+                                ? "the bridge's limit of " + MAX_BODY + " bytes"
+                                : "the byte limit of " + config.bytesPerMinute() + " per minute");
+                log.record("DENY", "inference " + request, why);
+                respond(out, 413, "airlock inference bridge: " + why, Map.of());
                 return;
             }
-            bytesIn.addAndGet(body.length);
-            String path = rl[1].startsWith("/v1/") ? rl[1].substring(3) : rl[1];
-            URI target = URI.create(config.upstream() + path);
-            up.uri(target)
-                    .timeout(Duration.ofMinutes(10))
-                    .header("Authorization", "Bearer " + config.apiKey())
-                    .method(rl[0], HttpRequest.BodyPublishers.ofByteArray(body));
-            HttpResponse<InputStream> resp;
+            if (!inFlight.tryAcquire()) {
+                refuseBusy(out, MAX_IN_FLIGHT + " requests of this sandbox are in flight already");
+                return;
+            }
             try {
-                resp = http.send(up.build(), HttpResponse.BodyHandlers.ofInputStream());
-            } catch (IOException e) {
-                log.record("FAIL", "inference " + request, "-> " + target + ": " + e.getMessage());
-                respond(
-                        out,
-                        502,
-                        "airlock inference bridge: upstream " + config.upstream() + " failed: " + e.getMessage(),
-                        Map.of());
-                return;
+                forward(in, out, head, rl, request, length);
+            } finally {
+                inFlight.release();
             }
-            served.incrementAndGet();
-            log.record("ALLOW", "inference " + request, "-> " + target + " " + resp.statusCode());
-            StringBuilder rh =
-                    new StringBuilder("HTTP/1.1 " + resp.statusCode() + " " + reason(resp.statusCode()) + "\r\n");
-            resp.headers()
-                    .firstValue("content-type")
-                    .ifPresent(v -> rh.append("Content-Type: ").append(v).append("\r\n"));
-            rh.append("Cache-Control: no-cache\r\nConnection: close\r\n\r\n");
-            out.write(rh.toString().getBytes(StandardCharsets.ISO_8859_1));
-            out.flush();
-            try (InputStream body2 = resp.body()) {
-                byte[] buf = new byte[16 << 10];
-                int n;
-                while ((n = body2.read(buf)) >= 0) {
-                    out.write(buf, 0, n);
-                    out.flush();
-                    bytesOut.addAndGet(n);
-                    if (bytes != null) {
-                        bytes.take(n, System.nanoTime());
-                    }
-                }
-            }
-            // Before the guest sees the end of the response: what it was told is what is kept.
-            saveUsage();
-            out.close();
-        } catch (IOException | NumberFormatException e) {
+        } catch (IOException e) {
             // The guest went away or sent garbage.
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
+    }
+
+    private void refuseBusy(OutputStream out, String why) throws IOException {
+        throttled.incrementAndGet();
+        log.record("THROTTLE", "inference", why);
+        respond(out, 429, "airlock inference bridge: " + why, Map.of("Retry-After", "1"));
+    }
+
+    /** Checks the limits on the head, then streams the body up and the response down. */
+    private void forward(
+            InputStream in, OutputStream out, HttpHead head, HttpHead.RequestLine rl, String request, long length)
+            throws IOException, InterruptedException {
+        long now = System.nanoTime();
+        String limited = limit(length, now);
+        if (limited != null) {
+            throttled.incrementAndGet();
+            saveUsage();
+            log.record("THROTTLE", "inference " + request, limited);
+            long wait = Math.max(
+                    1,
+                    Duration.ofNanos(requests != null ? requests.nanosUntilOne(now) : 0)
+                            .toSeconds());
+            respond(out, 429, "airlock inference bridge: " + limited, Map.of("Retry-After", String.valueOf(wait)));
+            return;
+        }
+        HttpRequest.Builder up = HttpRequest.newBuilder();
+        for (HttpHead.Field f : head.fields()) {
+            if (PASSED_HEADERS.contains(f.lowerName())) {
+                up.header(f.name(), f.value());
+            }
+        }
+        bytesIn.addAndGet(length);
+        String path = rl.target().startsWith("/v1/") ? rl.target().substring(3) : rl.target();
+        URI target;
+        try {
+            target = URI.create(config.upstream() + path);
+        } catch (IllegalArgumentException e) {
+            respond(out, 400, "malformed request path", Map.of());
+            return;
+        }
+        // The body goes up as it arrives, exactly as long as announced.
+        HttpRequest.BodyPublisher body = length == 0
+                ? HttpRequest.BodyPublishers.noBody()
+                : HttpRequest.BodyPublishers.fromPublisher(streamed(in, length), length);
+        up.uri(target)
+                .timeout(Duration.ofMinutes(10))
+                .header("Authorization", "Bearer " + config.apiKey())
+                .method(rl.method(), body);
+        HttpResponse<InputStream> resp;
+        try {
+            resp = http.send(up.build(), HttpResponse.BodyHandlers.ofInputStream());
+        } catch (IOException | IllegalArgumentException e) {
+            log.record("FAIL", "inference " + request, "-> " + target + ": " + e.getMessage());
+            respond(
+                    out,
+                    502,
+                    "airlock inference bridge: upstream " + config.upstream() + " failed: " + e.getMessage(),
+                    Map.of());
+            return;
+        }
+        served.incrementAndGet();
+        log.record("ALLOW", "inference " + request, "-> " + target + " " + resp.statusCode());
+        StringBuilder rh =
+                new StringBuilder("HTTP/1.1 " + resp.statusCode() + " " + reason(resp.statusCode()) + "\r\n");
+        resp.headers()
+                .firstValue("content-type")
+                .filter(v -> v.chars().noneMatch(c -> c < 0x20 || c == 0x7f))
+                .ifPresent(v -> rh.append("Content-Type: ").append(v).append("\r\n"));
+        rh.append("Cache-Control: no-cache\r\nConnection: close\r\n\r\n");
+        out.write(rh.toString().getBytes(StandardCharsets.ISO_8859_1));
+        out.flush();
+        try (InputStream down = resp.body()) {
+            byte[] buf = new byte[16 << 10];
+            int n;
+            while ((n = down.read(buf)) >= 0) {
+                out.write(buf, 0, n);
+                out.flush();
+                bytesOut.addAndGet(n);
+                if (bytes != null) {
+                    bytes.take(n, System.nanoTime());
+                }
+            }
+        }
+        // Before the guest sees the end of the response: what it was told is what is kept.
+        saveUsage();
+        out.close();
+    }
+
+    /**
+     * Exactly {@code length} bytes of the guest's stream as they arrive, read on a thread of
+     * their own: the HTTP client pulls an {@code InputStream} body on its own threads and would
+     * not send what it has while a read waits for the guest. At most {@value #BODY_BUFFERS}
+     * pieces wait for the upstream; the guest is not read further until they are sent.
+     */
+    private static Flow.Publisher<ByteBuffer> streamed(InputStream in, long length) {
+        return subscriber -> {
+            SubmissionPublisher<ByteBuffer> pieces = new SubmissionPublisher<>(DELIVERY, BODY_BUFFERS);
+            pieces.subscribe(subscriber);
+            Thread.ofVirtual().name("inference-body").start(() -> {
+                try (pieces) {
+                    byte[] buf = new byte[16 << 10];
+                    long left = length;
+                    while (left > 0) {
+                        int n = in.read(buf, 0, (int) Math.min(buf.length, left));
+                        if (n < 0) {
+                            throw new IOException("the request body ended " + left + " bytes early");
+                        }
+                        pieces.submit(ByteBuffer.wrap(Arrays.copyOf(buf, n)));
+                        left -= n;
+                    }
+                } catch (IOException | RuntimeException e) {
+                    pieces.closeExceptionally(e);
+                }
+            });
+        };
     }
 
     private @Nullable String limit(long bodyBytes, long now) {
@@ -262,24 +373,6 @@ public final class InferenceBridge implements AutoCloseable {
         };
     }
 
-    private static @Nullable String readHead(InputStream in) throws IOException {
-        ByteArrayOutputStream head = new ByteArrayOutputStream();
-        int tail = 0;
-        while (head.size() < MAX_HEAD) {
-            int b = in.read();
-            if (b < 0) {
-                return null;
-            }
-            head.write(b);
-            tail = tail << 8 | b;
-            if (tail == 0x0d0a0d0a) {
-                String s = head.toString(StandardCharsets.ISO_8859_1);
-                return s.substring(0, s.length() - 4);
-            }
-        }
-        return null;
-    }
-
     private static void respond(OutputStream out, int status, String message, Map<String, String> extra)
             throws IOException {
         byte[] body = ("{\"error\":{\"message\":" + jsonString(message) + ",\"type\":\"airlock\"}}\n")
@@ -296,6 +389,16 @@ public final class InferenceBridge implements AutoCloseable {
     }
 
     private static String jsonString(String s) {
-        return "\"" + s.replace("\\", "\\\\").replace("\"", "\\\"") + "\"";
+        StringBuilder out = new StringBuilder("\"");
+        for (char c : s.toCharArray()) {
+            if (c == '"' || c == '\\') {
+                out.append('\\').append(c);
+            } else if (c < 0x20 || c == 0x7f) {
+                out.append(String.format("\\u%04x", (int) c));
+            } else {
+                out.append(c);
+            }
+        }
+        return out.append('"').toString();
     }
 }

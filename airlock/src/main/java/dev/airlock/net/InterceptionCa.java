@@ -2,6 +2,7 @@ package dev.airlock.net;
 
 import dev.airlock.guest.GuestChannel;
 import dev.airlock.guest.GuestException;
+import dev.airlock.guest.GuestLimitException;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -126,27 +127,51 @@ public final class InterceptionCa {
                 "NODE_EXTRA_CA_CERTS", GUEST_CA_FILE);
     }
 
+    /** The largest CA bundle the host reads from a guest: Debian's is about 220 KB. */
+    static final long MAX_GUEST_BUNDLE = 4L << 20;
+    /** How long each agent call of the install may take. */
+    static final Duration GUEST_CALL_TIMEOUT = Duration.ofSeconds(30);
+
     /**
      * Makes the guest trust this CA: its certificate in {@link #GUEST_CA_FILE} and appended to
      * {@link #GUEST_BUNDLE} (created if the image has none). Idempotent: a restarted, resumed or
      * forked sandbox has it already.
+     *
+     * <p>The guest serves the bundle and may be hostile: every agent call has a deadline and the
+     * bundle a size cap ({@value #MAX_GUEST_BUNDLE} bytes), so a never-ending or huge file fails
+     * the install with a {@link GuestLimitException} instead of hanging or exhausting the daemon.
      */
     public void installIn(GuestChannel guest) throws IOException, InterruptedException {
+        installIn(guest, GUEST_CA_FILE, GUEST_BUNDLE, MAX_GUEST_BUNDLE, GUEST_CALL_TIMEOUT);
+    }
+
+    /** {@link #installIn(GuestChannel)} with other paths and bounds (tests run the agent on the host). */
+    void installIn(GuestChannel guest, String caFile, String bundlePath, long maxBundle, Duration timeout)
+            throws IOException, InterruptedException {
         byte[] pem = certificatePem().getBytes(StandardCharsets.US_ASCII);
-        guest.writeFile(GUEST_CA_FILE, new ByteArrayInputStream(pem), 0644, true);
+        guest.writeFile(caFile, new ByteArrayInputStream(pem), 0644, true, timeout);
         ByteArrayOutputStream bundle = new ByteArrayOutputStream();
         try {
-            guest.readFile(GUEST_BUNDLE, bundle);
+            guest.readFile(bundlePath, bundle, maxBundle, timeout);
         } catch (GuestException e) {
             if (e.errno() != GuestException.ENOENT) {
                 throw e;
             }
+        } catch (GuestLimitException e) {
+            throw new GuestLimitException(
+                    e,
+                    "cannot add the sandbox CA to the guest's " + bundlePath + ": " + e.getMessage()
+                            + "; the guest's own trust store is too large or does not answer");
         }
         String text = bundle.toString(StandardCharsets.US_ASCII);
         if (!text.contains(certificatePem())) {
             String updated = text + (text.isEmpty() || text.endsWith("\n") ? "" : "\n") + certificatePem();
             guest.writeFile(
-                    GUEST_BUNDLE, new ByteArrayInputStream(updated.getBytes(StandardCharsets.US_ASCII)), 0644, true);
+                    bundlePath,
+                    new ByteArrayInputStream(updated.getBytes(StandardCharsets.US_ASCII)),
+                    0644,
+                    true,
+                    timeout);
         }
     }
 

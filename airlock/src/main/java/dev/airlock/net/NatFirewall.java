@@ -67,7 +67,9 @@ public final class NatFirewall {
     /**
      * Turns an allowlist into addresses: an IP literal is itself; a pinned name is its pin; any
      * other name is resolved on the host now (IPv4 answers), so a name whose addresses change
-     * later needs the policy set again. {@code *} allows every public address. A pin's address
+     * later needs the policy set again. An answer in a {@link DeniedRanges denied range}
+     * (loopback, private, metadata, ...) is not accepted, as the proxy refuses it: only an IP
+     * literal in the allowlist, or a pin, opens such an address. {@code *} allows every public address. A pin's address
      * is accepted, also inside a denied range, when the allowlist names its name exactly: the
      * rules cannot see which name a connection meant, so {@code *} does not open every pin.
      */
@@ -83,13 +85,24 @@ public final class NatFirewall {
                 accepts.putIfAbsent(NetworkSpec.literal(rule), "--allow-host " + rule);
             } else if (!pins.containsKey(rule)) {
                 try {
-                    int before = accepts.size();
+                    boolean any4 = false;
                     for (InetAddress a : resolver.resolve(rule)) {
-                        if (a instanceof Inet4Address) {
-                            accepts.putIfAbsent(a, rule + ", resolved on the host");
+                        if (!(a instanceof Inet4Address)) {
+                            continue;
                         }
+                        any4 = true;
+                        // As in the proxy: a name never opens a denied range; only a rule
+                        // naming the address itself (or a pin) does.
+                        String range = DeniedRanges.classify(a);
+                        if (range != null && !spec.allowHosts().contains(a.getHostAddress())) {
+                            notes.add(rule + " resolves to " + a.getHostAddress() + ", a " + range
+                                    + " address, which is denied unless named explicitly (--allow-host "
+                                    + a.getHostAddress() + ")");
+                            continue;
+                        }
+                        accepts.putIfAbsent(a, rule + ", resolved on the host");
                     }
-                    if (accepts.size() == before) {
+                    if (!any4) {
                         notes.add(rule + " has no IPv4 address");
                     }
                 } catch (UnknownHostException e) {

@@ -7,6 +7,7 @@ import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
+import java.time.Duration;
 
 /**
  * One published port: listens on the host address and carries each connection over the agent
@@ -18,6 +19,9 @@ public final class PortForwarder implements AutoCloseable {
     public interface Channels {
         GuestChannel channel() throws IOException, InterruptedException;
     }
+
+    /** How long the agent may take to connect to the guest port (a hostile one may never answer). */
+    static final Duration CONNECT_TIMEOUT = Duration.ofSeconds(10);
 
     private final String sandbox;
     private final PortMapping mapping;
@@ -61,7 +65,7 @@ public final class PortForwarder implements AutoCloseable {
         try (client) {
             GuestSocket guest;
             try {
-                guest = channels.channel().connect(mapping.guestPort());
+                guest = channels.channel().connect(mapping.guestPort(), CONNECT_TIMEOUT);
             } catch (IOException e) {
                 // Nothing listens in the guest (yet): the client sees the connection close, as
                 // with docker -p to a port no process serves.

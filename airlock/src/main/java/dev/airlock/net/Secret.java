@@ -10,8 +10,9 @@ import java.util.regex.Pattern;
 
 /**
  * A credential that stays on the host: the guest's environment holds only {@link #placeholder},
- * and the egress proxy writes {@link #value} in its place into request headers bound for
- * {@link #hosts} (every allowed host when empty).
+ * and the egress proxy writes {@link #value} in its place into the credential headers of
+ * requests bound for {@link #hosts} (every allowed host when empty; see {@link OutboundRequest}
+ * for which headers), and masks the value in what those hosts send back ({@link SecretMask}).
  */
 public record Secret(String name, String value, String placeholder, List<String> hosts) {
     private static final Pattern NAME = Pattern.compile("[A-Za-z_][A-Za-z0-9_]*");
@@ -22,6 +23,11 @@ public record Secret(String name, String value, String placeholder, List<String>
         }
         if (value.isEmpty()) {
             throw new SandboxException("secret " + name + " is empty");
+        }
+        if (value.chars().anyMatch(c -> (c < 0x20 && c != '\t') || c == 0x7f)) {
+            // It goes into a header line: a line break would end the header there.
+            throw new SandboxException("secret " + name + " contains a line break or another control character,"
+                    + " which an HTTP header cannot carry");
         }
         hosts = List.copyOf(hosts);
     }

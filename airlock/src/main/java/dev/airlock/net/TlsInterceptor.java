@@ -3,7 +3,6 @@ package dev.airlock.net;
 import dev.airlock.guest.GuestSocket;
 import java.io.BufferedInputStream;
 import java.io.ByteArrayInputStream;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -11,7 +10,6 @@ import java.io.SequenceInputStream;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.security.cert.CertificateException;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
@@ -26,9 +24,11 @@ import org.jspecify.annotations.Nullable;
 /**
  * Terminates a guest's TLS connection to a host a secret is bound to, so that the placeholder
  * in its HTTP request headers can be replaced by the real value, and sends the requests on over
- * a second TLS connection that verifies the destination's certificate. Only request heads are
- * parsed; bodies are copied by their framing and responses pass through byte for byte as they
- * arrive (streamed and chunked responses, keep-alive and pipelining all work unchanged).
+ * a second TLS connection that verifies the destination's certificate. Request heads are checked
+ * and rewritten by {@link OutboundRequest} (the Host must be the CONNECT host, no TRACE, values
+ * only in credential headers), bodies copied by their framing; responses come back through
+ * {@link ResponseRelay}, which masks any secret value the server sends back, and stream as they
+ * arrive (server-sent events, chunked responses, keep-alive and pipelining all work).
  */
 final class TlsInterceptor {
     private static final java.time.Duration HANDSHAKE_TIMEOUT = java.time.Duration.ofSeconds(15);
@@ -197,9 +197,10 @@ final class TlsInterceptor {
             return;
         }
         log.record("INTERCEPT", request, "TLS terminated with the sandbox CA to substitute secrets in request headers");
+        ResponseRelay relay = new ResponseRelay(up.input(), down.output(), new SecretMask(secrets), log);
         Thread responses = Thread.ofVirtual().name("egress-tls-down").start(() -> {
             try {
-                up.input().transferTo(down.output());
+                relay.run();
                 down.output().close();
             } catch (IOException e) {
                 guest.close();
@@ -208,10 +209,16 @@ final class TlsInterceptor {
                 } catch (IOException ignored) {
                     // Both ends are being torn down.
                 }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
             }
         });
         try {
-            relayRequests(fromGuest, up.output(), hp);
+            try {
+                relayRequests(fromGuest, up.output(), hp, relay);
+            } finally {
+                relay.end();
+            }
             up.output().close();
             responses.join();
         } catch (InterruptedException e) {
@@ -219,119 +226,44 @@ final class TlsInterceptor {
         }
     }
 
-    /** Request after request until the guest ends the connection. */
-    private void relayRequests(InputStream in, OutputStream up, EgressProxy.HostPort hp) throws IOException {
-        String origin = "https://" + hp.host() + (hp.port() == 443 ? "" : ":" + hp.port());
-        byte[] head;
-        while ((head = EgressProxy.readHead(in)) != null) {
-            String[] lines = new String(head, StandardCharsets.ISO_8859_1).split("\r\n", -1);
-            String[] requestLine = lines[0].split(" ");
-            StringBuilder out = new StringBuilder(lines[0]).append("\r\n");
-            List<String> substituted = new ArrayList<>();
-            long length = 0;
-            boolean chunked = false;
-            boolean upgrade = false;
-            for (int i = 1; i < lines.length; i++) {
-                String h = Secret.substitute(secrets, hp.host(), lines[i], substituted);
-                int colon = h.indexOf(':');
-                String name = colon < 0 ? "" : h.substring(0, colon).trim().toLowerCase(Locale.ROOT);
-                String value = colon < 0 ? "" : h.substring(colon + 1).trim();
-                switch (name) {
-                    case "content-length" -> length = parseLength(value);
-                    case "transfer-encoding" ->
-                        chunked = value.toLowerCase(Locale.ROOT).contains("chunked");
-                    case "upgrade" -> upgrade = true;
-                    default -> {}
-                }
-                out.append(h).append("\r\n");
+    /** Request after request until the guest ends the connection or a request is refused. */
+    private void relayRequests(InputStream in, OutputStream up, EgressProxy.HostPort hp, ResponseRelay relay)
+            throws IOException {
+        byte[] raw;
+        while ((raw = EgressProxy.readHead(in)) != null) {
+            OutboundRequest.Prepared prepared;
+            String asSent = new String(raw, 0, EgressProxy.firstLineLength(raw), StandardCharsets.ISO_8859_1);
+            try {
+                prepared = OutboundRequest.prepare(HttpHead.parse(raw), "https", hp, secrets);
+            } catch (HttpHead.Malformed e) {
+                prepared = new OutboundRequest.Refused(400, "malformed request: " + e.getMessage());
             }
-            out.append("\r\n");
-            if (!substituted.isEmpty()) {
-                log.record(
-                        "SECRET",
-                        requestLine[0] + " " + origin + (requestLine.length > 1 ? requestLine[1] : ""),
-                        "substituted " + String.join(", ", substituted) + " in request headers");
+            if (prepared instanceof OutboundRequest.Refused refused) {
+                String[] parts = asSent.split(" ", -1);
+                String origin = "https://" + OutboundRequest.authority(hp, "https");
+                String logged = parts.length == 3 && parts[1].startsWith("/")
+                        ? parts[0] + " " + origin + parts[1]
+                        : origin + " " + asSent;
+                log.record("DENY", logged, refused.reason());
+                relay.refuse(refused.status(), refused.reason());
+                return;
             }
-            up.write(out.toString().getBytes(StandardCharsets.ISO_8859_1));
-            if (chunked) {
-                copyChunked(in, up);
+            OutboundRequest.Ready ready = (OutboundRequest.Ready) prepared;
+            ready.logSecrets(log);
+            relay.expect(ready.method(), ready.target());
+            up.write(ready.head());
+            if (ready.chunked()) {
+                HttpBodies.copyChunked(in, up);
             } else {
-                copyExactly(in, up, length);
+                HttpBodies.copyExactly(in, up, ready.contentLength());
             }
             up.flush();
-            if (upgrade) {
+            if (ready.upgrade()) {
                 // A protocol switch (WebSocket): what follows is no longer HTTP requests.
                 in.transferTo(up);
                 return;
             }
         }
-    }
-
-    private static long parseLength(String value) throws IOException {
-        try {
-            long n = Long.parseLong(value);
-            if (n < 0) {
-                throw new IOException("negative Content-Length");
-            }
-            return n;
-        } catch (NumberFormatException e) {
-            throw new IOException("malformed Content-Length " + value, e);
-        }
-    }
-
-    private static void copyExactly(InputStream in, OutputStream out, long n) throws IOException {
-        byte[] buf = new byte[16 << 10];
-        long left = n;
-        while (left > 0) {
-            int r = in.read(buf, 0, (int) Math.min(buf.length, left));
-            if (r < 0) {
-                throw new IOException("the request body ended early");
-            }
-            out.write(buf, 0, r);
-            left -= r;
-        }
-    }
-
-    /** Chunks as they come, verbatim, through the last chunk and the trailers. */
-    private static void copyChunked(InputStream in, OutputStream out) throws IOException {
-        while (true) {
-            String sizeLine = readLine(in);
-            out.write((sizeLine + "\r\n").getBytes(StandardCharsets.ISO_8859_1));
-            int semi = sizeLine.indexOf(';');
-            long size;
-            try {
-                size = Long.parseLong((semi < 0 ? sizeLine : sizeLine.substring(0, semi)).trim(), 16);
-            } catch (NumberFormatException e) {
-                throw new IOException("malformed chunk size " + sizeLine, e);
-            }
-            if (size == 0) {
-                String trailer;
-                do {
-                    trailer = readLine(in);
-                    out.write((trailer + "\r\n").getBytes(StandardCharsets.ISO_8859_1));
-                } while (!trailer.isEmpty());
-                out.flush();
-                return;
-            }
-            copyExactly(in, out, size + 2);
-            out.flush();
-        }
-    }
-
-    private static String readLine(InputStream in) throws IOException {
-        ByteArrayOutputStream line = new ByteArrayOutputStream();
-        int b;
-        while ((b = in.read()) >= 0 && b != '\n') {
-            if (line.size() > 8192) {
-                throw new IOException("chunk line too long");
-            }
-            line.write(b);
-        }
-        if (b < 0) {
-            throw new IOException("the request body ended early");
-        }
-        String s = line.toString(StandardCharsets.ISO_8859_1);
-        return s.endsWith("\r") ? s.substring(0, s.length() - 1) : s;
     }
 
     /** What the guest and the log are told when the destination's TLS is refused. */

@@ -13,8 +13,12 @@ import java.nio.file.WatchService;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 
-/** The real agent, built by Maven, running as a subprocess that serves one unix socket. */
-final class AgentProcess implements AutoCloseable {
+/**
+ * The real agent, built by Maven, running as a subprocess that serves one unix socket. Its "guest
+ * loopback" is the host's, and it serves one session at a time. Public for the network tests,
+ * which run the egress proxy and the inference bridge against it.
+ */
+public final class AgentProcess implements AutoCloseable {
     private static final Duration STARTUP = Duration.ofSeconds(10);
 
     private final Process process;
@@ -45,7 +49,7 @@ final class AgentProcess implements AutoCloseable {
     }
 
     /** Starts the agent and returns once its socket exists. */
-    static AgentProcess start(Path dir) throws IOException, InterruptedException {
+    public static AgentProcess start(Path dir) throws IOException, InterruptedException {
         Path socket = dir.resolve("agent.sock");
         Path log = dir.resolve("agent.log");
         try (WatchService watch = dir.getFileSystem().newWatchService()) {
@@ -70,15 +74,15 @@ final class AgentProcess implements AutoCloseable {
         }
     }
 
-    Path socket() {
+    public Path socket() {
         return socket;
     }
 
-    boolean isAlive() {
+    public boolean isAlive() {
         return process.isAlive();
     }
 
-    String log() throws IOException {
+    public String log() throws IOException {
         return Files.readString(log);
     }
 
@@ -100,7 +104,7 @@ final class AgentProcess implements AutoCloseable {
         }
     }
 
-    GuestChannel open() throws IOException, InterruptedException {
+    public GuestChannel open() throws IOException, InterruptedException {
         return GuestChannel.open(connect(), Duration.ofSeconds(10));
     }
 

@@ -129,6 +129,29 @@ class GuestChannelAgentTest {
     }
 
     @Test
+    void aBoundedReadOfAHugeFileStopsAtItsCapAndTheSessionGoesOn() throws Exception {
+        // Sparse: a 1 GiB file the agent reads as fast as it can send.
+        Path huge = work.resolve("huge.crt");
+        try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(huge.toFile(), "rw")) {
+            f.setLength(1L << 30);
+        }
+        ByteArrayOutputStream got = new ByteArrayOutputStream();
+        assertThatThrownBy(() -> channel.readFile(huge.toString(), got, 1 << 20, Duration.ofSeconds(30)))
+                .isInstanceOfSatisfying(
+                        GuestLimitException.class,
+                        e -> assertThat(e.limit()).isEqualTo(GuestLimitException.Limit.SIZE));
+        assertThat(got.size()).isLessThanOrEqualTo(1 << 20);
+        // The agent dropped the read; the session serves the next calls.
+        assertThat(channel.stat(huge.toString(), Duration.ofSeconds(10)).size()).isEqualTo(1L << 30);
+        Path small = work.resolve("small.crt");
+        Files.writeString(small, "a small bundle\n");
+        ByteArrayOutputStream whole = new ByteArrayOutputStream();
+        assertThat(channel.readFile(small.toString(), whole, 1 << 20, Duration.ofSeconds(10)))
+                .isEqualTo(15);
+        assertThat(whole.toString(StandardCharsets.UTF_8)).isEqualTo("a small bundle\n");
+    }
+
+    @Test
     void helloReportsVersionAndFeatures() throws Exception {
         assertThat(channel.agentVersion()).isNotBlank();
         assertThat(channel.features())

@@ -310,6 +310,103 @@ class GuestProtocolFuzzTest {
         }
     }
 
+    // ---- bounded calls: deadlines and size caps against an agent that stalls or floods ----
+
+    @Test
+    void boundedCallsFailAtTheirDeadlineWhenTheAgentNeverAnswers() throws Exception {
+        CountDownLatch release = new CountDownLatch(1);
+        try (HostileAgent fake = new HostileAgent(dir)) {
+            fake.serveOne(true, HostileAgent.stalls(release));
+            GuestChannel channel = GuestChannel.open(fake.connect(), BOUND);
+            try {
+                long start = System.nanoTime();
+                assertThatThrownBy(() -> channel.readFile(
+                                "/etc/ssl/certs/ca-certificates.crt",
+                                OutputStream.nullOutputStream(),
+                                1 << 20,
+                                Duration.ofSeconds(1)))
+                        .isInstanceOfSatisfying(
+                                GuestLimitException.class,
+                                e -> assertThat(e.limit()).isEqualTo(GuestLimitException.Limit.TIME))
+                        .hasMessage("the agent did not finish reading /etc/ssl/certs/ca-certificates.crt within 1 s"
+                                + " (a deadline of the host)");
+                assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofSeconds(4));
+                Duration brief = Duration.ofMillis(300);
+                assertThatThrownBy(() -> channel.stat("/x", brief)).isInstanceOf(GuestLimitException.class);
+                assertThatThrownBy(() -> channel.list("/x", brief)).isInstanceOf(GuestLimitException.class);
+                assertThatThrownBy(() -> channel.setDefaultEnv(java.util.Map.of("A", "b"), brief))
+                        .isInstanceOf(GuestLimitException.class);
+                assertThatThrownBy(() -> channel.connect(8000, brief)).isInstanceOf(GuestLimitException.class);
+                assertThatThrownBy(() -> channel.writeFile(
+                                "/x", new java.io.ByteArrayInputStream(new byte[10]), 0644, false, brief))
+                        .isInstanceOf(GuestLimitException.class);
+                // A missed deadline cancels the call, not the session.
+                assertThat(channel.isOpen()).isTrue();
+            } finally {
+                release.countDown();
+                channel.close();
+            }
+        }
+    }
+
+    @Test
+    void aBoundedReadStopsAtItsSizeCap() throws Exception {
+        java.util.concurrent.atomic.AtomicLong sent = new java.util.concurrent.atomic.AtomicLong();
+        try (HostileAgent fake = new HostileAgent(dir)) {
+            CompletableFuture<Void> done = fake.serveOne(true, HostileAgent.servesEndlessFiles(1L << 30, sent));
+            GuestChannel channel = GuestChannel.open(fake.connect(), BOUND);
+            java.io.ByteArrayOutputStream got = new java.io.ByteArrayOutputStream();
+            assertThatThrownBy(() -> channel.readFile("/bundle", got, 1 << 20, Duration.ofSeconds(30)))
+                    .isInstanceOfSatisfying(
+                            GuestLimitException.class,
+                            e -> assertThat(e.limit()).isEqualTo(GuestLimitException.Limit.SIZE))
+                    .hasMessageContaining("more than 1048576 bytes for reading /bundle");
+            assertThat(got.size()).isLessThanOrEqualTo(1 << 20);
+            channel.close();
+            done.get(BOUND.toMillis(), TimeUnit.MILLISECONDS);
+            // The host stopped the stream: the fake got no further than its window past the cap.
+            assertThat(sent.get()).isLessThanOrEqualTo((1L << 20) + InboundBuffer.WINDOW + Frame.MAX_PAYLOAD);
+        }
+    }
+
+    @Test
+    void aCallStillBlockedPastItsDeadlineEndsTheSession() throws Exception {
+        // The fake opens a huge window for a file and then stops reading: the host's writes fill
+        // the socket and block, where no stream-level wake-up reaches them.
+        CountDownLatch release = new CountDownLatch(1);
+        try (HostileAgent fake = new HostileAgent(dir)) {
+            fake.serveOne(true, s -> {
+                s.send(Frame.of(FrameType.AGENT_CREDIT, s.requestStream, u32(1L << 30)));
+                HostileAgent.stalls(release).run(s);
+            });
+            GuestChannel channel = GuestChannel.open(fake.connect(), BOUND);
+            java.io.InputStream endless = new java.io.InputStream() {
+                @Override
+                public int read() {
+                    return 0;
+                }
+
+                @Override
+                public int read(byte[] b, int off, int len) {
+                    return len;
+                }
+            };
+            long start = System.nanoTime();
+            try {
+                assertThatThrownBy(() -> channel.writeFile("/big", endless, 0644, false, Duration.ofSeconds(1)))
+                        .isInstanceOf(GuestLimitException.class);
+                assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofSeconds(10));
+                assertThat(channel.isOpen()).isFalse();
+                assertThat(channel.closeReason().orElseThrow())
+                        .hasMessageContaining("writing /big was still blocked 5 s after its deadline");
+            } finally {
+                release.countDown();
+                channel.close();
+            }
+            assertThat(channel.awaitThreads(BOUND)).isTrue();
+        }
+    }
+
     @Test
     void randomHostileStreams() throws Exception {
         int protocolErrors = 0;

@@ -7,29 +7,42 @@ import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Path;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * A FAKE agent, for tests only. It is the one way to put the host in front of a malicious guest:
  * it answers HELLO like the real agent, waits for the host's first request, and then runs a
- * scripted attack of hand-made bytes. It knows nothing of processes or files.
+ * scripted attack of hand-made bytes. It knows nothing of processes or files. Public, with a few
+ * ready-made attacks ({@link #stalls}, {@link #servesEndlessFiles}), for the host code of other
+ * packages that calls a guest (the egress proxy's CA install).
  */
-final class HostileAgent implements AutoCloseable {
+public final class HostileAgent implements AutoCloseable {
     /** What the fake does once the host's first request has arrived. */
-    interface Attack {
+    public interface Attack {
         void run(Session session) throws IOException;
     }
 
     /** The fake's end of one connection. */
-    static final class Session {
+    public static final class Session {
         private final SocketChannel socket;
         private final FrameWriter writer;
+        private final FrameReader reader;
+        private final Frame request;
         /** The stream of the host's first request (its pending operation). */
         final int requestStream;
 
-        Session(SocketChannel socket, FrameWriter writer, int requestStream) {
+        Session(SocketChannel socket, FrameWriter writer, FrameReader reader, Frame request) {
             this.socket = socket;
             this.writer = writer;
-            this.requestStream = requestStream;
+            this.reader = reader;
+            this.request = request;
+            this.requestStream = request.streamId();
+        }
+
+        /** The host's next frame. */
+        Frame read() throws IOException {
+            return reader.read();
         }
 
         void send(Frame frame) throws IOException {
@@ -47,7 +60,7 @@ final class HostileAgent implements AutoCloseable {
     private final ServerSocketChannel server;
     private final UnixDomainSocketAddress address;
 
-    HostileAgent(Path dir) throws IOException {
+    public HostileAgent(Path dir) throws IOException {
         address = UnixDomainSocketAddress.of(dir.resolve("hostile.sock"));
         server = ServerSocketChannel.open(java.net.StandardProtocolFamily.UNIX);
         server.bind(address);
@@ -58,7 +71,7 @@ final class HostileAgent implements AutoCloseable {
      * attack, then end-of-stream, then draining until the host hangs up. The future completes when
      * the fake is done with the connection.
      */
-    CompletableFuture<Void> serveOne(boolean answerHello, Attack attack) {
+    public CompletableFuture<Void> serveOne(boolean answerHello, Attack attack) {
         CompletableFuture<Void> done = new CompletableFuture<>();
         Thread.ofVirtual().name("hostile-agent").start(() -> {
             try (SocketChannel socket = server.accept()) {
@@ -75,7 +88,7 @@ final class HostileAgent implements AutoCloseable {
                                     .put("fake".getBytes())
                                     .array()));
                     Frame request = reader.read();
-                    attack.run(new Session(socket, writer, request.streamId()));
+                    attack.run(new Session(socket, writer, reader, request));
                     socket.shutdownOutput();
                 }
                 drain(reader);
@@ -98,12 +111,88 @@ final class HostileAgent implements AutoCloseable {
         }
     }
 
-    SocketChannel connect() throws IOException {
+    public SocketChannel connect() throws IOException {
         return SocketChannel.open(address);
     }
 
     @Override
     public void close() throws IOException {
         server.close();
+    }
+
+    /** Answers nothing at all until {@code release} opens (the test's end). */
+    public static Attack stalls(CountDownLatch release) {
+        return s -> {
+            try {
+                release.await();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        };
+    }
+
+    /**
+     * Plays a guest whose files never end: a FILE_WRITE is taken and committed as the real agent
+     * does; a FILE_READ is answered with zero bytes as fast as the host's credit allows, up to
+     * {@code bytes} bytes and then END (so that a host without a cap would finish, with all of
+     * it in memory). Counts what it sent into {@code sent}.
+     */
+    public static Attack servesEndlessFiles(long bytes, AtomicLong sent) {
+        return s -> {
+            Frame frame = s.request;
+            while (true) {
+                switch (frame.type()) {
+                    case FILE_WRITE -> commitWrite(s, frame.streamId());
+                    case FILE_READ -> {
+                        streamZeros(s, frame.streamId(), bytes, sent);
+                        return;
+                    }
+                    default -> {}
+                }
+                frame = s.read();
+            }
+        };
+    }
+
+    private static void commitWrite(Session s, int stream) throws IOException {
+        long size = 0;
+        while (true) {
+            Frame data = s.read();
+            if (data.streamId() != stream || data.type() != FrameType.FILE_DATA) {
+                continue;
+            }
+            size += data.payload().length;
+            if (data.eof()) {
+                s.send(Frame.of(
+                        FrameType.RESULT,
+                        stream,
+                        new Tlv.Writer().u64(FileFields.SIZE, size).toPayload()));
+                return;
+            }
+        }
+    }
+
+    private static void streamZeros(Session s, int stream, long bytes, AtomicLong sent) throws IOException {
+        long window = InboundBuffer.WINDOW;
+        byte[] zeros = new byte[Frame.MAX_PAYLOAD];
+        long total = 0;
+        while (total < bytes) {
+            while (window == 0) {
+                Frame f = s.read();
+                if (f.type() == FrameType.ERROR && f.streamId() == stream) {
+                    return; // the host gave up on the read, as it should
+                }
+                if (f.type() == FrameType.CREDIT && f.streamId() == stream) {
+                    window += ByteBuffer.wrap(f.payload()).getInt();
+                }
+            }
+            int n = (int) Math.min(Math.min(window, zeros.length), bytes - total);
+            s.send(Frame.of(FrameType.DATA, stream, java.util.Arrays.copyOf(zeros, n)));
+            window -= n;
+            total += n;
+            sent.addAndGet(n);
+        }
+        s.send(Frame.of(
+                FrameType.END, stream, ByteBuffer.allocate(8).putLong(total).array()));
     }
 }

@@ -3,15 +3,24 @@ package dev.airlock.net;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.airlock.guest.AgentProcess;
+import dev.airlock.guest.GuestChannel;
+import dev.airlock.guest.GuestLimitException;
+import dev.airlock.guest.HostileAgent;
 import java.io.InputStream;
 import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.security.KeyStore;
+import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.atomic.AtomicLong;
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLEngine;
 import javax.net.ssl.SSLHandshakeException;
@@ -20,6 +29,7 @@ import javax.net.ssl.SSLServerSocket;
 import javax.net.ssl.SSLSocket;
 import javax.net.ssl.TrustManagerFactory;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The interception CA's certificates as a strict TLS client judges them (the JDK's PKIX checks
@@ -103,7 +113,73 @@ class InterceptionCaTest {
         }
     }
 
-    private static SSLContext trusting(InterceptionCa ca) throws Exception {
+    // ---- the install into a guest that may be hostile ----
+
+    @Test
+    void installGivesUpOnAGuestThatNeverAnswers(@TempDir Path dir) throws Exception {
+        CountDownLatch release = new CountDownLatch(1);
+        try (HostileAgent fake = new HostileAgent(dir)) {
+            fake.serveOne(true, HostileAgent.stalls(release));
+            GuestChannel guest = GuestChannel.open(fake.connect(), Duration.ofSeconds(5));
+            try {
+                assertThatThrownBy(() -> InterceptionCa.generate("test CA")
+                                .installIn(guest, "/ca.crt", "/bundle.crt", 1 << 20, Duration.ofSeconds(1)))
+                        .isInstanceOfSatisfying(
+                                GuestLimitException.class,
+                                e -> assertThat(e.limit()).isEqualTo(GuestLimitException.Limit.TIME))
+                        .hasMessageContaining("within 1 s");
+            } finally {
+                release.countDown();
+                guest.close();
+            }
+        }
+    }
+
+    @Test
+    void installReadsAtMostItsCapOfAnEndlessBundle(@TempDir Path dir) throws Exception {
+        // A stand-in for a hostile guest whose CA bundle never ends (64 MiB here, so a host
+        // without a cap would finish the read: with all of it in memory, and write it all back).
+        AtomicLong sent = new AtomicLong();
+        try (HostileAgent fake = new HostileAgent(dir)) {
+            fake.serveOne(true, HostileAgent.servesEndlessFiles(64L << 20, sent));
+            try (GuestChannel guest = GuestChannel.open(fake.connect(), Duration.ofSeconds(5))) {
+                assertThatThrownBy(() -> InterceptionCa.generate("test CA").installIn(guest))
+                        .isInstanceOfSatisfying(
+                                GuestLimitException.class,
+                                e -> assertThat(e.limit()).isEqualTo(GuestLimitException.Limit.SIZE))
+                        .hasMessageContaining("cannot add the sandbox CA to the guest's " + InterceptionCa.GUEST_BUNDLE)
+                        .hasMessageContaining("more than " + InterceptionCa.MAX_GUEST_BUNDLE + " bytes");
+            }
+        }
+        assertThat(sent.get()).isLessThan(InterceptionCa.MAX_GUEST_BUNDLE + (1 << 20));
+    }
+
+    @Test
+    void installAgainstTheRealAgentAppendsOnceAndRefusesAHugeBundle(@TempDir Path dir) throws Exception {
+        try (AgentProcess agent = AgentProcess.start(Files.createDirectories(dir.resolve("agent")));
+                GuestChannel guest = agent.open()) {
+            InterceptionCa ca = InterceptionCa.generate("test CA");
+            Path bundle = dir.resolve("bundle.crt");
+            Files.writeString(bundle, "-----BEGIN CERTIFICATE-----\nexisting\n-----END CERTIFICATE-----");
+            String caFile = dir.resolve("ca/airlock.crt").toString();
+            Duration t = Duration.ofSeconds(10);
+            ca.installIn(guest, caFile, bundle.toString(), InterceptionCa.MAX_GUEST_BUNDLE, t);
+            ca.installIn(guest, caFile, bundle.toString(), InterceptionCa.MAX_GUEST_BUNDLE, t);
+            String text = Files.readString(bundle);
+            assertThat(text).startsWith("-----BEGIN CERTIFICATE-----\nexisting\n-----END CERTIFICATE-----\n");
+            assertThat(text.split("BEGIN CERTIFICATE", -1)).hasSize(3);
+            assertThat(Files.readString(Path.of(caFile))).isEqualTo(ca.certificatePem());
+            // A sparse 1 GiB bundle: the host reads up to its cap and leaves the file alone.
+            try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(bundle.toFile(), "rw")) {
+                f.setLength(1L << 30);
+            }
+            assertThatThrownBy(() -> ca.installIn(guest, caFile, bundle.toString(), InterceptionCa.MAX_GUEST_BUNDLE, t))
+                    .isInstanceOf(GuestLimitException.class);
+            assertThat(Files.size(bundle)).isEqualTo(1L << 30);
+        }
+    }
+
+    static SSLContext trusting(InterceptionCa ca) throws Exception {
         KeyStore anchors = KeyStore.getInstance("PKCS12");
         anchors.load(null, null);
         anchors.setCertificateEntry("ca", ca.certificate());

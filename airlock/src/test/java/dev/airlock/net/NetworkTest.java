@@ -470,6 +470,24 @@ abstract class NetworkTest {
     }
 
     @Test
+    void aBoundHostEchoingTheSecretHandsTheGuestOnlyAMask() {
+        String mask = "*".repeat(REAL_SECRET.length());
+        String auth = " -H \"Authorization: Bearer $TOKEN\" ";
+        for (String url : java.util.List.of("http://" + api + "/echo", "https://" + apiTls + "/echo")) {
+            Cli.Result r = ok(sh("px", "curl -sS -D - -o /tmp/echo-body" + auth + url + " && cat /tmp/echo-body"));
+            assertThat(servers.header("/echo", "authorization")).containsExactly("Bearer " + REAL_SECRET);
+            assertThat(r.out())
+                    .doesNotContain(REAL_SECRET)
+                    .containsIgnoringCase("X-Echo-Authorization: Bearer " + mask)
+                    .contains("you sent: Bearer " + mask);
+        }
+        // TRACE would echo the request, secret included: refused before it leaves.
+        Cli.Result trace = sh("px", "curl -sS -X TRACE" + auth + "http://" + api + "/trace");
+        assertThat(trace.out()).contains("TRACE is refused").doesNotContain(REAL_SECRET);
+        assertThat(servers.seen).doesNotContainKey("/trace");
+    }
+
+    @Test
     void httpsToAHostWithoutABoundSecretIsNotIntercepted() {
         // The guest trusts the test servers' CA only for this request: if the proxy terminated
         // TLS, curl would see the sandbox CA's certificate and fail.

@@ -54,6 +54,7 @@ final class TestServers implements AutoCloseable {
         for (HttpServer s : List.of(http, https, untrusted)) {
             s.createContext("/", this::answer);
             s.createContext("/v1/chat/completions", this::stream);
+            s.createContext("/echo", this::echo);
             s.setExecutor(Executors.newVirtualThreadPerTaskExecutor());
             s.start();
         }
@@ -94,6 +95,28 @@ final class TestServers implements AutoCloseable {
         byte[] body = (BODY + " " + x.getRequestURI().getPath() + "\n").getBytes(StandardCharsets.UTF_8);
         x.sendResponseHeaders(200, body.length);
         x.getResponseBody().write(body);
+        x.close();
+    }
+
+    /**
+     * Reflects the request's Authorization header, as echo endpoints and error pages do: in a
+     * response header and in a chunked body, the value cut in two writes (two chunks).
+     */
+    private void echo(HttpExchange x) throws IOException {
+        try (InputStream in = x.getRequestBody()) {
+            in.readAllBytes();
+        }
+        String auth = String.valueOf(x.getRequestHeaders().getFirst("Authorization"));
+        Map<String, List<String>> headers = new java.util.TreeMap<>();
+        x.getRequestHeaders().forEach((k, v) -> headers.put(k.toLowerCase(java.util.Locale.ROOT), List.copyOf(v)));
+        seen.put(x.getRequestURI().getPath(), headers);
+        x.getResponseHeaders().add("X-Echo-Authorization", auth);
+        x.sendResponseHeaders(200, 0);
+        byte[] body = ("you sent: " + auth + "\n").getBytes(StandardCharsets.UTF_8);
+        int half = body.length / 2;
+        x.getResponseBody().write(body, 0, half);
+        x.getResponseBody().flush();
+        x.getResponseBody().write(body, half, body.length - half);
         x.close();
     }
 
