@@ -9,6 +9,7 @@ packages=(
   crun runc                           # OCI runtimes for container mode
   slirp4netns iptables                # --network nat: user-mode NAT for containers, host-side egress rules
   git ca-certificates util-linux
+  docker-registry skopeo umoci podman apache2-utils busybox-static  # image pull/import tests and bench: a loopback registry, real OCI clients, htpasswd, a static shell for test images
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -53,6 +53,28 @@ public final class LinuxSyscalls implements AutoCloseable {
     public static final int EINTR = 4;
     public static final int EAGAIN = 11;
 
+    // Building a directory tree beneath a root (image layers): the *at calls and their flags.
+    public static final int O_DIRECTORY = 0x10000;
+    public static final int O_NOFOLLOW = 0x20000;
+    public static final int O_EXCL = 0x80;
+    public static final int O_PATH = 0x200000;
+    public static final int O_APPEND = 0x400;
+    public static final int AT_FDCWD = -100;
+    public static final int AT_SYMLINK_NOFOLLOW = 0x100;
+    public static final int AT_REMOVEDIR = 0x200;
+    public static final long RESOLVE_NO_MAGICLINKS = 0x02;
+    public static final long RESOLVE_BENEATH = 0x08;
+    public static final long SYS_OPENAT2 = 437;
+    public static final int S_IFMT = 0170000;
+    public static final int S_IFDIR = 0040000;
+    public static final int S_IFREG = 0100000;
+    public static final int S_IFLNK = 0120000;
+    public static final int ENOENT = 2;
+    public static final int EEXIST = 17;
+    public static final int ENOTDIR = 20;
+    public static final int EXDEV = 18;
+    public static final int ELOOP = 40;
+
     private static final Linker LINKER = Linker.nativeLinker();
     private static final SymbolLookup LIBC = LINKER.defaultLookup();
     private static final StructLayout CALL_STATE = Linker.Option.captureStateLayout();
@@ -110,6 +132,43 @@ public final class LinuxSyscalls implements AutoCloseable {
     private static final MethodHandle POLL =
             downcall("poll", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT), CAPTURE_ERRNO);
     private static final MethodHandle STRERROR = downcall("strerror", FunctionDescriptor.of(ADDRESS, JAVA_INT));
+    // long syscall(long number, ...) with four arguments: openat2 has no glibc 2.36 wrapper.
+    private static final MethodHandle SYSCALL4 = downcall(
+            "syscall",
+            FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG),
+            CAPTURE_ERRNO,
+            Linker.Option.firstVariadicArg(1));
+    private static final MethodHandle OPENAT = downcall(
+            "openat",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT),
+            CAPTURE_ERRNO,
+            Linker.Option.firstVariadicArg(3));
+    private static final MethodHandle MKDIRAT =
+            downcall("mkdirat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT), CAPTURE_ERRNO);
+    private static final MethodHandle MKNODAT = downcall(
+            "mknodat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG), CAPTURE_ERRNO);
+    private static final MethodHandle SYMLINKAT =
+            downcall("symlinkat", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, ADDRESS), CAPTURE_ERRNO);
+    private static final MethodHandle LINKAT = downcall(
+            "linkat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT), CAPTURE_ERRNO);
+    private static final MethodHandle UNLINKAT =
+            downcall("unlinkat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT), CAPTURE_ERRNO);
+    private static final MethodHandle FCHOWNAT = downcall(
+            "fchownat",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT),
+            CAPTURE_ERRNO);
+    private static final MethodHandle FCHMODAT = downcall(
+            "fchmodat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT), CAPTURE_ERRNO);
+    private static final MethodHandle LSETXATTR = downcall(
+            "lsetxattr",
+            FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT),
+            CAPTURE_ERRNO);
+    private static final MethodHandle UTIMENSAT = downcall(
+            "utimensat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT), CAPTURE_ERRNO);
+    private static final MethodHandle FSTATAT = downcall(
+            "fstatat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT), CAPTURE_ERRNO);
+    private static final MethodHandle WRITE =
+            downcall("write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG), CAPTURE_ERRNO);
 
     private static MethodHandle downcall(String name, FunctionDescriptor descriptor, Linker.Option... options) {
         MemorySegment symbol =
@@ -370,6 +429,226 @@ public final class LinuxSyscalls implements AutoCloseable {
         }
     }
 
+    /**
+     * {@code openat2(dirfd, path, {flags, mode, resolve})}: the kernel resolves {@code path} and
+     * refuses ({@link #EXDEV}) any step, {@code ..} or symlink, that would leave {@code dirfd}
+     * when {@code resolve} has {@link #RESOLVE_BENEATH}. Returns the new descriptor.
+     */
+    public int openat2(int dirfd, String path, int flags, int mode, long resolve) throws ErrnoException {
+        long fd;
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment how = call.allocate(24, 8); // struct open_how { u64 flags, mode, resolve }
+            how.set(JAVA_LONG, 0, flags & 0xffffffffL);
+            how.set(JAVA_LONG, 8, mode);
+            how.set(JAVA_LONG, 16, resolve);
+            try {
+                fd = (long) SYSCALL4.invokeExact(
+                        callState, SYS_OPENAT2, (long) dirfd, call.allocateFrom(path).address(), how.address(), 24L);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+        }
+        if (fd < 0) {
+            throw new ErrnoException("openat2(" + path + ")", errno());
+        }
+        return (int) fd;
+    }
+
+    /** {@code openat(dirfd, name, flags, mode)}; returns the new descriptor. */
+    public int openat(int dirfd, String name, int flags, int mode) throws ErrnoException {
+        int fd;
+        try (Arena call = Arena.ofConfined()) {
+            try {
+                fd = (int) OPENAT.invokeExact(callState, dirfd, call.allocateFrom(name), flags, mode);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+        }
+        if (fd < 0) {
+            throw new ErrnoException("openat(" + name + ")", errno());
+        }
+        return fd;
+    }
+
+    public void mkdirat(int dirfd, String name, int mode) throws ErrnoException {
+        int rc;
+        try (Arena call = Arena.ofConfined()) {
+            try {
+                rc = (int) MKDIRAT.invokeExact(callState, dirfd, call.allocateFrom(name), mode);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+        }
+        check(rc, "mkdirat", name);
+    }
+
+    /** {@code mknodat(dirfd, name, mode, makedev(major, minor))}. */
+    public void mknodat(int dirfd, String name, int mode, long major, long minor) throws ErrnoException {
+        // glibc's makedev: the 12 low bits of major at 8, the 8 low bits of minor at 0, the rest above
+        long dev = ((major & 0xfffL) << 8)
+                | ((major & ~0xfffL) << 32)
+                | (minor & 0xffL)
+                | ((minor & ~0xffL) << 12);
+        int rc;
+        try (Arena call = Arena.ofConfined()) {
+            try {
+                rc = (int) MKNODAT.invokeExact(callState, dirfd, call.allocateFrom(name), mode, dev);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+        }
+        check(rc, "mknodat", name);
+    }
+
+    public void symlinkat(String target, int dirfd, String name) throws ErrnoException {
+        int rc;
+        try (Arena call = Arena.ofConfined()) {
+            try {
+                rc = (int) SYMLINKAT.invokeExact(callState, call.allocateFrom(target), dirfd, call.allocateFrom(name));
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+        }
+        check(rc, "symlinkat", name);
+    }
+
+    /** {@code linkat(olddirfd, oldname, newdirfd, newname, 0)}: never follows a symlink. */
+    public void linkat(int olddirfd, String oldname, int newdirfd, String newname) throws ErrnoException {
+        int rc;
+        try (Arena call = Arena.ofConfined()) {
+            try {
+                rc = (int) LINKAT.invokeExact(
+                        callState, olddirfd, call.allocateFrom(oldname), newdirfd, call.allocateFrom(newname), 0);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+        }
+        check(rc, "linkat", newname);
+    }
+
+    public void unlinkat(int dirfd, String name, int flags) throws ErrnoException {
+        int rc;
+        try (Arena call = Arena.ofConfined()) {
+            try {
+                rc = (int) UNLINKAT.invokeExact(callState, dirfd, call.allocateFrom(name), flags);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+        }
+        check(rc, "unlinkat", name);
+    }
+
+    /** {@code fchownat}; an empty name with {@code AT_EMPTY_PATH} is not used: pass a name. */
+    public void fchownat(int dirfd, String name, long uid, long gid, int flags) throws ErrnoException {
+        int rc;
+        try (Arena call = Arena.ofConfined()) {
+            try {
+                rc = (int) FCHOWNAT.invokeExact(callState, dirfd, call.allocateFrom(name), (int) uid, (int) gid, flags);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+        }
+        check(rc, "fchownat", name);
+    }
+
+    /** {@code fchmodat(dirfd, name, mode, 0)}: the mode bits include setuid, setgid and sticky. */
+    public void fchmodat(int dirfd, String name, int mode) throws ErrnoException {
+        int rc;
+        try (Arena call = Arena.ofConfined()) {
+            try {
+                rc = (int) FCHMODAT.invokeExact(callState, dirfd, call.allocateFrom(name), mode, 0);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+        }
+        check(rc, "fchmodat", name);
+    }
+
+    /** {@code lsetxattr(path, name, value)}: sets an attribute of {@code path} itself, not of a symlink's target. */
+    public void lsetxattr(String path, String name, byte[] value) throws ErrnoException {
+        int rc;
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment v = call.allocate(Math.max(1, value.length));
+            MemorySegment.copy(value, 0, v, java.lang.foreign.ValueLayout.JAVA_BYTE, 0, value.length);
+            try {
+                rc = (int) LSETXATTR.invokeExact(
+                        callState, call.allocateFrom(path), call.allocateFrom(name), v, (long) value.length, 0);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+        }
+        check(rc, "lsetxattr " + name, path);
+    }
+
+    /** {@code utimensat(dirfd, name, {atime, mtime}, flags)} with both times set to {@code seconds.nanos}. */
+    public void utimensat(int dirfd, String name, long seconds, long nanos, int flags) throws ErrnoException {
+        int rc;
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment times = call.allocate(32, 8);
+            times.set(JAVA_LONG, 0, seconds);
+            times.set(JAVA_LONG, 8, nanos);
+            times.set(JAVA_LONG, 16, seconds);
+            times.set(JAVA_LONG, 24, nanos);
+            try {
+                rc = (int) UTIMENSAT.invokeExact(callState, dirfd, call.allocateFrom(name), times, flags);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+        }
+        check(rc, "utimensat", name);
+    }
+
+    /**
+     * The {@code st_mode} of {@code name} in {@code dirfd} (not following a final symlink), or -1
+     * when there is no such entry.
+     */
+    public int lstatMode(int dirfd, String name) throws ErrnoException {
+        int rc;
+        int mode;
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment st = call.allocate(144, 8); // struct stat on x86_64; st_mode at offset 24
+            try {
+                rc = (int) FSTATAT.invokeExact(callState, dirfd, call.allocateFrom(name), st, AT_SYMLINK_NOFOLLOW);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+            mode = st.get(JAVA_INT, 24);
+        }
+        if (rc < 0) {
+            if (errno() == ENOENT) {
+                return -1;
+            }
+            throw new ErrnoException("fstatat(" + name + ")", errno());
+        }
+        return mode;
+    }
+
+    /** Writes all of {@code length} bytes of {@code buffer} to {@code fd}. */
+    public void writeFully(int fd, MemorySegment buffer, long length) throws ErrnoException {
+        long off = 0;
+        while (off < length) {
+            long n;
+            try {
+                n = (long) WRITE.invokeExact(callState, fd, buffer.asSlice(off), length - off);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+            if (n < 0) {
+                if (errno() == EINTR) {
+                    continue;
+                }
+                throw new ErrnoException("write", errno());
+            }
+            off += n;
+        }
+    }
+
+    private void check(int rc, String call, String name) throws ErrnoException {
+        if (rc < 0) {
+            throw new ErrnoException(call + "(" + name + ")", errno());
+        }
+    }
+
     /** Frees the captured-state buffer. */
     @Override
     public void close() {
@@ -399,12 +678,15 @@ public final class LinuxSyscalls implements AutoCloseable {
             Map.entry(14, "EFAULT"),
             Map.entry(16, "EBUSY"),
             Map.entry(17, "EEXIST"),
+            Map.entry(18, "EXDEV"),
             Map.entry(19, "ENODEV"),
             Map.entry(20, "ENOTDIR"),
             Map.entry(22, "EINVAL"),
             Map.entry(24, "EMFILE"),
             Map.entry(25, "ENOTTY"),
             Map.entry(38, "ENOSYS"),
+            Map.entry(39, "ENOTEMPTY"),
+            Map.entry(40, "ELOOP"),
             Map.entry(95, "EOPNOTSUPP"));
 
     /** {@code ENOENT (No such file or directory)}-style text for an errno value. */
