@@ -8,6 +8,12 @@ import dev.airlock.image.ImageException;
 import dev.airlock.image.ImageSpec;
 import dev.airlock.image.ImageStore;
 import dev.airlock.image.ProjectImage;
+import dev.airlock.image.oci.ImageImport;
+import dev.airlock.image.oci.ImagePull;
+import dev.airlock.image.oci.ImageReference;
+import dev.airlock.image.oci.Platform;
+import dev.airlock.image.oci.RegistryClient;
+import dev.airlock.image.oci.RegistryCredentials;
 import dev.airlock.sandbox.SandboxStore;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -22,12 +28,15 @@ import picocli.CommandLine.Parameters;
 
 @Command(
         name = "image",
-        description = "Manage root filesystem images.",
+        description = "Manage root filesystem images: build, pull from registries, import archives.",
         subcommands = {
             ImageCommand.Ls.class,
             ImageCommand.Build.class,
+            ImageCommand.Pull.class,
+            ImageCommand.Import.class,
             ImageCommand.Inspect.class,
-            ImageCommand.Rm.class
+            ImageCommand.Rm.class,
+            ImageCommand.Prune.class
         })
 final class ImageCommand {
 
@@ -42,17 +51,129 @@ final class ImageCommand {
 
         @Override
         public Integer call() {
-            List<Image> images = store().list();
+            List<ImageStore.Usage> usage = store().usage();
             if (json) {
-                Output.json(images);
+                Output.json(usage.stream()
+                        .map(u -> new Listed(
+                                u.image().name(),
+                                u.image().id(),
+                                u.image().source() != null ? u.image().source().kind() : "build",
+                                u.image().created(),
+                                u.image().sizeBytes(),
+                                u.layerBytes(),
+                                u.sharedBytes(),
+                                u.uniqueBytes()))
+                        .toList());
                 return 0;
             }
             Output.table(
                     System.out,
-                    List.of("NAME", "ID", "SIZE", "CREATED"),
-                    images.stream()
-                            .map(i -> List.of(i.name(), i.shortId(), (i.sizeBytes() >> 20) + " MiB", ago(i.created())))
+                    List.of("NAME", "ID", "SIZE", "SHARED", "UNIQUE", "CREATED"),
+                    usage.stream()
+                            .map(u -> List.of(
+                                    u.image().name(),
+                                    u.image().shortId(),
+                                    size(u.totalBytes()),
+                                    size(u.sharedBytes()),
+                                    size(u.uniqueBytes()),
+                                    ago(u.image().created())))
                             .toList());
+            return 0;
+        }
+    }
+
+    /** One row of {@code image ls --json}: sizes in bytes; SIZE counts the erofs image and the layers kept. */
+    record Listed(
+            String name,
+            String id,
+            String origin,
+            Instant created,
+            long imageBytes,
+            long layerBytes,
+            long sharedBytes,
+            long uniqueBytes) {}
+
+    @Command(
+            name = "pull",
+            description = "Pull an image from an OCI/Docker registry into the store.")
+    static final class Pull implements Callable<Integer> {
+        @Parameters(paramLabel = "REF", description = "[REGISTRY[:PORT]/]REPOSITORY[:TAG][@sha256:DIGEST]")
+        String reference = "";
+
+        @Option(
+                names = {"-t", "--tag"},
+                paramLabel = "NAME",
+                description = "Store the image under this name (default: the reference).")
+        @Nullable
+        String name;
+
+        @Option(names = "--platform", paramLabel = "OS/ARCH[/VARIANT]", description = "Default: linux/amd64.")
+        String platform = "linux/amd64";
+
+        @Option(
+                names = "--insecure",
+                description = "Allow plain HTTP (and so no TLS) to this registry; loopback registries always are,"
+                        + " others can be listed in AIRLOCK_INSECURE_REGISTRIES.")
+        boolean insecure;
+
+        @Option(names = {"-q", "--quiet"}, description = "No progress lines.")
+        boolean quiet;
+
+        @Override
+        public Integer call() {
+            ImageReference ref = ImageReference.parse(reference);
+            try (RegistryClient client = new RegistryClient(
+                    RegistryCredentials.fromEnvironment(), insecure, RegistryClient.insecureFromEnvironment())) {
+                Image image = new ImagePull(store(), client, quiet ? Progress.SILENT : Progress.STDERR)
+                        .pull(ref, Platform.parse(platform), name);
+                System.out.println(image.name() + " " + image.id());
+            }
+            return 0;
+        }
+    }
+
+    @Command(
+            name = "import",
+            description = "Import an OCI image layout (directory or tar) or a docker/podman save archive.")
+    static final class Import implements Callable<Integer> {
+        @Parameters(
+                paramLabel = "PATH[:TAG]",
+                description = "The layout or archive; :TAG picks an image when it holds several.")
+        String path = "";
+
+        @Option(
+                names = {"-t", "--tag"},
+                paramLabel = "NAME",
+                description = "Store the image under this name (default: the name the archive gives it).")
+        @Nullable
+        String name;
+
+        @Option(names = "--platform", paramLabel = "OS/ARCH[/VARIANT]", description = "Default: linux/amd64.")
+        String platform = "linux/amd64";
+
+        @Option(names = {"-q", "--quiet"}, description = "No progress lines.")
+        boolean quiet;
+
+        @Override
+        public Integer call() {
+            Image image = new ImageImport(store(), quiet ? Progress.SILENT : Progress.STDERR)
+                    .importFrom(path, name, Platform.parse(platform));
+            System.out.println(image.name() + " " + image.id());
+            return 0;
+        }
+    }
+
+    @Command(
+            name = "prune",
+            description = "Remove layers and images nothing uses, and the work left by stopped pulls and imports.")
+    static final class Prune implements Callable<Integer> {
+        @Override
+        public Integer call() {
+            SandboxStore sandboxes = new SandboxStore(AirlockDirs.fromEnvironment().sandboxes());
+            ImageStore.PruneReport r = store().prune(id -> sandboxes.list().stream()
+                    .anyMatch(s -> s.imageId().equals(id)));
+            System.out.println("removed " + r.images() + " unnamed images, " + r.blobs() + " layers and documents, "
+                    + r.partials() + " unfinished pulls/imports: " + size(r.bytes()) + " freed");
             return 0;
         }
     }
@@ -145,6 +266,13 @@ final class ImageCommand {
             }
             return 0;
         }
+    }
+
+    static String size(long bytes) {
+        if (bytes < 1 << 20) {
+            return (bytes >> 10) + " KiB";
+        }
+        return String.format("%.1f MiB", bytes / 1048576.0);
     }
 
     static String ago(Instant t) {

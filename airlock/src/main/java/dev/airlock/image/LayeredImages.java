@@ -121,7 +121,7 @@ public final class LayeredImages {
         LayerUnpacker.Stats stats;
         try (InputStream raw = Files.newInputStream(l.file());
                 InputStream tar = decompressed(new BufferedInputStream(raw, 1 << 16));
-                DigestInputStream in = new DigestInputStream(tar, sha)) {
+                DigestInputStream in = new HashingInput(tar, sha)) {
             stats = unpacker.apply(in, label);
             // the tar's end blocks and anything after them are part of the digest too
             in.transferTo(java.io.OutputStream.nullOutputStream());
@@ -143,6 +143,28 @@ public final class LayeredImages {
                         ? " (" + stats.droppedXattrs() + " extended attributes outside user.*,"
                                 + " security.capability and ACLs left out)"
                         : ""));
+    }
+
+    /** Hashes every byte, the skipped ones too (a plain DigestInputStream's skip bypasses the digest). */
+    private static final class HashingInput extends DigestInputStream {
+        private final byte[] scratch = new byte[1 << 16];
+
+        HashingInput(InputStream in, MessageDigest digest) {
+            super(in, digest);
+        }
+
+        @Override
+        public long skip(long n) throws IOException {
+            long left = n;
+            while (left > 0) {
+                int r = read(scratch, 0, (int) Math.min(scratch.length, left));
+                if (r < 0) {
+                    break;
+                }
+                left -= r;
+            }
+            return n - left;
+        }
     }
 
     /** The layer's tar, whatever its compression: told by its first bytes, not its media type. */
