@@ -93,9 +93,7 @@ final class ImageCommand {
             long sharedBytes,
             long uniqueBytes) {}
 
-    @Command(
-            name = "pull",
-            description = "Pull an image from an OCI/Docker registry into the store.")
+    @Command(name = "pull", description = "Pull an image from an OCI/Docker registry into the store.")
     static final class Pull implements Callable<Integer> {
         @Parameters(paramLabel = "REF", description = "[REGISTRY[:PORT]/]REPOSITORY[:TAG][@sha256:DIGEST]")
         String reference = "";
@@ -116,7 +114,9 @@ final class ImageCommand {
                         + " others can be listed in AIRLOCK_INSECURE_REGISTRIES.")
         boolean insecure;
 
-        @Option(names = {"-q", "--quiet"}, description = "No progress lines.")
+        @Option(
+                names = {"-q", "--quiet"},
+                description = "No progress lines.")
         boolean quiet;
 
         @Override
@@ -151,7 +151,9 @@ final class ImageCommand {
         @Option(names = "--platform", paramLabel = "OS/ARCH[/VARIANT]", description = "Default: linux/amd64.")
         String platform = "linux/amd64";
 
-        @Option(names = {"-q", "--quiet"}, description = "No progress lines.")
+        @Option(
+                names = {"-q", "--quiet"},
+                description = "No progress lines.")
         boolean quiet;
 
         @Override
@@ -169,9 +171,10 @@ final class ImageCommand {
     static final class Prune implements Callable<Integer> {
         @Override
         public Integer call() {
-            SandboxStore sandboxes = new SandboxStore(AirlockDirs.fromEnvironment().sandboxes());
-            ImageStore.PruneReport r = store().prune(id -> sandboxes.list().stream()
-                    .anyMatch(s -> s.imageId().equals(id)));
+            SandboxStore sandboxes =
+                    new SandboxStore(AirlockDirs.fromEnvironment().sandboxes());
+            ImageStore.PruneReport r = store().prune(id ->
+                    sandboxes.list().stream().anyMatch(s -> s.imageId().equals(id)));
             System.out.println("removed " + r.images() + " unnamed images, " + r.blobs() + " layers and documents, "
                     + r.partials() + " unfinished pulls/imports: " + size(r.bytes()) + " freed");
             return 0;

@@ -145,8 +145,8 @@ public final class LinuxSyscalls implements AutoCloseable {
             Linker.Option.firstVariadicArg(3));
     private static final MethodHandle MKDIRAT =
             downcall("mkdirat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT), CAPTURE_ERRNO);
-    private static final MethodHandle MKNODAT = downcall(
-            "mknodat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG), CAPTURE_ERRNO);
+    private static final MethodHandle MKNODAT =
+            downcall("mknodat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG), CAPTURE_ERRNO);
     private static final MethodHandle SYMLINKAT =
             downcall("symlinkat", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, ADDRESS), CAPTURE_ERRNO);
     private static final MethodHandle LINKAT = downcall(
@@ -157,16 +157,16 @@ public final class LinuxSyscalls implements AutoCloseable {
             "fchownat",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT),
             CAPTURE_ERRNO);
-    private static final MethodHandle FCHMODAT = downcall(
-            "fchmodat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT), CAPTURE_ERRNO);
+    private static final MethodHandle FCHMODAT =
+            downcall("fchmodat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT), CAPTURE_ERRNO);
     private static final MethodHandle LSETXATTR = downcall(
             "lsetxattr",
             FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT),
             CAPTURE_ERRNO);
-    private static final MethodHandle UTIMENSAT = downcall(
-            "utimensat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT), CAPTURE_ERRNO);
-    private static final MethodHandle FSTATAT = downcall(
-            "fstatat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT), CAPTURE_ERRNO);
+    private static final MethodHandle UTIMENSAT =
+            downcall("utimensat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT), CAPTURE_ERRNO);
+    private static final MethodHandle FSTATAT =
+            downcall("fstatat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT), CAPTURE_ERRNO);
     private static final MethodHandle WRITE =
             downcall("write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG), CAPTURE_ERRNO);
 
@@ -443,7 +443,12 @@ public final class LinuxSyscalls implements AutoCloseable {
             how.set(JAVA_LONG, 16, resolve);
             try {
                 fd = (long) SYSCALL4.invokeExact(
-                        callState, SYS_OPENAT2, (long) dirfd, call.allocateFrom(path).address(), how.address(), 24L);
+                        callState,
+                        SYS_OPENAT2,
+                        (long) dirfd,
+                        call.allocateFrom(path).address(),
+                        how.address(),
+                        24L);
             } catch (Throwable t) {
                 throw rethrow(t);
             }
@@ -485,10 +490,7 @@ public final class LinuxSyscalls implements AutoCloseable {
     /** {@code mknodat(dirfd, name, mode, makedev(major, minor))}. */
     public void mknodat(int dirfd, String name, int mode, long major, long minor) throws ErrnoException {
         // glibc's makedev: the 12 low bits of major at 8, the 8 low bits of minor at 0, the rest above
-        long dev = ((major & 0xfffL) << 8)
-                | ((major & ~0xfffL) << 32)
-                | (minor & 0xffL)
-                | ((minor & ~0xffL) << 12);
+        long dev = ((major & 0xfffL) << 8) | ((major & ~0xfffL) << 32) | (minor & 0xffL) | ((minor & ~0xffL) << 12);
         int rc;
         try (Arena call = Arena.ofConfined()) {
             try {

@@ -24,7 +24,8 @@ public record ImageConfig(
         List<String> exposedPorts,
         @Nullable String stopSignal) {
 
-    public static final ImageConfig EMPTY = new ImageConfig(List.of(), "", "", List.of(), List.of(), Map.of(), List.of(), null);
+    public static final ImageConfig EMPTY =
+            new ImageConfig(List.of(), "", "", List.of(), List.of(), Map.of(), List.of(), null);
 
     public ImageConfig {
         env = List.copyOf(env);

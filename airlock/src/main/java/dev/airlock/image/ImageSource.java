@@ -8,7 +8,12 @@ import java.util.List;
  * kept in the store by digest, shared with every other image that has it).
  */
 public record ImageSource(
-        String kind, String reference, String manifestDigest, String configDigest, String platform, List<Layer> layers) {
+        String kind,
+        String reference,
+        String manifestDigest,
+        String configDigest,
+        String platform,
+        List<Layer> layers) {
     public static final String PULL = "pull";
     public static final String IMPORT = "import";
 

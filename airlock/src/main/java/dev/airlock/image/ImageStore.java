@@ -218,8 +218,8 @@ public final class ImageStore {
         Path file = blobs.resolve(id + ".erofs");
         Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
         long millis = (System.nanoTime() - start) / 1_000_000;
-        Recipe r = new Recipe(
-                id, Files.size(file), Instant.now(), millis, spec.packages(), spec.commands(), null, null);
+        Recipe r =
+                new Recipe(id, Files.size(file), Instant.now(), millis, spec.packages(), spec.commands(), null, null);
         Path recipes = AirlockDirs.ensureDir(root.resolve("recipes"));
         HostFiles.writeAtomically(recipes.resolve(recipe + ".json"), JSON.writeValueAsBytes(r));
         writeRef(spec.name(), recipe);
@@ -297,9 +297,7 @@ public final class ImageStore {
         if (PLAIN_NAME.matcher(name).matches()) {
             return true;
         }
-        return ImageReference.tryParse(name)
-                .map(r -> r.familiar().equals(name))
-                .orElse(false);
+        return ImageReference.tryParse(name).map(r -> r.familiar().equals(name)).orElse(false);
     }
 
     /**
@@ -336,9 +334,7 @@ public final class ImageStore {
 
     /** Where the OCI blob of {@code digest} is kept (whether or not it is there). */
     public Path contentFile(String digest) {
-        return root.resolve("content")
-                .resolve("sha256")
-                .resolve(dev.airlock.image.oci.Digests.hex(digest));
+        return root.resolve("content").resolve("sha256").resolve(dev.airlock.image.oci.Digests.hex(digest));
     }
 
     /**
@@ -350,10 +346,11 @@ public final class ImageStore {
         try {
             Files.createDirectories(root);
             if (!Files.isDirectory(tmp)) {
-                Files.createDirectory(tmp, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+                Files.createDirectory(
+                        tmp, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
             }
-            var attrs = Files.readAttributes(tmp, java.nio.file.attribute.PosixFileAttributes.class,
-                    java.nio.file.LinkOption.NOFOLLOW_LINKS);
+            var attrs = Files.readAttributes(
+                    tmp, java.nio.file.attribute.PosixFileAttributes.class, java.nio.file.LinkOption.NOFOLLOW_LINKS);
             if (!attrs.isDirectory() || !attrs.permissions().equals(PosixFilePermissions.fromString("rwx------"))) {
                 // someone else's directory or a loosened one: make it private again, or refuse
                 if (attrs.isSymbolicLink() || !attrs.owner().getName().equals(System.getProperty("user.name"))) {
@@ -424,7 +421,8 @@ public final class ImageStore {
             String id = Hashing.sha256(erofs);
             Path file = blobs.resolve(id + ".erofs");
             Files.move(erofs, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            Recipe r = new Recipe(id, Files.size(file), Instant.now(), buildMillis, List.of(), List.of(), config, source);
+            Recipe r =
+                    new Recipe(id, Files.size(file), Instant.now(), buildMillis, List.of(), List.of(), config, source);
             Path recipes = AirlockDirs.ensureDir(root.resolve("recipes"));
             HostFiles.writeAtomically(recipes.resolve(recipe + ".json"), JSON.writeValueAsBytes(r));
             writeRef(name, recipe);
@@ -541,7 +539,8 @@ public final class ImageStore {
                 try (Stream<Path> files = Files.list(recipes)) {
                     for (Path f : files.toList()) {
                         try {
-                            layeredIds.add(JSON.readValue(f.toFile(), Recipe.class).id());
+                            layeredIds.add(
+                                    JSON.readValue(f.toFile(), Recipe.class).id());
                         } catch (RuntimeException e) {
                             // unreadable: skipped above as well
                         }
@@ -554,7 +553,8 @@ public final class ImageStore {
                 try (Stream<Path> files = Files.list(blobsDir)) {
                     for (Path f : files.toList()) {
                         String n = f.getFileName().toString();
-                        if (n.endsWith(".erofs") && !keptIds.contains(n.substring(0, n.length() - 6))
+                        if (n.endsWith(".erofs")
+                                && !keptIds.contains(n.substring(0, n.length() - 6))
                                 && !usedBySandbox.test(n.substring(0, n.length() - 6))) {
                             bytes += Files.size(f);
                             Files.delete(f);
@@ -596,8 +596,8 @@ public final class ImageStore {
         try (Stream<Path> walk = Files.walk(p)) {
             long sum = 0;
             for (Path f : walk.toList()) {
-                var a = Files.readAttributes(f, java.nio.file.attribute.BasicFileAttributes.class,
-                        java.nio.file.LinkOption.NOFOLLOW_LINKS);
+                var a = Files.readAttributes(
+                        f, java.nio.file.attribute.BasicFileAttributes.class, java.nio.file.LinkOption.NOFOLLOW_LINKS);
                 if (a.isRegularFile()) {
                     sum += a.size();
                 }
@@ -668,7 +668,9 @@ public final class ImageStore {
             try {
                 Files.createDirectories(root);
                 FileChannel ch = FileChannel.open(
-                        root.resolve(".work-lock"), StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+                        root.resolve(".work-lock"),
+                        StandardOpenOption.CREATE,
+                        StandardOpenOption.WRITE,
                         StandardOpenOption.READ);
                 FileLock l;
                 try {

@@ -66,7 +66,8 @@ public final class LayeredImages {
         }
         try {
             Path tree = work.resolve("rootfs");
-            Files.createDirectory(tree, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwxr-xr-x")));
+            Files.createDirectory(
+                    tree, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwxr-xr-x")));
             List<String> notes;
             try (LayerUnpacker unpacker = new LayerUnpacker(tree)) {
                 int i = 0;
@@ -133,7 +134,8 @@ public final class LayeredImages {
         String diffId = "sha256:" + HexFormat.of().formatHex(sha.digest());
         if (!diffId.equals(l.layer().diffId())) {
             throw new ImageException("layer " + label + " does not match the image config: its content is "
-                    + Digests.shortForm(diffId) + ", the config says " + Digests.shortForm(l.layer().diffId())
+                    + Digests.shortForm(diffId) + ", the config says "
+                    + Digests.shortForm(l.layer().diffId())
                     + "; the image is corrupt");
         }
         long ms = (System.nanoTime() - t0) / 1_000_000;

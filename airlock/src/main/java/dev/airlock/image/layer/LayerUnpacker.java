@@ -90,7 +90,8 @@ public final class LayerUnpacker implements AutoCloseable {
             try {
                 entry(e, reader, created);
             } catch (ErrnoException x) {
-                throw new ImageException("layer " + label + ": cannot apply entry '" + e.name() + "': " + x.getMessage());
+                throw new ImageException(
+                        "layer " + label + ": cannot apply entry '" + e.name() + "': " + x.getMessage());
             } catch (EscapeException x) {
                 throw new ImageException("layer " + label + ": entry '" + e.name() + "' " + x.getMessage()
                         + "; the layer is refused (a layer may only write inside the image)");
@@ -147,7 +148,9 @@ public final class LayerUnpacker implements AutoCloseable {
                 opaque(pfd, parent, created);
             } else if (!base.startsWith(WHITEOUT + WHITEOUT)) { // .wh..wh.* are aufs bookkeeping
                 String target = base.substring(WHITEOUT.length());
-                if (!target.isEmpty() && !target.equals(".") && !target.equals("..")
+                if (!target.isEmpty()
+                        && !target.equals(".")
+                        && !target.equals("..")
                         && !created.contains(join(parent, target))) {
                     removeTree(pfd, target, join(parent, target));
                 }
@@ -208,8 +211,8 @@ public final class LayerUnpacker implements AutoCloseable {
                     sys.linkat(tfd, target.substring(tslash + 1), pfd, base);
                 } catch (ErrnoException x) {
                     if (x.errno() == LinuxSyscalls.ENOENT) {
-                        throw new EscapeException("is a hard link to '" + e.linkName()
-                                + "', which no earlier entry or layer made");
+                        throw new EscapeException(
+                                "is a hard link to '" + e.linkName() + "', which no earlier entry or layer made");
                     }
                     throw x;
                 } finally {
@@ -447,8 +450,7 @@ public final class LayerUnpacker implements AutoCloseable {
     public byte @Nullable [] readFile(String path, int maxBytes) {
         try {
             String clean = clean(path);
-            int fd = sys.openat2(
-                    rootFd, clean, LinuxSyscalls.O_RDONLY | LinuxSyscalls.O_CLOEXEC, 0, BENEATH);
+            int fd = sys.openat2(rootFd, clean, LinuxSyscalls.O_RDONLY | LinuxSyscalls.O_CLOEXEC, 0, BENEATH);
             try {
                 Path proc = Path.of("/proc/self/fd/" + fd);
                 if (!Files.isRegularFile(proc) || Files.size(proc) > maxBytes) {
@@ -466,8 +468,7 @@ public final class LayerUnpacker implements AutoCloseable {
     /** Whether {@code path} resolves, beneath the root, to an executable regular file. */
     public boolean isExecutable(String path) {
         try {
-            int fd = sys.openat2(
-                    rootFd, clean(path), LinuxSyscalls.O_PATH | LinuxSyscalls.O_CLOEXEC, 0, BENEATH);
+            int fd = sys.openat2(rootFd, clean(path), LinuxSyscalls.O_PATH | LinuxSyscalls.O_CLOEXEC, 0, BENEATH);
             try {
                 Path proc = Path.of("/proc/self/fd/" + fd);
                 return Files.isRegularFile(proc)

@@ -114,20 +114,18 @@ public final class TarReader {
         }
         link = paxText(pax, "linkpath", link);
         long size = paxNumber(pax, "size", headerSize);
-        TarEntry.Type t =
-                switch (type) {
-                    case '0', '\0', '7' -> TarEntry.Type.FILE;
-                    case '1' -> TarEntry.Type.HARDLINK;
-                    case '2' -> TarEntry.Type.SYMLINK;
-                    case '3' -> TarEntry.Type.CHAR_DEVICE;
-                    case '4' -> TarEntry.Type.BLOCK_DEVICE;
-                    case '5' -> TarEntry.Type.DIRECTORY;
-                    case '6' -> TarEntry.Type.FIFO;
-                    case 'S' -> throw new TarFormatException("sparse tar member '" + name + "' is not supported");
-                    default ->
-                        throw new TarFormatException(
-                                "tar member '" + name + "' has an unknown type '" + printable(type) + "'");
-                };
+        TarEntry.Type t = switch (type) {
+            case '0', '\0', '7' -> TarEntry.Type.FILE;
+            case '1' -> TarEntry.Type.HARDLINK;
+            case '2' -> TarEntry.Type.SYMLINK;
+            case '3' -> TarEntry.Type.CHAR_DEVICE;
+            case '4' -> TarEntry.Type.BLOCK_DEVICE;
+            case '5' -> TarEntry.Type.DIRECTORY;
+            case '6' -> TarEntry.Type.FIFO;
+            case 'S' -> throw new TarFormatException("sparse tar member '" + name + "' is not supported");
+            default ->
+                throw new TarFormatException("tar member '" + name + "' has an unknown type '" + printable(type) + "'");
+        };
         if (t == TarEntry.Type.FILE && name.endsWith("/") && type == '\0') {
             t = TarEntry.Type.DIRECTORY; // pre-POSIX archives mark directories only by the slash
         }

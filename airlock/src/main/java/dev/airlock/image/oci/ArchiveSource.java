@@ -124,7 +124,8 @@ abstract sealed class ArchiveSource implements AutoCloseable {
         static Tar index(Path file) {
             Map<String, Member> members = new HashMap<>();
             try (FileChannel ch = FileChannel.open(file)) {
-                CountingInput counting = new CountingInput(new BufferedInputStream(Channels.newInputStream(ch), 1 << 16));
+                CountingInput counting =
+                        new CountingInput(new BufferedInputStream(Channels.newInputStream(ch), 1 << 16));
                 byte[] magic = counting.peek(4);
                 if (magic.length >= 2 && (magic[0] & 0xff) == 0x1f && (magic[1] & 0xff) == 0x8b) {
                     throw new ImageException(file + " is gzip-compressed; decompress it first (gunzip), then import");
@@ -135,9 +136,8 @@ abstract sealed class ArchiveSource implements AutoCloseable {
                     if (e.type() == TarEntry.Type.FILE) {
                         members.put(name, new Member(counting.count(), e.size(), ""));
                     } else if (e.type() == TarEntry.Type.SYMLINK || e.type() == TarEntry.Type.HARDLINK) {
-                        String target = e.type() == TarEntry.Type.HARDLINK
-                                ? clean(e.linkName())
-                                : relative(name, e.linkName());
+                        String target =
+                                e.type() == TarEntry.Type.HARDLINK ? clean(e.linkName()) : relative(name, e.linkName());
                         members.put(name, new Member(-1, 0, target));
                     }
                     if (members.size() > 1_000_000) {
@@ -145,8 +145,8 @@ abstract sealed class ArchiveSource implements AutoCloseable {
                     }
                 }
             } catch (TarReader.TarFormatException e) {
-                throw new ImageException(file + " is not an image layout or a docker/podman save archive (a tar): "
-                        + e.getMessage());
+                throw new ImageException(
+                        file + " is not an image layout or a docker/podman save archive (a tar): " + e.getMessage());
             } catch (IOException e) {
                 throw new ImageException("cannot read " + file + ": " + e.getMessage());
             }
@@ -195,7 +195,9 @@ abstract sealed class ArchiveSource implements AutoCloseable {
 
         @Override
         long size(String name) throws IOException {
-            return member(name).orElseThrow(() -> new IOException("no " + name + " in " + file)).size();
+            return member(name)
+                    .orElseThrow(() -> new IOException("no " + name + " in " + file))
+                    .size();
         }
 
         @Override

@@ -68,12 +68,14 @@ public final class ImageImport {
             if (archive.has("manifest.json")) {
                 return fromDockerArchive(archive, path, tag, name, platform);
             }
-            throw new ImageException(path + " is neither an OCI image layout (oci-layout, index.json) nor a docker/podman"
-                    + " save archive (manifest.json)");
+            throw new ImageException(
+                    path + " is neither an OCI image layout (oci-layout, index.json) nor a docker/podman"
+                            + " save archive (manifest.json)");
         }
     }
 
-    private Image fromLayout(ArchiveSource a, Path path, @Nullable String tag, @Nullable String name, Platform platform) {
+    private Image fromLayout(
+            ArchiveSource a, Path path, @Nullable String tag, @Nullable String name, Platform platform) {
         String what = path + ": index.json";
         JsonNode index = json(a.read("index.json", OciDocuments.MAX_MANIFEST_BYTES), what);
         List<JsonNode> entries = new ArrayList<>();
@@ -87,8 +89,11 @@ public final class ImageImport {
             if (!shown.isEmpty()) {
                 tags.add(shown);
             }
-            if (tag != null && (tag.equals(refName) || tag.equals(imageName) || imageName.endsWith(":" + tag)
-                    || refName.endsWith(":" + tag))) {
+            if (tag != null
+                    && (tag.equals(refName)
+                            || tag.equals(imageName)
+                            || imageName.endsWith(":" + tag)
+                            || refName.endsWith(":" + tag))) {
                 chosen = e;
                 break;
             }
@@ -122,14 +127,24 @@ public final class ImageImport {
         }
         OciDocuments.Manifest m = OciDocuments.manifest(body, type, path + ": manifest");
         byte[] configBytes = blob(a, m.config(), OciDocuments.MAX_CONFIG_BYTES, path);
-        String refName = chosen.path("annotations").path(IMAGE_NAME).asString(
-                chosen.path("annotations").path(REF_NAME).asString(""));
+        String refName = chosen.path("annotations")
+                .path(IMAGE_NAME)
+                .asString(chosen.path("annotations").path(REF_NAME).asString(""));
         List<Blob> layers = new ArrayList<>();
         for (Descriptor l : m.layers()) {
             layers.add(new Blob(blobPath(l.digest()), l.mediaType(), l.digest()));
         }
-        return finish(a, path, name, defaultName(path, refName, tag), platform, "sha256:" + sha256Hex(body), body,
-                m.config().digest(), configBytes, layers);
+        return finish(
+                a,
+                path,
+                name,
+                defaultName(path, refName, tag),
+                platform,
+                "sha256:" + sha256Hex(body),
+                body,
+                m.config().digest(),
+                configBytes,
+                layers);
     }
 
     private Image fromDockerArchive(
@@ -152,8 +167,8 @@ public final class ImageImport {
         }
         if (tag == null) {
             if (list.size() > 1) {
-                throw new ImageException(path + " holds " + list.size() + " images; pick one with " + path + ":TAG (tags: "
-                        + String.join(", ", tags) + ")");
+                throw new ImageException(path + " holds " + list.size() + " images; pick one with " + path
+                        + ":TAG (tags: " + String.join(", ", tags) + ")");
             }
             chosen = list.get(0);
         }
@@ -181,7 +196,16 @@ public final class ImageImport {
                 break;
             }
         }
-        return finish(a, path, name, defaultName(path, repoTag, tag), platform, null, null, configDigest, configBytes,
+        return finish(
+                a,
+                path,
+                name,
+                defaultName(path, repoTag, tag),
+                platform,
+                null,
+                null,
+                configDigest,
+                configBytes,
                 layers);
     }
 
@@ -191,11 +215,14 @@ public final class ImageImport {
         }
         Optional<ImageReference> a = ImageReference.tryParse(repoTag);
         Optional<ImageReference> b = ImageReference.tryParse(tag);
-        return a.isPresent() && b.isPresent() && a.get().familiar().equals(b.get().familiar());
+        return a.isPresent()
+                && b.isPresent()
+                && a.get().familiar().equals(b.get().familiar());
     }
 
     /** A layer in the archive: its member name, media type, and digest when the archive states one. */
-    private record Blob(String member, String mediaType, @Nullable String digest) {}
+    private record Blob(
+            String member, String mediaType, @Nullable String digest) {}
 
     private Image finish(
             ArchiveSource a,
@@ -216,6 +243,12 @@ public final class ImageImport {
                     + config.diffIds().size());
         }
         progress.step("importing " + path + " as " + localName);
+        Optional<Image> existing = store.findLayered(ImageStore.layeredRecipe(configDigest));
+        if (existing.isPresent()) {
+            Image named = store.tag(localName, existing.get());
+            progress.step(localName + ": image is already in the store (" + named.shortId() + ")");
+            return named;
+        }
         Path work;
         try {
             work = Files.createTempDirectory(store.tempDir(), "import-");
@@ -248,10 +281,12 @@ public final class ImageImport {
                 }
                 if (b.digest() != null && !b.digest().equals(digest)) {
                     throw new ImageException("layer " + Digests.shortForm(b.digest()) + " in " + path
-                            + " is corrupt: its content hashes to " + Digests.shortForm(digest) + "; nothing was stored");
+                            + " is corrupt: its content hashes to " + Digests.shortForm(digest)
+                            + "; nothing was stored");
                 }
                 String mediaType = !b.mediaType().isEmpty() ? b.mediaType() : sniffMediaType(copy);
-                ImageSource.Layer l = new ImageSource.Layer(digest, config.diffIds().get(i - 1), size, mediaType);
+                ImageSource.Layer l =
+                        new ImageSource.Layer(digest, config.diffIds().get(i - 1), size, mediaType);
                 layers.add(l);
                 Path stored = store.contentFile(digest);
                 if (Files.isRegularFile(stored)) {
@@ -270,15 +305,13 @@ public final class ImageImport {
                 manifest = synthesizedManifest(configDigest, configBytes.length, layers);
                 mDigest = "sha256:" + sha256Hex(manifest);
             }
-            Optional<Image> existing = store.findLayered(ImageStore.layeredRecipe(configDigest));
-            if (existing.isPresent()) {
-                Image named = store.tag(localName, existing.get());
-                progress.step(localName + ": image is already in the store (" + named.shortId() + ")");
-                return named;
-            }
             ImageSource source = new ImageSource(
-                    ImageSource.IMPORT, path.toAbsolutePath().toString(), mDigest, configDigest,
-                    config.platform().toString(), layers);
+                    ImageSource.IMPORT,
+                    path.toAbsolutePath().toString(),
+                    mDigest,
+                    configDigest,
+                    config.platform().toString(),
+                    layers);
             Map<String, byte[]> documents = new LinkedHashMap<>();
             documents.put(configDigest, configBytes);
             documents.put(mDigest, manifest);
@@ -352,13 +385,17 @@ public final class ImageImport {
         String base = path.toAbsolutePath().normalize().getFileName() == null
                 ? "imported"
                 : path.toAbsolutePath().normalize().getFileName().toString();
-        base = base.replaceAll("\\.(tar|oci|docker)$", "").toLowerCase(Locale.ROOT).replaceAll("[^a-z0-9._-]", "-");
+        base = base.replaceAll("\\.(tar|oci|docker)$", "")
+                .toLowerCase(Locale.ROOT)
+                .replaceAll("[^a-z0-9._-]", "-");
         base = base.replaceAll("^[^a-z0-9]+", "");
         if (base.isEmpty()) {
             base = "imported";
         }
         String t = tag != null ? tag : !refName.isEmpty() && !refName.contains("/") ? refName : "latest";
-        return ImageReference.tryParse(base + ":" + t).map(ImageReference::familiar).orElse(base);
+        return ImageReference.tryParse(base + ":" + t)
+                .map(ImageReference::familiar)
+                .orElse(base);
     }
 
     private static JsonNode json(byte[] b, String what) {

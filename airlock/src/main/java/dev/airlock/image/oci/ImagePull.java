@@ -57,8 +57,9 @@ public final class ImagePull {
                 type = OciDocuments.mediaType(doc.body(), doc.contentType(), what);
             }
             if (type.equals(MediaTypes.DOCKER_SCHEMA1) || type.equals(MediaTypes.DOCKER_SCHEMA1_SIGNED)) {
-                throw new ImageException(ref.familiar() + " is a Docker schema 1 image, which registries stopped serving"
-                        + " years ago; push it again with a current tool");
+                throw new ImageException(
+                        ref.familiar() + " is a Docker schema 1 image, which registries stopped serving"
+                                + " years ago; push it again with a current tool");
             }
             if (!MediaTypes.isManifest(type)) {
                 throw new ImageException(ref.familiar() + " is not a container image (its manifest is '" + type + "')");
@@ -69,9 +70,11 @@ public final class ImagePull {
             checkPlatform(config, platform, ref.familiar());
             if (config.diffIds().size() != manifest.layers().size()) {
                 throw new ImageException("the image " + ref.familiar() + " is inconsistent: its manifest has "
-                        + manifest.layers().size() + " layers, its config " + config.diffIds().size());
+                        + manifest.layers().size() + " layers, its config "
+                        + config.diffIds().size());
             }
-            Optional<Image> existing = store.findLayered(ImageStore.layeredRecipe(manifest.config().digest()));
+            Optional<Image> existing =
+                    store.findLayered(ImageStore.layeredRecipe(manifest.config().digest()));
             if (existing.isPresent()) {
                 Image named = store.tag(localName, existing.get());
                 progress.step(localName + ": image is up to date (" + named.shortId() + ")");
@@ -82,7 +85,8 @@ public final class ImagePull {
             List<ImageSource.Layer> layers = new ArrayList<>();
             for (int i = 0; i < manifest.layers().size(); i++) {
                 Descriptor d = manifest.layers().get(i);
-                ImageSource.Layer l = new ImageSource.Layer(d.digest(), config.diffIds().get(i), d.size(), d.mediaType());
+                ImageSource.Layer l =
+                        new ImageSource.Layer(d.digest(), config.diffIds().get(i), d.size(), d.mediaType());
                 layers.add(l);
                 Path file = downloaded.getOrDefault(d.digest(), store.contentFile(d.digest()));
                 locals.add(new LayeredImages.LocalLayer(l, file));

@@ -11,12 +11,16 @@ import org.jspecify.annotations.Nullable;
  * no tag and no digest means {@code latest}. Grammar from the distribution project's reference
  * rules (lowercase path components separated by {@code .}, {@code _}, {@code __} or dashes).
  */
-public record ImageReference(String registry, String repository, @Nullable String tag, @Nullable String digest) {
+public record ImageReference(
+        String registry,
+        String repository,
+        @Nullable String tag,
+        @Nullable String digest) {
     public static final String DOCKER_HUB = "docker.io";
     private static final Pattern COMPONENT = Pattern.compile("[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*");
     private static final Pattern TAG = Pattern.compile("[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}");
-    private static final Pattern HOST =
-            Pattern.compile("(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+    private static final Pattern HOST = Pattern.compile(
+            "(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
                     + "|\\[[0-9A-Fa-f:.]+])(?::[0-9]{1,5})?");
 
     public static ImageReference parse(String text) {

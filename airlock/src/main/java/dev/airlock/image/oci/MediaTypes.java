@@ -18,7 +18,8 @@ public final class MediaTypes {
     public static final String DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 
     /** What a manifest request accepts, in order of preference. */
-    public static final String ACCEPT_MANIFESTS = String.join(", ", OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST);
+    public static final String ACCEPT_MANIFESTS =
+            String.join(", ", OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST);
 
     static final Set<String> LAYERS = Set.of(
             OCI_LAYER,

@@ -151,7 +151,9 @@ public final class OciDocuments {
         JsonNode p = d.path("platform");
         if (p.isObject()) {
             platform = new Platform(
-                    p.path("os").asString(""), p.path("architecture").asString(""), p.path("variant").asString(""));
+                    p.path("os").asString(""),
+                    p.path("architecture").asString(""),
+                    p.path("variant").asString(""));
         }
         boolean attestation = d.path("annotations")
                 .path("vnd.docker.reference.type")
@@ -209,8 +211,11 @@ public final class OciDocuments {
             }
             Platform p = d.platform();
             offered.add(p.toString());
-            if (platform.accepts(p) && (best == null || (p.variant().isEmpty() && best.platform() != null
-                    && !best.platform().variant().isEmpty()))) {
+            if (platform.accepts(p)
+                    && (best == null
+                            || (p.variant().isEmpty()
+                                    && best.platform() != null
+                                    && !best.platform().variant().isEmpty()))) {
                 best = d;
             }
         }
@@ -223,7 +228,11 @@ public final class OciDocuments {
                 return plain.get(0);
             }
             throw new ImageException(what + " has no image for " + platform
-                    + (offered.isEmpty() ? "" : "; it offers " + String.join(", ", offered.stream().distinct().toList()))
+                    + (offered.isEmpty()
+                            ? ""
+                            : "; it offers "
+                                    + String.join(
+                                            ", ", offered.stream().distinct().toList()))
                     + "; choose one with --platform");
         }
         return best;

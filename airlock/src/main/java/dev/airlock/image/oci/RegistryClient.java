@@ -107,21 +107,23 @@ public final class RegistryClient implements AutoCloseable {
      * given, must agree with the body.
      */
     public Document manifest(ImageReference ref, String reference) {
-        String what = "manifest " + ref.registry() + "/" + ref.repository() + (reference.startsWith("sha256:") ? "@" : ":")
-                + reference;
+        String what = "manifest " + ref.registry() + "/" + ref.repository()
+                + (reference.startsWith("sha256:") ? "@" : ":") + reference;
         HttpResponse<InputStream> r = send(ref, "/manifests/" + reference, MediaTypes.ACCEPT_MANIFESTS, null, what);
         try (InputStream in = r.body()) {
             if (r.statusCode() == 404) {
-                throw new ImageException("no image " + ref.familiar() + (ref.digest() == null || reference.equals(ref.digest()) ? "" : " (" + reference + ")")
-                        + " in registry " + ref.registry() + " (" + errorText(in) + "): check the repository name and tag");
+                throw new ImageException("no image " + ref.familiar()
+                        + (ref.digest() == null || reference.equals(ref.digest()) ? "" : " (" + reference + ")")
+                        + " in registry " + ref.registry() + " (" + errorText(in)
+                        + "): check the repository name and tag");
             }
             if (r.statusCode() != 200) {
                 throw unexpected(r, in, ref, what);
             }
             byte[] body = in.readNBytes(OciDocuments.MAX_MANIFEST_BYTES + 1);
             if (body.length > OciDocuments.MAX_MANIFEST_BYTES) {
-                throw new ImageException(what + " is larger than " + (OciDocuments.MAX_MANIFEST_BYTES >> 20)
-                        + " MiB; refusing it");
+                throw new ImageException(
+                        what + " is larger than " + (OciDocuments.MAX_MANIFEST_BYTES >> 20) + " MiB; refusing it");
             }
             String digest = "sha256:" + sha256Hex(body);
             if (reference.startsWith("sha256:") && !digest.equals(reference)) {
@@ -197,7 +199,8 @@ public final class RegistryClient implements AutoCloseable {
         }
         String what = "blob " + Digests.shortForm(d.digest()) + " of " + ref.familiar();
         if (have < d.size()) {
-            HttpResponse<InputStream> r = send(ref, "/blobs/" + d.digest(), "*/*", have > 0 ? "bytes=" + have + "-" : null, what);
+            HttpResponse<InputStream> r =
+                    send(ref, "/blobs/" + d.digest(), "*/*", have > 0 ? "bytes=" + have + "-" : null, what);
             try (InputStream body = r.body()) {
                 boolean append = false;
                 if (r.statusCode() == 206 && have > 0 && contentRangeStartsAt(r, have)) {
@@ -237,8 +240,15 @@ public final class RegistryClient implements AutoCloseable {
         progress.accept(have);
     }
 
-    private long copy(InputStream body, Path partial, boolean append, long start, Descriptor d, MessageDigest sha,
-            LongConsumer progress) throws IOException {
+    private long copy(
+            InputStream body,
+            Path partial,
+            boolean append,
+            long start,
+            Descriptor d,
+            MessageDigest sha,
+            LongConsumer progress)
+            throws IOException {
         AtomicLong last = new AtomicLong(System.nanoTime());
         AtomicLong lastCount = new AtomicLong(start);
         long have = start;
@@ -307,8 +317,8 @@ public final class RegistryClient implements AutoCloseable {
             Optional<RegistryCredentials.Credential> c = credentials.find(registry, ref.repository());
             throw new ImageException("registry " + registry + " refused access to " + ref.familiar() + " (" + text + ")"
                     + (c.isPresent()
-                            ? " with the login for user '" + c.get().username() + "'; log in again (docker login / podman"
-                                    + " login " + registry + ")"
+                            ? " with the login for user '" + c.get().username()
+                                    + "'; log in again (docker login / podman" + " login " + registry + ")"
                             : "; it needs a login: docker login / podman login " + registry + " (read from "
                                     + credentials.files() + ")"));
         }
@@ -359,9 +369,13 @@ public final class RegistryClient implements AutoCloseable {
         try (InputStream in = r.body()) {
             if (r.statusCode() == 401 || r.statusCode() == 403) {
                 throw new ImageException("the token service of registry " + ref.registry() + " refused "
-                        + (login.isPresent() ? "the login for user '" + login.get().username() + "'" : "an anonymous pull")
+                        + (login.isPresent()
+                                ? "the login for user '" + login.get().username() + "'"
+                                : "an anonymous pull")
                         + " of " + ref.familiar() + " (" + errorText(in) + ")"
-                        + (login.isPresent() ? "; log in again" : "; log in with docker login / podman login " + ref.registry()));
+                        + (login.isPresent()
+                                ? "; log in again"
+                                : "; log in with docker login / podman login " + ref.registry()));
             }
             if (r.statusCode() != 200) {
                 throw unexpected(r, in, ref, "a token for " + what);
@@ -373,17 +387,20 @@ public final class RegistryClient implements AutoCloseable {
                 token = json.path("access_token").asString("");
             }
             if (token.isEmpty() || !token.matches("[\\x21-\\x7e]+")) {
-                throw new ImageException("the token service of registry " + ref.registry() + " answered without a token");
+                throw new ImageException(
+                        "the token service of registry " + ref.registry() + " answered without a token");
             }
             return "Bearer " + token;
         } catch (IOException | tools.jackson.core.JacksonException e) {
-            throw new ImageException("the token service of registry " + ref.registry() + " answered badly: " + e.getMessage());
+            throw new ImageException(
+                    "the token service of registry " + ref.registry() + " answered badly: " + e.getMessage());
         }
     }
 
     private static String basic(RegistryCredentials.Credential l) {
-        return "Basic " + Base64.getEncoder()
-                .encodeToString((l.username() + ":" + l.secret()).getBytes(StandardCharsets.UTF_8));
+        return "Basic "
+                + Base64.getEncoder()
+                        .encodeToString((l.username() + ":" + l.secret()).getBytes(StandardCharsets.UTF_8));
     }
 
     /** One request, following redirects; credentials go only to the registry's own origin. */
@@ -415,15 +432,16 @@ public final class RegistryClient implements AutoCloseable {
                 throw new ImageException("registry " + registry + " redirected " + what + " to an invalid address");
             }
             if ("https".equals(current.getScheme()) && !"https".equals(next.getScheme())) {
-                throw new ImageException("registry " + registry + " redirected " + what + " from HTTPS to " + next.getScheme()
-                        + "; refusing the downgrade");
+                throw new ImageException("registry " + registry + " redirected " + what + " from HTTPS to "
+                        + next.getScheme() + "; refusing the downgrade");
             }
             if (!"https".equals(next.getScheme()) && !"http".equals(next.getScheme())) {
                 throw new ImageException("registry " + registry + " redirected " + what + " to a non-HTTP address");
             }
             current = next;
         }
-        throw new ImageException("registry " + registry + " redirected " + what + " more than " + MAX_REDIRECTS + " times");
+        throw new ImageException(
+                "registry " + registry + " redirected " + what + " more than " + MAX_REDIRECTS + " times");
     }
 
     private static boolean sameOrigin(URI a, URI b) {
@@ -436,15 +454,18 @@ public final class RegistryClient implements AutoCloseable {
         try {
             return http.send(request, HttpResponse.BodyHandlers.ofInputStream());
         } catch (HttpConnectTimeoutException e) {
-            throw new ImageException("cannot reach registry " + registry + " (" + request.uri().getHost() + "): no connection"
-                    + " within " + CONNECT_TIMEOUT.toSeconds() + " s; check the address and your network");
+            throw new ImageException(
+                    "cannot reach registry " + registry + " (" + request.uri().getHost() + "): no connection"
+                            + " within " + CONNECT_TIMEOUT.toSeconds() + " s; check the address and your network");
         } catch (HttpTimeoutException e) {
             throw new ImageException("registry " + registry + " did not answer for " + what + " within "
                     + RESPONSE_TIMEOUT.toSeconds() + " s; try again later");
         } catch (ConnectException e) {
-            throw new ImageException("cannot reach registry " + registry + " at " + request.uri().getScheme() + "://"
-                    + request.uri().getAuthority() + " (" + (e.getMessage() == null ? "connection refused" : e.getMessage())
-                    + "): is the address right and the registry running?");
+            throw new ImageException(
+                    "cannot reach registry " + registry + " at " + request.uri().getScheme() + "://"
+                            + request.uri().getAuthority() + " ("
+                            + (e.getMessage() == null ? "connection refused" : e.getMessage())
+                            + "): is the address right and the registry running?");
         } catch (IOException e) {
             if (e instanceof SSLException || e.getCause() instanceof SSLException) {
                 throw new ImageException("TLS with registry " + registry + " failed (" + e.getMessage() + "); if it is"
@@ -495,7 +516,8 @@ public final class RegistryClient implements AutoCloseable {
         if (insecureAll || insecureRegistries.contains(hostPort)) {
             return true;
         }
-        String host = hostPort.startsWith("[") ? hostPort.substring(0, hostPort.indexOf(']') + 1) : hostPort.split(":")[0];
+        String host =
+                hostPort.startsWith("[") ? hostPort.substring(0, hostPort.indexOf(']') + 1) : hostPort.split(":")[0];
         return host.equals("localhost") || host.equals("[::1]") || host.matches("127\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}");
     }
 
@@ -509,8 +531,8 @@ public final class RegistryClient implements AutoCloseable {
     }
 
     private static ImageException unexpected(HttpResponse<?> r, InputStream in, ImageReference ref, String what) {
-        return new ImageException("registry " + ref.registry() + " answered HTTP " + r.statusCode() + " for " + what + " of "
-                + ref.familiar() + " (" + errorText(in) + ")");
+        return new ImageException("registry " + ref.registry() + " answered HTTP " + r.statusCode() + " for " + what
+                + " of " + ref.familiar() + " (" + errorText(in) + ")");
     }
 
     /** The registry's error, {"errors":[{"code","message"}]}, as one short line. */
@@ -521,7 +543,8 @@ public final class RegistryClient implements AutoCloseable {
                 JsonNode json = OciDocuments.JSON.readTree(b);
                 JsonNode first = json.path("errors").path(0);
                 if (first.isObject()) {
-                    return first.path("code").asString("") + ": " + first.path("message").asString("");
+                    return first.path("code").asString("") + ": "
+                            + first.path("message").asString("");
                 }
             } catch (RuntimeException e) {
                 // not JSON: show the text

@@ -60,8 +60,8 @@ public final class RegistryCredentials {
         }
         files.add(home.resolve(".config/containers/auth.json"));
         String docker = env.get("DOCKER_CONFIG");
-        files.add(
-                (docker != null && !docker.isBlank() ? Path.of(docker) : home.resolve(".docker")).resolve("config.json"));
+        files.add((docker != null && !docker.isBlank() ? Path.of(docker) : home.resolve(".docker"))
+                .resolve("config.json"));
         return new RegistryCredentials(files);
     }
 
