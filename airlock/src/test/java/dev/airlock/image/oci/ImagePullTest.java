@@ -282,7 +282,11 @@ class ImagePullTest {
         // (another layer: the registry keeps one copy per digest, and that one is damaged now)
         Files.writeString(Files.createDirectories(work.resolve("small")).resolve("file"), "small\n");
         TestImages.Layout lie = new TestImages.Layout(work.resolve("lie"));
-        lie.image("lie", "amd64", "gzip", List.of(TestImages.tar(work, "small", "small.tar", false)),
+        lie.image(
+                "lie",
+                "amd64",
+                "gzip",
+                List.of(TestImages.tar(work, "small", "small.tar", false)),
                 List.of("sha256:" + "ab".repeat(32)));
         TestImages.push(lie.dir(), "lie", registry.host() + "/test/lie:v1");
         Cli.Result lying = cli.run("image", "pull", registry.host() + "/test/lie:v1");
@@ -446,7 +450,7 @@ class ImagePullTest {
             return List.of();
         }
         try (Stream<Path> s = Files.walk(images)) {
-            return s.filter(p -> !p.startsWith(images.resolve("tmp")))
+            return s.filter(p -> !p.equals(images) && !p.startsWith(images.resolve("tmp")))
                     .filter(p -> !p.getFileName().toString().startsWith("."))
                     .map(p -> images.relativize(p).toString())
                     .sorted()
@@ -480,12 +484,13 @@ class ImagePullTest {
     }
 
     static void withMounted(Path erofs, MountedCheck check) throws Exception {
-        Path mnt = Files.createTempDirectory(work, "mnt");
+        Path mnt = Files.createTempDirectory("airlock-mnt");
         HostCommand.check(List.of("mount", "-t", "erofs", "-o", "loop,ro", erofs.toString(), mnt.toString()));
         try {
             check.check(mnt);
         } finally {
             HostCommand.check(List.of("umount", mnt.toString()));
+            Files.delete(mnt);
         }
     }
 
