@@ -141,7 +141,8 @@ public final class ImageStore {
         List<String> known = new ArrayList<>(ImageSpec.builtinNames());
         list().stream().map(Image::name).filter(n -> !known.contains(n)).forEach(known::add);
         throw new ImageException("unknown image '" + nameOrId + "': known images are " + String.join(", ", known)
-                + "; define your own in airlock.toml [image] and run: airlock image build");
+                + "; pull one (airlock image pull REF), import one (airlock image import PATH), or define your own"
+                + " in airlock.toml [image] and run: airlock image build");
     }
 
     /** The image for a spec, built only when no image of the same recipe exists. */
@@ -202,7 +203,10 @@ public final class ImageStore {
         if (!actual.equals(image.id())) {
             throw new ImageException("image '" + image.name() + "' is corrupt: its content hash is "
                     + actual.substring(0, 12) + ", not its id " + image.shortId()
-                    + "; rebuild it with: airlock image build " + image.name());
+                    + (image.source() != null
+                            ? "; remove it (airlock image rm " + image.name() + ") and "
+                                    + (image.source().kind().equals(ImageSource.PULL) ? "pull" : "import") + " it again"
+                            : "; rebuild it with: airlock image build " + image.name()));
         }
     }
 
@@ -532,22 +536,18 @@ public final class ImageStore {
                     }
                 }
             }
-            // erofs files of removed layered images, unless another recipe has the same bytes
-            Set<String> layeredIds = new HashSet<>();
-            // (ids of every remaining recipe are kept: built images included)
+            // the erofs files every remaining recipe names (built images' included) stay
             if (Files.isDirectory(recipes)) {
                 try (Stream<Path> files = Files.list(recipes)) {
                     for (Path f : files.toList()) {
                         try {
-                            layeredIds.add(
-                                    JSON.readValue(f.toFile(), Recipe.class).id());
+                            keptIds.add(JSON.readValue(f.toFile(), Recipe.class).id());
                         } catch (RuntimeException e) {
                             // unreadable: skipped above as well
                         }
                     }
                 }
             }
-            keptIds.addAll(layeredIds);
             Path blobsDir = root.resolve("blobs");
             if (Files.isDirectory(blobsDir)) {
                 try (Stream<Path> files = Files.list(blobsDir)) {

@@ -441,6 +441,64 @@ class ImagePullTest {
         assertThat(leftovers()).isEmpty();
     }
 
+    @Test
+    @Order(10)
+    void aPullKilledAtAnyStepLeavesAConsistentStoreAndTheNextPullFinishes() throws Exception {
+        TestImages.Layout l = new TestImages.Layout(work.resolve("killed"));
+        List<Path> tars = new java.util.ArrayList<>();
+        for (int i = 0; i < 3; i++) {
+            Path t = Files.createDirectories(work.resolve("kill" + i));
+            byte[] noise = new byte[4 << 20];
+            new Random(i).nextBytes(noise);
+            Files.write(t.resolve("noise"), noise);
+            tars.add(TestImages.tar(work, "kill" + i, "kill" + i + ".tar", false));
+        }
+        l.image("killed", "amd64", "gzip", tars, List.of());
+        String ref = registry.host() + "/test/killed:v1";
+        TestImages.push(l.dir(), "killed", ref);
+        for (String step : List.of("pulling ", ": downloaded ", ": unpacked ", ": packing erofs")) {
+            Process p = cliProcess("image", "pull", ref);
+            try (var err = new java.io.BufferedReader(new java.io.InputStreamReader(p.getErrorStream()))) {
+                for (String line; (line = err.readLine()) != null; ) {
+                    if (line.contains(step)) {
+                        p.destroyForcibly(); // SIGKILL: no cleanup code runs
+                        break;
+                    }
+                }
+            }
+            p.waitFor();
+            Cli.Result ls = cli.run("image", "ls", "--json");
+            assertThat(ls.exit()).as(step + ": " + ls.err()).isZero();
+            for (JsonNode row : JSON.readTree(ls.out())) {
+                Cli.Result inspect = cli.run("image", "inspect", row.path("name").asString());
+                assertThat(inspect.exit()).as(step + ": " + inspect.err()).isZero(); // verifies the erofs hash
+            }
+            cli.run("image", "rm", ref); // in case it got to the end before the kill landed
+        }
+        Cli.Result done = cli.run("image", "pull", ref);
+        assertThat(done.exit()).as(done.err()).isZero();
+        assertThat(cli.run("image", "inspect", ref).exit()).isZero();
+        assertThat(cli.run("image", "prune").exit()).isZero();
+        assertThat(leftovers()).isEmpty();
+    }
+
+    /** The CLI as its own process, for a test that kills it. */
+    private static Process cliProcess(String... args) throws IOException {
+        List<String> argv = new java.util.ArrayList<>(List.of(
+                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--enable-native-access=ALL-UNNAMED",
+                "-Dairlock.home=" + dirs.home(),
+                "-cp",
+                System.getProperty("java.class.path"),
+                "dev.airlock.cli.Main"));
+        argv.addAll(List.of(args));
+        ProcessBuilder pb = new ProcessBuilder(argv).redirectOutput(ProcessBuilder.Redirect.DISCARD);
+        pb.environment().put("AIRLOCK_CACHE_DIR", dirs.cache().toString());
+        pb.environment().put("AIRLOCK_DATA_DIR", dirs.data().toString());
+        pb.environment().put("AIRLOCK_RUNTIME_DIR", dirs.runtime().toString());
+        return pb.start();
+    }
+
     // ---- helpers
 
     /** Everything in the store but its work directory and lock files, sorted. */
