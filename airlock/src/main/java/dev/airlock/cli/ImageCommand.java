@@ -23,6 +23,7 @@ import java.util.List;
 import java.util.concurrent.Callable;
 import org.jspecify.annotations.Nullable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
@@ -93,15 +94,13 @@ final class ImageCommand {
             long sharedBytes,
             long uniqueBytes) {}
 
-    @Command(name = "pull", description = "Pull an image from an OCI/Docker registry into the store.")
-    static final class Pull implements Callable<Integer> {
-        @Parameters(paramLabel = "REF", description = "[REGISTRY[:PORT]/]REPOSITORY[:TAG][@sha256:DIGEST]")
-        String reference = "";
-
+    /** What pull and import share: the name to store under, the platform, progress or not. */
+    static final class Storing {
         @Option(
                 names = {"-t", "--tag"},
                 paramLabel = "NAME",
-                description = "Store the image under this name (default: the reference).")
+                description = "Store the image under this name (default: the reference, or the name the archive"
+                        + " gives it).")
         @Nullable
         String name;
 
@@ -109,23 +108,36 @@ final class ImageCommand {
         String platform = "linux/amd64";
 
         @Option(
+                names = {"-q", "--quiet"},
+                description = "No progress lines.")
+        boolean quiet;
+
+        Progress progress() {
+            return quiet ? Progress.SILENT : Progress.STDERR;
+        }
+    }
+
+    @Command(name = "pull", description = "Pull an image from an OCI/Docker registry into the store.")
+    static final class Pull implements Callable<Integer> {
+        @Parameters(paramLabel = "REF", description = "[REGISTRY[:PORT]/]REPOSITORY[:TAG][@sha256:DIGEST]")
+        String reference = "";
+
+        @Mixin
+        Storing storing = new Storing();
+
+        @Option(
                 names = "--insecure",
                 description = "Allow plain HTTP (and so no TLS) to this registry; loopback registries always are,"
                         + " others can be listed in AIRLOCK_INSECURE_REGISTRIES.")
         boolean insecure;
-
-        @Option(
-                names = {"-q", "--quiet"},
-                description = "No progress lines.")
-        boolean quiet;
 
         @Override
         public Integer call() {
             ImageReference ref = ImageReference.parse(reference);
             try (RegistryClient client = new RegistryClient(
                     RegistryCredentials.fromEnvironment(), insecure, RegistryClient.insecureFromEnvironment())) {
-                Image image = new ImagePull(store(), client, quiet ? Progress.SILENT : Progress.STDERR)
-                        .pull(ref, Platform.parse(platform), name);
+                Image image = new ImagePull(store(), client, storing.progress())
+                        .pull(ref, Platform.parse(storing.platform), storing.name);
                 System.out.println(image.name() + " " + image.id());
             }
             return 0;
@@ -141,25 +153,13 @@ final class ImageCommand {
                 description = "The layout or archive; :TAG picks an image when it holds several.")
         String path = "";
 
-        @Option(
-                names = {"-t", "--tag"},
-                paramLabel = "NAME",
-                description = "Store the image under this name (default: the name the archive gives it).")
-        @Nullable
-        String name;
-
-        @Option(names = "--platform", paramLabel = "OS/ARCH[/VARIANT]", description = "Default: linux/amd64.")
-        String platform = "linux/amd64";
-
-        @Option(
-                names = {"-q", "--quiet"},
-                description = "No progress lines.")
-        boolean quiet;
+        @Mixin
+        Storing storing = new Storing();
 
         @Override
         public Integer call() {
-            Image image = new ImageImport(store(), quiet ? Progress.SILENT : Progress.STDERR)
-                    .importFrom(path, name, Platform.parse(platform));
+            Image image = new ImageImport(store(), storing.progress())
+                    .importFrom(path, storing.name, Platform.parse(storing.platform));
             System.out.println(image.name() + " " + image.id());
             return 0;
         }

@@ -35,6 +35,11 @@ public final class Hashing {
         return HexFormat.of().formatHex(md.digest());
     }
 
+    /** A fresh SHA-256 digest, for hashing a stream as it passes. */
+    public static MessageDigest newDigest() {
+        return digest();
+    }
+
     private static MessageDigest digest() {
         try {
             return MessageDigest.getInstance("SHA-256");

@@ -1,6 +1,7 @@
 package dev.airlock.image;
 
 import com.github.luben.zstd.ZstdInputStreamNoFinalizer;
+import dev.airlock.host.Hashing;
 import dev.airlock.host.HostCommand;
 import dev.airlock.host.HostFiles;
 import dev.airlock.host.Progress;
@@ -16,7 +17,6 @@ import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.security.DigestInputStream;
 import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -118,9 +118,12 @@ public final class LayeredImages {
     private void unpack(LayerUnpacker unpacker, LocalLayer l, int index, int count) throws IOException {
         String label = (index) + "/" + count + " " + Digests.shortForm(l.layer().digest());
         long t0 = System.nanoTime();
-        MessageDigest sha = sha256();
+        MessageDigest sha = Hashing.newDigest();
         LayerUnpacker.Stats stats;
-        try (InputStream raw = Files.newInputStream(l.file());
+        // A download another pull (of an image sharing the layer) committed meanwhile is in the content store now.
+        Path file =
+                Files.exists(l.file()) ? l.file() : store.contentFile(l.layer().digest());
+        try (InputStream raw = Files.newInputStream(file);
                 InputStream tar = decompressed(new BufferedInputStream(raw, 1 << 16));
                 DigestInputStream in = new HashingInput(tar, sha)) {
             stats = unpacker.apply(in, label);
@@ -187,15 +190,8 @@ public final class LayeredImages {
         return in;
     }
 
-    static String mib(long bytes) {
+    /** Sizes in progress lines: {@code 12.3 MiB}. */
+    public static String mib(long bytes) {
         return String.format("%.1f MiB", bytes / 1048576.0);
-    }
-
-    private static MessageDigest sha256() {
-        try {
-            return MessageDigest.getInstance("SHA-256");
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
-        }
     }
 }

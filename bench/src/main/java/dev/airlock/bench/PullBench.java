@@ -54,8 +54,8 @@ public final class PullBench {
         Path image = buildImage(work);
         try (Registry registry = Registry.start(work)) {
             String ref = registry.host() + "/bench/debian:v1";
-            HostCommand.check(List.of("skopeo", "copy", "--quiet", "--dest-tls-verify=false", "oci:" + image + ":v1",
-                    "docker://" + ref));
+            HostCommand.check(List.of(
+                    "skopeo", "copy", "--quiet", "--dest-tls-verify=false", "oci:" + image + ":v1", "docker://" + ref));
             List<Double> airlockTotal = new ArrayList<>();
             List<Double> airlockDownload = new ArrayList<>();
             List<Double> airlockUnpack = new ArrayList<>();
@@ -97,9 +97,17 @@ public final class PullBench {
             report.add("baseline.total", "skopeo copy + umoci unpack", "s", baselineTotal, null);
             report.add("baseline.skopeo", "  skopeo copy (download + verify)", "s", skopeo, null);
             report.add("baseline.umoci", "  umoci unpack (extract)", "s", umoci, null);
-            report.add("airlock.total", "airlock image pull (CLI, JVM start included)", "s", airlockTotal,
+            report.add(
+                    "airlock.total",
+                    "airlock image pull (CLI, JVM start included)",
+                    "s",
+                    airlockTotal,
                     "baseline.total");
-            report.add("airlock.download", "  download + verify (to last layer done)", "s", airlockDownload,
+            report.add(
+                    "airlock.download",
+                    "  download + verify (to last layer done)",
+                    "s",
+                    airlockDownload,
                     "baseline.skopeo");
             report.add("airlock.unpack", "  unpack + diff_id check", "s", airlockUnpack, "baseline.umoci");
             report.add("airlock.erofs", "  mkfs.erofs + commit", "s", airlockErofs, null);
@@ -160,7 +168,9 @@ public final class PullBench {
         }
         long end = System.nanoTime();
         HostFiles.deleteTree(cache);
-        return new double[] {secs(end - start), secs(downloaded - start), secs(packing - downloaded), secs(end - packing)};
+        return new double[] {
+            secs(end - start), secs(downloaded - start), secs(packing - downloaded), secs(end - packing)
+        };
     }
 
     /** skopeo copy seconds, umoci unpack seconds, into fresh directories. */
@@ -170,8 +180,8 @@ public final class PullBench {
         HostFiles.deleteTree(layout);
         HostFiles.deleteTree(bundle);
         long t0 = System.nanoTime();
-        HostCommand.check(List.of("skopeo", "copy", "--quiet", "--src-tls-verify=false", "docker://" + ref,
-                "oci:" + layout + ":v1"));
+        HostCommand.check(List.of(
+                "skopeo", "copy", "--quiet", "--src-tls-verify=false", "docker://" + ref, "oci:" + layout + ":v1"));
         long t1 = System.nanoTime();
         HostCommand.check(List.of("umoci", "unpack", "--image", layout + ":v1", bundle.toString()));
         long t2 = System.nanoTime();
@@ -193,8 +203,13 @@ public final class PullBench {
             List<String> tar = List.of("tar", "--format=pax", "--xattrs", "--numeric-owner", "-C", mnt.toString());
             HostCommand.check(concat(tar, "-cf", work.resolve("l1.tar").toString(), "./usr/lib"));
             HostCommand.check(concat(tar, "-cf", work.resolve("l2.tar").toString(), "./usr/share"));
-            HostCommand.check(concat(tar, "--exclude=./usr/lib", "--exclude=./usr/share", "-cf",
-                    work.resolve("l3.tar").toString(), "."));
+            HostCommand.check(concat(
+                    tar,
+                    "--exclude=./usr/lib",
+                    "--exclude=./usr/share",
+                    "-cf",
+                    work.resolve("l3.tar").toString(),
+                    "."));
         } finally {
             HostCommand.check(List.of("umount", mnt.toString()));
         }
@@ -202,13 +217,25 @@ public final class PullBench {
         Files.writeString(l4.resolve("bench-layer"), "the fourth layer\n");
         Files.createDirectories(work.resolve("l4/usr/share/doc"));
         Files.createFile(work.resolve("l4/usr/share/doc/.wh.bash"));
-        HostCommand.check(List.of("tar", "--format=pax", "--numeric-owner", "-C", work.resolve("l4").toString(), "-cf",
-                work.resolve("l4.tar").toString(), "."));
+        HostCommand.check(List.of(
+                "tar",
+                "--format=pax",
+                "--numeric-owner",
+                "-C",
+                work.resolve("l4").toString(),
+                "-cf",
+                work.resolve("l4.tar").toString(),
+                "."));
         Path layout = work.resolve("layout");
         HostCommand.check(List.of("umoci", "init", "--layout", layout.toString()));
         HostCommand.check(List.of("umoci", "new", "--image", layout + ":v1"));
         for (int i = 1; i <= 4; i++) {
-            HostCommand.check(List.of("umoci", "raw", "add-layer", "--image", layout + ":v1",
+            HostCommand.check(List.of(
+                    "umoci",
+                    "raw",
+                    "add-layer",
+                    "--image",
+                    layout + ":v1",
                     work.resolve("l" + i + ".tar").toString()));
         }
         HostCommand.check(List.of("umoci", "config", "--image", layout + ":v1", "--config.cmd", "/bin/bash"));
@@ -245,14 +272,17 @@ public final class PullBench {
                 port = s.getLocalPort();
             }
             Path config = work.resolve("registry.yml");
-            Files.writeString(config, "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: "
-                    + work.resolve("registry") + "\nhttp:\n  addr: 127.0.0.1:" + port + "\n");
+            Files.writeString(
+                    config,
+                    "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: "
+                            + work.resolve("registry") + "\nhttp:\n  addr: 127.0.0.1:" + port + "\n");
             Process p = new ProcessBuilder("docker-registry", "serve", config.toString())
                     .redirectErrorStream(true)
                     .start();
             CompletableFuture<Boolean> up = new CompletableFuture<>();
             Thread.ofPlatform().daemon().start(() -> {
-                try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
+                try (BufferedReader r =
+                        new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
                     for (String line; (line = r.readLine()) != null; ) {
                         if (line.contains("listening on 127.0.0.1:" + port)) {
                             up.complete(true);
@@ -279,5 +309,4 @@ public final class PullBench {
             process.destroy();
         }
     }
-
 }

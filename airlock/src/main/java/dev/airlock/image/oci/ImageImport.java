@@ -1,5 +1,6 @@
 package dev.airlock.image.oci;
 
+import dev.airlock.host.Hashing;
 import dev.airlock.host.Progress;
 import dev.airlock.image.Image;
 import dev.airlock.image.ImageException;
@@ -13,7 +14,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
@@ -140,7 +140,7 @@ public final class ImageImport {
                 name,
                 defaultName(path, refName, tag),
                 platform,
-                "sha256:" + sha256Hex(body),
+                "sha256:" + Hashing.sha256(body),
                 body,
                 m.config().digest(),
                 configBytes,
@@ -180,7 +180,7 @@ public final class ImageImport {
             throw new ImageException(what + " names a config '" + configName + "' the archive does not have");
         }
         byte[] configBytes = a.read(configName, OciDocuments.MAX_CONFIG_BYTES);
-        String configDigest = "sha256:" + sha256Hex(configBytes);
+        String configDigest = "sha256:" + Hashing.sha256(configBytes);
         List<Blob> layers = new ArrayList<>();
         for (JsonNode l : chosen.path("Layers")) {
             String layerName = l.asString("");
@@ -267,7 +267,7 @@ public final class ImageImport {
                 long size;
                 try (InputStream in = a.open(b.member());
                         OutputStream out = Files.newOutputStream(copy)) {
-                    MessageDigest sha = sha256();
+                    MessageDigest sha = Hashing.newDigest();
                     byte[] buf = new byte[1 << 16];
                     size = 0;
                     for (int n; (n = in.read(buf)) > 0; ) {
@@ -297,13 +297,13 @@ public final class ImageImport {
                     locals.add(new LayeredImages.LocalLayer(l, previous != null ? previous : copy));
                 }
                 progress.step("layer " + i + "/" + blobs.size() + " " + Digests.shortForm(digest) + ": read "
-                        + RegistryClient.mib(size));
+                        + LayeredImages.mib(size));
             }
             byte[] manifest = manifestBytes;
             String mDigest = manifestDigest;
             if (manifest == null || mDigest == null) {
                 manifest = synthesizedManifest(configDigest, configBytes.length, layers);
-                mDigest = "sha256:" + sha256Hex(manifest);
+                mDigest = "sha256:" + Hashing.sha256(manifest);
             }
             ImageSource source = new ImageSource(
                     ImageSource.IMPORT,
@@ -364,7 +364,7 @@ public final class ImageImport {
             throw new ImageException(path + " lacks the blob " + Digests.shortForm(d.digest()) + " its index names");
         }
         byte[] body = a.read(member, max);
-        String digest = "sha256:" + sha256Hex(body);
+        String digest = "sha256:" + Hashing.sha256(body);
         if (!digest.equals(d.digest())) {
             throw new ImageException("blob " + Digests.shortForm(d.digest()) + " in " + path
                     + " is corrupt: its content hashes to " + Digests.shortForm(digest) + "; nothing was stored");
@@ -403,18 +403,6 @@ public final class ImageImport {
             return OciDocuments.JSON.readTree(b);
         } catch (RuntimeException e) {
             throw new ImageException(what + " is not valid JSON");
-        }
-    }
-
-    private static String sha256Hex(byte[] b) {
-        return HexFormat.of().formatHex(sha256().digest(b));
-    }
-
-    private static MessageDigest sha256() {
-        try {
-            return MessageDigest.getInstance("SHA-256");
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
         }
     }
 }

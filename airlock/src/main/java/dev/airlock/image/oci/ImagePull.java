@@ -165,14 +165,14 @@ public final class ImagePull {
         String hex = Digests.hex(d.digest());
         try (HostFiles.Lock ignored = HostFiles.lock(dir.resolve(hex + ".lock"))) {
             if (Files.isRegularFile(done) && Files.size(done) == d.size()) {
-                progress.step(label + ": downloaded earlier, " + RegistryClient.mib(d.size()));
+                progress.step(label + ": downloaded earlier, " + LayeredImages.mib(d.size()));
                 return;
             }
             Path partial = dir.resolve(hex + ".partial");
             long resumeAt = Files.isRegularFile(partial) ? Files.size(partial) : 0;
             if (resumeAt > 0 && resumeAt < d.size()) {
-                progress.step(label + ": resuming at " + RegistryClient.mib(resumeAt) + " of "
-                        + RegistryClient.mib(d.size()));
+                progress.step(
+                        label + ": resuming at " + LayeredImages.mib(resumeAt) + " of " + LayeredImages.mib(d.size()));
             }
             long start = System.nanoTime();
             long[] lastReport = {start};
@@ -180,12 +180,12 @@ public final class ImagePull {
                 long now = System.nanoTime();
                 if (now - lastReport[0] >= PROGRESS_EVERY_NANOS && have < d.size()) {
                     lastReport[0] = now;
-                    progress.step(label + ": " + RegistryClient.mib(have) + " of " + RegistryClient.mib(d.size()));
+                    progress.step(label + ": " + LayeredImages.mib(have) + " of " + LayeredImages.mib(d.size()));
                 }
             });
             Files.move(partial, done, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
             double secs = Math.max(1e-3, (System.nanoTime() - start) / 1e9);
-            progress.step(label + ": downloaded " + RegistryClient.mib(d.size() - resumeAt) + " in "
+            progress.step(label + ": downloaded " + LayeredImages.mib(d.size() - resumeAt) + " in "
                     + String.format("%.1f s", secs));
         } catch (IOException e) {
             throw new UncheckedIOException("cannot store the download of " + label, e);

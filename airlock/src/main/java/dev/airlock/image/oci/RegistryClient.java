@@ -1,6 +1,8 @@
 package dev.airlock.image.oci;
 
+import dev.airlock.host.Hashing;
 import dev.airlock.image.ImageException;
+import dev.airlock.image.LayeredImages;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -19,7 +21,6 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.security.KeyStore;
 import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.security.cert.CertificateFactory;
 import java.security.cert.X509Certificate;
 import java.time.Duration;
@@ -125,7 +126,7 @@ public final class RegistryClient implements AutoCloseable {
                 throw new ImageException(
                         what + " is larger than " + (OciDocuments.MAX_MANIFEST_BYTES >> 20) + " MiB; refusing it");
             }
-            String digest = "sha256:" + sha256Hex(body);
+            String digest = "sha256:" + Hashing.sha256(body);
             if (reference.startsWith("sha256:") && !digest.equals(reference)) {
                 throw new ImageException(what + " does not match its digest: the registry sent content hashing to "
                         + Digests.shortForm(digest) + "; nothing was stored");
@@ -162,7 +163,7 @@ public final class RegistryClient implements AutoCloseable {
     }
 
     private static void verify(byte[] body, Descriptor d, ImageReference ref) {
-        String digest = "sha256:" + sha256Hex(body);
+        String digest = "sha256:" + Hashing.sha256(body);
         if (body.length != d.size() || !digest.equals(d.digest())) {
             throw new ImageException("blob " + Digests.shortForm(d.digest()) + " of " + ref.familiar()
                     + " is corrupt: the registry sent " + body.length + " bytes hashing to " + Digests.shortForm(digest)
@@ -177,7 +178,7 @@ public final class RegistryClient implements AutoCloseable {
      * {@code progress} receives the bytes held so far.
      */
     public void download(ImageReference ref, Descriptor d, Path partial, LongConsumer progress) {
-        MessageDigest sha = sha256();
+        MessageDigest sha = Hashing.newDigest();
         long have = 0;
         try {
             if (Files.isRegularFile(partial)) {
@@ -222,7 +223,8 @@ public final class RegistryClient implements AutoCloseable {
                 have = copy(body, partial, append, have, d, sha, progress);
             } catch (IOException e) {
                 throw new ImageException("downloading " + what + " from " + ref.registry() + " was interrupted after "
-                        + mib(sizeOrZero(partial)) + " of " + mib(d.size()) + " (" + e.getMessage()
+                        + LayeredImages.mib(sizeOrZero(partial)) + " of " + LayeredImages.mib(d.size()) + " ("
+                        + e.getMessage()
                         + "); pull again to resume it");
             }
         }
@@ -313,7 +315,12 @@ public final class RegistryClient implements AutoCloseable {
         authorization.put(key, header);
         r = exchange(uri, accept, range, header, registry, what);
         if (r.statusCode() == 401 || r.statusCode() == 403) {
-            String text = errorText(r.body());
+            String text;
+            try (InputStream in = r.body()) {
+                text = errorText(in);
+            } catch (IOException e) {
+                text = "no details";
+            }
             Optional<RegistryCredentials.Credential> c = credentials.find(registry, ref.repository());
             throw new ImageException("registry " + registry + " refused access to " + ref.familiar() + " (" + text + ")"
                     + (c.isPresent()
@@ -592,28 +599,12 @@ public final class RegistryClient implements AutoCloseable {
         }
     }
 
-    static String sha256Hex(byte[] b) {
-        return HexFormat.of().formatHex(sha256().digest(b));
-    }
-
-    private static MessageDigest sha256() {
-        try {
-            return MessageDigest.getInstance("SHA-256");
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
-        }
-    }
-
     private static long sizeOrZero(Path p) {
         try {
             return Files.size(p);
         } catch (IOException e) {
             return 0;
         }
-    }
-
-    static String mib(long bytes) {
-        return String.format("%.1f MiB", bytes / 1048576.0);
     }
 
     @Override

@@ -11,7 +11,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
-import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -35,12 +34,7 @@ class ImageImportTest {
         work = Files.createTempDirectory("airlock-import-test");
         layout = TestImages.buildLayout(work, "v1");
         TestImages.run("umoci", "tag", "--image", layout + ":v1", "second");
-        AirlockDirs shared = AirlockDirs.fromEnvironment();
-        dirs = new AirlockDirs(
-                shared.home(),
-                work.resolve("cache"),
-                work.resolve("data"),
-                Files.createTempDirectory(Path.of("/tmp"), "alr"));
+        dirs = TestImages.privateStore(work);
         cli = new Cli(dirs);
     }
 
@@ -168,18 +162,8 @@ class ImageImportTest {
         assertThat(storeFiles()).isEqualTo(before);
     }
 
-    private static List<String> storeFiles() throws Exception {
-        Path images = dirs.images();
-        if (!Files.isDirectory(images)) {
-            return List.of();
-        }
-        try (Stream<Path> s = Files.walk(images)) {
-            return s.filter(p -> !p.equals(images) && !p.startsWith(images.resolve("tmp")))
-                    .filter(p -> !p.getFileName().toString().startsWith("."))
-                    .map(p -> images.relativize(p).toString())
-                    .sorted()
-                    .toList();
-        }
+    private static List<String> storeFiles() {
+        return TestImages.storeFiles(dirs);
     }
 
     private static List<String> concat(List<String> head, String... tail) {

@@ -62,12 +62,7 @@ class ImagePullTest {
                 layout + ":v2",
                 TestImages.tar(work, "l4", "l4.tar", false).toString());
         TestImages.push(layout, "v2", registry.host() + "/test/img:v2");
-        AirlockDirs shared = AirlockDirs.fromEnvironment();
-        dirs = new AirlockDirs(
-                shared.home(),
-                work.resolve("cache"),
-                work.resolve("data"),
-                Files.createTempDirectory(Path.of("/tmp"), "alr"));
+        dirs = TestImages.privateStore(work);
         cli = new Cli(dirs);
     }
 
@@ -470,7 +465,8 @@ class ImagePullTest {
             Cli.Result ls = cli.run("image", "ls", "--json");
             assertThat(ls.exit()).as(step + ": " + ls.err()).isZero();
             for (JsonNode row : JSON.readTree(ls.out())) {
-                Cli.Result inspect = cli.run("image", "inspect", row.path("name").asString());
+                Cli.Result inspect =
+                        cli.run("image", "inspect", row.path("name").asString());
                 assertThat(inspect.exit()).as(step + ": " + inspect.err()).isZero(); // verifies the erofs hash
             }
             cli.run("image", "rm", ref); // in case it got to the end before the kill landed
@@ -501,21 +497,8 @@ class ImagePullTest {
 
     // ---- helpers
 
-    /** Everything in the store but its work directory and lock files, sorted. */
     private static List<String> storeFiles() {
-        Path images = dirs.images();
-        if (!Files.isDirectory(images)) {
-            return List.of();
-        }
-        try (Stream<Path> s = Files.walk(images)) {
-            return s.filter(p -> !p.equals(images) && !p.startsWith(images.resolve("tmp")))
-                    .filter(p -> !p.getFileName().toString().startsWith("."))
-                    .map(p -> images.relativize(p).toString())
-                    .sorted()
-                    .toList();
-        } catch (IOException e) {
-            throw new java.io.UncheckedIOException(e);
-        }
+        return TestImages.storeFiles(dirs);
     }
 
     /** What the store's work directory holds (downloads kept for resuming, lock files aside). */

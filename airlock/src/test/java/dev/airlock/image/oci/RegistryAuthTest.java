@@ -104,12 +104,7 @@ class RegistryAuthTest {
         basic = TestRegistry.start(
                 work, storage, "auth:\n  htpasswd:\n    realm: airlock-test\n    path: " + htpasswd + "\n");
 
-        AirlockDirs shared = AirlockDirs.fromEnvironment();
-        dirs = new AirlockDirs(
-                shared.home(),
-                work.resolve("cache"),
-                work.resolve("data"),
-                Files.createTempDirectory(Path.of("/tmp"), "alr"));
+        dirs = TestImages.privateStore(work);
         cli = new Cli(dirs);
     }
 

@@ -1,5 +1,6 @@
 package dev.airlock.image.oci;
 
+import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.HostCommand;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -278,9 +279,27 @@ final class TestImages {
         }
     }
 
-    static void writeUnchecked(Path p, String s) {
-        try {
-            Files.writeString(p, s);
+    /** The shared source tree with a private cache (an image store of the test's own) and data. */
+    static AirlockDirs privateStore(Path work) throws IOException {
+        return new AirlockDirs(
+                AirlockDirs.fromEnvironment().home(),
+                work.resolve("cache"),
+                work.resolve("data"),
+                Files.createTempDirectory(Path.of("/tmp"), "alr"));
+    }
+
+    /** Everything in the store but its work directory and lock files, sorted. */
+    static List<String> storeFiles(AirlockDirs dirs) {
+        Path images = dirs.images();
+        if (!Files.isDirectory(images)) {
+            return List.of();
+        }
+        try (java.util.stream.Stream<Path> s = Files.walk(images)) {
+            return s.filter(p -> !p.equals(images) && !p.startsWith(images.resolve("tmp")))
+                    .filter(p -> !p.getFileName().toString().startsWith("."))
+                    .map(p -> images.relativize(p).toString())
+                    .sorted()
+                    .toList();
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
