@@ -97,6 +97,8 @@ public final class LayeredImages {
             if (!mk.ok()) {
                 throw new ImageException("mkfs.erofs failed for image '" + name + "':\n" + mk.output());
             }
+            // Gone before the commit: the commit's fsync would otherwise write the tree's dirty pages too.
+            HostFiles.deleteTree(tree);
             Map<String, Path> blobs = new LinkedHashMap<>(newBlobs);
             for (Map.Entry<String, byte[]> d : documents.entrySet()) {
                 Path f = work.resolve("doc-" + Digests.hex(d.getKey()));

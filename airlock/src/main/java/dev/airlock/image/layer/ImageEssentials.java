@@ -30,7 +30,12 @@ public final class ImageEssentials {
         tree.makeDirectory("tmp", 01777, 0, 0);
         boolean hasSh = tree.isExecutable("bin/sh");
         String shell = tree.isExecutable("bin/bash") ? "/bin/bash" : "/bin/sh";
-        addUser(tree, shell, notes);
+        try {
+            addUser(tree, shell, notes);
+        } catch (IOException e) {
+            // e.g. /etc/passwd is a symlink: the image keeps its own, -u airlock will not resolve
+            notes.add("no airlock user added: " + e.getMessage());
+        }
         if (!hasSh) {
             notes.add("the image has no /bin/sh: commands run only as exec'd programs; airlock shell, sh -c,"
                     + " airlock cp of directories and microVM templates need a shell in the image");

@@ -244,7 +244,8 @@ public final class LayerUnpacker implements AutoCloseable {
                 droppedXattrs++;
                 continue;
             }
-            String target = name.equals(".") ? "/proc/self/fd/" + pfd : "/proc/self/fd/" + pfd + "/" + name;
+            // through the descriptor's /proc link, then the entry's own name, which lsetxattr does not follow
+            String target = "/proc/self/fd/" + pfd + "/" + name;
             try {
                 sys.lsetxattr(target, x.getKey(), x.getValue());
             } catch (ErrnoException err) {
