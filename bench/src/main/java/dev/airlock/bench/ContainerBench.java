@@ -1,12 +1,12 @@
 package dev.airlock.bench;
 
-import dev.airlock.container.Container;
 import dev.airlock.container.ContainerBackend;
 import dev.airlock.container.ContainerException;
 import dev.airlock.container.ContainerSpec;
 import dev.airlock.container.ImageMounts;
 import dev.airlock.container.OciConfig;
 import dev.airlock.container.OciRuntime;
+import dev.airlock.container.Container;
 import dev.airlock.guest.ExecSpec;
 import dev.airlock.guest.ExitStatus;
 import dev.airlock.guest.GuestChannel;
