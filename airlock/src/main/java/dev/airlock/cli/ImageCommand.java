@@ -7,7 +7,14 @@ import dev.airlock.image.ImageException;
 import dev.airlock.image.ImageSpec;
 import dev.airlock.image.ImageStore;
 import dev.airlock.image.ProjectImage;
+import dev.airlock.image.oci.ImageImport;
+import dev.airlock.image.oci.ImagePull;
+import dev.airlock.image.oci.ImageReference;
+import dev.airlock.image.oci.Platform;
+import dev.airlock.image.oci.RegistryClient;
+import dev.airlock.image.oci.RegistryCredentials;
 import dev.airlock.service.RemovedImage;
+import dev.airlock.service.SandboxInfo;
 import dev.airlock.service.SandboxService;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -17,17 +24,21 @@ import java.util.List;
 import java.util.concurrent.Callable;
 import org.jspecify.annotations.Nullable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 @Command(
         name = "image",
-        description = "Manage root filesystem images.",
+        description = "Manage root filesystem images: build, pull from registries, import archives.",
         subcommands = {
             ImageCommand.Ls.class,
             ImageCommand.Build.class,
+            ImageCommand.Pull.class,
+            ImageCommand.Import.class,
             ImageCommand.Inspect.class,
-            ImageCommand.Rm.class
+            ImageCommand.Rm.class,
+            ImageCommand.Prune.class
         })
 final class ImageCommand {
 
@@ -42,17 +53,132 @@ final class ImageCommand {
 
         @Override
         public Integer call() {
-            List<Image> images = store().list();
+            List<ImageStore.Usage> usage = store().usage();
             if (json) {
-                Output.json(images);
+                Output.json(usage.stream()
+                        .map(u -> new Listed(
+                                u.image().name(),
+                                u.image().id(),
+                                u.image().source() != null ? u.image().source().kind() : "build",
+                                u.image().created(),
+                                u.image().sizeBytes(),
+                                u.layerBytes(),
+                                u.sharedBytes(),
+                                u.uniqueBytes()))
+                        .toList());
                 return 0;
             }
             Output.table(
                     System.out,
-                    List.of("NAME", "ID", "SIZE", "CREATED"),
-                    images.stream()
-                            .map(i -> List.of(i.name(), i.shortId(), (i.sizeBytes() >> 20) + " MiB", ago(i.created())))
+                    List.of("NAME", "ID", "SIZE", "SHARED", "UNIQUE", "CREATED"),
+                    usage.stream()
+                            .map(u -> List.of(
+                                    u.image().name(),
+                                    u.image().shortId(),
+                                    size(u.totalBytes()),
+                                    size(u.sharedBytes()),
+                                    size(u.uniqueBytes()),
+                                    ago(u.image().created())))
                             .toList());
+            return 0;
+        }
+    }
+
+    /** One row of {@code image ls --json}: sizes in bytes; SIZE counts the erofs image and the layers kept. */
+    record Listed(
+            String name,
+            String id,
+            String origin,
+            Instant created,
+            long imageBytes,
+            long layerBytes,
+            long sharedBytes,
+            long uniqueBytes) {}
+
+    /** What pull and import share: the name to store under, the platform, progress or not. */
+    static final class Storing {
+        @Option(
+                names = {"-t", "--tag"},
+                paramLabel = "NAME",
+                description = "Store the image under this name (default: the reference, or the name the archive"
+                        + " gives it).")
+        @Nullable
+        String name;
+
+        @Option(names = "--platform", paramLabel = "OS/ARCH[/VARIANT]", description = "Default: linux/amd64.")
+        String platform = "linux/amd64";
+
+        @Option(
+                names = {"-q", "--quiet"},
+                description = "No progress lines.")
+        boolean quiet;
+
+        Progress progress() {
+            return quiet ? Progress.SILENT : Progress.STDERR;
+        }
+    }
+
+    @Command(name = "pull", description = "Pull an image from an OCI/Docker registry into the store.")
+    static final class Pull implements Callable<Integer> {
+        @Parameters(paramLabel = "REF", description = "[REGISTRY[:PORT]/]REPOSITORY[:TAG][@sha256:DIGEST]")
+        String reference = "";
+
+        @Mixin
+        Storing storing = new Storing();
+
+        @Option(
+                names = "--insecure",
+                description = "Allow plain HTTP (and so no TLS) to this registry; loopback registries always are,"
+                        + " others can be listed in AIRLOCK_INSECURE_REGISTRIES.")
+        boolean insecure;
+
+        @Override
+        public Integer call() {
+            ImageReference ref = ImageReference.parse(reference);
+            try (RegistryClient client = new RegistryClient(
+                    RegistryCredentials.fromEnvironment(), insecure, RegistryClient.insecureFromEnvironment())) {
+                Image image = new ImagePull(store(), client, storing.progress())
+                        .pull(ref, Platform.parse(storing.platform), storing.name);
+                System.out.println(image.name() + " " + image.id());
+            }
+            return 0;
+        }
+    }
+
+    @Command(
+            name = "import",
+            description = "Import an OCI image layout (directory or tar) or a docker/podman save archive.")
+    static final class Import implements Callable<Integer> {
+        @Parameters(
+                paramLabel = "PATH[:TAG]",
+                description = "The layout or archive; :TAG picks an image when it holds several.")
+        String path = "";
+
+        @Mixin
+        Storing storing = new Storing();
+
+        @Override
+        public Integer call() {
+            Image image = new ImageImport(store(), storing.progress())
+                    .importFrom(path, storing.name, Platform.parse(storing.platform));
+            System.out.println(image.name() + " " + image.id());
+            return 0;
+        }
+    }
+
+    @Command(
+            name = "prune",
+            description = "Remove layers and images nothing uses, and the work left by stopped pulls and imports.")
+    static final class Prune implements Callable<Integer> {
+        @Override
+        public Integer call() {
+            // The daemon knows which images its sandboxes use.
+            java.util.Set<String> used = SandboxCommands.client().list().stream()
+                    .map(SandboxInfo::imageId)
+                    .collect(java.util.stream.Collectors.toSet());
+            ImageStore.PruneReport r = store().prune(used::contains);
+            System.out.println("removed " + r.images() + " unnamed images, " + r.blobs() + " layers and documents, "
+                    + r.partials() + " unfinished pulls/imports: " + size(r.bytes()) + " freed");
             return 0;
         }
     }
@@ -139,6 +265,13 @@ final class ImageCommand {
             }
             return 0;
         }
+    }
+
+    static String size(long bytes) {
+        if (bytes < 1 << 20) {
+            return (bytes >> 10) + " KiB";
+        }
+        return String.format("%.1f MiB", bytes / 1048576.0);
     }
 
     static String ago(Instant t) {

@@ -53,17 +53,28 @@ public final class LinuxSyscalls implements AutoCloseable {
     public static final int EINTR = 4;
     public static final int EAGAIN = 11;
 
-    // The *at calls that let an unpacker walk a tree it does not trust (dev.airlock.archive).
-    public static final int AT_FDCWD = -100;
-    public static final int AT_REMOVEDIR = 0x200;
-    public static final int O_EXCL = 0x80;
+    // Building a directory tree beneath a root (image layers): the *at calls and their flags.
     // O_DIRECTORY and O_NOFOLLOW are the two open flags whose values differ between architectures.
     private static final boolean AARCH64 = "aarch64".equals(System.getProperty("os.arch"));
     public static final int O_DIRECTORY = AARCH64 ? 0x4000 : 0x10000;
     public static final int O_NOFOLLOW = AARCH64 ? 0x8000 : 0x20000;
+    public static final int O_EXCL = 0x80;
+    public static final int O_PATH = 0x200000;
+    public static final int O_APPEND = 0x400;
+    public static final int AT_FDCWD = -100;
+    public static final int AT_SYMLINK_NOFOLLOW = 0x100;
+    public static final int AT_REMOVEDIR = 0x200;
+    public static final long RESOLVE_NO_MAGICLINKS = 0x02;
+    public static final long RESOLVE_BENEATH = 0x08;
+    public static final long SYS_OPENAT2 = 437;
+    public static final int S_IFMT = 0170000;
+    public static final int S_IFDIR = 0040000;
+    public static final int S_IFREG = 0100000;
+    public static final int S_IFLNK = 0120000;
     public static final int ENOENT = 2;
     public static final int EEXIST = 17;
     public static final int ENOTDIR = 20;
+    public static final int EXDEV = 18;
     public static final int EISDIR = 21;
     public static final int ELOOP = 40;
 
@@ -124,7 +135,12 @@ public final class LinuxSyscalls implements AutoCloseable {
     private static final MethodHandle POLL =
             downcall("poll", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT), CAPTURE_ERRNO);
     private static final MethodHandle STRERROR = downcall("strerror", FunctionDescriptor.of(ADDRESS, JAVA_INT));
-    // int openat(int dirfd, const char *path, int flags, ...): the mode is variadic.
+    // long syscall(long number, ...) with four arguments: openat2 has no glibc 2.36 wrapper.
+    private static final MethodHandle SYSCALL4 = downcall(
+            "syscall",
+            FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG),
+            CAPTURE_ERRNO,
+            Linker.Option.firstVariadicArg(1));
     private static final MethodHandle OPENAT = downcall(
             "openat",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT),
@@ -132,15 +148,28 @@ public final class LinuxSyscalls implements AutoCloseable {
             Linker.Option.firstVariadicArg(3));
     private static final MethodHandle MKDIRAT =
             downcall("mkdirat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT), CAPTURE_ERRNO);
-    // int symlinkat(const char *target, int dirfd, const char *linkpath)
+    private static final MethodHandle MKNODAT =
+            downcall("mknodat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG), CAPTURE_ERRNO);
     private static final MethodHandle SYMLINKAT =
             downcall("symlinkat", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, ADDRESS), CAPTURE_ERRNO);
-    // int linkat(int olddirfd, const char *old, int newdirfd, const char *new, int flags)
     private static final MethodHandle LINKAT = downcall(
             "linkat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT), CAPTURE_ERRNO);
     private static final MethodHandle UNLINKAT =
             downcall("unlinkat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT), CAPTURE_ERRNO);
-    // ssize_t write(int fd, const void *buf, size_t count)
+    private static final MethodHandle FCHOWNAT = downcall(
+            "fchownat",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT),
+            CAPTURE_ERRNO);
+    private static final MethodHandle FCHMODAT =
+            downcall("fchmodat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT), CAPTURE_ERRNO);
+    private static final MethodHandle LSETXATTR = downcall(
+            "lsetxattr",
+            FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT),
+            CAPTURE_ERRNO);
+    private static final MethodHandle UTIMENSAT =
+            downcall("utimensat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT), CAPTURE_ERRNO);
+    private static final MethodHandle FSTATAT =
+            downcall("fstatat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT), CAPTURE_ERRNO);
     private static final MethodHandle WRITE =
             downcall("write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG), CAPTURE_ERRNO);
     // int futimens(int fd, const struct timespec times[2])
@@ -406,7 +435,37 @@ public final class LinuxSyscalls implements AutoCloseable {
         }
     }
 
-    /** {@code openat(dirfd, name, flags, mode)}; returns the new file descriptor. */
+    /**
+     * {@code openat2(dirfd, path, {flags, mode, resolve})}: the kernel resolves {@code path} and
+     * refuses ({@link #EXDEV}) any step, {@code ..} or symlink, that would leave {@code dirfd}
+     * when {@code resolve} has {@link #RESOLVE_BENEATH}. Returns the new descriptor.
+     */
+    public int openat2(int dirfd, String path, int flags, int mode, long resolve) throws ErrnoException {
+        long fd;
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment how = call.allocate(24, 8); // struct open_how { u64 flags, mode, resolve }
+            how.set(JAVA_LONG, 0, flags & 0xffffffffL);
+            how.set(JAVA_LONG, 8, mode);
+            how.set(JAVA_LONG, 16, resolve);
+            try {
+                fd = (long) SYSCALL4.invokeExact(
+                        callState,
+                        SYS_OPENAT2,
+                        (long) dirfd,
+                        call.allocateFrom(path).address(),
+                        how.address(),
+                        24L);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+        }
+        if (fd < 0) {
+            throw new ErrnoException("openat2(" + path + ")", errno());
+        }
+        return (int) fd;
+    }
+
+    /** {@code openat(dirfd, name, flags, mode)}; returns the new descriptor. */
     public int openat(int dirfd, String name, int flags, int mode) throws ErrnoException {
         int fd;
         try (Arena call = Arena.ofConfined()) {
@@ -422,7 +481,6 @@ public final class LinuxSyscalls implements AutoCloseable {
         return fd;
     }
 
-    /** {@code mkdirat(dirfd, name, mode)}. */
     public void mkdirat(int dirfd, String name, int mode) throws ErrnoException {
         int rc;
         try (Arena call = Arena.ofConfined()) {
@@ -432,12 +490,24 @@ public final class LinuxSyscalls implements AutoCloseable {
                 throw rethrow(t);
             }
         }
-        if (rc < 0) {
-            throw new ErrnoException("mkdirat(" + name + ")", errno());
-        }
+        check(rc, "mkdirat", name);
     }
 
-    /** {@code symlinkat(target, dirfd, name)}: a symlink {@code name} in {@code dirfd} pointing at {@code target}. */
+    /** {@code mknodat(dirfd, name, mode, makedev(major, minor))}. */
+    public void mknodat(int dirfd, String name, int mode, long major, long minor) throws ErrnoException {
+        // glibc's makedev: the 12 low bits of major at 8, the 8 low bits of minor at 0, the rest above
+        long dev = ((major & 0xfffL) << 8) | ((major & ~0xfffL) << 32) | (minor & 0xffL) | ((minor & ~0xffL) << 12);
+        int rc;
+        try (Arena call = Arena.ofConfined()) {
+            try {
+                rc = (int) MKNODAT.invokeExact(callState, dirfd, call.allocateFrom(name), mode, dev);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+        }
+        check(rc, "mknodat", name);
+    }
+
     public void symlinkat(String target, int dirfd, String name) throws ErrnoException {
         int rc;
         try (Arena call = Arena.ofConfined()) {
@@ -447,28 +517,23 @@ public final class LinuxSyscalls implements AutoCloseable {
                 throw rethrow(t);
             }
         }
-        if (rc < 0) {
-            throw new ErrnoException("symlinkat(" + name + ")", errno());
-        }
+        check(rc, "symlinkat", name);
     }
 
-    /** {@code linkat(olddirfd, oldName, newdirfd, newName, 0)}: a final symlink in {@code oldName} is not followed. */
-    public void linkat(int olddirfd, String oldName, int newdirfd, String newName) throws ErrnoException {
+    /** {@code linkat(olddirfd, oldname, newdirfd, newname, 0)}: never follows a symlink. */
+    public void linkat(int olddirfd, String oldname, int newdirfd, String newname) throws ErrnoException {
         int rc;
         try (Arena call = Arena.ofConfined()) {
             try {
                 rc = (int) LINKAT.invokeExact(
-                        callState, olddirfd, call.allocateFrom(oldName), newdirfd, call.allocateFrom(newName), 0);
+                        callState, olddirfd, call.allocateFrom(oldname), newdirfd, call.allocateFrom(newname), 0);
             } catch (Throwable t) {
                 throw rethrow(t);
             }
         }
-        if (rc < 0) {
-            throw new ErrnoException("linkat(" + newName + ")", errno());
-        }
+        check(rc, "linkat", newname);
     }
 
-    /** {@code unlinkat(dirfd, name, flags)}; flags 0 or {@link #AT_REMOVEDIR}. */
     public void unlinkat(int dirfd, String name, int flags) throws ErrnoException {
         int rc;
         try (Arena call = Arena.ofConfined()) {
@@ -478,18 +543,101 @@ public final class LinuxSyscalls implements AutoCloseable {
                 throw rethrow(t);
             }
         }
-        if (rc < 0) {
-            throw new ErrnoException("unlinkat(" + name + ")", errno());
-        }
+        check(rc, "unlinkat", name);
     }
 
-    /** Writes all {@code length} bytes of {@code buf} to {@code fd}, retrying short writes and {@code EINTR}. */
-    public void writeFully(int fd, MemorySegment buf, long length) throws ErrnoException {
-        long done = 0;
-        while (done < length) {
+    /** {@code fchownat}; an empty name with {@code AT_EMPTY_PATH} is not used: pass a name. */
+    public void fchownat(int dirfd, String name, long uid, long gid, int flags) throws ErrnoException {
+        int rc;
+        try (Arena call = Arena.ofConfined()) {
+            try {
+                rc = (int) FCHOWNAT.invokeExact(callState, dirfd, call.allocateFrom(name), (int) uid, (int) gid, flags);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+        }
+        check(rc, "fchownat", name);
+    }
+
+    /** {@code fchmodat(dirfd, name, mode, 0)}: the mode bits include setuid, setgid and sticky. */
+    public void fchmodat(int dirfd, String name, int mode) throws ErrnoException {
+        int rc;
+        try (Arena call = Arena.ofConfined()) {
+            try {
+                rc = (int) FCHMODAT.invokeExact(callState, dirfd, call.allocateFrom(name), mode, 0);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+        }
+        check(rc, "fchmodat", name);
+    }
+
+    /** {@code lsetxattr(path, name, value)}: sets an attribute of {@code path} itself, not of a symlink's target. */
+    public void lsetxattr(String path, String name, byte[] value) throws ErrnoException {
+        int rc;
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment v = call.allocate(Math.max(1, value.length));
+            MemorySegment.copy(value, 0, v, java.lang.foreign.ValueLayout.JAVA_BYTE, 0, value.length);
+            try {
+                rc = (int) LSETXATTR.invokeExact(
+                        callState, call.allocateFrom(path), call.allocateFrom(name), v, (long) value.length, 0);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+        }
+        check(rc, "lsetxattr " + name, path);
+    }
+
+    /** {@code utimensat(dirfd, name, {atime, mtime}, flags)} with both times set to {@code seconds.nanos}. */
+    public void utimensat(int dirfd, String name, long seconds, long nanos, int flags) throws ErrnoException {
+        int rc;
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment times = call.allocate(32, 8);
+            times.set(JAVA_LONG, 0, seconds);
+            times.set(JAVA_LONG, 8, nanos);
+            times.set(JAVA_LONG, 16, seconds);
+            times.set(JAVA_LONG, 24, nanos);
+            try {
+                rc = (int) UTIMENSAT.invokeExact(callState, dirfd, call.allocateFrom(name), times, flags);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+        }
+        check(rc, "utimensat", name);
+    }
+
+    /**
+     * The {@code st_mode} of {@code name} in {@code dirfd} (not following a final symlink), or -1
+     * when there is no such entry.
+     */
+    public int lstatMode(int dirfd, String name) throws ErrnoException {
+        int rc;
+        int mode;
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment st = call.allocate(144, 8); // struct stat on x86_64; st_mode at offset 24
+            try {
+                rc = (int) FSTATAT.invokeExact(callState, dirfd, call.allocateFrom(name), st, AT_SYMLINK_NOFOLLOW);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+            mode = st.get(JAVA_INT, 24);
+        }
+        if (rc < 0) {
+            if (errno() == ENOENT) {
+                return -1;
+            }
+            throw new ErrnoException("fstatat(" + name + ")", errno());
+        }
+        return mode;
+    }
+
+    /** Writes all of {@code length} bytes of {@code buffer} to {@code fd}. */
+    public void writeFully(int fd, MemorySegment buffer, long length) throws ErrnoException {
+        long off = 0;
+        while (off < length) {
             long n;
             try {
-                n = (long) WRITE.invokeExact(callState, fd, buf.asSlice(done), length - done);
+                n = (long) WRITE.invokeExact(callState, fd, buffer.asSlice(off), length - off);
             } catch (Throwable t) {
                 throw rethrow(t);
             }
@@ -499,7 +647,7 @@ public final class LinuxSyscalls implements AutoCloseable {
                 }
                 throw new ErrnoException("write", errno());
             }
-            done += n;
+            off += n;
         }
     }
 
@@ -518,8 +666,12 @@ public final class LinuxSyscalls implements AutoCloseable {
                 throw rethrow(t);
             }
         }
+        check(rc, "futimens", "fd " + fd);
+    }
+
+    private void check(int rc, String call, String name) throws ErrnoException {
         if (rc < 0) {
-            throw new ErrnoException("futimens", errno());
+            throw new ErrnoException(call + "(" + name + ")", errno());
         }
     }
 
@@ -552,6 +704,7 @@ public final class LinuxSyscalls implements AutoCloseable {
             Map.entry(14, "EFAULT"),
             Map.entry(16, "EBUSY"),
             Map.entry(17, "EEXIST"),
+            Map.entry(18, "EXDEV"),
             Map.entry(19, "ENODEV"),
             Map.entry(20, "ENOTDIR"),
             Map.entry(22, "EINVAL"),
