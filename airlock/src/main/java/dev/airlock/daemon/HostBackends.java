@@ -67,6 +67,24 @@ public final class HostBackends {
         return backends;
     }
 
+    /**
+     * An engine over this host's backends, for a process that is not the daemon (tests,
+     * benchmarks): {@code templates}, whether microVMs start from VM templates.
+     */
+    public static SandboxEngine engine(AirlockDirs dirs, Progress progress, boolean templates) {
+        return new SandboxEngine(dirs, create(dirs, progress, new Options(templates, 0, 2048, null)), progress);
+    }
+
+    /** The microVM backend among an engine's backends (its templates and warm pool). */
+    public static MicrovmBackend microvm(SandboxEngine engine) {
+        for (var b : engine.backends().all()) {
+            if (b instanceof MicrovmBackend m) {
+                return m;
+            }
+        }
+        throw new IllegalStateException("this engine has no microVM backend");
+    }
+
     private static int envInt(String name, int fallback) {
         String v = System.getenv(name);
         try {

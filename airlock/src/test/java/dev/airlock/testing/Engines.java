@@ -13,10 +13,7 @@ public final class Engines {
 
     /** The engine over this host's backends; {@code templates}: whether microVMs start from VM templates. */
     public static SandboxEngine engine(AirlockDirs dirs, Progress progress, boolean templates) {
-        return new SandboxEngine(
-                dirs,
-                HostBackends.create(dirs, progress, new HostBackends.Options(templates, 0, 2048, null)),
-                progress);
+        return HostBackends.engine(dirs, progress, templates);
     }
 
     public static SandboxEngine engine(AirlockDirs dirs, Progress progress) {
@@ -30,10 +27,6 @@ public final class Engines {
 
     /** The engine's microVM backend (templates, warm pool). */
     public static MicrovmBackend microvm(SandboxEngine engine) {
-        return engine.backends().all().stream()
-                .filter(MicrovmBackend.class::isInstance)
-                .map(MicrovmBackend.class::cast)
-                .findFirst()
-                .orElseThrow();
+        return HostBackends.microvm(engine);
     }
 }

@@ -2,6 +2,7 @@ package dev.airlock.bench;
 
 import dev.airlock.client.DaemonClient;
 import dev.airlock.daemon.Daemon;
+import dev.airlock.daemon.HostBackends;
 import dev.airlock.engine.SandboxEngine;
 import dev.airlock.guest.ExecSpec;
 import dev.airlock.guest.Execution;
@@ -51,7 +52,7 @@ public final class SandboxBench {
         this.args = args;
         this.env = env;
         // Cold boots: template starts are measured against these in bench/snapshot.sh.
-        this.engine = Engines.engine(env.dirs, BenchEnv.LOG, false);
+        this.engine = HostBackends.engine(env.dirs, BenchEnv.LOG, false);
         this.report = new Report("sandbox").host(env.hostInfo()).config(args.effective());
         env.onClose(this::removeAll);
     }

@@ -1,5 +1,6 @@
 package dev.airlock.bench;
 
+import dev.airlock.daemon.HostBackends;
 import dev.airlock.engine.SandboxEngine;
 import dev.airlock.guest.ExecSpec;
 import dev.airlock.guest.ExitStatus;
@@ -39,8 +40,8 @@ public final class SnapshotBench {
     private SnapshotBench(Args args, BenchEnv env) {
         this.args = args;
         this.env = env;
-        this.cold = Engines.engine(env.dirs, BenchEnv.LOG, false);
-        this.warm = Engines.engine(env.dirs, BenchEnv.LOG, true);
+        this.cold = HostBackends.engine(env.dirs, BenchEnv.LOG, false);
+        this.warm = HostBackends.engine(env.dirs, BenchEnv.LOG, true);
         this.report = new Report("snapshot").host(env.hostInfo()).config(args.effective());
         env.onClose(this::removeAll);
     }
@@ -125,15 +126,15 @@ public final class SnapshotBench {
     /** Claim from a warm pool of one (refilled after each claim, waited for before the next) to the first exec. */
     private void pool() throws Exception {
         int n = args.integer("n", 1);
-        SandboxEngine pooled = Engines.engine(env.dirs, BenchEnv.LOG, true);
-        Engines.microvm(pooled).enableWarmPool(1, 4096);
+        SandboxEngine pooled = HostBackends.engine(env.dirs, BenchEnv.LOG, true);
+        HostBackends.microvm(pooled).enableWarmPool(1, 4096);
         try {
             startOnce(pooled); // the template start that fills the pool
             List<Double> total = new ArrayList<>();
             List<Double> claim = new ArrayList<>();
             List<Double> first = new ArrayList<>();
             for (int i = 0; i < n; i++) {
-                Engines.microvm(pooled).awaitWarmPool(TIMEOUT);
+                HostBackends.microvm(pooled).awaitWarmPool(TIMEOUT);
                 double[] t = startOnce(pooled);
                 total.add(t[0]);
                 claim.add(t[1] + t[2]);
@@ -143,7 +144,7 @@ public final class SnapshotBench {
             report.add("pool.claim", "  create + start (claim, identity)", "ms", claim, null);
             report.add("pool.exec", "  first exec (connect + exec true)", "ms", first, null);
         } finally {
-            Engines.microvm(pooled).closeWarmPool(TIMEOUT);
+            HostBackends.microvm(pooled).closeWarmPool(TIMEOUT);
         }
     }
 

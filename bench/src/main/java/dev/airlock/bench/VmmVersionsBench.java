@@ -1,12 +1,13 @@
 package dev.airlock.bench;
 
+import dev.airlock.daemon.HostBackends;
+import dev.airlock.engine.SandboxEngine;
 import dev.airlock.guest.ExecSpec;
 import dev.airlock.guest.ExitStatus;
 import dev.airlock.guest.GuestChannel;
 import dev.airlock.host.HostFiles;
 import dev.airlock.sandbox.CreateOptions;
 import dev.airlock.sandbox.Sandbox;
-import dev.airlock.sandbox.SandboxEngine;
 import dev.airlock.vmm.QemuMicrovm;
 import dev.airlock.vmm.RunningVm;
 import dev.airlock.vmm.VmSpec;
@@ -164,7 +165,7 @@ final class VmmVersionsBench {
             System.setProperty("airlock.qemu", v.binary());
             System.setProperty("airlock.vmmJail", v.jail() ? "on" : "off");
             try {
-                SandboxEngine e = new SandboxEngine(env.dirs, BenchEnv.LOG, true);
+                SandboxEngine e = HostBackends.engine(env.dirs, BenchEnv.LOG, true);
                 engines.put(v.name(), e);
             } finally {
                 System.clearProperty("airlock.qemu");
