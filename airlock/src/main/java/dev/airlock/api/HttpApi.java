@@ -88,7 +88,8 @@ public final class HttpApi extends Handler.Abstract {
         r.add(new Route("GET", "/v1/sandboxes", (a, c) -> a.service.list()));
         r.add(new Route("POST", "/v1/sandboxes", (a, c) -> c.created(a.service.create(c.body(CreateSpec.class)))));
         r.add(new Route("POST", "/v1/workspaces", HttpApi::workspace));
-        r.add(new Route("DELETE", "/v1/images/{name}", (a, c) -> a.service.removeImage(c.param("name"))));
+        // Image names hold '/' and ':' (registry references): the name is a query parameter.
+        r.add(new Route("DELETE", "/v1/images", (a, c) -> a.service.removeImage(c.requiredQuery("name"))));
         r.add(new Route("GET", "/v1/sandboxes/{ref}", (a, c) -> a.service.inspect(c.ref())));
         r.add(new Route(
                 "DELETE", "/v1/sandboxes/{ref}", (a, c) -> a.service.remove(c.ref(), "true".equals(c.query("force")))));
@@ -318,6 +319,15 @@ public final class HttpApi extends Handler.Abstract {
                 query = q;
             }
             return q.getValue(name);
+        }
+
+        String requiredQuery(String name) {
+            String v = query(name);
+            if (v == null || v.isEmpty()) {
+                throw new SandboxException(
+                        route.method() + " " + route.template() + " needs the query parameter " + name);
+            }
+            return v;
         }
 
         long number(String name, long fallback) {

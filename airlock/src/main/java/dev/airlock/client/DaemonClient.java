@@ -275,7 +275,7 @@ public final class DaemonClient implements SandboxService {
     @Override
     public RemovedImage removeImage(String name) {
         return json(
-                call("DELETE", "/v1/images/" + URLEncoder.encode(name, StandardCharsets.UTF_8), null),
+                call("DELETE", "/v1/images?name=" + URLEncoder.encode(name, StandardCharsets.UTF_8), null),
                 RemovedImage.class);
     }
 

@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
@@ -94,17 +95,33 @@ public final class HostFiles {
         }
     }
 
-    /** Deletes a directory tree; a missing tree is already deleted. */
+    /**
+     * Deletes a directory tree; a missing tree is already deleted. A file another thread or
+     * process writes into the tree while it goes (a record saved by a watcher, a log line) makes
+     * a directory non-empty after the walk listed it: the walk is made again, a few times.
+     */
     public static void deleteTree(Path root) {
-        if (!Files.exists(root)) {
-            return;
-        }
-        try (Stream<Path> walk = Files.walk(root)) {
-            for (Path p : walk.sorted(Comparator.reverseOrder()).toList()) {
-                Files.deleteIfExists(p);
+        for (int attempt = 1; ; attempt++) {
+            if (!Files.exists(root, LinkOption.NOFOLLOW_LINKS)) {
+                return;
             }
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot delete " + root + " (" + e + ")", e);
+            try (Stream<Path> walk = Files.walk(root)) {
+                for (Path p : walk.sorted(Comparator.reverseOrder()).toList()) {
+                    Files.deleteIfExists(p);
+                }
+                return;
+            } catch (java.nio.file.DirectoryNotEmptyException | java.nio.file.NoSuchFileException e) {
+                if (attempt >= 5) {
+                    throw new UncheckedIOException("cannot delete " + root + " (" + e + ")", e);
+                }
+            } catch (UncheckedIOException e) {
+                // Files.walk reports an entry gone while it walked this way.
+                if (!(e.getCause() instanceof java.nio.file.NoSuchFileException) || attempt >= 5) {
+                    throw new UncheckedIOException("cannot delete " + root + " (" + e.getCause() + ")", e.getCause());
+                }
+            } catch (IOException e) {
+                throw new UncheckedIOException("cannot delete " + root + " (" + e + ")", e);
+            }
         }
     }
 

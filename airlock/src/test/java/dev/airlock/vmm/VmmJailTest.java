@@ -154,7 +154,7 @@ class VmmJailTest {
         String script = String.join(
                 "; ",
                 "cat " + secret + " >/dev/null 2>&1 && echo secret-read || echo secret-unreadable",
-                "ls /proc | grep -E '^[0-9]+$' | tr '\\n' ' '; echo",
+                "for p in /proc/[0-9]*; do printf '%s ' \"$(cat $p/comm 2>/dev/null)\"; done; echo",
                 "(echo x >> " + spec.kernel() + ") 2>/dev/null && echo kernel-written || echo kernel-read-only",
                 "cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' ' | tr '\\n' ' '; echo",
                 "id -u");
@@ -177,11 +177,16 @@ class VmmJailTest {
         assertThat(r.ok()).as(r.output()).isTrue();
         List<String> lines = r.output().lines().toList();
         assertThat(lines.get(0)).isEqualTo("secret-unreadable");
-        List<String> pids = Arrays.asList(lines.get(1).strip().split(" "));
-        assertThat(pids)
-                .as("QEMU (1) and the probe's own processes, nothing of the host")
-                .contains("1");
-        assertThat(pids.stream().mapToInt(Integer::parseInt).max().orElse(0)).isLessThan(10);
+        // Counting pids would depend on how many the probe's shell happened to fork; the names
+        // say it: QEMU and the probe's own commands, nothing of the host (no init, no java).
+        List<String> seen = Arrays.stream(lines.get(1).strip().split(" "))
+                .filter(c -> !c.isEmpty())
+                .toList();
+        assertThat(seen).as("processes visible in the VMM's pid namespace").anyMatch(c -> c.startsWith("qemu"));
+        assertThat(seen)
+                .as("processes visible in the VMM's pid namespace")
+                .allMatch(c ->
+                        c.startsWith("qemu") || List.of("sh", "cat", "nsenter").contains(c));
         assertThat(lines.get(2)).isEqualTo("kernel-read-only");
         assertThat(lines.get(3).strip()).as("network devices: loopback only").isEqualTo("lo");
         assertThat(lines.get(4)).isEqualTo(Integer.toString(vmmUid));
