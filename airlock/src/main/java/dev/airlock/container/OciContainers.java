@@ -1,5 +1,6 @@
 package dev.airlock.container;
 
+import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.HostFiles;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -94,6 +95,10 @@ public final class OciContainers {
     public Container prepare(ContainerSpec spec) {
         Container c = new Container(spec.id(), spec.sandboxDir(), spec.image(), spec.socket(), cgroupFor(spec.id()));
         try {
+            // The container's config (its environment), layers and log: the owner's alone. The
+            // runtime, root, needs no access for others to set the container up.
+            AirlockDirs.ensureOwnerOnlyDir(c.sandboxDir());
+            AirlockDirs.ensureOwnerOnlyDir(c.bundle());
             Files.createDirectories(c.rootfs());
             Files.createDirectories(c.upper());
             Files.createDirectories(c.work());

@@ -104,7 +104,7 @@ public final class SandboxEngine {
                 fresh = fresh.withId(ready.get());
             }
             SandboxPaths paths = paths(fresh);
-            AirlockDirs.ensureDir(paths.dir());
+            AirlockDirs.ensureOwnerOnlyDir(paths.dir());
             try {
                 if (ready.isEmpty()) {
                     backend.prepare(fresh, paths, o.layerTemplate());

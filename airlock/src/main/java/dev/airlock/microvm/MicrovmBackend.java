@@ -130,7 +130,9 @@ public final class MicrovmBackend implements Backend {
         // The disk layer is made (or copied from a workspace's setup layer) at start: a start
         // from a VM template brings the template's own layer instead.
         try {
-            Files.writeString(paths.dir().resolve(FRESH_LAYER), layerTemplate == null ? "" : layerTemplate.toString());
+            Files.writeString(
+                    HostFiles.ownerOnlyFile(paths.dir().resolve(FRESH_LAYER)),
+                    layerTemplate == null ? "" : layerTemplate.toString());
         } catch (IOException e) {
             throw new SandboxException("cannot create sandbox files in " + paths.dir() + ": " + e.getMessage(), e);
         }
@@ -179,7 +181,8 @@ public final class MicrovmBackend implements Backend {
         if (found.isEmpty() && !existed) {
             // One build per key at a time (across threads and processes): many sandboxes started
             // at once wait for the first one's template instead of all booting their own.
-            try (HostFiles.Lock ignored = HostFiles.lock(templates.root().resolve(key + ".lock"))) {
+            try (HostFiles.Lock ignored = HostFiles.lock(
+                    AirlockDirs.ensureOwnerOnlyDir(templates.root()).resolve(key + ".lock"))) {
                 found = templates.find(key, ramBytes);
                 if (found.isEmpty()) {
                     found = Optional.of(templates.build(key, s, assets, layerTemplate, BOOT_TIMEOUT));

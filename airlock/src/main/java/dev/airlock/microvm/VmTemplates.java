@@ -199,7 +199,7 @@ final class VmTemplates {
     Template build(
             String key, Sandbox s, MicrovmBackend.BootAssets boot, @Nullable Path layerTemplate, Duration bootTimeout) {
         progress.step("building VM template " + key + " for image " + s.image() + " (once per configuration)");
-        Path work = AirlockDirs.ensureDir(root.resolve(".build-" + UUID.randomUUID()));
+        Path work = AirlockDirs.ensureOwnerOnlyDir(root.resolve(".build-" + UUID.randomUUID()));
         Path runtime =
                 dirs.runtime().resolve("tpl-" + work.getFileName().toString().substring(7, 19));
         long ramBytes = (long) s.resources().memoryMiB() << 20;

@@ -2,6 +2,7 @@ package dev.airlock.vmm;
 
 import dev.airlock.guest.AgentEndpoint;
 import dev.airlock.host.HostCommand;
+import dev.airlock.host.HostFiles;
 import dev.airlock.host.ProcessExit;
 import dev.airlock.host.VmmCgroup;
 import java.io.IOException;
@@ -222,7 +223,13 @@ public final class QemuMicrovm implements Vmm {
             Files.deleteIfExists(spec.agentSocket());
             Files.deleteIfExists(spec.controlSocket());
             Files.deleteIfExists(spec.pidFile());
-        } catch (IOException e) {
+            // QEMU keeps the mode of files that exist, and would make its own 0644 ones: the guest's
+            // console and memory are the owner's alone.
+            HostFiles.ownerOnlyFile(spec.consoleLog());
+            if (spec.memory() instanceof VmSpec.GuestMemory.File f && f.shared()) {
+                HostFiles.ownerOnlyFile(f.path());
+            }
+        } catch (IOException | java.io.UncheckedIOException e) {
             throw new VmmException("cannot prepare VM directories: " + e.getMessage(), e);
         }
         QemuBinary q = binaryFor(spec);
@@ -423,7 +430,9 @@ public final class QemuMicrovm implements Vmm {
                 q.execute("migrate-set-capabilities", Map.of("capabilities", capabilities(ignoreShared)));
                 // Jailed, QEMU writes only into its own directory; the file is moved into place
                 // (and made root's) once complete. Unjailed QEMU 9+ writes the file itself.
-                Path written = jailed ? spec.vmmDir().resolve("save-" + java.util.UUID.randomUUID() + ".state") : file;
+                Path written = jailed
+                        ? spec.vmmDir().resolve("save-" + java.util.UUID.randomUUID() + ".state")
+                        : HostFiles.ownerOnlyFile(file);
                 q.execute(
                         "migrate", Map.of("uri", qemu.modern() ? fileUri(written) : "exec:cat > " + shellQuote(file)));
                 String status = q.awaitEvent(
