@@ -53,6 +53,8 @@ public final class MicrovmBackend implements Backend {
     public static final String NAME = "microvm";
     /** A restored VM answers within a second even under emulation; beyond this it is broken. */
     static final Duration RESTORE_TIMEOUT = Duration.ofSeconds(60);
+    /** What a warm-up command of ours may print (it prints nothing): the guest is hostile. */
+    static final long WARM_UP_OUTPUT = 64 << 10;
     /** Marks a layer nothing has booted from yet: such a sandbox may start from a template. */
     private static final String FRESH_LAYER = "fresh-layer";
     /** The saved VM of a paused sandbox. */
@@ -235,7 +237,7 @@ public final class MicrovmBackend implements Backend {
         try {
             RunningVm vm = vm(s, paths);
             try (GuestChannel ch = GuestChannel.connect(vm.agentSocket(), RESTORE_TIMEOUT)) {
-                ch.setIdentity(GuestIdentity.fresh(s.name()));
+                ch.setIdentity(GuestIdentity.fresh(s.name()), RESTORE_TIMEOUT);
             }
             WarmPool p = pool;
             if (p != null) {
@@ -329,14 +331,18 @@ public final class MicrovmBackend implements Backend {
                 .find(key, (long) s.resources().memoryMiB() << 20)
                 .orElseThrow(() -> SandboxException.failed("template " + key + " is gone"));
         SandboxPaths paths = new SandboxPaths(
-                AirlockDirs.ensureDir(dirs.sandboxes().resolve(id)),
+                AirlockDirs.ensureOwnerOnlyDir(dirs.sandboxes().resolve(id)),
                 dirs.runtime().resolve(id.substring(0, 16)));
         restoreFrom(s, paths, t.layer(), t.ram(), t.state(), false);
         // Under emulation the first exec after a restore pays for translating the guest's code:
         // pay it here, not in the claim.
         try (GuestChannel ch = GuestChannel.connect(agent(s, paths), RESTORE_TIMEOUT)) {
-            ch.exec(ExecSpec.of("true"), OutputStream.nullOutputStream(), OutputStream.nullOutputStream())
-                    .await();
+            ch.execBounded(
+                    ExecSpec.of("true"),
+                    OutputStream.nullOutputStream(),
+                    OutputStream.nullOutputStream(),
+                    WARM_UP_OUTPUT,
+                    RESTORE_TIMEOUT);
         } catch (IOException e) {
             throw new SandboxException("the pooled VM did not run a command: " + e.getMessage(), e);
         } catch (InterruptedException e) {
@@ -365,7 +371,8 @@ public final class MicrovmBackend implements Backend {
             ch.setIdentity(
                     newIdentity
                             ? GuestIdentity.fresh(s.name())
-                            : new GuestIdentity(GuestIdentity.fresh(s.name()).entropy(), null, null));
+                            : new GuestIdentity(GuestIdentity.fresh(s.name()).entropy(), null, null),
+                    RESTORE_TIMEOUT);
             return pid;
         } catch (IOException | RuntimeException e) {
             kill(s, paths);
