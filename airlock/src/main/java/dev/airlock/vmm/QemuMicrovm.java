@@ -165,7 +165,10 @@ public final class QemuMicrovm implements Vmm {
         a.addAll(List.of(
                 "-kernel", spec.kernel().toString(), "-initrd", spec.initrd().toString()));
         a.addAll(List.of("-append", spec.cmdline()));
-        a.addAll(List.of("-chardev", "file,id=console,path=" + spec.consoleLog(), "-serial", "chardev:console"));
+        // Appended, never rewritten in place: the daemon caps the log by truncating it (RotatingLog),
+        // and a writer at its own offset would leave the file as long as before, a hole in front.
+        a.addAll(List.of(
+                "-chardev", "file,id=console,path=" + spec.consoleLog() + ",append=on", "-serial", "chardev:console"));
         int n = 0;
         for (VmSpec.Disk d : spec.disks()) {
             String id = "disk" + n++;
