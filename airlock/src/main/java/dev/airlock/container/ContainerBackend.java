@@ -188,7 +188,7 @@ public final class ContainerBackend implements Backend {
 
     @Override
     public AgentEndpoint agent(Sandbox s, SandboxPaths paths) {
-        return new AgentEndpoint.UnixSocket(paths.runtimeDir().resolve(OciConfig.AGENT_SOCKET));
+        return new ContainerAgentSocket(paths.runtimeDir().resolve(OciConfig.AGENT_SOCKET));
     }
 
     @Override

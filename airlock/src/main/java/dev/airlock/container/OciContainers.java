@@ -4,8 +4,6 @@ import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.HostFiles;
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.net.StandardProtocolFamily;
-import java.net.UnixDomainSocketAddress;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -243,8 +241,7 @@ public final class OciContainers {
     }
 
     private static boolean accepts(Path socket) {
-        try (SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX)) {
-            ch.connect(UnixDomainSocketAddress.of(socket));
+        try (SocketChannel ignored = new ContainerAgentSocket(socket).open()) {
             return true;
         } catch (IOException e) {
             return false;

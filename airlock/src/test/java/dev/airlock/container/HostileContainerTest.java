@@ -7,6 +7,9 @@ import dev.airlock.host.HostCommand;
 import dev.airlock.host.HostFiles;
 import dev.airlock.testing.Cli;
 import dev.airlock.testing.TestHost;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.ServerSocketChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -19,7 +22,9 @@ import tools.jackson.databind.json.JsonMapper;
 
 /**
  * Container sandboxes whose root turns hostile from inside, against the real CLI, daemon and
- * runtime: it floods the log the runtime writes. Before: the log grew as long as the guest wrote.
+ * runtime: it points its agent socket at another host socket, and floods the log the runtime
+ * writes. Before: the daemon, root, connected to whatever socket the link named; the log grew
+ * as long as the guest wrote.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class HostileContainerTest {
@@ -49,6 +54,36 @@ class HostileContainerTest {
     private static Cli.Result ok(Cli.Result r) {
         assertThat(r.exit()).as(r.err()).isZero();
         return r;
+    }
+
+    @Test
+    void anAgentSocketPointedAtAnotherHostSocketIsNeverConnectedTo() throws Exception {
+        // Another host service's socket, which the container cannot see but can name.
+        Path decoy = scratch.resolve("decoy.sock");
+        try (ServerSocketChannel other = ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
+            other.bind(UnixDomainSocketAddress.of(decoy));
+            other.configureBlocking(false);
+            ok(cli.run("run", "-d", "--name", "redirect"));
+            ok(cli.run(
+                    "exec",
+                    "redirect",
+                    "--",
+                    "sh",
+                    "-c",
+                    "rm /run/airlock/agent.sock && ln -s " + decoy + " /run/airlock/agent.sock"));
+            // Stopping connects to the agent afresh (to ask it to shut down): the link is refused,
+            // so the stop kills the container instead.
+            Cli.Result stop = ok(cli.run("stop", "redirect"));
+            assertThat(other.accept())
+                    .as("a connection the daemon made to the other socket")
+                    .isNull();
+            assertThat(stop.out() + stop.err()).doesNotContain("Exception");
+            assertThat(inspect("redirect").path("state").asString()).isEqualTo("STOPPED");
+            assertThat(Files.readString(dirs.data().resolve("airlockd.log"))).contains("is not a socket but a symlink");
+        }
+        // Started again, the sandbox has its own socket and works.
+        ok(cli.run("start", "redirect"));
+        assertThat(ok(cli.run("exec", "redirect", "--", "echo", "back")).out()).isEqualTo("back\n");
     }
 
     @Test
