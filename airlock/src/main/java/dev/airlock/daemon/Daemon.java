@@ -63,6 +63,7 @@ public final class Daemon {
                 dirs.runtime().resolve("airlockd.pid"),
                 (ProcessHandle.current().pid() + "\n").getBytes(StandardCharsets.UTF_8));
         service.sweepRemovedNetworks();
+        service.engine().sweepLeftovers();
         QueuedThreadPool threads = new QueuedThreadPool();
         threads.setVirtualThreadsExecutor(Executors.newVirtualThreadPerTaskExecutor());
         Server srv = new Server(threads);

@@ -174,6 +174,38 @@ public final class HostFiles {
         }
     }
 
+    /**
+     * {@link #lock} without waiting: empty when another thread or process holds the lock. A file
+     * lock dies with its process, so a lock that can be taken says that nobody alive holds it.
+     */
+    public static java.util.Optional<Lock> tryLock(Path lockFile) {
+        ReentrantLock local = LOCAL.computeIfAbsent(lockFile.toAbsolutePath().normalize(), k -> new ReentrantLock());
+        if (local.isHeldByCurrentThread() || !local.tryLock()) {
+            return java.util.Optional.empty();
+        }
+        try {
+            Files.createDirectories(lockFile.getParent());
+            FileChannel ch = FileChannel.open(lockFile, StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+            try {
+                if (ch.tryLock() == null) {
+                    ch.close();
+                    local.unlock();
+                    return java.util.Optional.empty();
+                }
+            } catch (IOException | RuntimeException e) {
+                ch.close();
+                throw e;
+            }
+            return java.util.Optional.of(new Lock(local, ch));
+        } catch (IOException e) {
+            local.unlock();
+            throw new UncheckedIOException("cannot lock " + lockFile, e);
+        } catch (RuntimeException e) {
+            local.unlock();
+            throw e;
+        }
+    }
+
     private static final ConcurrentHashMap<Path, ReentrantLock> LOCAL = new ConcurrentHashMap<>();
 
     /** A held lock; closing it releases the file lock and then the thread lock. */

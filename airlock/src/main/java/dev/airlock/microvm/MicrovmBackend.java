@@ -11,9 +11,11 @@ import dev.airlock.guest.ExecSpec;
 import dev.airlock.guest.GuestChannel;
 import dev.airlock.guest.GuestIdentity;
 import dev.airlock.host.AirlockDirs;
+import dev.airlock.host.Failpoint;
 import dev.airlock.host.HostFiles;
 import dev.airlock.host.NatCgroup;
 import dev.airlock.host.ProcessExit;
+import dev.airlock.host.ProcessStamp;
 import dev.airlock.host.Progress;
 import dev.airlock.image.GuestAgent;
 import dev.airlock.image.Kernel;
@@ -400,8 +402,17 @@ public final class MicrovmBackend implements Backend {
             vm.resume();
             throw new SandboxException("cannot pause sandbox '" + s.name() + "': " + e.getMessage(), e);
         }
+        // A crash here leaves a stopped VM whose record says running; one after the record, a
+        // paused sandbox whose VMM still runs. The engine mends both (its operation marker).
+        Failpoint.reached("microvm-pause-saved");
         recordPaused.run();
+        Failpoint.reached("microvm-pause-recorded");
         vm.kill();
+    }
+
+    @Override
+    public void thaw(Sandbox s, SandboxPaths paths) {
+        vmm.attach(spec(s, paths, null)).ifPresent(RunningVm::thaw);
     }
 
     @Override
@@ -423,14 +434,17 @@ public final class MicrovmBackend implements Backend {
      */
     @Override
     public List<CloneResult> fork(Sandbox src, SandboxPaths srcPaths, List<Clone> clones) {
-        Path work = AirlockDirs.ensureDir(
-                dirs.data().resolve("forks").resolve(Names.newId().substring(0, 16)));
-        Path convertRuntime =
-                dirs.runtime().resolve("frk-" + work.getFileName().toString().substring(0, 12));
+        // Named after this process: a fork cut short leaves its memory image here, which the next
+        // daemon's sweep removes once this process is gone (sweepLeftovers).
+        String tag = Names.newId().substring(0, 12);
+        Path work = AirlockDirs.ensureOwnerOnlyDir(
+                forks().resolve(ProcessStamp.current().text() + "." + tag));
+        Path convertRuntime = forkRuntime(tag);
         try {
             RunningVm vm = vm(src, srcPaths);
             try {
                 vm.saveState(work.resolve("full.state"), false);
+                Failpoint.reached("microvm-fork-saved");
                 DiskLayer.copy(srcPaths.dir().resolve(LAYER), work.resolve(LAYER), 0);
             } finally {
                 vm.resume();
@@ -473,6 +487,47 @@ public final class MicrovmBackend implements Backend {
             HostFiles.deleteTree(work);
             HostFiles.deleteTree(convertRuntime);
         }
+    }
+
+    private Path forks() {
+        return dirs.data().resolve("forks");
+    }
+
+    private Path forkRuntime(String tag) {
+        return dirs.runtime().resolve("frk-" + tag);
+    }
+
+    /**
+     * Removes the work of forks whose process died: the full memory image of the source, the
+     * shared RAM file, and the stopped VM that was converting one into the other (its QEMU would
+     * otherwise hold guest memory for good). Clones already started keep their private mapping of
+     * the RAM file, whose name alone goes.
+     */
+    @Override
+    public void sweepLeftovers() {
+        for (Path work : HostFiles.children(forks())) {
+            String name = work.getFileName().toString();
+            Optional<ProcessStamp> by = ProcessStamp.parse(name);
+            if (by.isPresent() && by.get().isAlive()) {
+                continue;
+            }
+            endProcessesUsing(work);
+            String tag = name.substring(name.lastIndexOf('.') + 1);
+            HostFiles.deleteTree(forkRuntime(tag));
+            HostFiles.deleteTree(work);
+            progress.step("removed what a fork cut short left behind: " + work);
+        }
+    }
+
+    /** Kills any process whose command line names {@code dir} (a VMM working there). */
+    private static void endProcessesUsing(Path dir) {
+        String needle = dir.toString();
+        ProcessHandle.allProcesses()
+                .filter(p -> p.info().commandLine().map(c -> c.contains(needle)).orElse(false))
+                .forEach(p -> {
+                    p.destroyForcibly();
+                    ProcessExit.await(p.pid(), Duration.ofSeconds(30));
+                });
     }
 
     /** The running VM of a sandbox, or a clear error when its VMM is gone. */

@@ -427,6 +427,36 @@ public final class QemuMicrovm implements Vmm {
         }
 
         @Override
+        public void thaw() {
+            try (Qmp q = Qmp.connect(spec.controlSocket())) {
+                if (isActive(q.execute("query-migrate", Map.of()).path("status").asString(""))) {
+                    q.execute("migrate_cancel", Map.of());
+                    long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+                    while (isActive(
+                            q.execute("query-migrate", Map.of()).path("status").asString(""))) {
+                        if (System.nanoTime() > deadline) {
+                            throw new VmmException("QEMU did not cancel the migration of a stopped VM within 10 s");
+                        }
+                        java.util.concurrent.locks.LockSupport.parkNanos(1_000_000);
+                    }
+                }
+                awaitMigrationFinalized(q);
+                if (!q.execute("query-status", Map.of()).path("running").asBoolean(false)) {
+                    q.execute("cont", Map.of());
+                }
+            }
+        }
+
+        /** A migration that has started and not ended (QEMU's MigrationStatus values). */
+        private static boolean isActive(String status) {
+            return !status.isEmpty()
+                    && !status.equals("none")
+                    && !status.equals("completed")
+                    && !status.equals("failed")
+                    && !status.equals("cancelled");
+        }
+
+        @Override
         public void saveState(Path file, boolean ignoreShared) {
             try (Qmp q = Qmp.connect(spec.controlSocket())) {
                 q.execute("stop", Map.of());
