@@ -4,14 +4,14 @@ import dev.airlock.guest.ExecSpec;
 import dev.airlock.guest.Execution;
 import dev.airlock.guest.ExitStatus;
 import dev.airlock.guest.GuestChannel;
+import dev.airlock.host.BoundedBuffer;
+import dev.airlock.net.UntrustedText;
 import dev.airlock.sandbox.SandboxException;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.nio.channels.Channels;
 import java.nio.channels.Pipe;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 
 /**
@@ -39,7 +39,8 @@ public final class GuestDirectoryCopy {
             throw new SandboxException("cannot copy the sandbox's root directory; name a directory below it");
         }
         ExecSpec spec = ExecSpec.builder("tar", "-cf", "-", "-C", parent, name).build();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        // The guest's tar may say anything on stderr: only a message's worth is kept.
+        BoundedBuffer err = new BoundedBuffer(4096);
         Pipe pipe = Pipe.open();
         OutputStream toHost = Channels.newOutputStream(pipe.sink());
         try (InputStream archive = Channels.newInputStream(pipe.source())) {
@@ -104,8 +105,8 @@ public final class GuestDirectoryCopy {
         }
     }
 
-    private static String said(ByteArrayOutputStream err) {
-        String text = err.toString(StandardCharsets.UTF_8).strip();
+    private static String said(BoundedBuffer err) {
+        String text = UntrustedText.forTerminal(err.text().strip());
         return text.isEmpty() ? "" : " (the sandbox's tar said: " + text + ")";
     }
 }

@@ -102,6 +102,13 @@ public interface Backend {
         throw unsupported(s, Capability.PAUSE);
     }
 
+    /**
+     * Continues a sandbox that a pause or fork cut short by a crash left stopped (saved, but
+     * neither ended nor continued), so its record, which still says running, is true again.
+     * Harmless on one that runs; the default is for backends that never stop a sandbox so.
+     */
+    default void thaw(Sandbox s, SandboxPaths paths) {}
+
     /** Drops the saved state of a paused sandbox that is stopped or removed instead of resumed. */
     default void discardPaused(SandboxPaths paths) {}
 
@@ -119,6 +126,12 @@ public interface Backend {
 
     /** Lets go of what the backend holds of an image that is being removed (a shared mount of it). */
     default void releaseImage(Path imageFile) {}
+
+    /**
+     * Removes what a process of this backend that died in the middle of its work left behind
+     * outside any sandbox's directory (a fork's memory image); the daemon calls it at start.
+     */
+    default void sweepLeftovers() {}
 
     /** Ends what the backend keeps beyond sandboxes (warm pools), for a daemon shutting down. */
     default void close() {}

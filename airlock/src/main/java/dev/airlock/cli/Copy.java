@@ -12,14 +12,14 @@ import dev.airlock.guest.FileStat;
 import dev.airlock.guest.FileType;
 import dev.airlock.guest.GuestChannel;
 import dev.airlock.guest.GuestException;
+import dev.airlock.host.BoundedBuffer;
+import dev.airlock.net.UntrustedText;
 import dev.airlock.sandbox.SandboxException;
 import dev.airlock.service.SandboxService;
 import dev.airlock.service.SandboxSession;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.OpenOption;
@@ -96,7 +96,8 @@ final class Copy {
             ExecSpec spec = ExecSpec.builder("/bin/sh", "-c", script, "sh", dst)
                     .stdin(true)
                     .build();
-            ByteArrayOutputStream err = new ByteArrayOutputStream();
+            // The guest's tar may say anything on stderr: only a message's worth is kept.
+            BoundedBuffer err = new BoundedBuffer(4096);
             Execution ex = ch.exec(spec, OutputStream.nullOutputStream(), err);
             try (InputStream in = tar.getInputStream();
                     OutputStream stdin = ex.stdin()) {
@@ -147,10 +148,10 @@ final class Copy {
         }
     }
 
-    private static void check(ExitStatus guest, int host, ByteArrayOutputStream err) {
+    private static void check(ExitStatus guest, int host, BoundedBuffer err) {
         if (guest.shellStatus() != 0 || host != 0) {
             throw new SandboxException("copy failed (guest tar exit " + guest.shellStatus() + ", host tar exit " + host
-                    + "): " + err.toString(StandardCharsets.UTF_8).strip());
+                    + "): " + UntrustedText.forTerminal(err.text().strip()));
         }
     }
 

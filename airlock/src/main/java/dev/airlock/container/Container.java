@@ -41,6 +41,6 @@ public record Container(String id, Path sandboxDir, Path image, Path socket, Con
 
     /** A new session with the agent. */
     public GuestChannel connect(Duration helloTimeout) throws IOException {
-        return GuestChannel.connect(socket, helloTimeout);
+        return GuestChannel.connect(new ContainerAgentSocket(socket), helloTimeout);
     }
 }

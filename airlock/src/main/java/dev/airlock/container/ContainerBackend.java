@@ -188,7 +188,7 @@ public final class ContainerBackend implements Backend {
 
     @Override
     public AgentEndpoint agent(Sandbox s, SandboxPaths paths) {
-        return new AgentEndpoint.UnixSocket(paths.runtimeDir().resolve(OciConfig.AGENT_SOCKET));
+        return new ContainerAgentSocket(paths.runtimeDir().resolve(OciConfig.AGENT_SOCKET));
     }
 
     @Override
@@ -250,7 +250,7 @@ public final class ContainerBackend implements Backend {
         if (!Files.isDirectory(template)) {
             throw SandboxException.failed("the workspace template " + template + " is not a container layer");
         }
-        AirlockDirs.ensureDir(upper.resolveSibling("."));
+        AirlockDirs.ensureOwnerOnlyDir(upper.resolveSibling("."));
         HostCommand.Result cp = HostCommand.run(
                 List.of("cp", "-a", "--reflink=auto", template.toString(), upper.toString()), null, null);
         if (!cp.ok()) {

@@ -1,5 +1,6 @@
 package dev.airlock.container;
 
+import dev.airlock.host.HostFiles;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -159,7 +160,8 @@ public final class OciConfig {
     public static void write(Map<String, Object> config, Path bundle) {
         try {
             Files.createDirectories(bundle);
-            Path tmp = bundle.resolve("config.json.tmp");
+            // The sandbox's environment is in it: the owner's alone.
+            Path tmp = HostFiles.ownerOnlyFile(bundle.resolve("config.json.tmp"));
             Files.writeString(tmp, JSON.writeValueAsString(config));
             Files.move(tmp, bundle.resolve("config.json"), java.nio.file.StandardCopyOption.ATOMIC_MOVE);
         } catch (IOException e) {

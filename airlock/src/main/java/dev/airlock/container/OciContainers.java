@@ -1,10 +1,9 @@
 package dev.airlock.container;
 
+import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.HostFiles;
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.net.StandardProtocolFamily;
-import java.net.UnixDomainSocketAddress;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -94,6 +93,10 @@ public final class OciContainers {
     public Container prepare(ContainerSpec spec) {
         Container c = new Container(spec.id(), spec.sandboxDir(), spec.image(), spec.socket(), cgroupFor(spec.id()));
         try {
+            // The container's config (its environment), layers and log: the owner's alone. The
+            // runtime, root, needs no access for others to set the container up.
+            AirlockDirs.ensureOwnerOnlyDir(c.sandboxDir());
+            AirlockDirs.ensureOwnerOnlyDir(c.bundle());
             Files.createDirectories(c.rootfs());
             Files.createDirectories(c.upper());
             Files.createDirectories(c.work());
@@ -238,8 +241,7 @@ public final class OciContainers {
     }
 
     private static boolean accepts(Path socket) {
-        try (SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX)) {
-            ch.connect(UnixDomainSocketAddress.of(socket));
+        try (SocketChannel ignored = new ContainerAgentSocket(socket).open()) {
             return true;
         } catch (IOException e) {
             return false;

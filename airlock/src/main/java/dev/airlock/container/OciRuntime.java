@@ -1,6 +1,7 @@
 package dev.airlock.container;
 
 import dev.airlock.host.HostCommand;
+import dev.airlock.host.HostFiles;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -162,6 +163,8 @@ public final class OciRuntime {
         try {
             Files.createDirectories(stateRoot);
             Files.deleteIfExists(pidFile);
+            // What the container prints: the owner's alone, and appended (the daemon caps it by truncation).
+            HostFiles.ownerOnlyFile(log);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }

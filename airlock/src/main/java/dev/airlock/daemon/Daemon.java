@@ -50,6 +50,8 @@ public final class Daemon {
     /** Runs until killed. Exits at once if another daemon already serves this data directory. */
     public void run() throws Exception {
         AirlockDirs.ensurePrivateDir(dirs.runtime());
+        // Sandbox disks, saved memory, logs, secrets: no other local user may read any of it.
+        AirlockDirs.ensurePrivateDir(dirs.data());
         FileChannel lockChannel = FileChannel.open(
                 dirs.runtime().resolve("airlockd.lock"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
         FileLock lock = lockChannel.tryLock();
@@ -61,6 +63,7 @@ public final class Daemon {
                 dirs.runtime().resolve("airlockd.pid"),
                 (ProcessHandle.current().pid() + "\n").getBytes(StandardCharsets.UTF_8));
         service.sweepRemovedNetworks();
+        service.engine().sweepLeftovers();
         QueuedThreadPool threads = new QueuedThreadPool();
         threads.setVirtualThreadsExecutor(Executors.newVirtualThreadPerTaskExecutor());
         Server srv = new Server(threads);
@@ -71,10 +74,10 @@ public final class Daemon {
         // A session (an exec, a shell) can stay quiet for as long as its command runs.
         connector.setIdleTimeout(Duration.ofDays(1).toMillis());
         srv.addConnector(connector);
-        srv.setHandler(new HttpApi(
+        srv.setHandler(new PeerCheck(new HttpApi(
                 service,
                 service,
-                new Health("1", ProcessHandle.current().pid(), dirs.data().toString(), Build.id())));
+                new Health("1", ProcessHandle.current().pid(), dirs.data().toString(), Build.id()))));
         srv.start();
         Files.setPosixFilePermissions(sock, PosixFilePermissions.fromString("rw-------"));
         server = srv;

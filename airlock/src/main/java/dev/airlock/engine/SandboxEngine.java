@@ -12,6 +12,7 @@ import dev.airlock.engine.Lifecycle.Verdict;
 import dev.airlock.guest.AgentEndpoint;
 import dev.airlock.guest.GuestChannel;
 import dev.airlock.host.AirlockDirs;
+import dev.airlock.host.Failpoint;
 import dev.airlock.host.HostFiles;
 import dev.airlock.host.Progress;
 import dev.airlock.image.Image;
@@ -30,6 +31,7 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.Optional;
 import org.jspecify.annotations.Nullable;
 
@@ -104,7 +106,7 @@ public final class SandboxEngine {
                 fresh = fresh.withId(ready.get());
             }
             SandboxPaths paths = paths(fresh);
-            AirlockDirs.ensureDir(paths.dir());
+            AirlockDirs.ensureOwnerOnlyDir(paths.dir());
             try {
                 if (ready.isEmpty()) {
                     backend.prepare(fresh, paths, o.layerTemplate());
@@ -230,7 +232,7 @@ public final class SandboxEngine {
         Backend backend = requireCapability(s, Capability.PAUSE);
         Lifecycle.check(Operation.PAUSE, s);
         Sandbox paused = s.moveTo(SandboxState.PAUSED, 0, null);
-        try {
+        try (OperationMarker ignored = OperationMarker.begin(paths(s).dir(), OperationMarker.Operation.PAUSE)) {
             backend.pause(s, paths(s), () -> store.save(paused));
         } catch (SandboxException e) {
             throw e;
@@ -246,24 +248,26 @@ public final class SandboxEngine {
         Backend backend = requireCapability(s, Capability.PAUSE);
         Lifecycle.check(Operation.RESUME, s);
         SandboxPaths paths = paths(s);
-        Launch launch;
-        try {
-            launch = backend.resume(s, paths);
-        } catch (RuntimeException e) {
-            store.save(s.moveTo(
-                    SandboxState.FAILED,
-                    0,
-                    "resume failed: " + e.getMessage() + "; its disk is kept: airlock start " + s.name()
-                            + " boots it again (without its processes)"));
-            throw new SandboxException("cannot resume sandbox '" + s.name() + "': " + e.getMessage(), e);
+        try (OperationMarker ignored = OperationMarker.begin(paths.dir(), OperationMarker.Operation.RESUME)) {
+            Launch launch;
+            try {
+                launch = backend.resume(s, paths);
+            } catch (RuntimeException e) {
+                store.save(s.moveTo(
+                        SandboxState.FAILED,
+                        0,
+                        "resume failed: " + e.getMessage() + "; its disk is kept: airlock start " + s.name()
+                                + " boots it again (without its processes)"));
+                throw new SandboxException("cannot resume sandbox '" + s.name() + "': " + e.getMessage(), e);
+            }
+            recordOrigin(paths, launch.origin());
+            Sandbox running = s.moveTo(SandboxState.RUNNING, launch.pid(), null);
+            store.save(running);
+            // Only now that the record says RUNNING may the saved state go: a crash before this
+            // point leaves a paused sandbox that can be resumed again.
+            backend.discardPaused(paths);
+            return running;
         }
-        recordOrigin(paths, launch.origin());
-        Sandbox running = s.moveTo(SandboxState.RUNNING, launch.pid(), null);
-        store.save(running);
-        // Only now that the record says RUNNING may the saved state go: a crash before this
-        // point leaves a paused sandbox that can be resumed again.
-        backend.discardPaused(paths);
-        return running;
     }
 
     /**
@@ -279,6 +283,9 @@ public final class SandboxEngine {
             throw new SandboxException("a fork makes 1 to 64 clones, not " + names.size());
         }
         List<Backend.Clone> clones = new ArrayList<>();
+        // Held until every clone's record says how it ended: a crash before leaves clones that
+        // never started, which the next look at them removes (see mend).
+        List<OperationMarker> making = new ArrayList<>();
         try (HostFiles.Lock ignored = store.lock()) {
             List<String> taken = store.list().stream().map(Sandbox::name).toList();
             for (String name : names) {
@@ -291,13 +298,26 @@ public final class SandboxEngine {
             for (String name : names) {
                 Sandbox c = src.copyAs(Names.newId(), name);
                 SandboxPaths p = paths(c);
-                AirlockDirs.ensureDir(p.dir());
+                AirlockDirs.ensureOwnerOnlyDir(p.dir());
+                making.add(OperationMarker.begin(p.dir(), OperationMarker.Operation.CLONE));
                 store.save(c);
                 clones.add(new Backend.Clone(c, p));
             }
+        } catch (RuntimeException e) {
+            making.forEach(OperationMarker::close);
+            throw e;
         }
-        List<CloneResult> results;
         try {
+            return fork(src, backend, clones);
+        } finally {
+            making.forEach(OperationMarker::close);
+        }
+    }
+
+    private List<Sandbox> fork(Sandbox src, Backend backend, List<Backend.Clone> clones) {
+        Failpoint.reached("fork-clones-recorded");
+        List<CloneResult> results;
+        try (OperationMarker ignored = OperationMarker.begin(paths(src).dir(), OperationMarker.Operation.FORK)) {
             results = backend.fork(src, paths(src), clones);
         } catch (RuntimeException e) {
             for (Backend.Clone c : clones) {
@@ -343,6 +363,17 @@ public final class SandboxEngine {
         return removed;
     }
 
+    /** What processes that died left behind outside sandboxes, swept by every backend (daemon start). */
+    public void sweepLeftovers() {
+        for (Backend b : backends.all()) {
+            try {
+                b.sweepLeftovers();
+            } catch (RuntimeException e) {
+                progress.step("cannot sweep what the " + b.name() + " runtime left behind: " + e.getMessage());
+            }
+        }
+    }
+
     private Backend requireCapability(Sandbox s, Capability c) {
         Backend backend = backends.of(s);
         if (!backend.capabilities().contains(c)) {
@@ -353,11 +384,85 @@ public final class SandboxEngine {
 
     /** A sandbox with its state checked against reality: a RUNNING one whose process died is FAILED. */
     public Sandbox inspect(String ref) {
-        return refresh(store.require(Names.validateRef(ref)));
+        Sandbox s = store.require(Names.validateRef(ref));
+        return refresh(mend(s).orElseThrow(() -> SandboxException.notFound("no such sandbox '" + ref
+                + "' (the fork that was making it was cut short); list sandboxes with: airlock ps -a")));
     }
 
     public List<Sandbox> list() {
-        return store.list().stream().map(this::refresh).toList();
+        return store.list().stream()
+                .map(this::mend)
+                .flatMap(Optional::stream)
+                .map(this::refresh)
+                .toList();
+    }
+
+    /**
+     * Finishes or undoes what a process that died in the middle of an operation on {@code s} left
+     * (its {@link OperationMarker}), so no crash leaves a sandbox wedged:
+     *
+     * <ul>
+     *   <li>a pause, resume or fork whose record still says running: the VM, possibly stopped for
+     *       saving and never continued, is continued ({@link Backend#thaw}); a partial saved state
+     *       goes;
+     *   <li>a pause or resume whose record says paused: a VMM still there (stopped after saving, or
+     *       half restored) is ended; the saved state is complete and stays;
+     *   <li>a clone whose record was never told how its start went: it never held anything of the
+     *       user's, so it is removed, its VMM too if one got that far.
+     * </ul>
+     *
+     * Returns the sandbox as it is now; empty when it was such a clone.
+     */
+    private Optional<Sandbox> mend(Sandbox s) {
+        Path dir = store.dir(s.id());
+        if (!OperationMarker.present(dir)) {
+            return Optional.of(s);
+        }
+        Optional<OperationMarker.Left> found = OperationMarker.leftByTheDead(dir);
+        if (found.isEmpty()) {
+            return Optional.of(s);
+        }
+        OperationMarker.Left left = found.get();
+        Backend backend = backends.of(s);
+        SandboxPaths paths = paths(s);
+        Sandbox now = store.find(s.id()).orElse(s);
+        try {
+            switch (left.op()) {
+                case CLONE -> {
+                    if (now.state() == SandboxState.CREATED) {
+                        progress.step("sandbox " + now.name() + ": a fork that made it was cut short; removing it");
+                        backend.kill(now, paths);
+                        backend.release(now, paths);
+                        store.delete(now.id());
+                        HostFiles.deleteTree(paths.runtimeDir());
+                        left.lock().close();
+                        return Optional.empty();
+                    }
+                }
+                case PAUSE, RESUME, FORK -> {
+                    if (now.state() == SandboxState.RUNNING) {
+                        progress.step("sandbox " + now.name() + ": a "
+                                + left.op().name().toLowerCase(Locale.ROOT) + " was cut short; continuing its VM");
+                        backend.thaw(now, paths);
+                        if (left.op() != OperationMarker.Operation.FORK) {
+                            backend.discardPaused(paths);
+                        }
+                    } else if (now.state() == SandboxState.PAUSED) {
+                        progress.step("sandbox " + now.name() + ": a "
+                                + left.op().name().toLowerCase(Locale.ROOT)
+                                + " was cut short; it stays paused, its leftover VMM is ended");
+                        backend.kill(now, paths);
+                    }
+                }
+            }
+        } catch (RuntimeException e) {
+            // Tried again at the next look; the marker stays.
+            left.lock().close();
+            progress.step("sandbox " + now.name() + ": cannot mend an operation cut short: " + e.getMessage());
+            return Optional.of(now);
+        }
+        left.close();
+        return Optional.of(now);
     }
 
     private Sandbox refresh(Sandbox s) {

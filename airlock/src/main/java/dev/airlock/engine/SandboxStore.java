@@ -79,7 +79,7 @@ public final class SandboxStore {
     }
 
     public void save(Sandbox s) {
-        Path dir = AirlockDirs.ensureDir(dir(s.id()));
+        Path dir = AirlockDirs.ensureOwnerOnlyDir(dir(s.id()));
         HostFiles.writeAtomically(
                 dir.resolve(RECORD), JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(s));
     }
@@ -112,7 +112,7 @@ public final class SandboxStore {
 
     /** Holds the store-wide lock, which makes name checks and creation atomic across processes. */
     public HostFiles.Lock lock() {
-        return HostFiles.lock(root.resolve(".lock"));
+        return HostFiles.lock(AirlockDirs.ensureOwnerOnlyDir(root).resolve(".lock"));
     }
 
     private static Optional<Sandbox> read(Path file) {

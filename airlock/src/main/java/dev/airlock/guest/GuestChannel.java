@@ -253,6 +253,90 @@ public final class GuestChannel implements AutoCloseable {
         return stream;
     }
 
+    /**
+     * {@link #exec} for a command the host runs on its own (a workspace script, a warm-up):
+     * returns its exit status, or fails with a {@link GuestLimitException} when it has not ended
+     * within {@code timeout} or has written more than {@code maxOutputBytes} to stdout and stderr
+     * together (at most that much reaches the sinks). Either way the process is sent SIGKILL and
+     * the stream cancelled; the session goes on.
+     */
+    public ExitStatus execBounded(
+            ExecSpec spec, OutputStream stdout, OutputStream stderr, long maxOutputBytes, Duration timeout)
+            throws IOException, InterruptedException {
+        byte[] request = spec.toPayload();
+        String what = "running " + spec.argv().getFirst();
+        OutputCap cap = new OutputCap(maxOutputBytes, what);
+        ExecStream stream = openStream(id -> new ExecStream(this, id, spec, cap.wrap(stdout), cap.wrap(stderr)));
+        cap.stream = stream;
+        return withDeadline(stream, what, timeout, () -> {
+            send(Frame.of(FrameType.EXEC, stream.id, request));
+            try {
+                stream.awaitStarted();
+                return stream.await();
+            } catch (GuestLimitException e) {
+                try {
+                    stream.signal(9);
+                } catch (IOException gone) {
+                    // The process or the session ended already; the limit is what to report.
+                }
+                throw e;
+            }
+        });
+    }
+
+    /**
+     * The output allowance of one bounded exec, shared by its stdout and stderr sinks: past it
+     * the stream fails with a size {@link GuestLimitException} (on the pump thread, which then
+     * drops the rest) and the caller's wait ends.
+     */
+    private static final class OutputCap {
+        private final long max;
+        private final String what;
+        private long used;
+        volatile @Nullable ExecStream stream;
+
+        OutputCap(long max, String what) {
+            this.max = max;
+            this.what = what;
+        }
+
+        OutputStream wrap(OutputStream sink) {
+            return new OutputStream() {
+                @Override
+                public void write(int b) throws IOException {
+                    write(new byte[] {(byte) b}, 0, 1);
+                }
+
+                @Override
+                public void write(byte[] b, int off, int len) throws IOException {
+                    int allowed = charge(len);
+                    if (allowed > 0) {
+                        sink.write(b, off, allowed);
+                    }
+                    if (allowed < len) {
+                        GuestLimitException over = GuestLimitException.size(what, max);
+                        ExecStream s = stream;
+                        if (s != null) {
+                            s.fail(over);
+                        }
+                        throw over;
+                    }
+                }
+
+                @Override
+                public void flush() throws IOException {
+                    sink.flush();
+                }
+            };
+        }
+
+        private synchronized int charge(int len) {
+            int allowed = (int) Math.max(0, Math.min(len, max - used));
+            used += len;
+            return allowed;
+        }
+    }
+
     /** Copies a guest file into {@code out}; returns its size. Symlinks are followed. */
     public long readFile(String path, OutputStream out) throws IOException, InterruptedException {
         byte[] request = FileFields.pathRequest(path);
@@ -457,6 +541,19 @@ public final class GuestChannel implements AutoCloseable {
         QueryStream<Boolean> stream = openStream(id -> new QueryStream<>(this, id, "identity", fields -> true));
         send(Frame.of(FrameType.IDENTITY, stream.id, request));
         stream.await();
+    }
+
+    /** {@link #setIdentity(GuestIdentity)} with a deadline ({@link GuestLimitException}). */
+    public void setIdentity(GuestIdentity identity, Duration timeout) throws IOException, InterruptedException {
+        if (!features().contains(GuestFeature.IDENTITY)) {
+            throw new GuestException(95, "the agent (" + agentVersion() + ") cannot take a new identity");
+        }
+        byte[] request = identity.toPayload();
+        QueryStream<Boolean> stream = openStream(id -> new QueryStream<>(this, id, "identity", fields -> true));
+        withDeadline(stream, "taking a new identity", timeout, () -> {
+            send(Frame.of(FrameType.IDENTITY, stream.id, request));
+            return stream.await();
+        });
     }
 
     /**

@@ -129,6 +129,26 @@ public record AirlockDirs(Path home, Path cache, Path data, Path runtime) {
         }
     }
 
+    /**
+     * A directory of Airlock's own data (a sandbox's, a template's, a fork's): created 0700 with
+     * any missing parents, or closed to 0700 when an older Airlock made it wider. Its files hold
+     * guest disks, memory and logs, which no other local user may read. For directories inside
+     * one already checked by {@link #ensurePrivateDir}, where nobody else can have put anything.
+     */
+    public static Path ensureOwnerOnlyDir(Path dir) {
+        try {
+            Files.createDirectories(dir, PosixFilePermissions.asFileAttribute(OWNER_ONLY));
+            if (!Files.getPosixFilePermissions(dir, LinkOption.NOFOLLOW_LINKS).equals(OWNER_ONLY)) {
+                Files.setPosixFilePermissions(dir, OWNER_ONLY);
+            }
+            return dir;
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot create directory " + dir, e);
+        }
+    }
+
+    private static final Set<PosixFilePermission> OWNER_ONLY = PosixFilePermissions.fromString("rwx------");
+
     public static Path ensureDir(Path dir) {
         try {
             return Files.createDirectories(dir);

@@ -8,6 +8,7 @@ import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.Comparator;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.locks.ReentrantLock;
@@ -20,11 +21,16 @@ public final class HostFiles {
     /**
      * Replaces {@code target} with {@code bytes} so that a crash at any point leaves either the
      * old or the new content: write a temporary sibling, fsync it, rename it over the target.
+     * The file is the owner's alone (0600) from its creation on, so it suits secrets and keys:
+     * there is no moment at which the content exists with wider permissions, or not at all.
      */
     public static void writeAtomically(Path target, byte[] bytes) {
         try {
             Path tmp = Files.createTempFile(
-                    target.getParent(), target.getFileName().toString(), ".tmp");
+                    target.getParent(),
+                    target.getFileName().toString(),
+                    ".tmp",
+                    PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
             Files.write(tmp, bytes);
             try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE)) {
                 ch.force(true);
@@ -32,6 +38,26 @@ public final class HostFiles {
             Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write " + target, e);
+        }
+    }
+
+    /**
+     * An empty file only its owner can read or write (0600), for a file another program fills
+     * (QEMU's console log, a saved VM state, a RAM file): such programs keep the mode of a file
+     * that exists instead of making it with their own (usually 0644). An existing file is kept
+     * and closed to 0600.
+     */
+    public static Path ownerOnlyFile(Path file) {
+        try {
+            try {
+                Files.createFile(
+                        file, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
+            } catch (java.nio.file.FileAlreadyExistsException e) {
+                Files.setPosixFilePermissions(file, PosixFilePermissions.fromString("rw-------"));
+            }
+            return file;
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot create " + file, e);
         }
     }
 
@@ -50,7 +76,7 @@ public final class HostFiles {
                                 | LinuxSyscalls.O_CREAT
                                 | LinuxSyscalls.O_TRUNC
                                 | LinuxSyscalls.O_CLOEXEC,
-                        0640);
+                        0600);
                 try {
                     long size = Files.size(from);
                     sys.ftruncate(out, size);
@@ -92,6 +118,20 @@ public final class HostFiles {
             return java.util.Arrays.copyOf(buf.array(), buf.position());
         } catch (java.nio.file.NoSuchFileException e) {
             return new byte[0];
+        }
+    }
+
+    /** The entries of a directory; none when it does not exist. */
+    public static java.util.List<Path> children(Path dir) {
+        if (!Files.isDirectory(dir)) {
+            return java.util.List.of();
+        }
+        try (Stream<Path> s = Files.list(dir)) {
+            return s.toList();
+        } catch (java.nio.file.NoSuchFileException e) {
+            return java.util.List.of();
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot list " + dir, e);
         }
     }
 
@@ -142,6 +182,38 @@ public final class HostFiles {
                 throw e;
             }
             return new Lock(local, ch);
+        } catch (IOException e) {
+            local.unlock();
+            throw new UncheckedIOException("cannot lock " + lockFile, e);
+        } catch (RuntimeException e) {
+            local.unlock();
+            throw e;
+        }
+    }
+
+    /**
+     * {@link #lock} without waiting: empty when another thread or process holds the lock. A file
+     * lock dies with its process, so a lock that can be taken says that nobody alive holds it.
+     */
+    public static java.util.Optional<Lock> tryLock(Path lockFile) {
+        ReentrantLock local = LOCAL.computeIfAbsent(lockFile.toAbsolutePath().normalize(), k -> new ReentrantLock());
+        if (local.isHeldByCurrentThread() || !local.tryLock()) {
+            return java.util.Optional.empty();
+        }
+        try {
+            Files.createDirectories(lockFile.getParent());
+            FileChannel ch = FileChannel.open(lockFile, StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+            try {
+                if (ch.tryLock() == null) {
+                    ch.close();
+                    local.unlock();
+                    return java.util.Optional.empty();
+                }
+            } catch (IOException | RuntimeException e) {
+                ch.close();
+                throw e;
+            }
+            return java.util.Optional.of(new Lock(local, ch));
         } catch (IOException e) {
             local.unlock();
             throw new UncheckedIOException("cannot lock " + lockFile, e);

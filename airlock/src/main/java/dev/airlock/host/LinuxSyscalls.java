@@ -71,12 +71,21 @@ public final class LinuxSyscalls implements AutoCloseable {
     public static final int S_IFDIR = 0040000;
     public static final int S_IFREG = 0100000;
     public static final int S_IFLNK = 0120000;
+    public static final int S_IFSOCK = 0140000;
+    public static final int AT_EMPTY_PATH = 0x1000;
     public static final int ENOENT = 2;
     public static final int EEXIST = 17;
     public static final int ENOTDIR = 20;
     public static final int EXDEV = 18;
     public static final int EISDIR = 21;
     public static final int ELOOP = 40;
+
+    // inotify: a file's writes as events (FileWriteWatch).
+    public static final int IN_MODIFY = 0x2;
+    public static final int IN_IGNORED = 0x8000;
+    public static final int IN_Q_OVERFLOW = 0x4000;
+    public static final int IN_DONT_FOLLOW = 0x02000000;
+    public static final int IN_CLOEXEC = O_CLOEXEC;
 
     private static final Linker LINKER = Linker.nativeLinker();
     private static final SymbolLookup LIBC = LINKER.defaultLookup();
@@ -172,6 +181,14 @@ public final class LinuxSyscalls implements AutoCloseable {
             downcall("fstatat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT), CAPTURE_ERRNO);
     private static final MethodHandle WRITE =
             downcall("write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG), CAPTURE_ERRNO);
+    private static final MethodHandle READ =
+            downcall("read", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG), CAPTURE_ERRNO);
+    private static final MethodHandle INOTIFY_INIT1 =
+            downcall("inotify_init1", FunctionDescriptor.of(JAVA_INT, JAVA_INT), CAPTURE_ERRNO);
+    private static final MethodHandle INOTIFY_ADD_WATCH =
+            downcall("inotify_add_watch", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT), CAPTURE_ERRNO);
+    private static final MethodHandle INOTIFY_RM_WATCH =
+            downcall("inotify_rm_watch", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT), CAPTURE_ERRNO);
     // int futimens(int fd, const struct timespec times[2])
     private static final MethodHandle FUTIMENS =
             downcall("futimens", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS), CAPTURE_ERRNO);
@@ -628,6 +645,105 @@ public final class LinuxSyscalls implements AutoCloseable {
             }
             throw new ErrnoException("fstatat(" + name + ")", errno());
         }
+        return mode;
+    }
+
+    /** {@code read(fd, buffer, length)}: bytes read, 0 at end of file; retried on EINTR. */
+    public long read(int fd, MemorySegment buffer, long length) throws ErrnoException {
+        while (true) {
+            long n;
+            try {
+                n = (long) READ.invokeExact(callState, fd, buffer, length);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+            if (n >= 0) {
+                return n;
+            }
+            if (errno() != EINTR) {
+                throw new ErrnoException("read", errno());
+            }
+        }
+    }
+
+    /** {@code inotify_init1(flags)}: a new inotify instance. */
+    public int inotifyInit(int flags) throws ErrnoException {
+        int fd;
+        try {
+            fd = (int) INOTIFY_INIT1.invokeExact(callState, flags);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        check(fd, "inotify_init1", "");
+        return fd;
+    }
+
+    /** {@code inotify_add_watch(fd, path, mask)}: the watch descriptor (the same one again for the same inode). */
+    public int inotifyAddWatch(int fd, String path, int mask) throws ErrnoException {
+        int wd;
+        try (Arena call = Arena.ofConfined()) {
+            try {
+                wd = (int) INOTIFY_ADD_WATCH.invokeExact(callState, fd, call.allocateFrom(path), mask);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+        }
+        check(wd, "inotify_add_watch", path);
+        return wd;
+    }
+
+    /** {@code inotify_rm_watch(fd, wd)}; a watch already gone (its file deleted) is not an error. */
+    public void inotifyRmWatch(int fd, int wd) throws ErrnoException {
+        int rc;
+        try {
+            rc = (int) INOTIFY_RM_WATCH.invokeExact(callState, fd, wd);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        if (rc < 0 && errno() != 22) {
+            throw new ErrnoException("inotify_rm_watch", errno());
+        }
+    }
+
+    /**
+     * The bytes of disk {@code path} takes ({@code st_blocks * 512}, not following a final
+     * symlink): less than its size where it has holes. -1 when there is no such file.
+     */
+    public long allocatedBytes(String path) throws ErrnoException {
+        int rc;
+        long blocks;
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment st = call.allocate(144, 8); // struct stat on x86_64; st_blocks at offset 64
+            try {
+                rc = (int) FSTATAT.invokeExact(callState, AT_FDCWD, call.allocateFrom(path), st, AT_SYMLINK_NOFOLLOW);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+            blocks = st.get(JAVA_LONG, 64);
+        }
+        if (rc < 0) {
+            if (errno() == ENOENT) {
+                return -1;
+            }
+            throw new ErrnoException("fstatat(" + path + ")", errno());
+        }
+        return blocks * 512;
+    }
+
+    /** The {@code st_mode} of what {@code fd} refers to (an {@link #O_PATH} descriptor too). */
+    public int fstatMode(int fd) throws ErrnoException {
+        int rc;
+        int mode;
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment st = call.allocate(144, 8); // struct stat on x86_64; st_mode at offset 24
+            try {
+                rc = (int) FSTATAT.invokeExact(callState, fd, call.allocateFrom(""), st, AT_EMPTY_PATH);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+            mode = st.get(JAVA_INT, 24);
+        }
+        check(rc, "fstat", "fd " + fd);
         return mode;
     }
 

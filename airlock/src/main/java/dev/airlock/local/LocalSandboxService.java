@@ -4,8 +4,11 @@ import dev.airlock.backend.Capability;
 import dev.airlock.engine.SandboxEngine;
 import dev.airlock.guest.GuestChannel;
 import dev.airlock.host.AirlockDirs;
+import dev.airlock.host.FileWriteWatch;
 import dev.airlock.host.HostFiles;
+import dev.airlock.host.LinuxSyscalls;
 import dev.airlock.host.NatCgroup;
+import dev.airlock.host.RotatingLog;
 import dev.airlock.net.EgressLog;
 import dev.airlock.net.InferenceBridge;
 import dev.airlock.net.NatFirewall;
@@ -81,6 +84,9 @@ public final class LocalSandboxService implements SandboxService, FrameSessions 
     private final Map<String, Object> locks = new ConcurrentHashMap<>();
 
     private final Workspaces workspaces;
+    /** Caps the console logs of running sandboxes as soon as they grow (the watchdog is the backstop). */
+    private final @Nullable FileWriteWatch logWatch = openLogWatch();
+
     private final ScheduledExecutorService watchdog = Executors.newSingleThreadScheduledExecutor(
             Thread.ofPlatform().daemon().name("airlockd-watchdog").factory());
 
@@ -220,7 +226,7 @@ public final class LocalSandboxService implements SandboxService, FrameSessions 
                 : engine.paths(s).dir().resolve(EgressLog.FILE);
         try {
             return new String(
-                    HostFiles.tail(file, maxBytes),
+                    kind == LogKind.CONSOLE ? RotatingLog.tail(file, maxBytes) : HostFiles.tail(file, maxBytes),
                     kind == LogKind.CONSOLE ? StandardCharsets.ISO_8859_1 : StandardCharsets.UTF_8);
         } catch (IOException e) {
             throw new SandboxException("cannot read the log of sandbox '" + s.name() + "': " + e.getMessage(), e);
@@ -309,6 +315,7 @@ public final class LocalSandboxService implements SandboxService, FrameSessions 
                     ch.setDefaults(defaults, s.workdir(), SESSION_HELLO);
                 }
                 networks.put(s.id(), n);
+                watchLog(s);
                 return s;
             } catch (IOException | RuntimeException e) {
                 n.close();
@@ -334,6 +341,9 @@ public final class LocalSandboxService implements SandboxService, FrameSessions 
 
     /** Before a sandbox goes down: its network and shared session go first. */
     private void detach(Sandbox s) {
+        if (logWatch != null) {
+            logWatch.unwatch(consoleLog(s));
+        }
         SandboxNetwork n = networks.remove(s.id());
         if (n != null) {
             n.close();
@@ -462,6 +472,7 @@ public final class LocalSandboxService implements SandboxService, FrameSessions 
      */
     public void reattachRunning() {
         for (Sandbox s : engine.list()) {
+            capLog(consoleLog(s));
             if (s.state() == SandboxState.RUNNING) {
                 Thread.ofVirtual().name("reattach-" + s.name()).start(() -> {
                     DaemonLog.log("re-attaching to running sandbox " + s.name() + " (pid " + s.vmmPid() + ")");
@@ -498,6 +509,7 @@ public final class LocalSandboxService implements SandboxService, FrameSessions 
                 if (s.state() != SandboxState.RUNNING) {
                     continue;
                 }
+                capLog(consoleLog(s));
                 if (limit != null && started != null && Instant.now().isAfter(started.plus(limit))) {
                     DaemonLog.log(
                             "sandbox " + s.name() + " reached its " + limit.toSeconds() + " s lifetime: stopping it");
@@ -530,9 +542,53 @@ public final class LocalSandboxService implements SandboxService, FrameSessions 
     /** Ends the daemon's part of every sandbox (they keep running) and the backends' pools. */
     public void close() {
         watchdog.shutdownNow();
+        if (logWatch != null) {
+            logWatch.close();
+        }
         networks.values().forEach(SandboxNetwork::close);
         muxes.values().forEach(GuestMux::close);
         engine.backends().close();
+    }
+
+    // ---- console logs ----------------------------------------------------------------------
+
+    /**
+     * A guest writes its console as fast as it likes (a container straight to the host's disk),
+     * so its log is capped ({@link RotatingLog}) whenever it is written to, and once a second
+     * by the watchdog in case an event was missed. While no daemon runs nothing caps it.
+     */
+    private static @Nullable FileWriteWatch openLogWatch() {
+        try {
+            return new FileWriteWatch("airlockd-log-cap", LocalSandboxService::capLog);
+        } catch (LinuxSyscalls.ErrnoException e) {
+            DaemonLog.log("cannot watch console logs (" + e.getMessage() + "); capping them once a second instead");
+            return null;
+        }
+    }
+
+    private void watchLog(Sandbox s) {
+        Path log = consoleLog(s);
+        if (logWatch != null && Files.isRegularFile(log)) {
+            try {
+                logWatch.watch(log);
+            } catch (LinuxSyscalls.ErrnoException e) {
+                DaemonLog.log("sandbox " + s.name() + ": cannot watch its console log (" + e.getMessage()
+                        + "); it is capped once a second instead");
+            }
+        }
+    }
+
+    private Path consoleLog(Sandbox s) {
+        return engine.backend(s).log(engine.paths(s));
+    }
+
+    private static void capLog(Path log) {
+        try {
+            // No log line per trim: a flooding guest would then fill the daemon's log instead.
+            RotatingLog.trim(log, RotatingLog.CAP);
+        } catch (IOException | RuntimeException e) {
+            DaemonLog.log("cannot cap " + log + ": " + e.getMessage());
+        }
     }
 
     // ---- views -----------------------------------------------------------------------------

@@ -81,17 +81,16 @@ final class SandboxNetwork implements AutoCloseable {
         writeOwnerOnly(dir.resolve(SECRETS), JSON.writeValueAsString(secrets), "the secrets");
     }
 
-    /** Writes a file only the daemon's user can read: it was created that way, never widened. */
-    private static void writeOwnerOnly(Path f, String json, String what) {
+    /**
+     * Writes a file only the daemon's user can read: made 0600 beside it, then renamed over it,
+     * so a crash leaves the old content or the new, never none, and never a wider mode.
+     */
+    static void writeOwnerOnly(Path f, String json, String what) {
         try {
-            Files.deleteIfExists(f);
-            Files.createFile(
-                    f,
-                    java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
-                            java.nio.file.attribute.PosixFilePermissions.fromString("rw-------")));
-            Files.writeString(f, json, StandardCharsets.UTF_8);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot store " + what + " of the sandbox in " + f.getParent(), e);
+            HostFiles.writeAtomically(f, json.getBytes(StandardCharsets.UTF_8));
+        } catch (UncheckedIOException e) {
+            throw new UncheckedIOException(
+                    "cannot store " + what + " of the sandbox in " + f.getParent(), e.getCause());
         }
     }
 

@@ -121,7 +121,7 @@ final class Workspaces {
         boolean runSetup = setupKey != null && !templateHit;
         try (SandboxSession session = service.session(s.id())) {
             GuestChannel ch = session.channel();
-            pushed = Workspace.push(ch, repo, uncommitted);
+            pushed = Workspace.push(ch, repo, uncommitted, Workspace.Bounds.DEFAULT);
             // Recorded before setup runs: a sandbox whose setup failed or was cut short can still be pulled.
             new WorkspaceMeta(repo.root().toString(), pushed.base(), repo.branch(), pushed.uncommitted(), setupKey)
                     .write(engine.paths(s).dir());
@@ -139,7 +139,7 @@ final class Workspaces {
                         progress.output(java.util.Arrays.copyOfRange(b, off, off + len));
                     }
                 };
-                Workspace.setup(ch, cfg.setup(), out, out);
+                Workspace.setup(ch, cfg.setup(), out, out, Workspace.Bounds.DEFAULT);
             } else if (setupKey != null) {
                 progress.step("dependencies ready from workspace template " + setupKey.substring(0, 12));
             }
@@ -155,7 +155,7 @@ final class Workspaces {
 
     void diff(String ref, OutputStream out) throws IOException {
         withWorkspace(ref, (ch, meta) -> {
-            Workspace.diff(ch, meta.base(), out);
+            Workspace.diff(ch, meta.base(), out, Workspace.Bounds.DEFAULT);
             return Boolean.TRUE;
         });
     }
@@ -172,7 +172,8 @@ final class Workspaces {
                         meta.base(),
                         branch,
                         spec.includeUncommitted(),
-                        message));
+                        message,
+                        Workspace.Bounds.DEFAULT));
         return new PullResult(p.branch(), p.base(), p.head(), p.commits(), p.uncommittedLeft());
     }
 

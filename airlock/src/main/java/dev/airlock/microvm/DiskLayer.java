@@ -29,6 +29,8 @@ final class DiskLayer {
 
     /** A sparse file formatted as ext4. */
     static void make(Path file, long diskMiB) {
+        // The guest's disk: the owner's alone (a new RandomAccessFile would be 0644).
+        HostFiles.ownerOnlyFile(file);
         try (RandomAccessFile f = new RandomAccessFile(file.toFile(), "rw")) {
             f.setLength(diskMiB << 20);
         } catch (IOException e) {

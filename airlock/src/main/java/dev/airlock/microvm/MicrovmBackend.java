@@ -11,9 +11,11 @@ import dev.airlock.guest.ExecSpec;
 import dev.airlock.guest.GuestChannel;
 import dev.airlock.guest.GuestIdentity;
 import dev.airlock.host.AirlockDirs;
+import dev.airlock.host.Failpoint;
 import dev.airlock.host.HostFiles;
 import dev.airlock.host.NatCgroup;
 import dev.airlock.host.ProcessExit;
+import dev.airlock.host.ProcessStamp;
 import dev.airlock.host.Progress;
 import dev.airlock.image.GuestAgent;
 import dev.airlock.image.Kernel;
@@ -53,6 +55,8 @@ public final class MicrovmBackend implements Backend {
     public static final String NAME = "microvm";
     /** A restored VM answers within a second even under emulation; beyond this it is broken. */
     static final Duration RESTORE_TIMEOUT = Duration.ofSeconds(60);
+    /** What a warm-up command of ours may print (it prints nothing): the guest is hostile. */
+    static final long WARM_UP_OUTPUT = 64 << 10;
     /** Marks a layer nothing has booted from yet: such a sandbox may start from a template. */
     private static final String FRESH_LAYER = "fresh-layer";
     /** The saved VM of a paused sandbox. */
@@ -130,7 +134,9 @@ public final class MicrovmBackend implements Backend {
         // The disk layer is made (or copied from a workspace's setup layer) at start: a start
         // from a VM template brings the template's own layer instead.
         try {
-            Files.writeString(paths.dir().resolve(FRESH_LAYER), layerTemplate == null ? "" : layerTemplate.toString());
+            Files.writeString(
+                    HostFiles.ownerOnlyFile(paths.dir().resolve(FRESH_LAYER)),
+                    layerTemplate == null ? "" : layerTemplate.toString());
         } catch (IOException e) {
             throw new SandboxException("cannot create sandbox files in " + paths.dir() + ": " + e.getMessage(), e);
         }
@@ -179,7 +185,8 @@ public final class MicrovmBackend implements Backend {
         if (found.isEmpty() && !existed) {
             // One build per key at a time (across threads and processes): many sandboxes started
             // at once wait for the first one's template instead of all booting their own.
-            try (HostFiles.Lock ignored = HostFiles.lock(templates.root().resolve(key + ".lock"))) {
+            try (HostFiles.Lock ignored = HostFiles.lock(
+                    AirlockDirs.ensureOwnerOnlyDir(templates.root()).resolve(key + ".lock"))) {
                 found = templates.find(key, ramBytes);
                 if (found.isEmpty()) {
                     found = Optional.of(templates.build(key, s, assets, layerTemplate, BOOT_TIMEOUT));
@@ -232,7 +239,7 @@ public final class MicrovmBackend implements Backend {
         try {
             RunningVm vm = vm(s, paths);
             try (GuestChannel ch = GuestChannel.connect(vm.agentSocket(), RESTORE_TIMEOUT)) {
-                ch.setIdentity(GuestIdentity.fresh(s.name()));
+                ch.setIdentity(GuestIdentity.fresh(s.name()), RESTORE_TIMEOUT);
             }
             WarmPool p = pool;
             if (p != null) {
@@ -326,14 +333,18 @@ public final class MicrovmBackend implements Backend {
                 .find(key, (long) s.resources().memoryMiB() << 20)
                 .orElseThrow(() -> SandboxException.failed("template " + key + " is gone"));
         SandboxPaths paths = new SandboxPaths(
-                AirlockDirs.ensureDir(dirs.sandboxes().resolve(id)),
+                AirlockDirs.ensureOwnerOnlyDir(dirs.sandboxes().resolve(id)),
                 dirs.runtime().resolve(id.substring(0, 16)));
         restoreFrom(s, paths, t.layer(), t.ram(), t.state(), false);
         // Under emulation the first exec after a restore pays for translating the guest's code:
         // pay it here, not in the claim.
         try (GuestChannel ch = GuestChannel.connect(agent(s, paths), RESTORE_TIMEOUT)) {
-            ch.exec(ExecSpec.of("true"), OutputStream.nullOutputStream(), OutputStream.nullOutputStream())
-                    .await();
+            ch.execBounded(
+                    ExecSpec.of("true"),
+                    OutputStream.nullOutputStream(),
+                    OutputStream.nullOutputStream(),
+                    WARM_UP_OUTPUT,
+                    RESTORE_TIMEOUT);
         } catch (IOException e) {
             throw new SandboxException("the pooled VM did not run a command: " + e.getMessage(), e);
         } catch (InterruptedException e) {
@@ -362,7 +373,8 @@ public final class MicrovmBackend implements Backend {
             ch.setIdentity(
                     newIdentity
                             ? GuestIdentity.fresh(s.name())
-                            : new GuestIdentity(GuestIdentity.fresh(s.name()).entropy(), null, null));
+                            : new GuestIdentity(GuestIdentity.fresh(s.name()).entropy(), null, null),
+                    RESTORE_TIMEOUT);
             return pid;
         } catch (IOException | RuntimeException e) {
             kill(s, paths);
@@ -390,8 +402,17 @@ public final class MicrovmBackend implements Backend {
             vm.resume();
             throw new SandboxException("cannot pause sandbox '" + s.name() + "': " + e.getMessage(), e);
         }
+        // A crash here leaves a stopped VM whose record says running; one after the record, a
+        // paused sandbox whose VMM still runs. The engine mends both (its operation marker).
+        Failpoint.reached("microvm-pause-saved");
         recordPaused.run();
+        Failpoint.reached("microvm-pause-recorded");
         vm.kill();
+    }
+
+    @Override
+    public void thaw(Sandbox s, SandboxPaths paths) {
+        vmm.attach(spec(s, paths, null)).ifPresent(RunningVm::thaw);
     }
 
     @Override
@@ -413,14 +434,17 @@ public final class MicrovmBackend implements Backend {
      */
     @Override
     public List<CloneResult> fork(Sandbox src, SandboxPaths srcPaths, List<Clone> clones) {
-        Path work = AirlockDirs.ensureDir(
-                dirs.data().resolve("forks").resolve(Names.newId().substring(0, 16)));
-        Path convertRuntime =
-                dirs.runtime().resolve("frk-" + work.getFileName().toString().substring(0, 12));
+        // Named after this process: a fork cut short leaves its memory image here, which the next
+        // daemon's sweep removes once this process is gone (sweepLeftovers).
+        String tag = Names.newId().substring(0, 12);
+        Path work = AirlockDirs.ensureOwnerOnlyDir(
+                forks().resolve(ProcessStamp.current().text() + "." + tag));
+        Path convertRuntime = forkRuntime(tag);
         try {
             RunningVm vm = vm(src, srcPaths);
             try {
                 vm.saveState(work.resolve("full.state"), false);
+                Failpoint.reached("microvm-fork-saved");
                 DiskLayer.copy(srcPaths.dir().resolve(LAYER), work.resolve(LAYER), 0);
             } finally {
                 vm.resume();
@@ -463,6 +487,47 @@ public final class MicrovmBackend implements Backend {
             HostFiles.deleteTree(work);
             HostFiles.deleteTree(convertRuntime);
         }
+    }
+
+    private Path forks() {
+        return dirs.data().resolve("forks");
+    }
+
+    private Path forkRuntime(String tag) {
+        return dirs.runtime().resolve("frk-" + tag);
+    }
+
+    /**
+     * Removes the work of forks whose process died: the full memory image of the source, the
+     * shared RAM file, and the stopped VM that was converting one into the other (its QEMU would
+     * otherwise hold guest memory for good). Clones already started keep their private mapping of
+     * the RAM file, whose name alone goes.
+     */
+    @Override
+    public void sweepLeftovers() {
+        for (Path work : HostFiles.children(forks())) {
+            String name = work.getFileName().toString();
+            Optional<ProcessStamp> by = ProcessStamp.parse(name);
+            if (by.isPresent() && by.get().isAlive()) {
+                continue;
+            }
+            endProcessesUsing(work);
+            String tag = name.substring(name.lastIndexOf('.') + 1);
+            HostFiles.deleteTree(forkRuntime(tag));
+            HostFiles.deleteTree(work);
+            progress.step("removed what a fork cut short left behind: " + work);
+        }
+    }
+
+    /** Kills any process whose command line names {@code dir} (a VMM working there). */
+    private static void endProcessesUsing(Path dir) {
+        String needle = dir.toString();
+        ProcessHandle.allProcesses()
+                .filter(p -> p.info().commandLine().map(c -> c.contains(needle)).orElse(false))
+                .forEach(p -> {
+                    p.destroyForcibly();
+                    ProcessExit.await(p.pid(), Duration.ofSeconds(30));
+                });
     }
 
     /** The running VM of a sandbox, or a clear error when its VMM is gone. */

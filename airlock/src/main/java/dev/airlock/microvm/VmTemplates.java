@@ -199,7 +199,7 @@ final class VmTemplates {
     Template build(
             String key, Sandbox s, MicrovmBackend.BootAssets boot, @Nullable Path layerTemplate, Duration bootTimeout) {
         progress.step("building VM template " + key + " for image " + s.image() + " (once per configuration)");
-        Path work = AirlockDirs.ensureDir(root.resolve(".build-" + UUID.randomUUID()));
+        Path work = AirlockDirs.ensureOwnerOnlyDir(root.resolve(".build-" + UUID.randomUUID()));
         Path runtime =
                 dirs.runtime().resolve("tpl-" + work.getFileName().toString().substring(7, 19));
         long ramBytes = (long) s.resources().memoryMiB() << 20;
@@ -216,13 +216,14 @@ final class VmTemplates {
             // sandbox: their first command then reads nothing from disk.
             try (GuestChannel ch = GuestChannel.connect(spec.agentSocket(), bootTimeout)) {
                 ch.ping(Duration.ofSeconds(30));
-                ExitStatus warm = ch.exec(
-                                ExecSpec.builder("/bin/sh", "-c", "true; env >/dev/null; ls / >/dev/null")
-                                        .timeout(bootTimeout)
-                                        .build(),
-                                OutputStream.nullOutputStream(),
-                                OutputStream.nullOutputStream())
-                        .await();
+                ExitStatus warm = ch.execBounded(
+                        ExecSpec.builder("/bin/sh", "-c", "true; env >/dev/null; ls / >/dev/null")
+                                .timeout(bootTimeout)
+                                .build(),
+                        OutputStream.nullOutputStream(),
+                        OutputStream.nullOutputStream(),
+                        MicrovmBackend.WARM_UP_OUTPUT,
+                        bootTimeout);
                 if (warm.shellStatus() != 0) {
                     throw new SandboxException(
                             "the template VM's warm-up command failed: status " + warm.shellStatus());

@@ -45,7 +45,29 @@ import org.jspecify.annotations.Nullable;
 public final class NatFirewall {
     static final String CHAIN = "AIRLOCK-EGRESS";
     private static final String CHAIN_PREFIX = "AIRLOCK-N-";
-    private static final Path LOCK = Path.of(System.getProperty("java.io.tmpdir"), "airlock-nat-firewall.lock");
+    /** Where root's Airlock processes keep host-wide locks: a directory only root may enter. */
+    static final Path ROOT_LOCKS = Path.of("/run/airlock");
+
+    /**
+     * The lock that orders changes to the host's firewall among all Airlock processes of this
+     * host (each edit reads rule numbers and then deletes by them). It lives in a directory only
+     * its user can enter, checked as such, never in /tmp: there another local user could make
+     * the file first, as a link that had root create a file wherever it pointed, or as a file of
+     * theirs held locked forever, which stopped every nat sandbox. nat needs root, so root's
+     * lock is host-wide in {@link #ROOT_LOCKS}; any other user's is in its own runtime directory.
+     */
+    static Path lockFile() {
+        Path dir = isRoot() ? ROOT_LOCKS : AirlockDirs.fromEnvironment().runtime();
+        return AirlockDirs.ensurePrivateDir(dir).resolve("nat-firewall.lock");
+    }
+
+    private static boolean isRoot() {
+        try {
+            return (Integer) Files.getAttribute(Path.of("/proc/self"), "unix:uid") == 0;
+        } catch (IOException e) {
+            return false;
+        }
+    }
 
     /** One address a sandbox's chain accepts, and the rule that named it (for the log). */
     record Accept(InetAddress address, String why) {}
@@ -150,7 +172,7 @@ public final class NatFirewall {
         Plan plan = plan(spec, InetAddress::getAllByName, hostNameservers());
         String chain = chainOf(sandboxId);
         group.procs();
-        try (HostFiles.Lock ignored = HostFiles.lock(LOCK)) {
+        try (HostFiles.Lock ignored = HostFiles.lock(lockFile())) {
             ensureBase();
             List<String> script = new ArrayList<>();
             script.add("*filter");
@@ -189,7 +211,7 @@ public final class NatFirewall {
     /** Removes a sandbox's rules and its group (once its NAT process has exited). */
     public static void remove(NatCgroup group, String sandboxId) {
         String chain = chainOf(sandboxId);
-        try (HostFiles.Lock ignored = HostFiles.lock(LOCK)) {
+        try (HostFiles.Lock ignored = HostFiles.lock(lockFile())) {
             removeChain(chain);
         }
         group.remove();
@@ -209,7 +231,7 @@ public final class NatFirewall {
         sandboxIds.forEach(id -> live.add(NatCgroup.shortId(id)));
         String prefix = NatCgroup.of(dirs, "0").path();
         prefix = prefix.substring(0, prefix.lastIndexOf('/') + 1);
-        try (HostFiles.Lock ignored = HostFiles.lock(LOCK)) {
+        try (HostFiles.Lock ignored = HostFiles.lock(lockFile())) {
             List<String> all = list("iptables", null);
             Set<String> referenced = new java.util.HashSet<>();
             for (String line : all) {

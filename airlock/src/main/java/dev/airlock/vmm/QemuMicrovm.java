@@ -2,6 +2,7 @@ package dev.airlock.vmm;
 
 import dev.airlock.guest.AgentEndpoint;
 import dev.airlock.host.HostCommand;
+import dev.airlock.host.HostFiles;
 import dev.airlock.host.ProcessExit;
 import dev.airlock.host.VmmCgroup;
 import java.io.IOException;
@@ -164,7 +165,10 @@ public final class QemuMicrovm implements Vmm {
         a.addAll(List.of(
                 "-kernel", spec.kernel().toString(), "-initrd", spec.initrd().toString()));
         a.addAll(List.of("-append", spec.cmdline()));
-        a.addAll(List.of("-chardev", "file,id=console,path=" + spec.consoleLog(), "-serial", "chardev:console"));
+        // Appended, never rewritten in place: the daemon caps the log by truncating it (RotatingLog),
+        // and a writer at its own offset would leave the file as long as before, a hole in front.
+        a.addAll(List.of(
+                "-chardev", "file,id=console,path=" + spec.consoleLog() + ",append=on", "-serial", "chardev:console"));
         int n = 0;
         for (VmSpec.Disk d : spec.disks()) {
             String id = "disk" + n++;
@@ -222,7 +226,13 @@ public final class QemuMicrovm implements Vmm {
             Files.deleteIfExists(spec.agentSocket());
             Files.deleteIfExists(spec.controlSocket());
             Files.deleteIfExists(spec.pidFile());
-        } catch (IOException e) {
+            // QEMU keeps the mode of files that exist, and would make its own 0644 ones: the guest's
+            // console and memory are the owner's alone.
+            HostFiles.ownerOnlyFile(spec.consoleLog());
+            if (spec.memory() instanceof VmSpec.GuestMemory.File f && f.shared()) {
+                HostFiles.ownerOnlyFile(f.path());
+            }
+        } catch (IOException | java.io.UncheckedIOException e) {
             throw new VmmException("cannot prepare VM directories: " + e.getMessage(), e);
         }
         QemuBinary q = binaryFor(spec);
@@ -417,13 +427,45 @@ public final class QemuMicrovm implements Vmm {
         }
 
         @Override
+        public void thaw() {
+            try (Qmp q = Qmp.connect(spec.controlSocket())) {
+                if (isActive(q.execute("query-migrate", Map.of()).path("status").asString(""))) {
+                    q.execute("migrate_cancel", Map.of());
+                    long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+                    while (isActive(
+                            q.execute("query-migrate", Map.of()).path("status").asString(""))) {
+                        if (System.nanoTime() > deadline) {
+                            throw new VmmException("QEMU did not cancel the migration of a stopped VM within 10 s");
+                        }
+                        java.util.concurrent.locks.LockSupport.parkNanos(1_000_000);
+                    }
+                }
+                awaitMigrationFinalized(q);
+                if (!q.execute("query-status", Map.of()).path("running").asBoolean(false)) {
+                    q.execute("cont", Map.of());
+                }
+            }
+        }
+
+        /** A migration that has started and not ended (QEMU's MigrationStatus values). */
+        private static boolean isActive(String status) {
+            return !status.isEmpty()
+                    && !status.equals("none")
+                    && !status.equals("completed")
+                    && !status.equals("failed")
+                    && !status.equals("cancelled");
+        }
+
+        @Override
         public void saveState(Path file, boolean ignoreShared) {
             try (Qmp q = Qmp.connect(spec.controlSocket())) {
                 q.execute("stop", Map.of());
                 q.execute("migrate-set-capabilities", Map.of("capabilities", capabilities(ignoreShared)));
                 // Jailed, QEMU writes only into its own directory; the file is moved into place
                 // (and made root's) once complete. Unjailed QEMU 9+ writes the file itself.
-                Path written = jailed ? spec.vmmDir().resolve("save-" + java.util.UUID.randomUUID() + ".state") : file;
+                Path written = jailed
+                        ? spec.vmmDir().resolve("save-" + java.util.UUID.randomUUID() + ".state")
+                        : HostFiles.ownerOnlyFile(file);
                 q.execute(
                         "migrate", Map.of("uri", qemu.modern() ? fileUri(written) : "exec:cat > " + shellQuote(file)));
                 String status = q.awaitEvent(

@@ -19,6 +19,13 @@ public interface RunningVm {
     void resume();
 
     /**
+     * Continues a VM that a crashed caller left stopped for saving: a migration still under way
+     * is cancelled, its end awaited, and the VM continued if it is not running. Harmless on a
+     * running VM.
+     */
+    void thaw();
+
+    /**
      * Stops the vCPUs and writes the VM's migration stream to {@code file}: device state, and RAM
      * unless {@code ignoreShared} and the RAM is a shared memory file (then the file is the RAM).
      * The VM stays stopped; {@link #resume} continues it, {@link #kill} ends it.

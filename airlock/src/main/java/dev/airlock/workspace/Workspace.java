@@ -3,11 +3,12 @@ package dev.airlock.workspace;
 import dev.airlock.guest.ExecSpec;
 import dev.airlock.guest.ExitStatus;
 import dev.airlock.guest.GuestChannel;
-import dev.airlock.host.CappedOutputStream;
+import dev.airlock.guest.GuestLimitException;
+import dev.airlock.host.BoundedBuffer;
 import dev.airlock.host.Hashing;
 import dev.airlock.host.HostFiles;
+import dev.airlock.net.UntrustedText;
 import dev.airlock.sandbox.SandboxException;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -15,6 +16,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.BasicFileAttributes;
+import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.regex.Matcher;
@@ -38,11 +40,45 @@ public final class Workspace {
 
     private Workspace() {}
 
+    /**
+     * How long each step may take and how much it may take from the guest, which is hostile: a
+     * guest that never answers or answers without end stops only its own step, with an error
+     * that names the bound. The defaults are generous for real work under emulation.
+     *
+     * @param script a script of ours (unpack, pack): its deadline
+     * @param scriptOutput what such a script may print (its answer is one short line)
+     * @param setup the deadline of each of the repository's setup commands
+     * @param setupOutput what setup may print, all commands together (streamed to the client)
+     * @param diff the deadline of a diff
+     * @param diffBytes the largest patch a diff streams to the client
+     * @param bundle the deadline of moving the repository's bundle in or the sandbox's out
+     */
+    public record Bounds(
+            Duration script,
+            long scriptOutput,
+            Duration setup,
+            long setupOutput,
+            Duration diff,
+            long diffBytes,
+            Duration bundle) {
+        public static final Bounds DEFAULT = new Bounds(
+                Duration.ofMinutes(10),
+                64 << 10,
+                Duration.ofHours(1),
+                64L << 20,
+                Duration.ofMinutes(10),
+                256L << 20,
+                Duration.ofMinutes(30));
+    }
+
+    /** What the sandbox printed on stderr, as much as a message shows, safe for a terminal. */
+    private static final int SHOWN_STDERR = 4096;
+
     /** What was pushed: the commit the sandbox starts from, and whether uncommitted work came along. */
     public record Pushed(String base, boolean uncommitted) {}
 
     /** Copies the repository into a running sandbox's {@value #PATH}, replacing tracked files there. */
-    public static Pushed push(GuestChannel ch, HostRepo repo, boolean uncommitted)
+    public static Pushed push(GuestChannel ch, HostRepo repo, boolean uncommitted, Bounds bounds)
             throws IOException, InterruptedException {
         TempRefs.removeLeftovers(repo);
         Path tmp = Files.createTempDirectory("airlock-push");
@@ -56,7 +92,7 @@ public final class Workspace {
                 repo.git("bundle", "create", "-q", bundle.toString(), "HEAD");
             }
             try (InputStream in = Files.newInputStream(bundle)) {
-                ch.writeFile(IN_BUNDLE, in, 0600, false);
+                ch.writeFile(IN_BUNDLE, in, 0600, false, bounds.bundle());
             }
             String branch = repo.branch() != null ? repo.branch() : "airlock";
             String name = repo.tryGit("config", "user.name").output().strip();
@@ -90,7 +126,7 @@ public final class Workspace {
                     name.isEmpty() ? "Airlock sandbox" : name,
                     "EMAIL",
                     email.isEmpty() ? "sandbox@airlock.invalid" : email);
-            run(ch, "unpack the workspace", List.of("sh", "-c", script), env, null);
+            run(ch, "unpack the workspace", List.of("sh", "-c", script), env, bounds);
             return new Pushed(repo.head(), wip != null);
         } finally {
             repo.tryGit("update-ref", "-d", tmpRef);
@@ -137,12 +173,30 @@ public final class Workspace {
         return commit;
     }
 
-    /** Runs the repo's setup commands in the workspace, output streamed to the given sinks. */
-    public static void setup(GuestChannel ch, List<String> commands, OutputStream out, OutputStream err)
+    /**
+     * Runs the repo's setup commands in the workspace, output streamed to the given sinks: each
+     * command within {@link Bounds#setup()}, all of them printing at most {@link
+     * Bounds#setupOutput()}.
+     */
+    public static void setup(GuestChannel ch, List<String> commands, OutputStream out, OutputStream err, Bounds bounds)
             throws IOException, InterruptedException {
+        Counted printed = new Counted();
         for (String cmd : commands) {
-            ExitStatus st = ch.exec(ExecSpec.builder("sh", "-ec", cmd).cwd(PATH).build(), out, err)
-                    .await();
+            ExitStatus st;
+            try {
+                st = ch.execBounded(
+                        ExecSpec.builder("sh", "-ec", cmd).cwd(PATH).build(),
+                        printed.through(out),
+                        printed.through(err),
+                        bounds.setupOutput() - printed.bytes.get(),
+                        bounds.setup());
+            } catch (GuestLimitException e) {
+                throw SandboxException.failed("setup command stopped: " + cmd + ": "
+                        + (e.limit() == GuestLimitException.Limit.SIZE
+                                ? "the setup commands printed more than " + bounds.setupOutput()
+                                        + " bytes together (a size cap of the host)"
+                                : e.getMessage()));
+            }
             if (st.shellStatus() != 0) {
                 throw new SandboxException("setup command failed (exit " + st.shellStatus() + "): " + cmd
                         + "; fix [setup].run in airlock.toml");
@@ -150,21 +204,30 @@ public final class Workspace {
         }
     }
 
-    /** The sandbox's changes against the base, committed and uncommitted, as a patch. */
-    public static void diff(GuestChannel ch, String base, OutputStream out) throws IOException, InterruptedException {
+    /**
+     * The sandbox's changes against the base, committed and uncommitted, as a patch streamed to
+     * {@code out}: at most {@link Bounds#diffBytes()}, within {@link Bounds#diff()}.
+     */
+    public static void diff(GuestChannel ch, String base, OutputStream out, Bounds bounds)
+            throws IOException, InterruptedException {
         String script = "cd " + PATH + " && git add -A -N . && git -c core.quotepath=off diff --stat \"$BASE\" && echo"
                 + " && git -c core.quotepath=off diff --binary \"$BASE\"";
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        ExitStatus st = ch.exec(
-                        ExecSpec.builder("sh", "-c", script)
-                                .env(Map.of("BASE", base))
-                                .build(),
-                        out,
-                        err)
-                .await();
+        BoundedBuffer err = new BoundedBuffer(SHOWN_STDERR);
+        ExitStatus st;
+        try {
+            st = ch.execBounded(
+                    ExecSpec.builder("sh", "-c", script)
+                            .env(Map.of("BASE", base))
+                            .build(),
+                    out,
+                    err,
+                    bounds.diffBytes(),
+                    bounds.diff());
+        } catch (GuestLimitException e) {
+            throw SandboxException.failed("the diff was cut short: " + e.getMessage());
+        }
         if (st.shellStatus() != 0) {
-            throw SandboxException.failed("cannot diff the workspace: "
-                    + err.toString(StandardCharsets.UTF_8).strip());
+            throw SandboxException.failed("cannot diff the workspace: " + shown(err));
         }
     }
 
@@ -179,7 +242,13 @@ public final class Workspace {
      * BundleImport}.
      */
     public static Pulled pull(
-            GuestChannel ch, HostRepo repo, String base, String branch, boolean uncommitted, String message)
+            GuestChannel ch,
+            HostRepo repo,
+            String base,
+            String branch,
+            boolean uncommitted,
+            String message,
+            Bounds bounds)
             throws IOException, InterruptedException {
         BundleImport.branchRef(repo, branch);
         String script = String.join(
@@ -200,7 +269,7 @@ public final class Workspace {
                 "pack the sandbox's commits",
                 List.of("sh", "-c", script),
                 Map.of("BASE", base, "UNCOMMITTED", uncommitted ? "1" : "0", "MSG", message),
-                null);
+                bounds);
         Matcher answer = PULL_ANSWER.matcher(result.strip());
         if (!answer.matches()) {
             String shown = result.strip().replaceAll("[^\\x20-\\x7e]", "?");
@@ -222,11 +291,11 @@ public final class Workspace {
         Path tmp = Files.createTempDirectory("airlock-pull");
         try {
             Path bundle = tmp.resolve("sandbox.bundle");
-            try (OutputStream out =
-                    new CappedOutputStream(Files.newOutputStream(bundle), MAX_BUNDLE_BYTES, "the sandbox's bundle")) {
-                ch.readFile(OUT_BUNDLE, out);
-            } catch (CappedOutputStream.LimitExceededException e) {
-                throw new SandboxException(e.getMessage() + "; nothing was pulled");
+            try (OutputStream out = Files.newOutputStream(bundle)) {
+                ch.readFile(OUT_BUNDLE, out, MAX_BUNDLE_BYTES, bounds.bundle());
+            } catch (GuestLimitException e) {
+                throw new SandboxException(
+                        "cannot take the sandbox's bundle: " + e.getMessage() + "; nothing was pulled");
             }
             BundleImport.Imported imported = BundleImport.apply(repo, bundle, base, branch);
             return new Pulled(branch, base, imported.head(), imported.commits(), left);
@@ -284,17 +353,52 @@ public final class Workspace {
         return common + " " + inode;
     }
 
-    private static String run(
-            GuestChannel ch, String what, List<String> argv, Map<String, String> env, @Nullable String cwd)
+    /** Runs one of our scripts, within the script bounds; returns what it printed on stdout. */
+    private static String run(GuestChannel ch, String what, List<String> argv, Map<String, String> env, Bounds bounds)
             throws IOException, InterruptedException {
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        ExitStatus st = ch.exec(ExecSpec.builder(argv).env(env).cwd(cwd).build(), out, err)
-                .await();
-        if (st.shellStatus() != 0) {
-            throw SandboxException.failed("could not " + what + " in the sandbox (exit " + st.shellStatus() + "): "
-                    + err.toString(StandardCharsets.UTF_8).strip());
+        BoundedBuffer out = new BoundedBuffer((int) bounds.scriptOutput());
+        BoundedBuffer err = new BoundedBuffer(SHOWN_STDERR);
+        ExitStatus st;
+        try {
+            st = ch.execBounded(
+                    ExecSpec.builder(argv).env(env).build(), out, err, bounds.scriptOutput(), bounds.script());
+        } catch (GuestLimitException e) {
+            throw SandboxException.failed("could not " + what + " in the sandbox: " + e.getMessage());
         }
-        return out.toString(StandardCharsets.UTF_8);
+        if (st.shellStatus() != 0) {
+            throw SandboxException.failed(
+                    "could not " + what + " in the sandbox (exit " + st.shellStatus() + "): " + shown(err));
+        }
+        return new String(out.toByteArray(), StandardCharsets.UTF_8);
+    }
+
+    /** A guest's stderr for a message: what was kept of it, stripped, with control characters escaped. */
+    private static String shown(BoundedBuffer err) {
+        return UntrustedText.forTerminal(err.text().strip());
+    }
+
+    /** Counts what the setup commands printed, across their stdout and stderr sinks. */
+    private static final class Counted {
+        private final java.util.concurrent.atomic.AtomicLong bytes = new java.util.concurrent.atomic.AtomicLong();
+
+        OutputStream through(OutputStream sink) {
+            return new java.io.FilterOutputStream(sink) {
+                @Override
+                public void write(int b) throws IOException {
+                    add(1);
+                    out.write(b);
+                }
+
+                @Override
+                public void write(byte[] b, int off, int len) throws IOException {
+                    add(len);
+                    out.write(b, off, len);
+                }
+            };
+        }
+
+        private void add(long n) {
+            bytes.addAndGet(n);
+        }
     }
 }

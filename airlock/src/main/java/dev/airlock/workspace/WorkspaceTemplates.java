@@ -46,6 +46,10 @@ public final class WorkspaceTemplates {
 
     /** The saved layer: a microVM's disk file, or a container's upper directory. */
     public Optional<Path> layer(String key) {
+        if (Files.isDirectory(root)) {
+            // Closes the directory an older Airlock made readable by everyone.
+            AirlockDirs.ensureOwnerOnlyDir(root);
+        }
         removeLeftovers();
         Path dir = root.resolve(key);
         return complete(dir) ? layerIn(dir) : Optional.empty();
@@ -110,10 +114,12 @@ public final class WorkspaceTemplates {
     }
 
     private Path stagingDir(String key) {
-        Path staging = AirlockDirs.ensureDir(root.resolve(STAGING));
+        // A template holds a repository's files and what setup made of them: the owner's alone.
+        AirlockDirs.ensureOwnerOnlyDir(root);
+        Path staging = AirlockDirs.ensureOwnerOnlyDir(root.resolve(STAGING));
         Path work = staging.resolve(key + "." + ProcessStamp.current().text() + "."
                 + HexFormat.of().formatHex(new SecureRandom().generateSeed(4)));
-        return AirlockDirs.ensureDir(work);
+        return AirlockDirs.ensureOwnerOnlyDir(work);
     }
 
     /**
@@ -122,7 +128,7 @@ public final class WorkspaceTemplates {
      */
     private void removeLeftovers() {
         Path staging = root.resolve(STAGING);
-        for (Path p : children(staging)) {
+        for (Path p : HostFiles.children(staging)) {
             String name = p.getFileName().toString();
             int dot = name.indexOf('.');
             boolean alive = dot > 0
@@ -133,7 +139,7 @@ public final class WorkspaceTemplates {
                 discard(p);
             }
         }
-        for (Path dir : children(root)) {
+        for (Path dir : HostFiles.children(root)) {
             if (!dir.getFileName().toString().startsWith(".") && Files.isDirectory(dir) && !complete(dir)) {
                 discard(dir);
             }
@@ -172,22 +178,9 @@ public final class WorkspaceTemplates {
         return Optional.empty();
     }
 
-    private static List<Path> children(Path dir) {
-        if (!Files.isDirectory(dir)) {
-            return List.of();
-        }
-        try (var s = Files.list(dir)) {
-            return s.toList();
-        } catch (NoSuchFileException e) {
-            return List.of();
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
-    }
-
     public List<Template> list() {
         List<Template> out = new ArrayList<>();
-        for (Path d : children(root)) {
+        for (Path d : HostFiles.children(root)) {
             Path meta = d.resolve(META);
             if (!d.getFileName().toString().startsWith(".") && complete(d)) {
                 out.add(JSON.readValue(meta.toFile(), Template.class));

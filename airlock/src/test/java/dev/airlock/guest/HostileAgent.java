@@ -154,6 +154,60 @@ public final class HostileAgent implements AutoCloseable {
         };
     }
 
+    /**
+     * Plays a guest whose commands never end: file writes are committed as the real agent does;
+     * every EXEC starts (STARTED) and then either prints zeros on stdout as fast as the host's
+     * credit allows ({@code floods}) or says nothing, until the host gives up on the stream with
+     * ERROR. Counts what it printed into {@code printed} and every frame type the host sent on
+     * an exec stream into {@code heard} (a SIGNAL, the ERROR); {@code gaveUp} opens at the ERROR.
+     */
+    public static Attack execsForever(
+            boolean floods, AtomicLong printed, java.util.Set<FrameType> heard, CountDownLatch gaveUp) {
+        return s -> {
+            Frame frame = s.request;
+            while (true) {
+                switch (frame.type()) {
+                    case FILE_WRITE -> commitWrite(s, frame.streamId());
+                    case EXEC -> {
+                        runForever(s, frame.streamId(), floods, printed, heard);
+                        gaveUp.countDown();
+                        return;
+                    }
+                    default -> {}
+                }
+                frame = s.read();
+            }
+        };
+    }
+
+    private static void runForever(
+            Session s, int stream, boolean floods, AtomicLong printed, java.util.Set<FrameType> heard)
+            throws IOException {
+        s.send(Frame.of(
+                FrameType.STARTED, stream, ByteBuffer.allocate(4).putInt(4242).array()));
+        long window = floods ? InboundBuffer.WINDOW : 0;
+        byte[] zeros = new byte[Frame.MAX_PAYLOAD];
+        while (true) {
+            while (window == 0) {
+                Frame f = s.read();
+                if (f.streamId() != stream) {
+                    continue;
+                }
+                heard.add(f.type());
+                if (f.type() == FrameType.ERROR) {
+                    return; // the host gave up on the command, as it should
+                }
+                if (f.type() == FrameType.CREDIT && floods) {
+                    window += ByteBuffer.wrap(f.payload()).getInt();
+                }
+            }
+            int n = (int) Math.min(window, zeros.length);
+            s.send(Frame.of(FrameType.STDOUT, stream, java.util.Arrays.copyOf(zeros, n)));
+            window -= n;
+            printed.addAndGet(n);
+        }
+    }
+
     private static void commitWrite(Session s, int stream) throws IOException {
         long size = 0;
         while (true) {

@@ -17,6 +17,9 @@ import org.jspecify.annotations.Nullable;
 public final class Cli {
     private final AirlockDirs dirs;
     private final @Nullable String runtime;
+    /** Runs each task on a new virtual thread of its own. */
+    private static final java.util.concurrent.Executor OWN_THREAD =
+            r -> Thread.ofVirtual().start(r);
 
     public Cli(AirlockDirs dirs) {
         this(dirs, null);
@@ -49,8 +52,12 @@ public final class Cli {
         pb.environment().putAll(env);
         try {
             Process p = pb.start();
-            CompletableFuture<byte[]> err = CompletableFuture.supplyAsync(() -> readAll(p.getErrorStream()));
-            CompletableFuture<byte[]> out = CompletableFuture.supplyAsync(() -> readAll(p.getInputStream()));
+            // A thread each, never the common pool: with one worker there (two cores), stdout was read
+            // only after stderr ended, and a command printing more than a pipe's 64 KiB blocked.
+            CompletableFuture<byte[]> err =
+                    CompletableFuture.supplyAsync(() -> readAll(p.getErrorStream()), OWN_THREAD);
+            CompletableFuture<byte[]> out =
+                    CompletableFuture.supplyAsync(() -> readAll(p.getInputStream()), OWN_THREAD);
             try (var in = p.getOutputStream()) {
                 in.write(stdin);
             }

@@ -1,0 +1,220 @@
+package dev.airlock.sandbox;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.airlock.host.AirlockDirs;
+import dev.airlock.host.HostCommand;
+import dev.airlock.host.HostFiles;
+import dev.airlock.testing.Cli;
+import dev.airlock.testing.TestHost;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.json.JsonMapper;
+
+/**
+ * A daemon killed in the middle of a pause or a fork (microVM) leaves nothing wedged: the next
+ * daemon, or anyone who looks at the sandbox, continues a VM left stopped, ends a VMM left
+ * behind, removes clones that never started and the memory image of the dead fork. The crash
+ * windows are milliseconds wide, so the daemon stops dead at named failpoints ({@code
+ * AIRLOCK_FAILPOINT}), as {@code kill -9} would there. Before: a VM stopped for saving stayed
+ * stopped under a record saying running (every exec hung), a paused sandbox kept its old VMM
+ * running, clones stayed "created" with nothing behind them, fork images stayed on disk. Also
+ * here: what pause and fork leave on disk is the owner's alone.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class SnapshotCrashTest {
+    private static final JsonMapper JSON = JsonMapper.builder().build();
+    /** Far above a TCG exec (about a second under load); a stopped VM never answers at all. */
+    private static final Duration ANSWER = Duration.ofSeconds(90);
+
+    private AirlockDirs dirs;
+    private Cli cli;
+
+    @BeforeAll
+    void setUp() {
+        TestHost.ready();
+        dirs = TestHost.isolated("snapshot-crash");
+        cli = new Cli(dirs).inRuntime("microvm");
+    }
+
+    @AfterAll
+    void tearDown() {
+        for (String name : cli.run("ps", "-a", "-q").out().lines().toList()) {
+            cli.run("rm", "-f", name);
+        }
+        TestHost.cleanUp(dirs);
+    }
+
+    private static Cli.Result ok(Cli.Result r) {
+        assertThat(r.exit()).as(r.err()).isZero();
+        return r;
+    }
+
+    private JsonNode inspect(String name) {
+        return JSON.readTree(ok(cli.run("inspect", name)).out());
+    }
+
+    /**
+     * Runs a command whose work the daemon does, with a daemon that stops dead at {@code step}
+     * (the running daemon is ended first, so the command starts one with the failpoint).
+     */
+    private Cli.Result withDaemonFailpoint(String step, String... args) throws Exception {
+        Path pidFile = dirs.runtime().resolve("airlockd.pid");
+        if (Files.exists(pidFile)) {
+            ProcessHandle.of(Long.parseLong(Files.readString(pidFile).strip())).ifPresent(p -> {
+                p.destroyForcibly();
+                p.onExit().join();
+            });
+        }
+        Cli.Result r = cli.run(Map.of("AIRLOCK_FAILPOINT", step), new byte[0], args);
+        long crashed = Long.parseLong(Files.readString(pidFile).strip());
+        assertThat(ProcessHandle.of(crashed).map(ProcessHandle::isAlive).orElse(false))
+                .as("the daemon stopped at %s", step)
+                .isFalse();
+        assertThat(Files.readString(dirs.data().resolve("airlockd.log"))).contains("failpoint " + step + " reached");
+        assertThat(r.exit()).as(r.err()).isNotZero();
+        return r;
+    }
+
+    /** {@code airlock exec NAME -- echo alive}, given up after {@link #ANSWER}: a stopped VM never answers. */
+    private String answers(String name) throws Exception {
+        ProcessBuilder pb = new ProcessBuilder(cli.argv("exec", name, "--", "echo", "alive")).redirectErrorStream(true);
+        cli.environment(pb.environment());
+        Process p = pb.start();
+        if (!p.waitFor(ANSWER.toSeconds(), TimeUnit.SECONDS)) {
+            p.destroyForcibly();
+            return "no answer within " + ANSWER;
+        }
+        return new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
+    }
+
+    private Path dirOf(String name) {
+        return dirs.sandboxes().resolve(inspect(name).path("id").asString());
+    }
+
+    @Test
+    void aPauseCutShortAfterTheSaveLeavesTheSandboxRunning() throws Exception {
+        ok(cli.run("run", "-d", "--name", "p1"));
+        withDaemonFailpoint("microvm-pause-saved", "pause", "p1");
+        // The VM is stopped for saving; the record still says running.
+        assertThat(answers("p1")).isEqualTo("alive");
+        assertThat(inspect("p1").path("state").asString()).isEqualTo("RUNNING");
+        assertThat(dirOf("p1").resolve("paused.state")).doesNotExist();
+        assertThat(dirOf("p1").resolve(".operation")).doesNotExist();
+        ok(cli.run("rm", "-f", "p1"));
+    }
+
+    @Test
+    void aPauseCutShortAfterItsRecordEndsTheVmmLeftBehind() throws Exception {
+        ok(cli.run("run", "-d", "--name", "p2"));
+        ok(cli.run("exec", "p2", "--", "sh", "-c", "echo kept > /root/mark"));
+        long vmm = inspect("p2").path("pid").asLong();
+        assertThat(vmm).isPositive();
+        withDaemonFailpoint("microvm-pause-recorded", "pause", "p2");
+        assertThat(ProcessHandle.of(vmm).map(ProcessHandle::isAlive).orElse(false))
+                .as("the stopped VMM the crash left")
+                .isTrue();
+        assertThat(inspect("p2").path("state").asString()).isEqualTo("PAUSED");
+        assertThat(awaitGone(vmm))
+                .as("the VMM left behind is ended by the next look")
+                .isTrue();
+
+        Path dir = dirOf("p2");
+        assertOwnerOnly(dir, "paused.state", "layer.ext4", "console.log", "sandbox.json");
+        ok(cli.run("resume", "p2"));
+        assertThat(ok(cli.run("exec", "p2", "--", "cat", "/root/mark")).out()).isEqualTo("kept\n");
+        ok(cli.run("rm", "-f", "p2"));
+    }
+
+    @Test
+    void aForkCutShortLeavesItsSourceRunningAndNoMemoryImage() throws Exception {
+        ok(cli.run("run", "-d", "--name", "f1"));
+        withDaemonFailpoint("microvm-fork-saved", "fork", "f1");
+        Path forks = dirs.data().resolve("forks");
+        assertThat(children(forks)).as("the dead fork's work").hasSize(1);
+        assertThat(answers("f1")).isEqualTo("alive");
+        assertThat(children(forks)).as("swept when the next daemon started").isEmpty();
+        ok(cli.run("rm", "-f", "f1"));
+    }
+
+    @Test
+    void clonesAForkRecordedButNeverStartedAreRemoved() throws Exception {
+        ok(cli.run("run", "-d", "--name", "f2"));
+        withDaemonFailpoint("fork-clones-recorded", "fork", "f2", "-n", "2");
+        List<String> all = ok(cli.run("ps", "-a", "-q")).out().lines().toList();
+        assertThat(all).doesNotContain("f2-1", "f2-2");
+        assertThat(answers("f2")).isEqualTo("alive");
+
+        // A fork that ends as it should leaves owner-only files behind, and a memory image nowhere.
+        ok(cli.run("fork", "f2", "-n", "1"));
+        assertThat(answers("f2-1")).isEqualTo("alive");
+        assertOwnerOnly(dirOf("f2-1"), "layer.ext4", "console.log", "sandbox.json");
+        assertThat(children(dirs.data().resolve("forks"))).isEmpty();
+        List<String> open = new ArrayList<>();
+        try (Stream<Path> walk = Files.walk(dirs.data())) {
+            walk.filter(p -> Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS)).forEach(p -> {
+                String mode = mode(p);
+                if (!mode.endsWith("------")) {
+                    open.add(p + " " + mode);
+                }
+            });
+        }
+        assertThat(open)
+                .as("directories of the data directory others can enter")
+                .isEmpty();
+        HostCommand.Result nobody = HostCommand.run(
+                List.of(
+                        "setpriv",
+                        "--reuid=65534",
+                        "--regid=65534",
+                        "--clear-groups",
+                        "--",
+                        "ls",
+                        dirOf("f2-1").toString()),
+                null,
+                null);
+        assertThat(nobody.ok()).as(nobody.output()).isFalse();
+        ok(cli.run("rm", "-f", "f2", "f2-1"));
+    }
+
+    private static boolean awaitGone(long pid) {
+        return ProcessHandle.of(pid)
+                .map(p -> p.onExit().completeOnTimeout(p, 30, TimeUnit.SECONDS).join())
+                .map(p -> !p.isAlive())
+                .orElse(true);
+    }
+
+    private static void assertOwnerOnly(Path dir, String... files) {
+        for (String f : files) {
+            assertThat(mode(dir.resolve(f))).as(f).isEqualTo("rw-------");
+        }
+        assertThat(mode(dir)).isEqualTo("rwx------");
+    }
+
+    private static String mode(Path p) {
+        try {
+            return PosixFilePermissions.toString(Files.getPosixFilePermissions(p, LinkOption.NOFOLLOW_LINKS));
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
+    private static List<Path> children(Path dir) {
+        return HostFiles.children(dir);
+    }
+}
