@@ -174,8 +174,8 @@ final class ControlPlane {
         try {
             service.create(spec);
         } catch (SandboxException e) {
-            if (e.kind() == SandboxException.Kind.NOT_FOUND
-                    && String.valueOf(e.getMessage()).toLowerCase(Locale.ROOT).contains("image")) {
+            String message = String.valueOf(e.getMessage()).toLowerCase(Locale.ROOT);
+            if (message.contains("unknown image") || message.contains("no such image")) {
                 throw E2bException.notFound("template '" + template + "' not found: " + e.getMessage()
                         + " (a template id names an Airlock image; list them with: airlock image ls)");
             }

@@ -111,6 +111,11 @@ public final class E2bServer extends Handler.Abstract implements AutoCloseable {
     }
 
     private static void fail(Exchange ex, boolean rpc, E2bException e) {
+        if (e.status() >= 500 && e.status() != 502 && e.status() != 503) {
+            // Not the client's doing: keep the cause for whoever reads the endpoint's log.
+            System.err.println("airlock e2b: " + ex.method() + " " + ex.path() + " failed:");
+            (e.getCause() != null ? e.getCause() : e).printStackTrace();
+        }
         if (ex.answered()) {
             ex.complete(e);
         } else if (rpc) {

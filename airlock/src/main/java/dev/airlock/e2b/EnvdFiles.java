@@ -116,7 +116,7 @@ final class EnvdFiles {
                         throw E2bException.badRequest("a file part has no filename and no path parameter was given");
                     }
                     String path = user.resolve(name);
-                    try (InputStream in = Content.Source.asInputStream(part.newContentSource())) {
+                    try (InputStream in = Content.Source.asInputStream(part.createContentSource())) {
                         GuestFiles.write(ch, user, path, in);
                     }
                     written.add(writeInfo(path));

@@ -59,7 +59,8 @@ final class Exchange {
         if (query == null) {
             query = Request.extractQueryParameters(request);
         }
-        return query.getValues(name);
+        List<String> values = query.getValues(name);
+        return values == null ? List.of() : values;
     }
 
     InputStream body() {

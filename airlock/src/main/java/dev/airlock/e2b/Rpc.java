@@ -89,6 +89,6 @@ final class Rpc {
             return new E2bException(
                     status, ge.agentMessage().isEmpty() ? String.valueOf(ge.getMessage()) : ge.agentMessage(), ge);
         }
-        return new E2bException(500, String.valueOf(e.getMessage()), e);
+        return new E2bException(500, e.getMessage() != null ? e.getMessage() : e.toString(), e);
     }
 }
