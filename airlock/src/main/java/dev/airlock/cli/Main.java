@@ -46,6 +46,8 @@ import picocli.CommandLine.Command;
             WorkspaceCommands.Pull.class,
             WorkspaceCommands.Commit.class,
             WorkspaceCommands.Cache.class,
+            McpCommand.class,
+            E2bCommand.class,
         })
 public final class Main {
     /** Exit code for Airlock's own errors, as Docker uses 125 for its own. */

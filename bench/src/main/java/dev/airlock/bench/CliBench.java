@@ -123,7 +123,7 @@ public final class CliBench {
         return a;
     }
 
-    private static void stopDaemon(Path runtime) {
+    static void stopDaemon(Path runtime) {
         try {
             long pid = Long.parseLong(
                     Files.readString(runtime.resolve("airlockd.pid")).strip());
@@ -137,7 +137,7 @@ public final class CliBench {
     }
 
     /** {@code podman exec} in a running container of the base image's root filesystem. */
-    private List<Double> podmanExec(int n, int warmup) throws Exception {
+    static List<Double> podmanExec(int n, int warmup) throws Exception {
         Path podman = OciRuntime.onPath("podman")
                 .orElseThrow(
                         () -> new IllegalStateException("podman is not installed (bin/airlock setup installs it)"));
@@ -209,7 +209,7 @@ public final class CliBench {
         return out;
     }
 
-    private static @Nullable Void check(HostCommand.Result r, String what) {
+    static @Nullable Void check(HostCommand.Result r, String what) {
         if (!r.ok()) {
             throw new IllegalStateException(
                     what + " failed (exit " + r.exitCode() + "): " + r.output().strip());

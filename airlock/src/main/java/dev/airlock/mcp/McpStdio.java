@@ -1,0 +1,92 @@
+package dev.airlock.mcp;
+
+import dev.airlock.service.SandboxService;
+import io.modelcontextprotocol.json.McpJsonMapper;
+import io.modelcontextprotocol.json.jackson3.JacksonMcpJsonMapper;
+import io.modelcontextprotocol.server.McpServer;
+import io.modelcontextprotocol.server.McpSyncServer;
+import io.modelcontextprotocol.server.transport.StdioServerTransportProvider;
+import java.io.FilterInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.util.concurrent.CountDownLatch;
+import tools.jackson.databind.json.JsonMapper;
+
+/**
+ * {@code airlock mcp}: the sandbox tools over stdio, as an agent (Claude Code, Cursor, ...)
+ * starts an MCP server. The SDK's stdio transport keeps reading until end-of-file but does not
+ * end the process; an agent that closes our stdin expects us gone, so the end of the input is
+ * watched here and ends the server.
+ */
+public final class McpStdio {
+    static final String NAME = "airlock";
+    /** How long answers still owed when the input ends may take before the server goes. */
+    private static final java.time.Duration IDLE_GRACE = java.time.Duration.ofSeconds(60);
+
+    private McpStdio() {}
+
+    /** The JSON binding the SDK uses, on Jackson 3 like the rest of Airlock. */
+    static McpJsonMapper jsonMapper() {
+        return new JacksonMcpJsonMapper(JsonMapper.builder().build());
+    }
+
+    static String version() {
+        String v = McpStdio.class.getPackage().getImplementationVersion();
+        return v == null ? "dev" : v;
+    }
+
+    static String instructions() {
+        return "Airlock runs commands in isolated Linux sandboxes on this machine. Create one with"
+                + " create_sandbox (optionally with a copy of a git repository as its workspace), run commands"
+                + " with exec, move files with read_file/write_file/list_files, bring a workspace's commits"
+                + " home with pull_workspace, and remove it with remove_sandbox when done. Sandboxes have no"
+                + " network unless hosts are allowed.";
+    }
+
+    /** Serves until {@code in} ends; returns then. */
+    public static void serve(SandboxService service, InputStream in, OutputStream out) throws InterruptedException {
+        CountDownLatch ended = new CountDownLatch(1);
+        InputStream watched = new FilterInputStream(in) {
+            @Override
+            public int read() throws IOException {
+                int b = super.read();
+                if (b < 0) {
+                    ended.countDown();
+                }
+                return b;
+            }
+
+            @Override
+            public int read(byte[] buf, int off, int len) throws IOException {
+                int n;
+                try {
+                    n = super.read(buf, off, len);
+                } catch (IOException e) {
+                    ended.countDown();
+                    throw e;
+                }
+                if (n < 0) {
+                    ended.countDown();
+                }
+                return n;
+            }
+        };
+        McpJsonMapper json = jsonMapper();
+        StdioServerTransportProvider transport = new StdioServerTransportProvider(json, watched, out);
+        SandboxTools tools = new SandboxTools(service, json);
+        McpSyncServer server = McpServer.sync(transport)
+                .serverInfo(NAME, version())
+                .instructions(instructions())
+                .capabilities(SandboxTools.capabilities())
+                .jsonMapper(json)
+                .tools(tools.all())
+                .build();
+        try {
+            ended.await();
+            tools.awaitIdle(IDLE_GRACE);
+        } finally {
+            server.closeGracefully();
+        }
+    }
+}
