@@ -24,6 +24,7 @@ import dev.airlock.sandbox.SandboxException;
 import dev.airlock.setup.Setup;
 import dev.airlock.vmm.Accel;
 import dev.airlock.vmm.AccelProbe;
+import dev.airlock.vmm.MappedRamFile;
 import dev.airlock.vmm.QemuMicrovm;
 import dev.airlock.vmm.RunningVm;
 import dev.airlock.vmm.VmSpec;
@@ -57,6 +58,10 @@ public final class MicrovmBackend implements Backend {
     private static final String FRESH_LAYER = "fresh-layer";
     /** The saved VM of a paused sandbox. */
     private static final String PAUSED_STATE = "paused.state";
+    /** A paused VM's RAM image (mapped-ram) and its device state without RAM. */
+    private static final String PAUSED_RAM = "paused.ram";
+
+    private static final String PAUSED_DEVICES = "paused.devices";
 
     private static final String LAYER = "layer.ext4";
     /** Boot under software emulation on a busy 2-core host can take tens of seconds. */
@@ -349,14 +354,31 @@ public final class MicrovmBackend implements Backend {
      */
     private long restoreFrom(
             Sandbox s, SandboxPaths paths, @Nullable Path layer, @Nullable Path ram, Path state, boolean newIdentity) {
+        return restoreFrom(s, paths, layer, ram, 0, state, newIdentity);
+    }
+
+    /** As above, the guest's RAM starting {@code ramOffset} bytes into {@code ram}. */
+    private long restoreFrom(
+            Sandbox s,
+            SandboxPaths paths,
+            @Nullable Path layer,
+            @Nullable Path ram,
+            long ramOffset,
+            Path state,
+            boolean newIdentity) {
         if (layer != null) {
             HostFiles.deleteTree(paths.dir().resolve(LAYER));
             DiskLayer.copy(layer, paths.dir().resolve(LAYER), 0);
         }
         VmSpec.GuestMemory memory =
-                ram == null ? new VmSpec.GuestMemory.Anonymous() : new VmSpec.GuestMemory.File(ram, false);
-        long pid = vmm.launch(
-                        spec(s, paths, bootAssets()).withMemory(memory, new VmSpec.Restore(state, ram != null, true)))
+                ram == null ? new VmSpec.GuestMemory.Anonymous() : new VmSpec.GuestMemory.File(ram, false, ramOffset);
+        return restore(s, paths, memory, new VmSpec.Restore(state, ram != null, true), newIdentity);
+    }
+
+    /** Launches the sandbox's VM from a saved state with that memory, then gives it its identity. */
+    private long restore(
+            Sandbox s, SandboxPaths paths, VmSpec.GuestMemory memory, VmSpec.Restore restore, boolean newIdentity) {
+        long pid = vmm.launch(spec(s, paths, bootAssets()).withMemory(memory, restore))
                 .pid();
         try (GuestChannel ch = GuestChannel.connect(agent(s, paths), RESTORE_TIMEOUT)) {
             ch.setIdentity(
@@ -379,37 +401,118 @@ public final class MicrovmBackend implements Backend {
         return templates.root();
     }
 
+    /**
+     * With a VMM that has mapped-ram, the RAM goes to {@code paused.ram} as a sparse image (zero
+     * pages are holes), and once the VMM has ended a stopped VM turns that into {@code
+     * paused.devices}, the device state alone, so a resume maps the image copy-on-write and
+     * faults in only the pages the guest touches, instead of reading all of them back. Should
+     * that second step fail or be cut short, a resume reads {@code paused.ram} whole.
+     */
     @Override
     public void pause(Sandbox s, SandboxPaths paths, Runnable recordPaused) {
         RunningVm vm = vm(s, paths);
-        Path state = paths.dir().resolve(PAUSED_STATE);
+        boolean mapped = vm.savesMappedRam();
+        Path saved = paths.dir().resolve(mapped ? PAUSED_RAM : PAUSED_STATE);
+        long ramOffset = 0;
         try {
-            vm.saveState(state, false);
+            if (mapped) {
+                ramOffset = vm.saveMappedRam(saved, ramBytes(s));
+            } else {
+                vm.saveState(saved, false);
+            }
         } catch (RuntimeException e) {
-            HostFiles.deleteTree(state);
+            HostFiles.deleteTree(saved);
             vm.resume();
             throw new SandboxException("cannot pause sandbox '" + s.name() + "': " + e.getMessage(), e);
         }
         recordPaused.run();
         vm.kill();
+        if (mapped) {
+            try {
+                deviceState(
+                        s,
+                        paths.dir().resolve(LAYER),
+                        saved,
+                        ramOffset,
+                        paths.dir().resolve(PAUSED_DEVICES));
+            } catch (RuntimeException e) {
+                HostFiles.deleteTree(paths.dir().resolve(PAUSED_DEVICES));
+                progress.step("warning: sandbox " + s.name() + " will resume by reading its memory back whole ("
+                        + e.getMessage() + ")");
+            }
+        }
     }
 
     @Override
     public Launch resume(Sandbox s, SandboxPaths paths) {
-        long pid = restoreFrom(s, paths, null, null, paths.dir().resolve(PAUSED_STATE), false);
+        Path ram = paths.dir().resolve(PAUSED_RAM);
+        Path devices = paths.dir().resolve(PAUSED_DEVICES);
+        long pid;
+        if (Files.isRegularFile(ram) && Files.isRegularFile(devices)) {
+            long offset = MappedRamFile.pagesOffset(ram, ramBytes(s));
+            pid = restoreFrom(s, paths, null, ram, offset, devices, false);
+        } else if (Files.isRegularFile(ram)) {
+            pid = restore(
+                    s, paths, new VmSpec.GuestMemory.Anonymous(), new VmSpec.Restore(ram, false, true, true), false);
+        } else {
+            pid = restoreFrom(s, paths, null, null, paths.dir().resolve(PAUSED_STATE), false);
+        }
         return new Launch(pid, "resumed", true);
     }
 
     @Override
     public void discardPaused(SandboxPaths paths) {
-        HostFiles.deleteTree(paths.dir().resolve(PAUSED_STATE));
+        for (String f : List.of(PAUSED_STATE, PAUSED_RAM, PAUSED_DEVICES)) {
+            HostFiles.deleteTree(paths.dir().resolve(f));
+        }
+    }
+
+    private static long ramBytes(Sandbox s) {
+        return (long) s.resources().memoryMiB() << 20;
     }
 
     /**
-     * How: the source's full migration stream is saved (its RAM is private, so all of it goes in
-     * the stream), loaded once into a stopped VM whose RAM is a shared file, and saved again from
-     * there with {@code x-ignore-shared}; the clones then map that RAM file privately, like a
-     * template, sharing every page none of them has written.
+     * Writes the device state of the VM saved in the mapped-ram file {@code ram} to {@code out},
+     * without its RAM: a stopped VM maps the file's RAM image as its shared memory, loads the file
+     * (each page read onto itself: no copy) and saves again with {@code x-ignore-shared}. VMs
+     * that map the image privately then restore from {@code out}. {@code layer}: the disk the
+     * saved VM had (opened, never written: the VM never runs).
+     */
+    private void deviceState(Sandbox s, Path layer, Path ram, long ramOffset, Path out) {
+        Path work = AirlockDirs.ensureDir(
+                dirs.data().resolve("forks").resolve(Names.newId().substring(0, 16)));
+        Path runtime =
+                dirs.runtime().resolve("frk-" + work.getFileName().toString().substring(0, 12));
+        try {
+            if (!layer.equals(work.resolve(LAYER))) {
+                Files.createLink(work.resolve(LAYER), layer);
+            }
+            VmSpec convert = spec(s, new SandboxPaths(work, runtime), bootAssets())
+                    .withMemory(
+                            new VmSpec.GuestMemory.File(ram, true, ramOffset),
+                            new VmSpec.Restore(ram, false, false, true));
+            RunningVm loaded = vmm.launch(convert);
+            try {
+                loaded.saveState(out, true);
+            } finally {
+                loaded.kill();
+            }
+        } catch (IOException e) {
+            throw new SandboxException("cannot link the layer for the device-state save: " + e.getMessage(), e);
+        } finally {
+            HostFiles.deleteTree(work);
+            HostFiles.deleteTree(runtime);
+        }
+    }
+
+    /**
+     * How: the source is saved with QEMU's {@code mapped-ram}, which writes its RAM as a sparse
+     * image at a fixed offset of the file (and hands back the template pages the save faulted
+     * in, so the source does not grow by its whole RAM). A stopped VM maps that image as its
+     * shared RAM and loads the file (reading each page onto itself, no copy), then saves its
+     * device state alone with {@code x-ignore-shared}; the clones map the image privately, like
+     * a template, sharing every page none of them has written. A VMM without mapped-ram saves a
+     * full stream instead, which the stopped VM loads into a new shared RAM file.
      */
     @Override
     public List<CloneResult> fork(Sandbox src, SandboxPaths srcPaths, List<Clone> clones) {
@@ -419,33 +522,40 @@ public final class MicrovmBackend implements Backend {
                 dirs.runtime().resolve("frk-" + work.getFileName().toString().substring(0, 12));
         try {
             RunningVm vm = vm(src, srcPaths);
+            Path ram = work.resolve("ram");
+            long ramOffset = 0;
+            boolean mapped = vm.savesMappedRam();
             try {
-                vm.saveState(work.resolve("full.state"), false);
+                if (mapped) {
+                    ramOffset = vm.saveMappedRam(ram, ramBytes(src));
+                } else {
+                    vm.saveState(work.resolve("full.state"), false);
+                }
                 DiskLayer.copy(srcPaths.dir().resolve(LAYER), work.resolve(LAYER), 0);
             } finally {
                 vm.resume();
             }
-            VmSpec convert = spec(src, new SandboxPaths(work, convertRuntime), bootAssets())
-                    .withMemory(
-                            new VmSpec.GuestMemory.File(work.resolve("ram"), true),
-                            new VmSpec.Restore(work.resolve("full.state"), false, false));
-            RunningVm loaded = vmm.launch(convert);
-            try {
-                loaded.saveState(work.resolve("state"), true);
-            } finally {
-                loaded.kill();
+            if (mapped) {
+                deviceState(src, work.resolve(LAYER), ram, ramOffset, work.resolve("state"));
+            } else {
+                VmSpec convert = spec(src, new SandboxPaths(work, convertRuntime), bootAssets())
+                        .withMemory(
+                                new VmSpec.GuestMemory.File(ram, true),
+                                new VmSpec.Restore(work.resolve("full.state"), false, false));
+                RunningVm loaded = vmm.launch(convert);
+                try {
+                    loaded.saveState(work.resolve("state"), true);
+                } finally {
+                    loaded.kill();
+                }
+                HostFiles.deleteTree(work.resolve("full.state"));
             }
-            HostFiles.deleteTree(work.resolve("full.state"));
+            long offset = ramOffset;
             List<Future<Long>> started = new ArrayList<>();
             try (var threads = Executors.newVirtualThreadPerTaskExecutor()) {
                 for (Clone c : clones) {
                     started.add(threads.submit(() -> restoreFrom(
-                            c.sandbox(),
-                            c.paths(),
-                            work.resolve(LAYER),
-                            work.resolve("ram"),
-                            work.resolve("state"),
-                            true)));
+                            c.sandbox(), c.paths(), work.resolve(LAYER), ram, offset, work.resolve("state"), true)));
                 }
             }
             List<CloneResult> out = new ArrayList<>();

@@ -210,6 +210,7 @@ public final class SnapshotBench {
         // Fork the first idle sandbox k times: the memory those clones add.
         List<String> names = names("idle-fork", k);
         sandboxes.addAll(names);
+        double sourceBefore = settledPss(idle.subList(0, 1));
         List<Sandbox> clones = warm.fork(idle.getFirst().name(), names);
         for (Sandbox c : clones) {
             exec(warm, c);
@@ -223,6 +224,12 @@ public final class SnapshotBench {
         report.add("mem.template", "marginal PSS per idle template-started sandbox", "MiB", List.of(perSandbox), null);
         report.add("mem.fork", "marginal PSS per idle fork", "MiB", List.of(perFork), null);
         report.add("mem.fork.clone", "  PSS of one idle clone", "MiB", List.of(clonesOnly), null);
+        report.add(
+                "mem.fork.source.before",
+                "  PSS of the source just before the fork",
+                "MiB",
+                List.of(sourceBefore),
+                null);
         report.add("mem.fork.source", "  PSS of the forked source afterwards", "MiB", List.of(source), null);
         report.add(
                 "mem.first",
