@@ -334,11 +334,20 @@ public final class MicrovmBackend implements Backend {
                 AirlockDirs.ensureDir(dirs.sandboxes().resolve(id)),
                 dirs.runtime().resolve(id.substring(0, 16)));
         restoreFrom(s, paths, t.layer(), t.ram(), t.state(), false);
-        // Under emulation the first exec after a restore pays for translating the guest's code:
-        // pay it here, not in the claim.
+        // Under emulation (TCG) the first time guest code runs after a restore it is translated,
+        // which makes a first command cost several later ones. Run here, not in the claim, what
+        // a claim and a first command run: the identity's paths (hostname, machine-id, clock),
+        // the agent's exec path, the dynamic loader and libc (a dynamically linked true), and a
+        // shell; twice, as a second run still meets code the first only began (its exit path,
+        // page-cache hits where the first faulted). The claim then sets the real identity.
         try (GuestChannel ch = GuestChannel.connect(agent(s, paths), RESTORE_TIMEOUT)) {
-            ch.exec(ExecSpec.of("true"), OutputStream.nullOutputStream(), OutputStream.nullOutputStream())
-                    .await();
+            for (int round = 0; round < 2; round++) {
+                ch.setIdentity(GuestIdentity.fresh(s.name()));
+                for (ExecSpec warm : List.of(ExecSpec.of("true"), ExecSpec.of("/bin/sh", "-c", "true"))) {
+                    ch.exec(warm, OutputStream.nullOutputStream(), OutputStream.nullOutputStream())
+                            .await();
+                }
+            }
         } catch (IOException e) {
             throw new SandboxException("the pooled VM did not run a command: " + e.getMessage(), e);
         } catch (InterruptedException e) {
