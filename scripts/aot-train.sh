@@ -10,7 +10,11 @@ java=$1 jar=$2 out=$3
 shift 3
 dir=$(dirname "$out")
 exec 9>"$dir/train.lock"
-flock -n 9 || exit 0 # another training runs
+if [ "${AIRLOCK_AOT:-}" = sync ]; then
+  flock -w 600 9 || exit 0 # wait for another training to finish
+else
+  flock -n 9 || exit 0 # another training runs
+fi
 [ -f "$out" ] && exit 0
 tmp="$dir/.$(basename "$out").$$"
 trap 'rm -f "$tmp" "$tmp.config"; [ -n "${name:-}" ] && "$java" "$@" -jar "$jar" rm -f "$name" >/dev/null 2>&1' EXIT
