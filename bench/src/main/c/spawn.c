@@ -1,6 +1,6 @@
 /* bench/floor.sh's in-guest probe: creates N processes one way (MODE) and waits for each, so the
  * QEMU process's CPU time over the run, divided by N, is what one such process costs under
- * emulation. Built static on the host by FloorBench and copied into the sandbox.
+ * emulation. Built static on the host by bench/floor.sh and copied into the sandbox.
  *   spawn N MODE PROG
  * MODE: forkonly (fork, child exits), fork (fork + execve PROG), vfork (vfork + execve PROG),
  * signals (fork, child resets signals 1..64 one by one as the agent did, execve), cgroup (fork,
