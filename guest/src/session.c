@@ -893,7 +893,7 @@ int serve(int listen_fd, int port_fd)
     sigaddset(&mask, SIGCHLD);
     sigaddset(&mask, SIGIO);
     sigprocmask(SIG_BLOCK, &mask, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN); /* the only ignored signal: exec.c resets it in every command */
 
     g_listen = listen_fd;
     g_port = port_fd;

@@ -9,6 +9,7 @@ import java.io.UncheckedIOException;
 import java.nio.file.AccessDeniedException;
 import java.nio.file.FileSystemException;
 import java.nio.file.NoSuchFileException;
+import java.util.OptionalInt;
 import org.jspecify.annotations.Nullable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -56,7 +57,8 @@ public final class Main {
     public static void main(String[] args) {
         int code;
         try {
-            code = execute(args);
+            OptionalInt quick = QuickCommands.run(args);
+            code = quick.isPresent() ? quick.getAsInt() : execute(args);
         } catch (Throwable t) {
             // A bug, not a user mistake: report it whole. Exit regardless, or the HTTP client's
             // threads would keep a finished CLI alive.
@@ -117,11 +119,15 @@ public final class Main {
         return null;
     }
 
+    static String version() {
+        String v = Main.class.getPackage().getImplementationVersion();
+        return "airlock " + (v == null ? "dev" : v);
+    }
+
     static final class Version implements CommandLine.IVersionProvider {
         @Override
         public String[] getVersion() {
-            String v = Main.class.getPackage().getImplementationVersion();
-            return new String[] {"airlock " + (v == null ? "dev" : v)};
+            return new String[] {version()};
         }
     }
 }

@@ -7,13 +7,16 @@ import tools.jackson.databind.json.JsonMapper;
 
 /** Results go to stdout (tables for people, JSON with --json); everything else to stderr. */
 final class Output {
-    static final JsonMapper JSON =
-            JsonMapper.builder().enable(SerializationFeature.INDENT_OUTPUT).build();
-
     private Output() {}
 
+    /** Built on first use: a table must not pay for a data-binding mapper. */
+    private static final class Mapper {
+        static final JsonMapper JSON =
+                JsonMapper.builder().enable(SerializationFeature.INDENT_OUTPUT).build();
+    }
+
     static void json(Object value) {
-        System.out.println(JSON.writeValueAsString(value));
+        System.out.println(Mapper.JSON.writeValueAsString(value));
     }
 
     /** A left-aligned table, columns as wide as their widest cell, like {@code docker ps}. */

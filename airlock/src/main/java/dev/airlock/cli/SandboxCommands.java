@@ -599,25 +599,32 @@ final class SandboxCommands {
                     client().list().stream().filter(s -> all || s.running()).toList();
             if (json) {
                 Output.json(list);
-            } else if (quiet) {
-                list.forEach(s -> System.out.println(s.name()));
             } else {
-                Output.table(
-                        System.out,
-                        List.of("NAME", "ID", "IMAGE", "STATE", "RUNTIME", "CPUS", "MEMORY", "CREATED"),
-                        list.stream()
-                                .map(s -> List.of(
-                                        s.name(),
-                                        s.shortId(),
-                                        s.image(),
-                                        s.state().label(),
-                                        s.accel().equals("none") ? s.runtime() : s.runtime() + "/" + s.accel(),
-                                        Integer.toString(s.resources().cpus()),
-                                        s.resources().memoryMiB() + "m",
-                                        ImageCommand.ago(s.created())))
-                                .toList());
+                print(list, quiet);
             }
             return 0;
+        }
+
+        /** The table (or, quiet, the names) of {@code ps}; also the quick path's. */
+        static void print(List<SandboxInfo> list, boolean quiet) {
+            if (quiet) {
+                list.forEach(s -> System.out.println(s.name()));
+                return;
+            }
+            Output.table(
+                    System.out,
+                    List.of("NAME", "ID", "IMAGE", "STATE", "RUNTIME", "CPUS", "MEMORY", "CREATED"),
+                    list.stream()
+                            .map(s -> List.of(
+                                    s.name(),
+                                    s.shortId(),
+                                    s.image(),
+                                    s.state().label(),
+                                    s.accel().equals("none") ? s.runtime() : s.runtime() + "/" + s.accel(),
+                                    Integer.toString(s.resources().cpus()),
+                                    s.resources().memoryMiB() + "m",
+                                    ImageCommand.ago(s.created())))
+                            .toList());
         }
     }
 

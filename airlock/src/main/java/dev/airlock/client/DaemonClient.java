@@ -43,7 +43,6 @@ import java.util.Base64;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.jspecify.annotations.Nullable;
-import tools.jackson.core.type.TypeReference;
 
 /**
  * The sandbox service of this data directory's daemon, over its HTTP API on a unix socket: the
@@ -78,52 +77,52 @@ public final class DaemonClient implements SandboxService {
 
     @Override
     public SandboxInfo create(CreateSpec spec) {
-        return json(call("POST", "/v1/sandboxes", spec), SandboxInfo.class);
+        return info(call("POST", "/v1/sandboxes", spec));
     }
 
     @Override
     public SandboxInfo start(String ref) {
-        return json(call("POST", sandbox(ref) + "/start", null), SandboxInfo.class);
+        return info(call("POST", sandbox(ref) + "/start", null));
     }
 
     @Override
     public SandboxInfo stop(String ref, Duration grace) {
-        return json(call("POST", sandbox(ref) + "/stop?timeout=" + grace.toSeconds(), null), SandboxInfo.class);
+        return info(call("POST", sandbox(ref) + "/stop?timeout=" + grace.toSeconds(), null));
     }
 
     @Override
     public SandboxInfo kill(String ref) {
-        return json(call("POST", sandbox(ref) + "/kill", null), SandboxInfo.class);
+        return info(call("POST", sandbox(ref) + "/kill", null));
     }
 
     @Override
     public SandboxInfo pause(String ref) {
-        return json(call("POST", sandbox(ref) + "/pause", null), SandboxInfo.class);
+        return info(call("POST", sandbox(ref) + "/pause", null));
     }
 
     @Override
     public SandboxInfo resume(String ref) {
-        return json(call("POST", sandbox(ref) + "/resume", null), SandboxInfo.class);
+        return info(call("POST", sandbox(ref) + "/resume", null));
     }
 
     @Override
     public List<SandboxInfo> fork(String ref, ForkSpec spec) {
-        return Json.MAPPER.readValue(call("POST", sandbox(ref) + "/fork", spec), new TypeReference<>() {});
+        return SandboxInfoJson.readList(call("POST", sandbox(ref) + "/fork", spec));
     }
 
     @Override
     public SandboxInfo remove(String ref, boolean force) {
-        return json(call("DELETE", sandbox(ref) + (force ? "?force=true" : ""), null), SandboxInfo.class);
+        return info(call("DELETE", sandbox(ref) + (force ? "?force=true" : ""), null));
     }
 
     @Override
     public SandboxInfo inspect(String ref) {
-        return json(call("GET", sandbox(ref), null), SandboxInfo.class);
+        return info(call("GET", sandbox(ref), null));
     }
 
     @Override
     public List<SandboxInfo> list() {
-        return Json.MAPPER.readValue(call("GET", "/v1/sandboxes", null), new TypeReference<>() {});
+        return SandboxInfoJson.readList(call("GET", "/v1/sandboxes", null));
     }
 
     @Override
@@ -161,7 +160,7 @@ public final class DaemonClient implements SandboxService {
         });
         InputStream body = ex.response().body();
         try {
-            SandboxInfo info = Json.MAPPER.readValue(firstLine(body), SandboxInfo.class);
+            SandboxInfo info = SandboxInfoJson.read(firstLine(body));
             GuestChannel ch = GuestChannel.open(body, ex.requestBody(), Duration.ofSeconds(30));
             return new SandboxSession(info, ch);
         } catch (IOException | RuntimeException e) {
@@ -289,6 +288,11 @@ public final class DaemonClient implements SandboxService {
     /** The path of a sandbox's resource: the reference checked, then encoded. */
     private static String sandbox(String ref) {
         return "/v1/sandboxes/" + URLEncoder.encode(Names.validateRef(ref), StandardCharsets.UTF_8);
+    }
+
+    /** A sandbox from an answer: read without data binding, whose start-up a short command would pay. */
+    private static SandboxInfo info(byte[] body) {
+        return SandboxInfoJson.read(body);
     }
 
     private static <T> T json(byte[] body, Class<T> type) {

@@ -47,6 +47,11 @@ public final class LinuxSyscalls implements AutoCloseable {
     public static final int ENXIO = 6;
 
     public static final long SYS_PIDFD_OPEN = 434;
+    public static final long SYS_PROCESS_MADVISE = 440;
+    public static final int MADV_PAGEOUT = 21;
+    /** The most iovecs one call takes (UIO_MAXIOV). */
+    public static final int IOV_MAX = 1024;
+
     public static final short POLLIN = 0x1;
     public static final int ESRCH = 3;
 
@@ -148,6 +153,12 @@ public final class LinuxSyscalls implements AutoCloseable {
     private static final MethodHandle SYSCALL4 = downcall(
             "syscall",
             FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG),
+            CAPTURE_ERRNO,
+            Linker.Option.firstVariadicArg(1));
+    // long syscall(long number, ...) with five arguments: process_madvise has no glibc 2.36 wrapper.
+    private static final MethodHandle SYSCALL5 = downcall(
+            "syscall",
+            FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG),
             CAPTURE_ERRNO,
             Linker.Option.firstVariadicArg(1));
     private static final MethodHandle OPENAT = downcall(
@@ -428,6 +439,41 @@ public final class LinuxSyscalls implements AutoCloseable {
             throw new ErrnoException("pidfd_open(" + pid + ")", errno());
         }
         return (int) rc;
+    }
+
+    /**
+     * {@code process_madvise(pidfd, iov, n, advice, 0)} over the address ranges {@code starts[i],
+     * lengths[i]} (at most {@link #IOV_MAX}) of the process behind {@code pidfd}; returns the
+     * bytes advised.
+     */
+    public long processMadvise(int pidfd, long[] starts, long[] lengths, int advice) throws ErrnoException {
+        if (starts.length != lengths.length || starts.length > IOV_MAX) {
+            throw new IllegalArgumentException("process_madvise takes 1 to " + IOV_MAX + " ranges");
+        }
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment iov = call.allocate(16L * starts.length, 8); // struct iovec { void *base; size_t len; }
+            for (int i = 0; i < starts.length; i++) {
+                iov.set(JAVA_LONG, 16L * i, starts[i]);
+                iov.set(JAVA_LONG, 16L * i + 8, lengths[i]);
+            }
+            long rc;
+            try {
+                rc = (long) SYSCALL5.invokeExact(
+                        callState,
+                        SYS_PROCESS_MADVISE,
+                        (long) pidfd,
+                        iov.address(),
+                        (long) starts.length,
+                        (long) advice,
+                        0L);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+            if (rc < 0) {
+                throw new ErrnoException("process_madvise", errno());
+            }
+            return rc;
+        }
     }
 
     /** Polls one descriptor for input; true when it is readable (or hung up) within {@code timeoutMillis}. */

@@ -237,15 +237,16 @@ public final class LocalSandboxService implements SandboxService, FrameSessions 
 
     @Override
     public SandboxSession session(String ref) throws IOException {
-        GuestMux m = useMux(ref);
-        Sandbox s = engine.inspect(ref);
-        return new SandboxSession(info(s), GuestChannel.connect(m.socket(), SESSION_HELLO));
+        InUse u = useMux(ref);
+        return new SandboxSession(
+                info(u.sandbox()), GuestChannel.connect(u.mux().socket(), SESSION_HELLO));
     }
 
     @Override
     public FrameSessions.Opened open(String ref) {
-        GuestMux m = useMux(ref);
-        SandboxInfo info = info(engine.inspect(ref));
+        InUse u = useMux(ref);
+        GuestMux m = u.mux();
+        SandboxInfo info = info(u.sandbox());
         return new FrameSessions.Opened() {
             @Override
             public SandboxInfo sandbox() {
@@ -259,12 +260,17 @@ public final class LocalSandboxService implements SandboxService, FrameSessions 
         };
     }
 
+    /** A sandbox's shared agent session, and the sandbox as found when it was taken into use. */
+    private record InUse(GuestMux mux, Sandbox sandbox) {}
+
     /**
      * The shared agent session of a sandbox a client is about to use: resumed first if this
      * daemon paused it for idleness, and counted as in use from now, so the idle check cannot
-     * pause it between this answer and the client's first frame.
+     * pause it between this answer and the client's first frame. The sandbox comes with it, so
+     * a session does not look it up a third time (each look-up asks the backend whether it
+     * runs: a {@code crun state} process for a container).
      */
-    private GuestMux useMux(String ref) {
+    private InUse useMux(String ref) {
         Sandbox found = engine.inspect(ref);
         synchronized (lockOf(found)) {
             Sandbox s = engine.inspect(found.id());
@@ -276,7 +282,7 @@ public final class LocalSandboxService implements SandboxService, FrameSessions 
             attach(s);
             GuestMux m = mux(s);
             m.touch();
-            return m;
+            return new InUse(m, s);
         }
     }
 

@@ -146,11 +146,12 @@ public final class QemuMicrovm implements Vmm {
                 switch (spec.memory()) {
                     case VmSpec.GuestMemory.Anonymous ignored -> "memory-backend-ram,id=ram0" + size;
                     case VmSpec.GuestMemory.File f
-                    when f.shared() -> "memory-backend-file,id=ram0" + size + ",mem-path=" + f.path() + ",share=on";
+                    when f.shared() ->
+                        "memory-backend-file,id=ram0" + size + ",mem-path=" + f.path() + offset(f) + ",share=on";
                     // Private: the file is opened read-only (a jail binds it read-only too) and
                     // mapped copy-on-write, so no VM can change the template every VM maps.
                     case VmSpec.GuestMemory.File f ->
-                        "memory-backend-file,id=ram0" + size + ",mem-path=" + f.path() + ",share=off"
+                        "memory-backend-file,id=ram0" + size + ",mem-path=" + f.path() + offset(f) + ",share=off"
                                 + (q.modern() ? ",readonly=on,rom=off" : "");
                 }));
         a.addAll(List.of("-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"));
@@ -213,6 +214,10 @@ public final class QemuMicrovm implements Vmm {
             a.addAll(List.of("-incoming", "defer"));
         }
         return a;
+    }
+
+    private static String offset(VmSpec.GuestMemory.File f) {
+        return f.offset() == 0 ? "" : ",offset=" + f.offset();
     }
 
     /** The fd set the jail's state descriptor is added to: {@code file:/dev/fdset/1} reads it. */
@@ -309,7 +314,9 @@ public final class QemuMicrovm implements Vmm {
                 ? "file:/dev/fdset/" + STATE_FDSET
                 : q.modern() ? fileUri(restore.state()) : "exec:cat " + shellQuote(restore.state());
         try (Qmp q2 = Qmp.connect(controlSocket)) {
-            q2.execute("migrate-set-capabilities", Map.of("capabilities", capabilities(restore.ignoreShared())));
+            q2.execute(
+                    "migrate-set-capabilities",
+                    Map.of("capabilities", capabilities(q, restore.ignoreShared(), restore.mappedRam())));
             q2.execute("migrate-incoming", Map.of("uri", uri));
             // A stream that does not fit this VM makes QEMU exit: the socket closes and awaitEvent throws.
             String status = q2.awaitEvent(
@@ -342,10 +349,20 @@ public final class QemuMicrovm implements Vmm {
                 || migrationStatus.equals("cancelled");
     }
 
-    private static List<Map<String, Object>> capabilities(boolean ignoreShared) {
-        return List.of(
+    /**
+     * {@code mapped-ram} is named only to a VMM that has it (QEMU 9+; 7.2 refuses an unknown
+     * capability), and there always, as a VM saved once with it keeps it set otherwise.
+     */
+    private static List<Map<String, Object>> capabilities(QemuBinary q, boolean ignoreShared, boolean mappedRam) {
+        List<Map<String, Object>> caps = new ArrayList<>(List.of(
                 Map.of("capability", "events", "state", true),
-                Map.of("capability", "x-ignore-shared", "state", ignoreShared));
+                Map.of("capability", "x-ignore-shared", "state", ignoreShared)));
+        if (q.modern()) {
+            caps.add(Map.of("capability", "mapped-ram", "state", mappedRam));
+        } else if (mappedRam) {
+            throw new VmmException(q.versionLine() + " has no mapped-ram migration (QEMU 9 or newer has)");
+        }
+        return caps;
     }
 
     /** exec: URIs run through /bin/sh; our paths have no quotes, but may have spaces. */
@@ -458,9 +475,31 @@ public final class QemuMicrovm implements Vmm {
 
         @Override
         public void saveState(Path file, boolean ignoreShared) {
+            save(file, ignoreShared, false);
+        }
+
+        @Override
+        public boolean savesMappedRam() {
+            return qemu.modern();
+        }
+
+        @Override
+        public long saveMappedRam(Path file, long ramBytes) {
+            if (!qemu.modern()) {
+                throw new VmmException(qemu.versionLine() + " has no mapped-ram migration (QEMU 9 or newer has)");
+            }
+            SaveFaults faults = SaveFaults.before(process.pid(), ramBytes);
+            save(file, false, true);
+            faults.release();
+            return MappedRamFile.pagesOffset(file, ramBytes);
+        }
+
+        private void save(Path file, boolean ignoreShared, boolean mappedRam) {
             try (Qmp q = Qmp.connect(spec.controlSocket())) {
                 q.execute("stop", Map.of());
-                q.execute("migrate-set-capabilities", Map.of("capabilities", capabilities(ignoreShared)));
+                q.execute(
+                        "migrate-set-capabilities",
+                        Map.of("capabilities", capabilities(qemu, ignoreShared, mappedRam)));
                 // Jailed, QEMU writes only into its own directory; the file is moved into place
                 // (and made root's) once complete. Unjailed QEMU 9+ writes the file itself.
                 Path written = jailed

@@ -32,6 +32,18 @@ public interface RunningVm {
      */
     void saveState(Path file, boolean ignoreShared);
 
+    /** Whether {@link #saveMappedRam} works with this VMM (QEMU 9 and newer). */
+    boolean savesMappedRam();
+
+    /**
+     * Stops the vCPUs and writes the VM to {@code file} with QEMU's {@code mapped-ram}: guest RAM
+     * ({@code ramBytes} long) as a sparse image at a fixed offset, zero pages left as holes, then
+     * device state. Returns that offset, where other VMs can map the RAM copy-on-write instead of
+     * reading it. Pages the save faulted into this VMM (a template's pages the guest never used)
+     * are handed back, so the VM does not grow by its whole RAM. The VM stays stopped.
+     */
+    long saveMappedRam(Path file, long ramBytes);
+
     /** Kills the VMM process at once; the guest gets no say. */
     void kill();
 

@@ -70,16 +70,29 @@ public record VmSpec(
     public sealed interface GuestMemory {
         record Anonymous() implements GuestMemory {}
 
-        record File(Path path, boolean shared) implements GuestMemory {}
+        /**
+         * {@code offset}: where the guest's RAM starts in the file (a fork's RAM is the pages
+         * region of a mapped-ram migration file, after its header).
+         */
+        record File(Path path, boolean shared, long offset) implements GuestMemory {
+            public File(Path path, boolean shared) {
+                this(path, shared, 0);
+            }
+        }
     }
 
     /**
      * Start from a saved migration stream instead of booting. {@code ignoreShared}: the stream
      * was written with QEMU's {@code x-ignore-shared} (RAM is in the memory file, not in the
      * stream). {@code run}: continue the guest once loaded; false leaves it stopped, to be saved
-     * again (how a fork turns a full stream into a shareable RAM file).
+     * again (how a fork turns a full stream into a shareable RAM file). {@code mappedRam}: the
+     * stream was written with QEMU's {@code mapped-ram} (RAM pages at fixed file offsets).
      */
-    public record Restore(Path state, boolean ignoreShared, boolean run) {}
+    public record Restore(Path state, boolean ignoreShared, boolean run, boolean mappedRam) {
+        public Restore(Path state, boolean ignoreShared, boolean run) {
+            this(state, ignoreShared, run, false);
+        }
+    }
 
     public VmSpec withMemory(GuestMemory newMemory, @Nullable Restore newRestore) {
         return new VmSpec(

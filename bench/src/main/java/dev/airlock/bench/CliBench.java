@@ -13,6 +13,7 @@ import dev.airlock.image.ImageStore;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -55,9 +56,10 @@ public final class CliBench {
         report.config(args.effective());
         List<Double> podman = podmanExec(n, warmup);
         report.add("podman.exec", "podman exec CTR true (runc, running container)", "ms", podman, null);
+        report.add("crun.exec", "crun exec CTR /bin/true (running container)", "ms", crunExec(n, warmup), null);
         String before = args.string("before-jar");
         if (!before.isEmpty()) {
-            Timings old = airlock(Path.of(before), n, warmup);
+            Timings old = airlock(javaCommand(Path.of(before)), n, warmup);
             report.add(
                     "before.exec",
                     "airlock exec NAME -- true, before (" + before + ")",
@@ -66,22 +68,57 @@ public final class CliBench {
                     "podman.exec");
             report.add("before.ps", "airlock ps, before", "ms", old.ps(), null);
         }
-        Timings now = airlock(jar, n, warmup);
+        boolean launcher = args.string("jar").isEmpty();
+        if (launcher) {
+            // The launcher as a person runs it, its start-up cache made first (in the foreground).
+            Timings noCache = airlock(launcherCommand(home, "off"), n, warmup);
+            report.add(
+                    "nocache.exec", "bin/airlock exec NAME -- true, no AOT cache", "ms", noCache.exec(), "podman.exec");
+            report.add("nocache.ps", "bin/airlock ps, no AOT cache", "ms", noCache.ps(), null);
+        }
+        Timings now = airlock(launcher ? launcherCommand(home, "sync") : javaCommand(jar), n, warmup);
         report.add("airlock.exec", "airlock exec NAME -- true (container sandbox)", "ms", now.exec(), "podman.exec");
+        report.add(
+                "airlock.exec.vs.crun", "airlock exec NAME -- true, against crun exec", "ms", now.exec(), "crun.exec");
         report.add("airlock.ps", "airlock ps", "ms", now.ps(), null);
-        report.note("each command is a new JVM started as bin/airlock starts it (java -XX:+UseSerialGC"
-                + " -XX:TieredStopAtLevel=1 -Xshare:auto -jar JAR ...), its daemon already running");
+        report.add(
+                "airlock.exec.cpu", "  CPU (user+sys) of the CLI's process tree per exec", "ms", now.execCpu(), null);
+        report.add("airlock.ps.cpu", "  CPU (user+sys) of the CLI's process tree per ps", "ms", now.psCpu(), null);
+        report.note(
+                launcher
+                        ? "each command is bin/airlock (the launcher, then a new JVM with the jar's AOT cache), its"
+                                + " daemon already running; nocache rows: the same with AIRLOCK_AOT=off"
+                        : "each command is a new JVM (java -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto -jar JAR)");
         report.print(System.out);
         String out = args.string("out");
         Path written = report.write(out.isEmpty() ? Path.of(home, "bench", "results") : Path.of(out));
         System.err.println("bench: wrote " + written);
     }
 
-    /** Wall times of one build's commands, in ms. */
-    private record Timings(List<Double> exec, List<Double> ps) {}
+    /** Wall times of one build's commands, and the CPU their processes used, in ms. */
+    private record Timings(List<Double> exec, List<Double> ps, List<Double> execCpu, List<Double> psCpu) {}
+
+    /** A CLI as a new JVM on a jar, with the launcher's JVM flags. */
+    private List<String> javaCommand(Path jar) {
+        return List.of(
+                java.toString(),
+                "--enable-native-access=ALL-UNNAMED",
+                "-XX:+UseSerialGC",
+                "-XX:TieredStopAtLevel=1",
+                "-Xshare:auto",
+                "-Dairlock.home=" + System.getProperty("airlock.home", "."),
+                "-jar",
+                jar.toString());
+    }
+
+    /** The CLI through bin/airlock; {@code aot}: its AIRLOCK_AOT (off, or sync: make the cache first). */
+    private static List<String> launcherCommand(String home, String aot) {
+        return List.of(
+                "env", "AIRLOCK_AOT=" + aot, Path.of(home, "bin", "airlock").toString());
+    }
 
     /** Times exec and ps of one build of the CLI, with its own daemon and data directory. */
-    private Timings airlock(Path jar, int n, int warmup) throws IOException {
+    private Timings airlock(List<String> cli, int n, int warmup) throws IOException {
         Path tmp = Files.createTempDirectory("airlock-bench-cli-");
         Path runtime = Files.createTempDirectory(Path.of("/tmp"), "albcli");
         AirlockDirs shared = AirlockDirs.fromEnvironment();
@@ -90,11 +127,14 @@ public final class CliBench {
                 "AIRLOCK_DATA_DIR", tmp.resolve("data").toString(),
                 "AIRLOCK_RUNTIME_DIR", runtime.toString());
         try {
-            check(cli(jar, env, "run", "-d", "--runtime", "container", "--name", "clibench"), "run -d");
-            List<Double> exec = time(n, warmup, () -> check(cli(jar, env, "exec", "clibench", "--", "true"), "exec"));
-            List<Double> ps = time(n, warmup, () -> check(cli(jar, env, "ps"), "ps"));
-            cli(jar, env, "rm", "-f", "clibench");
-            return new Timings(exec, ps);
+            check(cli(cli, env, "run", "-d", "--runtime", "container", "--name", "clibench"), "run -d");
+            List<Double> execCpu = new ArrayList<>();
+            List<Double> exec =
+                    time(n, warmup, execCpu, () -> check(cli(cli, env, "exec", "clibench", "--", "true"), "exec"));
+            List<Double> psCpu = new ArrayList<>();
+            List<Double> ps = time(n, warmup, psCpu, () -> check(cli(cli, env, "ps"), "ps"));
+            cli(cli, env, "rm", "-f", "clibench");
+            return new Timings(exec, ps, execCpu, psCpu);
         } finally {
             stopDaemon(runtime);
             HostFiles.deleteTree(tmp);
@@ -102,16 +142,8 @@ public final class CliBench {
         }
     }
 
-    private HostCommand.Result cli(Path jar, Map<String, String> env, String... cmd) {
-        List<String> argv = new ArrayList<>(List.of(
-                java.toString(),
-                "--enable-native-access=ALL-UNNAMED",
-                "-XX:+UseSerialGC",
-                "-XX:TieredStopAtLevel=1",
-                "-Xshare:auto",
-                "-Dairlock.home=" + System.getProperty("airlock.home", "."),
-                "-jar",
-                jar.toString()));
+    private static HostCommand.Result cli(List<String> cli, Map<String, String> env, String... cmd) {
+        List<String> argv = new ArrayList<>(cli);
         argv.addAll(List.of(cmd));
         return HostCommand.run(withEnv(env, argv), null, null);
     }
@@ -197,16 +229,70 @@ public final class CliBench {
         }
     }
 
+    /**
+     * {@code crun exec CTR /bin/true} in a running container of the base image, made the way a
+     * container sandbox is (bench/container.sh's runtime baseline).
+     */
+    private List<Double> crunExec(int n, int warmup) throws Exception {
+        AirlockDirs dirs = AirlockDirs.fromEnvironment();
+        OciRuntime crun = new OciRuntime(
+                OciRuntime.onPath("crun").orElseThrow(() -> new IllegalStateException("crun is not installed")),
+                Path.of("/run/airlock-bench-cli"));
+        OciContainers containers =
+                new OciContainers(crun, new ImageMounts(dirs.cache().resolve("container-mounts")));
+        Path work = Files.createTempDirectory("airlock-bench-crun-");
+        Path sockets = Files.createTempDirectory(Path.of("/tmp"), "albcr");
+        String id = "bench-cli-" + ProcessHandle.current().pid();
+        Container c = containers.create(
+                ContainerSpec.builder(
+                                id,
+                                new ImageStore(dirs).find("base").orElseThrow().file(),
+                                work.resolve(id),
+                                GuestAgent.bundled(dirs).binary())
+                        .socketDir(sockets)
+                        .build(),
+                Duration.ofSeconds(30));
+        try {
+            return time(n, warmup, () -> check(crun.exec(c.id(), List.of("/bin/true")), "crun exec"));
+        } finally {
+            containers.remove(c);
+            HostFiles.deleteTree(work);
+            HostFiles.deleteTree(sockets);
+        }
+    }
+
     private static List<Double> time(int n, int warmup, Runnable command) {
+        return time(n, warmup, new ArrayList<>(), command);
+    }
+
+    /**
+     * Wall times in ms; {@code cpu} gets the CPU time (user + system) each run's processes used
+     * (this JVM's reaped children: the host is shared, so wall time carries other work's load
+     * and CPU time says what the command itself cost).
+     */
+    private static List<Double> time(int n, int warmup, List<Double> cpu, Runnable command) {
         List<Double> out = new ArrayList<>();
         for (int i = 0; i < warmup + n; i++) {
+            double c0 = childrenCpuMillis();
             long t = System.nanoTime();
             command.run();
             if (i >= warmup) {
                 out.add((System.nanoTime() - t) / 1e6);
+                cpu.add(childrenCpuMillis() - c0);
             }
         }
         return out;
+    }
+
+    /** cutime + cstime of this process (its waited-for children's CPU), in ms. */
+    private static double childrenCpuMillis() {
+        try {
+            String stat = Files.readString(Path.of("/proc/self/stat"));
+            String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+            return (Long.parseLong(f[13]) + Long.parseLong(f[14])) * 10.0; // USER_HZ is 100
+        } catch (IOException e) {
+            return Double.NaN;
+        }
     }
 
     static @Nullable Void check(HostCommand.Result r, String what) {

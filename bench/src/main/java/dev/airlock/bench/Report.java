@@ -73,6 +73,11 @@ final class Report {
         return this;
     }
 
+    /** Whether a figure with that key was added. */
+    boolean has(String key) {
+        return figures.containsKey(key);
+    }
+
     Figure add(String key, String label, String unit, List<Double> samples, @Nullable String baseline) {
         if (baseline != null && !figures.containsKey(baseline)) {
             throw new IllegalArgumentException("baseline " + baseline + " must be added before " + key);

@@ -55,6 +55,10 @@ public final class SnapshotBench {
                 .flag("many", 100, "sandboxes created, run one command and removed, for the total")
                 .flag("parallel", 2, "how many of those at a time")
                 .flag("pause-runs", 5, "measured pause + resume cycles")
+                .flag(
+                        "copy-baseline",
+                        "on",
+                        "also fork the way QEMU 7.2 must (RAM copied into a full stream), as the baseline")
                 .flag("out", "", "directory for the JSON result (default: bench/results)")
                 .parse(argv);
         try (BenchEnv env = BenchEnv.open()) {
@@ -65,12 +69,52 @@ public final class SnapshotBench {
     private void run() throws Exception {
         starts();
         pool();
+        boolean baseline = args.string("copy-baseline").equals("on");
+        if (baseline) {
+            copyingRam(this::forks);
+        }
         forks();
+        if (baseline) {
+            copyingRam(this::memory);
+        }
         memory();
         many();
         pauses();
         report.print(System.out);
         System.out.println("\nresult: " + report.write(env.resultsDir(args)));
+    }
+
+    private interface Section {
+        void run() throws Exception;
+    }
+
+    /** The keys of figures measured with RAM copied start with this (the baseline rows). */
+    private static final String COPY = "copy.";
+
+    private String prefix = "";
+
+    /** Runs a section with forks saving a full stream (RAM copied), the pre-mapped-ram path. */
+    private void copyingRam(Section section) throws Exception {
+        System.setProperty("airlock.forkCopiesRam", "true");
+        prefix = COPY;
+        try {
+            section.run();
+        } finally {
+            System.clearProperty("airlock.forkCopiesRam");
+            prefix = "";
+        }
+    }
+
+    /**
+     * Adds a figure of a section that runs twice: the copying run's row is the baseline of the
+     * mapped-ram run's (when there was one).
+     */
+    private void addPaired(String key, String label, String unit, List<Double> samples) {
+        if (!prefix.isEmpty()) {
+            report.add(prefix + key, label + " [RAM copied: the QEMU 7.2 path]", unit, samples, null);
+        } else {
+            report.add(key, label, unit, samples, report.has(COPY + key) ? COPY + key : null);
+        }
     }
 
     // ---- (a) template start vs cold boot ----
@@ -104,7 +148,7 @@ public final class SnapshotBench {
         report.add("template.exec", "  first exec (connect + exec true)", "ms", warmExec, null);
     }
 
-    /** create + start + first exec: total, create, start, exec in milliseconds. */
+    /** create + start + first exec: total, create, start, exec, then a second exec, in milliseconds. */
     private double[] startOnce(SandboxEngine engine) throws Exception {
         long t0 = System.nanoTime();
         Sandbox s = engine.create(options("start"));
@@ -115,7 +159,9 @@ public final class SnapshotBench {
             long t2 = System.nanoTime();
             exec(engine, s);
             long t3 = System.nanoTime();
-            return new double[] {ms(t3 - t0), ms(t1 - t0), ms(t2 - t1), ms(t3 - t2)};
+            exec(engine, s);
+            long t4 = System.nanoTime();
+            return new double[] {ms(t3 - t0), ms(t1 - t0), ms(t2 - t1), ms(t3 - t2), ms(t4 - t3)};
         } finally {
             remove(s.name());
         }
@@ -133,16 +179,19 @@ public final class SnapshotBench {
             List<Double> total = new ArrayList<>();
             List<Double> claim = new ArrayList<>();
             List<Double> first = new ArrayList<>();
+            List<Double> second = new ArrayList<>();
             for (int i = 0; i < n; i++) {
                 HostBackends.microvm(pooled).awaitWarmPool(TIMEOUT);
                 double[] t = startOnce(pooled);
                 total.add(t[0]);
                 claim.add(t[1] + t[2]);
                 first.add(t[3]);
+                second.add(t[4]);
             }
             report.add("pool.total", "warm-pool claim: create+start+exec true", "ms", total, "template.total");
             report.add("pool.claim", "  create + start (claim, identity)", "ms", claim, null);
-            report.add("pool.exec", "  first exec (connect + exec true)", "ms", first, null);
+            report.add("pool.exec2", "  a second exec on the same sandbox (connect + exec true)", "ms", second, null);
+            report.add("pool.exec", "  first exec (connect + exec true)", "ms", first, "pool.exec2");
         } finally {
             HostBackends.microvm(pooled).closeWarmPool(TIMEOUT);
         }
@@ -186,8 +235,8 @@ public final class SnapshotBench {
             }
             names.forEach(this::remove);
         }
-        report.add("fork.total", "fork x" + k + " until all answer exec", "ms", total, null);
-        report.add("fork.restore", "  fork call (save, convert, restore " + k + ")", "ms", forkOnly, null);
+        addPaired("fork.total", "fork x" + k + " until all answer exec", "ms", total);
+        addPaired("fork.restore", "  fork call (save, convert, restore " + k + ")", "ms", forkOnly);
         remove(src.name());
     }
 
@@ -211,6 +260,7 @@ public final class SnapshotBench {
         // Fork the first idle sandbox k times: the memory those clones add.
         List<String> names = names("idle-fork", k);
         sandboxes.addAll(names);
+        double sourceBefore = settledPss(idle.subList(0, 1));
         List<Sandbox> clones = warm.fork(idle.getFirst().name(), names);
         for (Sandbox c : clones) {
             exec(warm, c);
@@ -221,16 +271,16 @@ public final class SnapshotBench {
         double perFork = (forked - all) / k;
         double clonesOnly = settledPss(clones) / k;
         double source = settledPss(idle.subList(0, 1));
-        report.add("mem.template", "marginal PSS per idle template-started sandbox", "MiB", List.of(perSandbox), null);
-        report.add("mem.fork", "marginal PSS per idle fork", "MiB", List.of(perFork), null);
-        report.add("mem.fork.clone", "  PSS of one idle clone", "MiB", List.of(clonesOnly), null);
-        report.add("mem.fork.source", "  PSS of the forked source afterwards", "MiB", List.of(source), null);
-        report.add(
+        addPaired("mem.template", "marginal PSS per idle template-started sandbox", "MiB", List.of(perSandbox));
+        addPaired("mem.fork", "marginal PSS per idle fork", "MiB", List.of(perFork));
+        addPaired("mem.fork.clone", "  PSS of one idle clone", "MiB", List.of(clonesOnly));
+        addPaired("mem.fork.source.before", "  PSS of the source just before the fork", "MiB", List.of(sourceBefore));
+        addPaired("mem.fork.source", "  PSS of the forked source afterwards", "MiB", List.of(source));
+        addPaired(
                 "mem.first",
                 "PSS of the first template-started sandbox (template pages all its own)",
                 "MiB",
-                List.of(one),
-                null);
+                List.of(one));
         report.note(String.format(
                 "memory: sum of QEMU PSS, read once the VMs were idle: 1 sandbox %.1f MiB, %d sandboxes %.1f MiB,"
                         + " + %d clones of the first %.1f MiB; marginal = difference / count",
