@@ -42,7 +42,10 @@ public final class LinuxSyscalls implements AutoCloseable {
     public static final int O_WRONLY = 0x1;
     public static final int O_CREAT = 0x40;
     public static final int O_TRUNC = 0x200;
+    public static final int SEEK_END = 2;
     public static final int SEEK_DATA = 3;
+    public static final int FALLOC_FL_KEEP_SIZE = 0x01;
+    public static final int FALLOC_FL_PUNCH_HOLE = 0x02;
     public static final int SEEK_HOLE = 4;
     public static final int ENXIO = 6;
 
@@ -139,6 +142,8 @@ public final class LinuxSyscalls implements AutoCloseable {
             CAPTURE_ERRNO);
     private static final MethodHandle FTRUNCATE =
             downcall("ftruncate", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG), CAPTURE_ERRNO);
+    private static final MethodHandle FALLOCATE = downcall(
+            "fallocate", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG), CAPTURE_ERRNO);
     // long syscall(long number, ...): pidfd_open has no libc wrapper in glibc 2.36.
     private static final MethodHandle SYSCALL2 = downcall(
             "syscall",
@@ -421,6 +426,23 @@ public final class LinuxSyscalls implements AutoCloseable {
         }
         if (rc < 0) {
             throw new ErrnoException("ftruncate", errno());
+        }
+    }
+
+    /**
+     * Frees the disk blocks of {@code [offset, offset + length)} of {@code fd}'s file, which then
+     * reads as zeros; its size and every writer's offset stay as they were
+     * ({@code fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)}).
+     */
+    public void punchHole(int fd, long offset, long length) throws ErrnoException {
+        int rc;
+        try {
+            rc = (int) FALLOCATE.invokeExact(callState, fd, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, offset, length);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        if (rc < 0) {
+            throw new ErrnoException("fallocate(PUNCH_HOLE)", errno());
         }
     }
 

@@ -1,79 +1,90 @@
 package dev.airlock.host;
 
 import java.io.IOException;
-import java.nio.channels.FileChannel;
-import java.nio.file.Files;
-import java.nio.file.LinkOption;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
-import java.nio.file.attribute.PosixFilePermissions;
-import java.util.Arrays;
 
 /**
  * A log another process appends to (QEMU's console chardev, a container runtime's output) that
- * the guest can fill as fast as it likes, kept within a size by its reader: once it is past its
- * cap, its last half is copied to {@code NAME.1} (replacing the one before) and the log is
- * truncated to nothing, where the writer, which appends, carries on. So the two files hold at most
- * about 1.5 times the cap plus what is written while a trim runs. Bytes written between the copy
- * and the truncation are lost; for a log a guest floods that is the price of never stopping it.
+ * the guest can fill as fast as it likes, kept within a size by its reader: once it takes more
+ * disk than its cap, everything but its last half is punched out (the blocks freed, the file's
+ * size and every writer's offset left alone). Nothing is copied and nothing truncated, so a line
+ * written while a trim runs is never lost, and a guest that writes through a descriptor of its own
+ * (no O_APPEND) keeps writing real data at its offset. The file grows in size over a hole; what it
+ * costs the host, its blocks, stays capped. Readers read its end from the first data there.
  */
 public final class RotatingLog {
     /** The cap of a sandbox's console or runtime log. */
     public static final long CAP = 8L << 20;
 
-    private RotatingLog() {}
+    private static final long BLOCK = 4096;
 
-    /** The file a trim keeps the end of the log in. */
-    public static Path previous(Path log) {
-        return log.resolveSibling(log.getFileName() + ".1");
-    }
+    private RotatingLog() {}
 
     /**
      * Trims {@code log} when it takes more than {@code maxBytes} of disk; returns whether it did.
-     * A missing log is fine. Disk, not size: a guest that writes its console through a descriptor
-     * of its own ({@code /proc/1/fd/1} in a container, opened without O_APPEND) carries on at its
-     * own offset after a truncation, so the file's size stays large over a hole; what it costs
-     * the host, and what must stay capped, is its blocks.
+     * A missing log is fine. The log is opened without following a symlink: a guest that can
+     * name files in the sandbox's directory must not make the daemon punch another file.
      */
     public static boolean trim(Path log, long maxBytes) throws IOException {
-        long used;
         try (LinuxSyscalls sys = new LinuxSyscalls()) {
-            used = sys.allocatedBytes(log.toString());
+            long used = sys.allocatedBytes(log.toString());
+            if (used <= maxBytes) {
+                return false;
+            }
+            int fd = sys.open(
+                    log.toString(), LinuxSyscalls.O_WRONLY | LinuxSyscalls.O_NOFOLLOW | LinuxSyscalls.O_CLOEXEC);
+            try {
+                long size = sys.lseek(fd, 0, LinuxSyscalls.SEEK_END);
+                long keepFrom = Math.max(0, size - maxBytes / 2) / BLOCK * BLOCK;
+                if (keepFrom > 0) {
+                    sys.punchHole(fd, 0, keepFrom);
+                }
+            } finally {
+                sys.close(fd);
+            }
+            return true;
         } catch (LinuxSyscalls.ErrnoException e) {
-            throw new IOException("cannot stat " + log + ": " + e.getMessage(), e);
+            if (e.errno() == LinuxSyscalls.ENOENT) {
+                return false;
+            }
+            throw new IOException("cannot trim " + log + ": " + e.getMessage(), e);
         }
-        if (used <= maxBytes) {
-            return false;
-        }
-        byte[] end = HostFiles.tail(log, (int) Math.min(maxBytes / 2, Integer.MAX_VALUE - 8));
-        Path prev = previous(log);
-        Path tmp = Files.createTempFile(
-                log.getParent(),
-                prev.getFileName().toString(),
-                ".tmp",
-                PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
-        try {
-            Files.write(tmp, end);
-            Files.move(tmp, prev, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        } finally {
-            Files.deleteIfExists(tmp);
-        }
-        try (FileChannel ch = FileChannel.open(log, StandardOpenOption.WRITE, LinkOption.NOFOLLOW_LINKS)) {
-            ch.truncate(0);
-        }
-        return true;
     }
 
-    /** The last {@code maxBytes} of the log, reaching into {@code NAME.1} when the log itself is shorter. */
+    /** The last {@code maxBytes} of the log at most, from the first data there (never the hole before it). */
     public static byte[] tail(Path log, int maxBytes) throws IOException {
-        byte[] current = HostFiles.tail(log, maxBytes);
-        if (current.length >= maxBytes) {
-            return current;
+        try (LinuxSyscalls sys = new LinuxSyscalls()) {
+            int fd = sys.open(log.toString(), LinuxSyscalls.O_RDONLY | LinuxSyscalls.O_CLOEXEC);
+            try {
+                long size = sys.lseek(fd, 0, LinuxSyscalls.SEEK_END);
+                long from = sys.lseek(fd, Math.max(0, size - maxBytes), LinuxSyscalls.SEEK_DATA);
+                if (from < 0) {
+                    return new byte[0];
+                }
+                sys.lseek(fd, from, 0);
+                int length = (int) Math.min(maxBytes, size - from);
+                try (Arena arena = Arena.ofConfined()) {
+                    MemorySegment buf = arena.allocate(Math.max(1, length));
+                    long got = 0;
+                    while (got < length) {
+                        long n = sys.read(fd, buf.asSlice(got), length - got);
+                        if (n <= 0) {
+                            break;
+                        }
+                        got += n;
+                    }
+                    return buf.asSlice(0, got).toArray(java.lang.foreign.ValueLayout.JAVA_BYTE);
+                }
+            } finally {
+                sys.close(fd);
+            }
+        } catch (LinuxSyscalls.ErrnoException e) {
+            if (e.errno() == LinuxSyscalls.ENOENT) {
+                return new byte[0];
+            }
+            throw new IOException("cannot read " + log + ": " + e.getMessage(), e);
         }
-        byte[] before = HostFiles.tail(previous(log), maxBytes - current.length);
-        byte[] both = Arrays.copyOf(before, before.length + current.length);
-        System.arraycopy(current, 0, both, before.length, current.length);
-        return both;
     }
 }
