@@ -1,15 +1,15 @@
 package dev.airlock.bench;
 
-import dev.airlock.container.Container;
-import dev.airlock.container.ContainerSpec;
-import dev.airlock.container.ImageMounts;
-import dev.airlock.container.OciContainers;
-import dev.airlock.container.OciRuntime;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.HostCommand;
 import dev.airlock.host.HostFiles;
 import dev.airlock.image.GuestAgent;
 import dev.airlock.image.ImageStore;
+import dev.airlock.oci.Container;
+import dev.airlock.oci.ContainerSpec;
+import dev.airlock.oci.ImageMounts;
+import dev.airlock.oci.OciContainers;
+import dev.airlock.oci.OciRuntime;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -17,6 +17,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import org.jspecify.annotations.Nullable;
 
 /**
@@ -63,14 +64,18 @@ public final class CliBench {
                     "before.exec",
                     "airlock exec NAME -- true, before (" + before + ")",
                     "ms",
-                    old.get("exec"),
+                    Objects.requireNonNull(old.get("exec")),
                     "podman.exec");
-            report.add("before.ps", "airlock ps, before", "ms", old.get("ps"), null);
+            report.add("before.ps", "airlock ps, before", "ms", Objects.requireNonNull(old.get("ps")), null);
         }
         Map<String, List<Double>> now = airlock(jar, n, warmup);
         report.add(
-                "airlock.exec", "airlock exec NAME -- true (container sandbox)", "ms", now.get("exec"), "podman.exec");
-        report.add("airlock.ps", "airlock ps", "ms", now.get("ps"), null);
+                "airlock.exec",
+                "airlock exec NAME -- true (container sandbox)",
+                "ms",
+                Objects.requireNonNull(now.get("exec")),
+                "podman.exec");
+        report.add("airlock.ps", "airlock ps", "ms", Objects.requireNonNull(now.get("ps")), null);
         report.note("each command is a new JVM started as bin/airlock starts it (java -XX:+UseSerialGC"
                 + " -XX:TieredStopAtLevel=1 -Xshare:auto -jar JAR ...), its daemon already running");
         report.print(System.out);

@@ -1,4 +1,4 @@
-package dev.airlock.container;
+package dev.airlock.oci;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -178,10 +178,12 @@ public final class OciConfig {
         spec.env().forEach((k, v) -> env.add(k + "=" + v));
         p.put("env", env);
         p.put("cwd", "/");
+        List<String> held = new ArrayList<>(CAPABILITIES);
+        held.addAll(spec.agentCapabilities());
         Map<String, Object> caps = new LinkedHashMap<>();
-        caps.put("bounding", CAPABILITIES);
-        caps.put("effective", CAPABILITIES);
-        caps.put("permitted", CAPABILITIES);
+        caps.put("bounding", held);
+        caps.put("effective", held);
+        caps.put("permitted", held);
         caps.put("inheritable", List.of());
         caps.put("ambient", List.of());
         p.put("capabilities", caps);
