@@ -3,6 +3,7 @@ package dev.airlock.daemon;
 import dev.airlock.backend.Backends;
 import dev.airlock.container.ContainerBackend;
 import dev.airlock.engine.SandboxEngine;
+import dev.airlock.gvisor.GvisorBackend;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.Progress;
 import dev.airlock.microvm.MicrovmBackend;
@@ -12,8 +13,9 @@ import org.jspecify.annotations.Nullable;
 
 /**
  * The backends this build of Airlock has, made for one host: the one place that names them all.
- * The first is the default runtime. A backend whose tools are missing here is still listed and
- * says why it cannot run (the others keep working).
+ * The default runtime follows the host ({@link Backends#defaultRuntime}: the strongest isolation
+ * that works here) unless {@code AIRLOCK_RUNTIME} names one. A backend whose tools are missing
+ * here is still listed and says why it cannot run (the others keep working).
  */
 public final class HostBackends {
     private HostBackends() {}
@@ -50,7 +52,24 @@ public final class HostBackends {
         MicrovmBackend microvm = new MicrovmBackend(dirs, progress, options.templates());
         // 0 (the default) ends any pooled VMs a previous daemon left.
         microvm.enableWarmPool(options.warmPool(), options.warmPoolMiB());
-        return new Backends(List.of(microvm, new ContainerBackend(dirs, SandboxEngine.BOOT_TIMEOUT)));
+        return assemble(dirs, progress, microvm);
+    }
+
+    /**
+     * The backends for a process that only examines or readies the host (doctor, setup, the CLI
+     * before a create): it touches no warm pool, which the running daemon owns.
+     */
+    public static Backends forHostTools(AirlockDirs dirs, Progress progress) {
+        return assemble(dirs, progress, new MicrovmBackend(dirs, progress, true));
+    }
+
+    private static Backends assemble(AirlockDirs dirs, Progress progress, MicrovmBackend microvm) {
+        return new Backends(
+                List.of(
+                        microvm,
+                        new GvisorBackend(dirs, SandboxEngine.BOOT_TIMEOUT, progress),
+                        new ContainerBackend(dirs, SandboxEngine.BOOT_TIMEOUT)),
+                System.getenv("AIRLOCK_RUNTIME"));
     }
 
     private static int envInt(String name, int fallback) {
