@@ -109,7 +109,7 @@ void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
 /* limits.c: limits the agent enforces itself when its runtime cannot (gVisor) */
 void agent_limits_init(void);
-void agent_caps_drop(void);  /* in a command's child, before it runs */
+void agent_child_limits(void); /* in a command's child, before it runs */
 long memguard_kills(void);    /* OOM kills by the memory guard, -1 when it is off */
 int memguard_timeout(int timeout);
 void memguard_check(int busy);

@@ -559,7 +559,7 @@ int exec_start(struct stream *s, const uint8_t *p, size_t n)
                 child_fail(st_p[1], 3);
             close(cg);
         }
-        agent_caps_drop();
+        agent_child_limits();
         if (tty) {
             if (ioctl(slave, TIOCSCTTY, 0) < 0 || dup2(slave, 0) < 0 || dup2(slave, 1) < 0 ||
                 dup2(slave, 2) < 0)

@@ -4,7 +4,10 @@
  * agent's environment (a runtime that enforces them itself sets none of the variables):
  *
  *   AIRLOCK_PIDS=N            commands join a pids cgroup (v1, /sys/fs/cgroup/pids/commands)
- *                             whose pids.max is N; the agent stays outside it
+ *                             whose pids.max is N; the agent stays outside it. gVisor's pids
+ *                             controller was seen to let a fork bomb past N (by 2 to 17), so
+ *                             each command also gets RLIMIT_NPROC N+1 (tasks of its user in the
+ *                             sandbox, the agent's one included), which gVisor enforces exactly
  *   AIRLOCK_MEMORY_GUARD=B    when the sandbox's memory in use exceeds B bytes, the command
  *                             process using the most is SIGKILLed and counted as an OOM kill
  *   AIRLOCK_AGENT_CAPS=a,b    capability numbers the agent holds (to set a claimed sandbox's
@@ -23,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,6 +42,7 @@ static long g_guard_kills;
 static pid_t g_victim; /* the last process killed, until its memory is gone */
 static struct timespec g_guard_next;
 static unsigned long long g_agent_caps; /* bit n: capability n */
+static long g_nproc;                    /* RLIMIT_NPROC for commands, 0: none */
 
 static void write_text(const char *path, const char *text)
 {
@@ -58,6 +63,7 @@ void agent_limits_init(void)
             write_text(PIDS_DIR "/pids.max", pids);
             snprintf(g_exec_cgroup, sizeof g_exec_cgroup, "%s", PIDS_DIR "/cgroup.procs");
         }
+        g_nproc = strtol(pids, NULL, 10) + 1;
     }
     const char *mem = getenv("AIRLOCK_MEMORY_GUARD");
     if (mem && *mem)
@@ -77,8 +83,12 @@ void agent_limits_init(void)
     unsetenv("AIRLOCK_AGENT_CAPS");
 }
 
-void agent_caps_drop(void)
+void agent_child_limits(void)
 {
+    if (g_nproc > 0) {
+        struct rlimit rl = {(rlim_t)g_nproc, (rlim_t)g_nproc};
+        setrlimit(RLIMIT_NPROC, &rl);
+    }
     /* CAP_SETPCAP (8), needed for the drops, goes last */
     for (int c = 63; c >= 0; c--)
         if (c != 8 && (g_agent_caps & (1ULL << c)))

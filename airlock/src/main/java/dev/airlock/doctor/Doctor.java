@@ -1,6 +1,5 @@
 package dev.airlock.doctor;
 
-import dev.airlock.backend.Backends;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.HostCommand;
 import dev.airlock.host.Progress;
@@ -107,7 +106,7 @@ public final class Doctor {
         checks.add(diskSpace(dirs.data(), "data"));
         HostRuntimes runtimes = new HostRuntimes(dirs, progress);
         List<HostRuntimes.Line> lines = runtimes.examine();
-        Backends.DefaultRuntime chosen = runtimes.defaultRuntime();
+        HostRuntimes.Default chosen = runtimes.defaultRuntime();
         String isolation = lines.stream()
                 .filter(l -> l.runtime().equals(chosen.name()))
                 .map(HostRuntimes.Line::isolation)

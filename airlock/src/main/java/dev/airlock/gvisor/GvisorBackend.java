@@ -14,6 +14,7 @@ import dev.airlock.guest.GuestIdentity;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.HostCommand;
 import dev.airlock.host.HostFiles;
+import dev.airlock.host.NatCgroup;
 import dev.airlock.host.Progress;
 import dev.airlock.image.GuestAgent;
 import dev.airlock.oci.Container;
@@ -23,6 +24,7 @@ import dev.airlock.oci.ImageMounts;
 import dev.airlock.oci.OciContainers;
 import dev.airlock.oci.OciRuntime;
 import dev.airlock.oci.OciSandboxes;
+import dev.airlock.oci.Slirp4netns;
 import dev.airlock.sandbox.Names;
 import dev.airlock.sandbox.Sandbox;
 import dev.airlock.sandbox.SandboxException;
@@ -33,6 +35,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.EnumSet;
 import java.util.List;
+import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ExecutionException;
@@ -82,6 +85,8 @@ public final class GvisorBackend implements Backend {
     private final OciSandboxes oci;
     private volatile PlatformProbe.@Nullable Decision platform;
     private volatile @Nullable String version;
+    /** runsc with the host network mode, for {@code --network nat} sandboxes; made with the other. */
+    private volatile @Nullable OciContainers natContainers;
 
     public GvisorBackend(AirlockDirs dirs, Duration startLimit, Progress progress) {
         this.dirs = dirs;
@@ -96,9 +101,11 @@ public final class GvisorBackend implements Backend {
         PlatformProbe.Decision d = new PlatformProbe(dirs.cache(), runsc)
                 .decide(blankToNull(System.getenv("AIRLOCK_GVISOR_PLATFORM")), progress);
         platform = d;
+        ImageMounts images = new ImageMounts(dirs.cache().resolve("mounts"));
+        natContainers = new OciContainers(
+                new OciRuntime(runsc, dirs.runtime().resolve("runsc"), flags(d.platform(), "host")), images);
         return new OciContainers(
-                new OciRuntime(runsc, dirs.runtime().resolve("runsc"), flags(d.platform())),
-                new ImageMounts(dirs.cache().resolve("mounts")));
+                new OciRuntime(runsc, dirs.runtime().resolve("runsc"), flags(d.platform(), "none")), images);
     }
 
     private static Path binary() {
@@ -116,16 +123,17 @@ public final class GvisorBackend implements Backend {
     }
 
     /**
-     * The flags every runsc command of ours gets: the platform; no network device (the agent
-     * carries {@code --network proxy}); unix sockets the sandbox creates on its mounts become
-     * host sockets (the agent's); the root filesystem written straight to the host overlay (not
-     * gVisor's own overlay in memory, which would lose the sandbox's files at stop); as many
-     * CPUs as the quota gives.
+     * The flags every runsc command of ours gets: the platform; the network ({@code none}: the
+     * Sentry's own stack with only loopback, the agent carries {@code --network proxy}; {@code
+     * host} for {@code --network nat}, see {@link #start}); unix sockets the sandbox creates on
+     * its mounts become host sockets (the agent's); the root filesystem written straight to the
+     * host overlay (not gVisor's own overlay in memory, which would lose the sandbox's files at
+     * stop); as many CPUs as the quota gives.
      */
-    static List<String> flags(String platform) {
+    static List<String> flags(String platform, String network) {
         return List.of(
                 "--platform=" + platform,
-                "--network=none",
+                "--network=" + network,
                 "--host-uds=create",
                 "--overlay2=none",
                 "--cpu-num-from-quota");
@@ -159,7 +167,7 @@ public final class GvisorBackend implements Backend {
 
     @Override
     public Set<Capability> capabilities() {
-        return EnumSet.of(Capability.PAUSE, Capability.FORK);
+        return EnumSet.of(Capability.PAUSE, Capability.FORK, Capability.NAT);
     }
 
     @Override
@@ -209,10 +217,7 @@ public final class GvisorBackend implements Backend {
     }
 
     /** The sandbox's container: the host cgroup bounds the Sentry; the agent bounds commands. */
-    private ContainerSpec spec(Sandbox s, SandboxPaths paths) {
-        if (s.nat()) {
-            throw new SandboxException("--network nat is not available on the gvisor runtime");
-        }
+    private ContainerSpec spec(Sandbox s, SandboxPaths paths, ContainerSpec.Network network) {
         int memory = s.resources().memoryMiB();
         int pids = s.resources().pids();
         return OciSandboxes.spec(s, paths, GuestAgent.bundled(dirs).binary())
@@ -222,6 +227,7 @@ public final class GvisorBackend implements Backend {
                 .env("AIRLOCK_MEMORY_GUARD", Long.toString((long) memory << 20))
                 .env("AIRLOCK_AGENT_CAPS", AGENT_CAP_NUMBERS)
                 .agentCapabilities(AGENT_CAPS)
+                .network(network)
                 .build();
     }
 
@@ -230,11 +236,33 @@ public final class GvisorBackend implements Backend {
         return "gvisor" + (d != null ? " " + d.platform() : "");
     }
 
+    /**
+     * Starts the sandbox. {@code --network nat}: runsc takes its interfaces when it starts, so the
+     * network namespace is made first with slirp4netns on it. runsc 2024-07-29's own network
+     * stack refuses to start in it on this kernel (its root-namespace check looks for
+     * /proc/sys/net/core/rmem_default, which newer kernels have in every namespace), so a nat
+     * sandbox uses runsc's host network mode inside that private namespace: its sockets are the
+     * host kernel's, in a namespace with only lo and the NAT's tap0 (docs/gvisor.md).
+     */
     @Override
     public Launch start(Sandbox s, SandboxPaths paths) {
-        ContainerSpec spec = spec(s, paths);
         try {
-            return oci.start(s, paths, spec, startLimit, origin());
+            if (!s.nat()) {
+                return oci.start(s, paths, spec(s, paths, new ContainerSpec.Network.None()), startLimit, origin());
+            }
+            OciContainers c = oci.require();
+            OciContainers nat = Objects.requireNonNull(natContainers);
+            oci.clearDead(c, s, paths);
+            Path dir = AirlockDirs.ensureDir(OciSandboxes.containerDir(paths.dir()));
+            Path netns = Slirp4netns.startInNewNamespace(
+                    dir, NatCgroup.of(dirs, s.id()).procs(), startLimit);
+            try {
+                Container ct = nat.create(spec(s, paths, new ContainerSpec.Network.NatNamespace(netns)), startLimit);
+                return new Launch(nat.initPid(ct), origin() + ", nat", true);
+            } catch (RuntimeException e) {
+                Slirp4netns.stop(dir);
+                throw e;
+            }
         } catch (ContainerException e) {
             throw SandboxException.failed("gVisor could not start sandbox '" + s.name() + "': " + e.getMessage());
         }
@@ -289,6 +317,7 @@ public final class GvisorBackend implements Backend {
      */
     @Override
     public void pause(Sandbox s, SandboxPaths paths, Runnable recordPaused) {
+        refuseNat(s, "pause");
         OciContainers c = oci.require();
         Container ct = oci.container(c, s, paths);
         Path image = paths.dir().resolve(PAUSED);
@@ -329,8 +358,17 @@ public final class GvisorBackend implements Backend {
      * leaves it running, copies its writable layer, then restores each clone from the one image
      * into its own copy of that layer and gives it its own hostname and machine-id.
      */
+    /** A nat sandbox's sockets are the host kernel's, which a checkpoint cannot save. */
+    private static void refuseNat(Sandbox s, String what) {
+        if (s.nat()) {
+            throw SandboxException.conflict(what + " of '" + s.name() + "' is not available: a gvisor sandbox with"
+                    + " --network nat uses the host's network stack, which runsc cannot checkpoint");
+        }
+    }
+
     @Override
     public List<CloneResult> fork(Sandbox src, SandboxPaths srcPaths, List<Clone> clones) {
+        refuseNat(src, "fork");
         OciContainers c = oci.require();
         Container ct = oci.container(c, src, srcPaths);
         Path work = AirlockDirs.ensureDir(
@@ -393,7 +431,7 @@ public final class GvisorBackend implements Backend {
     private long restore(Sandbox s, SandboxPaths paths, Path image, boolean newIdentity) {
         OciContainers c = oci.require();
         oci.clearDead(c, s, paths);
-        ContainerSpec spec = spec(s, paths);
+        ContainerSpec spec = spec(s, paths, new ContainerSpec.Network.None());
         Container ct;
         try {
             ct = c.restore(spec, image, startLimit, restored -> c.runtime().kill(restored.id(), "USR2"));

@@ -58,6 +58,13 @@ public record ContainerSpec(
          * recognises them.
          */
         record Nat(java.nio.file.Path cgroupProcs) implements Network {}
+
+        /**
+         * The same user-mode NAT, set up before the container starts (runsc takes its interfaces
+         * when it starts): the container joins the network namespace bound to {@code netns}, in
+         * which slirp4netns already runs ({@link Slirp4netns#startInNewNamespace}).
+         */
+        record NatNamespace(java.nio.file.Path netns) implements Network {}
     }
 
     public ContainerSpec {

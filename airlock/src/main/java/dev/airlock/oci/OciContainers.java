@@ -78,7 +78,8 @@ public final class OciContainers {
     private Container launch(ContainerSpec spec, List<String> how, Duration timeout, Consumer<Container> whenRunning) {
         Container c = prepare(spec);
         try {
-            if (spec.network() instanceof ContainerSpec.Network.Nat) {
+            if (spec.network() instanceof ContainerSpec.Network.Nat
+                    || spec.network() instanceof ContainerSpec.Network.NatNamespace) {
                 Files.writeString(spec.sandboxDir().resolve(OciConfig.RESOLV_CONF), "nameserver 10.0.2.3\n");
             }
             OciConfig.write(OciConfig.forAgent(spec, c.rootfs(), c.cgroup().path()), c.bundle());

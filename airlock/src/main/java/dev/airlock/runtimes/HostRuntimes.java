@@ -66,8 +66,12 @@ public final class HostRuntimes {
         return out;
     }
 
-    public Backends.DefaultRuntime defaultRuntime() {
-        return backends.defaultRuntime();
+    /** The runtime a sandbox gets when none is asked for, and why. */
+    public record Default(String name, String reason) {}
+
+    public Default defaultRuntime() {
+        Backends.DefaultRuntime d = backends.defaultRuntime();
+        return new Default(d.name(), d.reason());
     }
 
     /**
