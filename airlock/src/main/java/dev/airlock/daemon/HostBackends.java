@@ -24,7 +24,8 @@ public final class HostBackends {
      * How the daemon runs its backends, from its environment.
      *
      * @param templates whether new microVMs are restored from VM templates ({@code AIRLOCK_TEMPLATES=off}: cold boots)
-     * @param warmPool restored VMs kept ready per template ({@code AIRLOCK_WARM_POOL}, default 0)
+     * @param warmPool sandboxes kept ready per configuration ({@code AIRLOCK_WARM_POOL}, default 0): restored
+     *     microVMs per template, started gVisor sandboxes per image and limits
      * @param warmPoolMiB guest memory the warm pool may hold in all ({@code AIRLOCK_WARM_POOL_MIB}, default 2048)
      * @param idlePause pause a sandbox without a client this long ({@code AIRLOCK_IDLE_PAUSE} seconds; null: never)
      */
@@ -52,7 +53,9 @@ public final class HostBackends {
         MicrovmBackend microvm = new MicrovmBackend(dirs, progress, options.templates());
         // 0 (the default) ends any pooled VMs a previous daemon left.
         microvm.enableWarmPool(options.warmPool(), options.warmPoolMiB());
-        return assemble(dirs, progress, microvm);
+        GvisorBackend gvisor = new GvisorBackend(dirs, SandboxEngine.BOOT_TIMEOUT, progress);
+        gvisor.enableWarmPool(options.warmPool(), options.warmPoolMiB());
+        return assemble(dirs, microvm, gvisor);
     }
 
     /**
@@ -60,15 +63,15 @@ public final class HostBackends {
      * before a create): it touches no warm pool, which the running daemon owns.
      */
     public static Backends forHostTools(AirlockDirs dirs, Progress progress) {
-        return assemble(dirs, progress, new MicrovmBackend(dirs, progress, true));
+        return assemble(
+                dirs,
+                new MicrovmBackend(dirs, progress, true),
+                new GvisorBackend(dirs, SandboxEngine.BOOT_TIMEOUT, progress));
     }
 
-    private static Backends assemble(AirlockDirs dirs, Progress progress, MicrovmBackend microvm) {
+    private static Backends assemble(AirlockDirs dirs, MicrovmBackend microvm, GvisorBackend gvisor) {
         return new Backends(
-                List.of(
-                        microvm,
-                        new GvisorBackend(dirs, SandboxEngine.BOOT_TIMEOUT, progress),
-                        new ContainerBackend(dirs, SandboxEngine.BOOT_TIMEOUT)),
+                List.of(microvm, gvisor, new ContainerBackend(dirs, SandboxEngine.BOOT_TIMEOUT)),
                 System.getenv("AIRLOCK_RUNTIME"));
     }
 

@@ -8,7 +8,9 @@ import dev.airlock.backend.HostFit;
 import dev.airlock.backend.Launch;
 import dev.airlock.backend.ResourceUse;
 import dev.airlock.backend.SandboxPaths;
+import dev.airlock.backend.WarmPool;
 import dev.airlock.guest.AgentEndpoint;
+import dev.airlock.guest.ExecSpec;
 import dev.airlock.guest.GuestChannel;
 import dev.airlock.guest.GuestIdentity;
 import dev.airlock.host.AirlockDirs;
@@ -29,6 +31,7 @@ import dev.airlock.sandbox.Names;
 import dev.airlock.sandbox.Sandbox;
 import dev.airlock.sandbox.SandboxException;
 import java.io.IOException;
+import java.io.OutputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -76,6 +79,8 @@ public final class GvisorBackend implements Backend {
     private static final String AGENT_CAP_NUMBERS = "21,8";
     /** A paused sandbox's checkpoint image, in its directory. */
     private static final String PAUSED = "paused";
+    /** A warm-pool sandbox's marker, in its directory (the microVM pool has its own). */
+    private static final String POOL_MARKER = "pooled-gvisor";
     /** How long the agent may take to close or reopen its listener. */
     private static final Duration LISTENER_LIMIT = Duration.ofSeconds(20);
 
@@ -87,6 +92,8 @@ public final class GvisorBackend implements Backend {
     private volatile @Nullable String version;
     /** runsc with the host network mode, for {@code --network nat} sandboxes; made with the other. */
     private volatile @Nullable OciContainers natContainers;
+
+    private volatile @Nullable WarmPool pool;
 
     public GvisorBackend(AirlockDirs dirs, Duration startLimit, Progress progress) {
         this.dirs = dirs;
@@ -167,7 +174,7 @@ public final class GvisorBackend implements Backend {
 
     @Override
     public Set<Capability> capabilities() {
-        return EnumSet.of(Capability.PAUSE, Capability.FORK, Capability.NAT);
+        return EnumSet.of(Capability.PAUSE, Capability.FORK, Capability.NAT, Capability.WARM_POOL);
     }
 
     @Override
@@ -231,6 +238,12 @@ public final class GvisorBackend implements Backend {
                 .build();
     }
 
+    /** The gVisor platform sandboxes run on here (probed on first use): kvm, systrap or ptrace. */
+    public String platformInUse() {
+        oci.require();
+        return Objects.requireNonNull(platform).platform();
+    }
+
     private String origin() {
         PlatformProbe.Decision d = platform;
         return "gvisor" + (d != null ? " " + d.platform() : "");
@@ -247,8 +260,21 @@ public final class GvisorBackend implements Backend {
     @Override
     public Launch start(Sandbox s, SandboxPaths paths) {
         try {
+            if (Files.exists(paths.dir().resolve(POOL_MARKER))) {
+                Optional<Launch> claimed = claimPooled(s, paths);
+                if (claimed.isPresent()) {
+                    return claimed.get();
+                }
+            }
             if (!s.nat()) {
-                return oci.start(s, paths, spec(s, paths, new ContainerSpec.Network.None()), startLimit, origin());
+                // a plain sandbox's first start (no layer yet: not a workspace's copy) keeps the pool full
+                boolean plain = !Files.exists(oci.writableLayer(paths));
+                Launch l = oci.start(s, paths, spec(s, paths, new ContainerSpec.Network.None()), startLimit, origin());
+                WarmPool p = pool;
+                if (p != null && plain) {
+                    p.refill(poolKey(s), s);
+                }
+                return l;
             }
             OciContainers c = oci.require();
             OciContainers nat = Objects.requireNonNull(natContainers);
@@ -265,6 +291,126 @@ public final class GvisorBackend implements Backend {
             }
         } catch (ContainerException e) {
             throw SandboxException.failed("gVisor could not start sandbox '" + s.name() + "': " + e.getMessage());
+        }
+    }
+
+    // ---- warm pool -------------------------------------------------------------------------
+
+    /** What a pooled sandbox must share with a new one to stand in for it. */
+    private static String poolKey(Sandbox s) {
+        return s.imageId().substring(0, 12) + "-m" + s.resources().memoryMiB() + "-c"
+                + s.resources().cpus() + "-p" + s.resources().pids();
+    }
+
+    @Override
+    public Optional<String> claimReady(Sandbox fresh) {
+        WarmPool p = pool;
+        if (p == null || fresh.nat()) {
+            return Optional.empty();
+        }
+        return p.take(poolKey(fresh), fresh.resources().memoryMiB());
+    }
+
+    /**
+     * Hands a started pool sandbox its name and machine-id. If it is gone or does not answer,
+     * empty: the sandbox starts as if it had never been pooled.
+     */
+    private Optional<Launch> claimPooled(Sandbox s, SandboxPaths paths) {
+        String key = WarmPool.keyOf(paths.dir(), POOL_MARKER);
+        HostFiles.deleteTree(paths.dir().resolve(POOL_MARKER));
+        OciContainers c = oci.require();
+        try (GuestChannel ch = GuestChannel.connect(oci.agent(paths), startLimit)) {
+            ch.setIdentity(GuestIdentity.named(s.name()));
+        } catch (IOException | RuntimeException e) {
+            progress.step(
+                    "warning: warm-pool sandbox for " + s.name() + " unusable (" + e.getMessage() + "); starting anew");
+            oci.kill(s, paths);
+            return Optional.empty();
+        } catch (InterruptedException e) {
+            oci.kill(s, paths);
+            Thread.currentThread().interrupt();
+            throw SandboxException.failed("interrupted while starting sandbox " + s.name());
+        }
+        WarmPool p = pool;
+        if (p != null) {
+            p.refill(key, s);
+        }
+        return Optional.of(new Launch(c.initPid(oci.container(c, s, paths)), origin() + ", pool", true));
+    }
+
+    /** Starts one pool sandbox for {@code key} in the directory of {@code id}, and runs one command in it. */
+    private void fillPool(String key, Sandbox like, String id) {
+        Sandbox s = like.copyAs(id, "airlock");
+        SandboxPaths paths = new SandboxPaths(
+                AirlockDirs.ensureDir(dirs.sandboxes().resolve(id)),
+                dirs.runtime().resolve(id.substring(0, 16)));
+        oci.start(s, paths, spec(s, paths, new ContainerSpec.Network.None()), startLimit, origin());
+        // The first command in a new Sentry is several times slower than the next (its first
+        // fork and exec, the first reads through its file cache): pay it here, not in the claim.
+        try (GuestChannel ch = GuestChannel.connect(oci.agent(paths), startLimit)) {
+            ch.exec(ExecSpec.of("true"), OutputStream.nullOutputStream(), OutputStream.nullOutputStream())
+                    .await();
+        } catch (IOException e) {
+            oci.kill(s, paths);
+            throw SandboxException.failed("the pooled sandbox did not run a command: " + e.getMessage());
+        } catch (InterruptedException e) {
+            oci.kill(s, paths);
+            Thread.currentThread().interrupt();
+            throw SandboxException.failed("interrupted");
+        }
+    }
+
+    /**
+     * Keeps {@code perKey} started sandboxes ready for every configuration (image, memory, CPUs,
+     * process limit) a plain sandbox was started with, within {@code budgetMiB} of memory in all,
+     * so a create only claims one. For the daemon; first ends the pool a previous daemon left.
+     */
+    public synchronized void enableWarmPool(int perKey, long budgetMiB) {
+        sweepWarmPool();
+        if (perKey > 0) {
+            pool = new WarmPool(POOL_MARKER, perKey, budgetMiB, dirs.sandboxes(), this::fillPool, progress);
+        }
+    }
+
+    /** Waits until the warm pool has no start under way (tests, benchmarks). */
+    public void awaitWarmPool(Duration timeout) throws InterruptedException {
+        WarmPool p = pool;
+        if (p != null) {
+            p.awaitIdle(timeout);
+        }
+    }
+
+    /** Ends every pooled sandbox (this backend's and any a previous process left). */
+    public synchronized void closeWarmPool(Duration wait) throws InterruptedException {
+        WarmPool p = pool;
+        pool = null;
+        if (p != null) {
+            p.awaitIdle(wait);
+            p.drain();
+        }
+        sweepWarmPool();
+    }
+
+    @Override
+    public void close() {
+        try {
+            closeWarmPool(Duration.ofSeconds(30));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    private void sweepWarmPool() {
+        List<Path> left = WarmPool.leftovers(dirs.sandboxes(), POOL_MARKER);
+        if (left.isEmpty()) {
+            return;
+        }
+        for (Path d : left) {
+            String id = d.getFileName().toString();
+            SandboxPaths paths = new SandboxPaths(d, dirs.runtime().resolve(id.substring(0, 16)));
+            oci.destroyLeftover(id, paths);
+            HostFiles.deleteTree(d);
+            HostFiles.deleteTree(paths.runtimeDir());
         }
     }
 
@@ -353,11 +499,6 @@ public final class GvisorBackend implements Backend {
         HostFiles.deleteTree(paths.dir().resolve(PAUSED));
     }
 
-    /**
-     * Checkpoints the running source (frozen meanwhile, so its files and memory match) and
-     * leaves it running, copies its writable layer, then restores each clone from the one image
-     * into its own copy of that layer and gives it its own hostname and machine-id.
-     */
     /** A nat sandbox's sockets are the host kernel's, which a checkpoint cannot save. */
     private static void refuseNat(Sandbox s, String what) {
         if (s.nat()) {
@@ -366,6 +507,11 @@ public final class GvisorBackend implements Backend {
         }
     }
 
+    /**
+     * Checkpoints the running source (frozen meanwhile, so its files and memory match) and
+     * leaves it running, copies its writable layer, then restores each clone from the one image
+     * into its own copy of that layer and gives it its own hostname and machine-id.
+     */
     @Override
     public List<CloneResult> fork(Sandbox src, SandboxPaths srcPaths, List<Clone> clones) {
         refuseNat(src, "fork");

@@ -8,6 +8,7 @@ import dev.airlock.backend.HostFit;
 import dev.airlock.backend.Launch;
 import dev.airlock.backend.ResourceUse;
 import dev.airlock.backend.SandboxPaths;
+import dev.airlock.backend.WarmPool;
 import dev.airlock.guest.AgentEndpoint;
 import dev.airlock.guest.ExecSpec;
 import dev.airlock.guest.GuestChannel;

@@ -136,6 +136,26 @@ public final class OciSandboxes {
         }
     }
 
+    /**
+     * Ends the container of a record-less sandbox directory (a warm pool's, left by a previous
+     * process) and unmounts what it held, so the directory can be deleted.
+     */
+    public void destroyLeftover(String sandboxId, SandboxPaths paths) {
+        OciContainers oci = containers();
+        if (oci == null) {
+            return;
+        }
+        String id = containerId(sandboxId);
+        // Ending a container needs no image: the directory stands in for the one it is unknown.
+        oci.destroy(new Container(
+                id,
+                containerDir(paths.dir()),
+                paths.dir(),
+                paths.runtimeDir().resolve(OciConfig.AGENT_SOCKET),
+                oci.cgroupFor(id)));
+        oci.unmountAllUnder(containerDir(paths.dir()));
+    }
+
     public boolean running(Sandbox s, SandboxPaths paths) {
         OciContainers oci = containers();
         return oci != null

@@ -2,6 +2,7 @@ package dev.airlock.testing;
 
 import dev.airlock.daemon.HostBackends;
 import dev.airlock.engine.SandboxEngine;
+import dev.airlock.gvisor.GvisorBackend;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.Progress;
 import dev.airlock.local.LocalSandboxService;
@@ -28,11 +29,20 @@ public final class Engines {
         return new LocalSandboxService(dirs, engine(dirs, progress, templates), null);
     }
 
+    /** The engine's gVisor backend (warm pool). */
+    public static GvisorBackend gvisor(SandboxEngine engine) {
+        return backend(engine, GvisorBackend.class);
+    }
+
     /** The engine's microVM backend (templates, warm pool). */
     public static MicrovmBackend microvm(SandboxEngine engine) {
+        return backend(engine, MicrovmBackend.class);
+    }
+
+    private static <T> T backend(SandboxEngine engine, Class<T> type) {
         return engine.backends().all().stream()
-                .filter(MicrovmBackend.class::isInstance)
-                .map(MicrovmBackend.class::cast)
+                .filter(type::isInstance)
+                .map(type::cast)
                 .findFirst()
                 .orElseThrow();
     }
