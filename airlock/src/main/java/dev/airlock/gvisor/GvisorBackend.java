@@ -137,7 +137,7 @@ public final class GvisorBackend implements Backend {
      * host overlay (not gVisor's own overlay in memory, which would lose the sandbox's files at
      * stop); as many CPUs as the quota gives.
      */
-    static List<String> flags(String platform, String network) {
+    public static List<String> flags(String platform, String network) {
         return List.of(
                 "--platform=" + platform,
                 "--network=" + network,

@@ -2,6 +2,7 @@ package dev.airlock.bench;
 
 import dev.airlock.daemon.HostBackends;
 import dev.airlock.engine.SandboxEngine;
+import dev.airlock.gvisor.GvisorBackend;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.Progress;
 import dev.airlock.microvm.MicrovmBackend;
@@ -19,9 +20,17 @@ final class Engines {
     }
 
     static MicrovmBackend microvm(SandboxEngine engine) {
+        return backend(engine, MicrovmBackend.class);
+    }
+
+    static GvisorBackend gvisor(SandboxEngine engine) {
+        return backend(engine, GvisorBackend.class);
+    }
+
+    private static <T> T backend(SandboxEngine engine, Class<T> type) {
         return engine.backends().all().stream()
-                .filter(MicrovmBackend.class::isInstance)
-                .map(MicrovmBackend.class::cast)
+                .filter(type::isInstance)
+                .map(type::cast)
                 .findFirst()
                 .orElseThrow();
     }
