@@ -21,6 +21,11 @@ packages=(
 qemu_packages=(qemu-system-x86 qemu-system-common qemu-system-data qemu-utils)
 qemu_min=1:10.0
 vmm_user=airlock-vmm                  # the unprivileged user every jailed VMM runs as (docs/security.md)
+# gVisor's runsc (--runtime gvisor) must be 2024 or newer (the systrap platform, no KVM needed).
+# Debian 12 (bookworm) ships a 2022 runsc and has 2024-07-29 in bookworm-backports, as it has
+# QEMU 10: that suite gets its own sources file and only QEMU and runsc come from it (-t), so
+# nothing else on the host moves.
+runsc_min=0.0~20240729
 backports_list=/etc/apt/sources.list.d/airlock-bookworm-backports.sources
 codename=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
 
@@ -29,12 +34,16 @@ qemu_current() {
   installed qemu-system-x86 || return 1
   dpkg --compare-versions "$(dpkg-query -W -f='${Version}' qemu-system-x86)" ge "$qemu_min"
 }
+runsc_current() {
+  installed runsc && dpkg --compare-versions "$(dpkg-query -W -f='${Version}' runsc)" ge "$runsc_min"
+}
 
 missing=()
 for p in "${packages[@]}"; do
   installed "$p" || missing+=("$p")
 done
 qemu_current || missing+=("qemu-system-x86>=10")
+runsc_current || missing+=("runsc>=2024")
 getent passwd "$vmm_user" >/dev/null || missing+=("user:$vmm_user")
 
 if [ "${1:-}" = --check ]; then
@@ -55,15 +64,15 @@ export DEBIAN_FRONTEND=noninteractive
 apt_packages=()
 for p in "${missing[@]}"; do
   case "$p" in
-    user:* | qemu-system-x86\>=10) ;;
+    user:* | qemu-system-x86\>=10 | runsc\>=2024) ;;
     *) apt_packages+=("$p") ;;
   esac
 done
-if [ ${#apt_packages[@]} -gt 0 ] || ! qemu_current; then
-  if ! qemu_current && [ "$codename" = bookworm ] \
+if [ ${#apt_packages[@]} -gt 0 ] || ! qemu_current || ! runsc_current; then
+  if { ! qemu_current || ! runsc_current; } && [ "$codename" = bookworm ] \
     && ! grep -rqs '^[^#]*bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
     cat >"$backports_list" <<'EOF'
-# Added by Airlock's setup (scripts/install-packages.sh) for QEMU 10; only packages installed
+# Added by Airlock's setup (scripts/install-packages.sh) for QEMU 10 and runsc; only packages installed
 # with -t bookworm-backports come from here (backports have a low default priority).
 Types: deb
 URIs: http://deb.debian.org/debian
@@ -76,13 +85,21 @@ EOF
   if [ ${#apt_packages[@]} -gt 0 ]; then
     apt-get install -y -q --no-install-recommends "${apt_packages[@]}" >&2
   fi
+  target=()
+  [ "$codename" = bookworm ] && target=(-t bookworm-backports)
   if ! qemu_current; then
-    target=()
-    [ "$codename" = bookworm ] && target=(-t bookworm-backports)
     apt-get install -y -q --no-install-recommends "${target[@]}" "${qemu_packages[@]}" >&2
     qemu_current || {
       echo "airlock: QEMU 10 or newer is needed and apt did not install it" \
         "(installed: $(dpkg-query -W -f='${Version}' qemu-system-x86 2>/dev/null || echo none))" >&2
+      exit 1
+    }
+  fi
+  if ! runsc_current; then
+    apt-get install -y -q --no-install-recommends "${target[@]}" runsc >&2
+    runsc_current || {
+      echo "airlock: runsc $runsc_min or newer is needed and apt did not install it" \
+        "(installed: $(dpkg-query -W -f='${Version}' runsc 2>/dev/null || echo none))" >&2
       exit 1
     }
   fi

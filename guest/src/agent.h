@@ -107,6 +107,17 @@ void pid1_ready(void);
 void shutdown_everything(void) __attribute__((noreturn));
 void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
+/* limits.c: limits the agent enforces itself when its runtime cannot (gVisor) */
+void agent_limits_init(void);
+void agent_child_limits(void); /* in a command's child, before it runs */
+long memguard_kills(void);    /* OOM kills by the memory guard, -1 when it is off */
+int memguard_timeout(int timeout);
+void memguard_check(int busy);
+
+/* main.c: the unix socket of --serve-unix, and its path (NULL in a VM) */
+int listen_unix(const char *path);
+extern const char *g_listen_path;
+
 /* tracked process groups, so shutdown in container mode can signal them */
 void for_each_process(void (*fn)(pid_t pid));
 

@@ -68,6 +68,9 @@ static char *slurp(const char *path)
  * namespace root), else the kernel's total. -1 when none is readable. */
 long oom_kill_count(void)
 {
+    long guarded = memguard_kills();
+    if (guarded >= 0)
+        return guarded;
     static const char *const sources[] = {"/sys/fs/cgroup/sandbox/memory.events",
                                           "/sys/fs/cgroup/memory/memory.oom_control",
                                           "/sys/fs/cgroup/memory.events", "/proc/vmstat"};
@@ -557,6 +560,7 @@ int exec_start(struct stream *s, const uint8_t *p, size_t n)
                 child_fail(st_p[1], 3);
             close(cg);
         }
+        agent_child_limits();
         if (tty) {
             if (ioctl(slave, TIOCSCTTY, 0) < 0 || dup2(slave, 0) < 0 || dup2(slave, 1) < 0 ||
                 dup2(slave, 2) < 0)

@@ -12,7 +12,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-static int listen_unix(const char *path)
+const char *g_listen_path;
+
+int listen_unix(const char *path)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof sa.sun_path)
@@ -47,6 +49,8 @@ int main(int argc, char **argv)
     if (argc == 3 && strcmp(argv[1], "--serve-unix") == 0) {
         /* orphaned grandchildren come back to us, so they are reaped, not left as zombies */
         prctl(PR_SET_CHILD_SUBREAPER, 1);
+        agent_limits_init();
+        g_listen_path = argv[2];
         serve(listen_unix(argv[2]), -1);
         return 1;
     }

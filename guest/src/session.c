@@ -33,6 +33,7 @@ static int g_ep = -1;
 static int g_listen = -1, g_port = -1, g_conn = -1;
 static int g_state = C_NONE;
 static int g_hello;
+static int g_suspended; /* the unix listener is closed for a checkpoint (SIGUSR1 .. SIGUSR2) */
 static struct timespec g_close_deadline;
 static struct watch w_conn, w_listen, w_sig;
 static struct obuf g_out;
@@ -862,9 +863,42 @@ static void pump(void)
         w_conn.want = (rd ? EPOLLIN : 0) | (g_out.len ? EPOLLOUT : 0) | EPOLLRDHUP;
         watch_apply(&w_conn);
     }
-    w_listen.want = g_state == C_NONE ? EPOLLIN : 0;
+    w_listen.want = g_state == C_NONE && !g_suspended ? EPOLLIN : 0;
     watch_apply(&w_listen);
     listeners_update();
+}
+
+/* A gVisor checkpoint cannot save a socket bound on the host, so before one the host sends
+ * SIGUSR1: the connection ends, the listening socket is closed (its fd number kept, pointing at
+ * /dev/null, since g_listen also says "unix socket mode") and its file removed, which tells the
+ * host it may checkpoint. SIGUSR2, after the restore or a failed checkpoint, listens again. */
+static void listener_suspend(void)
+{
+    if (!g_listen_path || g_suspended)
+        return;
+    if (g_state != C_NONE)
+        conn_gone();
+    w_listen.want = 0;
+    watch_apply(&w_listen);
+    int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null < 0 || dup3(null, g_listen, O_CLOEXEC) < 0)
+        die("closing the listener: %s", strerror(errno));
+    close(null);
+    unlink(g_listen_path);
+    g_suspended = 1;
+    logmsg("listener closed for a checkpoint");
+}
+
+static void listener_resume(void)
+{
+    if (!g_suspended)
+        return;
+    int fd = listen_unix(g_listen_path);
+    if (dup3(fd, g_listen, O_CLOEXEC) < 0)
+        die("reopening the listener: %s", strerror(errno));
+    close(fd);
+    g_suspended = 0;
+    logmsg("listening again");
 }
 
 static void try_accept(void)
@@ -892,6 +926,10 @@ int serve(int listen_fd, int port_fd)
     sigemptyset(&mask);
     sigaddset(&mask, SIGCHLD);
     sigaddset(&mask, SIGIO);
+    if (g_listen_path) {
+        sigaddset(&mask, SIGUSR1);
+        sigaddset(&mask, SIGUSR2);
+    }
     sigprocmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN); /* the only ignored signal: exec.c resets it in every command */
 
@@ -929,6 +967,7 @@ int serve(int listen_fd, int port_fd)
             timeout = 1000;
         if (g_state == C_CLOSING && g_listen >= 0)
             timeout = 100;
+        timeout = memguard_timeout(timeout);
         int n = epoll_wait(g_ep, evs, 64, timeout);
         if (n < 0 && errno != EINTR)
             die("epoll_wait: %s", strerror(errno));
@@ -941,6 +980,10 @@ int serve(int listen_fd, int port_fd)
             case W_SIG: {
                 struct signalfd_siginfo si;
                 while (read(w->fd, &si, sizeof si) > 0) {
+                    if (si.ssi_signo == SIGUSR1)
+                        listener_suspend();
+                    else if (si.ssi_signo == SIGUSR2)
+                        listener_resume();
                 }
                 reap_children();
                 break;
@@ -983,6 +1026,7 @@ int serve(int listen_fd, int port_fd)
                 break;
             }
         }
+        memguard_check(g_streams != NULL);
         if (g_state == C_CLOSING && g_listen >= 0) {
             struct timespec now;
             clock_gettime(CLOCK_MONOTONIC, &now);

@@ -32,6 +32,20 @@ public interface Backend {
     Set<Capability> capabilities();
 
     /**
+     * How this backend fits this host: its isolation boundary here, whether it runs and why not,
+     * its measured start. Measured once (cached across processes); the registry picks the
+     * default runtime from it and {@code doctor} prints it.
+     */
+    HostFit hostFit();
+
+    /**
+     * Readies what this backend needs on this host before its first sandbox (a microVM's kernel
+     * and accelerator decision, gVisor's platform), building what is missing with progress. Setup
+     * calls it for the default runtime; the others are readied on first use.
+     */
+    default void prepareHost() {}
+
+    /**
      * Why this backend cannot run sandboxes on this host (its tools are missing or do not work),
      * or empty when it can. Cheap and cached: the registry asks before every create.
      */

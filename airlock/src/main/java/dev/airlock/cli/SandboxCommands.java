@@ -9,7 +9,7 @@ import dev.airlock.guest.ExitStatus;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.Progress;
 import dev.airlock.image.ImageStore;
-import dev.airlock.image.KernelBuild;
+import dev.airlock.runtimes.HostRuntimes;
 import dev.airlock.sandbox.Resources;
 import dev.airlock.sandbox.SandboxException;
 import dev.airlock.sandbox.SandboxStats;
@@ -19,7 +19,6 @@ import dev.airlock.service.LogKind;
 import dev.airlock.service.SandboxInfo;
 import dev.airlock.service.SandboxService;
 import dev.airlock.service.SandboxSession;
-import dev.airlock.setup.Setup;
 import java.io.FileDescriptor;
 import java.io.FileOutputStream;
 import java.io.IOException;
@@ -61,15 +60,14 @@ final class SandboxCommands {
     }
 
     /**
-     * Builds what a new sandbox needs (kernel, base image, a built-in image on first use) here,
-     * in the CLI, so the user sees the progress of that long work on their terminal.
+     * Builds what a new sandbox needs (base image, its runtime's assets such as a microVM's
+     * kernel, a built-in image on first use) here, in the CLI, so the user sees the progress of
+     * that long work on their terminal. {@code runtime} null: the host's default runtime.
      */
-    static void preflight(@Nullable String image) {
+    static void preflight(@Nullable String runtime, @Nullable String image) {
         AirlockDirs dirs = AirlockDirs.fromEnvironment();
         ImageStore images = new ImageStore(dirs);
-        if (new KernelBuild(dirs).cached().isEmpty() || images.find("base").isEmpty()) {
-            new Setup(dirs, Progress.STDERR).ensure();
-        }
+        new HostRuntimes(dirs, Progress.STDERR).prepare(runtime, false);
         if (image != null) {
             images.require(image, Progress.STDERR);
         }
@@ -117,7 +115,11 @@ final class SandboxCommands {
         @Nullable
         String accel;
 
-        @Option(names = "--runtime", description = "microvm (default) or container.")
+        @Option(
+                names = "--runtime",
+                defaultValue = "${env:AIRLOCK_RUNTIME}",
+                description = "microvm, gvisor or container (default: AIRLOCK_RUNTIME, else airlock.toml's, else"
+                        + " what this host isolates best: see airlock doctor).")
         @Nullable
         String runtime;
 

@@ -64,7 +64,7 @@ final class WorkspaceFlow {
         Map<String, String> agentEnv = agentEnv(ws, cfg);
         // Kernel, base image and a named built-in image are built here, with their progress on
         // this terminal; a workspace's own image is built by the service, which reports progress.
-        SandboxCommands.preflight(create.image);
+        SandboxCommands.preflight(create.runtime != null ? create.runtime : cfg.runtime(), create.image);
         return new WorkspaceFlow(
                 create.toSpec(), repo == null ? null : repo.toAbsolutePath(), ws.uncommitted, agentCommand, agentEnv);
     }

@@ -1,45 +1,59 @@
 package dev.airlock.container;
 
 import dev.airlock.backend.Backend;
+import dev.airlock.backend.Boundary;
 import dev.airlock.backend.Capability;
+import dev.airlock.backend.HostFit;
 import dev.airlock.backend.Launch;
 import dev.airlock.backend.ResourceUse;
 import dev.airlock.backend.SandboxPaths;
 import dev.airlock.guest.AgentEndpoint;
 import dev.airlock.host.AirlockDirs;
-import dev.airlock.host.HostCommand;
+import dev.airlock.host.Hashing;
+import dev.airlock.host.HostFiles;
 import dev.airlock.host.NatCgroup;
 import dev.airlock.image.GuestAgent;
+import dev.airlock.oci.Container;
+import dev.airlock.oci.ContainerSpec;
+import dev.airlock.oci.ImageMounts;
+import dev.airlock.oci.OciContainers;
+import dev.airlock.oci.OciRuntime;
+import dev.airlock.oci.OciSandboxes;
+import dev.airlock.sandbox.Names;
 import dev.airlock.sandbox.Sandbox;
-import dev.airlock.sandbox.SandboxException;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.EnumSet;
-import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
-import java.util.stream.Stream;
 import org.jspecify.annotations.Nullable;
+import tools.jackson.databind.json.JsonMapper;
 
 /**
  * Sandboxes as OCI containers (crun or runc): the image is mounted once, read-only, and joined
  * with the sandbox's own upper directory by overlayfs; the agent runs as the container's PID 1
- * on a unix socket. See docs/container-mode.md for the isolation and the cgroup layout. The OCI
- * runtime is looked up on first use, so a host without one still runs the other backends.
+ * on a unix socket. See docs/container-mode.md for the isolation and the cgroup layout. The
+ * bundle machinery is {@link OciSandboxes}, shared with the gVisor backend; the OCI runtime is
+ * looked up on first use, so a host without one still runs the other backends.
  */
 public final class ContainerBackend implements Backend {
     public static final String NAME = "container";
 
     private final AirlockDirs dirs;
     private final Duration startLimit;
-    private volatile @Nullable OciContainers containers;
-    private volatile @Nullable String missing;
+    private final OciSandboxes oci;
 
     public ContainerBackend(AirlockDirs dirs, Duration startLimit) {
         this.dirs = dirs;
         this.startLimit = startLimit;
+        this.oci = new OciSandboxes(
+                NAME,
+                () -> new OciContainers(
+                        OciRuntime.detect(dirs.runtime().resolve("oci")),
+                        new ImageMounts(dirs.cache().resolve("mounts"))));
     }
 
     @Override
@@ -59,203 +73,137 @@ public final class ContainerBackend implements Backend {
 
     @Override
     public Optional<String> unavailableReason() {
-        containers();
-        return Optional.ofNullable(missing);
+        return oci.unavailableReason();
     }
 
-    /** The OCI runtime driver, found on first use; null (with {@link #missing} set) when there is none. */
-    private @Nullable OciContainers containers() {
-        OciContainers c = containers;
-        if (c == null && missing == null) {
-            synchronized (this) {
-                if (containers == null && missing == null) {
-                    try {
-                        containers = new OciContainers(
-                                OciRuntime.detect(dirs.runtime().resolve("oci")),
-                                new ImageMounts(dirs.cache().resolve("mounts")));
-                    } catch (ContainerException e) {
-                        missing = e.getMessage();
-                    }
-                }
-                c = containers;
+    @Override
+    public HostFit hostFit() {
+        Optional<String> why = oci.unavailableReason();
+        OciContainers c = oci.containers();
+        if (why.isPresent() || c == null) {
+            return new HostFit(Boundary.NAMESPACES, why.orElse("no OCI runtime"), -1, "", "crun or runc");
+        }
+        String runtime = c.runtime().binary().getFileName().toString();
+        return new HostFit(
+                Boundary.NAMESPACES,
+                null,
+                startMillis(c),
+                runtime + " run until the agent answers",
+                runtime + " (" + c.runtime().binary() + "), shared host kernel");
+    }
+
+    /**
+     * How long the OCI runtime takes to start a container until its agent answers, measured once
+     * per runtime binary and cached: the sandbox's config and overlay on an empty root (the
+     * agent is static); -1 when it failed.
+     */
+    private long startMillis(OciContainers c) {
+        JsonMapper json = JsonMapper.builder().build();
+        Path binary = c.runtime().binary();
+        String fp;
+        try {
+            fp = Hashing.sha256(binary.toRealPath() + " " + Files.size(binary.toRealPath()))
+                    .substring(0, 16);
+        } catch (IOException e) {
+            fp = Hashing.sha256(binary.toString()).substring(0, 16);
+        }
+        Path cacheFile = dirs.cache().resolve("container-start-" + fp + ".json");
+        if (Files.isRegularFile(cacheFile)) {
+            try {
+                return json.readTree(cacheFile.toFile()).path("millis").asLong(-1);
+            } catch (RuntimeException e) {
+                // measure again
             }
         }
-        return c;
-    }
-
-    private OciContainers require() {
-        OciContainers c = containers();
-        if (c == null) {
-            throw SandboxException.unavailable("the container runtime cannot run here: " + missing);
+        String id = Names.newId().substring(0, 8);
+        Path work = AirlockDirs.ensureDir(dirs.data().resolve("start-check-" + id));
+        Path sockets = dirs.runtime().resolve("start-check-" + id);
+        long millis = -1;
+        ContainerSpec spec = ContainerSpec.builder(
+                        "airlock-start-" + id,
+                        AirlockDirs.ensureDir(work.resolve("root")),
+                        work.resolve("container"),
+                        GuestAgent.bundled(dirs).binary())
+                .socketDir(sockets)
+                .build();
+        Container started = null;
+        try {
+            long t0 = System.nanoTime();
+            started = c.create(spec, Duration.ofSeconds(30));
+            millis = (System.nanoTime() - t0) / 1_000_000;
+            HostFiles.writeAtomically(cacheFile, json.writeValueAsBytes(Map.of("millis", millis)));
+        } catch (RuntimeException e) {
+            // not measured: the fit shows -1
+        } finally {
+            if (started != null) {
+                c.remove(started);
+            }
+            HostFiles.deleteTree(work);
+            HostFiles.deleteTree(sockets);
         }
-        return c;
+        return millis;
     }
 
     @Override
     public void releaseImage(Path imageFile) {
-        OciContainers oci = containers();
-        if (oci != null) {
-            // A container mount of the image outlives its containers; it goes with the image.
-            oci.images().release(imageFile);
-        }
-    }
-
-    static String containerId(Sandbox s) {
-        return "airlock-" + s.id().substring(0, 16);
-    }
-
-    private static Path containerDir(Path dir) {
-        return dir.resolve("container");
+        oci.releaseImage(imageFile);
     }
 
     @Override
     public void prepare(Sandbox s, SandboxPaths paths, @Nullable Path layerTemplate) {
-        if (layerTemplate != null) {
-            copyUpper(layerTemplate, containerDir(paths.dir()).resolve("upper"));
-        }
+        oci.prepare(paths, layerTemplate);
     }
 
     @Override
     public Launch start(Sandbox s, SandboxPaths paths) {
-        OciContainers oci = require();
-        // A container that died without being deleted (a crashed host process, a killed init)
-        // still holds its id and mounts: clear it first; its upper layer, the sandbox's data, stays.
-        Container previous = container(oci, s, paths);
-        if (oci.state(previous).isPresent()) {
-            oci.destroy(previous);
-        }
-        ContainerSpec spec = ContainerSpec.builder(
-                        containerId(s),
-                        Path.of(s.imageFile()),
-                        containerDir(paths.dir()),
-                        GuestAgent.bundled(dirs).binary())
-                .socketDir(paths.runtimeDir())
-                .hostname(s.name())
-                .cpus(s.resources().cpus())
-                .memoryMiB(s.resources().memoryMiB())
-                .pids(s.resources().pids())
+        ContainerSpec spec = OciSandboxes.spec(
+                        s, paths, GuestAgent.bundled(dirs).binary())
                 .network(
                         s.nat()
                                 ? new ContainerSpec.Network.Nat(
                                         NatCgroup.of(dirs, s.id()).procs())
                                 : new ContainerSpec.Network.None())
                 .build();
-        // create returns once the agent answers.
-        return new Launch(oci.initPid(oci.create(spec, startLimit)), "container", true);
+        return oci.start(s, paths, spec, startLimit, "container");
     }
 
     @Override
     public boolean running(Sandbox s, SandboxPaths paths) {
-        OciContainers oci = containers();
-        return oci != null
-                && oci.state(container(oci, s, paths)).map(st -> st.running()).orElse(false);
+        return oci.running(s, paths);
     }
 
     @Override
     public void kill(Sandbox s, SandboxPaths paths) {
-        OciContainers oci = containers();
-        if (oci != null) {
-            oci.destroy(container(oci, s, paths));
-        }
+        oci.kill(s, paths);
     }
 
     @Override
     public void awaitStop(Sandbox s, SandboxPaths paths, Duration grace) {
-        OciContainers oci = require();
-        Container c = container(oci, s, paths);
-        long deadline = System.nanoTime() + grace.toNanos();
-        while (System.nanoTime() < deadline
-                && oci.state(c).map(st -> st.running()).orElse(false)) {
-            try {
-                // The runtime gives no exit event to wait on; the agent exits within its 2 s grace.
-                Thread.sleep(20);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                break;
-            }
-        }
-        oci.destroy(c);
+        oci.awaitStop(s, paths, grace);
     }
 
     @Override
     public void release(Sandbox s, SandboxPaths paths) {
-        OciContainers oci = containers();
-        if (oci != null && Files.isDirectory(containerDir(paths.dir()))) {
-            oci.destroy(container(oci, s, paths));
-            oci.unmountAllUnder(containerDir(paths.dir()));
-        }
+        oci.release(s, paths);
     }
 
     @Override
     public AgentEndpoint agent(Sandbox s, SandboxPaths paths) {
-        return new ContainerAgentSocket(paths.runtimeDir().resolve(OciConfig.AGENT_SOCKET));
+        return oci.agent(paths);
     }
 
     @Override
     public Path writableLayer(SandboxPaths paths) {
-        return containerDir(paths.dir()).resolve("upper");
+        return oci.writableLayer(paths);
     }
 
     @Override
     public Path log(SandboxPaths paths) {
-        return containerDir(paths.dir()).resolve("container.log");
+        return oci.log(paths);
     }
 
     @Override
     public ResourceUse usage(Sandbox s, SandboxPaths paths) {
-        long memory = 0;
-        double cpu = 0;
-        OciContainers oci = containers();
-        if (oci != null && running(s, paths)) {
-            ContainerCgroup cg = oci.cgroupFor(containerId(s));
-            memory = cg.memoryUsage().orElse(0);
-            cpu = cg.cpuNanos().orElse(0) / 1e9;
-        }
-        return new ResourceUse(memory, 0, cpu, treeBytes(writableLayer(paths)));
-    }
-
-    /** The space the files of a directory tree take (what the sandbox wrote to its upper layer). */
-    private static long treeBytes(Path root) {
-        if (!Files.isDirectory(root)) {
-            return 0;
-        }
-        try (Stream<Path> walk = Files.walk(root)) {
-            return walk.filter(Files::isRegularFile)
-                    .mapToLong(p -> {
-                        try {
-                            return Files.size(p);
-                        } catch (IOException e) {
-                            return 0;
-                        }
-                    })
-                    .sum();
-        } catch (IOException | RuntimeException e) {
-            return 0;
-        }
-    }
-
-    /** The container of a sandbox as the driver names it, whether or not the runtime still has it. */
-    private Container container(OciContainers oci, Sandbox s, SandboxPaths paths) {
-        String id = containerId(s);
-        return new Container(
-                id,
-                containerDir(paths.dir()),
-                Path.of(s.imageFile()),
-                paths.runtimeDir().resolve(OciConfig.AGENT_SOCKET),
-                oci.cgroupFor(id));
-    }
-
-    /** A container template's upper directory, copied with its overlay whiteouts and xattrs. */
-    private static void copyUpper(Path template, Path upper) {
-        if (!Files.isDirectory(template)) {
-            throw SandboxException.failed("the workspace template " + template + " is not a container layer");
-        }
-        AirlockDirs.ensureOwnerOnlyDir(upper.resolveSibling("."));
-        HostCommand.Result cp = HostCommand.run(
-                List.of("cp", "-a", "--reflink=auto", template.toString(), upper.toString()), null, null);
-        if (!cp.ok()) {
-            throw SandboxException.failed("cannot copy the workspace template " + template + ": "
-                    + cp.output().strip());
-        }
+        return oci.usage(s, paths);
     }
 }

@@ -10,6 +10,7 @@ import dev.airlock.image.Image;
 import dev.airlock.image.ImageStore;
 import dev.airlock.image.Kernel;
 import dev.airlock.image.KernelBuild;
+import dev.airlock.runtimes.HostRuntimes;
 import dev.airlock.vmm.AccelProbe;
 import dev.airlock.vmm.QemuMicrovm;
 import dev.airlock.vmm.VmmChoice;
@@ -23,8 +24,10 @@ import java.util.List;
 import java.util.Optional;
 
 /**
- * Tells the user what this host can do and which mode Airlock will use, with the reason for
- * each answer. Nothing here changes the host; a missing kernel is reported, not built.
+ * Tells the user what this host can do and which runtime Airlock will use by default, with the
+ * reason for each answer: one line per runtime with its isolation boundary here, whether it
+ * works and why not, and its measured start (measured once, then cached). Nothing here builds
+ * anything; a missing kernel is reported.
  */
 public final class Doctor {
 
@@ -37,7 +40,12 @@ public final class Doctor {
 
     public record Check(String name, Status status, String detail) {}
 
-    public record Report(String mode, String modeReason, List<Check> checks) {}
+    /**
+     * @param mode the default runtime (what a sandbox gets without --runtime)
+     * @param modeReason why: the strongest isolation that works here, or the override
+     * @param runtimes every runtime: its isolation here, whether it works and why not, its start
+     */
+    public record Report(String mode, String modeReason, List<Check> checks, List<HostRuntimes.Line> runtimes) {}
 
     private final AirlockDirs dirs;
 
@@ -78,8 +86,6 @@ public final class Doctor {
                 probe instanceof KvmProbe.Works ? Status.OK : Status.INFO,
                 probe.summary()));
 
-        String mode;
-        String modeReason;
         Optional<Kernel> kernel = new KernelBuild(dirs).cached();
         if (kernel.isPresent()) {
             Kernel k = kernel.get();
@@ -94,15 +100,12 @@ public final class Doctor {
                     "guest boot under KVM",
                     d.accel() == dev.airlock.vmm.Accel.KVM ? Status.OK : Status.WARN,
                     d.reason() + (d.cached() ? " (cached result)" : "")));
-            mode = "microvm (QEMU microvm, "
-                    + (d.accel() == dev.airlock.vmm.Accel.KVM ? "KVM" : "TCG software emulation")
-                    + ") by default; --runtime container for containers (crun/runc)";
-            modeReason = d.reason() + ". The default stays microvm without KVM: isolation first; containers start"
-                    + " about 40x faster here, for trusted work";
         } else {
-            checks.add(new Check("guest kernel", Status.WARN, "not built yet; run: airlock setup"));
-            mode = "undecided";
-            modeReason = "the guest kernel is not built, so the KVM boot test cannot run yet; run: airlock setup";
+            checks.add(new Check(
+                    "guest kernel",
+                    Status.INFO,
+                    "not built yet (needed by microVMs only; airlock setup builds it when microvm is the"
+                            + " default, else the first microVM does)"));
         }
         List<Image> images = new ImageStore(dirs).list();
         checks.add(new Check(
@@ -129,7 +132,15 @@ public final class Doctor {
         checks.add(ociRuntime());
         checks.add(diskSpace(dirs.cache(), "cache"));
         checks.add(diskSpace(dirs.data(), "data"));
-        return new Report(mode, modeReason, checks);
+        HostRuntimes runtimes = new HostRuntimes(dirs, progress);
+        List<HostRuntimes.Line> lines = runtimes.examine();
+        HostRuntimes.Default chosen = runtimes.defaultRuntime();
+        String isolation = lines.stream()
+                .filter(l -> l.runtime().equals(chosen.name()))
+                .map(HostRuntimes.Line::isolation)
+                .findFirst()
+                .orElse("?");
+        return new Report(chosen.name() + " (" + isolation + ")", chosen.reason(), checks, lines);
     }
 
     static String kvmModule() {

@@ -153,7 +153,16 @@ public final class SandboxEngine {
         }
         Backend backend = backends.of(s);
         SandboxPaths paths = paths(s);
-        Launch launch = backend.start(s, paths);
+        Launch launch;
+        try {
+            launch = backend.start(s, paths);
+        } catch (SandboxException e) {
+            if (e.kind() != SandboxException.Kind.FAILED && e.kind() != SandboxException.Kind.UNAVAILABLE) {
+                throw e;
+            }
+            // the runtime failed its own start: say which others run here
+            throw new SandboxException(e.kind(), e.getMessage() + backends.alternatives(s.runtime()), e);
+        }
         recordOrigin(paths, launch.origin());
         s = s.moveTo(SandboxState.RUNNING, launch.pid(), null);
         store.save(s);

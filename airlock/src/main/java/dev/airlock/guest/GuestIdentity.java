@@ -9,9 +9,15 @@ import org.jspecify.annotations.Nullable;
  * What makes one guest restored from a shared snapshot distinct from its siblings: host entropy
  * for the kernel's pool, the wall clock (frozen at the snapshot while the VM was saved), the
  * hostname and a machine-id (both optional: a resumed VM keeps its own). The clock is the host's at the moment the request is sent.
+ *
+ * <p>A guest whose kernel is not its own ({@link #named}: gVisor, whose random device and clock
+ * are the host's) gets only a hostname and machine-id: it can neither be reseeded nor set its clock.
+ *
+ * @param entropy bytes for the kernel's pool; empty: none sent
+ * @param clock whether the guest's wall clock is set to the host's
  */
 public record GuestIdentity(
-        byte[] entropy, @Nullable String hostname, @Nullable String machineId) {
+        byte[] entropy, @Nullable String hostname, @Nullable String machineId, boolean clock) {
     static final int ENTROPY = 1;
     static final int TIME_NS = 2;
     static final int HOSTNAME = 3;
@@ -21,7 +27,7 @@ public record GuestIdentity(
 
     public GuestIdentity {
         entropy = entropy.clone();
-        if (entropy.length == 0 || entropy.length > 512) {
+        if ((clock && entropy.length == 0) || entropy.length > 512) {
             throw new IllegalArgumentException("entropy must be 1 to 512 bytes");
         }
         if (machineId != null && !machineId.matches("[0-9a-f]{32}")) {
@@ -29,13 +35,27 @@ public record GuestIdentity(
         }
     }
 
+    /** Entropy, the clock and optionally a name, for a restored VM. */
+    public GuestIdentity(byte[] entropy, @Nullable String hostname, @Nullable String machineId) {
+        this(entropy, hostname, machineId, true);
+    }
+
     /** A fresh identity for {@code hostname}: 64 random bytes and a new machine-id. */
     public static GuestIdentity fresh(String hostname) {
         byte[] entropy = new byte[64];
         RANDOM.nextBytes(entropy);
+        return new GuestIdentity(entropy, hostname, newMachineId());
+    }
+
+    /** Only a name and a new machine-id, for a guest whose kernel gives it host entropy and time. */
+    public static GuestIdentity named(String hostname) {
+        return new GuestIdentity(new byte[0], hostname, newMachineId(), false);
+    }
+
+    private static String newMachineId() {
         byte[] id = new byte[16];
         RANDOM.nextBytes(id);
-        return new GuestIdentity(entropy, hostname, HexFormat.of().formatHex(id));
+        return HexFormat.of().formatHex(id);
     }
 
     @Override
@@ -47,13 +67,19 @@ public record GuestIdentity(
         // The clock goes last so the time taken to reseed does not make it late.
         Instant now = Instant.now();
         long nanos = Math.addExact(Math.multiplyExact(now.getEpochSecond(), 1_000_000_000L), now.getNano());
-        Tlv.Writer w = new Tlv.Writer().bytes(ENTROPY, entropy);
+        Tlv.Writer w = new Tlv.Writer();
+        if (entropy.length > 0) {
+            w.bytes(ENTROPY, entropy);
+        }
         if (hostname != null) {
             w.string(HOSTNAME, hostname);
         }
         if (machineId != null) {
             w.string(MACHINE_ID, machineId);
         }
-        return w.u64(TIME_NS, nanos).toPayload();
+        if (clock) {
+            w.u64(TIME_NS, nanos);
+        }
+        return w.toPayload();
     }
 }

@@ -73,7 +73,7 @@ record CreatePlan(
                 workdir,
                 spec.accel(),
                 layerTemplate,
-                spec.runtime(),
+                spec.runtime() != null ? spec.runtime() : cfg.runtime(),
                 network.nat());
         return new CreatePlan(options, network, secrets, spec.inference());
     }

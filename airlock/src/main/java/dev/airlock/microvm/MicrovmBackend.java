@@ -1,11 +1,14 @@
 package dev.airlock.microvm;
 
 import dev.airlock.backend.Backend;
+import dev.airlock.backend.Boundary;
 import dev.airlock.backend.Capability;
 import dev.airlock.backend.CloneResult;
+import dev.airlock.backend.HostFit;
 import dev.airlock.backend.Launch;
 import dev.airlock.backend.ResourceUse;
 import dev.airlock.backend.SandboxPaths;
+import dev.airlock.backend.WarmPool;
 import dev.airlock.guest.AgentEndpoint;
 import dev.airlock.guest.ExecSpec;
 import dev.airlock.guest.GuestChannel;
@@ -120,6 +123,43 @@ public final class MicrovmBackend implements Backend {
             unavailable = known;
         }
         return known.isEmpty() ? Optional.empty() : Optional.of(known);
+    }
+
+    /**
+     * Hardware virtualization where the KVM boot test passed, software emulation otherwise. Before
+     * setup has built the guest kernel the boot test cannot run, so the answer is predicted from
+     * /dev/kvm and its module ({@link AccelProbe#predict}); the start is the guest kernel's boot
+     * to the agent under the chosen accelerator, measured once the kernel exists.
+     */
+    @Override
+    public HostFit hostFit() {
+        Optional<String> why = unavailableReason();
+        Optional<Kernel> kernel = new KernelBuild(dirs).cached();
+        if (why.isPresent() || kernel.isEmpty()) {
+            AccelProbe.Decision guess = AccelProbe.predict();
+            return new HostFit(
+                    guess.accel() == Accel.KVM ? Boundary.HARDWARE_VIRTUALIZATION : Boundary.SOFTWARE_EMULATION,
+                    why.orElse(null),
+                    -1,
+                    "guest kernel boot (not built yet: airlock setup, or the first microVM, builds it)",
+                    guess.reason());
+        }
+        BootAssets b = bootAssets();
+        Accel accel = b.accel().accel();
+        long millis = new AccelProbe(dirs.cache(), vmm)
+                .bootMillis(b.kernel().vmlinux(), b.kernel().key(), b.initrd(), accel, progress);
+        return new HostFit(
+                accel == Accel.KVM ? Boundary.HARDWARE_VIRTUALIZATION : Boundary.SOFTWARE_EMULATION,
+                null,
+                millis,
+                "QEMU launch to the agent's ready line, " + accel.flag(),
+                (accel == Accel.KVM ? "KVM" : "TCG") + ": " + b.accel().reason());
+    }
+
+    /** Builds the guest kernel (minutes, with progress) and decides the accelerator. */
+    @Override
+    public void prepareHost() {
+        bootAssets();
     }
 
     @Override

@@ -19,9 +19,11 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Brings a host to the point where a sandbox can boot: Debian packages, the guest kernel, the
- * agent, the default image and the accelerator decision. Every step checks before it acts, so
- * a second run builds nothing; commands that need a kernel or image call {@link #ensure}.
+ * Brings a host to the point where a sandbox can boot: Debian packages, the base image
+ * ({@link #ensureBase}: every runtime), and for microVMs the guest kernel, the agent's initramfs
+ * and the accelerator decision ({@link #ensure}). Every step checks before it acts, so a second
+ * run builds nothing. Which runtime is readied first is decided above this class, by the
+ * runtimes the host has (a gVisor or container default never waits for the kernel build).
  */
 public final class Setup {
     /** Space a kernel build plus one image build need at their peak. */
@@ -79,6 +81,23 @@ public final class Setup {
                 dirs.cache().resolve("vmm-choice.tmp"),
                 progress);
         return new Report(kernel, image, initrd, accel, built);
+    }
+
+    /**
+     * What every runtime needs: the Debian packages and the base image (no guest kernel: a
+     * microVM's kernel is built by {@link #ensure}, for the first microVM). Appends what it
+     * built to {@code built}.
+     */
+    public Image ensureBase(List<String> built) {
+        ensurePackages(built);
+        ImageStore images = new ImageStore(dirs);
+        Image image = images.find("base").orElse(null);
+        if (image == null) {
+            checkSpace(dirs.cache(), 1L << 30);
+            image = images.ensure(ImageSpec.builtin("base").orElseThrow(), progress);
+            built.add("image base in " + image.buildMillis() / 1000 + " s");
+        }
+        return image;
     }
 
     private void ensurePackages(List<String> built) {

@@ -105,6 +105,79 @@ public final class AccelProbe {
         }
     }
 
+    /**
+     * Whether KVM will run a guest here, predicted without a guest kernel (before setup has
+     * built one): no usable /dev/kvm certainly means no; PVM's kvm module (paravirtual nested
+     * KVM) runs only PVM-patched guests, so no; otherwise probably yes, which the boot test
+     * confirms once the kernel is built.
+     */
+    public static Decision predict() {
+        Path dev = Path.of("/dev/kvm");
+        if (!Files.exists(dev)) {
+            return new Decision(Accel.TCG, "no /dev/kvm on this host", false);
+        }
+        if (!Files.isReadable(dev) || !Files.isWritable(dev)) {
+            return new Decision(Accel.TCG, "/dev/kvm exists but this user cannot open it", false);
+        }
+        try {
+            if (Files.readString(Path.of("/proc/modules")).contains("kvm_pvm ")) {
+                return new Decision(
+                        Accel.TCG,
+                        "/dev/kvm is PVM (module kvm_pvm, paravirtual nested KVM), whose guests need a"
+                                + " PVM-patched kernel (predicted; the boot test confirms it once the kernel is built)",
+                        false);
+            }
+        } catch (IOException e) {
+            // no /proc/modules: nothing to go by but the device
+        }
+        return new Decision(
+                Accel.KVM, "/dev/kvm is usable (predicted; the boot test confirms it once the kernel is built)", false);
+    }
+
+    /**
+     * How long the guest kernel takes from QEMU's launch to the agent's ready line under
+     * {@code accel}, measured once per (kernel, QEMU, host) and cached; -1 when it did not boot.
+     */
+    public long bootMillis(Path kernel, String kernelKey, Path initrd, Accel accel, Progress progress) {
+        Path cacheFile = cacheDir.resolve("boot-" + fingerprint(kernelKey) + "-" + accel.flag() + ".json");
+        if (Files.isRegularFile(cacheFile)) {
+            try {
+                return JSON.readTree(cacheFile.toFile()).path("millis").asLong(-1);
+            } catch (RuntimeException e) {
+                // measure again
+            }
+        }
+        progress.step("timing a guest boot under " + accel.flag());
+        Path dir;
+        try {
+            dir = Files.createTempDirectory("airlock-boot-time");
+        } catch (IOException e) {
+            throw new VmmException("cannot create a temporary directory for the boot timing", e);
+        }
+        long millis = -1;
+        try {
+            VmSpec spec = new VmSpec(
+                    kernel, initrd, "console=ttyS0 reboot=t panic=-1 pci=off", List.of(), 1, 256, accel, dir, dir);
+            long t0 = System.nanoTime();
+            RunningVm vm = qemu.launch(spec);
+            try {
+                if (awaitBoot(spec, vm, Duration.ofSeconds(60)).isEmpty()) {
+                    millis = (System.nanoTime() - t0) / 1_000_000;
+                }
+            } finally {
+                vm.kill();
+            }
+        } catch (VmmException e) {
+            progress.step("warning: the guest did not boot for the timing: " + e.getMessage());
+        } finally {
+            HostFiles.deleteTree(dir);
+        }
+        if (millis >= 0) {
+            HostFiles.writeAtomically(cacheFile, JSON.writeValueAsBytes(Map.of("millis", millis)));
+        }
+        return millis;
+    }
+
     private static Decision tcg(String failure) {
         return new Decision(
                 Accel.TCG,
@@ -125,7 +198,11 @@ public final class AccelProbe {
 
     /** Empty when the agent came up; otherwise why the guest did not. */
     private static Optional<String> awaitBoot(VmSpec spec, RunningVm vm) {
-        long deadline = System.nanoTime() + BOOT_LIMIT.toNanos();
+        return awaitBoot(spec, vm, BOOT_LIMIT);
+    }
+
+    private static Optional<String> awaitBoot(VmSpec spec, RunningVm vm, Duration limit) {
+        long deadline = System.nanoTime() + limit.toNanos();
         while (System.nanoTime() < deadline) {
             if (console(spec).contains(READY)) {
                 return Optional.empty();
@@ -144,7 +221,7 @@ public final class AccelProbe {
             }
             vm.awaitExit(Duration.ofMillis(100));
         }
-        return Optional.of("the guest did not reach its init within " + BOOT_LIMIT.toSeconds() + " s");
+        return Optional.of("the guest did not reach its init within " + limit.toSeconds() + " s");
     }
 
     private static String console(VmSpec spec) {

@@ -23,6 +23,7 @@ import tools.jackson.dataformat.toml.TomlMapper;
  * <pre>
  * [sandbox]                       # defaults for sandboxes of this repo
  * image = "python"                # or the name of the [image] below
+ * runtime = "gvisor"              # microvm, gvisor or container (default: what the host isolates best)
  * cpus = 2
  * memory = "1g"
  * disk = "8g"
@@ -43,6 +44,7 @@ import tools.jackson.dataformat.toml.TomlMapper;
  */
 public record ProjectConfig(
         @Nullable String image,
+        @Nullable String runtime,
         @Nullable Integer cpus,
         @Nullable String memory,
         @Nullable String disk,
@@ -57,13 +59,13 @@ public record ProjectConfig(
 
     private static final Set<String> TABLES = Set.of("image", "sandbox", "setup", "agent", "network");
     private static final Set<String> NETWORK_KEYS = Set.of("mode", "allow_hosts", "add_hosts");
-    private static final Set<String> SANDBOX_KEYS = Set.of("image", "cpus", "memory", "disk", "env");
+    private static final Set<String> SANDBOX_KEYS = Set.of("image", "runtime", "cpus", "memory", "disk", "env");
     private static final Set<String> SETUP_KEYS = Set.of("run", "keys");
     private static final Set<String> AGENT_KEYS = Set.of("command", "env");
 
     public static ProjectConfig none() {
         return new ProjectConfig(
-                null, null, null, null, Map.of(), List.of(), List.of(), List.of(), List.of(), null, List.of(),
+                null, null, null, null, null, Map.of(), List.of(), List.of(), List.of(), List.of(), null, List.of(),
                 List.of());
     }
 
@@ -129,6 +131,7 @@ public record ProjectConfig(
         }
         return new ProjectConfig(
                 image,
+                text(sandbox, "runtime", file),
                 cpus,
                 text(sandbox, "memory", file),
                 text(sandbox, "disk", file),

@@ -19,8 +19,11 @@ import org.junit.jupiter.api.TestInstance;
  *                                  ^
  *                       local (LocalSandboxService) --> engine --> backend (the SPI)
  *                                                                    ^
- *                                      microvm (+ vmm), container ---+
+ *                            microvm (+ vmm), gvisor, container -----+
+ *                                             \        /
+ *                                              oci (OCI bundles and runtimes, shared)
  *   daemon: the composition root, the one place that names every part
+ *   host tools run in the CLI before any daemon (setup, doctor, runtimes): they may reach below
  * </pre>
  *
  * <p>What it catches: had {@code cli.SandboxCommands} called {@code engine.SandboxEngine} or
@@ -43,6 +46,8 @@ class LayeringTest {
         "dev.airlock.backend..",
         "dev.airlock.microvm..",
         "dev.airlock.container..",
+        "dev.airlock.gvisor..",
+        "dev.airlock.oci..",
         "dev.airlock.vmm..",
         "dev.airlock.local..",
     };
@@ -114,6 +119,8 @@ class LayeringTest {
                 .resideInAnyPackage(
                         "dev.airlock.microvm..",
                         "dev.airlock.container..",
+                        "dev.airlock.gvisor..",
+                        "dev.airlock.oci..",
                         "dev.airlock.vmm..",
                         "dev.airlock.api..",
                         "dev.airlock.client..",
@@ -142,14 +149,40 @@ class LayeringTest {
                 .resideInAPackage("dev.airlock.microvm..")
                 .should()
                 .dependOnClassesThat()
-                .resideInAPackage("dev.airlock.container..")
+                .resideInAnyPackage("dev.airlock.container..", "dev.airlock.gvisor..", "dev.airlock.oci..")
                 .check(product);
         noClasses()
                 .that()
                 .resideInAPackage("dev.airlock.container..")
                 .should()
                 .dependOnClassesThat()
-                .resideInAnyPackage("dev.airlock.microvm..", "dev.airlock.vmm..")
+                .resideInAnyPackage("dev.airlock.microvm..", "dev.airlock.vmm..", "dev.airlock.gvisor..")
+                .check(product);
+        noClasses()
+                .that()
+                .resideInAPackage("dev.airlock.gvisor..")
+                .should()
+                .dependOnClassesThat()
+                .resideInAnyPackage("dev.airlock.microvm..", "dev.airlock.vmm..", "dev.airlock.container..")
+                .check(product);
+    }
+
+    @Test
+    void theSharedOciCodeBelongsToNoBackend() {
+        noClasses()
+                .that()
+                .resideInAPackage("dev.airlock.oci..")
+                .should()
+                .dependOnClassesThat()
+                .resideInAnyPackage(
+                        "dev.airlock.microvm..",
+                        "dev.airlock.vmm..",
+                        "dev.airlock.container..",
+                        "dev.airlock.gvisor..",
+                        "dev.airlock.engine..",
+                        "dev.airlock.local..")
+                .because("what the container and gVisor backends share must not pull either one, or the engine,"
+                        + " into the other")
                 .check(product);
     }
 

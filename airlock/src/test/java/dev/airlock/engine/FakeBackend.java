@@ -1,8 +1,10 @@
 package dev.airlock.engine;
 
 import dev.airlock.backend.Backend;
+import dev.airlock.backend.Boundary;
 import dev.airlock.backend.Capability;
 import dev.airlock.backend.CloneResult;
+import dev.airlock.backend.HostFit;
 import dev.airlock.backend.Launch;
 import dev.airlock.backend.ResourceUse;
 import dev.airlock.backend.SandboxPaths;
@@ -39,11 +41,18 @@ final class FakeBackend implements Backend {
     private final String name;
     private final Set<Capability> capabilities;
     private final @Nullable String unavailable;
+    private final Boundary boundary;
 
     FakeBackend(String name, Set<Capability> capabilities, @Nullable String unavailable) {
+        this(name, capabilities, unavailable, Boundary.NAMESPACES);
+    }
+
+    /** {@code boundary}: what the stand-in claims to isolate with, for the default-runtime rule. */
+    FakeBackend(String name, Set<Capability> capabilities, @Nullable String unavailable, Boundary boundary) {
         this.name = name;
         this.capabilities = capabilities.isEmpty() ? EnumSet.noneOf(Capability.class) : EnumSet.copyOf(capabilities);
         this.unavailable = unavailable;
+        this.boundary = boundary;
     }
 
     @Override
@@ -64,6 +73,11 @@ final class FakeBackend implements Backend {
     @Override
     public Optional<String> unavailableReason() {
         return Optional.ofNullable(unavailable);
+    }
+
+    @Override
+    public HostFit hostFit() {
+        return new HostFit(boundary, unavailable, 1, "nothing (a stand-in)", "fake");
     }
 
     @Override

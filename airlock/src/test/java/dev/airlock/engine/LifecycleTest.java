@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.airlock.backend.Backends;
+import dev.airlock.backend.Boundary;
 import dev.airlock.backend.Capability;
 import dev.airlock.engine.Lifecycle.Operation;
 import dev.airlock.engine.Lifecycle.Verdict;
@@ -184,6 +185,38 @@ class LifecycleTest {
                 .isInstanceOfSatisfying(
                         SandboxException.class, e -> assertThat(e.kind()).isEqualTo(SandboxException.Kind.INVALID))
                 .hasMessageContaining("unknown runtime 'nonesuch'");
+    }
+
+    @Test
+    void theDefaultRuntimeIsTheStrongestIsolationThatWorksHereUnlessOverridden() {
+        List<dev.airlock.backend.Backend> host = List.of(
+                new FakeBackend("vm", Set.of(), "KVM does not run a guest here", Boundary.HARDWARE_VIRTUALIZATION),
+                new FakeBackend("emulated", Set.of(), null, Boundary.SOFTWARE_EMULATION),
+                new FakeBackend("ns", Set.of(), null, Boundary.NAMESPACES),
+                new FakeBackend("usk", Set.of(), null, Boundary.USER_SPACE_KERNEL));
+        Backends.DefaultRuntime d = new Backends(host).defaultRuntime();
+        assertThat(d.name()).isEqualTo("usk");
+        assertThat(d.reason())
+                .contains("user-space kernel")
+                .contains("ns (namespaces)")
+                .contains("vm: KVM does not run a guest here");
+        // with KVM working the VM wins; with nothing stronger, emulation comes after namespaces
+        assertThat(new Backends(List.of(
+                                new FakeBackend("ns", Set.of(), null, Boundary.NAMESPACES),
+                                new FakeBackend("vm", Set.of(), null, Boundary.HARDWARE_VIRTUALIZATION)))
+                        .defaultName())
+                .isEqualTo("vm");
+        assertThat(new Backends(List.of(
+                                new FakeBackend("emulated", Set.of(), null, Boundary.SOFTWARE_EMULATION),
+                                new FakeBackend("ns", Set.of(), null, Boundary.NAMESPACES)))
+                        .defaultName())
+                .isEqualTo("ns");
+        assertThat(new Backends(host, "emulated").defaultRuntime())
+                .isEqualTo(new Backends.DefaultRuntime("emulated", "AIRLOCK_RUNTIME=emulated"));
+        assertThatThrownBy(() -> new Backends(host, "docker").defaultName())
+                .isInstanceOf(SandboxException.class)
+                .hasMessageContaining("AIRLOCK_RUNTIME=docker is not a runtime")
+                .hasMessageContaining("usk");
     }
 
     @Test

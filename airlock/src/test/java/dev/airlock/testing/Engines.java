@@ -2,6 +2,7 @@ package dev.airlock.testing;
 
 import dev.airlock.daemon.HostBackends;
 import dev.airlock.engine.SandboxEngine;
+import dev.airlock.gvisor.GvisorBackend;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.Progress;
 import dev.airlock.local.LocalSandboxService;
@@ -23,6 +24,11 @@ public final class Engines {
     /** The daemon's sandbox service, in this process (without the HTTP API in front). */
     public static LocalSandboxService service(AirlockDirs dirs, Progress progress, boolean templates) {
         return new LocalSandboxService(dirs, engine(dirs, progress, templates), null);
+    }
+
+    /** The engine's gVisor backend (warm pool). */
+    public static GvisorBackend gvisor(SandboxEngine engine) {
+        return HostBackends.gvisor(engine);
     }
 
     /** The engine's microVM backend (templates, warm pool). */

@@ -1,15 +1,15 @@
 package dev.airlock.bench;
 
-import dev.airlock.container.Container;
-import dev.airlock.container.ContainerSpec;
-import dev.airlock.container.ImageMounts;
-import dev.airlock.container.OciContainers;
-import dev.airlock.container.OciRuntime;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.HostCommand;
 import dev.airlock.host.HostFiles;
 import dev.airlock.image.GuestAgent;
 import dev.airlock.image.ImageStore;
+import dev.airlock.oci.Container;
+import dev.airlock.oci.ContainerSpec;
+import dev.airlock.oci.ImageMounts;
+import dev.airlock.oci.OciContainers;
+import dev.airlock.oci.OciRuntime;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -1,12 +1,5 @@
 package dev.airlock.bench;
 
-import dev.airlock.container.Container;
-import dev.airlock.container.ContainerException;
-import dev.airlock.container.ContainerSpec;
-import dev.airlock.container.ImageMounts;
-import dev.airlock.container.OciConfig;
-import dev.airlock.container.OciContainers;
-import dev.airlock.container.OciRuntime;
 import dev.airlock.guest.ExecSpec;
 import dev.airlock.guest.ExitStatus;
 import dev.airlock.guest.GuestChannel;
@@ -16,6 +9,13 @@ import dev.airlock.host.HostFiles;
 import dev.airlock.image.GuestAgent;
 import dev.airlock.image.Image;
 import dev.airlock.image.ImageStore;
+import dev.airlock.oci.Container;
+import dev.airlock.oci.ContainerException;
+import dev.airlock.oci.ContainerSpec;
+import dev.airlock.oci.ImageMounts;
+import dev.airlock.oci.OciConfig;
+import dev.airlock.oci.OciContainers;
+import dev.airlock.oci.OciRuntime;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.file.Files;

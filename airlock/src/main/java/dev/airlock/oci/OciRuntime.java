@@ -1,4 +1,4 @@
-package dev.airlock.container;
+package dev.airlock.oci;
 
 import dev.airlock.host.HostCommand;
 import dev.airlock.host.HostFiles;
@@ -15,7 +15,7 @@ import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.json.JsonMapper;
 
 /**
- * Drives an OCI runtime binary (crun or runc) by its command line.
+ * Drives an OCI runtime binary (crun, runc or gVisor's runsc) by its command line.
  *
  * <p>crun 1.8.1 refuses a "hybrid" cgroup layout, where cgroup v1 controllers sit under a tmpfs at
  * /sys/fs/cgroup and a cgroup2 mount at /sys/fs/cgroup/unified still holds a controller
@@ -33,7 +33,8 @@ public final class OciRuntime {
     /** The runtimes we know how to drive. */
     public enum Kind {
         CRUN,
-        RUNC
+        RUNC,
+        RUNSC
     }
 
     /** What {@code <runtime> state} says about a container. */
@@ -47,6 +48,7 @@ public final class OciRuntime {
     private final Kind kind;
     private final Path stateRoot;
     private final boolean hideUnified;
+    private final List<String> flags;
 
     /**
      * @param binary the runtime (a path or a name on PATH)
@@ -54,11 +56,20 @@ public final class OciRuntime {
      *     Airlock installation, so our containers never mix with other tools' containers
      */
     public OciRuntime(Path binary, Path stateRoot) {
+        this(binary, stateRoot, List.of());
+    }
+
+    /**
+     * @param flags global flags every command of this runtime gets after {@code --root} (runsc's
+     *     platform, network and file-system choices, which must be the same for all its commands)
+     */
+    public OciRuntime(Path binary, Path stateRoot, List<String> flags) {
         this.binary = binary;
         String name = binary.getFileName().toString().toLowerCase(Locale.ROOT);
-        this.kind = name.contains("runc") ? Kind.RUNC : Kind.CRUN;
+        this.kind = name.contains("runsc") ? Kind.RUNSC : name.contains("runc") ? Kind.RUNC : Kind.CRUN;
         this.stateRoot = stateRoot.toAbsolutePath();
         this.hideUnified = kind == Kind.CRUN && hybridWithV2Controllers();
+        this.flags = List.copyOf(flags);
     }
 
     /**
@@ -146,8 +157,13 @@ public final class OciRuntime {
         argv.add(binary.toString());
         argv.add("--root");
         argv.add(stateRoot.toString());
+        argv.addAll(flags);
         argv.addAll(List.of(args));
         return argv;
+    }
+
+    public Path stateRoot() {
+        return stateRoot;
     }
 
     /**
@@ -160,6 +176,15 @@ public final class OciRuntime {
      * @return the monitor, to notice a container that fails to start
      */
     public Process runMonitored(String id, Path bundle, Path pidFile, Path log) {
+        return monitor(
+                List.of("run", "--bundle", bundle.toString(), "--pid-file", pidFile.toString(), id), pidFile, log);
+    }
+
+    /**
+     * Runs a subcommand that stays as the container's monitor ({@code run}, runsc's {@code
+     * restore}), not waited for; see {@link #runMonitored}.
+     */
+    public Process monitor(List<String> args, Path pidFile, Path log) {
         try {
             Files.createDirectories(stateRoot);
             Files.deleteIfExists(pidFile);
@@ -168,7 +193,7 @@ public final class OciRuntime {
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
-        List<String> argv = command("run", "--bundle", bundle.toString(), "--pid-file", pidFile.toString(), id);
+        List<String> argv = command(args.toArray(String[]::new));
         ProcessBuilder pb = new ProcessBuilder(argv)
                 .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()))
                 .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()))
@@ -187,10 +212,13 @@ public final class OciRuntime {
 
     /**
      * Whether the runtime may hold state for {@code id}: crun and runc keep a directory per
-     * container under their root. A cheap check (no fork) before asking {@link #state}.
+     * container under their root, runsc a {@code <sandbox>_sandbox:<container>.state} file. A
+     * cheap check (no fork) before asking {@link #state}.
      */
     public boolean mayKnow(String id) {
-        return Files.isDirectory(stateRoot.resolve(id));
+        return kind == Kind.RUNSC
+                ? Files.exists(stateRoot.resolve(id + "_sandbox:" + id + ".state"))
+                : Files.isDirectory(stateRoot.resolve(id));
     }
 
     /** The container's state, or empty if the runtime does not know it. */

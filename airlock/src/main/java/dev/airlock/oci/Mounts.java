@@ -1,4 +1,4 @@
-package dev.airlock.container;
+package dev.airlock.oci;
 
 import dev.airlock.host.HostCommand;
 import dev.airlock.host.LinuxSyscalls;

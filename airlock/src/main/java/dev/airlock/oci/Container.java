@@ -1,4 +1,4 @@
-package dev.airlock.container;
+package dev.airlock.oci;
 
 import dev.airlock.guest.GuestChannel;
 import java.io.IOException;

@@ -1,8 +1,9 @@
-package dev.airlock.container;
+package dev.airlock.oci;
 
 import java.nio.file.Path;
 import java.util.Collections;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.regex.Pattern;
 
@@ -24,6 +25,9 @@ import java.util.regex.Pattern;
  * @param env environment of the agent process (PID 1); the agent builds each command's
  *     environment itself (PATH, HOME, USER, ... plus the ExecSpec's variables)
  * @param network {@link Network.None} (only lo) or {@link Network.Nat} (slirp4netns)
+ * @param agentCapabilities capabilities (OCI names) the agent holds beyond the usual set, which it
+ *     drops from every command it runs (told so in its environment): only where the kernel
+ *     the container sees is not the host's, i.e. under gVisor
  */
 public record ContainerSpec(
         String id,
@@ -36,7 +40,8 @@ public record ContainerSpec(
         int memoryMiB,
         int pids,
         Map<String, String> env,
-        Network network) {
+        Network network,
+        List<String> agentCapabilities) {
 
     private static final Pattern ID = Pattern.compile("[A-Za-z0-9][A-Za-z0-9_.-]{0,63}");
     private static final Pattern HOSTNAME = Pattern.compile("[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?");
@@ -53,6 +58,13 @@ public record ContainerSpec(
          * recognises them.
          */
         record Nat(java.nio.file.Path cgroupProcs) implements Network {}
+
+        /**
+         * The same user-mode NAT, set up before the container starts (runsc takes its interfaces
+         * when it starts): the container joins the network namespace bound to {@code netns}, in
+         * which slirp4netns already runs ({@link Slirp4netns#startInNewNamespace}).
+         */
+        record NatNamespace(java.nio.file.Path netns) implements Network {}
     }
 
     public ContainerSpec {
@@ -79,6 +91,7 @@ public record ContainerSpec(
             throw new IllegalArgumentException("socket path too long for a unix socket: " + socketDir);
         }
         env = Collections.unmodifiableMap(new LinkedHashMap<>(env));
+        agentCapabilities = List.copyOf(agentCapabilities);
         env.forEach((k, v) -> {
             if (k.isEmpty() || k.indexOf('=') >= 0 || (k + v).indexOf('\0') >= 0) {
                 throw new IllegalArgumentException("invalid environment variable: '" + k + "'");
@@ -108,6 +121,7 @@ public record ContainerSpec(
         private int pids = 512;
         private final Map<String, String> env = new LinkedHashMap<>();
         private Network network = new Network.None();
+        private List<String> agentCapabilities = List.of();
 
         private Builder(String id, Path image, Path sandboxDir, Path agent) {
             this.id = id;
@@ -154,9 +168,25 @@ public record ContainerSpec(
             return this;
         }
 
+        public Builder agentCapabilities(List<String> caps) {
+            this.agentCapabilities = caps;
+            return this;
+        }
+
         public ContainerSpec build() {
             return new ContainerSpec(
-                    id, image, sandboxDir, socketDir, agent, hostname, cpus, memoryMiB, pids, env, network);
+                    id,
+                    image,
+                    sandboxDir,
+                    socketDir,
+                    agent,
+                    hostname,
+                    cpus,
+                    memoryMiB,
+                    pids,
+                    env,
+                    network,
+                    agentCapabilities);
         }
     }
 }

@@ -1,4 +1,4 @@
-package dev.airlock.container;
+package dev.airlock.oci;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;

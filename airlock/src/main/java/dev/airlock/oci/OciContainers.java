@@ -1,4 +1,4 @@
-package dev.airlock.container;
+package dev.airlock.oci;
 
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.HostFiles;
@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Optional;
+import java.util.function.Consumer;
 import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.json.JsonMapper;
 
@@ -55,15 +56,37 @@ public final class OciContainers {
 
     /** Creates and starts a container, returning once its agent answers. */
     public Container create(ContainerSpec spec, Duration timeout) {
+        return launch(spec, List.of("run"), timeout, c -> {});
+    }
+
+    /**
+     * Brings a container up from a saved image ({@code restore}, runsc only): the same bundle as
+     * {@link #create}, the runtime's restore instead of its run. {@code whenRunning} runs once the
+     * runtime reports the container running, before the agent is waited for (the restored agent
+     * must be told to listen again); it is retried until the agent answers.
+     */
+    public Container restore(ContainerSpec spec, Path imageDir, Duration timeout, Consumer<Container> whenRunning) {
+        return launch(spec, List.of("restore", "--image-path", imageDir.toString()), timeout, whenRunning);
+    }
+
+    /** The pid file the runtime writes when it starts a container. */
+    public static Path pidFile(Path sandboxDir) {
+        return sandboxDir.resolve("container.pid");
+    }
+
+    private Container launch(ContainerSpec spec, List<String> how, Duration timeout, Consumer<Container> whenRunning) {
         Container c = prepare(spec);
         try {
-            if (spec.network() instanceof ContainerSpec.Network.Nat) {
+            if (spec.network() instanceof ContainerSpec.Network.Nat
+                    || spec.network() instanceof ContainerSpec.Network.NatNamespace) {
                 Files.writeString(spec.sandboxDir().resolve(OciConfig.RESOLV_CONF), "nameserver 10.0.2.3\n");
             }
             OciConfig.write(OciConfig.forAgent(spec, c.rootfs(), c.cgroup().path()), c.bundle());
-            Process monitor = runtime.runMonitored(
-                    spec.id(), c.bundle(), spec.sandboxDir().resolve("container.pid"), c.log());
-            awaitAgent(c, monitor, timeout);
+            Path pidFile = pidFile(spec.sandboxDir());
+            List<String> args = new java.util.ArrayList<>(how);
+            args.addAll(List.of("--bundle", c.bundle().toString(), "--pid-file", pidFile.toString(), spec.id()));
+            Process monitor = runtime.monitor(args, pidFile, c.log());
+            awaitAgent(c, monitor, timeout, whenRunning);
             if (spec.network() instanceof ContainerSpec.Network.Nat nat) {
                 // Up before create returns, so the first command the sandbox runs has its network.
                 Slirp4netns.start(spec.sandboxDir(), initPid(c), nat.cgroupProcs(), timeout);
@@ -217,16 +240,22 @@ public final class OciContainers {
         }
     }
 
-    private void awaitAgent(Container c, Process monitor, Duration timeout) {
+    private void awaitAgent(Container c, Process monitor, Duration timeout, Consumer<Container> whenRunning) {
         long deadline = System.nanoTime() + timeout.toNanos();
         try {
             Files.writeString(c.sandboxDir().resolve("image"), c.image() + "\n");
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
+        long nextNudge = 0;
         while (true) {
             if (Files.exists(c.socket()) && accepts(c.socket())) {
                 return;
+            }
+            if (System.nanoTime() >= nextNudge && Files.exists(pidFile(c.sandboxDir()))) {
+                // the runtime writes the pid file once the container runs
+                whenRunning.accept(c);
+                nextNudge = System.nanoTime() + Duration.ofMillis(200).toNanos();
             }
             if (System.nanoTime() > deadline) {
                 throw new ContainerException(

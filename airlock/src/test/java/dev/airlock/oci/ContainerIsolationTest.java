@@ -1,4 +1,4 @@
-package dev.airlock.container;
+package dev.airlock.oci;
 
 import static org.assertj.core.api.Assertions.assertThat;
 

@@ -1,4 +1,4 @@
-package dev.airlock.container;
+package dev.airlock.oci;
 
 import dev.airlock.host.HostFiles;
 import java.io.IOException;
@@ -180,10 +180,12 @@ public final class OciConfig {
         spec.env().forEach((k, v) -> env.add(k + "=" + v));
         p.put("env", env);
         p.put("cwd", "/");
+        List<String> held = new ArrayList<>(CAPABILITIES);
+        held.addAll(spec.agentCapabilities());
         Map<String, Object> caps = new LinkedHashMap<>();
-        caps.put("bounding", CAPABILITIES);
-        caps.put("effective", CAPABILITIES);
-        caps.put("permitted", CAPABILITIES);
+        caps.put("bounding", held);
+        caps.put("effective", held);
+        caps.put("permitted", held);
         caps.put("inheritable", List.of());
         caps.put("ambient", List.of());
         p.put("capabilities", caps);
@@ -219,7 +221,8 @@ public final class OciConfig {
         m.add(mount("/run", "tmpfs", "tmpfs", "nosuid", "nodev", "mode=755", "size=65536k"));
         m.add(mount(AGENT_DIR, spec.socketDir().toString(), "none", "bind", "nosuid", "nodev", "noexec"));
         m.add(mount(AGENT_PATH, spec.agent().toString(), "none", "bind", "ro", "nosuid", "nodev"));
-        if (spec.network() instanceof ContainerSpec.Network.Nat) {
+        if (spec.network() instanceof ContainerSpec.Network.Nat
+                || spec.network() instanceof ContainerSpec.Network.NatNamespace) {
             // The image's resolv.conf names the build host's resolver; slirp4netns answers DNS at 10.0.2.3.
             m.add(mount(
                     "/etc/resolv.conf",
@@ -247,7 +250,11 @@ public final class OciConfig {
         Map<String, Object> l = new LinkedHashMap<>();
         List<Map<String, Object>> ns = new ArrayList<>();
         for (String t : List.of("pid", "network", "ipc", "uts", "mount", "cgroup")) {
-            ns.add(Map.of("type", t));
+            if (t.equals("network") && spec.network() instanceof ContainerSpec.Network.NatNamespace joined) {
+                ns.add(Map.of("type", t, "path", joined.netns().toString()));
+            } else {
+                ns.add(Map.of("type", t));
+            }
         }
         l.put("namespaces", ns);
         List<Map<String, Object>> devices = new ArrayList<>();

@@ -1,4 +1,4 @@
-package dev.airlock.container;
+package dev.airlock.oci;
 
 import dev.airlock.guest.AgentEndpoint;
 import dev.airlock.host.LinuxSyscalls;
@@ -18,7 +18,7 @@ import java.nio.file.Path;
  * A socket inode there can only be one a process of the container bound, since no other host
  * socket is visible inside it to link to.
  */
-record ContainerAgentSocket(Path path) implements AgentEndpoint {
+public record ContainerAgentSocket(Path path) implements AgentEndpoint {
 
     @Override
     public SocketChannel open() throws IOException {

@@ -1,4 +1,4 @@
-package dev.airlock.microvm;
+package dev.airlock.backend;
 
 import dev.airlock.host.HostFiles;
 import dev.airlock.host.Progress;
@@ -18,20 +18,23 @@ import java.util.Optional;
 import java.util.stream.Stream;
 
 /**
- * Sandboxes restored from a template ahead of time, so a create only claims one and gives it its
- * identity. A pooled VM lives in an ordinary sandbox directory (its future id) without a record,
- * marked by a {@code pooled} file holding its template key; claiming it writes the record. Kept
- * per template key, up to {@code size} each and {@code budgetMiB} of guest memory in all; refilled
- * in the background after every claim.
+ * Sandboxes brought up ahead of time (restored from a template, or started), so a create only
+ * claims one and gives it its identity. A pooled sandbox lives in an ordinary sandbox directory
+ * (its future id) without a record, marked by a file (each backend its own name) holding its
+ * configuration key; claiming it writes the record. Kept per key, up to {@code size} each and
+ * {@code budgetMiB} of guest memory in all; refilled in the background after every claim. For
+ * any backend that keeps one (microVM, gVisor).
  */
-final class WarmPool {
-    static final String MARKER = "pooled";
+public final class WarmPool {
+    /** The microVM pool's marker; another backend names its own, so sweeps never mix. */
+    public static final String MARKER = "pooled";
 
-    /** Restores one VM for a key into the sandbox directory of {@code id}; returns normally when it answers. */
-    interface Filler {
+    /** Brings one sandbox for a key up in the sandbox directory of {@code id}; returns normally when it answers. */
+    public interface Filler {
         void restore(String key, Sandbox template, String id);
     }
 
+    private final String marker;
     private final int size;
     private final long budgetMiB;
     private final Path sandboxes;
@@ -41,7 +44,12 @@ final class WarmPool {
     private final Map<String, Integer> filling = new HashMap<>();
     private long usedMiB;
 
-    WarmPool(int size, long budgetMiB, Path sandboxes, Filler filler, Progress progress) {
+    public WarmPool(int size, long budgetMiB, Path sandboxes, Filler filler, Progress progress) {
+        this(MARKER, size, budgetMiB, sandboxes, filler, progress);
+    }
+
+    public WarmPool(String marker, int size, long budgetMiB, Path sandboxes, Filler filler, Progress progress) {
+        this.marker = marker;
         this.size = size;
         this.budgetMiB = budgetMiB;
         this.sandboxes = sandboxes;
@@ -50,7 +58,7 @@ final class WarmPool {
     }
 
     /** A ready VM for this key, removed from the pool; the caller owns its directory from now on. */
-    synchronized Optional<String> take(String key, int memoryMiB) {
+    public synchronized Optional<String> take(String key, int memoryMiB) {
         Deque<String> q = ready.get(key);
         if (q == null || q.isEmpty()) {
             return Optional.empty();
@@ -60,7 +68,7 @@ final class WarmPool {
     }
 
     /** Starts background restores until the key has {@code size} VMs ready or filling, within the budget. */
-    void refill(String key, Sandbox template) {
+    public void refill(String key, Sandbox template) {
         int memory = template.resources().memoryMiB();
         while (true) {
             synchronized (this) {
@@ -80,10 +88,10 @@ final class WarmPool {
         boolean ok = false;
         try {
             filler.restore(key, template, id);
-            Files.writeString(sandboxes.resolve(id).resolve(MARKER), key);
+            Files.writeString(sandboxes.resolve(id).resolve(marker), key);
             ok = true;
         } catch (IOException | RuntimeException e) {
-            progress.step("warning: warm pool: cannot restore a VM for template " + key + ": " + e.getMessage());
+            progress.step("warning: warm pool: cannot bring up a sandbox for " + key + ": " + e.getMessage());
             HostFiles.deleteTree(sandboxes.resolve(id));
         }
         synchronized (this) {
@@ -98,7 +106,7 @@ final class WarmPool {
     }
 
     /** Waits until no restore for the key is under way (tests and benchmarks; never used to synchronise a claim). */
-    synchronized int awaitFilled(String key, Duration timeout) throws InterruptedException {
+    public synchronized int awaitFilled(String key, Duration timeout) throws InterruptedException {
         long deadline = System.nanoTime() + timeout.toNanos();
         while (filling.getOrDefault(key, 0) > 0) {
             long left = deadline - System.nanoTime();
@@ -111,7 +119,7 @@ final class WarmPool {
     }
 
     /** Waits until no restore is under way for any key. */
-    synchronized void awaitIdle(Duration timeout) throws InterruptedException {
+    public synchronized void awaitIdle(Duration timeout) throws InterruptedException {
         long deadline = System.nanoTime() + timeout.toNanos();
         while (filling.values().stream().mapToInt(Integer::intValue).sum() > 0) {
             long left = deadline - System.nanoTime();
@@ -123,7 +131,7 @@ final class WarmPool {
     }
 
     /** Empties the pool and returns the ids of the ready VMs, for the caller to end. */
-    synchronized List<String> drain() {
+    public synchronized List<String> drain() {
         List<String> all = ready.values().stream().flatMap(Deque::stream).toList();
         ready.clear();
         usedMiB = 0;
@@ -131,21 +139,30 @@ final class WarmPool {
     }
 
     /** Every pooled VM's directory, ready or not (for the sweep of a previous daemon's leftovers). */
-    static List<Path> leftovers(Path sandboxes) {
+    public static List<Path> leftovers(Path sandboxes) {
+        return leftovers(sandboxes, MARKER);
+    }
+
+    /** Every directory pooled under {@code marker}, ready or not. */
+    public static List<Path> leftovers(Path sandboxes, String marker) {
         if (!Files.isDirectory(sandboxes)) {
             return List.of();
         }
         try (Stream<Path> dirs = Files.list(sandboxes)) {
-            return dirs.filter(d -> Files.exists(d.resolve(MARKER)) && !Files.exists(d.resolve("sandbox.json")))
+            return dirs.filter(d -> Files.exists(d.resolve(marker)) && !Files.exists(d.resolve("sandbox.json")))
                     .toList();
         } catch (IOException e) {
             return List.of();
         }
     }
 
-    static String keyOf(Path dir) {
+    public static String keyOf(Path dir) {
+        return keyOf(dir, MARKER);
+    }
+
+    public static String keyOf(Path dir, String marker) {
         try {
-            return Files.readString(dir.resolve(MARKER), StandardCharsets.UTF_8).strip();
+            return Files.readString(dir.resolve(marker), StandardCharsets.UTF_8).strip();
         } catch (IOException e) {
             return "";
         }

@@ -1,5 +1,6 @@
-package dev.airlock.container;
+package dev.airlock.oci;
 
+import dev.airlock.host.HostCommand;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
@@ -17,23 +18,65 @@ import java.util.List;
  * <p>It starts inside the sandbox's NAT cgroup (the shell that execs it joins the group first),
  * so the host firewall sees every socket it opens. No {@code --disable-host-loopback}: whether
  * the host's loopback (10.0.2.2) answers is the firewall's decision, like every other address.
+ *
+ * <p>A runtime that takes its interfaces when it starts (runsc) gets a network namespace made
+ * beforehand, bound to a file in the sandbox directory, with slirp4netns already attached:
+ * {@link #startInNewNamespace}.
  */
-final class Slirp4netns {
+public final class Slirp4netns {
     static final String PID_FILE = "slirp4netns.pid";
     static final String LOG = "slirp4netns.log";
+    /** The network namespace of {@link #startInNewNamespace}, bound to this file. */
+    static final String NETNS = "netns";
 
     private Slirp4netns() {}
 
     /** Starts it for the container whose init is {@code initPid}; returns once tap0 is configured. */
     static void start(Path sandboxDir, long initPid, Path cgroupProcs, Duration timeout) {
+        start(sandboxDir, List.of(Long.toString(initPid)), cgroupProcs, timeout);
+    }
+
+    /**
+     * Makes a network namespace bound to {@code sandboxDir/netns}, starts slirp4netns on it and
+     * returns the file once tap0 is configured, for a runtime to join.
+     */
+    public static Path startInNewNamespace(Path sandboxDir, Path cgroupProcs, Duration timeout) {
         stop(sandboxDir);
+        Path netns = sandboxDir.resolve(NETNS);
+        try {
+            Files.createDirectories(sandboxDir);
+            Files.deleteIfExists(netns);
+            Files.createFile(netns);
+        } catch (IOException e) {
+            throw new ContainerException("cannot create " + netns, e);
+        }
+        HostCommand.Result r = HostCommand.run(List.of("unshare", "--net=" + netns, "true"), null, null);
+        if (!r.ok()) {
+            throw new ContainerException("cannot make a network namespace at " + netns + ": "
+                    + r.output().strip());
+        }
+        try {
+            start(sandboxDir, List.of("--netns-type=path", netns.toString()), cgroupProcs, timeout);
+        } catch (RuntimeException e) {
+            releaseNamespace(sandboxDir);
+            throw e;
+        }
+        return netns;
+    }
+
+    private static void start(Path sandboxDir, List<String> target, Path cgroupProcs, Duration timeout) {
+        stopProcess(sandboxDir);
         Path log = sandboxDir.resolve(LOG);
         // fd 3 is the pipe to this process: slirp4netns writes "1" there once tap0 is up (and
-        // nothing else, ever); its own output goes to the log.
-        String script = "echo $$ > \"$0\" && exec slirp4netns --configure --mtu=65520 --enable-sandbox"
-                + " --enable-seccomp --ready-fd=3 \"$1\" tap0 3>&1 >>\"$2\" 2>&1";
-        ProcessBuilder pb = new ProcessBuilder(
-                        "setsid", "sh", "-c", script, cgroupProcs.toString(), Long.toString(initPid), log.toString())
+        // nothing else, ever); its own output goes to the log. $1 and $2: the namespace (a pid,
+        // or --netns-type=path and a file); the last argument is the log.
+        String script = "echo $$ > \"$0\" && log=\"${@: -1}\" && set -- \"${@:1:$#-1}\" && exec slirp4netns"
+                + " --configure --mtu=65520 --enable-sandbox --enable-seccomp --ready-fd=3 \"$@\" tap0"
+                + " 3>&1 >>\"$log\" 2>&1";
+        List<String> argv = new java.util.ArrayList<>(List.of("setsid", "bash", "-c", script, cgroupProcs.toString()));
+        argv.addAll(target);
+        argv.add(log.toString());
+        ProcessBuilder pb = new ProcessBuilder(argv)
                 .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()))
                 .redirectError(ProcessBuilder.Redirect.appendTo(log.toFile()));
         Process p;
@@ -77,10 +120,31 @@ final class Slirp4netns {
     }
 
     /**
-     * Ends the container's slirp4netns, if one runs. The recorded pid is only killed while it is
-     * still in the sandbox's NAT cgroup, so a pid reused by another process is never touched.
+     * Ends the container's slirp4netns, if one runs, and the network namespace made for it. The
+     * recorded pid is only killed while it is still in the sandbox's NAT cgroup, so a pid reused
+     * by another process is never touched.
      */
-    static void stop(Path sandboxDir) {
+    public static void stop(Path sandboxDir) {
+        try {
+            stopProcess(sandboxDir);
+        } finally {
+            releaseNamespace(sandboxDir);
+        }
+    }
+
+    private static void releaseNamespace(Path sandboxDir) {
+        Path netns = sandboxDir.resolve(NETNS);
+        if (Files.exists(netns)) {
+            Mounts.unmount(netns);
+            try {
+                Files.deleteIfExists(netns);
+            } catch (IOException e) {
+                // a file left behind is harmless: the next start makes it again
+            }
+        }
+    }
+
+    private static void stopProcess(Path sandboxDir) {
         Path file = sandboxDir.resolve(PID_FILE);
         List<String> lines;
         try {

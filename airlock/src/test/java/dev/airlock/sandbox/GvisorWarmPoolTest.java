@@ -1,0 +1,109 @@
+package dev.airlock.sandbox;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.airlock.engine.SandboxEngine;
+import dev.airlock.guest.ExecSpec;
+import dev.airlock.guest.ExitStatus;
+import dev.airlock.guest.GuestChannel;
+import dev.airlock.host.AirlockDirs;
+import dev.airlock.host.Progress;
+import dev.airlock.testing.Engines;
+import dev.airlock.testing.TestHost;
+import java.io.ByteArrayOutputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.time.Duration;
+import java.util.Map;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+
+/**
+ * The gVisor warm pool: started sandboxes kept ready per configuration; a create claims one and
+ * gives it its name; the claim refills the pool; pooled sandboxes are not sandboxes until claimed
+ * and go when the pool closes.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class GvisorWarmPoolTest {
+    private AirlockDirs dirs;
+    private SandboxEngine engine;
+
+    @BeforeAll
+    void setUp() {
+        TestHost.ready();
+        dirs = TestHost.isolated("gvisor-pool");
+        engine = Engines.engine(dirs, Progress.STDERR, true);
+        Engines.gvisor(engine).enableWarmPool(1, 4096);
+    }
+
+    @AfterAll
+    void tearDown() throws Exception {
+        for (Sandbox s : engine.list()) {
+            engine.remove(s.id(), true);
+        }
+        Engines.gvisor(engine).closeWarmPool(Duration.ofSeconds(60));
+        TestHost.cleanUp(dirs);
+    }
+
+    private Sandbox startNew(String name) {
+        Sandbox s =
+                engine.create(new CreateOptions(name, "base", Resources.DEFAULT, Map.of(), null, null, null, "gvisor"));
+        return engine.start(s.name());
+    }
+
+    private String sh(Sandbox s, String script) throws Exception {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        try (GuestChannel ch = engine.connect(engine.inspect(s.id()), Duration.ofSeconds(30))) {
+            ExitStatus st = ch.exec(ExecSpec.of("sh", "-c", script), out, err).await();
+            assertThat(st.exitCode())
+                    .as(script + ": " + err.toString(StandardCharsets.UTF_8))
+                    .isZero();
+        }
+        return out.toString(StandardCharsets.UTF_8).strip();
+    }
+
+    @Test
+    void aCreateClaimsAStartedSandboxAndThePoolIsRefilled() throws Exception {
+        Sandbox first = startNew("pool-a");
+        assertThat(engine.origin(first)).doesNotContain("pool");
+        Engines.gvisor(engine).awaitWarmPool(Duration.ofSeconds(120));
+        // the pooled sandbox is not a sandbox until claimed
+        assertThat(engine.list()).extracting(Sandbox::name).containsExactly("pool-a");
+
+        Sandbox claimed = startNew("pool-b");
+        assertThat(engine.origin(claimed)).endsWith(", pool");
+        assertThat(sh(claimed, "hostname")).isEqualTo("pool-b");
+        // a pooled sandbox gets its own machine-id at the claim (a plain start has none to share)
+        String machineId = sh(claimed, "cat /etc/machine-id");
+        assertThat(machineId).matches("[0-9a-f]{32}");
+        sh(claimed, "echo mine > /root/own");
+        assertThat(sh(first, "cat /root/own 2>/dev/null || echo absent")).isEqualTo("absent");
+
+        // the claim started a refill: the next create claims again
+        Engines.gvisor(engine).awaitWarmPool(Duration.ofSeconds(120));
+        Sandbox third = startNew("pool-c");
+        assertThat(engine.origin(third)).endsWith(", pool");
+        assertThat(sh(third, "hostname; cat /root/own 2>/dev/null || echo absent"))
+                .isEqualTo("pool-c\nabsent");
+        assertThat(sh(third, "cat /etc/machine-id")).matches("[0-9a-f]{32}").isNotEqualTo(machineId);
+
+        // stopped and started again, a claimed sandbox starts from its own layer with its own name
+        engine.stop("pool-b", Duration.ofSeconds(10));
+        Sandbox again = engine.start("pool-b");
+        assertThat(engine.origin(again)).doesNotContain("pool");
+        assertThat(sh(again, "cat /root/own; hostname")).isEqualTo("mine\npool-b");
+
+        // closing the pool ends the ready one and leaves no directory behind
+        Engines.gvisor(engine).awaitWarmPool(Duration.ofSeconds(120));
+        Engines.gvisor(engine).closeWarmPool(Duration.ofSeconds(60));
+        try (var d = Files.list(dirs.sandboxes())) {
+            assertThat(d.filter(p -> Files.exists(p.resolve("pooled-gvisor"))).toList())
+                    .isEmpty();
+        }
+        assertThat(engine.list()).extracting(Sandbox::name).containsExactlyInAnyOrder("pool-a", "pool-b", "pool-c");
+        Engines.gvisor(engine).enableWarmPool(1, 4096);
+    }
+}
