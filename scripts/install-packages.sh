@@ -8,6 +8,7 @@ packages=(
   mmdebstrap erofs-utils e2fsprogs    # root filesystem images and writable layers
   crun runc                           # OCI runtimes for container mode
   slirp4netns iptables                # --network nat: user-mode NAT for containers, host-side egress rules
+  podman conmon busybox-static       # airlock-runtime's tests: the real OCI client, and a tiny image root
   git ca-certificates util-linux
 )
 # gVisor's runsc (--runtime gvisor) must be 2024 or newer (the systrap platform, no KVM needed).
