@@ -125,13 +125,13 @@ public final class AirlockRuntime {
     private int create(Args a, boolean runToo) {
         Path bundle = Path.of(".");
         Path pidFile = null;
+        Path console = null;
         while (a.more() && a.peek().startsWith("-")) {
             String flag = a.next();
             switch (Args.name(flag)) {
                 case "--bundle", "-b" -> bundle = Path.of(a.value(flag));
                 case "--pid-file" -> pidFile = Path.of(a.value(flag));
-                case "--console-socket" ->
-                    throw new RuntimeError("--console-socket: a terminal (-t) is not supported yet; run without -t");
+                case "--console-socket" -> console = Path.of(a.value(flag));
                 case "--no-pivot", "--no-new-keyring" -> {} // a VM's root is never pivoted; keyrings are its own
                 case "--preserve-fds" -> {
                     if (!a.value(flag).equals("0")) {
@@ -144,6 +144,7 @@ public final class AirlockRuntime {
         }
         String id = containerId(a);
         BundleConfig config = BundleConfig.read(bundle);
+        checkTerminal(config.process(), console);
         String mode = config.annotations().getOrDefault(BundleConfig.MODE_ANNOTATION, "microvm");
         if (!mode.equals("microvm")) {
             throw new RuntimeError("annotation " + BundleConfig.MODE_ANNOTATION + "=" + mode
@@ -193,7 +194,7 @@ public final class AirlockRuntime {
                 info("container " + id + ": the microVM boundary stands in for "
                         + String.join(", ", config.replacedByVm()));
             }
-            standIn = StandIn.spawn(dir, sandbox, true);
+            standIn = StandIn.spawn(dir, sandbox, true, console == null ? null : ConsolePty.open(console));
             ContainerRecord record = new ContainerRecord(
                     id,
                     sandbox,
@@ -223,6 +224,17 @@ public final class AirlockRuntime {
             return StandIn.awaitExit(standIn);
         }
         return 0;
+    }
+
+    /** runc's rule: a console socket exactly when the process has a terminal. */
+    private static void checkTerminal(ProcessSpec p, @Nullable Path console) {
+        if (p.terminal() && console == null) {
+            throw new RuntimeError("process.terminal is true: give --console-socket to receive the terminal");
+        }
+        if (!p.terminal() && console != null) {
+            throw new RuntimeError(
+                    "--console-socket given but process.terminal is false: there is no terminal to send");
+        }
     }
 
     /**
@@ -381,15 +393,17 @@ public final class AirlockRuntime {
     private int exec(Args a) {
         Path processFile = null;
         Path pidFile = null;
+        Path console = null;
         boolean detach = false;
+        boolean tty = false;
         while (a.more() && a.peek().startsWith("-")) {
             String flag = a.next();
             switch (Args.name(flag)) {
                 case "--process", "-p" -> processFile = Path.of(a.value(flag));
                 case "--pid-file" -> pidFile = Path.of(a.value(flag));
                 case "--detach", "-d" -> detach = true;
-                case "--tty", "-t", "--console-socket" ->
-                    throw new RuntimeError(flag + ": a terminal (-t) is not supported yet; run without -t");
+                case "--tty", "-t" -> tty = true;
+                case "--console-socket" -> console = Path.of(a.value(flag));
                 case "--preserve-fds" -> {
                     if (!a.value(flag).equals("0")) {
                         throw new RuntimeError("--preserve-fds is not supported");
@@ -414,6 +428,10 @@ public final class AirlockRuntime {
         } catch (IOException e) {
             throw new RuntimeError("cannot read the process file " + processFile + ": " + e.getMessage(), e);
         }
+        if (tty && !p.terminal()) {
+            p = new ProcessSpec(p.args(), p.env(), p.cwd(), p.user(), true);
+        }
+        checkTerminal(p, console);
         Path execDir = dir.resolve("exec-" + Long.toHexString(System.nanoTime()));
         try {
             Files.createDirectory(execDir);
@@ -421,7 +439,8 @@ public final class AirlockRuntime {
         } catch (IOException e) {
             throw new RuntimeError("cannot prepare the exec: " + e.getMessage(), e);
         }
-        StandIn.Handle h = StandIn.spawn(execDir, r.sandbox(), false);
+        StandIn.Handle h =
+                StandIn.spawn(execDir, r.sandbox(), false, console == null ? null : ConsolePty.open(console));
         if (pidFile != null) {
             writePidFile(pidFile, h.pid());
         }

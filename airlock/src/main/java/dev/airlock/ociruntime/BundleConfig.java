@@ -34,7 +34,6 @@ record BundleConfig(
         Path bundle,
         Path rootfs,
         ProcessSpec process,
-        boolean terminal,
         @Nullable String hostname,
         Map<String, String> annotations,
         Map<String, Path> files,
@@ -107,7 +106,6 @@ record BundleConfig(
             throw new RuntimeError("config.json has no process object");
         }
         ProcessSpec process = process(proc, "process.", replaced);
-        boolean terminal = proc.path("terminal").asBoolean(false);
         JsonNode root = c.path("root");
         onlyKeys(root, "root.", Set.of("path", "readonly"));
         if (root.path("readonly").asBoolean(false)) {
@@ -126,17 +124,7 @@ record BundleConfig(
         Integer[] limits = linux(linux, replaced);
         String hostname = c.hasNonNull("hostname") ? c.get("hostname").asString() : null;
         return new BundleConfig(
-                dir,
-                rootfs,
-                process,
-                terminal,
-                hostname,
-                annotations,
-                files,
-                limits[0],
-                limits[1],
-                limits[2],
-                replaced);
+                dir, rootfs, process, hostname, annotations, files, limits[0], limits[1], limits[2], replaced);
     }
 
     /** The process of a container ({@code process.}) or of an exec's process file (""). */
@@ -148,9 +136,6 @@ record BundleConfig(
             if (p.has(k)) {
                 replaced.add(where + k);
             }
-        }
-        if (p.path("terminal").asBoolean(false)) {
-            throw refused(where + "terminal", "a terminal (-t) is not supported yet; run without -t");
         }
         List<String> args = new ArrayList<>();
         p.path("args").forEach(a -> args.add(a.asString()));
@@ -182,7 +167,8 @@ record BundleConfig(
                 throw refused(where + "user.additionalGids", "supplementary groups are not supported yet");
             }
         }
-        return new ProcessSpec(args, env, cwd, uid + ":" + gid);
+        return new ProcessSpec(
+                args, env, cwd, uid + ":" + gid, p.path("terminal").asBoolean(false));
     }
 
     /** Returns the file binds to copy in; refuses every mount the VM cannot give. */

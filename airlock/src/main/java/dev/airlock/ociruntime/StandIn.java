@@ -48,8 +48,13 @@ final class StandIn {
      * Starts a stand-in on this process's stdio for the process in {@code dir}; with
      * {@code waitStart} it runs it only once {@code start} opens the start FIFO.
      */
-    static Handle spawn(Path dir, String sandbox, boolean waitStart) {
+    static Handle spawn(Path dir, String sandbox, boolean waitStart, @Nullable Path terminal) {
         List<String> cmd = new ArrayList<>();
+        if (terminal != null) {
+            // Its own session with the terminal as its controlling tty: it then gets SIGWINCH
+            // when the caller resizes the master.
+            cmd.addAll(List.of("setsid", "--ctty"));
+        }
         cmd.add(ProcessHandle.current().info().command().orElse("java"));
         // A small heap and the serial collector keep the relay's footprint down.
         cmd.addAll(List.of(
@@ -69,7 +74,13 @@ final class StandIn {
             cmd.add("--wait-start");
         }
         try {
-            return new Handle(new ProcessBuilder(cmd).inheritIO().start());
+            ProcessBuilder pb = new ProcessBuilder(cmd).inheritIO();
+            if (terminal != null) {
+                pb.redirectInput(terminal.toFile())
+                        .redirectOutput(terminal.toFile())
+                        .redirectError(terminal.toFile());
+            }
+            return new Handle(pb.start());
         } catch (IOException e) {
             throw new RuntimeError("cannot start the container's host process: " + e.getMessage(), e);
         }
@@ -127,12 +138,16 @@ final class StandIn {
                     released.flush();
                 }
             }
-            ExecSpec spec = ExecSpec.builder(p.args())
+            ExecSpec.Builder builder = ExecSpec.builder(p.args())
                     .env(p.env())
                     .cwd(p.cwd())
                     .user(p.user())
-                    .stdin(true)
-                    .build();
+                    .stdin(true);
+            if (p.terminal()) {
+                int[] size = terminalSize();
+                builder.tty(size[0], size[1]);
+            }
+            ExecSpec spec = builder.build();
             Execution ex;
             synchronized (lock) {
                 if (early != 0) {
@@ -140,6 +155,16 @@ final class StandIn {
                 }
                 ex = session.channel().exec(spec, out, err);
                 running = ex;
+            }
+            if (p.terminal()) {
+                Signal.handle(new Signal("WINCH"), sig -> {
+                    int[] size = terminalSize();
+                    try {
+                        ex.resize(size[0], size[1]);
+                    } catch (IOException | RuntimeException e) {
+                        // it exited meanwhile
+                    }
+                });
             }
             Thread.ofVirtual().start(() -> pump(System.in, ex.stdin()));
             ExitStatus st = ex.await();
@@ -158,6 +183,27 @@ final class StandIn {
             return 137;
         } catch (InterruptedException e) {
             return 130;
+        }
+    }
+
+    /** Rows and columns of the terminal on stdin (the caller sets them on the master). */
+    private static int[] terminalSize() {
+        try {
+            Process p = new ProcessBuilder("stty", "size")
+                    .redirectInput(ProcessBuilder.Redirect.INHERIT)
+                    .start();
+            String[] f = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.US_ASCII)
+                    .strip()
+                    .split("\\s+");
+            p.waitFor();
+            int rows = Integer.parseInt(f[0]);
+            int cols = Integer.parseInt(f[1]);
+            return rows > 0 && cols > 0 ? new int[] {rows, cols} : new int[] {24, 80};
+        } catch (IOException | NumberFormatException | ArrayIndexOutOfBoundsException e) {
+            return new int[] {24, 80};
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return new int[] {24, 80};
         }
     }
 
