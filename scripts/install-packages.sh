@@ -16,6 +16,7 @@ packages=(
   slirp4netns iptables                # --network nat: user-mode NAT for containers, host-side egress rules
   git ca-certificates util-linux passwd
   clang libclang-rt-dev               # tests: the agent's libFuzzer target (clang's -fsanitize=fuzzer runtime)
+  conmon                              # airlock-runtime tests: podman's monitor, which calls the runtime
   docker-registry skopeo umoci podman apache2-utils busybox-static  # image pull/import tests and bench: a loopback registry, real OCI clients, htpasswd, a static shell for test images
 )
 qemu_packages=(qemu-system-x86 qemu-system-common qemu-system-data qemu-utils)

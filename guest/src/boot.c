@@ -125,9 +125,41 @@ static void dev_path(const char *dev, char *out, size_t sz)
         snprintf(out, sz, "/dev/%s", dev);
 }
 
+/* Moves /dev, /proc and /sys under the new root at /mnt/root and makes it the root. */
+static void enter_root(void)
+{
+    static const char *moves[] = {"/dev", "/proc", "/sys"};
+    for (int i = 0; i < 3; i++) {
+        char dst[64];
+        snprintf(dst, sizeof dst, "/mnt/root%s", moves[i]);
+        mkdir(dst, 0755);
+        if (mount(moves[i], dst, NULL, MS_MOVE, NULL) < 0)
+            die("move %s: %s", moves[i], strerror(errno));
+    }
+    g_oldroot = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (chdir("/mnt/root") < 0 || mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 ||
+        chdir("/") < 0)
+        die("switching root: %s", strerror(errno));
+}
+
+/* airlock.root=9p:TAG: the root is a host directory shared over virtio-9p (an OCI bundle's
+ * rootfs), used as it is: writes go to the host directory, as they would under runc. */
+static void share_root(const char *tag)
+{
+    mkdirp("/mnt/root", 0755);
+    if (mount(tag, "/mnt/root", "9p", MS_NOATIME,
+              "trans=virtio,version=9p2000.L,msize=262144,cache=none,access=client") < 0)
+        die("mount the shared root %s: %s", tag, strerror(errno));
+    enter_root();
+}
+
 static void switch_root(const char *rootdev, const char *layerdev, int have_layer)
 {
     char base[160], layer[160];
+    if (strncmp(rootdev, "9p:", 3) == 0) {
+        share_root(rootdev + 3);
+        return;
+    }
     dev_path(rootdev, base, sizeof base);
     mkdirp("/mnt/base", 0755);
     if (mount(base, "/mnt/base", "erofs", MS_RDONLY, NULL) < 0 &&
@@ -145,18 +177,7 @@ static void switch_root(const char *rootdev, const char *layerdev, int have_laye
     mkdir("/mnt/layer/work", 0755);
     must_mount("overlay", "/mnt/root", "overlay", 0,
                "lowerdir=/mnt/base,upperdir=/mnt/layer/upper,workdir=/mnt/layer/work");
-    static const char *moves[] = {"/dev", "/proc", "/sys"};
-    for (int i = 0; i < 3; i++) {
-        char dst[64];
-        snprintf(dst, sizeof dst, "/mnt/root%s", moves[i]);
-        mkdir(dst, 0755);
-        if (mount(moves[i], dst, NULL, MS_MOVE, NULL) < 0)
-            die("move %s: %s", moves[i], strerror(errno));
-    }
-    g_oldroot = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (chdir("/mnt/root") < 0 || mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 ||
-        chdir("/") < 0)
-        die("switching root: %s", strerror(errno));
+    enter_root();
 }
 
 /* The cgroup every exec'd command joins (empty: none). Its pids.max is the sandbox's process

@@ -131,6 +131,9 @@ public final class ImageStore {
      * The image a sandbox asks for by name: present in the store, or a built-in that is built now.
      */
     public Image require(String nameOrId, Progress progress) {
+        if (nameOrId.startsWith("/")) {
+            return hostDirectory(Path.of(nameOrId));
+        }
         Optional<Image> found = find(nameOrId);
         if (found.isPresent()) {
             return found.get();
@@ -144,6 +147,17 @@ public final class ImageStore {
         throw new ImageException("unknown image '" + nameOrId + "': known images are " + String.join(", ", known)
                 + "; pull one (airlock image pull REF), import one (airlock image import PATH), or define your own"
                 + " in airlock.toml [image] and run: airlock image build");
+    }
+
+    /**
+     * A host directory used as a root filesystem as it is (an OCI bundle's rootfs, which its
+     * runtime shares into the sandbox): not stored, named {@code rootfs}, its id the hash of its path.
+     */
+    private static Image hostDirectory(Path dir) {
+        if (!Files.isDirectory(dir, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+            throw new ImageException("the root filesystem directory " + dir + " does not exist (or is a symlink)");
+        }
+        return new Image("rootfs", Hashing.sha256(dir.toString()), "", dir, 0, Instant.now(), 0, List.of(), List.of());
     }
 
     /** The image for a spec, built only when no image of the same recipe exists. */

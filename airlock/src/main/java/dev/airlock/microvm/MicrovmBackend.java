@@ -185,7 +185,7 @@ public final class MicrovmBackend implements Backend {
     @Override
     public Optional<String> claimReady(Sandbox fresh) {
         WarmPool p = pool;
-        if (p == null) {
+        if (p == null || sharesRoot(fresh)) {
             return Optional.empty();
         }
         return p.take(
@@ -199,7 +199,9 @@ public final class MicrovmBackend implements Backend {
         if (Files.exists(dir.resolve(WarmPool.MARKER))) {
             launch = claimPooled(s, paths);
         } else if (Files.exists(dir.resolve(FRESH_LAYER))) {
-            launch = useTemplates ? startFromTemplate(s, paths) : bootFresh(s, paths);
+            // A directory root (an OCI bundle's rootfs) is the VM's disk itself: no template
+            // was booted on it, so it boots cold.
+            launch = useTemplates && !sharesRoot(s) ? startFromTemplate(s, paths) : bootFresh(s, paths);
         } else {
             launch = new Launch(vmm.launch(spec(s, paths, bootAssets())).pid(), "cold", false);
         }
@@ -546,6 +548,10 @@ public final class MicrovmBackend implements Backend {
      */
     @Override
     public List<CloneResult> fork(Sandbox src, SandboxPaths srcPaths, List<Clone> clones) {
+        if (sharesRoot(src)) {
+            throw SandboxException.conflict("sandbox '" + src.name() + "' runs on a shared host directory ("
+                    + src.imageFile() + "), which clones could not each have: it cannot be forked");
+        }
         // Named after this process: a fork cut short leaves its memory image here, which the next
         // daemon's sweep removes once this process is gone (sweepLeftovers).
         String tag = Names.newId().substring(0, 12);
@@ -736,16 +742,22 @@ public final class MicrovmBackend implements Backend {
     VmSpec spec(Sandbox s, SandboxPaths paths, @Nullable BootAssets assets) {
         Path kernel = assets != null ? assets.kernel().vmlinux() : Path.of("/dev/null");
         Path initrd = assets != null ? assets.initrd() : Path.of("/dev/null");
-        String cmdline = "console=ttyS0 reboot=t panic=-1 pci=off quiet airlock.root=/dev/vda airlock.layer=/dev/vdb"
+        boolean shared = sharesRoot(s);
+        String root = shared
+                ? " airlock.root=9p:" + VmSpec.Disk.SHARE_TAG + "0"
+                : " airlock.root=/dev/vda airlock.layer=/dev/vdb";
+        String cmdline = "console=ttyS0 reboot=t panic=-1 pci=off quiet" + root
                 + " airlock.hostname=" + s.name() + " airlock.pids="
                 + s.resources().pids();
         return new VmSpec(
                         kernel,
                         initrd,
                         cmdline,
-                        List.of(
-                                new VmSpec.Disk(Path.of(s.imageFile()), true),
-                                new VmSpec.Disk(paths.dir().resolve(LAYER), false)),
+                        shared
+                                ? List.of(new VmSpec.Disk(Path.of(s.imageFile()), false))
+                                : List.of(
+                                        new VmSpec.Disk(Path.of(s.imageFile()), true),
+                                        new VmSpec.Disk(paths.dir().resolve(LAYER), false)),
                         s.resources().cpus(),
                         s.resources().memoryMiB(),
                         Accel.parse(s.accel()),
@@ -755,6 +767,14 @@ public final class MicrovmBackend implements Backend {
                         s.nat() && assets != null
                                 ? new VmSpec.Nic(NatCgroup.of(dirs, s.id()).procs())
                                 : null);
+    }
+
+    /**
+     * Whether the sandbox's root is a host directory (an OCI bundle's rootfs) shared into the VM
+     * and written in place, rather than an image under a private disk layer.
+     */
+    private static boolean sharesRoot(Sandbox s) {
+        return Files.isDirectory(Path.of(s.imageFile()));
     }
 
     /** The kernel, initramfs and accelerator every boot needs; runs setup first if they are missing. */

@@ -173,6 +173,10 @@ public final class QemuMicrovm implements Vmm {
         int n = 0;
         for (VmSpec.Disk d : spec.disks()) {
             String id = "disk" + n++;
+            if (Files.isDirectory(d.file())) {
+                a.addAll(share9p(id, d));
+                continue;
+            }
             a.addAll(List.of(
                     "-drive",
                     "id=" + id + ",file=" + d.file() + ",format=raw,if=none,cache=none,aio=threads"
@@ -289,6 +293,25 @@ public final class QemuMicrovm implements Vmm {
             // fall through to the console
         }
         return "(see " + spec.consoleLog() + ")";
+    }
+
+    /**
+     * A directory "disk" is shared over virtio-9p under the tag {@link VmSpec.Disk#SHARE_TAG}
+     * plus its index. passthrough keeps the guest's owners and modes as the files' own, as runc
+     * would leave them; QEMU resolves every path under the directory itself and refuses to
+     * follow symlinks out of it.
+     */
+    private static List<String> share9p(String id, VmSpec.Disk d) {
+        String path = d.file().toString();
+        if (path.contains(",")) {
+            throw new VmmException("a shared directory's path must not contain a comma: " + path);
+        }
+        return List.of(
+                "-fsdev",
+                "local,id=" + id + ",path=" + path + ",security_model=passthrough"
+                        + (d.readOnly() ? ",readonly=on" : ""),
+                "-device",
+                "virtio-9p-device,fsdev=" + id + ",mount_tag=" + VmSpec.Disk.SHARE_TAG + id.substring(4));
     }
 
     /**

@@ -126,8 +126,14 @@ public record VmSpec(
                 nic);
     }
 
-    /** A block device; the guest sees them as /dev/vda, /dev/vdb, ... in this order. */
-    public record Disk(Path file, boolean readOnly) {}
+    /**
+     * A block device; the guest sees them as /dev/vda, /dev/vdb, ... in this order. A directory
+     * is shared over virtio-9p instead, under the tag {@code airlock.share} plus its index in
+     * this list (an OCI bundle's rootfs).
+     */
+    public record Disk(Path file, boolean readOnly) {
+        public static final String SHARE_TAG = "airlock.share";
+    }
 
     public VmSpec {
         disks = List.copyOf(disks);

@@ -15,7 +15,7 @@ import org.junit.jupiter.api.TestInstance;
  * Keeps the arrows of the layering pointing one way, over the product's compiled classes:
  *
  * <pre>
- *   front ends (cli, api, mcp, e2b) --> service (SandboxService) <-- client (DaemonClient)
+ *   front ends (cli, api, mcp, e2b, ociruntime) --> service (SandboxService) <-- client (DaemonClient)
  *                                  ^
  *                       local (LocalSandboxService) --> engine --> backend (the SPI)
  *                                                                    ^
@@ -66,7 +66,7 @@ class LayeringTest {
     void frontEndsSeeTheServiceAndTheClientOnly() {
         noClasses()
                 .that()
-                .resideInAnyPackage("dev.airlock.cli..", "dev.airlock.api..", "dev.airlock.mcp..", "dev.airlock.e2b..")
+                .resideInAnyPackage("dev.airlock.cli..", "dev.airlock.api..", "dev.airlock.mcp..", "dev.airlock.e2b..", "dev.airlock.ociruntime..")
                 .and()
                 .doNotHaveSimpleName("DaemonCommand")
                 .should()

@@ -1,0 +1,611 @@
+package dev.airlock.ociruntime;
+
+import dev.airlock.client.DaemonClient;
+import dev.airlock.host.AirlockDirs;
+import dev.airlock.host.HostCommand;
+import dev.airlock.host.HostFiles;
+import dev.airlock.host.ProcessExit;
+import dev.airlock.sandbox.SandboxException;
+import dev.airlock.service.CreateSpec;
+import dev.airlock.service.SandboxService;
+import dev.airlock.service.SandboxSession;
+import dev.airlock.wire.Json;
+import java.io.FileInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.FutureTask;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.regex.Pattern;
+import org.jspecify.annotations.Nullable;
+
+/**
+ * {@code airlock-runtime}: runc's command line, the subset conmon (podman) and containerd's runc
+ * shim call, running each container's process in an Airlock microVM. The bundle's rootfs is the
+ * VM's root (shared over virtio-9p); the VM runs as an ordinary sandbox of the daemon. The pid a
+ * caller waits for is a {@link StandIn}: a host process that relays the container process's stdio
+ * and exits with its status, started by {@code create} so conmon and the shim (subreapers) reap it.
+ *
+ * <p>Errors go to stderr and, with {@code --log}, to that file as runc writes them (one JSON
+ * object per line with {@code --log-format json}); every failure exits 1, as runc's do.
+ */
+public final class AirlockRuntime {
+    static final String VERSION = "0.1.0";
+    static final String SPEC_VERSION = "1.0.2";
+    private static final Pattern ID = Pattern.compile("[\\w+.-]{1,1024}");
+    private static final Duration START_WAIT = Duration.ofSeconds(60);
+
+    private Path root = Path.of("/run/airlock-runtime");
+    private @Nullable Path log;
+    private boolean jsonLog;
+    private final PrintStream out = System.out;
+
+    public static void main(String[] args) {
+        AirlockRuntime r = new AirlockRuntime();
+        int status;
+        try {
+            status = r.run(List.of(args));
+        } catch (RuntimeError | SandboxException e) {
+            r.error(String.valueOf(e.getMessage()));
+            status = 1;
+        }
+        System.out.flush();
+        System.exit(status);
+    }
+
+    int run(List<String> all) {
+        Args a = new Args(all);
+        // Global options come before the command, as with runc.
+        while (a.more() && a.peek().startsWith("-")) {
+            String flag = a.next();
+            switch (Args.name(flag)) {
+                case "--root" -> root = Path.of(a.value(flag));
+                case "--log" -> log = Path.of(a.value(flag));
+                case "--log-format" -> jsonLog = a.value(flag).equals("json");
+                case "--debug" -> {}
+                case "--systemd-cgroup" ->
+                    throw new RuntimeError("--systemd-cgroup: a microVM is not placed in a systemd cgroup;"
+                            + " use the cgroupfs manager (containers.conf cgroup_manager = \"cgroupfs\")");
+                case "--version", "-v" -> {
+                    out.println("airlock-runtime version " + VERSION + "\nspec: " + SPEC_VERSION);
+                    return 0;
+                }
+                case "--help", "-h" -> {
+                    out.println(usage());
+                    return 0;
+                }
+                default -> throw new RuntimeError("unknown global option " + flag + "\n" + usage());
+            }
+        }
+        if (!a.more()) {
+            throw new RuntimeError(usage());
+        }
+        String command = a.next();
+        return switch (command) {
+            case "create" -> create(a, false);
+            case "run" -> create(a, true);
+            case "start" -> start(a);
+            case "state" -> state(a);
+            case "kill" -> kill(a);
+            case "delete" -> delete(a);
+            case "exec" -> exec(a);
+            case "features" -> features();
+            case "--version", "version" -> {
+                out.println("airlock-runtime version " + VERSION + "\nspec: " + SPEC_VERSION);
+                yield 0;
+            }
+            default ->
+                throw new RuntimeError("unknown command '" + command + "': airlock-runtime supports create,"
+                        + " start, state, kill, delete, exec, features, --version");
+        };
+    }
+
+    private static String usage() {
+        return "usage: airlock-runtime [--root DIR] [--log FILE] [--log-format text|json] COMMAND\n"
+                + "  create --bundle DIR [--pid-file FILE] [--console-socket SOCK] ID\n"
+                + "  start ID | state ID | kill [--all] ID [SIGNAL] | delete [--force] ID\n"
+                + "  exec --process FILE [--detach] [--pid-file FILE] ID | features | --version";
+    }
+
+    // ---- create / start ------------------------------------------------------------------------
+
+    private int create(Args a, boolean runToo) {
+        Path bundle = Path.of(".");
+        Path pidFile = null;
+        Path console = null;
+        while (a.more() && a.peek().startsWith("-")) {
+            String flag = a.next();
+            switch (Args.name(flag)) {
+                case "--bundle", "-b" -> bundle = Path.of(a.value(flag));
+                case "--pid-file" -> pidFile = Path.of(a.value(flag));
+                case "--console-socket" -> console = Path.of(a.value(flag));
+                case "--no-pivot", "--no-new-keyring" -> {} // a VM's root is never pivoted; keyrings are its own
+                case "--preserve-fds" -> {
+                    if (!a.value(flag).equals("0")) {
+                        throw new RuntimeError(
+                                "--preserve-fds: passing extra file descriptors into a microVM" + " is not supported");
+                    }
+                }
+                default -> throw new RuntimeError("unknown option " + flag + " for create");
+            }
+        }
+        String id = containerId(a);
+        BundleConfig config = BundleConfig.read(bundle);
+        checkTerminal(config.process(), console);
+        String mode = config.annotations().getOrDefault(BundleConfig.MODE_ANNOTATION, "microvm");
+        if (!mode.equals("microvm")) {
+            throw new RuntimeError("annotation " + BundleConfig.MODE_ANNOTATION + "=" + mode
+                    + ": only microvm is supported by this airlock-runtime so far");
+        }
+        Path dir = ensureRoot().resolve(id);
+        try {
+            Files.createDirectory(dir);
+        } catch (FileAlreadyExistsException e) {
+            throw new RuntimeError("container with id exists: " + id);
+        } catch (IOException e) {
+            throw new RuntimeError("cannot create the state of container " + id + ": " + e.getMessage(), e);
+        }
+        String sandbox = sandboxName(id);
+        SandboxService service = service();
+        boolean sandboxMade = false;
+        StandIn.Handle standIn = null;
+        try {
+            Files.writeString(dir.resolve(ContainerRecord.PROCESS), Json.MAPPER.writeValueAsString(config.process()));
+            HostCommand.check(List.of(
+                    "mkfifo",
+                    "-m",
+                    "0600",
+                    dir.resolve(ContainerRecord.START_FIFO).toString()));
+            service.create(new CreateSpec(
+                    sandbox,
+                    config.rootfs().toString(),
+                    "microvm",
+                    config.cpus(),
+                    config.memoryMiB(),
+                    null,
+                    config.pids(),
+                    null,
+                    null,
+                    null,
+                    null,
+                    "none",
+                    null,
+                    null,
+                    null,
+                    null,
+                    null));
+            sandboxMade = true;
+            service.start(sandbox);
+            prepareGuest(service, sandbox, config);
+            if (!config.replacedByVm().isEmpty()) {
+                info("container " + id + ": the microVM boundary stands in for "
+                        + String.join(", ", config.replacedByVm()));
+            }
+            standIn = StandIn.spawn(dir, sandbox, true, console == null ? null : ConsolePty.open(console));
+            ContainerRecord record = new ContainerRecord(
+                    id,
+                    sandbox,
+                    config.bundle().toString(),
+                    standIn.pid(),
+                    Instant.now().toString(),
+                    config.annotations());
+            record.write(dir);
+            if (pidFile != null) {
+                writePidFile(pidFile, standIn.pid());
+            }
+        } catch (IOException | RuntimeException e) {
+            if (standIn != null) {
+                signal(standIn.pid(), 9);
+            }
+            if (sandboxMade) {
+                removeQuietly(service, sandbox);
+            }
+            HostFiles.deleteTree(dir);
+            if (e instanceof RuntimeError || e instanceof SandboxException) {
+                throw (RuntimeException) e;
+            }
+            throw new RuntimeError("cannot create container " + id + ": " + e.getMessage(), e);
+        }
+        if (runToo) {
+            startContainer(dir, id);
+            return StandIn.awaitExit(standIn);
+        }
+        return 0;
+    }
+
+    /** runc's rule: a console socket exactly when the process has a terminal. */
+    private static void checkTerminal(ProcessSpec p, @Nullable Path console) {
+        if (p.terminal() && console == null) {
+            throw new RuntimeError("process.terminal is true: give --console-socket to receive the terminal");
+        }
+        if (!p.terminal() && console != null) {
+            throw new RuntimeError(
+                    "--console-socket given but process.terminal is false: there is no terminal to send");
+        }
+    }
+
+    /**
+     * Copies the file binds (hosts, resolv.conf, hostname) in. The guest kernel's hostname stays
+     * the sandbox's name: the daemon keeps a guest's identity to itself (docs/oci-runtime.md).
+     */
+    private static void prepareGuest(SandboxService service, String sandbox, BundleConfig config) throws IOException {
+        try (SandboxSession s = service.session(sandbox)) {
+            for (Map.Entry<String, Path> f : config.files().entrySet()) {
+                try (InputStream in = Files.newInputStream(f.getValue())) {
+                    s.channel().writeFile(f.getKey(), in, 0644, true);
+                }
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new RuntimeError("interrupted while preparing the guest", e);
+        }
+    }
+
+    private int start(Args a) {
+        String id = containerId(a);
+        Path dir = containerDir(id);
+        ContainerRecord.read(dir, id);
+        if (Files.exists(dir.resolve(ContainerRecord.STARTED))) {
+            throw new RuntimeError("cannot start a container that has already started: " + id);
+        }
+        startContainer(dir, id);
+        return 0;
+    }
+
+    /**
+     * Releases the stand-in: it holds the start FIFO open for writing and runs the process once
+     * someone opens it for reading. Opening blocks until the stand-in is there, so it runs on a
+     * thread with a limit, and fails at once if the stand-in is gone.
+     */
+    private static void startContainer(Path dir, String id) {
+        ContainerRecord record = ContainerRecord.read(dir, id);
+        if (ProcessExit.hasExited(record.pid())) {
+            throw new RuntimeError("container " + id + " is stopped: its process is gone");
+        }
+        Path fifo = dir.resolve(ContainerRecord.START_FIFO);
+        FutureTask<Void> open = new FutureTask<>(() -> {
+            try (FileInputStream in = new FileInputStream(fifo.toFile())) {
+                in.readAllBytes();
+            }
+            return null;
+        });
+        Thread.ofVirtual().start(open);
+        try {
+            open.get(START_WAIT.toMillis(), TimeUnit.MILLISECONDS);
+            Files.writeString(
+                    dir.resolve(ContainerRecord.STARTED), Instant.now().toString());
+        } catch (TimeoutException e) {
+            throw new RuntimeError("container " + id + " did not start within " + START_WAIT.toSeconds() + " s");
+        } catch (ExecutionException | IOException e) {
+            throw new RuntimeError("cannot start container " + id + ": " + e.getMessage(), e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new RuntimeError("interrupted while starting container " + id, e);
+        }
+    }
+
+    // ---- state / kill / delete -----------------------------------------------------------------
+
+    private int state(Args a) {
+        String id = containerId(a);
+        Path dir = containerDir(id);
+        ContainerRecord r = ContainerRecord.read(dir, id);
+        Map<String, Object> s = new LinkedHashMap<>();
+        s.put("ociVersion", SPEC_VERSION);
+        s.put("id", id);
+        String status = status(dir, r);
+        s.put("status", status);
+        s.put("pid", status.equals("stopped") ? 0 : r.pid());
+        s.put("bundle", r.bundle());
+        s.put("rootfs", Path.of(r.bundle()).resolve("rootfs").toString());
+        s.put("created", r.created());
+        s.put("owner", "");
+        s.put("annotations", r.annotations());
+        out.println(Json.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsString(s));
+        return 0;
+    }
+
+    private static String status(Path dir, ContainerRecord r) {
+        if (r.pid() <= 0 || ProcessExit.hasExited(r.pid()) || !StandIn.owns(r.pid(), dir)) {
+            return "stopped";
+        }
+        return Files.exists(dir.resolve(ContainerRecord.STARTED)) ? "running" : "created";
+    }
+
+    private int kill(Args a) {
+        while (a.more() && a.peek().startsWith("-")) {
+            String flag = a.next();
+            if (!Args.name(flag).equals("--all") && !flag.equals("-a")) {
+                throw new RuntimeError("unknown option " + flag + " for kill");
+            }
+            // --all: every process of the container is in its VM, and the signal goes to the
+            // process group there; SIGKILL ends the VM itself.
+        }
+        String id = containerId(a);
+        int sig = a.more() ? Signals.parse(a.next()) : 15;
+        Path dir = containerDir(id);
+        ContainerRecord r = ContainerRecord.read(dir, id);
+        if (status(dir, r).equals("stopped")) {
+            throw new RuntimeError("container not running");
+        }
+        signal(r.pid(), sig);
+        if (sig == 9) {
+            // The stand-in is gone at once (conmon sees 137); the VM with it.
+            SandboxService service = service();
+            try {
+                service.kill(r.sandbox());
+            } catch (SandboxException e) {
+                info("container " + id + ": " + e.getMessage());
+            }
+        }
+        return 0;
+    }
+
+    private int delete(Args a) {
+        boolean force = false;
+        while (a.more() && a.peek().startsWith("-")) {
+            String flag = a.next();
+            if (Args.name(flag).equals("--force") || flag.equals("-f")) {
+                force = true;
+            } else {
+                throw new RuntimeError("unknown option " + flag + " for delete");
+            }
+        }
+        String id = containerId(a);
+        Path dir = containerDir(id);
+        if (!Files.isDirectory(dir)) {
+            throw new RuntimeError("container \"" + id + "\" does not exist");
+        }
+        ContainerRecord r = Files.exists(dir.resolve(ContainerRecord.FILE)) ? ContainerRecord.read(dir, id) : null;
+        if (r != null) {
+            String status = status(dir, r);
+            if (status.equals("running") && !force) {
+                throw new RuntimeError("cannot delete container " + id + " that is not stopped: running");
+            }
+            if (!status.equals("stopped")) {
+                signal(r.pid(), 9);
+                ProcessExit.await(r.pid(), Duration.ofSeconds(5));
+            }
+            removeQuietly(service(), r.sandbox());
+        } else {
+            // A create that died before it wrote its record: its sandbox may exist.
+            removeQuietly(service(), sandboxName(id));
+        }
+        HostFiles.deleteTree(dir);
+        return 0;
+    }
+
+    // ---- exec / features -----------------------------------------------------------------------
+
+    private int exec(Args a) {
+        Path processFile = null;
+        Path pidFile = null;
+        Path console = null;
+        boolean detach = false;
+        boolean tty = false;
+        while (a.more() && a.peek().startsWith("-")) {
+            String flag = a.next();
+            switch (Args.name(flag)) {
+                case "--process", "-p" -> processFile = Path.of(a.value(flag));
+                case "--pid-file" -> pidFile = Path.of(a.value(flag));
+                case "--detach", "-d" -> detach = true;
+                case "--tty", "-t" -> tty = true;
+                case "--console-socket" -> console = Path.of(a.value(flag));
+                case "--preserve-fds" -> {
+                    if (!a.value(flag).equals("0")) {
+                        throw new RuntimeError("--preserve-fds is not supported");
+                    }
+                }
+                default ->
+                    throw new RuntimeError("unknown option " + flag + " for exec (give the process with --process)");
+            }
+        }
+        String id = containerId(a);
+        if (processFile == null) {
+            throw new RuntimeError("exec needs --process FILE (a runtime-spec process object)");
+        }
+        Path dir = containerDir(id);
+        ContainerRecord r = ContainerRecord.read(dir, id);
+        if (!status(dir, r).equals("running")) {
+            throw new RuntimeError("cannot exec in a stopped container");
+        }
+        ProcessSpec p;
+        try {
+            p = BundleConfig.process(Json.MAPPER.readTree(Files.readString(processFile)), "", new ArrayList<>());
+        } catch (IOException e) {
+            throw new RuntimeError("cannot read the process file " + processFile + ": " + e.getMessage(), e);
+        }
+        if (tty && !p.terminal()) {
+            p = new ProcessSpec(p.args(), p.env(), p.cwd(), p.user(), true);
+        }
+        checkTerminal(p, console);
+        Path execDir = dir.resolve("exec-" + Long.toHexString(System.nanoTime()));
+        try {
+            Files.createDirectory(execDir);
+            Files.writeString(execDir.resolve(ContainerRecord.PROCESS), Json.MAPPER.writeValueAsString(p));
+        } catch (IOException e) {
+            throw new RuntimeError("cannot prepare the exec: " + e.getMessage(), e);
+        }
+        StandIn.Handle h =
+                StandIn.spawn(execDir, r.sandbox(), false, console == null ? null : ConsolePty.open(console));
+        if (pidFile != null) {
+            writePidFile(pidFile, h.pid());
+        }
+        return detach ? 0 : StandIn.awaitExit(h);
+    }
+
+    private int features() {
+        Map<String, Object> f = new LinkedHashMap<>();
+        f.put("ociVersionMin", "1.0.0");
+        f.put("ociVersionMax", SPEC_VERSION);
+        f.put("hooks", List.of());
+        f.put("mountOptions", List.of("bind", "rbind", "rprivate", "nosuid", "noexec", "nodev"));
+        f.put(
+                "linux",
+                Map.of(
+                        "namespaces", List.of("pid", "network", "ipc", "uts", "mount", "cgroup"),
+                        "capabilities", List.of(),
+                        "cgroup", Map.of("v1", false, "v2", false, "systemd", false),
+                        "seccomp", Map.of("enabled", false),
+                        "apparmor", Map.of("enabled", false),
+                        "selinux", Map.of("enabled", false)));
+        f.put(
+                "annotations",
+                Map.of(
+                        "run.airlock.runtime", "microvm",
+                        "run.airlock.isolation", "each container is its own microVM (QEMU microvm)"));
+        out.println(Json.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsString(f));
+        return 0;
+    }
+
+    // ---- helpers -------------------------------------------------------------------------------
+
+    private static String containerId(Args a) {
+        if (!a.more()) {
+            throw new RuntimeError("no container id given");
+        }
+        String id = a.next();
+        if (!ID.matcher(id).matches()) {
+            throw new RuntimeError("invalid container id '" + id + "': use letters, digits, '_', '+', '-', '.'");
+        }
+        return id;
+    }
+
+    /** The sandbox of a container: Airlock names are at most 63 characters. */
+    static String sandboxName(String id) {
+        String n = "oci-" + id.replaceAll("[^a-zA-Z0-9_.-]", "-");
+        return n.length() > 63 ? n.substring(0, 63) : n;
+    }
+
+    private Path ensureRoot() {
+        try {
+            Files.createDirectories(root);
+            // Other local users must not read or plant container state: private to its owner.
+            Files.setPosixFilePermissions(root, java.nio.file.attribute.PosixFilePermissions.fromString("rwx------"));
+        } catch (IOException e) {
+            throw new RuntimeError("cannot create the state root " + root + ": " + e.getMessage(), e);
+        }
+        return root;
+    }
+
+    private Path containerDir(String id) {
+        return root.resolve(id);
+    }
+
+    private static SandboxService service() {
+        return DaemonClient.connect(AirlockDirs.fromEnvironment());
+    }
+
+    private static void removeQuietly(SandboxService service, String sandbox) {
+        try {
+            service.remove(sandbox, true);
+        } catch (SandboxException e) {
+            if (e.kind() != SandboxException.Kind.NOT_FOUND) {
+                throw e;
+            }
+        }
+    }
+
+    static void signal(long pid, int sig) {
+        HostCommand.Result r = HostCommand.run(List.of("kill", "-" + sig, Long.toString(pid)), null, null);
+        if (!r.ok() && !ProcessExit.hasExited(pid)) {
+            throw new RuntimeError(
+                    "cannot signal process " + pid + ": " + r.output().strip());
+        }
+    }
+
+    private static void writePidFile(Path pidFile, long pid) {
+        try {
+            Path tmp = pidFile.resolveSibling(pidFile.getFileName() + ".tmp");
+            Files.writeString(tmp, Long.toString(pid), StandardCharsets.US_ASCII);
+            Files.move(tmp, pidFile, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        } catch (IOException e) {
+            throw new RuntimeError("cannot write the pid file " + pidFile + ": " + e.getMessage(), e);
+        }
+    }
+
+    private void error(String message) {
+        System.err.println("airlock-runtime: " + message);
+        logLine("error", message);
+    }
+
+    private void info(String message) {
+        logLine("info", message);
+    }
+
+    private void logLine(String level, String message) {
+        Path l = log;
+        if (l == null) {
+            return;
+        }
+        String line = jsonLog
+                ? Json.MAPPER.writeValueAsString(Map.of(
+                        "level", level, "msg", message, "time", Instant.now().toString()))
+                : Instant.now() + " " + level + " " + message;
+        try {
+            Files.writeString(l, line + "\n", StandardOpenOption.CREATE, StandardOpenOption.APPEND);
+        } catch (IOException e) {
+            System.err.println("airlock-runtime: cannot write the log " + l + ": " + e.getMessage());
+        }
+    }
+
+    /** The command line, read left to right; {@code --flag=value} and {@code --flag value} both work. */
+    static final class Args {
+        private final List<String> items;
+        private int at;
+        private @Nullable String pendingValue;
+
+        Args(List<String> items) {
+            this.items = items;
+        }
+
+        boolean more() {
+            return at < items.size();
+        }
+
+        String peek() {
+            return items.get(at);
+        }
+
+        String next() {
+            String s = items.get(at++);
+            int eq = s.indexOf('=');
+            if (s.startsWith("-") && eq > 0) {
+                pendingValue = s.substring(eq + 1);
+                return s.substring(0, eq);
+            }
+            pendingValue = null;
+            return s;
+        }
+
+        static String name(String flag) {
+            // runc (urfave/cli) accepts -flag as well as --flag
+            return flag.startsWith("--") || flag.length() == 2 ? flag : "-" + flag;
+        }
+
+        String value(String flag) {
+            String v = pendingValue;
+            if (v != null) {
+                pendingValue = null;
+                return v;
+            }
+            if (!more()) {
+                throw new RuntimeError(flag + " needs a value");
+            }
+            return items.get(at++);
+        }
+    }
+}

@@ -1,0 +1,282 @@
+package dev.airlock.ociruntime;
+
+import dev.airlock.wire.Json;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import org.jspecify.annotations.Nullable;
+import tools.jackson.core.JacksonException;
+import tools.jackson.databind.JsonNode;
+
+/**
+ * A bundle's {@code config.json} (runtime-spec 1.x) read for a microVM. Every field is either
+ * honoured, provided by the VM itself (its own kernel, /proc, /dev, namespaces, limits), or
+ * refused with an error naming it: nothing is silently dropped. The tables below are that
+ * decision, field by field; docs/oci-runtime.md explains them.
+ *
+ * @param rootfs the root filesystem directory, shared into the VM
+ * @param files bind mounts of single files (podman's /etc/hosts, resolv.conf, hostname,
+ *     .containerenv): destination in the guest -> host source, copied in at create
+ * @param memoryMiB {@code linux.resources.memory.limit}, or null for Airlock's default
+ * @param cpus from {@code linux.resources.cpu} quota/period, or null
+ * @param pids {@code linux.resources.pids.limit}, or null
+ * @param replacedByVm the fields whose job (confining a process on the host's kernel) the VM
+ *     boundary does instead, for the log
+ */
+record BundleConfig(
+        Path bundle,
+        Path rootfs,
+        ProcessSpec process,
+        @Nullable String hostname,
+        Map<String, String> annotations,
+        Map<String, Path> files,
+        @Nullable Integer memoryMiB,
+        @Nullable Integer cpus,
+        @Nullable Integer pids,
+        List<String> replacedByVm) {
+
+    /** The annotation that picks the mode of one container. */
+    static final String MODE_ANNOTATION = "run.airlock.runtime";
+
+    private static final long MAX_CONFIG_BYTES = 4L << 20;
+
+    /** Namespaces a VM has of its own, so asking for a new one is met by booting it. */
+    private static final Set<String> VM_NAMESPACES = Set.of("pid", "network", "ipc", "uts", "mount", "cgroup");
+
+    /** Kernel file systems the guest mounts itself at these places; type -> destination. */
+    private static final Map<String, String> VM_MOUNTS = Map.of(
+            "proc", "/proc",
+            "sysfs", "/sys",
+            "devpts", "/dev/pts",
+            "mqueue", "/dev/mqueue",
+            "cgroup", "/sys/fs/cgroup",
+            "cgroup2", "/sys/fs/cgroup");
+
+    /** Confinement on the host kernel that a VM replaces with its own kernel and limits. */
+    private static final Set<String> PROCESS_REPLACED =
+            Set.of("capabilities", "rlimits", "noNewPrivileges", "apparmorProfile", "selinuxLabel", "oomScoreAdj");
+
+    private static final Set<String> LINUX_REPLACED =
+            Set.of("seccomp", "maskedPaths", "readonlyPaths", "cgroupsPath", "devices", "mountLabel");
+
+    static BundleConfig read(Path bundle) {
+        Path dir = bundle.toAbsolutePath().normalize();
+        if (!Files.isDirectory(dir)) {
+            throw new RuntimeError("the bundle " + dir + " does not exist or is not a directory");
+        }
+        Path file = dir.resolve("config.json");
+        JsonNode c;
+        try {
+            if (Files.size(file) > MAX_CONFIG_BYTES) {
+                throw new RuntimeError(file + " is larger than " + (MAX_CONFIG_BYTES >> 20) + " MiB");
+            }
+            c = Json.MAPPER.readTree(Files.readString(file));
+        } catch (NoSuchFileException e) {
+            throw new RuntimeError("the bundle " + dir + " has no config.json");
+        } catch (IOException | JacksonException e) {
+            throw new RuntimeError("cannot read " + file + ": " + e.getMessage(), e);
+        }
+        return parse(dir, c);
+    }
+
+    static BundleConfig parse(Path dir, JsonNode c) {
+        if (!c.isObject()) {
+            throw new RuntimeError("config.json must hold a JSON object");
+        }
+        List<String> replaced = new ArrayList<>();
+        onlyKeys(c, "", Set.of("ociVersion", "process", "root", "hostname", "mounts", "annotations", "linux", "hooks"));
+        String version = text(c, "ociVersion");
+        if (!version.startsWith("1.")) {
+            throw new RuntimeError("ociVersion '" + version + "' is not a runtime-spec 1.x version");
+        }
+        JsonNode hooks = c.path("hooks");
+        if (hooks.isObject() && !hooks.isEmpty()) {
+            throw refused(
+                    "hooks", "hooks run host programs in the container's namespaces, which a microVM does not share");
+        }
+        JsonNode proc = c.path("process");
+        if (!proc.isObject()) {
+            throw new RuntimeError("config.json has no process object");
+        }
+        ProcessSpec process = process(proc, "process.", replaced);
+        JsonNode root = c.path("root");
+        onlyKeys(root, "root.", Set.of("path", "readonly"));
+        if (root.path("readonly").asBoolean(false)) {
+            throw refused("root.readonly", "a read-only root is not supported yet in a microVM");
+        }
+        Path rootfs = dir.resolve(text(root, "path")).normalize();
+        if (!Files.isDirectory(rootfs, LinkOption.NOFOLLOW_LINKS)) {
+            throw new RuntimeError("the root filesystem " + rootfs + " does not exist or is not a directory");
+        }
+        Map<String, String> annotations = new LinkedHashMap<>();
+        c.path("annotations")
+                .properties()
+                .forEach(e -> annotations.put(e.getKey(), e.getValue().asString()));
+        Map<String, Path> files = mounts(c.path("mounts"));
+        JsonNode linux = c.path("linux");
+        Integer[] limits = linux(linux, replaced);
+        String hostname = c.hasNonNull("hostname") ? c.get("hostname").asString() : null;
+        return new BundleConfig(
+                dir, rootfs, process, hostname, annotations, files, limits[0], limits[1], limits[2], replaced);
+    }
+
+    /** The process of a container ({@code process.}) or of an exec's process file (""). */
+    static ProcessSpec process(JsonNode p, String where, List<String> replaced) {
+        Set<String> keys = new java.util.HashSet<>(Set.of("terminal", "consoleSize", "user", "args", "env", "cwd"));
+        keys.addAll(PROCESS_REPLACED);
+        onlyKeys(p, where, keys);
+        for (String k : PROCESS_REPLACED) {
+            if (p.has(k)) {
+                replaced.add(where + k);
+            }
+        }
+        List<String> args = new ArrayList<>();
+        p.path("args").forEach(a -> args.add(a.asString()));
+        if (args.isEmpty()) {
+            throw new RuntimeError(where + "args is missing or empty: there is no program to run");
+        }
+        Map<String, String> env = new LinkedHashMap<>();
+        for (JsonNode e : p.path("env")) {
+            String s = e.asString();
+            int eq = s.indexOf('=');
+            if (eq <= 0) {
+                throw new RuntimeError(where + "env entry '" + s + "' is not NAME=VALUE");
+            }
+            env.put(s.substring(0, eq), s.substring(eq + 1));
+        }
+        String cwd = p.hasNonNull("cwd") ? p.get("cwd").asString() : "/";
+        if (!cwd.startsWith("/")) {
+            throw new RuntimeError(where + "cwd '" + cwd + "' is not an absolute path");
+        }
+        JsonNode u = p.path("user");
+        onlyKeys(u, where + "user.", Set.of("uid", "gid", "umask", "additionalGids"));
+        long uid = u.path("uid").asLong(0);
+        long gid = u.path("gid").asLong(0);
+        if (u.has("umask") && u.get("umask").asInt() != 18) {
+            throw refused(where + "user.umask", "only the default umask 0022 is supported");
+        }
+        for (JsonNode g : u.path("additionalGids")) {
+            if (g.asLong() != gid) {
+                throw refused(where + "user.additionalGids", "supplementary groups are not supported yet");
+            }
+        }
+        return new ProcessSpec(
+                args, env, cwd, uid + ":" + gid, p.path("terminal").asBoolean(false));
+    }
+
+    /** Returns the file binds to copy in; refuses every mount the VM cannot give. */
+    private static Map<String, Path> mounts(JsonNode mounts) {
+        Map<String, Path> files = new LinkedHashMap<>();
+        for (JsonNode m : mounts) {
+            onlyKeys(m, "mounts[].", Set.of("destination", "type", "source", "options", "uidMappings", "gidMappings"));
+            String dest = text(m, "destination");
+            String type = m.path("type").asString("");
+            String source = m.path("source").asString("");
+            List<String> options = new ArrayList<>();
+            m.path("options").forEach(o -> options.add(o.asString()));
+            if (dest.equals(VM_MOUNTS.get(type))
+                    || (type.equals("tmpfs") && (dest.equals("/dev") || dest.equals("/dev/shm")))) {
+                continue; // the guest kernel mounts its own
+            }
+            boolean bind = type.equals("bind") || options.contains("bind") || options.contains("rbind");
+            if (bind && dest.equals("/dev/shm")) {
+                continue; // the guest has its own /dev/shm; a host one cannot be shared with a VM's memory
+            }
+            if (bind && Files.isRegularFile(Path.of(source), LinkOption.NOFOLLOW_LINKS)) {
+                if (options.contains("ro")) {
+                    throw refused("mounts " + dest, "read-only file binds are not supported yet");
+                }
+                files.put(dest, Path.of(source));
+                continue;
+            }
+            throw refused(
+                    "mounts " + dest + " (" + (type.isEmpty() ? "bind" : type) + " from " + source + ")",
+                    "only the kernel file systems and single-file binds reach a microVM yet");
+        }
+        return files;
+    }
+
+    /** Reads linux.*: [memoryMiB, cpus, pids] (each may be null). */
+    private static Integer[] linux(JsonNode linux, List<String> replaced) {
+        Set<String> keys = new java.util.HashSet<>(Set.of("namespaces", "resources", "rootfsPropagation"));
+        keys.addAll(LINUX_REPLACED);
+        onlyKeys(linux, "linux.", keys);
+        LINUX_REPLACED.stream().filter(linux::has).forEach(k -> replaced.add("linux." + k));
+        for (JsonNode ns : linux.path("namespaces")) {
+            String type = ns.path("type").asString("");
+            if (ns.hasNonNull("path")) {
+                throw refused(
+                        "linux.namespaces " + type + " " + ns.get("path").asString(),
+                        "a microVM cannot join a host namespace"
+                                + (type.equals("network") ? " (with podman: --network none)" : ""));
+            }
+            if (!VM_NAMESPACES.contains(type)) {
+                throw refused("linux.namespaces " + type, "a microVM has no " + type + " namespace to give");
+            }
+        }
+        JsonNode r = linux.path("resources");
+        onlyKeys(r, "linux.resources.", Set.of("devices", "memory", "cpu", "pids"));
+        if (r.has("devices")) {
+            replaced.add("linux.resources.devices");
+        }
+        Integer memory = null;
+        JsonNode mem = r.path("memory");
+        onlyKeys(
+                mem,
+                "linux.resources.memory.",
+                Set.of("limit", "swap", "reservation", "disableOOMKiller", "swappiness"));
+        if (mem.has("limit") && mem.get("limit").asLong() > 0) {
+            memory = (int) Math.max(128, mem.get("limit").asLong() >> 20);
+        }
+        Integer cpus = null;
+        JsonNode cpu = r.path("cpu");
+        onlyKeys(cpu, "linux.resources.cpu.", Set.of("quota", "period", "shares", "cpus", "mems"));
+        if (cpu.path("quota").asLong(0) > 0 && cpu.path("period").asLong(0) > 0) {
+            cpus = (int) Math.min(
+                    16,
+                    Math.max(
+                            1,
+                            Math.ceilDiv(
+                                    cpu.get("quota").asLong(), cpu.get("period").asLong())));
+        }
+        Integer pids = null;
+        if (r.path("pids").path("limit").asLong(0) > 0) {
+            pids = (int)
+                    Math.min(Integer.MAX_VALUE, r.path("pids").path("limit").asLong());
+        }
+        return new Integer[] {memory, cpus, pids};
+    }
+
+    private static void onlyKeys(JsonNode node, String where, Set<String> allowed) {
+        if (node.isMissingNode() || node.isNull()) {
+            return;
+        }
+        if (!node.isObject()) {
+            throw new RuntimeError((where.isEmpty() ? "config.json" : where) + " must be an object");
+        }
+        for (String k : node.propertyNames()) {
+            if (!allowed.contains(k)) {
+                throw refused(where + k, "Airlock's microVM mode does not support it");
+            }
+        }
+    }
+
+    private static String text(JsonNode node, String key) {
+        JsonNode v = node.path(key);
+        if (!v.isString() || v.asString().isEmpty()) {
+            throw new RuntimeError("config.json: " + key + " is missing or not a string");
+        }
+        return v.asString();
+    }
+
+    static RuntimeError refused(String field, String why) {
+        return new RuntimeError("unsupported config.json field " + field + ": " + why);
+    }
+}

@@ -1,0 +1,135 @@
+package dev.airlock.ociruntime;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.airlock.wire.Json;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import tools.jackson.databind.node.ArrayNode;
+import tools.jackson.databind.node.ObjectNode;
+
+/** config.json, field by field: what a microVM honours, what it provides itself, what it refuses. */
+class BundleConfigTest {
+    @TempDir
+    Path bundle;
+
+    /** The shape podman 4.3 writes (trimmed), with --network none. */
+    private ObjectNode podmanLike() throws IOException {
+        Files.createDirectories(bundle.resolve("rootfs"));
+        Files.writeString(bundle.resolve("hosts"), "127.0.0.1 localhost\n");
+        String json = """
+                {"ociVersion": "1.0.2-dev",
+                 "process": {"user": {"uid": 1000, "gid": 1001, "umask": 18}, "args": ["echo", "hi"],
+                   "env": ["PATH=/bin", "FOO=a=b"], "cwd": "/tmp",
+                   "capabilities": {"bounding": ["CAP_CHOWN"]},
+                   "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 20000, "soft": 1024}]},
+                 "root": {"path": "rootfs"},
+                 "hostname": "abc",
+                 "mounts": [
+                   {"destination": "/proc", "type": "proc", "source": "proc"},
+                   {"destination": "/dev", "type": "tmpfs", "source": "tmpfs"},
+                   {"destination": "/sys", "type": "sysfs", "source": "sysfs"},
+                   {"destination": "/dev/pts", "type": "devpts", "source": "devpts"},
+                   {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue"},
+                   {"destination": "/etc/hosts", "type": "bind", "source": "HOSTS", "options": ["bind"]},
+                   {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup"}],
+                 "annotations": {"io.container.manager": "libpod"},
+                 "linux": {"resources": {"memory": {"limit": 268435456, "swap": 536870912},
+                     "cpu": {"quota": 150000, "period": 100000}, "pids": {"limit": 2048},
+                     "devices": [{"allow": false, "access": "rwm"}]},
+                   "cgroupsPath": "/libpod_parent/x",
+                   "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"},
+                     {"type": "mount"}],
+                   "seccomp": {"defaultAction": "SCMP_ACT_ERRNO"},
+                   "maskedPaths": ["/proc/kcore"], "readonlyPaths": ["/proc/sys"]}}
+                """.replace("HOSTS", bundle.resolve("hosts").toString());
+        return (ObjectNode) Json.MAPPER.readTree(json);
+    }
+
+    @Test
+    void honoursWhatPodmanWrites() throws IOException {
+        BundleConfig c = BundleConfig.parse(bundle, podmanLike());
+        assertThat(c.process().args()).containsExactly("echo", "hi");
+        assertThat(c.process().env()).containsEntry("FOO", "a=b").containsEntry("PATH", "/bin");
+        assertThat(c.process().cwd()).isEqualTo("/tmp");
+        assertThat(c.process().user()).isEqualTo("1000:1001");
+        assertThat(c.rootfs()).isEqualTo(bundle.resolve("rootfs"));
+        assertThat(c.memoryMiB()).isEqualTo(256);
+        assertThat(c.cpus()).isEqualTo(2);
+        assertThat(c.pids()).isEqualTo(2048);
+        assertThat(c.files()).isEqualTo(Map.of("/etc/hosts", bundle.resolve("hosts")));
+        assertThat(c.replacedByVm())
+                .contains("process.capabilities", "process.rlimits", "linux.seccomp", "linux.maskedPaths");
+    }
+
+    @Test
+    void refusesWhatAVmCannotGiveNamingTheField() throws IOException {
+        assertRefused(c -> ((ObjectNode) c.get("root")).put("readonly", true), "root.readonly");
+        assertRefused(c -> c.putObject("hooks").putArray("prestart").addObject().put("path", "/bin/true"), "hooks");
+        assertRefused(
+                c -> ((ArrayNode) c.get("linux").get("namespaces"))
+                        .addObject()
+                        .put("type", "network")
+                        .put("path", "/run/netns/x"),
+                "linux.namespaces network /run/netns/x");
+        assertRefused(
+                c -> ((ArrayNode) c.get("linux").get("namespaces")).addObject().put("type", "user"),
+                "linux.namespaces user");
+        assertRefused(
+                c -> ((ArrayNode) c.get("mounts"))
+                        .addObject()
+                        .put("destination", "/data")
+                        .put("type", "bind")
+                        .put("source", bundle.toString()),
+                "mounts /data");
+        assertRefused(c -> c.put("domainname", "x"), "domainname");
+        assertRefused(
+                c -> ((ObjectNode) c.get("linux")).putObject("sysctl").put("net.ipv4.ip_forward", "1"), "linux.sysctl");
+        assertRefused(c -> ((ObjectNode) c.get("process").get("user")).put("umask", 0), "process.user.umask");
+        assertRefused(c -> ((ObjectNode) c.get("process")).put("unknownField", 1), "process.unknownField");
+    }
+
+    @Test
+    void badBundlesAreErrorsInWords() throws IOException {
+        assertThatThrownBy(() -> BundleConfig.read(bundle.resolve("missing")))
+                .isInstanceOf(RuntimeError.class)
+                .hasMessageContaining("does not exist");
+        assertThatThrownBy(() -> BundleConfig.read(bundle))
+                .isInstanceOf(RuntimeError.class)
+                .hasMessageContaining("has no config.json");
+        Files.writeString(bundle.resolve("config.json"), "{\"ociVersion\": ");
+        assertThatThrownBy(() -> BundleConfig.read(bundle))
+                .isInstanceOf(RuntimeError.class)
+                .hasMessageContaining("cannot read");
+        ObjectNode c = podmanLike();
+        ((ObjectNode) c.get("process")).putArray("args");
+        assertThatThrownBy(() -> BundleConfig.parse(bundle, c))
+                .isInstanceOf(RuntimeError.class)
+                .hasMessageContaining("process.args is missing or empty");
+    }
+
+    private void assertRefused(java.util.function.Consumer<ObjectNode> change, String field) throws IOException {
+        ObjectNode c = podmanLike();
+        change.accept(c);
+        assertThatThrownBy(() -> BundleConfig.parse(bundle, c))
+                .isInstanceOf(RuntimeError.class)
+                .hasMessageContaining("unsupported config.json field " + field);
+    }
+
+    @Test
+    void signalsByNameOrNumber() {
+        List<Integer> got = new ArrayList<>();
+        for (String s : List.of("SIGTERM", "TERM", "15", "KILL", "sigusr1")) {
+            got.add(Signals.parse(s));
+        }
+        assertThat(got).containsExactly(15, 15, 15, 9, 10);
+        assertThatThrownBy(() -> Signals.parse("SIGNOPE")).isInstanceOf(RuntimeError.class);
+    }
+}

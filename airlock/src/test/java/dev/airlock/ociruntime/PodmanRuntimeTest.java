@@ -1,0 +1,348 @@
+package dev.airlock.ociruntime;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.airlock.host.AirlockDirs;
+import dev.airlock.host.HostCommand;
+import dev.airlock.host.HostFiles;
+import dev.airlock.testing.Cli;
+import dev.airlock.testing.TestHost;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+
+/**
+ * Real podman (Debian's 4.3, its conmon) with {@code --runtime} pointing at airlock-runtime: each
+ * container is a microVM whose root is the image's rootfs. The image is a busybox root made by
+ * the test and imported from a tar archive into private podman storage; no registry, no network.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class PodmanRuntimeTest {
+    private static final String IMAGE = "localhost/airlock-oci-test:latest";
+
+    private AirlockDirs dirs;
+    private Path work;
+    private Path stateRoot;
+    private Path runtime;
+
+    @BeforeAll
+    void setUp() throws IOException {
+        TestHost.ready();
+        dirs = TestHost.isolated("ociruntime");
+        work = Files.createTempDirectory("airlock-podman-");
+        stateRoot = work.resolve("runtime-state");
+        Files.writeString(
+                work.resolve("containers.conf"),
+                // This host has no CAP_SYS_RESOURCE above nofile 20000, and no systemd.
+                "[containers]\ndefault_ulimits = [\"nofile=1024:20000\"]\n[engine]\ncgroup_manager = \"cgroupfs\"\n");
+        runtime = work.resolve("airlock-runtime");
+        // What bin/airlock-runtime runs, on the classes under test and this test's private dirs.
+        StringBuilder env = new StringBuilder();
+        Map<String, String> e = new java.util.TreeMap<>();
+        new Cli(dirs).environment(e);
+        e.forEach(
+                (k, v) -> env.append("export ").append(k).append("='").append(v).append("'\n"));
+        Files.writeString(
+                runtime,
+                "#!/bin/sh\n" + env + "exec '" + Path.of(System.getProperty("java.home"), "bin", "java")
+                        + "' --enable-native-access=ALL-UNNAMED -XX:+UseSerialGC -XX:TieredStopAtLevel=1"
+                        + " -Dairlock.home='" + dirs.home() + "' -cp '" + System.getProperty("java.class.path")
+                        + "' dev.airlock.ociruntime.AirlockRuntime --root '" + stateRoot + "' \"$@\"\n");
+        Files.setPosixFilePermissions(runtime, PosixFilePermissions.fromString("rwx------"));
+        // The daemon is started here, not under conmon by the first create.
+        assertThat(new Cli(dirs).run("ps").exit()).isZero();
+        Path rootfs = Files.createDirectories(work.resolve("rootfs/bin"));
+        Files.copy(Path.of("/usr/bin/busybox"), rootfs.resolve("busybox"));
+        for (String applet : List.of("sh", "echo", "cat", "id", "pwd", "sleep", "ls", "env", "true")) {
+            Files.createSymbolicLink(rootfs.resolve(applet), Path.of("busybox"));
+        }
+        for (String d : List.of("etc", "tmp", "root", "proc", "sys", "dev", "data")) {
+            Files.createDirectories(work.resolve("rootfs").resolve(d));
+        }
+        Files.writeString(work.resolve("rootfs/etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n");
+        HostCommand.check(List.of(
+                "tar",
+                "-C",
+                work.resolve("rootfs").toString(),
+                "-cf",
+                work.resolve("image.tar").toString(),
+                "."));
+        assertThat(podman("import", "-q", work.resolve("image.tar").toString(), IMAGE)
+                        .exit())
+                .isZero();
+    }
+
+    @AfterAll
+    void tearDown() {
+        podman("rm", "-af");
+        podman("rmi", "-af");
+        unmountUnder(work);
+        TestHost.cleanUp(dirs);
+        HostFiles.deleteTree(work);
+    }
+
+    @Test
+    void runPrintsExitsAndCleansUp() {
+        Run r = podman("run", "--rm", "--network", "none", IMAGE, "echo", "hi");
+        assertThat(r.out()).isEqualTo("hi\n");
+        assertThat(r.exit()).as(r.err()).isZero();
+
+        Run fails = podman("run", "--rm", "--network", "none", IMAGE, "sh", "-c", "echo out; echo err >&2; exit 7");
+        assertThat(fails.exit()).isEqualTo(7);
+        assertThat(fails.out()).isEqualTo("out\n");
+        assertThat(fails.err()).contains("err\n");
+
+        Run missing = podman("run", "--rm", "--network", "none", IMAGE, "no-such-program");
+        assertThat(missing.exit()).isEqualTo(127);
+        assertNothingLeft();
+    }
+
+    @Test
+    void honoursEnvUserWorkdirAndStdin() {
+        Run r = podmanWithInput(
+                "x\n",
+                "run",
+                "--rm",
+                "-i",
+                "--network",
+                "none",
+                "-e",
+                "FOO=bar",
+                "-w",
+                "/tmp",
+                "-u",
+                "1000:1001",
+                IMAGE,
+                "sh",
+                "-c",
+                "read line; echo \"$FOO $(pwd) $(id -u):$(id -g) $line\"");
+        assertThat(r.exit()).as(r.err()).isZero();
+        assertThat(r.out()).isEqualTo("bar /tmp 1000:1001 x\n");
+    }
+
+    @Test
+    void interactiveTerminal() {
+        // podman -it needs a terminal of its own: script(1) gives it one.
+        List<String> podman = new ArrayList<>(podmanArgv());
+        podman.addAll(List.of("run", "-it", "--rm", "--network", "none", IMAGE, "sh"));
+        String cmd = String.join(" ", podman);
+        Run r = run("echo typed-\\\n$((6*7))\ntty\nexit 3\n", List.of("script", "-qec", cmd, "/dev/null"));
+        String out = r.out().replace("\r", "");
+        assertThat(out).contains("typed-42\n").contains("/dev/pts/");
+        assertThat(r.exit()).as(out).isEqualTo(3);
+        assertNothingLeft();
+    }
+
+    @Test
+    void detachedContainerExecStopAndRemove() throws IOException {
+        Run started = podman("run", "-d", "--network", "none", IMAGE, "sleep", "1000");
+        assertThat(started.exit()).as(started.err()).isZero();
+        String id = started.out().strip();
+
+        assertThat(podman("ps", "-q", "--no-trunc").out()).contains(id);
+        Run exec = podman("exec", id, "sh", "-c", "echo in-vm; exit 4");
+        assertThat(exec.out()).isEqualTo("in-vm\n");
+        assertThat(exec.exit()).isEqualTo(4);
+        // The writes of the container reach its rootfs on the host, as under runc.
+        assertThat(podman("exec", id, "sh", "-c", "echo kept > /tmp/f").exit()).isZero();
+        assertThat(podman("exec", id, "cat", "/tmp/f").out()).isEqualTo("kept\n");
+        // podman's /etc/hosts reached the guest
+        assertThat(podman("exec", id, "cat", "/etc/hosts").out()).contains("localhost");
+
+        assertThat(podman("stop", "-t", "10", id).exit()).isZero();
+        assertThat(podman("inspect", "--format", "{{.State.ExitCode}}", id)
+                        .out()
+                        .strip())
+                .isEqualTo("143");
+        assertThat(podman("rm", id).exit()).isZero();
+        assertNothingLeft();
+    }
+
+    @Test
+    void killWithSigkillReports137() {
+        String id = podman("run", "-d", "--network", "none", IMAGE, "sleep", "1000")
+                .out()
+                .strip();
+        assertThat(podman("kill", "-s", "KILL", id).exit()).isZero();
+        assertThat(podman("wait", id).out().strip()).isEqualTo("137");
+        assertThat(podman("rm", id).exit()).isZero();
+        assertNothingLeft();
+    }
+
+    @Test
+    void unsupportedConfigurationIsRefusedInWords() {
+        // podman's default network joins a host network namespace, which a VM cannot.
+        Run netns = podman("run", "--rm", IMAGE, "true");
+        assertThat(netns.exit()).isNotZero();
+        assertThat(netns.err()).contains("linux.namespaces network").contains("--network none");
+
+        Run dirBind = podman("run", "--rm", "--network", "none", "-v", work + ":/data", IMAGE, "true");
+        assertThat(dirBind.exit()).isNotZero();
+        assertThat(dirBind.err()).contains("unsupported config.json field mounts /data");
+        podman("rm", "-af");
+        assertNothingLeft();
+    }
+
+    @Test
+    void badInputToTheRuntimeIsAClearErrorWithRuncsStatus() throws IOException {
+        Run missing = runtime("create", "--bundle", work.resolve("nope").toString(), "c1");
+        assertThat(missing.exit()).isEqualTo(1);
+        assertThat(missing.err()).contains("the bundle").contains("does not exist");
+
+        Path bundle = Files.createDirectories(work.resolve("bundle"));
+        Files.writeString(bundle.resolve("config.json"), "{\"ociVersion\": \"1.0.2\", ");
+        Run malformed = runtime("create", "--bundle", bundle.toString(), "c1");
+        assertThat(malformed.exit()).isEqualTo(1);
+        assertThat(malformed.err()).contains("cannot read").contains("config.json");
+
+        Files.writeString(
+                bundle.resolve("config.json"),
+                "{\"ociVersion\": \"1.0.2\", \"process\": {\"args\": [\"sleep\", \"100\"], \"cwd\": \"/\"},"
+                        + " \"root\": {\"path\": \"" + work.resolve("rootfs") + "\"},"
+                        + " \"hooks\": {\"prestart\": [{\"path\": \"/bin/true\"}]}}");
+        Run hooks = runtime("create", "--bundle", bundle.toString(), "c1");
+        assertThat(hooks.exit()).isEqualTo(1);
+        assertThat(hooks.err()).contains("unsupported config.json field hooks");
+
+        Run unknown = runtime("state", "no-such-container");
+        assertThat(unknown.exit()).isEqualTo(1);
+        assertThat(unknown.err()).contains("container \"no-such-container\" does not exist");
+        assertThat(runtime("kill", "no-such-container", "KILL").exit()).isEqualTo(1);
+        assertThat(runtime("delete", "no-such-container").exit()).isEqualTo(1);
+        assertNothingLeft();
+
+        Files.writeString(
+                bundle.resolve("config.json"),
+                "{\"ociVersion\": \"1.0.2\", \"process\": {\"args\": [\"sleep\", \"100\"], \"cwd\": \"/\"},"
+                        + " \"root\": {\"path\": \"" + work.resolve("rootfs") + "\"}}");
+        Path pidFile = work.resolve("c1.pid");
+        Run created = runtime("create", "--bundle", bundle.toString(), "--pid-file", pidFile.toString(), "c1");
+        assertThat(created.exit()).as(created.err()).isZero();
+        assertThat(runtime("state", "c1").out())
+                .contains("\"status\" : \"created\"")
+                .contains("\"pid\" : " + Files.readString(pidFile).strip());
+        Run again = runtime("create", "--bundle", bundle.toString(), "c1");
+        assertThat(again.exit()).isEqualTo(1);
+        assertThat(again.err()).contains("container with id exists: c1");
+        // The first container is untouched by the refused second create.
+        assertThat(runtime("state", "c1").out()).contains("\"status\" : \"created\"");
+        assertThat(runtime("delete", "--force", "c1").exit()).isZero();
+        assertNothingLeft();
+    }
+
+    private Run runtime(String... args) {
+        List<String> argv = new ArrayList<>(List.of(runtime.toString()));
+        argv.addAll(List.of(args));
+        // Files, not pipes: a created container's stand-in keeps the runtime's stdio open, as
+        // runc's init does, so a pipe would not end when the runtime exits.
+        Path out = work.resolve("runtime.out");
+        Path err = work.resolve("runtime.err");
+        try {
+            Process p = new ProcessBuilder(argv)
+                    .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
+                    .redirectOutput(out.toFile())
+                    .redirectError(err.toFile())
+                    .start();
+            int exit = p.waitFor();
+            return new Run(exit, Files.readString(out), Files.readString(err));
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** No state directory, no sandbox, no stand-in process stays after a container is removed. */
+    private void assertNothingLeft() {
+        try (var s = Files.list(stateRoot)) {
+            assertThat(s.toList()).isEmpty();
+        } catch (java.nio.file.NoSuchFileException e) {
+            // nothing was ever created
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        assertThat(new Cli(dirs).run("ps", "-a", "-q").out().strip()).isEmpty();
+        assertThat(ProcessHandle.allProcesses()
+                        .filter(p -> p.info().commandLine().orElse("").contains("StandIn " + stateRoot)))
+                .isEmpty();
+    }
+
+    record Run(int exit, String out, String err) {}
+
+    private Run podman(String... args) {
+        return podmanWithInput(null, args);
+    }
+
+    private Run podmanWithInput(@org.jspecify.annotations.Nullable String stdin, String... args) {
+        List<String> argv = new ArrayList<>(podmanArgv());
+        argv.addAll(List.of(args));
+        return run(stdin, argv);
+    }
+
+    /** podman on the test's private storage with airlock-runtime as its runtime. */
+    private List<String> podmanArgv() {
+        return List.of(
+                "podman",
+                "--root",
+                work.resolve("storage").toString(),
+                "--runroot",
+                work.resolve("run").toString(),
+                "--runtime",
+                runtime.toString());
+    }
+
+    private Run run(@org.jspecify.annotations.Nullable String stdin, List<String> argv) {
+        ProcessBuilder pb = new ProcessBuilder(argv);
+        pb.environment().put("CONTAINERS_CONF", work.resolve("containers.conf").toString());
+        try {
+            Process p = pb.start();
+            CompletableFuture<String> err = CompletableFuture.supplyAsync(() -> read(p.getErrorStream()));
+            CompletableFuture<String> out = CompletableFuture.supplyAsync(() -> read(p.getInputStream()));
+            try (var in = p.getOutputStream()) {
+                if (stdin != null) {
+                    in.write(stdin.getBytes(StandardCharsets.UTF_8));
+                }
+            }
+            return new Run(p.waitFor(), out.join(), err.join());
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private static String read(java.io.InputStream in) {
+        try (in) {
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /** podman's overlay mounts under the private storage, deepest first. */
+    private static void unmountUnder(Path dir) {
+        try {
+            Files.readAllLines(Path.of("/proc/self/mountinfo")).stream()
+                    .map(l -> l.split(" ")[4])
+                    .filter(m -> m.startsWith(dir.toString()))
+                    .sorted(Comparator.comparingInt(String::length).reversed())
+                    .forEach(m -> HostCommand.run(List.of("umount", "-l", m), null, null));
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+}
