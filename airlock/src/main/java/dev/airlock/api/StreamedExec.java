@@ -86,6 +86,7 @@ final class StreamedExec {
             Thread input = stdin
                     ? Thread.ofVirtual().name("exec-stream-input").start(() -> pump(control, body, ex, out))
                     : null;
+            Thread keepAlive = Thread.ofVirtual().name("exec-stream-keepalive").start(() -> out.keepAlive(ex));
             ExitStatus status;
             try {
                 status = ex.await();
@@ -95,6 +96,7 @@ final class StreamedExec {
                 out.end(ExecEvent.failed(new ApiError(String.valueOf(e.getMessage()), "FAILED")));
                 return null;
             } finally {
+                keepAlive.interrupt();
                 if (input != null) {
                     input.interrupt();
                 }
@@ -184,10 +186,14 @@ final class StreamedExec {
 
     /** The answer: JSON lines, committed when the command has started. */
     private static final class Lines {
+        private static final long KEEP_ALIVE_NANOS = 1_000_000_000L;
+        private static final byte[] KEEP_ALIVE = {'\n'};
+
         private final HttpApi.Call call;
         private final CountDownLatch started = new CountDownLatch(1);
         private @Nullable OutputStream out;
         private boolean ended;
+        private long lastWrite = System.nanoTime();
 
         Lines(HttpApi.Call call) {
             this.call = call;
@@ -227,12 +233,43 @@ final class StreamedExec {
         }
 
         private void write(ExecEvent e) throws IOException {
+            writeLine((Json.MAPPER.writeValueAsString(e) + "\n").getBytes(StandardCharsets.UTF_8));
+        }
+
+        private void writeLine(byte[] line) throws IOException {
             OutputStream o = out;
             if (o == null || ended) {
                 throw new IOException("the answer is not open");
             }
-            o.write((Json.MAPPER.writeValueAsString(e) + "\n").getBytes(StandardCharsets.UTF_8));
+            o.write(line);
             o.flush();
+            lastWrite = System.nanoTime();
+        }
+
+        /**
+         * A blank line whenever the command has been quiet for {@link #KEEP_ALIVE_NANOS}: the only
+         * way to learn that a client went away while nothing is read from it (its body is over)
+         * and nothing is written to it (a quiet command). A write to a closed connection fails,
+         * and the command is killed as on a hang-up. Clients skip blank lines.
+         */
+        void keepAlive(Execution ex) {
+            try {
+                while (!ex.isDone()) {
+                    Thread.sleep(KEEP_ALIVE_NANOS / 1_000_000);
+                    synchronized (this) {
+                        if (ended) {
+                            return;
+                        }
+                        if (System.nanoTime() - lastWrite >= KEEP_ALIVE_NANOS) {
+                            writeLine(KEEP_ALIVE);
+                        }
+                    }
+                }
+            } catch (InterruptedException e) {
+                // The command ended.
+            } catch (IOException e) {
+                kill(ex);
+            }
         }
 
         /** The last event, once; closing the stream completes the request. */

@@ -44,7 +44,8 @@ import tools.jackson.core.JacksonException;
  * not read holds the command back (flow control reaches the guest); a client that goes away
  * kills the command, as a terminal's hang-up would.
  */
-final class WebSocketExec implements Session.Listener {
+// Public only because Jetty calls a listener's methods through method handles of a public class.
+public final class WebSocketExec implements Session.Listener {
     private static final long MAX_MESSAGE = 1 << 20;
 
     private final SandboxSession session;
