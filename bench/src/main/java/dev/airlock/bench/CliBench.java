@@ -10,6 +10,10 @@ import dev.airlock.host.HostCommand;
 import dev.airlock.host.HostFiles;
 import dev.airlock.image.GuestAgent;
 import dev.airlock.image.ImageStore;
+import dev.airlock.sdk.Airlock;
+import dev.airlock.sdk.Command;
+import dev.airlock.sdk.ExecResult;
+import dev.airlock.sdk.Sandbox;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -21,7 +25,8 @@ import org.jspecify.annotations.Nullable;
 /**
  * The CLI as a person types it, beside the tool they know: {@code airlock exec NAME -- true} on
  * a running container sandbox and {@code airlock ps}, each a new JVM as from a shell, against
- * {@code podman exec CTR true} in a running container of the same root filesystem, in one run.
+ * {@code podman exec CTR true} in a running container of the same root filesystem, in one run;
+ * and the same exec from a program through the Java SDK (a warm JVM: one HTTP request each).
  * With {@code --before-jar}, an older build of the CLI is measured the same way (its own daemon
  * and data directory), to show what a change did.
  */
@@ -57,7 +62,7 @@ public final class CliBench {
         report.add("podman.exec", "podman exec CTR true (runc, running container)", "ms", podman, null);
         String before = args.string("before-jar");
         if (!before.isEmpty()) {
-            Timings old = airlock(Path.of(before), n, warmup);
+            Timings old = airlock(Path.of(before), n, warmup, false);
             report.add(
                     "before.exec",
                     "airlock exec NAME -- true, before (" + before + ")",
@@ -66,8 +71,14 @@ public final class CliBench {
                     "podman.exec");
             report.add("before.ps", "airlock ps, before", "ms", old.ps(), null);
         }
-        Timings now = airlock(jar, n, warmup);
+        Timings now = airlock(jar, n, warmup, true);
         report.add("airlock.exec", "airlock exec NAME -- true (container sandbox)", "ms", now.exec(), "podman.exec");
+        report.add(
+                "sdk.exec",
+                "Java SDK sandbox.exec(true), a program's warm JVM over the unix socket",
+                "ms",
+                now.sdkExec(),
+                "podman.exec");
         report.add("airlock.ps", "airlock ps", "ms", now.ps(), null);
         report.note("each command is a new JVM started as bin/airlock starts it (java -XX:+UseSerialGC"
                 + " -XX:TieredStopAtLevel=1 -Xshare:auto -jar JAR ...), its daemon already running");
@@ -78,10 +89,13 @@ public final class CliBench {
     }
 
     /** Wall times of one build's commands, in ms. */
-    private record Timings(List<Double> exec, List<Double> ps) {}
+    private record Timings(List<Double> exec, List<Double> ps, List<Double> sdkExec) {}
 
-    /** Times exec and ps of one build of the CLI, with its own daemon and data directory. */
-    private Timings airlock(Path jar, int n, int warmup) throws IOException {
+    /**
+     * Times exec and ps of one build of the CLI, with its own daemon and data directory, and
+     * (with {@code sdk}) the same exec through the Java SDK from this JVM.
+     */
+    private Timings airlock(Path jar, int n, int warmup, boolean sdk) throws IOException {
         Path tmp = Files.createTempDirectory("airlock-bench-cli-");
         Path runtime = Files.createTempDirectory(Path.of("/tmp"), "albcli");
         AirlockDirs shared = AirlockDirs.fromEnvironment();
@@ -93,12 +107,26 @@ public final class CliBench {
             check(cli(jar, env, "run", "-d", "--runtime", "container", "--name", "clibench"), "run -d");
             List<Double> exec = time(n, warmup, () -> check(cli(jar, env, "exec", "clibench", "--", "true"), "exec"));
             List<Double> ps = time(n, warmup, () -> check(cli(jar, env, "ps"), "ps"));
+            List<Double> sdkExec = sdk ? sdkExec(runtime.resolve("airlockd.sock"), n, warmup) : List.of();
             cli(jar, env, "rm", "-f", "clibench");
-            return new Timings(exec, ps);
+            return new Timings(exec, ps, sdkExec);
         } finally {
             stopDaemon(runtime);
             HostFiles.deleteTree(tmp);
             HostFiles.deleteTree(runtime);
+        }
+    }
+
+    /** {@code sandbox.exec(true)} through the SDK: one HTTP request per command, no JVM start. */
+    private static List<Double> sdkExec(Path socket, int n, int warmup) {
+        try (Airlock airlock = Airlock.connect(socket)) {
+            Sandbox box = airlock.sandboxes().get("clibench");
+            return time(n, warmup, () -> {
+                ExecResult r = box.exec(Command.of("true"));
+                if (r.exitCode() != 0) {
+                    throw new IllegalStateException("SDK exec of true exited " + r.exitCode());
+                }
+            });
         }
     }
 
