@@ -108,9 +108,10 @@ public final class CliBench {
             List<Double> exec = time(n, warmup, () -> check(cli(jar, env, "exec", "clibench", "--", "true"), "exec"));
             List<Double> ps = time(n, warmup, () -> check(cli(jar, env, "ps"), "ps"));
             List<Double> sdkExec = sdk ? sdkExec(runtime.resolve("airlockd.sock"), n, warmup) : List.of();
-            cli(jar, env, "rm", "-f", "clibench");
             return new Timings(exec, ps, sdkExec);
         } finally {
+            // Also after a failure: a container left running would keep its overlay mounted.
+            cli(jar, env, "rm", "-f", "clibench");
             stopDaemon(runtime);
             HostFiles.deleteTree(tmp);
             HostFiles.deleteTree(runtime);

@@ -26,6 +26,8 @@ import tools.jackson.databind.JsonNode;
 public final class Execution implements AutoCloseable {
     /** The stdin bytes per message (base64 makes a line a third longer). */
     private static final int STDIN_CHUNK = 48 << 10;
+    /** How long a failed write waits for the exit that explains it. */
+    private static final Duration ENDED_WAIT = Duration.ofSeconds(5);
 
     private final Http.Exchange exchange;
     private final int pid;
@@ -140,17 +142,17 @@ public final class Execution implements AutoCloseable {
             }
             stdinClosed = true;
         }
-        send(Map.of("eof", true));
+        sendUnlessEnded(Map.of("eof", true));
     }
 
     /** Sends a signal to the command's process group: a name ({@code TERM}, {@code INT}) or a number. */
     public void signal(String signal) throws IOException {
-        send(Map.of("signal", signal));
+        sendUnlessEnded(Map.of("signal", signal));
     }
 
     /** Resizes the command's terminal (a command started on one). */
     public void resize(int rows, int cols) throws IOException {
-        send(Map.of("resize", Map.of("rows", rows, "cols", cols)));
+        sendUnlessEnded(Map.of("resize", Map.of("rows", rows, "cols", cols)));
     }
 
     /** Waits for the command to end; all its output has reached the handler by then. */
@@ -201,6 +203,49 @@ public final class Execution implements AutoCloseable {
     private synchronized void send(Map<String, Object> message) throws IOException {
         OutputStream body = exchange.requestBody();
         body.write((Airlock.JSON.writeValueAsString(message) + "\n").getBytes(StandardCharsets.UTF_8));
+    }
+
+    /**
+     * Sends a message that means nothing once the command has ended (eof, a signal, a resize):
+     * a quick command may end, and the exchange with it, before its caller gets to send it.
+     */
+    private void sendUnlessEnded(Map<String, Object> message) throws IOException {
+        try {
+            send(message);
+        } catch (IOException e) {
+            if (!ended()) {
+                throw e;
+            }
+        }
+    }
+
+    /** Writes stdin, dropping what a command that has already ended will never read. */
+    void writeStdinUnlessEnded(byte[] bytes) throws IOException {
+        try {
+            stdin.write(bytes);
+        } catch (IOException e) {
+            if (!ended()) {
+                throw e;
+            }
+        }
+    }
+
+    /**
+     * Whether the command has ended, after a failed write: the daemon closes the exchange once
+     * the command has ended, and its exit may still be on its way to the reader.
+     */
+    private boolean ended() {
+        try {
+            exit.get(ENDED_WAIT.toNanos(), TimeUnit.NANOSECONDS);
+            return true;
+        } catch (ExecutionException e) {
+            return true;
+        } catch (TimeoutException e) {
+            return false;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return exit.isDone();
+        }
     }
 
     /** Stdin as JSON lines of base64. */

@@ -92,7 +92,7 @@ public final class Sandbox {
         })) {
             byte[] stdin = command.stdinBytes();
             if (stdin != null) {
-                ex.stdin().write(stdin);
+                ex.writeStdinUnlessEnded(stdin);
             }
             ex.closeStdin();
             ExitStatus st = ex.await();
