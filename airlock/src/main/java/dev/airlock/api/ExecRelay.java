@@ -5,9 +5,11 @@ import dev.airlock.guest.Execution;
 import dev.airlock.sandbox.SandboxException;
 import dev.airlock.wire.ExecInput;
 import dev.airlock.wire.ExecStart;
+import dev.airlock.wire.TtySize;
 import java.io.IOException;
 import java.time.Duration;
 import java.util.Base64;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -52,6 +54,37 @@ final class ExecRelay {
             b.tty(start.tty().rows(), start.tty().cols());
         }
         return b.build();
+    }
+
+    /**
+     * The command of a request that gives it in the query: {@code cmd} repeated,
+     * {@code env=NAME=VALUE} repeated, {@code cwd}, {@code user}, {@code timeoutMs},
+     * {@code stdin}, and a terminal as {@code tty=ROWSxCOLS} or {@code rows}/{@code cols}
+     * (24x80 when {@code terminal} and none is given).
+     */
+    static ExecStart fromQuery(HttpApi.Call c, List<String> cmd, boolean terminal) {
+        Map<String, String> env = new LinkedHashMap<>();
+        for (String e : c.queryValues("env")) {
+            int eq = e.indexOf('=');
+            if (eq <= 0) {
+                throw new SandboxException("env='" + e + "' is not NAME=VALUE");
+            }
+            env.put(e.substring(0, eq), e.substring(eq + 1));
+        }
+        TtySize tty = TtySize.parse(c.query("tty"));
+        if (tty == null && (terminal || c.query("rows") != null)) {
+            tty = new TtySize((int) c.number("rows", 24), (int) c.number("cols", 80));
+        }
+        long timeout = c.number("timeoutMs", 0);
+        String stdin = c.query("stdin");
+        return new ExecStart(
+                cmd,
+                env,
+                c.query("cwd"),
+                c.query("user"),
+                timeout > 0 ? timeout : null,
+                stdin == null ? null : Boolean.parseBoolean(stdin),
+                tty);
     }
 
     /** A signal by name ({@code TERM}, {@code SIGTERM}) or number. */

@@ -13,16 +13,12 @@ import dev.airlock.wire.ExecInput;
 import dev.airlock.wire.ExecStart;
 import dev.airlock.wire.Json;
 import dev.airlock.wire.Protocol;
-import dev.airlock.wire.TtySize;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.util.Base64;
-import java.util.LinkedHashMap;
-import java.util.List;
-import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import org.eclipse.jetty.http.HttpHeader;
 import org.eclipse.jetty.io.Content;
@@ -65,7 +61,7 @@ final class StreamedExec {
             start = Json.MAPPER.readValue(first, ExecStart.class);
             stdin = !Boolean.FALSE.equals(start.stdin());
         } else {
-            start = fromQuery(c);
+            start = ExecRelay.fromQuery(c, c.queryValues("cmd"), false);
             stdin = start.stdin() != null ? start.stdin() : c.hasBody();
         }
         ExecSpec spec = ExecRelay.spec(start, stdin);
@@ -142,28 +138,6 @@ final class StreamedExec {
         } catch (IOException | RuntimeException e) {
             // Already gone.
         }
-    }
-
-    private static ExecStart fromQuery(HttpApi.Call c) {
-        List<String> cmd = c.queryValues("cmd");
-        Map<String, String> env = new LinkedHashMap<>();
-        for (String e : c.queryValues("env")) {
-            int eq = e.indexOf('=');
-            if (eq <= 0) {
-                throw new SandboxException("env='" + e + "' is not NAME=VALUE");
-            }
-            env.put(e.substring(0, eq), e.substring(eq + 1));
-        }
-        String stdin = c.query("stdin");
-        long timeout = c.number("timeoutMs", 0);
-        return new ExecStart(
-                cmd,
-                env,
-                c.query("cwd"),
-                c.query("user"),
-                timeout > 0 ? timeout : null,
-                stdin == null ? null : Boolean.parseBoolean(stdin),
-                TtySize.parse(c.query("tty")));
     }
 
     /** One line of the body without its newline, at most {@link #MAX_LINE} bytes; null at the end. */

@@ -12,13 +12,10 @@ import dev.airlock.wire.ExecEvent;
 import dev.airlock.wire.ExecInput;
 import dev.airlock.wire.ExecStart;
 import dev.airlock.wire.Json;
-import dev.airlock.wire.TtySize;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.ByteBuffer;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
 import org.eclipse.jetty.http.HttpHeader;
@@ -118,28 +115,7 @@ public final class WebSocketExec implements Session.Listener {
         if (cmd.isEmpty() && terminal) {
             cmd = List.of("/bin/bash", "-l");
         }
-        Map<String, String> env = new LinkedHashMap<>();
-        for (String e : c.queryValues("env")) {
-            int eq = e.indexOf('=');
-            if (eq <= 0) {
-                throw new SandboxException("env='" + e + "' is not NAME=VALUE");
-            }
-            env.put(e.substring(0, eq), e.substring(eq + 1));
-        }
-        TtySize tty = TtySize.parse(c.query("tty"));
-        if (tty == null && (terminal || c.query("rows") != null)) {
-            tty = new TtySize((int) c.number("rows", 24), (int) c.number("cols", 80));
-        }
-        long timeout = c.number("timeoutMs", 0);
-        String stdin = c.query("stdin");
-        return new ExecStart(
-                cmd,
-                env,
-                c.query("cwd"),
-                c.query("user"),
-                timeout > 0 ? timeout : null,
-                stdin == null ? null : Boolean.parseBoolean(stdin),
-                tty);
+        return ExecRelay.fromQuery(c, cmd, terminal);
     }
 
     /** Lets the output sinks exist before the relay does (the command starts before the upgrade). */
