@@ -4,6 +4,7 @@ set -euo pipefail
 home=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
 jar="$home/airlock/target/airlock.jar"
 bench_jar="$home/bench/target/airlock-bench.jar"
+client_jar="$home/client/target/airlock-client.jar"
 JAVA_HOME=${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}
 if ! "$JAVA_HOME/bin/java" -version 2>&1 | grep -q 'version "25'; then
   . "$home/scripts/jdk.sh"
@@ -11,8 +12,8 @@ if ! "$JAVA_HOME/bin/java" -version 2>&1 | grep -q 'version "25'; then
 fi
 export JAVA_HOME
 
-if [ ! -f "$jar" ] || [ ! -f "$bench_jar" ] \
-  || [ -n "$(find "$home/airlock/src/main" "$home/bench/src" "$home/guest/src" "$home/jail" "$home"/pom.xml "$home"/*/pom.xml -newer "$bench_jar" -print -quit)" ]; then
+if [ ! -f "$jar" ] || [ ! -f "$bench_jar" ] || [ ! -f "$client_jar" ] \
+  || [ -n "$(find "$home/airlock/src/main" "$home/client/src/main" "$home/bench/src" "$home/guest/src" "$home/jail" "$home"/pom.xml "$home"/*/pom.xml -newer "$bench_jar" -print -quit)" ]; then
   echo "bench: building the Airlock and benchmark jars (./mvnw package)..." >&2
   (cd "$home" && ./mvnw -B -q -DskipTests -Dspotless.check.skip=true -pl bench -am package >&2)
 fi
@@ -32,5 +33,5 @@ run_bench() {
   done
   set -- "${rest[@]+"${rest[@]}"}"
   exec "$JAVA_HOME/bin/java" --enable-native-access=ALL-UNNAMED -Dairlock.home="$home" \
-    -cp "$jar:$bench_jar" "dev.airlock.bench.$main" "$@"
+    -cp "$jar:$client_jar:$bench_jar" "dev.airlock.bench.$main" "$@"
 }

@@ -732,6 +732,32 @@ int fake_unlink(const char *path)
     return 0;
 }
 
+int fake_rmdir(const char *path)
+{
+    char p[PATH_MAX];
+    if (norm(path, p, sizeof p) < 0)
+        return -1;
+    struct node *n = find(p);
+    if (!n) {
+        errno = ENOENT;
+        return -1;
+    }
+    if (n->type != 'd') {
+        errno = ENOTDIR;
+        return -1;
+    }
+    size_t len = strlen(p);
+    for (int i = 0; i < MAX_NODES; i++) {
+        struct node *c = &nodes[i];
+        if (c->used && c != n && !strncmp(c->path, p, len) && (len == 1 || c->path[len] == '/')) {
+            errno = ENOTEMPTY;
+            return -1;
+        }
+    }
+    node_free(n);
+    return 0;
+}
+
 ssize_t fake_readlink(const char *path, char *buf, size_t cap)
 {
     struct node *n = lookup(path, 0, NULL);

@@ -164,6 +164,23 @@ int main(int argc, char **argv)
     save(dir, "stat");
 
     hello();
+    tlv_begin();
+    tlv_str(&g_w, F_PATH, "/tmp/new/dir");
+    tlv_u8(&g_w, F_MKDIRS, 1);
+    tlv_frame(T_MKDIR, 1);
+    path_request(T_MKDIR, 2, "/tmp");
+    tlv_begin();
+    tlv_str(&g_w, F_PATH, "/tmp/f");
+    tlv_str(&g_w, F_DEST, "/tmp/g");
+    tlv_frame(T_MOVE, 3);
+    path_request(T_REMOVE, 4, "/tmp/g");
+    tlv_begin();
+    tlv_str(&g_w, F_PATH, "/tmp");
+    tlv_u8(&g_w, F_RECURSIVE, 1);
+    tlv_frame(T_REMOVE, 5);
+    save(dir, "fsops");
+
+    hello();
     path_request(T_LIST, 1, "/tmp");
     path_request(T_LIST, 2, "/");
     path_request(T_LIST, 3, "/tmp/f");

@@ -7,7 +7,7 @@
 
 #include "frame.h"
 
-enum stream_kind { S_EXEC = 1, S_FREAD, S_FWRITE, S_SOCK };
+enum stream_kind { S_EXEC = 1, S_FREAD, S_FWRITE, S_SOCK, S_REMOVE };
 enum watch_kind { W_CONN = 1, W_LISTEN, W_SIG, W_POLL, W_OUT, W_ERR, W_IN, W_TIMER, W_SOCK, W_PORT_LISTEN };
 
 /* One registration in epoll. Registered only while events != 0, because epoll reports
@@ -83,6 +83,12 @@ int file_write_data(struct stream *s, const uint8_t *p, size_t n, int eof); /* 1
 void file_abort(struct stream *s);
 int file_stat(uint32_t id, const uint8_t *p, size_t n);
 int file_list(uint32_t id, const uint8_t *p, size_t n);
+int file_mkdir(uint32_t id, const uint8_t *p, size_t n);
+int file_move(uint32_t id, const uint8_t *p, size_t n);
+/* REMOVE: answered at once (RESULT or ERROR, returns 0), or 1 when a child process removes a
+ * directory tree; its exit status is the answer (see file_remove_done). */
+int file_remove_start(struct stream *s, const uint8_t *p, size_t n);
+void file_remove_done(struct stream *s);
 
 /* exec.c: extra default environment for every later EXEC (SET_ENV) */
 int exec_set_env(uint32_t id, const uint8_t *p, size_t n);

@@ -10,47 +10,75 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static uint8_t g_buf[MAX_PAYLOAD];
 
+/* A file request's TLVs; each pointer may be NULL when the request has no such field. */
+struct file_req {
+    char *path;     /* PATH, required */
+    char *dest;     /* DEST (MOVE), required when not NULL */
+    uint32_t *mode; /* MODE */
+    int *mkdirs;    /* MKDIRS */
+    int *recursive; /* RECURSIVE */
+};
+
+static int path_value(uint32_t id, const uint8_t *v, uint32_t vl, char *out, const char *what)
+{
+    if (vl == 0 || vl >= PATH_MAX || memchr(v, 0, vl) || v[0] != '/') {
+        send_error(id, EINVAL, "%s must be an absolute path", what);
+        return 0;
+    }
+    memcpy(out, v, vl);
+    out[vl] = 0;
+    return 1;
+}
+
 /* Extracts the request TLVs: -1 malformed, 0 refused (ERROR sent), 1 ok. */
-static int parse_req(uint32_t id, const uint8_t *p, size_t n, char *path, uint32_t *mode,
-                     int *mkdirs)
+static int parse_file_req(uint32_t id, const uint8_t *p, size_t n, struct file_req *q)
 {
     struct tlv_it it = {p, n};
     uint16_t tag;
     const uint8_t *v;
     uint32_t vl;
-    int r, have = 0;
+    int r, have = 0, have_dest = 0;
     while ((r = tlv_next(&it, &tag, &v, &vl)) > 0) {
         if (tag == F_PATH) {
-            if (vl == 0 || vl >= PATH_MAX || memchr(v, 0, vl) || v[0] != '/') {
-                send_error(id, EINVAL, "PATH must be an absolute path");
+            if (!path_value(id, v, vl, q->path, "PATH"))
                 return 0;
-            }
-            memcpy(path, v, vl);
-            path[vl] = 0;
             have = 1;
+        } else if (tag == F_DEST && q->dest) {
+            if (!path_value(id, v, vl, q->dest, "DEST"))
+                return 0;
+            have_dest = 1;
         } else if (tag == F_MODE) {
             if (vl != 4)
                 return -1;
-            if (mode)
-                *mode = get32(v);
-        } else if (tag == F_MKDIRS) {
+            if (q->mode)
+                *q->mode = get32(v);
+        } else if (tag == F_MKDIRS || tag == F_RECURSIVE) {
             if (vl != 1)
                 return -1;
-            if (mkdirs)
-                *mkdirs = v[0] == 1;
+            int *flag = tag == F_MKDIRS ? q->mkdirs : q->recursive;
+            if (flag)
+                *flag = v[0] == 1;
         }
     }
     if (r < 0)
         return -1;
-    if (!have) {
-        send_error(id, EINVAL, "missing PATH");
+    if (!have || (q->dest && !have_dest)) {
+        send_error(id, EINVAL, "missing %s", have ? "DEST" : "PATH");
         return 0;
     }
     return 1;
+}
+
+static int parse_req(uint32_t id, const uint8_t *p, size_t n, char *path, uint32_t *mode,
+                     int *mkdirs)
+{
+    struct file_req q = {path, NULL, mode, mkdirs, NULL};
+    return parse_file_req(id, p, n, &q);
 }
 
 int file_read_start(struct stream *s, const uint8_t *p, size_t n)
@@ -328,4 +356,144 @@ int file_list(uint32_t id, const uint8_t *p, size_t n)
     free(names);
     closedir(d);
     return 0;
+}
+
+/* ---- MKDIR, MOVE, REMOVE ---- */
+
+static int result_empty(uint32_t id) { return send_frame(T_RESULT, 0, id, NULL, 0), 0; }
+
+int file_mkdir(uint32_t id, const uint8_t *p, size_t n)
+{
+    char path[PATH_MAX];
+    uint32_t mode = 0755;
+    int parents = 0;
+    struct file_req q = {path, NULL, &mode, &parents, NULL};
+    int r = parse_file_req(id, p, n, &q);
+    if (r <= 0)
+        return r;
+    if (parents && mkdirs_for(path) < 0)
+        return send_error(id, errno, "creating parents of %s: %s", path, strerror(errno)), 0;
+    if (mkdir(path, mode & 07777) < 0) {
+        int e = errno;
+        struct stat st;
+        /* with parents, like mkdir -p: a directory that is already there is what was asked */
+        if (!(e == EEXIST && parents && stat(path, &st) == 0 && S_ISDIR(st.st_mode)))
+            return send_error(id, e, "%s: %s", path, strerror(e)), 0;
+    }
+    return result_empty(id);
+}
+
+int file_move(uint32_t id, const uint8_t *p, size_t n)
+{
+    char from[PATH_MAX], to[PATH_MAX];
+    struct file_req q = {from, to, NULL, NULL, NULL};
+    int r = parse_file_req(id, p, n, &q);
+    if (r <= 0)
+        return r;
+    if (rename(from, to) < 0)
+        return send_error(id, errno, "moving %s to %s: %s", from, to, strerror(errno)), 0;
+    return result_empty(id);
+}
+
+/* Removes a directory tree below path (a PATH_MAX buffer it extends and restores), never
+ * following symlinks and never leaving the file system it started on. Runs in a child
+ * process: returns 0 or an errno value. */
+static int remove_tree(char *path, dev_t dev)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT ? 0 : errno;
+    if (!S_ISDIR(st.st_mode))
+        return unlink(path) < 0 && errno != ENOENT ? errno : 0;
+    if (st.st_dev != dev)
+        return EXDEV; /* a mount point below: left alone, and said so */
+    size_t len = strlen(path);
+    /* entries removed while reading may hide others from readdir: read again until empty */
+    for (int pass = 0; pass < 8; pass++) {
+        int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+            return errno;
+        DIR *d = fdopendir(fd);
+        if (!d) {
+            int e = errno;
+            close(fd);
+            return e;
+        }
+        int err = 0, seen = 0;
+        struct dirent *de;
+        while (!err && (de = readdir(d))) {
+            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                continue;
+            seen = 1;
+            size_t nl = strlen(de->d_name);
+            if (len + 1 + nl >= PATH_MAX) {
+                err = ENAMETOOLONG;
+                break;
+            }
+            path[len] = '/';
+            memcpy(path + len + 1, de->d_name, nl + 1);
+            err = remove_tree(path, dev);
+            path[len] = 0;
+        }
+        closedir(d);
+        if (err)
+            return err;
+        if (rmdir(path) == 0)
+            return 0;
+        if (errno != ENOTEMPTY || !seen)
+            return errno;
+    }
+    return ENOTEMPTY;
+}
+
+int file_remove_start(struct stream *s, const uint8_t *p, size_t n)
+{
+    char path[PATH_MAX];
+    int recursive = 0;
+    struct file_req q = {path, NULL, NULL, NULL, &recursive};
+    int r = parse_file_req(s->id, p, n, &q);
+    if (r <= 0)
+        return r;
+    size_t len = strlen(path);
+    while (len > 1 && path[len - 1] == '/')
+        path[--len] = 0;
+    if (!strcmp(path, "/"))
+        return send_error(s->id, EBUSY, "refusing to remove /"), 0;
+    struct stat st;
+    if (lstat(path, &st) < 0)
+        return send_error(s->id, errno, "%s: %s", path, strerror(errno)), 0;
+    if (!S_ISDIR(st.st_mode)) {
+        if (unlink(path) < 0)
+            return send_error(s->id, errno, "removing %s: %s", path, strerror(errno)), 0;
+        return result_empty(s->id);
+    }
+    if (!recursive) {
+        if (rmdir(path) < 0)
+            return send_error(s->id, errno, "removing %s: %s", path, strerror(errno)), 0;
+        return result_empty(s->id);
+    }
+    /* A tree may take long to remove: a child does it, so the loop keeps serving every
+     * other stream meanwhile; its exit status is the answer. */
+    s->path = strdup(path);
+    if (!s->path)
+        return send_error(s->id, ENOMEM, "out of memory"), 0;
+    pid_t pid = fork();
+    if (pid < 0)
+        return send_error(s->id, errno, "removing %s: fork: %s", path, strerror(errno)), 0;
+    if (pid == 0)
+        _exit(remove_tree(path, st.st_dev));
+    s->pid = pid;
+    return 1;
+}
+
+void file_remove_done(struct stream *s)
+{
+    int code = WIFEXITED(s->status) ? WEXITSTATUS(s->status) : EIO;
+    if (code == 0)
+        result_empty(s->id);
+    else if (code == EXDEV)
+        send_error(s->id, code, "removing %s: a file system is mounted below it; unmount it first",
+                   s->path);
+    else
+        send_error(s->id, code, "removing %s: %s", s->path, strerror(code));
 }

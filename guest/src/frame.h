@@ -23,7 +23,7 @@ enum {
     T_HELLO = 0x01, T_PING = 0x02,
     T_EXEC = 0x10, T_STDIN = 0x11, T_SIGNAL = 0x12, T_RESIZE = 0x13, T_CREDIT = 0x14,
     T_FILE_READ = 0x20, T_FILE_WRITE = 0x21, T_FILE_DATA = 0x22, T_STAT = 0x23, T_LIST = 0x24,
-    T_SET_ENV = 0x25,
+    T_SET_ENV = 0x25, T_MKDIR = 0x26, T_MOVE = 0x27, T_REMOVE = 0x28,
     T_SHUTDOWN = 0x30, T_IDENTITY = 0x31,
     T_ACCEPT = 0x40, T_CONNECT = 0x41, T_SOCK_DATA = 0x42,
     T_HELLO_R = 0x81, T_PONG = 0x82, T_STARTED = 0x83, T_STDOUT = 0x84, T_STDERR = 0x85,
@@ -33,7 +33,8 @@ enum {
 };
 
 enum {
-    FEAT_EXEC = 1, FEAT_PTY = 2, FEAT_FILES = 4, FEAT_SHUTDOWN = 8, FEAT_IDENTITY = 16, FEAT_SOCKETS = 32
+    FEAT_EXEC = 1, FEAT_PTY = 2, FEAT_FILES = 4, FEAT_SHUTDOWN = 8, FEAT_IDENTITY = 16, FEAT_SOCKETS = 32,
+    FEAT_FSOPS = 64
 };
 /* ACCEPT / CONNECT tags */
 enum { N_PORT = 1 };
@@ -44,7 +45,7 @@ enum { X_ARG = 1, X_ENV = 2, X_CWD = 3, X_USER = 4, X_TIMEOUT_MS = 5, X_TTY = 6,
 enum { I_ENTROPY = 1, I_TIME_NS = 2, I_HOSTNAME = 3, I_MACHINE_ID = 4 };
 /* file tags */
 enum {
-    F_PATH = 1, F_MODE = 2, F_MKDIRS = 3,
+    F_PATH = 1, F_MODE = 2, F_MKDIRS = 3, F_DEST = 4, F_RECURSIVE = 5,
     F_NAME = 10, F_TYPE = 11, F_SIZE = 12, F_MTIME = 13, F_UID = 14, F_GID = 15, F_TARGET = 16,
 };
 

@@ -378,7 +378,8 @@ static int handle_frame(uint8_t type, uint8_t flags, uint32_t id, const uint8_t 
         if (vl > 64)
             vl = 64;
         put32(reply, PROTO_VERSION);
-        put32(reply + 4, FEAT_EXEC | FEAT_PTY | FEAT_FILES | FEAT_SHUTDOWN | FEAT_IDENTITY | FEAT_SOCKETS);
+        put32(reply + 4, FEAT_EXEC | FEAT_PTY | FEAT_FILES | FEAT_SHUTDOWN | FEAT_IDENTITY | FEAT_SOCKETS |
+                                FEAT_FSOPS);
         memcpy(reply + 8, ver, vl);
         g_hello = 1;
         return send_frame(T_HELLO_R, 0, 0, reply, 8 + vl);
@@ -454,15 +455,34 @@ static int handle_frame(uint8_t type, uint8_t flags, uint32_t id, const uint8_t 
         if (r < 0)
             *why = "malformed request TLV";
         return r;
+    case T_REMOVE:
+        r = new_stream_check(id, why);
+        if (r <= 0)
+            return r;
+        s = stream_new(id, S_REMOVE);
+        if (!s)
+            return send_error(id, ENOMEM, "out of memory");
+        r = file_remove_start(s, p, n);
+        if (r <= 0)
+            stream_kill(s);
+        if (r < 0) {
+            *why = "malformed request TLV";
+            return -1;
+        }
+        return 0;
     case T_STAT:
     case T_LIST:
+    case T_MKDIR:
+    case T_MOVE:
     case T_IDENTITY:
         r = new_stream_check(id, why);
         if (r <= 0)
             return r;
-        r = type == T_STAT   ? file_stat(id, p, n)
-            : type == T_LIST ? file_list(id, p, n)
-                             : identity_apply(id, p, n);
+        r = type == T_STAT    ? file_stat(id, p, n)
+            : type == T_LIST  ? file_list(id, p, n)
+            : type == T_MKDIR ? file_mkdir(id, p, n)
+            : type == T_MOVE  ? file_move(id, p, n)
+                              : identity_apply(id, p, n);
         if (r < 0)
             *why = "malformed request TLV";
         return r;
@@ -764,7 +784,7 @@ static void reap_children(void)
     pid_t pid;
     while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
         for (struct stream *s = g_streams; s; s = s->next)
-            if (s->kind == S_EXEC && s->pid == pid && !s->exited) {
+            if ((s->kind == S_EXEC || s->kind == S_REMOVE) && s->pid == pid && !s->exited) {
                 s->exited = 1;
                 s->status = st;
                 break;
@@ -840,6 +860,12 @@ static void pump(void)
             watch_apply(&s->w_err);
             watch_apply(&s->w_in);
             watch_apply(&s->w_timer);
+        } else if (s->kind == S_REMOVE) {
+            if (s->exited && (!live || obuf_room(&g_out) >= HDR_LEN + 4 + 1024)) {
+                if (live)
+                    file_remove_done(s);
+                stream_kill(s);
+            }
         } else if (s->kind == S_FWRITE) {
             if (live && s->credit_pending && obuf_room(&g_out) > 2 * HDR_LEN + 64)
                 send_credit(s);

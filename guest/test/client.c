@@ -137,7 +137,7 @@ static void hello(void)
     sendf(T_HELLO, 0, 0, v, 4);
     struct frame f = recvf();
     CHECK(f.type == T_HELLO_R && f.id == 0 && f.n >= 8, "bad HELLO reply type 0x%x", f.type);
-    CHECK(get32(f.p) == 1 && get32(f.p + 4) == 0x3F, "bad HELLO contents");
+    CHECK(get32(f.p) == 1 && get32(f.p + 4) == 0x7F, "bad HELLO contents");
 }
 
 static void bye(void)
@@ -711,6 +711,60 @@ static void t_files(void)
     free(g_file);
 }
 
+/* One MKDIR/MOVE/REMOVE request; returns 0 for an empty RESULT, else the ERROR's errno. */
+static int fsop(uint8_t type, uint32_t id, const char *path, const char *dest, int flag)
+{
+    struct tlvb t = {.n = 0};
+    tb_str(&t, F_PATH, path);
+    if (dest)
+        tb_str(&t, F_DEST, dest);
+    if (flag) {
+        uint8_t one = 1;
+        tb_put(&t, type == T_REMOVE ? F_RECURSIVE : F_MKDIRS, &one, 1);
+    }
+    sendf(type, 0, id, t.b, t.n);
+    struct frame f = recvf();
+    CHECK(f.id == id && (f.type == T_RESULT || f.type == T_ERROR), "fsop 0x%x answered 0x%x", type, f.type);
+    if (f.type == T_RESULT) {
+        CHECK(f.n == 0, "a non-empty RESULT");
+        return 0;
+    }
+    return (int)get32(f.p);
+}
+
+static void t_fsops(void)
+{
+    hello();
+    char dir[128], a[160], ab[160], f1[160], g[160], link[160], cmd[700];
+    snprintf(dir, sizeof dir, "/tmp/airlock-fsops-%d", getpid());
+    snprintf(a, sizeof a, "%s/a", dir);
+    snprintf(ab, sizeof ab, "%s/a/b", dir);
+    snprintf(f1, sizeof f1, "%s/a/b/f", dir);
+    snprintf(g, sizeof g, "%s/g", dir);
+    snprintf(link, sizeof link, "%s/link", dir);
+    CHECK(fsop(T_MKDIR, 1, ab, NULL, 0) == ENOENT, "MKDIR without parents");
+    CHECK(fsop(T_MKDIR, 1, ab, NULL, 1) == 0, "MKDIR with parents");
+    CHECK(fsop(T_MKDIR, 1, ab, NULL, 1) == 0, "MKDIR of an existing directory with parents");
+    CHECK(fsop(T_MKDIR, 1, ab, NULL, 0) == EEXIST, "MKDIR of an existing directory");
+    write_file(2, f1, (const uint8_t *)"data", 4, 0);
+    CHECK(fsop(T_MOVE, 3, f1, g, 0) == 0, "MOVE");
+    CHECK(fsop(T_MOVE, 3, f1, g, 0) == ENOENT, "MOVE of a missing file");
+    CHECK(fsop(T_REMOVE, 4, a, NULL, 0) == ENOTEMPTY, "REMOVE of a non-empty directory");
+    /* a symlink to a directory: REMOVE takes the link, never what it points to */
+    snprintf(cmd, sizeof cmd, "ln -s %s %s && touch %s/keep", a, link, ab);
+    CHECK(run_ex(5, ARGS("sh", "-c", cmd), NULL, NULL).code == 0, "symlink");
+    CHECK(fsop(T_REMOVE, 6, link, NULL, 1) == 0, "REMOVE of a symlink");
+    snprintf(cmd, sizeof cmd, "test -f %s/keep && test ! -e %s", ab, link);
+    CHECK(run_ex(7, ARGS("sh", "-c", cmd), NULL, NULL).code == 0, "the link's target survived");
+    CHECK(fsop(T_REMOVE, 8, a, NULL, 1) == 0, "recursive REMOVE");
+    CHECK(fsop(T_REMOVE, 8, a, NULL, 1) == ENOENT, "REMOVE of a missing path");
+    CHECK(fsop(T_REMOVE, 9, g, NULL, 0) == 0, "REMOVE of a file");
+    CHECK(fsop(T_REMOVE, 9, "/", NULL, 1) == EBUSY, "REMOVE of /");
+    CHECK(fsop(T_MKDIR, 10, "relative", NULL, 0) == EINVAL, "a relative path");
+    CHECK(fsop(T_REMOVE, 11, dir, NULL, 0) == 0, "REMOVE of an empty directory");
+    bye();
+}
+
 /* garbage ends the session with ERROR on stream 0; the agent must accept the next one */
 static void expect_error_close(const char *what)
 {
@@ -857,6 +911,7 @@ static const struct {
 } tests[] = {
     {"hello", t_hello}, {"exec", t_exec},     {"user", t_user},           {"signal", t_signal},
     {"stdin", t_stdin}, {"bulk", t_bulk},     {"pty", t_pty},             {"files", t_files},
+    {"fsops", t_fsops},
     {"malformed", t_malformed}, {"reconnect", t_reconnect}, {"shutdown", t_shutdown},
 };
 

@@ -6,6 +6,7 @@ import dev.airlock.service.CreateSpec;
 import dev.airlock.service.ExecRequest;
 import dev.airlock.service.ForkSpec;
 import dev.airlock.service.FrameSessions;
+import dev.airlock.service.GuestErrors;
 import dev.airlock.service.LogKind;
 import dev.airlock.service.PolicyChange;
 import dev.airlock.service.ProgressListener;
@@ -32,6 +33,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.function.Consumer;
+import java.util.function.Supplier;
 import org.eclipse.jetty.http.HttpHeader;
 import org.eclipse.jetty.io.Content;
 import org.eclipse.jetty.server.Handler;
@@ -60,12 +62,17 @@ public final class HttpApi extends Handler.Abstract {
 
     private final SandboxService service;
     private final FrameSessions sessions;
-    private final Health health;
+    private final Supplier<Health> health;
 
-    public HttpApi(SandboxService service, FrameSessions sessions, Health health) {
+    /** {@code health}: what {@code GET /v1/health} says now (the daemon learns its TCP ports once it serves). */
+    public HttpApi(SandboxService service, FrameSessions sessions, Supplier<Health> health) {
         this.service = service;
         this.sessions = sessions;
         this.health = health;
+    }
+
+    SandboxService service() {
+        return service;
     }
 
     /** One route: a method, a path template with {@code {name}} segments, and what it does. */
@@ -84,7 +91,7 @@ public final class HttpApi extends Handler.Abstract {
 
     private static List<Route> table() {
         List<Route> r = new ArrayList<>();
-        r.add(new Route("GET", "/v1/health", (a, c) -> a.health));
+        r.add(new Route("GET", "/v1/health", (a, c) -> a.health.get()));
         r.add(new Route("GET", "/v1/sandboxes", (a, c) -> a.service.list()));
         r.add(new Route("POST", "/v1/sandboxes", (a, c) -> c.created(a.service.create(c.body(CreateSpec.class)))));
         r.add(new Route("POST", "/v1/workspaces", HttpApi::workspace));
@@ -106,7 +113,18 @@ public final class HttpApi extends Handler.Abstract {
         r.add(new Route("GET", "/v1/sandboxes/{ref}/logs", (a, c) -> a.service.logs(c.ref(), logKind(c), MAX_LOG)));
         r.add(new Route(
                 "POST", "/v1/sandboxes/{ref}/exec", (a, c) -> a.service.exec(c.ref(), c.body(ExecRequest.class))));
+        r.add(new Route("POST", "/v1/sandboxes/{ref}/exec/stream", StreamedExec::run));
+        r.add(new Route("GET", "/v1/sandboxes/{ref}/exec/ws", (a, c) -> WebSocketExec.run(a, c, false)));
+        r.add(new Route("GET", "/v1/sandboxes/{ref}/terminal", (a, c) -> WebSocketExec.run(a, c, true)));
         r.add(new Route("POST", "/v1/sandboxes/{ref}/session", HttpApi::session));
+        r.add(new Route("GET", "/v1/sandboxes/{ref}/files", FileRoutes::download));
+        r.add(new Route("PUT", "/v1/sandboxes/{ref}/files", FileRoutes::upload));
+        r.add(new Route("DELETE", "/v1/sandboxes/{ref}/files", FileRoutes::remove));
+        r.add(new Route("GET", "/v1/sandboxes/{ref}/files/stat", FileRoutes::stat));
+        r.add(new Route("GET", "/v1/sandboxes/{ref}/files/list", FileRoutes::list));
+        r.add(new Route("POST", "/v1/sandboxes/{ref}/files/mkdir", FileRoutes::mkdir));
+        r.add(new Route("POST", "/v1/sandboxes/{ref}/files/move", FileRoutes::move));
+        r.add(new Route("GET", "/v1/events", EventRoute::run));
         r.add(new Route("GET", "/v1/sandboxes/{ref}/network", (a, c) -> a.service.network(c.ref())));
         r.add(new Route(
                 "PATCH",
@@ -152,7 +170,10 @@ public final class HttpApi extends Handler.Abstract {
             }
         } catch (SandboxException e) {
             fail(response, callback, call, e.kind().httpStatus(), error(e));
-        } catch (GuestException | IllegalArgumentException | JacksonException e) {
+        } catch (GuestException e) {
+            SandboxException se = GuestErrors.of(e);
+            fail(response, callback, call, se.kind().httpStatus(), error(se));
+        } catch (IllegalArgumentException | JacksonException e) {
             fail(response, callback, call, 400, new ApiError(String.valueOf(e.getMessage()), "INVALID"));
         } catch (IOException | RuntimeException e) {
             String why = e.getMessage() != null ? e.getMessage() : e.toString();
@@ -328,6 +349,38 @@ public final class HttpApi extends Handler.Abstract {
                         route.method() + " " + route.template() + " needs the query parameter " + name);
             }
             return v;
+        }
+
+        /** Every value of a repeated query parameter, in order. */
+        List<String> queryValues(String name) {
+            query(name);
+            Fields q = query;
+            List<String> values = q == null ? null : q.getValues(name);
+            return values == null ? List.of() : values;
+        }
+
+        /** A yes/no query parameter: {@code true}/{@code 1} or {@code false}/{@code 0}, absent is no. */
+        boolean flag(String name) {
+            String v = query(name);
+            if (v == null || v.equals("false") || v.equals("0")) {
+                return false;
+            }
+            if (v.equals("true") || v.equals("1") || v.isEmpty()) {
+                return true;
+            }
+            throw new SandboxException("query parameter " + name + "='" + v + "' is not true or false");
+        }
+
+        /** Whether the request carries a body (a length above 0, or chunked). */
+        boolean hasBody() {
+            return request.getLength() > 0 || request.getHeaders().contains(HttpHeader.TRANSFER_ENCODING);
+        }
+
+        /** Answers 204 with no body. */
+        void noContent() {
+            answered = true;
+            response.setStatus(204);
+            callback.succeeded();
         }
 
         long number(String name, long fallback) {

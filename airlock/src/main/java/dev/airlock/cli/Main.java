@@ -24,6 +24,7 @@ import picocli.CommandLine.Command;
             SetupCommand.class,
             DoctorCommand.class,
             DaemonCommand.class,
+            ServeCommand.class,
             ImageCommand.class,
             SandboxCommands.Run.class,
             SandboxCommands.Create.class,

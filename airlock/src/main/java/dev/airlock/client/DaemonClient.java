@@ -1,5 +1,7 @@
 package dev.airlock.client;
 
+import dev.airlock.guest.DirEntry;
+import dev.airlock.guest.FileStat;
 import dev.airlock.guest.GuestChannel;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.ProcessExit;
@@ -8,6 +10,7 @@ import dev.airlock.sandbox.Names;
 import dev.airlock.sandbox.SandboxException;
 import dev.airlock.sandbox.SandboxStats;
 import dev.airlock.service.CreateSpec;
+import dev.airlock.service.EventFeed;
 import dev.airlock.service.ExecRequest;
 import dev.airlock.service.ExecResult;
 import dev.airlock.service.ForkSpec;
@@ -24,7 +27,10 @@ import dev.airlock.service.SandboxSession;
 import dev.airlock.service.WorkspaceSpec;
 import dev.airlock.wire.ApiError;
 import dev.airlock.wire.Build;
+import dev.airlock.wire.FileInfo;
 import dev.airlock.wire.Json;
+import dev.airlock.wire.MakeDirRequest;
+import dev.airlock.wire.MoveRequest;
 import dev.airlock.wire.PortRequest;
 import dev.airlock.wire.Protocol;
 import dev.airlock.wire.WorkspaceEvent;
@@ -43,6 +49,7 @@ import java.util.Base64;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.jspecify.annotations.Nullable;
+import tools.jackson.core.type.TypeReference;
 
 /**
  * The sandbox service of this data directory's daemon, over its HTTP API on a unix socket: the
@@ -281,6 +288,81 @@ public final class DaemonClient implements SandboxService {
     @Override
     public ExecResult exec(String ref, ExecRequest request) {
         return json(call("POST", sandbox(ref) + "/exec", request), ExecResult.class);
+    }
+
+    // ---- files -----------------------------------------------------------------------------
+
+    @Override
+    public long readFile(String ref, String path, OutputStream out) throws IOException {
+        try (UnixHttp.Response r = withDaemon(() -> checked(http.send("GET", files(ref, "", path), null, "")))) {
+            long n = r.body().transferTo(out);
+            out.flush();
+            return n;
+        }
+    }
+
+    @Override
+    public long writeFile(String ref, String path, InputStream in, int mode, boolean mkdirs) throws IOException {
+        String target = files(ref, "", path) + "&mode=" + Integer.toOctalString(mode) + (mkdirs ? "&mkdirs=true" : "");
+        // Sent once, never again after a daemon start: the stream cannot be read twice.
+        UnixHttp.Response sent;
+        try {
+            sent = http.upload("PUT", target, in, "application/octet-stream");
+        } catch (UnixHttp.NoDaemon e) {
+            spawn();
+            sent = http.upload("PUT", target, in, "application/octet-stream");
+        }
+        try (UnixHttp.Response r = checked(sent)) {
+            return Json.MAPPER.readValue(r.readAll(MAX_ANSWER), FileInfo.class).size();
+        }
+    }
+
+    @Override
+    public FileStat stat(String ref, String path) {
+        return json(call("GET", files(ref, "/stat", path), null), FileInfo.class)
+                .toStat();
+    }
+
+    @Override
+    public List<DirEntry> listDir(String ref, String path) {
+        List<FileInfo> entries =
+                Json.MAPPER.readValue(call("GET", files(ref, "/list", path), null), new TypeReference<>() {});
+        return entries.stream().map(e -> new DirEntry(e.name(), e.toStat())).toList();
+    }
+
+    @Override
+    public void makeDir(String ref, String path, boolean parents) {
+        call("POST", sandbox(ref) + "/files/mkdir", new MakeDirRequest(path, parents));
+    }
+
+    @Override
+    public void move(String ref, String from, String to) {
+        call("POST", sandbox(ref) + "/files/move", new MoveRequest(from, to));
+    }
+
+    @Override
+    public void removePath(String ref, String path, boolean recursive) {
+        call("DELETE", files(ref, "", path) + (recursive ? "&recursive=true" : ""), null);
+    }
+
+    private static String files(String ref, String what, String path) {
+        return sandbox(ref) + "/files" + what + "?path=" + URLEncoder.encode(path, StandardCharsets.UTF_8);
+    }
+
+    // ---- events ----------------------------------------------------------------------------
+
+    /** The daemon's server-sent events, read by a thread of the feed's own into a queue. */
+    @Override
+    public EventFeed events(@Nullable String ref) {
+        String path = "/v1/events"
+                + (ref == null ? "" : "?sandbox=" + URLEncoder.encode(Names.validateRef(ref), StandardCharsets.UTF_8));
+        UnixHttp.Response response;
+        try {
+            response = withDaemon(() -> checked(http.send("GET", path, null, "")));
+        } catch (IOException e) {
+            throw new SandboxException("the Airlock daemon did not answer GET " + path + ": " + e.getMessage(), e);
+        }
+        return new SseFeed(response);
     }
 
     // ---- the calls -------------------------------------------------------------------------

@@ -77,6 +77,40 @@ final class UnixHttp {
     }
 
     /**
+     * Sends a request whose body is streamed from {@code body} (chunked, any size), then reads the
+     * response. A daemon that refuses early (it answers before the body is in) is still heard:
+     * its answer is read even when it stopped taking the body.
+     */
+    Response upload(String method, String path, InputStream body, String contentType) throws IOException {
+        SocketChannel ch = connect();
+        try {
+            StringBuilder head = head(method, path);
+            head.append("Content-Type: ").append(contentType).append("\r\nTransfer-Encoding: chunked\r\n\r\n");
+            writeFully(ch, head.toString().getBytes(StandardCharsets.ISO_8859_1));
+            ChunkedOutput out = new ChunkedOutput(ch, false);
+            try {
+                body.transferTo(out);
+                out.close();
+            } catch (IOException e) {
+                if (!ch.isOpen()) {
+                    throw e;
+                }
+                // The daemon may have answered and stopped reading (a refusal): read what it said.
+                try {
+                    return readResponse(ch);
+                } catch (IOException answerLost) {
+                    e.addSuppressed(answerLost);
+                    throw e;
+                }
+            }
+            return readResponse(ch);
+        } catch (IOException | RuntimeException e) {
+            ch.close();
+            throw e;
+        }
+    }
+
+    /**
      * Starts a request whose body is streamed (chunked) and reads the response's head while the
      * caller may keep writing: the two directions run at once.
      */
@@ -87,7 +121,7 @@ final class UnixHttp {
             head.append("Content-Type: ").append(contentType).append("\r\nTransfer-Encoding: chunked\r\n\r\n");
             writeFully(ch, head.toString().getBytes(StandardCharsets.ISO_8859_1));
             Response r = readResponse(ch);
-            return new Exchange(new ChunkedOutput(ch), r);
+            return new Exchange(new ChunkedOutput(ch, true), r);
         } catch (IOException | RuntimeException e) {
             ch.close();
             throw e;
@@ -376,13 +410,18 @@ final class UnixHttp {
         }
     }
 
-    /** A chunked request body: one chunk per write; closing sends the last chunk. */
+    /**
+     * A chunked request body: one chunk per write; closing sends the last chunk (and, for a
+     * session, closes the connection; an upload still reads its answer).
+     */
     private static final class ChunkedOutput extends OutputStream {
         private final SocketChannel ch;
+        private final boolean closeConnection;
         private boolean closed;
 
-        ChunkedOutput(SocketChannel ch) {
+        ChunkedOutput(SocketChannel ch, boolean closeConnection) {
             this.ch = ch;
+            this.closeConnection = closeConnection;
         }
 
         @Override
@@ -412,6 +451,13 @@ final class UnixHttp {
                 return;
             }
             closed = true;
+            if (!closeConnection) {
+                ByteBuffer last = ByteBuffer.wrap("0\r\n\r\n".getBytes(StandardCharsets.ISO_8859_1));
+                while (last.hasRemaining()) {
+                    ch.write(last);
+                }
+                return;
+            }
             try {
                 ByteBuffer last = ByteBuffer.wrap("0\r\n\r\n".getBytes(StandardCharsets.ISO_8859_1));
                 while (last.hasRemaining()) {

@@ -1,5 +1,6 @@
 package dev.airlock.daemon;
 
+import dev.airlock.api.BearerAuth;
 import dev.airlock.api.HttpApi;
 import dev.airlock.engine.SandboxEngine;
 import dev.airlock.host.AirlockDirs;
@@ -9,6 +10,7 @@ import dev.airlock.local.LocalSandboxService;
 import dev.airlock.sandbox.SandboxException;
 import dev.airlock.wire.Build;
 import dev.airlock.wire.Health;
+import java.net.InetSocketAddress;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
 import java.nio.charset.StandardCharsets;
@@ -17,10 +19,15 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.Executors;
+import org.eclipse.jetty.server.Handler;
 import org.eclipse.jetty.server.Server;
+import org.eclipse.jetty.server.ServerConnector;
 import org.eclipse.jetty.unixdomain.server.UnixDomainServerConnector;
 import org.eclipse.jetty.util.thread.QueuedThreadPool;
+import org.eclipse.jetty.websocket.server.ServerWebSocketContainer;
 import org.jspecify.annotations.Nullable;
 
 /**
@@ -30,12 +37,35 @@ import org.jspecify.annotations.Nullable;
  * the sandboxes' processes, and the next daemon re-attaches to the sandboxes that kept running.
  */
 public final class Daemon {
+    /** In the runtime directory while a daemon also serves TCP: its addresses, one a line. */
+    public static final String LISTEN_FILE = "airlockd.listen";
+
     private final AirlockDirs dirs;
     private final LocalSandboxService service;
+    private final List<InetSocketAddress> listen;
     private @Nullable Server server;
+    private volatile Health health;
 
     public Daemon(AirlockDirs dirs) {
+        this(dirs, List.of());
+    }
+
+    /**
+     * A daemon that also serves the API on these TCP addresses (with the bearer token), besides
+     * those in its config file ({@link DaemonConfig}).
+     */
+    public Daemon(AirlockDirs dirs, List<InetSocketAddress> listen) {
         this.dirs = dirs;
+        DaemonConfig config = DaemonConfig.read(dirs.data());
+        List<InetSocketAddress> all = new ArrayList<>(listen);
+        for (String a : config.listen()) {
+            InetSocketAddress address = TcpListen.parse(a, config.allowNonLoopback());
+            if (!all.contains(address)) {
+                all.add(address);
+            }
+        }
+        this.listen = List.copyOf(all);
+        this.health = new Health("1", ProcessHandle.current().pid(), dirs.data().toString(), Build.id(), List.of());
         HostBackends.Options options = HostBackends.Options.fromEnvironment();
         SandboxEngine engine =
                 new SandboxEngine(dirs, HostBackends.forDaemon(dirs, DaemonLog::log, options), DaemonLog::log);
@@ -74,13 +104,43 @@ public final class Daemon {
         // A session (an exec, a shell) can stay quiet for as long as its command runs.
         connector.setIdleTimeout(Duration.ofDays(1).toMillis());
         srv.addConnector(connector);
-        srv.setHandler(new PeerCheck(new HttpApi(
-                service,
-                service,
-                new Health("1", ProcessHandle.current().pid(), dirs.data().toString(), Build.id()))));
+        List<ServerConnector> tcp = new ArrayList<>();
+        for (InetSocketAddress address : listen) {
+            ServerConnector c = new ServerConnector(srv);
+            c.setHost(address.getAddress().getHostAddress());
+            c.setPort(address.getPort());
+            c.setIdleTimeout(Duration.ofDays(1).toMillis());
+            srv.addConnector(c);
+            tcp.add(c);
+        }
+        Handler api = new HttpApi(service, service, () -> health);
+        if (!tcp.isEmpty()) {
+            // The unix socket is its user's alone (0600 in a 0700 directory); TCP needs the token.
+            String token = ApiToken.loadOrCreate(dirs.data());
+            api = new BearerAuth(
+                    api, token, request -> request.getConnectionMetaData().getConnector() == connector);
+        }
+        // The unix socket's peers are checked by the kernel's account of who connected.
+        api = new PeerCheck(api, request -> request.getConnectionMetaData().getConnector() == connector);
+        srv.setHandler(api);
+        ServerWebSocketContainer.ensure(srv);
         srv.start();
         Files.setPosixFilePermissions(sock, PosixFilePermissions.fromString("rw-------"));
         server = srv;
+        List<String> bound = new ArrayList<>();
+        for (ServerConnector c : tcp) {
+            String host = c.getHost().contains(":") ? "[" + c.getHost() + "]" : c.getHost();
+            bound.add(host + ":" + c.getLocalPort());
+        }
+        health = new Health("1", ProcessHandle.current().pid(), dirs.data().toString(), Build.id(), bound);
+        Path listenFile = dirs.runtime().resolve(LISTEN_FILE);
+        if (bound.isEmpty()) {
+            Files.deleteIfExists(listenFile);
+        } else {
+            HostFiles.writeAtomically(listenFile, (String.join("\n", bound) + "\n").getBytes(StandardCharsets.UTF_8));
+            DaemonLog.log("serving the API on http://" + String.join(", http://", bound) + " (bearer token in "
+                    + ApiToken.file(dirs.data()) + ")");
+        }
         // Serve first, then re-attach: a sandbox whose guest does not answer must not keep
         // every command waiting.
         service.reattachRunning();
@@ -102,5 +162,6 @@ public final class Daemon {
         }
         service.close();
         HostFiles.deleteTree(socket(dirs));
+        HostFiles.deleteTree(dirs.runtime().resolve(LISTEN_FILE));
     }
 }

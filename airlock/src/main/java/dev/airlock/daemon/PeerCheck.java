@@ -12,6 +12,7 @@ import java.nio.file.attribute.UserPrincipal;
 import java.time.Duration;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Predicate;
 import jdk.net.ExtendedSocketOptions;
 import jdk.net.UnixDomainPrincipal;
 import org.eclipse.jetty.http.HttpHeader;
@@ -38,11 +39,17 @@ final class PeerCheck extends Handler.Wrapper {
     private static final Duration LOG_EVERY = Duration.ofMinutes(1);
 
     private final Set<UserPrincipal> served;
+    private final Predicate<Request> onUnixSocket;
     private final ConcurrentHashMap<String, Long> lastLogged = new ConcurrentHashMap<>();
 
-    PeerCheck(Handler api) {
+    /**
+     * {@code onUnixSocket}: whether a request came over the unix socket; the others (TCP
+     * listeners) carry no peer credentials and are checked by their bearer token instead.
+     */
+    PeerCheck(Handler api, Predicate<Request> onUnixSocket) {
         super(api);
         this.served = servedUsers();
+        this.onUnixSocket = onUnixSocket;
     }
 
     /** This process's user and root. */
@@ -59,6 +66,10 @@ final class PeerCheck extends Handler.Wrapper {
 
     @Override
     public boolean handle(Request request, Response response, Callback callback) throws Exception {
+        if (!onUnixSocket.test(request)) {
+            Handler next = getHandler();
+            return next != null && next.handle(request, response, callback);
+        }
         Object known = request.getConnectionMetaData().getAttribute(VERDICT);
         String refusal;
         if (known instanceof String r) {

@@ -33,6 +33,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import org.jspecify.annotations.Nullable;
 
 /**
@@ -53,6 +55,11 @@ public final class SandboxEngine {
     private final ImageStore images;
     private final Backends backends;
     private final Progress progress;
+    /**
+     * Sandboxes being stopped, killed or removed: their process ends on purpose, and a
+     * concurrent {@link #refresh} (a list, the daemon's watchdog) must not record that as a crash.
+     */
+    private final Set<String> ending = ConcurrentHashMap.newKeySet();
 
     public SandboxEngine(AirlockDirs dirs, Backends backends, Progress progress) {
         this.dirs = dirs;
@@ -189,47 +196,61 @@ public final class SandboxEngine {
         if (v == Verdict.RESUME_FIRST) {
             s = resume(s.id());
         }
-        Backend backend = backends.of(s);
-        SandboxPaths paths = paths(s);
-        if (backend.running(s, paths)) {
-            try (GuestChannel ch = GuestChannel.connect(backend.agent(s, paths), Duration.ofSeconds(10))) {
-                ch.shutdown();
-            } catch (IOException | RuntimeException e) {
-                progress.step("sandbox " + s.name() + ": the agent did not take the shutdown request (" + e.getMessage()
-                        + "); killing it");
+        ending.add(s.id());
+        try {
+            Backend backend = backends.of(s);
+            SandboxPaths paths = paths(s);
+            if (backend.running(s, paths)) {
+                try (GuestChannel ch = GuestChannel.connect(backend.agent(s, paths), Duration.ofSeconds(10))) {
+                    ch.shutdown();
+                } catch (IOException | RuntimeException e) {
+                    progress.step("sandbox " + s.name() + ": the agent did not take the shutdown request ("
+                            + e.getMessage() + "); killing it");
+                }
+                backend.awaitStop(s, paths, grace);
             }
-            backend.awaitStop(s, paths, grace);
+            backend.release(s, paths);
+            Sandbox stopped = s.moveTo(SandboxState.STOPPED, 0, null);
+            store.save(stopped);
+            return stopped;
+        } finally {
+            ending.remove(s.id());
         }
-        backend.release(s, paths);
-        Sandbox stopped = s.moveTo(SandboxState.STOPPED, 0, null);
-        store.save(stopped);
-        return stopped;
     }
 
     public Sandbox kill(String ref) {
         Sandbox s = inspect(ref);
         Lifecycle.check(Operation.KILL, s);
-        Backend backend = backends.of(s);
-        backend.kill(s, paths(s));
-        Sandbox stopped = s.moveTo(SandboxState.STOPPED, 0, "killed");
-        store.save(stopped);
-        return stopped;
+        ending.add(s.id());
+        try {
+            backends.of(s).kill(s, paths(s));
+            Sandbox stopped = s.moveTo(SandboxState.STOPPED, 0, "killed");
+            store.save(stopped);
+            return stopped;
+        } finally {
+            ending.remove(s.id());
+        }
     }
 
     /** Deletes the sandbox and its disk. A running sandbox needs {@code force}. */
     public Sandbox remove(String ref, boolean force) {
         Sandbox s = inspect(ref);
         Lifecycle.check(force ? Operation.FORCE_REMOVE : Operation.REMOVE, s);
-        Backend backend = backends.of(s);
-        SandboxPaths paths = paths(s);
-        if (s.state() == SandboxState.RUNNING) {
-            backend.kill(s, paths);
+        ending.add(s.id());
+        try {
+            Backend backend = backends.of(s);
+            SandboxPaths paths = paths(s);
+            if (s.state() == SandboxState.RUNNING) {
+                backend.kill(s, paths);
+            }
+            backend.release(s, paths);
+            backend.discardPaused(paths);
+            store.delete(s.id());
+            HostFiles.deleteTree(paths.runtimeDir());
+            return s;
+        } finally {
+            ending.remove(s.id());
         }
-        backend.release(s, paths);
-        backend.discardPaused(paths);
-        store.delete(s.id());
-        HostFiles.deleteTree(paths.runtimeDir());
-        return s;
     }
 
     /**
@@ -476,6 +497,10 @@ public final class SandboxEngine {
 
     private Sandbox refresh(Sandbox s) {
         if (s.state() != SandboxState.RUNNING || backends.of(s).running(s, paths(s))) {
+            return s;
+        }
+        // Asked after the process was found gone: a stop that began before ended it on purpose.
+        if (ending.contains(s.id())) {
             return s;
         }
         Sandbox failed = s.moveTo(

@@ -11,6 +11,8 @@ final class FileFields {
     static final int PATH = 1;
     static final int MODE = 2;
     static final int MKDIRS = 3;
+    static final int DEST = 4;
+    static final int RECURSIVE = 5;
     static final int NAME = 10;
     static final int TYPE = 11;
     static final int SIZE = 12;

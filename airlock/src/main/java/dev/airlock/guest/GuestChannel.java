@@ -436,6 +436,57 @@ public final class GuestChannel implements AutoCloseable {
     }
 
     /**
+     * Makes a directory; with {@code parents}, missing parents too, and a directory already there
+     * is success (like {@code mkdir -p}).
+     *
+     * @param mode permission bits (the guest's umask applies)
+     */
+    public void makeDir(String path, int mode, boolean parents) throws IOException, InterruptedException {
+        Tlv.Writer request = new Tlv.Writer()
+                .string(FileFields.PATH, FileFields.requireAbsolute(path))
+                .u32(FileFields.MODE, mode);
+        if (parents) {
+            request.u8(FileFields.MKDIRS, 1);
+        }
+        fsRequest(FrameType.MKDIR, "mkdir", request.toPayload());
+    }
+
+    /** Renames {@code from} to {@code to} within the guest ({@code rename(2)}: an existing file at {@code to} is replaced). */
+    public void move(String from, String to) throws IOException, InterruptedException {
+        fsRequest(
+                FrameType.MOVE,
+                "move",
+                new Tlv.Writer()
+                        .string(FileFields.PATH, FileFields.requireAbsolute(from))
+                        .string(FileFields.DEST, FileFields.requireAbsolute(to))
+                        .toPayload());
+    }
+
+    /**
+     * Removes a file, a symlink or an empty directory; with {@code recursive}, a directory and
+     * everything below it (never following symlinks, never into another mounted file system).
+     */
+    public void remove(String path, boolean recursive) throws IOException, InterruptedException {
+        Tlv.Writer request = new Tlv.Writer().string(FileFields.PATH, FileFields.requireAbsolute(path));
+        if (recursive) {
+            request.u8(FileFields.RECURSIVE, 1);
+        }
+        fsRequest(FrameType.REMOVE, "remove", request.toPayload());
+    }
+
+    private void fsRequest(FrameType type, String what, byte[] payload) throws IOException, InterruptedException {
+        if (!features().contains(GuestFeature.FS_OPS)) {
+            throw new GuestException(
+                    95,
+                    "the agent (" + agentVersion() + ") predates " + what
+                            + "; restart the sandbox (stop, start) to give it the current agent");
+        }
+        QueryStream<Boolean> stream = openStream(id -> new QueryStream<>(this, id, what, fields -> true));
+        send(Frame.of(type, stream.id, payload));
+        stream.await();
+    }
+
+    /**
      * Waits for the next connection a guest process makes to {@code 127.0.0.1:port} inside the
      * guest; the agent starts listening there on the first call and keeps listening. Several
      * callers may wait on one port; each connection goes to one of them.

@@ -12,7 +12,9 @@ public enum GuestFeature {
     /** Accepts IDENTITY (fresh entropy, clock, hostname, machine-id after a snapshot restore). */
     IDENTITY(4),
     /** ACCEPT/CONNECT byte streams to guest loopback sockets, and SET_ENV. */
-    SOCKETS(5);
+    SOCKETS(5),
+    /** MKDIR, MOVE and REMOVE. */
+    FS_OPS(6);
 
     private final int bit;
 

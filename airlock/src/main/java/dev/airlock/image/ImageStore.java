@@ -157,7 +157,18 @@ public final class ImageStore {
         if (!Files.isDirectory(dir, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
             throw new ImageException("the root filesystem directory " + dir + " does not exist (or is a symlink)");
         }
-        return new Image("rootfs", Hashing.sha256(dir.toString()), "", dir, 0, Instant.now(), 0, List.of(), List.of());
+        return new Image(
+                "rootfs",
+                Hashing.sha256(dir.toString()),
+                "",
+                dir,
+                0,
+                Instant.now(),
+                0,
+                List.of(),
+                List.of(),
+                ImageConfig.EMPTY,
+                null);
     }
 
     /** The image for a spec, built only when no image of the same recipe exists. */

@@ -53,6 +53,9 @@ final class GuestMux implements AutoCloseable {
             FrameType.STAT,
             FrameType.LIST,
             FrameType.SET_ENV,
+            FrameType.MKDIR,
+            FrameType.MOVE,
+            FrameType.REMOVE,
             FrameType.ACCEPT,
             FrameType.CONNECT);
     private static final Set<FrameType> ENDS_STREAM =

@@ -18,6 +18,7 @@ import dev.airlock.sandbox.SandboxException;
 import dev.airlock.sandbox.SandboxState;
 import dev.airlock.sandbox.SandboxStats;
 import dev.airlock.service.CreateSpec;
+import dev.airlock.service.EventFeed;
 import dev.airlock.service.ForkSpec;
 import dev.airlock.service.FrameSessions;
 import dev.airlock.service.InferenceUsage;
@@ -87,6 +88,10 @@ public final class LocalSandboxService implements SandboxService, FrameSessions 
     /** Caps the console logs of running sandboxes as soon as they grow (the watchdog is the backstop). */
     private final @Nullable FileWriteWatch logWatch = openLogWatch();
 
+    private final SandboxEvents events = new SandboxEvents();
+    /** Sandboxes an operation is changing right now: their events wait for its end. */
+    private final Set<String> busy = ConcurrentHashMap.newKeySet();
+
     private final ScheduledExecutorService watchdog = Executors.newSingleThreadScheduledExecutor(
             Thread.ofPlatform().daemon().name("airlockd-watchdog").factory());
 
@@ -106,7 +111,11 @@ public final class LocalSandboxService implements SandboxService, FrameSessions 
 
     @Override
     public SandboxInfo create(CreateSpec spec) {
-        return info(create(CreatePlan.of(spec, ProjectConfig.none(), null, null)));
+        try {
+            return info(create(CreatePlan.of(spec, ProjectConfig.none(), null, null)));
+        } finally {
+            changed();
+        }
     }
 
     /** Creates the sandbox and keeps its network settings beside it. */
@@ -126,32 +135,54 @@ public final class LocalSandboxService implements SandboxService, FrameSessions 
 
     @Override
     public SandboxInfo start(String ref) {
-        return info(attach(engine.start(ref)));
+        try {
+            return info(attach(engine.start(ref)));
+        } finally {
+            changed();
+        }
     }
 
     @Override
     public SandboxInfo stop(String ref, Duration grace) {
         Sandbox s = engine.inspect(ref);
-        detach(s);
-        autoPaused.remove(s.id());
-        return info(engine.stop(s.id(), grace));
+        busy.add(s.id());
+        try {
+            detach(s);
+            autoPaused.remove(s.id());
+            return info(engine.stop(s.id(), grace));
+        } finally {
+            busy.remove(s.id());
+            changed();
+        }
     }
 
     @Override
     public SandboxInfo kill(String ref) {
         Sandbox s = engine.inspect(ref);
-        detach(s);
-        return info(engine.kill(s.id()));
+        busy.add(s.id());
+        try {
+            detach(s);
+            return info(engine.kill(s.id()));
+        } finally {
+            busy.remove(s.id());
+            changed();
+        }
     }
 
     @Override
     public SandboxInfo pause(String ref) {
         Sandbox s = engine.inspect(ref);
-        synchronized (lockOf(s)) {
-            detach(s);
-            Sandbox paused = engine.pause(s.id());
-            autoPaused.remove(s.id());
-            return info(paused);
+        busy.add(s.id());
+        try {
+            synchronized (lockOf(s)) {
+                detach(s);
+                Sandbox paused = engine.pause(s.id());
+                autoPaused.remove(s.id());
+                return info(paused);
+            }
+        } finally {
+            busy.remove(s.id());
+            changed();
         }
     }
 
@@ -159,7 +190,11 @@ public final class LocalSandboxService implements SandboxService, FrameSessions 
     public SandboxInfo resume(String ref) {
         Sandbox s = engine.inspect(ref);
         autoPaused.remove(s.id());
-        return info(attach(engine.resume(s.id())));
+        try {
+            return info(attach(engine.resume(s.id())));
+        } finally {
+            changed();
+        }
     }
 
     @Override
@@ -179,12 +214,16 @@ public final class LocalSandboxService implements SandboxService, FrameSessions 
                     .toList();
         }
         List<SandboxInfo> out = new ArrayList<>();
-        for (Sandbox clone : engine.fork(src.id(), names)) {
-            // A clone has its source's egress policy, secrets and bridge; not its published
-            // ports, whose host ports the source holds.
-            SandboxNetwork.copyForClone(
-                    engine.paths(src).dir(), engine.paths(clone).dir());
-            out.add(info(attach(clone)));
+        try {
+            for (Sandbox clone : engine.fork(src.id(), names)) {
+                // A clone has its source's egress policy, secrets and bridge; not its published
+                // ports, whose host ports the source holds.
+                SandboxNetwork.copyForClone(
+                        engine.paths(src).dir(), engine.paths(clone).dir());
+                out.add(info(attach(clone)));
+            }
+        } finally {
+            changed();
         }
         return out;
     }
@@ -196,7 +235,14 @@ public final class LocalSandboxService implements SandboxService, FrameSessions 
             detach(s);
         }
         SandboxInfo last = info(s);
-        Sandbox removed = engine.remove(s.id(), force);
+        Sandbox removed;
+        busy.add(s.id());
+        try {
+            removed = engine.remove(s.id(), force);
+        } finally {
+            busy.remove(s.id());
+            changed();
+        }
         autoPaused.remove(removed.id());
         locks.remove(removed.id());
         forgetNetwork(removed);
@@ -230,6 +276,25 @@ public final class LocalSandboxService implements SandboxService, FrameSessions 
                     kind == LogKind.CONSOLE ? StandardCharsets.ISO_8859_1 : StandardCharsets.UTF_8);
         } catch (IOException e) {
             throw new SandboxException("cannot read the log of sandbox '" + s.name() + "': " + e.getMessage(), e);
+        }
+    }
+
+    // ---- events -----------------------------------------------------------------------------
+
+    @Override
+    public EventFeed events(@Nullable String ref) {
+        String id = ref == null ? null : engine.inspect(ref).id();
+        return events.subscribe(id, engine::list);
+    }
+
+    /** Tells event subscribers what changed since the last look (nothing to do when none listens). */
+    private void changed() {
+        if (events.listened()) {
+            try {
+                events.observe(engine.list(), busy);
+            } catch (RuntimeException e) {
+                DaemonLog.log("cannot list the sandboxes for their events: " + e.getMessage());
+            }
         }
     }
 
@@ -456,7 +521,11 @@ public final class LocalSandboxService implements SandboxService, FrameSessions 
 
     @Override
     public SandboxInfo createWorkspace(WorkspaceSpec spec, ProgressListener progress) {
-        return info(workspaces.create(spec, progress));
+        try {
+            return info(workspaces.create(spec, progress));
+        } finally {
+            changed();
+        }
     }
 
     @Override
@@ -528,6 +597,8 @@ public final class LocalSandboxService implements SandboxService, FrameSessions 
         } catch (RuntimeException e) {
             DaemonLog.log("lifetime check failed: " + e.getMessage());
         }
+        // A VMM that died, a lifetime that ran out, an idle pause: events for all of them.
+        changed();
     }
 
     private void pauseIfIdle(Sandbox s, Duration idle, @Nullable Instant started) {

@@ -20,6 +20,8 @@ public class SandboxException extends RuntimeException {
         CONFLICT(409, OWN_ERROR),
         /** What the request needs cannot run on this host (a runtime whose tools are missing). */
         UNAVAILABLE(503, OWN_ERROR),
+        /** The data is larger than what takes it (an upload beyond the sandbox's disk, a full disk). */
+        TOO_LARGE(413, OWN_ERROR),
         /** The host, the VMM or the guest failed while doing what was asked. */
         FAILED(500, OWN_ERROR);
 

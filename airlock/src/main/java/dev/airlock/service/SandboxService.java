@@ -7,6 +7,8 @@ import dev.airlock.guest.ExecSpec;
 import dev.airlock.guest.Execution;
 import dev.airlock.guest.ExitStatus;
 import dev.airlock.guest.FileStat;
+import dev.airlock.guest.GuestChannel;
+import dev.airlock.guest.GuestException;
 import dev.airlock.net.NetworkSpec;
 import dev.airlock.sandbox.SandboxException;
 import dev.airlock.sandbox.SandboxStats;
@@ -17,6 +19,7 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
+import org.jspecify.annotations.Nullable;
 
 /**
  * Everything a front end can do with sandboxes. The CLI, the HTTP API and every other front end
@@ -131,41 +134,82 @@ public interface SandboxService {
         }
     }
 
-    /** Copies a file out of a running sandbox; returns its size. */
+    /**
+     * Every change in the sandboxes' lives from now on (created, a state change, removed): of
+     * one sandbox when {@code ref} names it, else of all.
+     */
+    EventFeed events(@Nullable String ref);
+
+    /** Copies a file out of a running sandbox; returns its size. Symlinks are followed. */
     default long readFile(String ref, String path, OutputStream out) throws IOException {
-        try (SandboxSession s = session(ref)) {
-            return s.channel().readFile(path, out);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new SandboxException("interrupted while reading " + path, e);
-        }
+        String p = GuestPath.check(path);
+        return onGuest(ref, "reading " + p, ch -> ch.readFile(p, out));
     }
 
     /** Writes a file into a running sandbox (atomically: whole or not at all); returns its size. */
     default long writeFile(String ref, String path, InputStream in, int mode, boolean mkdirs) throws IOException {
-        try (SandboxSession s = session(ref)) {
-            return s.channel().writeFile(path, in, mode, mkdirs);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new SandboxException("interrupted while writing " + path, e);
-        }
+        String p = GuestPath.check(path);
+        return onGuest(ref, "writing " + p, ch -> ch.writeFile(p, in, mode, mkdirs));
     }
 
+    /** Metadata of a path; a final symlink is not followed. */
     default FileStat stat(String ref, String path) throws IOException {
+        String p = GuestPath.check(path);
+        return onGuest(ref, "reading " + p, ch -> ch.stat(p));
+    }
+
+    /** A directory's entries, sorted by name. */
+    default List<DirEntry> listDir(String ref, String path) throws IOException {
+        String p = GuestPath.check(path);
+        return onGuest(ref, "listing " + p, ch -> ch.list(p));
+    }
+
+    /** Makes a directory (0755); with {@code parents}, missing parents too, and one already there is fine. */
+    default void makeDir(String ref, String path, boolean parents) throws IOException {
+        String p = GuestPath.check(path);
+        onGuest(ref, "making " + p, ch -> {
+            ch.makeDir(p, 0755, parents);
+            return true;
+        });
+    }
+
+    /** Renames a path within a sandbox; an existing file at {@code to} is replaced. */
+    default void move(String ref, String from, String to) throws IOException {
+        String a = GuestPath.check(from);
+        String b = GuestPath.check(to);
+        onGuest(ref, "moving " + a, ch -> {
+            ch.move(a, b);
+            return true;
+        });
+    }
+
+    /** Removes a file, symlink or empty directory; with {@code recursive}, a whole tree. */
+    default void removePath(String ref, String path, boolean recursive) throws IOException {
+        String p = GuestPath.check(path);
+        if (p.equals("/")) {
+            throw new SandboxException("refusing to remove / of a sandbox: remove the sandbox instead");
+        }
+        onGuest(ref, "removing " + p, ch -> {
+            ch.remove(p, recursive);
+            return true;
+        });
+    }
+
+    /** One step on a running sandbox's agent, with the agent's errors said as the service's. */
+    private <T> T onGuest(String ref, String what, GuestStep<T> step) throws IOException {
         try (SandboxSession s = session(ref)) {
-            return s.channel().stat(path);
+            return step.run(s.channel());
+        } catch (GuestException e) {
+            throw GuestErrors.of(e);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            throw new SandboxException("interrupted while reading " + path, e);
+            throw new SandboxException("interrupted while " + what, e);
         }
     }
 
-    default List<DirEntry> listDir(String ref, String path) throws IOException {
-        try (SandboxSession s = session(ref)) {
-            return s.channel().list(path);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new SandboxException("interrupted while listing " + path, e);
-        }
+    /** What {@link #onGuest} runs. */
+    @FunctionalInterface
+    interface GuestStep<T> {
+        T run(GuestChannel channel) throws IOException, InterruptedException;
     }
 }

@@ -22,4 +22,10 @@ public final class Protocol {
 
     /** The answer of {@code POST /v1/workspaces}: {@link WorkspaceEvent}s, one JSON object per line. */
     public static final String JSON_LINES = "application/jsonl";
+
+    /** Server-sent events ({@code GET /v1/events}). */
+    public static final String EVENT_STREAM = "text/event-stream";
+
+    /** The scheme of the bearer token a TCP listener asks for in {@code Authorization}. */
+    public static final String BEARER = "Bearer";
 }

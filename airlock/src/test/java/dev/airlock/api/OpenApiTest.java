@@ -16,11 +16,19 @@ import dev.airlock.service.PolicyChange;
 import dev.airlock.service.PullResult;
 import dev.airlock.service.PullSpec;
 import dev.airlock.service.RemovedImage;
+import dev.airlock.service.SandboxEvent;
 import dev.airlock.service.SandboxInfo;
 import dev.airlock.service.WorkspaceSpec;
 import dev.airlock.wire.ApiError;
+import dev.airlock.wire.ExecEvent;
+import dev.airlock.wire.ExecInput;
+import dev.airlock.wire.ExecStart;
+import dev.airlock.wire.FileInfo;
 import dev.airlock.wire.Health;
+import dev.airlock.wire.MakeDirRequest;
+import dev.airlock.wire.MoveRequest;
 import dev.airlock.wire.PortRequest;
+import dev.airlock.wire.TtySize;
 import dev.airlock.wire.WorkspaceEvent;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -60,7 +68,15 @@ class OpenApiTest {
             Map.entry("PortRequest", PortRequest.class),
             Map.entry("InferenceUsage", InferenceUsage.class),
             Map.entry("PullSpec", PullSpec.class),
-            Map.entry("PullResult", PullResult.class));
+            Map.entry("PullResult", PullResult.class),
+            Map.entry("FileInfo", FileInfo.class),
+            Map.entry("MakeDirRequest", MakeDirRequest.class),
+            Map.entry("MoveRequest", MoveRequest.class),
+            Map.entry("TtySize", TtySize.class),
+            Map.entry("ExecStart", ExecStart.class),
+            Map.entry("ExecInput", ExecInput.class),
+            Map.entry("ExecEvent", ExecEvent.class),
+            Map.entry("SandboxEvent", SandboxEvent.class));
 
     @Test
     void everyRouteIsDescribedAndEveryDescribedRouteIsServed() {

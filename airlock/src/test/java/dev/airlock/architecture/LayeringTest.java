@@ -66,9 +66,16 @@ class LayeringTest {
     void frontEndsSeeTheServiceAndTheClientOnly() {
         noClasses()
                 .that()
-                .resideInAnyPackage("dev.airlock.cli..", "dev.airlock.api..", "dev.airlock.mcp..", "dev.airlock.e2b..", "dev.airlock.ociruntime..")
+                .resideInAnyPackage(
+                        "dev.airlock.cli..",
+                        "dev.airlock.api..",
+                        "dev.airlock.mcp..",
+                        "dev.airlock.e2b..",
+                        "dev.airlock.ociruntime..")
                 .and()
                 .doNotHaveSimpleName("DaemonCommand")
+                .and()
+                .doNotHaveSimpleName("ServeCommand")
                 .should()
                 .dependOnClassesThat()
                 .resideInAnyPackage(BELOW_THE_SERVICE)
@@ -76,7 +83,8 @@ class LayeringTest {
                 .dependOnClassesThat()
                 .resideInAnyPackage("dev.airlock.daemon..")
                 .because("a front end parses, calls the SandboxService and maps the answer; only the daemon's"
-                        + " composition root names what is below the service")
+                        + " composition root (and the two commands that run it: daemon, serve) names what is below"
+                        + " the service")
                 .check(product);
     }
 

@@ -10,6 +10,10 @@ import dev.airlock.oci.ContainerSpec;
 import dev.airlock.oci.ImageMounts;
 import dev.airlock.oci.OciContainers;
 import dev.airlock.oci.OciRuntime;
+import dev.airlock.sdk.Airlock;
+import dev.airlock.sdk.Command;
+import dev.airlock.sdk.ExecResult;
+import dev.airlock.sdk.Sandbox;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -59,7 +63,7 @@ public final class CliBench {
         report.add("crun.exec", "crun exec CTR /bin/true (running container)", "ms", crunExec(n, warmup), null);
         String before = args.string("before-jar");
         if (!before.isEmpty()) {
-            Timings old = airlock(javaCommand(Path.of(before)), n, warmup);
+            Timings old = airlock(javaCommand(Path.of(before)), n, warmup, false);
             report.add(
                     "before.exec",
                     "airlock exec NAME -- true, before (" + before + ")",
@@ -71,15 +75,21 @@ public final class CliBench {
         boolean launcher = args.string("jar").isEmpty();
         if (launcher) {
             // The launcher as a person runs it, its start-up cache made first (in the foreground).
-            Timings noCache = airlock(launcherCommand(home, "off"), n, warmup);
+            Timings noCache = airlock(launcherCommand(home, "off"), n, warmup, false);
             report.add(
                     "nocache.exec", "bin/airlock exec NAME -- true, no AOT cache", "ms", noCache.exec(), "podman.exec");
             report.add("nocache.ps", "bin/airlock ps, no AOT cache", "ms", noCache.ps(), null);
         }
-        Timings now = airlock(launcher ? launcherCommand(home, "sync") : javaCommand(jar), n, warmup);
+        Timings now = airlock(launcher ? launcherCommand(home, "sync") : javaCommand(jar), n, warmup, true);
         report.add("airlock.exec", "airlock exec NAME -- true (container sandbox)", "ms", now.exec(), "podman.exec");
         report.add(
                 "airlock.exec.vs.crun", "airlock exec NAME -- true, against crun exec", "ms", now.exec(), "crun.exec");
+        report.add(
+                "sdk.exec",
+                "Java SDK sandbox.exec(true), a program's warm JVM over the unix socket",
+                "ms",
+                now.sdkExec(),
+                "podman.exec");
         report.add("airlock.ps", "airlock ps", "ms", now.ps(), null);
         report.add(
                 "airlock.exec.cpu", "  CPU (user+sys) of the CLI's process tree per exec", "ms", now.execCpu(), null);
@@ -96,7 +106,8 @@ public final class CliBench {
     }
 
     /** Wall times of one build's commands, and the CPU their processes used, in ms. */
-    private record Timings(List<Double> exec, List<Double> ps, List<Double> execCpu, List<Double> psCpu) {}
+    private record Timings(
+            List<Double> exec, List<Double> ps, List<Double> execCpu, List<Double> psCpu, List<Double> sdkExec) {}
 
     /** A CLI as a new JVM on a jar, with the launcher's JVM flags. */
     private List<String> javaCommand(Path jar) {
@@ -117,8 +128,11 @@ public final class CliBench {
                 "env", "AIRLOCK_AOT=" + aot, Path.of(home, "bin", "airlock").toString());
     }
 
-    /** Times exec and ps of one build of the CLI, with its own daemon and data directory. */
-    private Timings airlock(List<String> cli, int n, int warmup) throws IOException {
+    /**
+     * Times exec and ps of one build of the CLI, with its own daemon and data directory, and
+     * (with {@code sdk}) the same exec through the Java SDK from this JVM.
+     */
+    private Timings airlock(List<String> cli, int n, int warmup, boolean sdk) throws IOException {
         Path tmp = Files.createTempDirectory("airlock-bench-cli-");
         Path runtime = Files.createTempDirectory(Path.of("/tmp"), "albcli");
         AirlockDirs shared = AirlockDirs.fromEnvironment();
@@ -133,12 +147,27 @@ public final class CliBench {
                     time(n, warmup, execCpu, () -> check(cli(cli, env, "exec", "clibench", "--", "true"), "exec"));
             List<Double> psCpu = new ArrayList<>();
             List<Double> ps = time(n, warmup, psCpu, () -> check(cli(cli, env, "ps"), "ps"));
-            cli(cli, env, "rm", "-f", "clibench");
-            return new Timings(exec, ps, execCpu, psCpu);
+            List<Double> sdkExec = sdk ? sdkExec(runtime.resolve("airlockd.sock"), n, warmup) : List.of();
+            return new Timings(exec, ps, execCpu, psCpu, sdkExec);
         } finally {
+            // Also after a failure: a container left running would keep its overlay mounted.
+            cli(cli, env, "rm", "-f", "clibench");
             stopDaemon(runtime);
             HostFiles.deleteTree(tmp);
             HostFiles.deleteTree(runtime);
+        }
+    }
+
+    /** {@code sandbox.exec(true)} through the SDK: one HTTP request per command, no JVM start. */
+    private static List<Double> sdkExec(Path socket, int n, int warmup) {
+        try (Airlock airlock = Airlock.connect(socket)) {
+            Sandbox box = airlock.sandboxes().get("clibench");
+            return time(n, warmup, () -> {
+                ExecResult r = box.exec(Command.of("true"));
+                if (r.exitCode() != 0) {
+                    throw new IllegalStateException("SDK exec of true exited " + r.exitCode());
+                }
+            });
         }
     }
 
