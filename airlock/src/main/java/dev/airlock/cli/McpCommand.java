@@ -46,8 +46,8 @@ final class McpCommand implements Callable<Integer> {
         AirlockDirs dirs = SandboxCommands.dirs();
         SandboxService service = SandboxCommands.client();
         if (listen == null) {
-            McpStdio.serve(service, System.in, System.out);
-            return 0;
+            // 125: Airlock's own error, as the other commands exit
+            return McpStdio.serve(service, System.in, System.out) ? 0 : 125;
         }
         Listen at = Listen.parse(listen, "--listen");
         String token = token(dirs);

@@ -17,6 +17,7 @@ import org.eclipse.jetty.server.Request;
 import org.eclipse.jetty.server.Response;
 import org.eclipse.jetty.server.Server;
 import org.eclipse.jetty.server.ServerConnector;
+import org.eclipse.jetty.server.handler.SizeLimitHandler;
 import org.eclipse.jetty.util.Callback;
 import org.eclipse.jetty.util.thread.QueuedThreadPool;
 
@@ -49,7 +50,11 @@ public final class McpHttp implements AutoCloseable {
         ServletContextHandler servlets = new ServletContextHandler();
         servlets.setContextPath("/");
         servlets.addServlet(new ServletHolder(transport), PATH);
-        this.handler = new BearerGuard(token, servlets);
+        // Jetty answers 413 to a longer body, with or without Content-Length: the transport reads a
+        // request whole before it parses it.
+        SizeLimitHandler bounded = new SizeLimitHandler(McpStdio.MAX_MESSAGE_BYTES, -1);
+        bounded.setHandler(servlets);
+        this.handler = new BearerGuard(token, bounded);
     }
 
     /** The handler to mount: answers {@link #PATH}, checks the token first. */

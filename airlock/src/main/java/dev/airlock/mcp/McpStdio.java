@@ -11,6 +11,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.atomic.AtomicBoolean;
 import tools.jackson.databind.json.JsonMapper;
 
 /**
@@ -44,21 +45,36 @@ public final class McpStdio {
                 + " network unless hosts are allowed.";
     }
 
-    /** Serves until {@code in} ends; returns then. */
-    public static void serve(SandboxService service, InputStream in, OutputStream out) throws InterruptedException {
+    /**
+     * The longest JSON-RPC message (one line) taken on stdio: room for write_file's largest
+     * content as base64 and its JSON escaping. The SDK's transport stops reading for good at a
+     * longer line (and answers nothing), so the line is cut off here first and the server ends
+     * with a reason instead of hanging its client.
+     */
+    static final int MAX_MESSAGE_BYTES = 48 << 20;
+
+    /**
+     * Serves until {@code in} ends; returns then: true, or false when a message longer than
+     * {@link #MAX_MESSAGE_BYTES} ended the session (said on stderr).
+     */
+    public static boolean serve(SandboxService service, InputStream in, OutputStream out) throws InterruptedException {
         CountDownLatch ended = new CountDownLatch(1);
+        AtomicBoolean oversized = new AtomicBoolean();
         InputStream watched = new FilterInputStream(in) {
+            private long lineBytes;
+
             @Override
             public int read() throws IOException {
-                int b = super.read();
-                if (b < 0) {
-                    ended.countDown();
-                }
-                return b;
+                byte[] one = new byte[1];
+                int n = read(one, 0, 1);
+                return n < 0 ? -1 : one[0] & 0xff;
             }
 
             @Override
             public int read(byte[] buf, int off, int len) throws IOException {
+                if (oversized.get()) {
+                    return -1;
+                }
                 int n;
                 try {
                     n = super.read(buf, off, len);
@@ -68,12 +84,25 @@ public final class McpStdio {
                 }
                 if (n < 0) {
                     ended.countDown();
+                    return n;
+                }
+                for (int i = off; i < off + n; i++) {
+                    lineBytes = buf[i] == '\n' ? 0 : lineBytes + 1;
+                    if (lineBytes > MAX_MESSAGE_BYTES) {
+                        oversized.set(true);
+                        System.err.println("airlock mcp: a message longer than " + (MAX_MESSAGE_BYTES >> 20)
+                                + " MiB arrived; a stdio session cannot skip it, so the server ends. Move large"
+                                + " files with airlock cp, or write them in parts.");
+                        ended.countDown();
+                        return -1;
+                    }
                 }
                 return n;
             }
         };
         McpJsonMapper json = jsonMapper();
-        StdioServerTransportProvider transport = new StdioServerTransportProvider(json, watched, out);
+        StdioServerTransportProvider transport =
+                new StdioServerTransportProvider(json, watched, out, MAX_MESSAGE_BYTES);
         SandboxTools tools = new SandboxTools(service, json);
         McpSyncServer server = McpServer.sync(transport)
                 .serverInfo(NAME, version())
@@ -88,5 +117,6 @@ public final class McpStdio {
         } finally {
             server.closeGracefully();
         }
+        return !oversized.get();
     }
 }

@@ -33,6 +33,7 @@ import java.time.Duration;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -120,12 +121,26 @@ class McpServerTest {
                 call("exec", Map.of("sandbox", "agent-box", "command", "seq 1 100000", "max_output_bytes", 1000));
         assertThat(text(long_)).contains("bytes omitted").contains("\n100000\n").hasSizeLessThan(1400);
 
+        CallToolResult slow = call("exec", Map.of("sandbox", "agent-box", "command", "sleep 60", "timeout_seconds", 1));
+        assertThat(slow.isError()).isFalse();
+        assertThat(text(slow)).startsWith("timed out after 1 s and was killed");
+        assertThat(((Map<?, ?>) slow.structuredContent()).get("timedOut")).isEqualTo(true);
+
+        CallToolResult oversized = call(
+                "write_file",
+                Map.of("sandbox", "agent-box", "path", "/work/big.txt", "content", "x".repeat((16 << 20) + 1)));
+        assertThat(oversized.isError()).isTrue();
+        assertThat(text(oversized)).contains("at most 16777216");
         CallToolResult wrote = call(
                 "write_file",
                 Map.of("sandbox", "agent-box", "path", "/work/notes/a.txt", "content", "line one\nline two\n"));
         assertThat(wrote.isError()).as(text(wrote)).isFalse();
         CallToolResult read = call("read_file", Map.of("sandbox", "agent-box", "path", "/work/notes/a.txt"));
         assertThat(text(read)).isEqualTo("line one\nline two\n");
+        CallToolResult tooLong =
+                call("read_file", Map.of("sandbox", "agent-box", "path", "/work/notes/a.txt", "max_bytes", 10));
+        assertThat(tooLong.isError()).isTrue();
+        assertThat(text(tooLong)).contains("is 18 bytes, more than the 10 this call may read");
         CallToolResult bin = call(
                 "write_file",
                 Map.of("sandbox", "agent-box", "path", "/work/b.bin", "content", "AP8A/w==", "encoding", "base64"));
@@ -135,6 +150,7 @@ class McpServerTest {
                 .endsWith("AP8A/w==");
         CallToolResult listed = call("list_files", Map.of("sandbox", "agent-box", "path", "/work"));
         assertThat(text(listed)).contains("dir  0755").contains("notes/").contains("b.bin");
+        assertThat(text(listed)).as("the refused upload left nothing").doesNotContain("big.txt");
         assertThat(text(call("list_sandboxes", Map.of()))).contains("name=agent-box state=running runtime=container");
 
         CallToolResult removed = call("remove_sandbox", Map.of("sandbox", "agent-box"));
@@ -279,8 +295,9 @@ class McpServerTest {
                 .isFalse();
         CallToolResult forked = call("fork_sandbox", Map.of("sandbox", "vm-box", "count", 1));
         assertThat(forked.isError()).as(text(forked)).isFalse();
-        String clone =
-                text(forked).substring("forked into ".length()).split(";")[0].strip();
+        String clone = text(forked)
+                .substring("forked into ".length(), text(forked).indexOf(';'))
+                .strip();
         assertThat(text(call("read_file", Map.of("sandbox", clone, "path", "/root/state"))))
                 .isEqualTo("before fork\n");
         call("write_file", Map.of("sandbox", clone, "path", "/root/state", "content", "clone\n"));
@@ -312,6 +329,43 @@ class McpServerTest {
                 .as("airlock mcp still runs after its stdin closed")
                 .isTrue();
         assertThat(p.exitValue()).isZero();
+    }
+
+    @Test
+    void aMessageTooLongForStdioEndsTheServerWithAReason() throws Exception {
+        ProcessBuilder pb = new ProcessBuilder(cli.argv("mcp")).redirectOutput(ProcessBuilder.Redirect.DISCARD);
+        cli.environment(pb.environment());
+        Process p = pb.start();
+        Thread writer = Thread.ofVirtual().start(() -> {
+            byte[] chunk = new byte[1 << 20];
+            java.util.Arrays.fill(chunk, (byte) 'x');
+            try (var in = p.getOutputStream()) {
+                in.write("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"params\":{\"pad\":\""
+                        .getBytes(StandardCharsets.UTF_8));
+                for (int i = 0; i <= McpStdio.MAX_MESSAGE_BYTES >> 20; i++) {
+                    in.write(chunk);
+                }
+            } catch (java.io.IOException e) {
+                // the server stopped reading: what this test expects
+            }
+        });
+        CompletableFuture<String> err = CompletableFuture.supplyAsync(() -> {
+            try {
+                return new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8);
+            } catch (java.io.IOException e) {
+                return e.toString();
+            }
+        });
+        try {
+            assertThat(p.waitFor(60, TimeUnit.SECONDS))
+                    .as("the server hangs after a too long message")
+                    .isTrue();
+            writer.join();
+            assertThat(p.exitValue()).isEqualTo(125);
+            assertThat(err.get(10, TimeUnit.SECONDS)).contains("a message longer than 48 MiB arrived");
+        } finally {
+            p.destroyForcibly();
+        }
     }
 
     @Test
@@ -365,6 +419,21 @@ class McpServerTest {
                 assertThat(http.listTools().tools()).hasSize(10);
                 CallToolResult r = http.callTool(new CallToolRequest("list_sandboxes", Map.of()));
                 assertThat(r.isError()).isFalse();
+                HttpResponse<String> tooLong = HttpClient.newHttpClient()
+                        .send(
+                                HttpRequest.newBuilder(URI.create(url + "/mcp"))
+                                        .header("Authorization", "Bearer " + token)
+                                        .header("Content-Type", "application/json")
+                                        .header("Accept", "application/json, text/event-stream")
+                                        .POST(HttpRequest.BodyPublishers.ofByteArray(
+                                                new byte[McpStdio.MAX_MESSAGE_BYTES + 1]))
+                                        .build(),
+                                HttpResponse.BodyHandlers.ofString());
+                assertThat(tooLong.statusCode()).isEqualTo(413);
+                assertThat(http.callTool(new CallToolRequest("list_sandboxes", Map.of()))
+                                .isError())
+                        .as("the session outlives a refused request")
+                        .isFalse();
             } finally {
                 http.closeGracefully();
             }
