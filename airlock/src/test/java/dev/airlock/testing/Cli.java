@@ -74,6 +74,50 @@ public final class Cli {
         }
     }
 
+    /** Ends this data directory's daemon as {@code kill -9} would, if one runs, and waits until it is gone. */
+    public void killDaemon() {
+        java.nio.file.Path pidFile = dirs.runtime().resolve("airlockd.pid");
+        if (java.nio.file.Files.exists(pidFile)) {
+            ProcessHandle.of(daemonPid()).ifPresent(p -> {
+                p.destroyForcibly();
+                p.onExit().join();
+            });
+        }
+    }
+
+    /**
+     * Runs a command whose work the daemon does, with a daemon that stops dead at failpoint
+     * {@code step} ({@code AIRLOCK_FAILPOINT}): the running daemon is ended first, so the command
+     * starts one that inherits the failpoint. Asserts that this daemon died at the step; the
+     * command's own answer is for the caller.
+     */
+    public Result withDaemonFailpoint(String step, String... args) {
+        killDaemon();
+        Result r = run(java.util.Map.of("AIRLOCK_FAILPOINT", step), new byte[0], args);
+        long crashed = daemonPid();
+        org.assertj.core.api.Assertions.assertThat(
+                        ProcessHandle.of(crashed).map(ProcessHandle::isAlive).orElse(false))
+                .as("the daemon stopped at %s", step)
+                .isFalse();
+        try {
+            org.assertj.core.api.Assertions.assertThat(
+                            java.nio.file.Files.readString(dirs.data().resolve("airlockd.log")))
+                    .contains("failpoint " + step + " reached");
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        return r;
+    }
+
+    private long daemonPid() {
+        try {
+            return Long.parseLong(java.nio.file.Files.readString(dirs.runtime().resolve("airlockd.pid"))
+                    .strip());
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
     /** The command line of the CLI with these arguments, for tests that run it themselves. */
     public List<String> argv(String... args) {
         List<String> argv = new ArrayList<>();
