@@ -482,7 +482,7 @@ public final class DaemonClient implements SandboxService {
     }
 
     private void spawn() {
-        AirlockDirs.ensurePrivateDir(dirs.data());
+        AirlockDirs.ensurePrivateDataDir(dirs.data());
         AirlockDirs.ensurePrivateDir(dirs.runtime());
         String java = ProcessHandle.current()
                 .info()

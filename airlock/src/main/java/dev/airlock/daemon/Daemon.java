@@ -81,7 +81,7 @@ public final class Daemon {
     public void run() throws Exception {
         AirlockDirs.ensurePrivateDir(dirs.runtime());
         // Sandbox disks, saved memory, logs, secrets: no other local user may read any of it.
-        AirlockDirs.ensurePrivateDir(dirs.data());
+        AirlockDirs.ensurePrivateDataDir(dirs.data());
         FileChannel lockChannel = FileChannel.open(
                 dirs.runtime().resolve("airlockd.lock"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
         FileLock lock = lockChannel.tryLock();

@@ -106,6 +106,22 @@ public record AirlockDirs(Path home, Path cache, Path data, Path runtime) {
         }
     }
 
+    /**
+     * {@link #ensurePrivateDir} for the data directory, which a user may have made a symlink to a
+     * larger disk of theirs: then the directory it leads to is the one checked (and closed).
+     */
+    public static Path ensurePrivateDataDir(Path dir) {
+        if (Files.isSymbolicLink(dir)) {
+            try {
+                ensurePrivateDir(dir.toRealPath());
+                return dir;
+            } catch (IOException e) {
+                throw new UncheckedIOException("cannot follow the data directory link " + dir, e);
+            }
+        }
+        return ensurePrivateDir(dir);
+    }
+
     /** Refuses a directory another user could have made or can write into. */
     public static void checkPrivate(Path dir) throws IOException {
         if (!Files.isDirectory(dir, LinkOption.NOFOLLOW_LINKS)) {

@@ -32,6 +32,7 @@ import dev.airlock.vmm.AccelProbe;
 import dev.airlock.vmm.QemuMicrovm;
 import dev.airlock.vmm.RunningVm;
 import dev.airlock.vmm.VmSpec;
+import dev.airlock.vmm.VmmJail;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.file.Files;
@@ -644,10 +645,18 @@ public final class MicrovmBackend implements Backend {
         }
     }
 
-    /** Kills any process whose command line names {@code dir} (a VMM working there). */
+    /**
+     * Kills any process whose command line names {@code dir} (a VMM working there): only this
+     * user's and the jailed VMMs' user's, so no other user's process dies for naming the path.
+     */
     private static void endProcessesUsing(Path dir) {
         String needle = dir.toString();
+        String me = System.getProperty("user.name", "");
         ProcessHandle.allProcesses()
+                .filter(p -> p.info()
+                        .user()
+                        .map(u -> u.equals(me) || u.equals(VmmJail.USER))
+                        .orElse(false))
                 .filter(p -> p.info().commandLine().map(c -> c.contains(needle)).orElse(false))
                 .forEach(p -> {
                     p.destroyForcibly();

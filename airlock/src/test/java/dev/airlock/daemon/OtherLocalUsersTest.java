@@ -74,14 +74,8 @@ class OtherLocalUsersTest {
         return HostCommand.run(full, null, null);
     }
 
-    private void restartDaemon(Map<String, String> env) throws Exception {
-        Path pid = dirs.runtime().resolve("airlockd.pid");
-        if (Files.exists(pid)) {
-            ProcessHandle.of(Long.parseLong(Files.readString(pid).strip())).ifPresent(p -> {
-                p.destroyForcibly();
-                p.onExit().join();
-            });
-        }
+    private void restartDaemon(Map<String, String> env) {
+        cli.killDaemon();
         ok(cli.run(env, new byte[0], "ps"));
     }
 

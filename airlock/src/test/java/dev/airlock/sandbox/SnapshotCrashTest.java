@@ -16,7 +16,6 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
@@ -69,26 +68,10 @@ class SnapshotCrashTest {
         return JSON.readTree(ok(cli.run("inspect", name)).out());
     }
 
-    /**
-     * Runs a command whose work the daemon does, with a daemon that stops dead at {@code step}
-     * (the running daemon is ended first, so the command starts one with the failpoint).
-     */
-    private Cli.Result withDaemonFailpoint(String step, String... args) throws Exception {
-        Path pidFile = dirs.runtime().resolve("airlockd.pid");
-        if (Files.exists(pidFile)) {
-            ProcessHandle.of(Long.parseLong(Files.readString(pidFile).strip())).ifPresent(p -> {
-                p.destroyForcibly();
-                p.onExit().join();
-            });
-        }
-        Cli.Result r = cli.run(Map.of("AIRLOCK_FAILPOINT", step), new byte[0], args);
-        long crashed = Long.parseLong(Files.readString(pidFile).strip());
-        assertThat(ProcessHandle.of(crashed).map(ProcessHandle::isAlive).orElse(false))
-                .as("the daemon stopped at %s", step)
-                .isFalse();
-        assertThat(Files.readString(dirs.data().resolve("airlockd.log"))).contains("failpoint " + step + " reached");
+    /** The command fails: the daemon doing its work stopped dead at {@code step}. */
+    private void crashAt(String step, String... args) {
+        Cli.Result r = cli.withDaemonFailpoint(step, args);
         assertThat(r.exit()).as(r.err()).isNotZero();
-        return r;
     }
 
     /** {@code airlock exec NAME -- echo alive}, given up after {@link #ANSWER}: a stopped VM never answers. */
@@ -110,7 +93,7 @@ class SnapshotCrashTest {
     @Test
     void aPauseCutShortAfterTheSaveLeavesTheSandboxRunning() throws Exception {
         ok(cli.run("run", "-d", "--name", "p1"));
-        withDaemonFailpoint("microvm-pause-saved", "pause", "p1");
+        crashAt("microvm-pause-saved", "pause", "p1");
         // The VM is stopped for saving; the record still says running.
         assertThat(answers("p1")).isEqualTo("alive");
         assertThat(inspect("p1").path("state").asString()).isEqualTo("RUNNING");
@@ -125,7 +108,7 @@ class SnapshotCrashTest {
         ok(cli.run("exec", "p2", "--", "sh", "-c", "echo kept > /root/mark"));
         long vmm = inspect("p2").path("pid").asLong();
         assertThat(vmm).isPositive();
-        withDaemonFailpoint("microvm-pause-recorded", "pause", "p2");
+        crashAt("microvm-pause-recorded", "pause", "p2");
         assertThat(ProcessHandle.of(vmm).map(ProcessHandle::isAlive).orElse(false))
                 .as("the stopped VMM the crash left")
                 .isTrue();
@@ -144,7 +127,7 @@ class SnapshotCrashTest {
     @Test
     void aForkCutShortLeavesItsSourceRunningAndNoMemoryImage() throws Exception {
         ok(cli.run("run", "-d", "--name", "f1"));
-        withDaemonFailpoint("microvm-fork-saved", "fork", "f1");
+        crashAt("microvm-fork-saved", "fork", "f1");
         Path forks = dirs.data().resolve("forks");
         assertThat(children(forks)).as("the dead fork's work").hasSize(1);
         assertThat(answers("f1")).isEqualTo("alive");
@@ -155,7 +138,7 @@ class SnapshotCrashTest {
     @Test
     void clonesAForkRecordedButNeverStartedAreRemoved() throws Exception {
         ok(cli.run("run", "-d", "--name", "f2"));
-        withDaemonFailpoint("fork-clones-recorded", "fork", "f2", "-n", "2");
+        crashAt("fork-clones-recorded", "fork", "f2", "-n", "2");
         List<String> all = ok(cli.run("ps", "-a", "-q")).out().lines().toList();
         assertThat(all).doesNotContain("f2-1", "f2-2");
         assertThat(answers("f2")).isEqualTo("alive");

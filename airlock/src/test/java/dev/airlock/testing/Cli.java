@@ -74,6 +74,74 @@ public final class Cli {
         }
     }
 
+    /** Ends this data directory's daemon as {@code kill -9} would, if one runs, and waits until it is gone. */
+    public void killDaemon() {
+        java.nio.file.Path pidFile = dirs.runtime().resolve("airlockd.pid");
+        if (java.nio.file.Files.exists(pidFile)) {
+            ProcessHandle.of(daemonPid()).ifPresent(p -> {
+                p.destroyForcibly();
+                p.onExit().join();
+            });
+        }
+    }
+
+    /**
+     * Runs a command whose work the daemon does, with a daemon that stops dead at failpoint
+     * {@code step} ({@code AIRLOCK_FAILPOINT}): the running daemon is ended first, so the command
+     * starts one that inherits the failpoint. Asserts that this daemon died at the step; the
+     * command's own answer is for the caller.
+     */
+    public Result withDaemonFailpoint(String step, String... args) {
+        killDaemon();
+        Result r = run(java.util.Map.of("AIRLOCK_FAILPOINT", step), new byte[0], args);
+        long crashed = daemonPid();
+        org.assertj.core.api.Assertions.assertThat(endsWithin(crashed, java.time.Duration.ofSeconds(30)))
+                .as("the daemon stopped at %s (the command: exit %d, %s)", step, r.exit(), r.err())
+                .isTrue();
+        try {
+            org.assertj.core.api.Assertions.assertThat(
+                            java.nio.file.Files.readString(dirs.data().resolve("airlockd.log")))
+                    .contains("failpoint " + step + " reached");
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        return r;
+    }
+
+    /**
+     * Whether process {@code pid}, not a child of this one, has ended within {@code limit}: gone,
+     * or a zombie its parent has not reaped yet (which {@link ProcessHandle#isAlive} counts as
+     * alive). Polled: the kernel tells only a parent when a process ends.
+     */
+    private static boolean endsWithin(long pid, java.time.Duration limit) {
+        long deadline = System.nanoTime() + limit.toNanos();
+        while (true) {
+            String stat;
+            try {
+                stat = java.nio.file.Files.readString(Path.of("/proc/" + pid + "/stat"));
+            } catch (IOException e) {
+                return true;
+            }
+            char state = stat.charAt(stat.lastIndexOf(')') + 2);
+            if (state == 'Z' || state == 'X') {
+                return true;
+            }
+            if (System.nanoTime() > deadline) {
+                return false;
+            }
+            java.util.concurrent.locks.LockSupport.parkNanos(50_000_000);
+        }
+    }
+
+    private long daemonPid() {
+        try {
+            return Long.parseLong(java.nio.file.Files.readString(dirs.runtime().resolve("airlockd.pid"))
+                    .strip());
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
     /** The command line of the CLI with these arguments, for tests that run it themselves. */
     public List<String> argv(String... args) {
         List<String> argv = new ArrayList<>();

@@ -357,28 +357,6 @@ abstract class WorkspaceTest {
         assertThat(r.err()).contains("running setup");
     }
 
-    /**
-     * Runs a command whose work the daemon does, with a daemon that stops dead at {@code step}:
-     * the running daemon is ended first, so the command starts one that inherits the failpoint.
-     * Asserts that daemon died at the step; the command's own answer is for the caller.
-     */
-    private Cli.Result withDaemonFailpoint(String step, String... args) throws Exception {
-        Path pidFile = dirs.runtime().resolve("airlockd.pid");
-        if (Files.exists(pidFile)) {
-            ProcessHandle.of(Long.parseLong(Files.readString(pidFile).strip())).ifPresent(p -> {
-                p.destroyForcibly();
-                p.onExit().join();
-            });
-        }
-        Cli.Result r = cli.run(Map.of("AIRLOCK_FAILPOINT", step), new byte[0], args);
-        long crashed = Long.parseLong(Files.readString(pidFile).strip());
-        assertThat(ProcessHandle.of(crashed).map(ProcessHandle::isAlive).orElse(false))
-                .as("the daemon stopped at %s", step)
-                .isFalse();
-        assertThat(Files.readString(dirs.data().resolve("airlockd.log"))).contains("failpoint " + step + " reached");
-        return r;
-    }
-
     @Test
     void aTemplateSaveCutShortNeverBlocksItsKey() throws Exception {
         String token = java.util.UUID.randomUUID().toString();
@@ -387,7 +365,7 @@ abstract class WorkspaceTest {
         // The daemon dies after the layer is copied and before the template is published. Failpoint:
         // that window is milliseconds wide, no outside kill can be timed into it.
         List<Path> before = staging();
-        Cli.Result crashed = withDaemonFailpoint(
+        Cli.Result crashed = cli.withDaemonFailpoint(
                 "workspace-template-staged",
                 "run",
                 "--name",
@@ -504,7 +482,7 @@ abstract class WorkspaceTest {
                 "cd /workspace && echo x > x.txt && git add -A && git commit -q -m x"));
         // Killed between the fetch into a temporary ref and the ref transaction. Failpoint: no
         // outside kill can be timed into that window.
-        Cli.Result crashed = withDaemonFailpoint("workspace-pull-fetched", "pull", "ip");
+        Cli.Result crashed = cli.withDaemonFailpoint("workspace-pull-fetched", "pull", "ip");
         assertThat(crashed.exit()).as(crashed.err()).isEqualTo(125);
         assertThat(refs(repo)).contains("refs/airlock/tmp/").doesNotContain("refs/heads/airlock/ip");
         ok(cli.run("pull", "ip"));
