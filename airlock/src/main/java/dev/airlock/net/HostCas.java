@@ -223,13 +223,20 @@ public final class HostCas {
                     continue;
                 }
                 for (X509Certificate c : certificates(file, problems)) {
-                    if (known.add(fingerprintOf(c))) {
-                        if (cas.size() == MAX_CAS) {
-                            problems.add("more than " + MAX_CAS + " extra CAs: the rest are left out");
-                            return new Found(List.copyOf(cas), List.copyOf(problems));
-                        }
-                        cas.add(new Ca(c, file));
+                    // A public CA is no news, expired or not: only the host's own are checked.
+                    if (!known.add(fingerprintOf(c))) {
+                        continue;
                     }
+                    String not = notAUsableCa(c);
+                    if (not != null) {
+                        problems.add(file + ": " + c.getSubjectX500Principal().getName() + " left out: " + not);
+                        continue;
+                    }
+                    if (cas.size() == MAX_CAS) {
+                        problems.add("more than " + MAX_CAS + " extra CAs: the rest are left out");
+                        return new Found(List.copyOf(cas), List.copyOf(problems));
+                    }
+                    cas.add(new Ca(c, file));
                 }
             }
         }
@@ -274,7 +281,7 @@ public final class HostCas {
         return out;
     }
 
-    /** The CA certificates in a PEM file; what is not one is noted, not kept. */
+    /** The certificates in a PEM file; what does not parse is noted, not kept. */
     static List<X509Certificate> certificates(Path file, List<String> problems) {
         byte[] bytes;
         try {
@@ -308,12 +315,7 @@ public final class HostCas {
                 X509Certificate c = (X509Certificate) CertificateFactory.getInstance("X.509")
                         .generateCertificate(
                                 new ByteArrayInputStream(Base64.getDecoder().decode(base64)));
-                String not = notAUsableCa(c);
-                if (not == null) {
-                    out.add(c);
-                } else {
-                    problems.add(file + ": " + c.getSubjectX500Principal().getName() + " left out: " + not);
-                }
+                out.add(c);
             } catch (IllegalArgumentException | GeneralSecurityException e) {
                 problems.add(file + ": not a valid certificate: " + e.getMessage());
             }
