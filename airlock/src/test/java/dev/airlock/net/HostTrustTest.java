@@ -1,5 +1,6 @@
 package dev.airlock.net;
 
+import static dev.airlock.net.NetworkTest.ok;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.airlock.host.AirlockDirs;
@@ -132,11 +133,6 @@ abstract class HostTrustTest {
         servers.close();
         upstream.close();
         TestHost.cleanUp(dirs);
-    }
-
-    static Cli.Result ok(Cli.Result r) {
-        assertThat(r.exit()).as("stdout %s\nstderr %s", r.out(), r.err()).isZero();
-        return r;
     }
 
     Cli.Result sh(String sandbox, String script) {

@@ -1,5 +1,6 @@
 package dev.airlock.net;
 
+import static dev.airlock.net.NetworkTest.ok;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import org.junit.jupiter.api.Test;
