@@ -44,6 +44,7 @@ import picocli.CommandLine.Command;
             SandboxCommands.Cp.class,
             NetworkCommands.class,
             PortCommands.class,
+            AgentCommands.class,
             WorkspaceCommands.Diff.class,
             WorkspaceCommands.Pull.class,
             WorkspaceCommands.Commit.class,

@@ -35,6 +35,7 @@ final class NetworkCommands {
         System.out.println("allow-host  " + (spec.allowHosts().isEmpty() ? "-" : String.join(" ", spec.allowHosts())));
         System.out.println("add-host    " + (spec.addHosts().isEmpty() ? "-" : String.join(" ", spec.addHosts())));
         System.out.println("publish     " + (spec.ports().isEmpty() ? "-" : String.join(" ", spec.ports())));
+        System.out.println("host-ca     " + (spec.trustsHostCas() ? "trusted" : "not trusted (--no-host-ca)"));
     }
 
     @Command(name = "show", description = "Print the network mode, allowlist, pins and published ports.")

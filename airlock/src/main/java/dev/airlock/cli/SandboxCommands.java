@@ -155,6 +155,12 @@ final class SandboxCommands {
         List<String> publish = new ArrayList<>();
 
         @Option(
+                names = "--no-host-ca",
+                description = "Do not add the CAs this host trusts beyond the public ones (its"
+                        + " /usr/local/share/ca-certificates, SSL_CERT_FILE, ...) to the sandbox's trust store.")
+        boolean noHostCa;
+
+        @Option(
                 names = "--secret",
                 paramLabel = "NAME[@HOST,...]",
                 description = "Give the sandbox a placeholder for host variable NAME; the egress proxy puts the"
@@ -260,7 +266,8 @@ final class SandboxCommands {
                     addHosts,
                     publish,
                     secretValues,
-                    inferenceConfig());
+                    inferenceConfig(),
+                    noHostCa ? Boolean.FALSE : null);
         }
     }
 
@@ -278,9 +285,21 @@ final class SandboxCommands {
                 arity = "0..1",
                 fallbackValue = "",
                 paramLabel = "CMD",
-                description = "Run an agent in the workspace (CMD, or airlock.toml's [agent].command).")
+                description = "Run an agent in the workspace: a preset (claude, codex, gemini, opencode: airlock"
+                        + " agent ls), a command line CMD, or airlock.toml's [agent].")
         @Nullable
         String agent;
+
+        @Option(
+                names = "--task",
+                paramLabel = "TEXT",
+                description = "The agent's task, given to it as $AIRLOCK_TASK (a preset's command line reads it).")
+        @Nullable
+        String task;
+
+        @Option(names = "--task-file", paramLabel = "FILE", description = "As --task, read from FILE.")
+        @Nullable
+        Path taskFile;
 
         @Option(names = "--agent-env", paramLabel = "NAME", description = "Pass host variable NAME to the agent.")
         List<String> agentEnv = new ArrayList<>();

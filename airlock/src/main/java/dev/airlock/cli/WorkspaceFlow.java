@@ -1,15 +1,18 @@
 package dev.airlock.cli;
 
+import dev.airlock.net.Secret;
 import dev.airlock.sandbox.SandboxException;
 import dev.airlock.service.CreateSpec;
 import dev.airlock.service.ProgressListener;
 import dev.airlock.service.SandboxInfo;
 import dev.airlock.service.SandboxService;
 import dev.airlock.service.WorkspaceSpec;
+import dev.airlock.workspace.AgentPreset;
 import dev.airlock.workspace.ProjectConfig;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -52,21 +55,45 @@ final class WorkspaceFlow {
         // The agent's command and the credentials it needs are the user's to give: read here.
         ProjectConfig cfg = repo != null ? ProjectConfig.of(repo.toAbsolutePath()) : ProjectConfig.none();
         List<String> agentCommand = List.of();
+        AgentPreset preset = null;
         if (ws.agent != null) {
             if (!ws.agent.isEmpty()) {
-                agentCommand = List.of("sh", "-c", ws.agent);
+                preset = AgentPreset.find(ws.agent).orElse(null);
+                agentCommand = preset != null ? List.of() : List.of("sh", "-c", ws.agent);
             } else if (!cfg.agentCommand().isEmpty()) {
                 agentCommand = cfg.agentCommand();
+            } else if (cfg.agentPreset() != null) {
+                String name = cfg.agentPreset();
+                preset = AgentPreset.find(name)
+                        .orElseThrow(() -> new SandboxException("airlock.toml [agent].preset '" + name
+                                + "' is not a known agent; see: airlock agent ls"));
             } else {
-                throw new SandboxException("--agent without a command needs [agent].command in airlock.toml");
+                throw new SandboxException(
+                        "--agent without a command needs [agent].command or [agent].preset in airlock.toml");
             }
         }
+        if (ws.agent == null && (ws.task != null || ws.taskFile != null)) {
+            throw new SandboxException("--task and --task-file need --agent");
+        }
         Map<String, String> agentEnv = agentEnv(ws, cfg);
+        String task = task(ws);
+        if (task != null) {
+            agentEnv.put(AgentPreset.TASK_VARIABLE, task);
+        }
+        CreateSpec spec = create.toSpec();
+        if (preset != null) {
+            if (task == null) {
+                throw new SandboxException(
+                        "--agent " + preset.name() + " needs its task: --task \"...\" or --task-file" + " FILE");
+            }
+            agentCommand = List.of("sh", "-c", preset.script());
+            spec = withPreset(spec, preset, cfg);
+        }
         // Kernel, base image and a named built-in image are built here, with their progress on
         // this terminal; a workspace's own image is built by the service, which reports progress.
         SandboxCommands.preflight(create.runtime != null ? create.runtime : cfg.runtime(), create.image);
         return new WorkspaceFlow(
-                create.toSpec(), repo == null ? null : repo.toAbsolutePath(), ws.uncommitted, agentCommand, agentEnv);
+                spec, repo == null ? null : repo.toAbsolutePath(), ws.uncommitted, agentCommand, agentEnv);
     }
 
     /** Credentials reach the agent only when named on the command line, never copied implicitly. */
@@ -110,6 +137,63 @@ final class WorkspaceFlow {
             }
         }
         return env;
+    }
+
+    private static @Nullable String task(SandboxCommands.WorkspaceFlags ws) {
+        if (ws.task != null && ws.taskFile != null) {
+            throw new SandboxException("give the task once: --task or --task-file");
+        }
+        if (ws.taskFile == null) {
+            return ws.task;
+        }
+        try {
+            return Files.readString(ws.taskFile).strip();
+        } catch (IOException e) {
+            throw new SandboxException("--task-file " + ws.taskFile + ": cannot read it (" + e.getMessage() + ")");
+        }
+    }
+
+    /**
+     * What a preset adds to the sandbox: its image unless one is chosen, its API hosts (and the
+     * host's npm registry, for the install) on the allowlist, and its key as a secret bound to
+     * the API hosts, so the guest holds only a placeholder.
+     */
+    static CreateSpec withPreset(CreateSpec s, AgentPreset preset, ProjectConfig cfg) {
+        List<String> allow = new ArrayList<>(s.allowHosts() == null ? List.of() : s.allowHosts());
+        allow.addAll(preset.apiHosts());
+        String registry = AgentPreset.registryHost();
+        if (registry != null) {
+            allow.add(registry);
+        }
+        List<Secret> secrets = new ArrayList<>(s.secrets() == null ? List.of() : s.secrets());
+        if (secrets.stream().noneMatch(x -> x.name().equals(preset.key()))) {
+            String value = System.getenv(preset.key());
+            if (value == null) {
+                throw new SandboxException("--agent " + preset.name() + " needs its API key in this shell's "
+                        + preset.key() + " (it stays on the host; the sandbox gets a placeholder)");
+            }
+            secrets.add(Secret.create(preset.key(), value, String.join(",", preset.apiHosts())));
+        }
+        String image = s.image() != null ? s.image() : cfg.image() != null ? cfg.image() : preset.image();
+        return new CreateSpec(
+                s.name(),
+                image,
+                s.runtime(),
+                s.cpus(),
+                s.memoryMiB(),
+                s.diskMiB(),
+                s.pids(),
+                s.lifetimeSeconds(),
+                s.env(),
+                s.workdir(),
+                s.accel(),
+                s.network(),
+                allow,
+                s.addHosts(),
+                s.publish(),
+                secrets,
+                s.inference(),
+                s.hostCa());
     }
 
     /** Makes the sandbox: started and left running ({@code start}), or created and stopped. */

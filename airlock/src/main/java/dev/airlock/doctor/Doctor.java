@@ -130,6 +130,7 @@ public final class Doctor {
                     why.map(w -> "cannot run here: " + w).orElse("available")));
         }
         checks.add(ociRuntime());
+        checks.add(hostCas());
         checks.add(diskSpace(dirs.cache(), "cache"));
         checks.add(diskSpace(dirs.data(), "data"));
         HostRuntimes runtimes = new HostRuntimes(dirs, progress);
@@ -141,6 +142,28 @@ public final class Doctor {
                 .findFirst()
                 .orElse("?");
         return new Report(chosen.name() + " (" + isolation + ")", chosen.reason(), checks, lines);
+    }
+
+    /**
+     * The CAs sandboxes get from this host (as this command's environment names them; the daemon
+     * reads its own): what a TLS-intercepting network or a company adds to the public ones.
+     */
+    static Check hostCas() {
+        dev.airlock.net.HostCas.Found found = dev.airlock.net.HostCas.ofThisHost();
+        List<String> parts = new ArrayList<>();
+        for (dev.airlock.net.HostCas.Ca ca : found.cas()) {
+            parts.add(ca.subject() + " (" + ca.source() + ", sha256 "
+                    + ca.fingerprint().substring(0, 16) + ")");
+        }
+        String detail = found.cas().isEmpty()
+                ? "none beyond the public CAs (looked in " + dev.airlock.net.HostCas.LOCAL_DIR + " and "
+                        + String.join(", ", dev.airlock.net.HostCas.VARIABLES) + ")"
+                : found.cas().size() + " added to every sandbox's trust store (--no-host-ca or [network]"
+                        + " host_ca = false to leave out): " + String.join("; ", parts);
+        if (!found.problems().isEmpty()) {
+            detail += "; left out: " + String.join("; ", found.problems());
+        }
+        return new Check("host CAs", Status.INFO, detail);
     }
 
     static String kvmModule() {

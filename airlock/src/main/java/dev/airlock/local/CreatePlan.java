@@ -55,7 +55,8 @@ record CreatePlan(
         String mode = spec.network() != null
                 ? spec.network()
                 : cfg.networkMode() != null ? cfg.networkMode() : allow.isEmpty() ? "none" : "proxy";
-        NetworkSpec network = new NetworkSpec(mode, allow, pins, orEmpty(spec.publish()));
+        Boolean hostCa = spec.hostCa() != null ? spec.hostCa() : cfg.hostCa();
+        NetworkSpec network = new NetworkSpec(mode, allow, pins, orEmpty(spec.publish()), hostCa == null || hostCa);
         List<Secret> secrets = orEmpty(spec.secrets());
         if (!secrets.isEmpty() && !network.proxy()) {
             throw new SandboxException("--secret needs --network proxy: the egress proxy puts the real value in");

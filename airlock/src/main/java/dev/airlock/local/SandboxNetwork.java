@@ -7,6 +7,7 @@ import dev.airlock.host.NatCgroup;
 import dev.airlock.net.EgressLog;
 import dev.airlock.net.EgressPolicy;
 import dev.airlock.net.EgressProxy;
+import dev.airlock.net.HostCas;
 import dev.airlock.net.InferenceBridge;
 import dev.airlock.net.InferenceConfig;
 import dev.airlock.net.InterceptionCa;
@@ -233,10 +234,18 @@ final class SandboxNetwork implements AutoCloseable {
         if (spec.proxy()) {
             env.putAll(EgressProxy.guestEnv(secrets));
         }
+        // The CAs the host trusts beyond the public ones (an intercepting network's, a
+        // company's): without them the guest's TLS through the proxy or nat fails where the
+        // host's succeeds.
+        HostCas.Found hostCas =
+                !spec.mode().equals("none") && spec.trustsHostCas() ? HostCas.ofThisHost() : HostCas.Found.none();
+        if (ca != null || !hostCas.cas().isEmpty()) {
+            hostCas.installIn(agentChannel(), ca);
+        }
         if (ca != null) {
-            ca.installIn(agentChannel());
             env.putAll(InterceptionCa.guestEnv());
         }
+        env.putAll(hostCas.guestEnv());
         if (inference != null) {
             env.putAll(InferenceBridge.guestEnv());
             InferenceBridge b = new InferenceBridge(

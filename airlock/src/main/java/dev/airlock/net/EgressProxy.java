@@ -57,6 +57,10 @@ public final class EgressProxy implements AutoCloseable {
     private final List<Secret> secrets;
     private final @Nullable TlsInterceptor interceptor;
     private final int guestPort;
+    /** The host's own proxies for CONNECT tunnels and for plain HTTP, when its environment names them. */
+    private final @Nullable UpstreamProxy httpsUpstream;
+
+    private final @Nullable UpstreamProxy httpUpstream;
     private final Semaphore connections = new Semaphore(MAX_CONNECTIONS);
     private volatile @Nullable GuestChannel channel;
     private volatile boolean closed;
@@ -96,6 +100,8 @@ public final class EgressProxy implements AutoCloseable {
         this.agentSocket = agentSocket;
         this.policy = policy;
         this.log = log;
+        this.httpsUpstream = UpstreamProxy.fromEnvironment(System::getenv, "https");
+        this.httpUpstream = UpstreamProxy.fromEnvironment(System::getenv, "http");
     }
 
     /**
@@ -312,7 +318,7 @@ public final class EgressProxy implements AutoCloseable {
                     request);
             return;
         }
-        Socket upstream = open(guest.output(), hp, request);
+        Socket upstream = open(guest.output(), hp, request, httpsUpstream);
         if (upstream == null) {
             return;
         }
@@ -415,7 +421,7 @@ public final class EgressProxy implements AutoCloseable {
             return;
         }
         OutboundRequest.Ready ready = (OutboundRequest.Ready) prepared;
-        Socket upstream = open(guest.output(), hp, request);
+        Socket upstream = open(guest.output(), hp, request, httpUpstream);
         if (upstream == null) {
             return;
         }
@@ -463,20 +469,39 @@ public final class EgressProxy implements AutoCloseable {
         }
     }
 
-    /** Applies the policy and connects; on refusal answers the guest and returns null. */
-    private @Nullable Socket open(OutputStream guestOut, HostPort hp, String request) throws IOException {
+    /**
+     * Applies the policy and connects, through the host's upstream proxy {@code via} unless
+     * there is none or NO_PROXY names the destination; on refusal or failure answers the guest
+     * and returns null.
+     */
+    private @Nullable Socket open(OutputStream guestOut, HostPort hp, String request, @Nullable UpstreamProxy via)
+            throws IOException {
         EgressDecision decision = policy.get().decide(hp.host());
         if (decision instanceof EgressDecision.Deny deny) {
             refuse(guestOut, 403, deny.reason(), request);
             return null;
         }
         EgressDecision.Allow allow = (EgressDecision.Allow) decision;
-        Socket s = new Socket();
+        UpstreamProxy upstream = via != null && !via.bypasses(hp.host(), allow.address()) ? via : null;
+        Socket s;
         try {
-            s.connect(new InetSocketAddress(allow.address(), hp.port()), (int) CONNECT_TIMEOUT.toMillis());
+            if (upstream != null) {
+                s = upstream.connect(allow.address(), hp.port());
+            } else {
+                s = new Socket();
+                try {
+                    s.connect(new InetSocketAddress(allow.address(), hp.port()), (int) CONNECT_TIMEOUT.toMillis());
+                } catch (IOException e) {
+                    s.close();
+                    throw e;
+                }
+            }
         } catch (IOException e) {
-            s.close();
-            log.record("FAIL", request, "-> " + allow.address().getHostAddress() + ": " + e.getMessage());
+            log.record(
+                    "FAIL",
+                    request,
+                    "-> " + allow.address().getHostAddress() + (upstream == null ? "" : " via " + upstream) + ": "
+                            + e.getMessage());
             respond(
                     guestOut,
                     502,
@@ -486,7 +511,9 @@ public final class EgressProxy implements AutoCloseable {
         log.record(
                 "ALLOW",
                 request,
-                "-> " + allow.address().getHostAddress() + ":" + hp.port() + " (" + allow.why() + ")");
+                "-> " + allow.address().getHostAddress() + ":" + hp.port()
+                        + (upstream == null ? "" : " via upstream proxy " + upstream.host() + ":" + upstream.port())
+                        + " (" + allow.why() + ")");
         return s;
     }
 

@@ -1,10 +1,8 @@
 package dev.airlock.net;
 
 import dev.airlock.guest.GuestChannel;
-import dev.airlock.guest.GuestException;
 import dev.airlock.guest.GuestLimitException;
 import java.io.ByteArrayInputStream;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.math.BigInteger;
 import java.nio.charset.StandardCharsets;
@@ -148,31 +146,7 @@ public final class InterceptionCa {
     /** {@link #installIn(GuestChannel)} with other paths and bounds (tests run the agent on the host). */
     void installIn(GuestChannel guest, String caFile, String bundlePath, long maxBundle, Duration timeout)
             throws IOException, InterruptedException {
-        byte[] pem = certificatePem().getBytes(StandardCharsets.US_ASCII);
-        guest.writeFile(caFile, new ByteArrayInputStream(pem), 0644, true, timeout);
-        ByteArrayOutputStream bundle = new ByteArrayOutputStream();
-        try {
-            guest.readFile(bundlePath, bundle, maxBundle, timeout);
-        } catch (GuestException e) {
-            if (e.errno() != GuestException.ENOENT) {
-                throw e;
-            }
-        } catch (GuestLimitException e) {
-            throw new GuestLimitException(
-                    e,
-                    "cannot add the sandbox CA to the guest's " + bundlePath + ": " + e.getMessage()
-                            + "; the guest's own trust store is too large or does not answer");
-        }
-        String text = bundle.toString(StandardCharsets.US_ASCII);
-        if (!text.contains(certificatePem())) {
-            String updated = text + (text.isEmpty() || text.endsWith("\n") ? "" : "\n") + certificatePem();
-            guest.writeFile(
-                    bundlePath,
-                    new ByteArrayInputStream(updated.getBytes(StandardCharsets.US_ASCII)),
-                    0644,
-                    true,
-                    timeout);
-        }
+        GuestTrustStore.add(guest, Map.of(caFile, certificatePem()), bundlePath, maxBundle, timeout, "the sandbox CA");
     }
 
     /**

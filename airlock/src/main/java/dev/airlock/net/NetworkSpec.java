@@ -20,8 +20,15 @@ import org.jspecify.annotations.Nullable;
  *     subdomain, not the bare name), {@code *} (any name), or an IP literal to allow that address
  * @param addHosts {@code NAME:IP} pins, Docker's {@code --add-host}
  * @param ports {@code [HOSTIP:]HOSTPORT:GUESTPORT}
+ * @param hostCa whether the sandbox trusts the CAs the host trusts beyond the usual public ones
+ *     (see {@link HostCas}); null (settings kept before there was a choice) means yes
  */
-public record NetworkSpec(String mode, List<String> allowHosts, List<String> addHosts, List<String> ports) {
+public record NetworkSpec(
+        String mode,
+        List<String> allowHosts,
+        List<String> addHosts,
+        List<String> ports,
+        @Nullable Boolean hostCa) {
     public static final List<String> MODES = List.of("none", "proxy", "nat");
     private static final Pattern NAME =
             Pattern.compile("(\\*|(\\*\\.)?[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*)");
@@ -56,6 +63,19 @@ public record NetworkSpec(String mode, List<String> allowHosts, List<String> add
                 }
             }
         }
+    }
+
+    public NetworkSpec(String mode, List<String> allowHosts, List<String> addHosts, List<String> ports) {
+        this(mode, allowHosts, addHosts, ports, null);
+    }
+
+    /** Whether the host's extra CAs go into the sandbox's trust store: unless turned off. */
+    public boolean trustsHostCas() {
+        return !Boolean.FALSE.equals(hostCa);
+    }
+
+    public NetworkSpec withHostCa(boolean trust) {
+        return new NetworkSpec(mode, allowHosts, addHosts, ports, trust);
     }
 
     public static NetworkSpec none() {
@@ -145,10 +165,10 @@ public record NetworkSpec(String mode, List<String> allowHosts, List<String> add
 
     /** The same settings with a changed allowlist and pins (a policy change on a running sandbox). */
     public NetworkSpec withPolicy(List<String> allow, List<String> add) {
-        return new NetworkSpec(mode, allow, add, ports);
+        return new NetworkSpec(mode, allow, add, ports, hostCa);
     }
 
     public NetworkSpec withPorts(List<String> newPorts) {
-        return new NetworkSpec(mode, allowHosts, addHosts, newPorts);
+        return new NetworkSpec(mode, allowHosts, addHosts, newPorts, hostCa);
     }
 }

@@ -26,7 +26,8 @@ import org.jspecify.annotations.Nullable;
  * The proxy's own TLS client for intercepted connections: it verifies the destination's
  * certificate chain and host name as any HTTPS client does, against the JDK's trust store plus
  * the CAs of the PEM file named by {@value #EXTRA_CA_VARIABLE} in the daemon's environment (a
- * company CA, or a test's).
+ * company CA, or a test's) and the host's own extra CAs ({@link HostCas}): behind a
+ * TLS-intercepting network the proxy's own connections meet the network's CA too.
  */
 public final class UpstreamTls {
     public static final String EXTRA_CA_VARIABLE = "AIRLOCK_UPSTREAM_CA";
@@ -39,6 +40,11 @@ public final class UpstreamTls {
 
     /** The JDK's trust store, plus the CAs in {@code extraCaPem} when given. */
     public static UpstreamTls trusting(@Nullable Path extraCaPem) {
+        return trusting(extraCaPem, List.of());
+    }
+
+    /** As {@link #trusting(Path)}, also trusting {@code hostCas}. */
+    static UpstreamTls trusting(@Nullable Path extraCaPem, List<HostCas.Ca> hostCas) {
         try {
             TrustManagerFactory jdk = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
             jdk.init((KeyStore) null);
@@ -57,6 +63,9 @@ public final class UpstreamTls {
                     anchors.setCertificateEntry("extra-" + n++, c);
                 }
             }
+            for (HostCas.Ca c : hostCas) {
+                anchors.setCertificateEntry("host-" + n++, c.certificate());
+            }
             TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
             tmf.init(anchors);
             SSLContext ctx = SSLContext.getInstance("TLS");
@@ -69,12 +78,14 @@ public final class UpstreamTls {
 
     private static volatile @Nullable UpstreamTls fromEnvironment;
 
-    /** As configured for the daemon: {@value #EXTRA_CA_VARIABLE} when set; read once. */
+    /** As configured for the daemon: {@value #EXTRA_CA_VARIABLE} when set, and the host's CAs; read once. */
     public static UpstreamTls fromEnvironment() {
         UpstreamTls t = fromEnvironment;
         if (t == null) {
             String file = System.getenv(EXTRA_CA_VARIABLE);
-            t = trusting(file == null || file.isBlank() ? null : Path.of(file));
+            t = trusting(
+                    file == null || file.isBlank() ? null : Path.of(file),
+                    HostCas.ofThisHost().cas());
             fromEnvironment = t;
         }
         return t;

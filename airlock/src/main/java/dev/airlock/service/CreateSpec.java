@@ -25,6 +25,7 @@ import org.jspecify.annotations.Nullable;
  * @param publish {@code [HOSTIP:]HOSTPORT:GUESTPORT} ports
  * @param secrets values the guest sees only as placeholders, put into requests at the boundary
  * @param inference an OpenAI-compatible endpoint the host forwards to
+ * @param hostCa whether the sandbox trusts the host's extra CAs; null: airlock.toml's, else yes
  */
 public record CreateSpec(
         @Nullable String name,
@@ -43,7 +44,48 @@ public record CreateSpec(
         @Nullable List<String> addHosts,
         @Nullable List<String> publish,
         @Nullable List<Secret> secrets,
-        @Nullable InferenceConfig inference) {
+        @Nullable InferenceConfig inference,
+        @Nullable Boolean hostCa) {
+
+    /** Without a choice about the host's CAs (the default applies). */
+    public CreateSpec(
+            @Nullable String name,
+            @Nullable String image,
+            @Nullable String runtime,
+            @Nullable Integer cpus,
+            @Nullable Integer memoryMiB,
+            @Nullable Long diskMiB,
+            @Nullable Integer pids,
+            @Nullable Long lifetimeSeconds,
+            @Nullable Map<String, String> env,
+            @Nullable String workdir,
+            @Nullable String accel,
+            @Nullable String network,
+            @Nullable List<String> allowHosts,
+            @Nullable List<String> addHosts,
+            @Nullable List<String> publish,
+            @Nullable List<Secret> secrets,
+            @Nullable InferenceConfig inference) {
+        this(
+                name,
+                image,
+                runtime,
+                cpus,
+                memoryMiB,
+                diskMiB,
+                pids,
+                lifetimeSeconds,
+                env,
+                workdir,
+                accel,
+                network,
+                allowHosts,
+                addHosts,
+                publish,
+                secrets,
+                inference,
+                null);
+    }
 
     /** All defaults: a {@code base} sandbox on the host's default runtime, no network. */
     public static CreateSpec defaults() {
@@ -69,7 +111,8 @@ public record CreateSpec(
                 addHosts,
                 publish,
                 secrets,
-                inference);
+                inference,
+                hostCa);
     }
 
     public CreateSpec withRuntime(@Nullable String newRuntime) {
@@ -90,7 +133,8 @@ public record CreateSpec(
                 addHosts,
                 publish,
                 secrets,
-                inference);
+                inference,
+                hostCa);
     }
 
     public CreateSpec withImage(@Nullable String newImage) {
@@ -111,7 +155,8 @@ public record CreateSpec(
                 addHosts,
                 publish,
                 secrets,
-                inference);
+                inference,
+                hostCa);
     }
 
     public CreateSpec withEnv(Map<String, String> newEnv) {
@@ -132,6 +177,7 @@ public record CreateSpec(
                 addHosts,
                 publish,
                 secrets,
-                inference);
+                inference,
+                hostCa);
     }
 }

@@ -36,9 +36,11 @@ import tools.jackson.dataformat.toml.TomlMapper;
  * [network]                       # egress: see docs/networking.md
  * mode = "proxy"
  * allow_hosts = ["pypi.org", "*.pythonhosted.org"]
+ * host_ca = false                 # do not add the host's extra CAs (default: added)
  *
  * [agent]                         # what `airlock run --agent` starts in the workspace
  * command = ["python3", "agent.py"]
+ * preset = "claude"               # or a known agent instead of a command: airlock agent ls
  * env = ["OPENAI_API_KEY"]        # host variables passed in explicitly, nothing else is
  * </pre>
  */
@@ -55,18 +57,20 @@ public record ProjectConfig(
         List<String> agentEnv,
         @Nullable String networkMode,
         List<String> allowHosts,
-        List<String> addHosts) {
+        List<String> addHosts,
+        @Nullable Boolean hostCa,
+        @Nullable String agentPreset) {
 
     private static final Set<String> TABLES = Set.of("image", "sandbox", "setup", "agent", "network");
-    private static final Set<String> NETWORK_KEYS = Set.of("mode", "allow_hosts", "add_hosts");
+    private static final Set<String> NETWORK_KEYS = Set.of("mode", "allow_hosts", "add_hosts", "host_ca");
     private static final Set<String> SANDBOX_KEYS = Set.of("image", "runtime", "cpus", "memory", "disk", "env");
     private static final Set<String> SETUP_KEYS = Set.of("run", "keys");
-    private static final Set<String> AGENT_KEYS = Set.of("command", "env");
+    private static final Set<String> AGENT_KEYS = Set.of("command", "env", "preset");
 
     public static ProjectConfig none() {
         return new ProjectConfig(
                 null, null, null, null, null, Map.of(), List.of(), List.of(), List.of(), List.of(), null, List.of(),
-                List.of());
+                List.of(), null, null);
     }
 
     /** The repo's airlock.toml, or {@link #none()} when it has none. */
@@ -142,7 +146,9 @@ public record ProjectConfig(
                 strings(agent, "env", file, "[agent]"),
                 text(network, "mode", file),
                 strings(network, "allow_hosts", file, "[network]"),
-                strings(network, "add_hosts", file, "[network]"));
+                strings(network, "add_hosts", file, "[network]"),
+                bool(network, "host_ca", file, "[network]"),
+                text(agent, "preset", file));
     }
 
     private static JsonNode table(JsonNode root, String name, Set<String> allowed, Path file) {
@@ -171,6 +177,17 @@ public record ProjectConfig(
             throw new SandboxException(file + ": " + key + " must be a string");
         }
         return n.asString();
+    }
+
+    private static @Nullable Boolean bool(JsonNode table, String key, Path file, String where) {
+        JsonNode n = table.get(key);
+        if (n == null) {
+            return null;
+        }
+        if (!n.isBoolean()) {
+            throw new SandboxException(file + ": " + where + "." + key + " must be true or false");
+        }
+        return n.asBoolean();
     }
 
     private static List<String> strings(JsonNode table, String key, Path file, String where) {

@@ -1,0 +1,51 @@
+package dev.airlock.workspace;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.airlock.sandbox.SandboxException;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/** The agent presets are data files; these are read and checked as a user's would be. */
+class AgentPresetTest {
+    @Test
+    void theBuiltInPresetsAreDataFilesWithPinnedCliVersions() {
+        List<AgentPreset> all = AgentPreset.all();
+        assertThat(all).extracting(AgentPreset::name).contains("claude", "codex", "gemini", "opencode");
+        for (AgentPreset p : all) {
+            assertThat(p.npmPackage()).matches(".+@[0-9]+\\.[0-9]+\\.[0-9]+.*");
+            assertThat(p.command()).contains("$" + AgentPreset.TASK_VARIABLE);
+            assertThat(p.script())
+                    .startsWith("command -v " + p.binary() + " ")
+                    .contains("npm install -g --no-fund --no-audit " + p.npmPackage())
+                    .endsWith(p.command());
+            assertThat(p.secretSpec()).isEqualTo(p.key() + "@" + String.join(",", p.apiHosts()));
+        }
+        AgentPreset claude = AgentPreset.find("claude").orElseThrow();
+        assertThat(claude.apiHosts()).containsExactly("api.anthropic.com");
+        assertThat(claude.key()).isEqualTo("ANTHROPIC_API_KEY");
+    }
+
+    @Test
+    void aBadPresetFileGetsAClearError() {
+        String good = """
+                description = "x"
+                image = "node"
+                package = "x@1.0.0"
+                binary = "x"
+                api_hosts = ["api.x.test"]
+                key = "X_KEY"
+                command = 'x "$AIRLOCK_TASK"'
+                """;
+        assertThat(AgentPreset.parse("x", good, "x.toml").apiHosts()).containsExactly("api.x.test");
+        assertThatThrownBy(() -> AgentPreset.parse("x", good + "colour = \"red\"\n", "x.toml"))
+                .isInstanceOf(SandboxException.class)
+                .hasMessageContaining("unknown key 'colour'");
+        assertThatThrownBy(() -> AgentPreset.parse("x", good.replace("x@1.0.0", "x; rm -rf /"), "x.toml"))
+                .hasMessageContaining("is not NAME@VERSION");
+        assertThatThrownBy(() -> AgentPreset.parse("x", good.replace("[\"api.x.test\"]", "[]"), "x.toml"))
+                .hasMessageContaining("api_hosts must list");
+        assertThatThrownBy(() -> AgentPreset.parse("X Y", good, "x.toml")).hasMessageContaining("not a preset name");
+    }
+}
