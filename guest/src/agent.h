@@ -84,6 +84,10 @@ void file_abort(struct stream *s);
 int file_stat(uint32_t id, const uint8_t *p, size_t n);
 int file_list(uint32_t id, const uint8_t *p, size_t n);
 
+/* builtin.c: the agent's built-in commands (EXEC with BUILTIN), run in the command's child */
+int builtin_known(const char *name);
+int builtin_main(char **argv);
+
 /* exec.c: extra default environment for every later EXEC (SET_ENV) */
 int exec_set_env(uint32_t id, const uint8_t *p, size_t n);
 

@@ -12,7 +12,9 @@ public enum GuestFeature {
     /** Accepts IDENTITY (fresh entropy, clock, hostname, machine-id after a snapshot restore). */
     IDENTITY(4),
     /** ACCEPT/CONNECT byte streams to guest loopback sockets, and SET_ENV. */
-    SOCKETS(5);
+    SOCKETS(5),
+    /** The built-ins {@code walk}, {@code pack} and {@code unpack} (EXEC with BUILTIN), and a default USER in SET_ENV. */
+    BUILTINS(7);
 
     private final int bit;
 
