@@ -38,7 +38,10 @@ public final class GuestDirectoryCopy {
         if (name.isEmpty()) {
             throw new SandboxException("cannot copy the sandbox's root directory; name a directory below it");
         }
-        ExecSpec spec = ExecSpec.builder("tar", "-cf", "-", "-C", parent, name).build();
+        // as root, whatever the sandbox's default user: docker cp reads everything too
+        ExecSpec spec = ExecSpec.builder("tar", "-cf", "-", "-C", parent, name)
+                .user("0")
+                .build();
         ByteArrayOutputStream err = new ByteArrayOutputStream();
         Pipe pipe = Pipe.open();
         OutputStream toHost = Channels.newOutputStream(pipe.sink());

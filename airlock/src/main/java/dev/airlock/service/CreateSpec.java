@@ -25,6 +25,13 @@ import org.jspecify.annotations.Nullable;
  * @param publish {@code [HOSTIP:]HOSTPORT:GUESTPORT} ports
  * @param secrets values the guest sees only as placeholders, put into requests at the boundary
  * @param inference an OpenAI-compatible endpoint the host forwards to
+ * @param user the user of commands that name none ({@code NAME}, {@code UID}, {@code NAME:GROUP},
+ *     {@code UID:GID}); null for the image's {@code USER}, else root
+ * @param entrypoint replaces the image's entrypoint (and drops its cmd, as Docker's
+ *     {@code --entrypoint} does); null for the image's
+ * @param cmd the arguments after the entrypoint, replacing the image's cmd; null or empty for the
+ *     image's. Entrypoint and cmd together are the sandbox's {@code command}, what {@code run}
+ *     starts when given none
  */
 public record CreateSpec(
         @Nullable String name,
@@ -43,7 +50,52 @@ public record CreateSpec(
         @Nullable List<String> addHosts,
         @Nullable List<String> publish,
         @Nullable List<Secret> secrets,
-        @Nullable InferenceConfig inference) {
+        @Nullable InferenceConfig inference,
+        @Nullable String user,
+        @Nullable List<String> entrypoint,
+        @Nullable List<String> cmd) {
+
+    /** A request without a user, entrypoint or cmd: the image's apply. */
+    public CreateSpec(
+            @Nullable String name,
+            @Nullable String image,
+            @Nullable String runtime,
+            @Nullable Integer cpus,
+            @Nullable Integer memoryMiB,
+            @Nullable Long diskMiB,
+            @Nullable Integer pids,
+            @Nullable Long lifetimeSeconds,
+            @Nullable Map<String, String> env,
+            @Nullable String workdir,
+            @Nullable String accel,
+            @Nullable String network,
+            @Nullable List<String> allowHosts,
+            @Nullable List<String> addHosts,
+            @Nullable List<String> publish,
+            @Nullable List<Secret> secrets,
+            @Nullable InferenceConfig inference) {
+        this(
+                name,
+                image,
+                runtime,
+                cpus,
+                memoryMiB,
+                diskMiB,
+                pids,
+                lifetimeSeconds,
+                env,
+                workdir,
+                accel,
+                network,
+                allowHosts,
+                addHosts,
+                publish,
+                secrets,
+                inference,
+                null,
+                null,
+                null);
+    }
 
     /** All defaults: a {@code base} sandbox on the host's default runtime, no network. */
     public static CreateSpec defaults() {
@@ -69,7 +121,10 @@ public record CreateSpec(
                 addHosts,
                 publish,
                 secrets,
-                inference);
+                inference,
+                user,
+                entrypoint,
+                cmd);
     }
 
     public CreateSpec withRuntime(@Nullable String newRuntime) {
@@ -90,7 +145,10 @@ public record CreateSpec(
                 addHosts,
                 publish,
                 secrets,
-                inference);
+                inference,
+                user,
+                entrypoint,
+                cmd);
     }
 
     public CreateSpec withImage(@Nullable String newImage) {
@@ -111,7 +169,10 @@ public record CreateSpec(
                 addHosts,
                 publish,
                 secrets,
-                inference);
+                inference,
+                user,
+                entrypoint,
+                cmd);
     }
 
     public CreateSpec withEnv(Map<String, String> newEnv) {
@@ -132,6 +193,57 @@ public record CreateSpec(
                 addHosts,
                 publish,
                 secrets,
-                inference);
+                inference,
+                user,
+                entrypoint,
+                cmd);
+    }
+
+    public CreateSpec withUser(@Nullable String newUser) {
+        return new CreateSpec(
+                name,
+                image,
+                runtime,
+                cpus,
+                memoryMiB,
+                diskMiB,
+                pids,
+                lifetimeSeconds,
+                env,
+                workdir,
+                accel,
+                network,
+                allowHosts,
+                addHosts,
+                publish,
+                secrets,
+                inference,
+                newUser,
+                entrypoint,
+                cmd);
+    }
+
+    public CreateSpec withCommand(@Nullable List<String> newCmd) {
+        return new CreateSpec(
+                name,
+                image,
+                runtime,
+                cpus,
+                memoryMiB,
+                diskMiB,
+                pids,
+                lifetimeSeconds,
+                env,
+                workdir,
+                accel,
+                network,
+                allowHosts,
+                addHosts,
+                publish,
+                secrets,
+                inference,
+                user,
+                entrypoint,
+                newCmd);
     }
 }

@@ -28,6 +28,12 @@ import org.jspecify.annotations.Nullable;
  * branch of the host repository. Streams, never file by file.
  */
 public final class Workspace {
+    /**
+     * The workspace's own commands (git, setup) run as root whatever the sandbox's default user
+     * (its image's USER): the repository is pushed as root.
+     */
+    private static final String ROOT = "0";
+
     public static final String PATH = "/workspace";
     private static final String IN_BUNDLE = "/tmp/airlock-in.bundle";
     private static final String OUT_BUNDLE = "/tmp/airlock-out.bundle";
@@ -141,7 +147,13 @@ public final class Workspace {
     public static void setup(GuestChannel ch, List<String> commands, OutputStream out, OutputStream err)
             throws IOException, InterruptedException {
         for (String cmd : commands) {
-            ExitStatus st = ch.exec(ExecSpec.builder("sh", "-ec", cmd).cwd(PATH).build(), out, err)
+            ExitStatus st = ch.exec(
+                            ExecSpec.builder("sh", "-ec", cmd)
+                                    .cwd(PATH)
+                                    .user(ROOT)
+                                    .build(),
+                            out,
+                            err)
                     .await();
             if (st.shellStatus() != 0) {
                 throw new SandboxException("setup command failed (exit " + st.shellStatus() + "): " + cmd
@@ -158,6 +170,7 @@ public final class Workspace {
         ExitStatus st = ch.exec(
                         ExecSpec.builder("sh", "-c", script)
                                 .env(Map.of("BASE", base))
+                                .user(ROOT)
                                 .build(),
                         out,
                         err)
@@ -289,7 +302,8 @@ public final class Workspace {
             throws IOException, InterruptedException {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         ByteArrayOutputStream err = new ByteArrayOutputStream();
-        ExitStatus st = ch.exec(ExecSpec.builder(argv).env(env).cwd(cwd).build(), out, err)
+        ExitStatus st = ch.exec(
+                        ExecSpec.builder(argv).env(env).cwd(cwd).user(ROOT).build(), out, err)
                 .await();
         if (st.shellStatus() != 0) {
             throw SandboxException.failed("could not " + what + " in the sandbox (exit " + st.shellStatus() + "): "
