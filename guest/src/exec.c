@@ -16,6 +16,7 @@
 #include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -635,8 +636,22 @@ int exec_start(struct stream *s, const uint8_t *p, size_t n)
                           setuid(u->uid) < 0))
             child_fail(st_p[1], 2);
         umask(022);
-        if (builtin)
+        if (builtin) {
+            /* No exec will close the O_CLOEXEC descriptors, so close them here: the status pipe
+             * (the host sends stdin only once it knows the command started), and every other
+             * one above stderr (the write end of its own stdin pipe, held here, would keep the
+             * built-in from ever reading end-of-file; the agent's channels are none of its
+             * business). */
+            long max = sysconf(_SC_OPEN_MAX);
+            if (max < 0 || max > 65536)
+                max = 65536;
+#ifdef SYS_close_range
+            if (syscall(SYS_close_range, 3u, ~0u, 0u) != 0)
+#endif
+                for (int fd = 3; fd < (int)max; fd++)
+                    close(fd);
             _exit(builtin_main(argv));
+        }
         child_exec(argv, env);
         child_fail(st_p[1], 0);
     }
