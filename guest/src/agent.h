@@ -90,6 +90,10 @@ int file_move(uint32_t id, const uint8_t *p, size_t n);
 int file_remove_start(struct stream *s, const uint8_t *p, size_t n);
 void file_remove_done(struct stream *s);
 
+/* builtin.c: the agent's built-in commands (EXEC with BUILTIN), run in the command's child */
+int builtin_known(const char *name);
+int builtin_main(char **argv);
+
 /* exec.c: extra default environment for every later EXEC (SET_ENV) */
 int exec_set_env(uint32_t id, const uint8_t *p, size_t n);
 

@@ -16,6 +16,7 @@
 #include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -177,33 +178,59 @@ static void group_lookup(struct user *u)
     free(db);
 }
 
-/* USER is "name", "uid" or "uid:gid". Returns 0, or an errno for the ERROR frame. */
+/* A group by name from /etc/group; 0 and *gid set when found. */
+static int group_by_name(const char *name, gid_t *gid)
+{
+    char *db = slurp("/etc/group");
+    int found = -1;
+    if (!db)
+        return -1;
+    for (char *line = db, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = 0;
+        char *f[4];
+        unsigned long id;
+        if (split(line, f, 4) < 3 || parse_id(f[2], &id) || strcmp(f[0], name) != 0)
+            continue;
+        *gid = (gid_t)id;
+        found = 0;
+        break;
+    }
+    free(db);
+    return found;
+}
+
+/* USER is "user" or "user:group" (Docker's forms), each part a name or a number: a name must be
+ * in /etc/passwd or /etc/group, a number need not be (uid N without an entry gets gid N and home
+ * /). Returns 0, EINVAL for a malformed spec, or ESRCH for an unknown name. */
 static int resolve_user(const char *spec, struct user *u)
 {
     memset(u, 0, sizeof *u);
     const char *colon = strchr(spec, ':');
+    size_t l = colon ? (size_t)(colon - spec) : strlen(spec);
+    char ubuf[256];
     unsigned long uid, gid;
-    if (colon) {
-        char ubuf[32];
-        size_t l = (size_t)(colon - spec);
-        if (l >= sizeof ubuf)
-            return EINVAL;
-        memcpy(ubuf, spec, l);
-        ubuf[l] = 0;
-        if (parse_id(ubuf, &uid) || parse_id(colon + 1, &gid))
-            return EINVAL;
-        if (passwd_lookup(NULL, (uid_t)uid, u) < 0)
-            snprintf(u->home, sizeof u->home, "/");
-        u->uid = (uid_t)uid;
-        u->gid = (gid_t)gid;
-    } else if (parse_id(spec, &uid) == 0) {
+    if (l == 0 || l >= sizeof ubuf || (colon && (!colon[1] || strchr(colon + 1, ':'))))
+        return EINVAL;
+    memcpy(ubuf, spec, l);
+    ubuf[l] = 0;
+    if (parse_id(ubuf, &uid) == 0) {
         if (passwd_lookup(NULL, (uid_t)uid, u) < 0) {
             u->uid = (uid_t)uid;
             u->gid = (gid_t)uid;
             snprintf(u->home, sizeof u->home, "/");
         }
-    } else if (passwd_lookup(spec, 0, u) < 0) {
+    } else if (passwd_lookup(ubuf, 0, u) < 0) {
         return ESRCH;
+    }
+    if (colon) {
+        gid_t g;
+        if (parse_id(colon + 1, &gid) == 0)
+            g = (gid_t)gid;
+        else if (group_by_name(colon + 1, &g) < 0)
+            return ESRCH;
+        u->gid = g;
     }
     if (!u->name[0])
         snprintf(u->name, sizeof u->name, "%lu", (unsigned long)u->uid);
@@ -231,6 +258,9 @@ static char *g_extra_env[256];
 static int g_nextra;
 /* Working directory of EXECs that name none (the sandbox's workdir), also from SET_ENV. */
 static char g_default_cwd[PATH_MAX];
+/* User of EXECs that name none (the sandbox's user, from its image's config), also from SET_ENV;
+ * resolved at each EXEC, since the image's /etc/passwd may change. */
+static char g_default_user[256];
 
 int exec_set_env(uint32_t id, const uint8_t *p, size_t n)
 {
@@ -239,9 +269,16 @@ int exec_set_env(uint32_t id, const uint8_t *p, size_t n)
     const uint8_t *v;
     uint32_t vl;
     int r, count = 0;
-    const uint8_t *cwd = NULL;
-    uint32_t cwdl = 0;
+    const uint8_t *cwd = NULL, *user = NULL;
+    uint32_t cwdl = 0, userl = 0;
     while ((r = tlv_next(&it, &tag, &v, &vl)) > 0) {
+        if (tag == X_USER) {
+            if (vl == 0 || vl >= sizeof g_default_user || memchr(v, 0, vl))
+                return send_error(id, EINVAL, "SET_ENV user is empty or too long"), 0;
+            user = v;
+            userl = vl;
+            continue;
+        }
         if (tag == X_CWD) {
             if (vl == 0 || vl >= sizeof g_default_cwd || v[0] != '/' || memchr(v, 0, vl))
                 return send_error(id, EINVAL, "SET_ENV working directory is not an absolute path"), 0;
@@ -269,6 +306,11 @@ int exec_set_env(uint32_t id, const uint8_t *p, size_t n)
     if (cwd) {
         memcpy(g_default_cwd, cwd, cwdl);
         g_default_cwd[cwdl] = 0;
+    }
+    g_default_user[0] = 0;
+    if (user) {
+        memcpy(g_default_user, user, userl);
+        g_default_user[userl] = 0;
     }
     it = (struct tlv_it){p, n};
     while (tlv_next(&it, &tag, &v, &vl) > 0) {
@@ -376,7 +418,7 @@ int exec_start(struct stream *s, const uint8_t *p, size_t n)
     uint16_t tag;
     const uint8_t *v;
     uint32_t vl;
-    int nargs = 0, nenv = 0, r, want_stdin = 0, tty = 0, bad_str = 0;
+    int nargs = 0, nenv = 0, r, want_stdin = 0, tty = 0, bad_str = 0, builtin = 0;
     uint16_t rows = 24, cols = 80;
     uint64_t timeout_ms = 0;
 
@@ -409,6 +451,11 @@ int exec_start(struct stream *s, const uint8_t *p, size_t n)
             if (vl != 1)
                 return -1;
             want_stdin = v[0] == 1;
+            break;
+        case X_BUILTIN:
+            if (vl != 1)
+                return -1;
+            builtin = v[0] == 1;
             break;
         }
     }
@@ -451,11 +498,24 @@ int exec_start(struct stream *s, const uint8_t *p, size_t n)
         bp += vl + 1;
     }
 
+    if (builtin && (tty || userbuf || !builtin_known(argv[0]))) {
+        send_error(s->id, EINVAL, "not an agent built-in (or one given a user or a tty): %s", argv[0]);
+        goto out;
+    }
+    /* The sandbox's default user (its image's USER) runs commands that name none; a built-in
+     * always runs as the agent itself. */
+    int user_is_default = 0;
+    if (!userbuf && !builtin && g_default_user[0]) {
+        userbuf = g_default_user;
+        user_is_default = 1;
+    }
     int have_user = userbuf != NULL;
     if (have_user) {
         int e = resolve_user(userbuf, u);
         if (e) {
-            send_error(s->id, e, "unknown user: %s", userbuf);
+            send_error(s->id, e, e == EINVAL ? "invalid user '%s': give NAME, UID, NAME:GROUP or UID:GID%s"
+                                             : "unknown user or group: %s%s",
+                       userbuf, user_is_default ? " (the sandbox's default user)" : "");
             goto out;
         }
     } else if (passwd_lookup(NULL, getuid(), u) < 0) {
@@ -466,11 +526,14 @@ int exec_start(struct stream *s, const uint8_t *p, size_t n)
     /* The sandbox's working directory is a default: a command that runs before it exists (a
      * workspace's own setup creates /workspace) starts in / instead of failing. */
     int cwd_is_default = 0;
+    if (builtin)
+        cwdbuf = "/";
     if (!cwdbuf && g_default_cwd[0]) {
         cwdbuf = g_default_cwd;
         cwd_is_default = 1;
     }
-    if (!have_user && !cwdbuf)
+    /* A user named on the command starts in its home (su's habit); the default user in / (Docker's). */
+    if ((!have_user || user_is_default) && !cwdbuf)
         cwdbuf = "/";
 
     char host[256] = "";
@@ -578,6 +641,22 @@ int exec_start(struct stream *s, const uint8_t *p, size_t n)
                           setuid(u->uid) < 0))
             child_fail(st_p[1], 2);
         umask(022);
+        if (builtin) {
+            /* No exec will close the O_CLOEXEC descriptors, so close them here: the status pipe
+             * (the host sends stdin only once it knows the command started), and every other
+             * one above stderr (the write end of its own stdin pipe, held here, would keep the
+             * built-in from ever reading end-of-file; the agent's channels are none of its
+             * business). */
+            long max = sysconf(_SC_OPEN_MAX);
+            if (max < 0 || max > 65536)
+                max = 65536;
+#ifdef SYS_close_range
+            if (syscall(SYS_close_range, 3u, ~0u, 0u) != 0)
+#endif
+                for (int fd = 3; fd < (int)max; fd++)
+                    close(fd);
+            _exit(builtin_main(argv));
+        }
         child_exec(argv, env);
         child_fail(st_p[1], 0);
     }

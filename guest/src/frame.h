@@ -34,13 +34,14 @@ enum {
 
 enum {
     FEAT_EXEC = 1, FEAT_PTY = 2, FEAT_FILES = 4, FEAT_SHUTDOWN = 8, FEAT_IDENTITY = 16, FEAT_SOCKETS = 32,
-    FEAT_FSOPS = 64
+    FEAT_FSOPS = 64,
+    FEAT_BUILTINS = 128
 };
 /* ACCEPT / CONNECT tags */
 enum { N_PORT = 1 };
 
 /* EXEC tags */
-enum { X_ARG = 1, X_ENV = 2, X_CWD = 3, X_USER = 4, X_TIMEOUT_MS = 5, X_TTY = 6, X_STDIN = 7 };
+enum { X_ARG = 1, X_ENV = 2, X_CWD = 3, X_USER = 4, X_TIMEOUT_MS = 5, X_TTY = 6, X_STDIN = 7, X_BUILTIN = 8 };
 /* IDENTITY tags */
 enum { I_ENTROPY = 1, I_TIME_NS = 2, I_HOSTNAME = 3, I_MACHINE_ID = 4 };
 /* file tags */

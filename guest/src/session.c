@@ -379,7 +379,7 @@ static int handle_frame(uint8_t type, uint8_t flags, uint32_t id, const uint8_t 
             vl = 64;
         put32(reply, PROTO_VERSION);
         put32(reply + 4, FEAT_EXEC | FEAT_PTY | FEAT_FILES | FEAT_SHUTDOWN | FEAT_IDENTITY | FEAT_SOCKETS |
-                                FEAT_FSOPS);
+                                FEAT_FSOPS | FEAT_BUILTINS);
         memcpy(reply + 8, ver, vl);
         g_hello = 1;
         return send_frame(T_HELLO_R, 0, 0, reply, 8 + vl);

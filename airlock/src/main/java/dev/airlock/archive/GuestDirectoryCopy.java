@@ -38,7 +38,10 @@ public final class GuestDirectoryCopy {
         if (name.isEmpty()) {
             throw new SandboxException("cannot copy the sandbox's root directory; name a directory below it");
         }
-        ExecSpec spec = ExecSpec.builder("tar", "-cf", "-", "-C", parent, name).build();
+        // as root, whatever the sandbox's default user: docker cp reads everything too
+        ExecSpec spec = ExecSpec.builder("tar", "-cf", "-", "-C", parent, name)
+                .user("0")
+                .build();
         // The guest's tar may say anything on stderr: only a message's worth is kept.
         BoundedBuffer err = new BoundedBuffer(4096);
         Pipe pipe = Pipe.open();

@@ -93,8 +93,10 @@ final class Copy {
             Process tar = new ProcessBuilder("tar", "-cf", "-", "-C", parentDir.toString(), name)
                     .redirectError(ProcessBuilder.Redirect.INHERIT)
                     .start();
+            // as root, as docker cp writes, whatever the sandbox's default user
             ExecSpec spec = ExecSpec.builder("/bin/sh", "-c", script, "sh", dst)
                     .stdin(true)
+                    .user("0")
                     .build();
             // The guest's tar may say anything on stderr: only a message's worth is kept.
             BoundedBuffer err = new BoundedBuffer(4096);

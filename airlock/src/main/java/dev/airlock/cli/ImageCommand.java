@@ -1,5 +1,6 @@
 package dev.airlock.cli;
 
+import dev.airlock.build.ImageBuilder;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.Progress;
 import dev.airlock.image.Image;
@@ -20,7 +21,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import org.jspecify.annotations.Nullable;
 import picocli.CommandLine.Command;
@@ -185,22 +189,50 @@ final class ImageCommand {
 
     @Command(
             name = "build",
-            description = "Build a built-in image (base, python, node) or the [image] of an airlock.toml.")
+            description = "Build an image: from a Dockerfile (its RUN steps in a sandbox), a built-in (base, python,"
+                    + " node), or the [image] of an airlock.toml.")
     static final class Build implements Callable<Integer> {
         @Parameters(
                 arity = "0..1",
                 paramLabel = "NAME|DIR",
-                description = "A built-in image name, or a directory with airlock.toml (default: .).")
+                description = "A built-in image name, or the build context / airlock.toml directory (default: .).")
         @Nullable
         String target;
 
         @Option(
                 names = {"-f", "--file"},
-                description = "The airlock.toml to read.")
+                description = "The Dockerfile (default: DIR/Dockerfile) or the airlock.toml to read.")
         @Nullable
         Path file;
 
-        @Option(names = "--no-cache", description = "Build even when an identical image exists.")
+        @Option(
+                names = {"-t", "--tag"},
+                paramLabel = "NAME",
+                description = "The name of the image a Dockerfile builds (default: unnamed, shown by its id).")
+        @Nullable
+        String tag;
+
+        @Option(names = "--build-arg", paramLabel = "NAME=VALUE", description = "A Dockerfile ARG's value.")
+        List<String> buildArgs = new ArrayList<>();
+
+        @Option(names = "--target", paramLabel = "STAGE", description = "Build the Dockerfile's stage of this name.")
+        @Nullable
+        String stage;
+
+        @Option(
+                names = "--runtime",
+                paramLabel = "RUNTIME",
+                description = "The runtime of the sandboxes RUN steps execute in (default: the host's).")
+        @Nullable
+        String runtime;
+
+        @Option(
+                names = "--allow-host",
+                paramLabel = "HOST",
+                description = "A host RUN steps may reach through the egress proxy (repeatable); none: no network.")
+        List<String> allowHosts = new ArrayList<>();
+
+        @Option(names = "--no-cache", description = "Build even when an identical image or step exists.")
         boolean noCache;
 
         @Option(names = "--json")
@@ -208,6 +240,46 @@ final class ImageCommand {
 
         @Override
         public Integer call() {
+            Path dir = Path.of(target == null ? "." : target);
+            boolean dockerfile = file != null
+                    ? !file.getFileName().toString().endsWith(".toml")
+                    : target == null || ImageSpec.builtin(target).isEmpty()
+                            ? Files.isRegularFile(dir.resolve("Dockerfile"))
+                                    && !Files.isRegularFile(dir.resolve("airlock.toml"))
+                            : false;
+            Image image = dockerfile ? fromDockerfile(dir) : fromSpec();
+            if (json) {
+                Output.json(image);
+            } else {
+                System.out.println(image.name() + " " + image.id());
+            }
+            return 0;
+        }
+
+        private Image fromDockerfile(Path dir) {
+            Map<String, String> args = new LinkedHashMap<>();
+            for (String a : buildArgs) {
+                int eq = a.indexOf('=');
+                if (eq <= 0) {
+                    String env = System.getenv(a);
+                    if (env == null) {
+                        continue; // Docker's rule: --build-arg NAME takes NAME from the environment, if set
+                    }
+                    args.put(a, env);
+                } else {
+                    args.put(a.substring(0, eq), a.substring(eq + 1));
+                }
+            }
+            if (tag != null && !ImageStore.isValidName(ImageStore.storedName(tag))) {
+                throw new ImageException(
+                        "invalid image name '" + tag + "'; use letters, digits, '.', '_', '-', '/'" + " and ':'");
+            }
+            ImageBuilder.Request request =
+                    new ImageBuilder.Request(dir, file, tag, args, stage, runtime, allowHosts, noCache);
+            return new ImageBuilder(SandboxCommands.client(), store(), Progress.STDERR, System.err).build(request);
+        }
+
+        private Image fromSpec() {
             ImageSpec spec;
             if (file == null && target != null && ImageSpec.builtin(target).isPresent()) {
                 spec = ImageSpec.builtin(target).orElseThrow();
@@ -216,20 +288,14 @@ final class ImageCommand {
                         ? file
                         : Path.of(target == null ? "." : target).resolve("airlock.toml");
                 if (!Files.isRegularFile(toml)) {
-                    throw new ImageException("no image named '" + (target == null ? "." : target) + "' and no " + toml
-                            + "; build one of " + String.join(", ", ImageSpec.builtinNames())
-                            + " or write an airlock.toml with an [image] table");
+                    throw new ImageException("no image named '" + (target == null ? "." : target) + "', no " + toml
+                            + " and no Dockerfile; build one of " + String.join(", ", ImageSpec.builtinNames())
+                            + ", write an airlock.toml with an [image] table, or give a Dockerfile with -f");
                 }
                 spec = ProjectImage.read(toml);
             }
             ImageStore store = store();
-            Image image = noCache ? store.rebuild(spec, Progress.STDERR) : store.ensure(spec, Progress.STDERR);
-            if (json) {
-                Output.json(image);
-            } else {
-                System.out.println(image.name() + " " + image.id());
-            }
-            return 0;
+            return noCache ? store.rebuild(spec, Progress.STDERR) : store.ensure(spec, Progress.STDERR);
         }
     }
 

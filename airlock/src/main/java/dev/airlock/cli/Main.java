@@ -73,6 +73,8 @@ public final class Main {
 
     static int execute(String... args) {
         CommandLine cl = new CommandLine(new Main());
+        // run IMAGE ARG...: everything after the image is the command's, dashes included (Docker's rule)
+        java.util.Objects.requireNonNull(cl.getSubcommands().get("run")).setStopAtPositional(true);
         cl.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
             String message = userMessage(e);
             if (message == null) {

@@ -83,6 +83,22 @@ final class SandboxCommands {
         @Nullable
         String image;
 
+        @Option(
+                names = "--entrypoint",
+                paramLabel = "PROGRAM",
+                description = "Replaces the image's entrypoint (and its cmd): the sandbox's command becomes PROGRAM"
+                        + " followed by the command's arguments.")
+        @Nullable
+        String entrypoint;
+
+        /** The sandbox's default user ({@code run -u}, {@code create -u}); not an option of its own here. */
+        @Nullable
+        String user;
+
+        /** The arguments after the entrypoint, replacing the image's cmd (Docker's {@code run IMAGE ARGS}). */
+        @Nullable
+        List<String> cmd;
+
         @Option(names = "--cpus", description = "vCPUs (default: 1).")
         @Nullable
         Integer cpus;
@@ -267,7 +283,10 @@ final class SandboxCommands {
                     publish,
                     secretValues,
                     inferenceConfig(),
-                    noHostCa ? Boolean.FALSE : null);
+                    noHostCa ? Boolean.FALSE : null,
+                    user,
+                    entrypoint == null ? null : List.of(entrypoint),
+                    cmd);
         }
     }
 
@@ -446,7 +465,11 @@ final class SandboxCommands {
         }
     }
 
-    @Command(name = "run", description = "Create a sandbox, start it and run a command in it.")
+    @Command(
+            name = "run",
+            description = "Create a sandbox, start it and run a command in it: run [OPTIONS] IMAGE [ARG...] (Docker's"
+                    + " form: the image's entrypoint with ARGs, else its cmd), or run [OPTIONS] [--image IMAGE] --"
+                    + " COMMAND... (the command as given). Without a command, the image's entrypoint and cmd.")
     static final class Run implements Callable<Integer> {
         @Mixin
         CreateFlags create = new CreateFlags();
@@ -465,22 +488,41 @@ final class SandboxCommands {
                 description = "Start the sandbox and leave it running; no command.")
         boolean detach;
 
-        @Parameters(paramLabel = "COMMAND", description = "The command and its arguments (after --).")
+        @Parameters(
+                paramLabel = "[IMAGE] ARG",
+                description = "IMAGE and its arguments (Docker's form, when no --image is given and the first word"
+                        + " comes before any --), or the command after --.")
         List<String> command = new ArrayList<>();
+
+        @picocli.CommandLine.Spec
+        picocli.CommandLine.Model.@Nullable CommandSpec spec;
+
+        /** How many of the positional words came before a {@code --} (all of them when there is none). */
+        private int wordsBeforeDashes() {
+            if (spec == null) {
+                return 0;
+            }
+            List<String> original = spec.commandLine().getParseResult().originalArgs();
+            int dashes = original.indexOf("--");
+            return dashes < 0 ? command.size() : command.size() - (original.size() - dashes - 1);
+        }
 
         @Override
         public Integer call() throws Exception {
             boolean agent = workspace.agent != null;
-            if (detach && (!command.isEmpty() || agent)) {
+            List<String> args = command;
+            // Docker's form: the first word is the image, the rest its arguments.
+            boolean dockerForm = create.image == null && wordsBeforeDashes() > 0;
+            if (dockerForm) {
+                create.image = command.getFirst();
+                args = command.subList(1, command.size());
+            }
+            if (detach && (!args.isEmpty() || agent)) {
                 throw new SandboxException("run --detach starts a sandbox without a command; run commands in it with:"
                         + " airlock exec NAME -- CMD");
             }
-            if (agent && !command.isEmpty()) {
+            if (agent && !args.isEmpty()) {
                 throw new SandboxException("give either --agent or a command, not both");
-            }
-            if (!detach && !agent && command.isEmpty()) {
-                throw new SandboxException(
-                        "no command given; e.g. airlock run --rm -- uname -a (or run -d to just start a sandbox)");
             }
             if (detach && rm) {
                 throw new SandboxException("--rm and --detach together would remove the sandbox at once; use one");
@@ -488,10 +530,28 @@ final class SandboxCommands {
             if (exec.timeout != null) {
                 Resources.parseDuration(exec.timeout);
             }
+            // Arguments after an entrypoint (Docker's form, or --entrypoint) become the sandbox's command
+            // with it; a command given after -- runs as given, as exec runs it.
+            boolean throughEntrypoint = dockerForm || create.entrypoint != null;
+            if (throughEntrypoint && !args.isEmpty()) {
+                create.cmd = args;
+            }
+            // run -u is the sandbox's user, as docker run -u is the container's: later execs get it too.
+            create.user = exec.user;
             WorkspaceFlow flow = WorkspaceFlow.plan(create, workspace);
             SandboxService client = client();
             SandboxInfo s = flow.hasWorkspace() ? flow.make(client, true) : client.create(flow.spec());
+            boolean keep = detach;
             try {
+                List<String> toRun =
+                        agent ? flow.agentCommand() : throughEntrypoint || args.isEmpty() ? s.command() : args;
+                if (!detach && toRun.isEmpty()) {
+                    keep = true; // nothing ran: removed below, not stopped and kept
+                    client.remove(s.id(), true);
+                    throw new SandboxException("no command given, and image '" + s.image() + "' names none (no"
+                            + " entrypoint or cmd); e.g. airlock run --rm -- uname -a (or run -d to just start a"
+                            + " sandbox)");
+                }
                 if (!flow.hasWorkspace()) {
                     s = client.start(s.id());
                 }
@@ -499,12 +559,9 @@ final class SandboxCommands {
                     System.out.println(s.name());
                     return 0;
                 }
-                if (agent) {
-                    return execute(client, s.id(), flow.agentCommand(), exec, flow.agentEnv(), null);
-                }
-                return execute(client, s.id(), command, exec, Map.of(), null);
+                return execute(client, s.id(), toRun, exec, agent ? flow.agentEnv() : Map.of(), null);
             } finally {
-                if (!detach) {
+                if (!keep) {
                     if (rm) {
                         client.remove(s.id(), true);
                     } else if (client.inspect(s.id()).running()) {
@@ -523,6 +580,12 @@ final class SandboxCommands {
         @Mixin
         CreateFlags create = new CreateFlags();
 
+        @Option(
+                names = {"-u", "--user"},
+                description = "The user of commands that name none (default: the image's USER, else root).")
+        @Nullable
+        String user;
+
         @Mixin
         WorkspaceFlags workspace = new WorkspaceFlags();
 
@@ -531,6 +594,7 @@ final class SandboxCommands {
             if (workspace.agent != null) {
                 throw new SandboxException("--agent runs with airlock run; create only prepares a sandbox");
             }
+            create.user = user;
             WorkspaceFlow flow = WorkspaceFlow.plan(create, workspace);
             // A workspace is copied in now, while the repository is in the state the user sees.
             System.out.println(flow.make(client(), false).name());

@@ -193,7 +193,10 @@ final class WorkspaceFlow {
                 s.publish(),
                 secrets,
                 s.inference(),
-                s.hostCa());
+                s.hostCa(),
+                s.user(),
+                s.entrypoint(),
+                s.cmd());
     }
 
     /** Makes the sandbox: started and left running ({@code start}), or created and stopped. */

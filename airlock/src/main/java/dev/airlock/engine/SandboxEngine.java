@@ -107,7 +107,9 @@ public final class SandboxEngine {
                     0,
                     null,
                     null,
-                    o.nat());
+                    o.nat(),
+                    o.user(),
+                    o.command());
             Optional<String> ready = o.layerTemplate() == null ? backend.claimReady(fresh) : Optional.empty();
             if (ready.isPresent()) {
                 fresh = fresh.withId(ready.get());
@@ -156,7 +158,7 @@ public final class SandboxEngine {
         Lifecycle.check(Operation.START, s);
         if (!Files.isRegularFile(Path.of(s.imageFile())) && !Files.isDirectory(Path.of(s.imageFile()))) {
             throw SandboxException.conflict("the image of sandbox '" + s.name() + "' (" + s.image() + ", "
-                    + s.imageId().substring(0, 12) + ") is gone; rebuild it with: airlock image build " + s.image());
+                    + s.imageId().substring(0, 12) + ") is gone; " + images.howToRestore(s.image(), s.imageId()));
         }
         Backend backend = backends.of(s);
         SandboxPaths paths = paths(s);

@@ -18,6 +18,8 @@ import org.jspecify.annotations.Nullable;
  * @param timeout after this the agent kills the process group, or null for none
  * @param tty run on a new pseudo-terminal of this size, or null for pipes
  * @param stdin whether the caller will feed stdin; otherwise stdin is /dev/null
+ * @param builtin {@code argv[0]} names one of the agent's built-ins ({@code walk}, {@code pack},
+ *     {@code unpack}: see docs/guest-protocol.md), not a program; it runs as the agent, in /
  */
 public record ExecSpec(
         List<String> argv,
@@ -26,7 +28,8 @@ public record ExecSpec(
         @Nullable String user,
         @Nullable Duration timeout,
         @Nullable TerminalSize tty,
-        boolean stdin) {
+        boolean stdin,
+        boolean builtin) {
 
     private static final int TAG_ARG = 1;
     private static final int TAG_ENV = 2;
@@ -35,6 +38,7 @@ public record ExecSpec(
     private static final int TAG_TIMEOUT_MS = 5;
     private static final int TAG_TTY = 6;
     private static final int TAG_STDIN = 7;
+    private static final int TAG_BUILTIN = 8;
 
     public ExecSpec {
         argv = List.copyOf(argv);
@@ -101,6 +105,9 @@ public record ExecSpec(
         if (stdin) {
             tlv.u8(TAG_STDIN, 1);
         }
+        if (builtin) {
+            tlv.u8(TAG_BUILTIN, 1);
+        }
         return tlv.toPayload();
     }
 
@@ -118,6 +125,7 @@ public record ExecSpec(
         private @Nullable Duration timeout;
         private @Nullable TerminalSize tty;
         private boolean stdin;
+        private boolean builtin;
 
         private Builder(List<String> argv) {
             this.argv = new ArrayList<>(argv);
@@ -163,8 +171,14 @@ public record ExecSpec(
             return this;
         }
 
+        /** Runs the agent's built-in {@code argv[0]} instead of a program (see {@link ExecSpec}). */
+        public Builder builtin(boolean builtin) {
+            this.builtin = builtin;
+            return this;
+        }
+
         public ExecSpec build() {
-            return new ExecSpec(argv, env, cwd, user, timeout, tty, stdin);
+            return new ExecSpec(argv, env, cwd, user, timeout, tty, stdin, builtin);
         }
     }
 }

@@ -546,7 +546,13 @@ public final class GuestChannel implements AutoCloseable {
      * working directory of commands that name none.
      */
     public void setDefaults(Map<String, String> env, @Nullable String cwd) throws IOException, InterruptedException {
-        byte[] payload = defaultsRequest(env, cwd);
+        setDefaults(env, cwd, (String) null);
+    }
+
+    /** {@link #setDefaults(Map, String)} plus the user of commands that name none (null: the agent's own). */
+    public void setDefaults(Map<String, String> env, @Nullable String cwd, @Nullable String user)
+            throws IOException, InterruptedException {
+        byte[] payload = defaultsRequest(env, cwd, user);
         QueryStream<Boolean> stream = openStream(id -> new QueryStream<>(this, id, "set-env", fields -> true));
         send(Frame.of(FrameType.SET_ENV, stream.id, payload));
         stream.await();
@@ -555,7 +561,13 @@ public final class GuestChannel implements AutoCloseable {
     /** {@link #setDefaults(Map, String)} with a deadline ({@link GuestLimitException}). */
     public void setDefaults(Map<String, String> env, @Nullable String cwd, Duration timeout)
             throws IOException, InterruptedException {
-        byte[] payload = defaultsRequest(env, cwd);
+        setDefaults(env, cwd, null, timeout);
+    }
+
+    /** {@link #setDefaults(Map, String, String)} with a deadline ({@link GuestLimitException}). */
+    public void setDefaults(Map<String, String> env, @Nullable String cwd, @Nullable String user, Duration timeout)
+            throws IOException, InterruptedException {
+        byte[] payload = defaultsRequest(env, cwd, user);
         QueryStream<Boolean> stream = openStream(id -> new QueryStream<>(this, id, "set-env", fields -> true));
         withDeadline(stream, "setting the sandbox's defaults", timeout, () -> {
             send(Frame.of(FrameType.SET_ENV, stream.id, payload));
@@ -563,11 +575,14 @@ public final class GuestChannel implements AutoCloseable {
         });
     }
 
-    private static byte[] defaultsRequest(Map<String, String> env, @Nullable String cwd) {
+    private static byte[] defaultsRequest(Map<String, String> env, @Nullable String cwd, @Nullable String user) {
         Tlv.Writer request = new Tlv.Writer();
         env.forEach((name, value) -> request.string(2, name + "=" + value));
         if (cwd != null) {
             request.string(3, cwd);
+        }
+        if (user != null) {
+            request.string(4, user);
         }
         return request.toPayload();
     }

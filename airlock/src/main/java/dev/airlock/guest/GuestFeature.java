@@ -14,7 +14,9 @@ public enum GuestFeature {
     /** ACCEPT/CONNECT byte streams to guest loopback sockets, and SET_ENV. */
     SOCKETS(5),
     /** MKDIR, MOVE and REMOVE. */
-    FS_OPS(6);
+    FS_OPS(6),
+    /** The built-ins {@code walk}, {@code pack} and {@code unpack} (EXEC with BUILTIN), and a default USER in SET_ENV. */
+    BUILTINS(7);
 
     private final int bit;
 

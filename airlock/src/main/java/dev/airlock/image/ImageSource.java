@@ -16,6 +16,8 @@ public record ImageSource(
         List<Layer> layers) {
     public static final String PULL = "pull";
     public static final String IMPORT = "import";
+    /** Built from a Dockerfile; the reference is how to build it again ({@code -f FILE -t NAME DIR}). */
+    public static final String BUILD = "build";
 
     public ImageSource {
         layers = List.copyOf(layers);

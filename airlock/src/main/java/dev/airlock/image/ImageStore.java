@@ -122,7 +122,37 @@ public final class ImageStore {
             if (hits.stream().map(Image::id).distinct().count() > 1) {
                 throw new ImageException("image id prefix '" + nameOrId + "' is ambiguous; give more digits");
             }
+            if (hits.isEmpty() && prefix.length() == 64) {
+                return unnamed(prefix);
+            }
             return hits.stream().findFirst();
+        }
+        return Optional.empty();
+    }
+
+    /**
+     * An image no name refers to, by its whole id: a build's own (the packages of an
+     * {@code airlock.toml [image]} whose commands then run in a sandbox, the empty base of
+     * {@code FROM scratch}). Its name is its id.
+     */
+    private Optional<Image> unnamed(String id) {
+        Path recipes = root.resolve("recipes");
+        if (!Files.isDirectory(recipes)) {
+            return Optional.empty();
+        }
+        try (Stream<Path> files = Files.list(recipes)) {
+            for (Path f : files.sorted().toList()) {
+                String n = f.getFileName().toString();
+                if (!n.endsWith(".json")) {
+                    continue;
+                }
+                Optional<Image> i = loadRecipe(id, n.substring(0, n.length() - ".json".length()));
+                if (i.isPresent() && i.get().id().equals(id)) {
+                    return i;
+                }
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
         }
         return Optional.empty();
     }
@@ -180,7 +210,24 @@ public final class ImageStore {
                 writeRef(spec.name(), recipe);
                 return existing.get();
             }
-            return build(spec, recipe, progress);
+            return build(spec, recipe, progress, true);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /**
+     * The image for a spec, built only when no image of its recipe exists, and not named: found by
+     * its id ({@link #find} takes a whole id), kept by prune like every built image.
+     */
+    public Image ensureUnnamed(ImageSpec spec, Progress progress) {
+        String recipe = recipeKey(spec);
+        try (HostFiles.Lock ignored = lock()) {
+            Optional<Image> existing = loadRecipe(spec.name(), recipe);
+            if (existing.isPresent()) {
+                return existing.get();
+            }
+            return build(spec, recipe, progress, false);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
@@ -189,7 +236,7 @@ public final class ImageStore {
     /** Builds the spec even when an image of its recipe exists (for {@code image build --no-cache}). */
     public Image rebuild(ImageSpec spec, Progress progress) {
         try (HostFiles.Lock ignored = lock()) {
-            return build(spec, recipeKey(spec), progress);
+            return build(spec, recipeKey(spec), progress, true);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
@@ -232,18 +279,59 @@ public final class ImageStore {
         if (!actual.equals(image.id())) {
             throw new ImageException("image '" + image.name() + "' is corrupt: its content hash is "
                     + actual.substring(0, 12) + ", not its id " + image.shortId()
-                    + (image.source() != null
-                            ? "; remove it (airlock image rm " + image.name() + ") and "
-                                    + (image.source().kind().equals(ImageSource.PULL) ? "pull" : "import") + " it again"
-                            : "; rebuild it with: airlock image build " + image.name()));
+                    + "; remove it (airlock image rm " + image.name() + ") and "
+                    + restoreAdvice(image.name(), image.source()));
         }
+    }
+
+    /**
+     * What to tell a user whose sandbox's image file ({@code name}, {@code id}) is gone: how to get
+     * that image back, by the way it came (pull, import, Dockerfile build, packages).
+     */
+    public String howToRestore(String name, String id) {
+        ImageSource source = null;
+        try {
+            Path ref = refFile(name);
+            if (isValidName(name) && Files.isRegularFile(ref)) {
+                Recipe r = recipeOf(Files.readString(ref).strip());
+                if (r.id().equals(id)) {
+                    source = r.source();
+                }
+            }
+            Path recipes = root.resolve("recipes");
+            if (source == null && Files.isDirectory(recipes)) {
+                try (Stream<Path> files = Files.list(recipes)) {
+                    for (Path f : files.toList()) {
+                        Recipe r = JSON.readValue(f.toFile(), Recipe.class);
+                        if (r.id().equals(id) && r.source() != null) {
+                            source = r.source();
+                            break;
+                        }
+                    }
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            // no record of it left: the advice for a built image below
+        }
+        return restoreAdvice(name, source);
+    }
+
+    private static String restoreAdvice(String name, @Nullable ImageSource source) {
+        if (source == null) {
+            return "rebuild it with: airlock image build " + name;
+        }
+        return switch (source.kind()) {
+            case ImageSource.PULL -> "pull it again: airlock image pull " + source.reference();
+            case ImageSource.IMPORT -> "import it again: airlock image import " + source.reference();
+            default -> "build it again: airlock image build " + source.reference();
+        };
     }
 
     static String recipeKey(ImageSpec spec) {
         return Hashing.sha256(spec.canonical()).substring(0, 24);
     }
 
-    private Image build(ImageSpec spec, String recipe, Progress progress) throws IOException {
+    private Image build(ImageSpec spec, String recipe, Progress progress, boolean named) throws IOException {
         Path blobs = AirlockDirs.ensureDir(root.resolve("blobs"));
         long start = System.nanoTime();
         Path tmp = builder.build(spec, blobs, progress);
@@ -255,7 +343,9 @@ public final class ImageStore {
                 new Recipe(id, Files.size(file), Instant.now(), millis, spec.packages(), spec.commands(), null, null);
         Path recipes = AirlockDirs.ensureDir(root.resolve("recipes"));
         HostFiles.writeAtomically(recipes.resolve(recipe + ".json"), JSON.writeValueAsBytes(r));
-        writeRef(spec.name(), recipe);
+        if (named) {
+            writeRef(spec.name(), recipe);
+        }
         progress.step("image " + spec.name() + " built: " + id.substring(0, 12) + ", " + (r.sizeBytes() >> 20)
                 + " MiB, " + millis / 1000 + " s");
         return toImage(spec.name(), recipe, r);
@@ -433,7 +523,7 @@ public final class ImageStore {
      * anything missing.
      */
     public Image commitLayered(
-            String name,
+            @Nullable String name,
             String recipe,
             Path erofs,
             long buildMillis,
@@ -458,11 +548,62 @@ public final class ImageStore {
                     new Recipe(id, Files.size(file), Instant.now(), buildMillis, List.of(), List.of(), config, source);
             Path recipes = AirlockDirs.ensureDir(root.resolve("recipes"));
             HostFiles.writeAtomically(recipes.resolve(recipe + ".json"), JSON.writeValueAsBytes(r));
+            if (name == null) {
+                return toImage(id, recipe, r); // unnamed: found by its id
+            }
             writeRef(name, recipe);
             return toImage(name, recipe, r);
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot store image " + name, e);
+            throw new UncheckedIOException("cannot store image " + (name != null ? name : "(unnamed)"), e);
         }
+    }
+
+    /**
+     * Moves a verified blob (a layer a build step made) into the content store under its digest,
+     * at once and by one rename, so the build's cache can name it whatever happens later.
+     */
+    public void putContent(String digest, Path file) {
+        Path target = contentFile(digest);
+        try {
+            if (Files.isRegularFile(target)) {
+                Files.deleteIfExists(file);
+                return;
+            }
+            Files.createDirectories(target.getParent());
+            Files.move(file, target, StandardCopyOption.ATOMIC_MOVE);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot store " + digest + " in " + root, e);
+        }
+    }
+
+    /** What a build step made: a layer, or nothing (it changed no file). */
+    public record CachedStep(ImageSource.@Nullable Layer layer) {}
+
+    /**
+     * What the build step of {@code key} made before, if its layer is still in the store. Kept in
+     * {@code build-cache/<key>.json}.
+     */
+    public Optional<CachedStep> cachedStep(String key) {
+        Path f = root.resolve("build-cache").resolve(key + ".json");
+        if (!Files.isRegularFile(f)) {
+            return Optional.empty();
+        }
+        try {
+            CachedStep c = JSON.readValue(f.toFile(), CachedStep.class);
+            ImageSource.Layer l = c.layer();
+            if (l != null && !Files.isRegularFile(contentFile(l.digest()))) {
+                return Optional.empty();
+            }
+            return Optional.of(c);
+        } catch (RuntimeException e) {
+            return Optional.empty(); // a damaged entry is a miss; the step runs again and replaces it
+        }
+    }
+
+    /** Records what the build step of {@code key} made; its layer must be in the content store already. */
+    public void cacheStep(String key, CachedStep step) {
+        Path dir = AirlockDirs.ensureDir(root.resolve("build-cache"));
+        HostFiles.writeAtomically(dir.resolve(key + ".json"), JSON.writeValueAsBytes(step));
     }
 
     /** An image's disk use: its erofs file, its layers, and how much of that other images share. */
@@ -600,6 +741,23 @@ public final class ImageStore {
                             bytes += Files.size(f);
                             Files.delete(f);
                             blobs++;
+                        }
+                    }
+                }
+            }
+            // build steps whose layer went: their entries would only be misses
+            Path cache = root.resolve("build-cache");
+            if (Files.isDirectory(cache)) {
+                try (Stream<Path> files = Files.list(cache)) {
+                    for (Path f : files.toList()) {
+                        try {
+                            ImageSource.Layer l =
+                                    JSON.readValue(f.toFile(), CachedStep.class).layer();
+                            if (l != null && !Files.isRegularFile(contentFile(l.digest()))) {
+                                Files.delete(f);
+                            }
+                        } catch (RuntimeException e) {
+                            Files.delete(f);
                         }
                     }
                 }

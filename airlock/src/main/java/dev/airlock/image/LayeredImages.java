@@ -22,6 +22,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.zip.GZIPInputStream;
+import org.jspecify.annotations.Nullable;
 
 /**
  * Turns the layers of a pulled or imported image into the store's read-only erofs image: unpacks
@@ -57,6 +58,43 @@ public final class LayeredImages {
             List<LocalLayer> layers,
             Map<String, Path> newBlobs,
             Map<String, byte[]> documents) {
+        return assemble(
+                name,
+                null,
+                config,
+                source,
+                layers,
+                newBlobs,
+                documents,
+                ImageStore.layeredRecipe(source.configDigest()));
+    }
+
+    /**
+     * Unpacks {@code layers} (already in the content store) over the tree of the image
+     * {@code base} (null: an empty tree, {@code FROM scratch}) and stores the result under
+     * {@code name} (null: unnamed) and {@code recipe}: a Dockerfile build's last step.
+     */
+    public Image assembleOnto(
+            @Nullable Image base,
+            @Nullable String name,
+            ImageConfig config,
+            ImageSource source,
+            List<LocalLayer> layers,
+            Map<String, byte[]> documents,
+            String recipe) {
+        return assemble(name, base, config, source, layers, Map.of(), documents, recipe);
+    }
+
+    private Image assemble(
+            @Nullable String name,
+            @Nullable Image base,
+            ImageConfig config,
+            ImageSource source,
+            List<LocalLayer> layers,
+            Map<String, Path> newBlobs,
+            Map<String, byte[]> documents,
+            String recipe) {
+        String label = name != null ? name : "image";
         long start = System.nanoTime();
         Path work;
         try {
@@ -68,6 +106,9 @@ public final class LayeredImages {
             Path tree = work.resolve("rootfs");
             Files.createDirectory(
                     tree, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwxr-xr-x")));
+            if (base != null) {
+                copyTree(base, work.resolve("base"), tree);
+            }
             List<String> notes;
             try (LayerUnpacker unpacker = new LayerUnpacker(tree)) {
                 int i = 0;
@@ -79,10 +120,10 @@ public final class LayeredImages {
                 notes = ImageEssentials.add(unpacker);
             }
             for (String note : notes) {
-                progress.step(name + ": note: " + note);
+                progress.step(label + ": note: " + note);
             }
             Path erofs = work.resolve("image.erofs");
-            progress.step(name + ": packing erofs");
+            progress.step(label + ": packing erofs");
             // Per-file times are kept (Python's .pyc checks, make); the fixed uuid keeps the rest stable.
             HostCommand.Result mk = HostCommand.run(
                     List.of(
@@ -95,7 +136,7 @@ public final class LayeredImages {
                     null,
                     null);
             if (!mk.ok()) {
-                throw new ImageException("mkfs.erofs failed for image '" + name + "':\n" + mk.output());
+                throw new ImageException("mkfs.erofs failed for image '" + label + "':\n" + mk.output());
             }
             // Gone before the commit: the commit's fsync would otherwise write the tree's dirty pages too.
             HostFiles.deleteTree(tree);
@@ -106,14 +147,52 @@ public final class LayeredImages {
                 blobs.put(d.getKey(), f);
             }
             long millis = (System.nanoTime() - start) / 1_000_000;
-            Image image = store.commitLayered(
-                    name, ImageStore.layeredRecipe(source.configDigest()), erofs, millis, config, source, blobs);
-            progress.step(name + ": stored as " + image.shortId() + ", " + (image.sizeBytes() >> 20) + " MiB");
+            Image image = store.commitLayered(name, recipe, erofs, millis, config, source, blobs);
+            progress.step(label + ": stored as " + image.shortId() + ", " + (image.sizeBytes() >> 20) + " MiB");
             return image;
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot assemble image " + name + " in " + work, e);
+            throw new UncheckedIOException("cannot assemble image " + label + " in " + work, e);
         } finally {
             HostFiles.deleteTree(work);
+        }
+    }
+
+    /**
+     * Copies the tree of a stored image into {@code tree}: its erofs file mounted read-only (the
+     * image is one this store made, so the kernel reads a file mkfs.erofs wrote) and copied with
+     * everything (owners, modes, setuid bits, hard links, devices, extended attributes), then
+     * unmounted. Needs root, as container sandboxes do.
+     */
+    private static void copyTree(Image base, Path mountPoint, Path tree) throws IOException {
+        Files.createDirectory(mountPoint);
+        HostCommand.Result mount = HostCommand.run(
+                List.of(
+                        "mount",
+                        "-t",
+                        "erofs",
+                        "-o",
+                        "loop,ro,nodev,nosuid",
+                        base.file().toString(),
+                        mountPoint.toString()),
+                null,
+                null);
+        if (!mount.ok()) {
+            throw new ImageException("cannot mount image " + base.name() + " (" + base.shortId() + ") to build on it"
+                    + " (building on an image needs root, as container sandboxes do): "
+                    + mount.output().strip());
+        }
+        try {
+            HostCommand.Result cp =
+                    HostCommand.run(List.of("cp", "-a", "--", mountPoint + "/.", tree.toString()), null, null);
+            if (!cp.ok()) {
+                throw new ImageException("cannot copy the tree of image " + base.name() + ": "
+                        + cp.output().strip());
+            }
+        } finally {
+            HostCommand.Result umount = HostCommand.run(List.of("umount", mountPoint.toString()), null, null);
+            if (!umount.ok()) {
+                HostCommand.run(List.of("umount", "-l", mountPoint.toString()), null, null);
+            }
         }
     }
 

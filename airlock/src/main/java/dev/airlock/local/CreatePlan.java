@@ -1,5 +1,6 @@
 package dev.airlock.local;
 
+import dev.airlock.image.ImageConfig;
 import dev.airlock.net.InferenceConfig;
 import dev.airlock.net.NetworkSpec;
 import dev.airlock.net.Secret;
@@ -14,11 +15,14 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.regex.Pattern;
 import org.jspecify.annotations.Nullable;
 
 /**
  * A create request with every default filled in: what the request says, else the project's
- * {@code airlock.toml}, else Airlock's defaults. One place decides this for every front end.
+ * {@code airlock.toml}, else the image's config (its {@code Env}, {@code WorkingDir},
+ * {@code User}, {@code Entrypoint} and {@code Cmd}, as Docker applies them), else Airlock's
+ * defaults. One place decides this for every front end.
  *
  * @param options what the engine needs
  * @param network the sandbox's network settings, kept beside it
@@ -31,8 +35,25 @@ record CreatePlan(
         List<Secret> secrets,
         @Nullable InferenceConfig inference) {
 
+    /** A user as Docker's {@code USER} and {@code -u} take it: a name or number, optionally {@code :GROUP}. */
+    private static final Pattern USER =
+            Pattern.compile("[A-Za-z0-9_.][A-Za-z0-9_.-]{0,127}(:[A-Za-z0-9_.][A-Za-z0-9_.-]{0,127})?");
+
+    /** The image a request boots: its own, else the project's, else {@code base}. */
+    static String imageOf(CreateSpec spec, ProjectConfig cfg) {
+        return spec.image() != null ? spec.image() : cfg.image() != null ? cfg.image() : "base";
+    }
+
+    /**
+     * The plan for {@code spec}. {@code imageConfig} is the config of the image {@link #imageOf}
+     * names ({@link ImageConfig#EMPTY} for one built from packages).
+     */
     static CreatePlan of(
-            CreateSpec spec, ProjectConfig cfg, @Nullable Path layerTemplate, @Nullable String workdirDefault) {
+            CreateSpec spec,
+            ProjectConfig cfg,
+            @Nullable Path layerTemplate,
+            @Nullable String workdirDefault,
+            ImageConfig imageConfig) {
         Resources d = Resources.DEFAULT;
         Resources resources = new Resources(
                 first(spec.cpus(), cfg.cpus(), d.cpus()),
@@ -44,7 +65,9 @@ record CreatePlan(
                         : cfg.disk() != null ? Resources.parseMiB(cfg.disk()) : d.diskMiB(),
                 first(spec.pids(), null, d.pids()),
                 spec.lifetimeSeconds() != null ? Duration.ofSeconds(spec.lifetimeSeconds()) : null);
-        Map<String, String> env = new LinkedHashMap<>(cfg.env());
+        // the image's variables (PATH included, which then replaces the agent's) under the project's and the request's
+        Map<String, String> env = new LinkedHashMap<>(imageConfig.envMap());
+        env.putAll(cfg.env());
         if (spec.env() != null) {
             env.putAll(spec.env());
         }
@@ -61,10 +84,22 @@ record CreatePlan(
         if (!secrets.isEmpty() && !network.proxy()) {
             throw new SandboxException("--secret needs --network proxy: the egress proxy puts the real value in");
         }
-        String image = spec.image() != null ? spec.image() : cfg.image() != null ? cfg.image() : "base";
-        String workdir = spec.workdir() != null ? spec.workdir() : workdirDefault;
+        String image = imageOf(spec, cfg);
+        String imageWorkdir = imageConfig.workingDir().isEmpty()
+                ? null
+                : imageConfig.workingDir().startsWith("/") ? imageConfig.workingDir() : "/" + imageConfig.workingDir();
+        String workdir =
+                spec.workdir() != null ? spec.workdir() : workdirDefault != null ? workdirDefault : imageWorkdir;
         if (workdir != null && !workdir.startsWith("/")) {
             throw new SandboxException("the working directory '" + workdir + "' must be an absolute path, e.g. /root");
+        }
+        String user = spec.user() != null && !spec.user().isEmpty()
+                ? spec.user()
+                : imageConfig.user().isEmpty() ? null : imageConfig.user();
+        if (user != null && !USER.matcher(user).matches()) {
+            throw new SandboxException("invalid user '" + user + "'"
+                    + (spec.user() != null ? "" : " (the image's USER)")
+                    + ": give NAME, UID, NAME:GROUP or UID:GID");
         }
         CreateOptions options = new CreateOptions(
                 spec.name(),
@@ -75,8 +110,24 @@ record CreatePlan(
                 spec.accel(),
                 layerTemplate,
                 spec.runtime() != null ? spec.runtime() : cfg.runtime(),
-                network.nat());
+                network.nat(),
+                user,
+                command(spec, imageConfig));
         return new CreatePlan(options, network, secrets, spec.inference());
+    }
+
+    /**
+     * Docker's rule: the entrypoint (the request's, else the image's) followed by the request's
+     * cmd, else the image's cmd; a request that replaces the entrypoint drops the image's cmd.
+     */
+    static List<String> command(CreateSpec spec, ImageConfig image) {
+        List<String> cmd = orEmpty(spec.cmd());
+        if (spec.entrypoint() != null) {
+            List<String> out = new ArrayList<>(spec.entrypoint());
+            out.addAll(cmd);
+            return out;
+        }
+        return image.command(cmd);
     }
 
     private static int first(@Nullable Integer asked, @Nullable Integer project, int fallback) {

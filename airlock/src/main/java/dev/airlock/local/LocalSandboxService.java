@@ -9,6 +9,9 @@ import dev.airlock.host.HostFiles;
 import dev.airlock.host.LinuxSyscalls;
 import dev.airlock.host.NatCgroup;
 import dev.airlock.host.RotatingLog;
+import dev.airlock.image.Image;
+import dev.airlock.image.ImageConfig;
+import dev.airlock.image.ImageStore;
 import dev.airlock.net.EgressLog;
 import dev.airlock.net.InferenceBridge;
 import dev.airlock.net.NatFirewall;
@@ -62,8 +65,8 @@ import org.jspecify.annotations.Nullable;
  * running sandbox needs from a long-lived process. Each running sandbox gets a shared agent
  * session ({@link GuestMux}) that every client's session goes through, its network (egress
  * proxy, ports, inference bridge, nat rules) and its defaults in the agent (the create-time
- * environment and working directory, and the network's variables), set again whenever it comes
- * up. A watchdog stops sandboxes whose lifetime is over and pauses idle ones when asked to.
+ * environment, working directory and user, and the network's variables), set again whenever it
+ * comes up. A watchdog stops sandboxes whose lifetime is over and pauses idle ones when asked to.
  *
  * <p>Its own state is only a cache of what is on disk and in the sandboxes' processes, so the
  * daemon may be killed at any time: the next one re-attaches to the sandboxes that kept running.
@@ -92,6 +95,7 @@ public final class LocalSandboxService implements SandboxService, FrameSessions 
     /** Sandboxes an operation is changing right now: their events wait for its end. */
     private final Set<String> busy = ConcurrentHashMap.newKeySet();
 
+    private final ImageStore images;
     private final ScheduledExecutorService watchdog = Executors.newSingleThreadScheduledExecutor(
             Thread.ofPlatform().daemon().name("airlockd-watchdog").factory());
 
@@ -101,6 +105,7 @@ public final class LocalSandboxService implements SandboxService, FrameSessions 
         this.engine = engine;
         this.idlePause = idlePause;
         this.workspaces = new Workspaces(dirs, engine, this);
+        this.images = new ImageStore(dirs);
     }
 
     public SandboxEngine engine() {
@@ -112,9 +117,23 @@ public final class LocalSandboxService implements SandboxService, FrameSessions 
     @Override
     public SandboxInfo create(CreateSpec spec) {
         try {
-            return info(create(CreatePlan.of(spec, ProjectConfig.none(), null, null)));
+            ProjectConfig none = ProjectConfig.none();
+            return info(create(CreatePlan.of(spec, none, null, null, imageConfig(CreatePlan.imageOf(spec, none)))));
         } finally {
             changed();
+        }
+    }
+
+    /**
+     * The config of the image a sandbox is to boot, whose defaults the plan applies; an image not
+     * in the store yet (a built-in, built at create) has none. The engine resolves the name again
+     * and reports an unknown one.
+     */
+    private ImageConfig imageConfig(String image) {
+        try {
+            return images.find(image).map(Image::config).orElse(ImageConfig.EMPTY);
+        } catch (RuntimeException e) {
+            return ImageConfig.EMPTY;
         }
     }
 
@@ -383,7 +402,7 @@ public final class LocalSandboxService implements SandboxService, FrameSessions 
                 // The sandbox's own variables win over the network's, as a command's own win over both.
                 defaults.putAll(s.env());
                 try (GuestChannel ch = GuestChannel.connect(m.socket(), SESSION_HELLO)) {
-                    ch.setDefaults(defaults, s.workdir(), SESSION_HELLO);
+                    ch.setDefaults(defaults, s.workdir(), s.user(), SESSION_HELLO);
                 }
                 networks.put(s.id(), n);
                 watchLog(s);
@@ -704,7 +723,9 @@ public final class LocalSandboxService implements SandboxService, FrameSessions 
                 s.error(),
                 network,
                 engine.origin(s),
-                workspace);
+                workspace,
+                s.user(),
+                s.command());
     }
 
     private static <T> List<T> orEmpty(@Nullable List<T> list) {

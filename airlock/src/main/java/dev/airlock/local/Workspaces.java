@@ -45,9 +45,9 @@ final class Workspaces {
     Sandbox create(WorkspaceSpec spec, ProgressListener progress) {
         HostRepo repo = HostRepo.open(Path.of(spec.repo()));
         ProjectConfig cfg = ProjectConfig.of(repo.root());
-        CreatePlan plain = CreatePlan.of(spec.sandbox(), cfg, null, Workspace.PATH);
         // The image is built here when needed, with its progress shown to the client.
-        Image image = new ImageStore(dirs).require(plain.options().image(), progress::step);
+        Image image = new ImageStore(dirs).require(CreatePlan.imageOf(spec.sandbox(), cfg), progress::step);
+        CreatePlan plain = CreatePlan.of(spec.sandbox(), cfg, null, Workspace.PATH, image.config());
         String key = null;
         Path template = null;
         if (!cfg.setup().isEmpty()) {
@@ -61,7 +61,7 @@ final class Workspaces {
             }
             template = new WorkspaceTemplates(dirs).layer(key).orElse(null);
         }
-        CreatePlan plan = CreatePlan.of(spec.sandbox(), cfg, template, Workspace.PATH);
+        CreatePlan plan = CreatePlan.of(spec.sandbox(), cfg, template, Workspace.PATH, image.config());
         Sandbox s = service.create(plan);
         try {
             s = service.attach(engine.start(s.id()));

@@ -216,17 +216,22 @@ final class VmTemplates {
             // sandbox: their first command then reads nothing from disk.
             try (GuestChannel ch = GuestChannel.connect(spec.agentSocket(), bootTimeout)) {
                 ch.ping(Duration.ofSeconds(30));
-                ExitStatus warm = ch.execBounded(
-                        ExecSpec.builder("/bin/sh", "-c", "true; env >/dev/null; ls / >/dev/null")
-                                .timeout(bootTimeout)
-                                .build(),
-                        OutputStream.nullOutputStream(),
-                        OutputStream.nullOutputStream(),
-                        MicrovmBackend.WARM_UP_OUTPUT,
-                        bootTimeout);
-                if (warm.shellStatus() != 0) {
-                    throw new SandboxException(
-                            "the template VM's warm-up command failed: status " + warm.shellStatus());
+                try {
+                    ExitStatus warm = ch.execBounded(
+                            ExecSpec.builder("/bin/sh", "-c", "true; env >/dev/null; ls / >/dev/null")
+                                    .timeout(bootTimeout)
+                                    .build(),
+                            OutputStream.nullOutputStream(),
+                            OutputStream.nullOutputStream(),
+                            MicrovmBackend.WARM_UP_OUTPUT,
+                            bootTimeout);
+                    if (warm.shellStatus() != 0) {
+                        throw new SandboxException(
+                                "the template VM's warm-up command failed: status " + warm.shellStatus());
+                    }
+                } catch (dev.airlock.guest.CommandNotFoundException
+                        | dev.airlock.guest.CommandNotExecutableException e) {
+                    // an image without a shell (distroless, scratch + one binary): saved unwarmed
                 }
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();

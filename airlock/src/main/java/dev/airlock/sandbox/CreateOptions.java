@@ -1,6 +1,7 @@
 package dev.airlock.sandbox;
 
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
 import org.jspecify.annotations.Nullable;
 
@@ -11,6 +12,8 @@ import org.jspecify.annotations.Nullable;
  * @param runtime the backend's name, or null for the host's default
  * @param accel {@code kvm} or {@code tcg} for a microVM, or null for what this host was found to run
  * @param nat whether the sandbox gets a NIC with user-mode NAT ({@code --network nat})
+ * @param user the user of commands that name none, or null for root
+ * @param command what {@code run} starts when given no command (empty: nothing)
  */
 public record CreateOptions(
         @Nullable String name,
@@ -21,7 +24,22 @@ public record CreateOptions(
         @Nullable String accel,
         @Nullable Path layerTemplate,
         @Nullable String runtime,
-        boolean nat) {
+        boolean nat,
+        @Nullable String user,
+        List<String> command) {
+
+    public CreateOptions(
+            @Nullable String name,
+            String image,
+            Resources resources,
+            Map<String, String> env,
+            @Nullable String workdir,
+            @Nullable String accel,
+            @Nullable Path layerTemplate,
+            @Nullable String runtime,
+            boolean nat) {
+        this(name, image, resources, env, workdir, accel, layerTemplate, runtime, nat, null, List.of());
+    }
 
     public CreateOptions(
             @Nullable String name,
@@ -37,16 +55,18 @@ public record CreateOptions(
 
     public CreateOptions {
         env = Map.copyOf(env);
+        command = List.copyOf(command);
     }
 
     /** The same request with everything else unchanged, in another runtime. */
     public CreateOptions inRuntime(String other) {
-        return new CreateOptions(name, image, resources, env, workdir, accel, layerTemplate, other, nat);
+        return new CreateOptions(name, image, resources, env, workdir, accel, layerTemplate, other, nat, user, command);
     }
 
     /** The same request for a sandbox of another name. */
     public CreateOptions withName(@Nullable String other) {
-        return new CreateOptions(other, image, resources, env, workdir, accel, layerTemplate, runtime, nat);
+        return new CreateOptions(
+                other, image, resources, env, workdir, accel, layerTemplate, runtime, nat, user, command);
     }
 
     public static CreateOptions defaults() {

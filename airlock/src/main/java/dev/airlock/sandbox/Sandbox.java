@@ -1,6 +1,7 @@
 package dev.airlock.sandbox;
 
 import java.time.Instant;
+import java.util.List;
 import java.util.Map;
 import org.jspecify.annotations.Nullable;
 
@@ -10,6 +11,10 @@ import org.jspecify.annotations.Nullable;
  *
  * @param nat whether it has a NIC with user-mode NAT ({@code --network nat}): the device set of
  *     its VM (so part of its template key) and the network namespace of its container depend on it
+ * @param user the user of commands that name none (its image's {@code USER} or the request's), or
+ *     null for root
+ * @param command what {@code run} starts when given no command: its image's entrypoint and cmd,
+ *     or the request's; empty when there is none
  */
 public record Sandbox(
         String id,
@@ -27,10 +32,14 @@ public record Sandbox(
         long vmmPid,
         @Nullable Instant started,
         @Nullable String error,
-        boolean nat) {
+        boolean nat,
+        @Nullable String user,
+        List<String> command) {
 
     public Sandbox {
         env = Map.copyOf(env);
+        // records written before the user and command existed have neither
+        command = command == null ? List.of() : List.copyOf(command);
     }
 
     public String shortId() {
@@ -41,7 +50,7 @@ public record Sandbox(
     public Sandbox withId(String newId) {
         return new Sandbox(
                 newId, name, runtime, image, imageId, imageFile, accel, resources, env, workdir, created, state, vmmPid,
-                started, error, nat);
+                started, error, nat, user, command);
     }
 
     /**
@@ -65,7 +74,9 @@ public record Sandbox(
                 0,
                 null,
                 null,
-                nat);
+                nat,
+                user,
+                command);
     }
 
     /** This sandbox in another state; refused when the lifecycle has no such transition. */
@@ -77,6 +88,6 @@ public record Sandbox(
         Instant startedAt = target == SandboxState.RUNNING ? Instant.now() : started;
         return new Sandbox(
                 id, name, runtime, image, imageId, imageFile, accel, resources, env, workdir, created, target, pid,
-                startedAt, why, nat);
+                startedAt, why, nat, user, command);
     }
 }

@@ -26,6 +26,13 @@ import org.jspecify.annotations.Nullable;
  * @param secrets values the guest sees only as placeholders, put into requests at the boundary
  * @param inference an OpenAI-compatible endpoint the host forwards to
  * @param hostCa whether the sandbox trusts the host's extra CAs; null: airlock.toml's, else yes
+ * @param user the user of commands that name none ({@code NAME}, {@code UID}, {@code NAME:GROUP},
+ *     {@code UID:GID}); null for the image's {@code USER}, else root
+ * @param entrypoint replaces the image's entrypoint (and drops its cmd, as Docker's
+ *     {@code --entrypoint} does); null for the image's
+ * @param cmd the arguments after the entrypoint, replacing the image's cmd; null or empty for the
+ *     image's. Entrypoint and cmd together are the sandbox's {@code command}, what {@code run}
+ *     starts when given none
  */
 public record CreateSpec(
         @Nullable String name,
@@ -45,9 +52,12 @@ public record CreateSpec(
         @Nullable List<String> publish,
         @Nullable List<Secret> secrets,
         @Nullable InferenceConfig inference,
-        @Nullable Boolean hostCa) {
+        @Nullable Boolean hostCa,
+        @Nullable String user,
+        @Nullable List<String> entrypoint,
+        @Nullable List<String> cmd) {
 
-    /** Without a choice about the host's CAs (the default applies). */
+    /** A request without a choice about the host's CAs, nor a user, entrypoint or cmd: the defaults and the image's apply. */
     public CreateSpec(
             @Nullable String name,
             @Nullable String image,
@@ -84,6 +94,9 @@ public record CreateSpec(
                 publish,
                 secrets,
                 inference,
+                null,
+                null,
+                null,
                 null);
     }
 
@@ -112,7 +125,10 @@ public record CreateSpec(
                 publish,
                 secrets,
                 inference,
-                hostCa);
+                hostCa,
+                user,
+                entrypoint,
+                cmd);
     }
 
     public CreateSpec withRuntime(@Nullable String newRuntime) {
@@ -134,7 +150,10 @@ public record CreateSpec(
                 publish,
                 secrets,
                 inference,
-                hostCa);
+                hostCa,
+                user,
+                entrypoint,
+                cmd);
     }
 
     public CreateSpec withImage(@Nullable String newImage) {
@@ -156,7 +175,10 @@ public record CreateSpec(
                 publish,
                 secrets,
                 inference,
-                hostCa);
+                hostCa,
+                user,
+                entrypoint,
+                cmd);
     }
 
     public CreateSpec withEnv(Map<String, String> newEnv) {
@@ -178,6 +200,59 @@ public record CreateSpec(
                 publish,
                 secrets,
                 inference,
-                hostCa);
+                hostCa,
+                user,
+                entrypoint,
+                cmd);
+    }
+
+    public CreateSpec withUser(@Nullable String newUser) {
+        return new CreateSpec(
+                name,
+                image,
+                runtime,
+                cpus,
+                memoryMiB,
+                diskMiB,
+                pids,
+                lifetimeSeconds,
+                env,
+                workdir,
+                accel,
+                network,
+                allowHosts,
+                addHosts,
+                publish,
+                secrets,
+                inference,
+                hostCa,
+                newUser,
+                entrypoint,
+                cmd);
+    }
+
+    public CreateSpec withCommand(@Nullable List<String> newCmd) {
+        return new CreateSpec(
+                name,
+                image,
+                runtime,
+                cpus,
+                memoryMiB,
+                diskMiB,
+                pids,
+                lifetimeSeconds,
+                env,
+                workdir,
+                accel,
+                network,
+                allowHosts,
+                addHosts,
+                publish,
+                secrets,
+                inference,
+                hostCa,
+                user,
+                entrypoint,
+                newCmd);
     }
 }

@@ -9,7 +9,8 @@ import org.jspecify.annotations.Nullable;
  * the buffered exec of the HTTP API and of tools. Streams, terminals and signals go through
  * {@link SandboxService#session}.
  *
- * @param cmd the program and its arguments
+ * @param cmd the program and its arguments; null or empty for the sandbox's command (its image's
+ *     entrypoint and cmd)
  * @param env variables added to the sandbox's own for this command
  * @param cwd working directory; null for the sandbox's
  * @param user a user name, uid or uid:gid; null for root

@@ -3,6 +3,7 @@ package dev.airlock.service;
 import dev.airlock.sandbox.Resources;
 import dev.airlock.sandbox.SandboxState;
 import java.time.Instant;
+import java.util.List;
 import java.util.Map;
 import org.jspecify.annotations.Nullable;
 
@@ -18,6 +19,10 @@ import org.jspecify.annotations.Nullable;
  * @param network {@code none}, {@code proxy} or {@code nat}
  * @param origin how it last came up ({@code cold}, {@code template KEY}, {@code resumed}, ...)
  * @param workspace the host repository its workspace came from, or null
+ * @param user the user of commands that name none (its image's {@code USER} or the request's);
+ *     null for root
+ * @param command what {@code run} starts when given no command (its image's entrypoint and cmd,
+ *     or the request's); empty when none
  */
 public record SandboxInfo(
         String id,
@@ -37,10 +42,39 @@ public record SandboxInfo(
         @Nullable String error,
         String network,
         String origin,
-        @Nullable String workspace) {
+        @Nullable String workspace,
+        @Nullable String user,
+        List<String> command) {
 
     public SandboxInfo {
         env = Map.copyOf(env);
+        // answers of a daemon from before the user and command existed have neither
+        command = command == null ? List.of() : List.copyOf(command);
+    }
+
+    /** Without a default user or command (the form before images' configs applied). */
+    public SandboxInfo(
+            String id,
+            String name,
+            String runtime,
+            String isolation,
+            String image,
+            String imageId,
+            String accel,
+            Resources resources,
+            Map<String, String> env,
+            @Nullable String workdir,
+            SandboxState state,
+            long pid,
+            Instant created,
+            @Nullable Instant started,
+            @Nullable String error,
+            String network,
+            String origin,
+            @Nullable String workspace) {
+        this(
+                id, name, runtime, isolation, image, imageId, accel, resources, env, workdir, state, pid, created,
+                started, error, network, origin, workspace, null, List.of());
     }
 
     public String shortId() {

@@ -94,12 +94,21 @@ public interface SandboxService {
     /** Removes an image's name (its bytes go with its last name); refused while a sandbox uses it. */
     RemovedImage removeImage(String name);
 
-    /** Runs one command and collects its output whole (at most {@link ExecResult#MAX_OUTPUT} per stream). */
+    /**
+     * Runs one command and collects its output whole (at most {@link ExecResult#MAX_OUTPUT} per
+     * stream). Without a command, the sandbox's own (its image's entrypoint and cmd) runs, as
+     * {@code run} does.
+     */
     default ExecResult exec(String ref, ExecRequest request) throws IOException {
-        if (request.cmd() == null || request.cmd().isEmpty()) {
-            throw new SandboxException("exec needs a non-empty command");
+        List<String> cmd = request.cmd();
+        if (cmd == null || cmd.isEmpty()) {
+            cmd = inspect(ref).command();
+            if (cmd.isEmpty()) {
+                throw new SandboxException(
+                        "exec needs a command: the request has none and the sandbox's image names none");
+            }
         }
-        ExecSpec.Builder spec = ExecSpec.builder(request.cmd())
+        ExecSpec.Builder spec = ExecSpec.builder(cmd)
                 .env(request.env() != null ? request.env() : Map.of())
                 .cwd(request.cwd())
                 .user(request.user())

@@ -30,6 +30,12 @@ import org.jspecify.annotations.Nullable;
  * branch of the host repository. Streams, never file by file.
  */
 public final class Workspace {
+    /**
+     * The workspace's own commands (git, setup) run as root whatever the sandbox's default user
+     * (its image's USER): the repository is pushed as root.
+     */
+    private static final String ROOT = "0";
+
     public static final String PATH = "/workspace";
     private static final String IN_BUNDLE = "/tmp/airlock-in.bundle";
     private static final String OUT_BUNDLE = "/tmp/airlock-out.bundle";
@@ -185,7 +191,7 @@ public final class Workspace {
             ExitStatus st;
             try {
                 st = ch.execBounded(
-                        ExecSpec.builder("sh", "-ec", cmd).cwd(PATH).build(),
+                        ExecSpec.builder("sh", "-ec", cmd).cwd(PATH).user(ROOT).build(),
                         printed.through(out),
                         printed.through(err),
                         bounds.setupOutput() - printed.bytes.get(),
@@ -218,6 +224,7 @@ public final class Workspace {
             st = ch.execBounded(
                     ExecSpec.builder("sh", "-c", script)
                             .env(Map.of("BASE", base))
+                            .user(ROOT)
                             .build(),
                     out,
                     err,
@@ -361,7 +368,11 @@ public final class Workspace {
         ExitStatus st;
         try {
             st = ch.execBounded(
-                    ExecSpec.builder(argv).env(env).build(), out, err, bounds.scriptOutput(), bounds.script());
+                    ExecSpec.builder(argv).env(env).user(ROOT).build(),
+                    out,
+                    err,
+                    bounds.scriptOutput(),
+                    bounds.script());
         } catch (GuestLimitException e) {
             throw SandboxException.failed("could not " + what + " in the sandbox: " + e.getMessage());
         }

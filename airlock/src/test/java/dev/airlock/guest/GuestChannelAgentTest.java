@@ -161,7 +161,8 @@ class GuestChannelAgentTest {
                         GuestFeature.FILES,
                         GuestFeature.SHUTDOWN,
                         GuestFeature.IDENTITY,
-                        GuestFeature.SOCKETS);
+                        GuestFeature.SOCKETS,
+                        GuestFeature.BUILTINS);
         for (int i = 0; i < 200; i++) {
             channel.ping();
         }

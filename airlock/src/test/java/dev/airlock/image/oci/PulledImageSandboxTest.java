@@ -16,7 +16,10 @@ import org.junit.jupiter.api.Test;
  * A pulled image boots as every Airlock image does: the test pushes its image to a loopback
  * registry, pulls it with the CLI into the host's shared store, and runs commands in it in a
  * container sandbox and in a microVM sandbox ({@code airlock run --image NAME}), checking files,
- * modes, owners, the airlock user and, in the microVM, the file capability at work.
+ * modes, owners, the airlock user and, in the microVM, the file capability at work. The image's
+ * config applies in both: its Env, WorkingDir and User are the sandbox's defaults, and
+ * {@code run IMAGE} with no command runs its entrypoint and cmd (Docker's rules for arguments,
+ * {@code --entrypoint} and {@code -u}).
  */
 class PulledImageSandboxTest {
     private static Path work;
@@ -64,6 +67,66 @@ class PulledImageSandboxTest {
         TestHost.cleanUp(dirs);
         registry.close();
         HostFiles.deleteTree(work);
+    }
+
+    /** The config's env, workdir and user, as a command that names none of them sees them. */
+    private static final String DEFAULTS = "echo \"$GREETING\"; pwd; id -u; echo $PATH";
+
+    @Test
+    void theImagesConfigAppliesInAContainerSandbox() {
+        configApplies("container");
+    }
+
+    @Test
+    void theImagesConfigAppliesInAMicrovmSandbox() {
+        configApplies("microvm");
+    }
+
+    private static void configApplies(String runtime) {
+        // no command: the entrypoint and cmd (/bin/sh -c 'echo started'), as the image's user, in its workdir
+        Cli.Result started = cli.run("run", "--rm", "--runtime", runtime, "--image", image);
+        assertThat(started.exit()).as(started.err()).isZero();
+        assertThat(started.out()).isEqualTo("started\n");
+        // Docker's form: arguments after the image replace the cmd and go to the entrypoint
+        Cli.Result docker = cli.run("run", "--rm", "--runtime", runtime, image, "-c", DEFAULTS);
+        assertThat(docker.exit()).as(docker.err()).isZero();
+        assertThat(docker.out()).isEqualTo("hello from the image\n/data\n1000\n/usr/local/bin:/usr/bin:/bin\n");
+        // a command after -- runs as given, still with the image's env, workdir and user; -u and -e override
+        Cli.Result given = cli.run(
+                "run",
+                "--rm",
+                "--runtime",
+                runtime,
+                "-u",
+                "0",
+                "-e",
+                "GREETING=mine",
+                "--image",
+                image,
+                "--",
+                "sh",
+                "-c",
+                DEFAULTS);
+        assertThat(given.exit()).as(given.err()).isZero();
+        assertThat(given.out()).isEqualTo("mine\n/data\n0\n/usr/local/bin:/usr/bin:/bin\n");
+        // --entrypoint replaces the entrypoint and drops the image's cmd
+        Cli.Result entry =
+                cli.run("run", "--rm", "--runtime", runtime, "--entrypoint", "/bin/echo", image, "one", "two");
+        assertThat(entry.exit()).as(entry.err()).isZero();
+        assertThat(entry.out()).isEqualTo("one two\n");
+        // a sandbox keeps its defaults for later execs; inspect shows them
+        Cli.Result created = cli.run("create", "--runtime", runtime, "--image", image);
+        assertThat(created.exit()).as(created.err()).isZero();
+        String name = created.out().strip();
+        try {
+            assertThat(cli.run("start", name).exit()).isZero();
+            Cli.Result exec = cli.run("exec", name, "--", "sh", "-c", DEFAULTS);
+            assertThat(exec.out()).as(exec.err()).startsWith("hello from the image\n/data\n1000\n");
+            Cli.Result inspect = cli.run("inspect", name);
+            assertThat(inspect.out()).contains("\"user\" : \"1000\"").contains("\"/bin/sh\", \"-c\", \"echo started\"");
+        } finally {
+            cli.run("rm", "-f", name);
+        }
     }
 
     @Test
