@@ -14,6 +14,7 @@
 #include "../src/files.c"
 #include "../src/identity.c"
 #include "../src/net.c"
+#include "../src/limits.c"
 
 #include <setjmp.h>
 
@@ -22,6 +23,27 @@
 /* boot.c is PID 1 only; these are its parts the rest of the agent refers to. */
 char g_exec_cgroup[64];
 void pid1_ready(void) {}
+
+/* main.c's unix listener (gVisor, containers): the fuzzer serves one connection it made itself,
+ * so there is no path to reopen around a checkpoint. */
+const char *g_listen_path;
+int listen_unix(const char *path)
+{
+    (void)path;
+    return -1;
+}
+
+/* builtin.c runs only in a command's child (after fork), which the fake kernel never starts; its
+ * parent-side check names the same built-ins. */
+int builtin_known(const char *name)
+{
+    return strcmp(name, "walk") == 0 || strcmp(name, "pack") == 0 || strcmp(name, "unpack") == 0;
+}
+int builtin_main(char **argv)
+{
+    (void)argv;
+    abort();
+}
 
 void die(const char *fmt, ...)
 {

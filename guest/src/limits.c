@@ -40,6 +40,7 @@
 static long long g_guard_bytes;
 static long g_guard_kills;
 static pid_t g_victim; /* the last process killed, until its memory is gone */
+static struct timespec g_settled; /* no second kill before: the sandbox's count of used memory lags */
 static struct timespec g_guard_next;
 static unsigned long long g_agent_caps; /* bit n: capability n */
 static long g_nproc;                    /* RLIMIT_NPROC for commands, 0: none */
@@ -185,10 +186,18 @@ void memguard_check(int busy)
         return;
     /* as the kernel's OOM killer waits for its victim's memory before choosing another, so a
      * shell whose child was killed is not taken for the next hog */
-    if (g_victim > 0 && rss_of(g_victim) > 0)
+    if (g_victim > 0 && rss_of(g_victim) > 0) {
         busy = 1;
-    else if (used_bytes() > g_guard_bytes) {
+    } else if (g_victim > 0) {
+        /* Gone, but gVisor's meminfo (what used_bytes reads) lags behind a freed process: without
+         * a pause the shell that waited for the victim would be taken for the next hog. */
         g_victim = 0;
+        clock_gettime(CLOCK_MONOTONIC, &g_settled);
+        g_settled.tv_nsec += 300 * 1000000L;
+        g_settled.tv_sec += g_settled.tv_nsec / 1000000000;
+        g_settled.tv_nsec %= 1000000000;
+        busy = 1;
+    } else if (ms_until(&g_settled) == 0 && used_bytes() > g_guard_bytes) {
         kill_biggest();
     }
     clock_gettime(CLOCK_MONOTONIC, &g_guard_next);

@@ -68,11 +68,13 @@ final class SandboxInfoJson {
         Map<String, @Nullable Object> f = new LinkedHashMap<>();
         Resources resources = null;
         Map<String, String> env = Map.of();
+        List<String> command = List.of();
         for (String name; (name = p.nextName()) != null; ) {
             JsonToken t = p.nextToken();
             switch (name) {
                 case "resources" -> resources = resources(p, t);
                 case "env" -> env = env(p, t);
+                case "command" -> command = strings(p, t);
                 case "pid" -> f.put(name, t == JsonToken.VALUE_NUMBER_INT ? p.getLongValue() : null);
                 default -> {
                     if (t == JsonToken.VALUE_STRING) {
@@ -113,7 +115,9 @@ final class SandboxInfoJson {
                 (String) f.get("error"),
                 required(f, "network"),
                 required(f, "origin"),
-                (String) f.get("workspace"));
+                (String) f.get("workspace"),
+                (String) f.get("user"),
+                command);
     }
 
     private static Resources resources(JsonParser p, JsonToken start) {
@@ -148,6 +152,19 @@ final class SandboxInfoJson {
             env.put(name, p.getString());
         }
         return env;
+    }
+
+    private static List<String> strings(JsonParser p, JsonToken start) {
+        if (start == JsonToken.VALUE_NULL) {
+            return List.of();
+        }
+        expect(start, JsonToken.START_ARRAY, "a sandbox's command");
+        List<String> out = new ArrayList<>();
+        for (JsonToken t; (t = p.nextToken()) != JsonToken.END_ARRAY; ) {
+            expect(t, JsonToken.VALUE_STRING, "an argument of a sandbox's command");
+            out.add(p.getString());
+        }
+        return out;
     }
 
     private static void expect(@Nullable JsonToken t, JsonToken wanted, String what) {

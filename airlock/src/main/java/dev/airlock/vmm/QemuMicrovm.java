@@ -103,9 +103,12 @@ public final class QemuMicrovm implements Vmm {
         return d;
     }
 
-    private @Nullable VmmJail jailFor(QemuBinary q) {
+    private @Nullable VmmJail jailFor(QemuBinary q, VmSpec spec) {
         VmmJail j = jail().jail();
-        return j != null && q.modern() ? j : null;
+        // A host directory shared over virtio-9p (an OCI bundle's rootfs, airlock-runtime) is a
+        // tree QEMU opens by path, which the jail (files passed one by one, owned by airlock-vmm)
+        // cannot hand it yet: such VMs run unjailed, as docs/oci-runtime.md and docs/security.md say.
+        return j != null && q.modern() && spec.disks().stream().noneMatch(d -> Files.isDirectory(d.file())) ? j : null;
     }
 
     @Override
@@ -245,7 +248,7 @@ public final class QemuMicrovm implements Vmm {
             throw new VmmException("cannot prepare VM directories: " + e.getMessage(), e);
         }
         QemuBinary q = binaryFor(spec);
-        VmmJail j = jailFor(q);
+        VmmJail j = jailFor(q, spec);
         if (j != null) {
             VmSpec.Nic nic = spec.nic();
             Path cgroup = nic != null
@@ -414,7 +417,7 @@ public final class QemuMicrovm implements Vmm {
         Optional<ProcessHandle> handle =
                 ProcessHandle.of(pid).filter(ProcessHandle::isAlive).filter(p -> ownsStateDir(pid, spec.stateDir()));
         QemuBinary q = binaryFor(spec);
-        boolean jailed = jailFor(q) != null;
+        boolean jailed = jailFor(q, spec) != null;
         return handle.map(h -> new QemuVm(h, spec, q, jailed));
     }
 

@@ -162,6 +162,7 @@ class GuestChannelAgentTest {
                         GuestFeature.SHUTDOWN,
                         GuestFeature.IDENTITY,
                         GuestFeature.SOCKETS,
+                        GuestFeature.FS_OPS,
                         GuestFeature.BUILTINS);
         for (int i = 0; i < 200; i++) {
             channel.ping();
