@@ -1,7 +1,5 @@
 package dev.airlock.net;
 
-import dev.airlock.guest.GuestChannel;
-import dev.airlock.guest.GuestException;
 import dev.airlock.guest.GuestSocket;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -18,7 +16,6 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.concurrent.Semaphore;
 import java.util.function.Supplier;
 import java.util.regex.Pattern;
 import org.jspecify.annotations.Nullable;
@@ -51,19 +48,15 @@ public final class EgressProxy implements AutoCloseable {
     private static final byte[] TLS_ACCESS_DENIED = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 49};
 
     private final String sandbox;
-    private final Path agentSocket;
     private final Supplier<EgressPolicy> policy;
     private final EgressLog log;
     private final List<Secret> secrets;
     private final @Nullable TlsInterceptor interceptor;
-    private final int guestPort;
     /** The host's own proxies for CONNECT tunnels and for plain HTTP, when its environment names them. */
     private final @Nullable UpstreamProxy httpsUpstream;
 
     private final @Nullable UpstreamProxy httpUpstream;
-    private final Semaphore connections = new Semaphore(MAX_CONNECTIONS);
-    private volatile @Nullable GuestChannel channel;
-    private volatile boolean closed;
+    private final GuestPortListener listener;
 
     /**
      * @param ca the sandbox's interception CA: with it, TLS connections to hosts a secret is
@@ -91,13 +84,13 @@ public final class EgressProxy implements AutoCloseable {
             @Nullable InterceptionCa ca,
             @Nullable UpstreamTls upstreamTls,
             int guestPort) {
-        this.guestPort = guestPort;
         this.sandbox = sandbox;
+        this.listener = new GuestPortListener(
+                "egress-" + sandbox, agentSocket, guestPort, ACCEPTORS, MAX_CONNECTIONS, this::serve, this::busy);
         this.secrets = List.copyOf(secrets);
         this.interceptor = ca == null || upstreamTls == null || secrets.isEmpty()
                 ? null
                 : new TlsInterceptor(ca, upstreamTls, secrets, log);
-        this.agentSocket = agentSocket;
         this.policy = policy;
         this.log = log;
         this.httpsUpstream = UpstreamProxy.fromEnvironment(System::getenv, "https");
@@ -130,87 +123,17 @@ public final class EgressProxy implements AutoCloseable {
 
     /** Connects to the sandbox's agent and starts taking the guest's proxy connections. */
     public void start() throws IOException, InterruptedException {
-        GuestChannel ch = GuestChannel.connect(agentSocket, Duration.ofSeconds(30));
-        channel = ch;
-        for (int i = 0; i < ACCEPTORS; i++) {
-            Thread.ofVirtual().name("egress-accept-" + sandbox).start(() -> acceptLoop(ch));
-        }
-    }
-
-    private void acceptLoop(GuestChannel ch) {
-        while (!closed && ch.isOpen()) {
-            GuestSocket s;
-            try {
-                s = ch.accept(guestPort);
-            } catch (GuestException e) {
-                // The agent refused this ACCEPT (all streams of its session in use, say): the
-                // session is fine and its other connections with it; wait and ask again.
-                if (!backOff()) {
-                    break;
-                }
-                continue;
-            } catch (IOException | InterruptedException e) {
-                if (!closed && ch.isOpen()) {
-                    System.err.println("airlockd: sandbox " + sandbox + ": egress proxy: " + e.getMessage());
-                }
-                break;
-            }
-            if (!connections.tryAcquire()) {
-                Thread.ofVirtual().name("egress-busy-" + sandbox).start(() -> busy(s));
-                continue;
-            }
-            Thread.ofVirtual().name("egress-" + sandbox).start(() -> {
-                try {
-                    serve(s);
-                } finally {
-                    connections.release();
-                }
-            });
-        }
-        reconnect(ch);
-    }
-
-    /** A pause between attempts after a refusal (not synchronisation); false when interrupted. */
-    static boolean backOff() {
-        try {
-            Thread.sleep(Duration.ofSeconds(1));
-            return true;
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            return false;
-        }
-    }
-
-    /** The agent session can end (a daemon restart, a reconnect of the virtio port); take it up again. */
-    private synchronized void reconnect(GuestChannel dead) {
-        if (closed || channel != dead) {
-            return;
-        }
-        dead.close();
-        channel = null;
-        for (int attempt = 0; attempt < 30 && !closed; attempt++) {
-            try {
-                start();
-                return;
-            } catch (IOException e) {
-                try {
-                    Thread.sleep(Duration.ofSeconds(1)); // back-off between reconnects, not synchronisation
-                } catch (InterruptedException ie) {
-                    return;
-                }
-            } catch (InterruptedException e) {
-                return;
-            }
-        }
+        listener.start();
     }
 
     @Override
     public void close() {
-        closed = true;
-        GuestChannel ch = channel;
-        if (ch != null) {
-            ch.close();
-        }
+        listener.close();
+    }
+
+    /** Guest connections being served now. */
+    int connectionsInUse() {
+        return listener.connectionsInUse();
     }
 
     // ---- one guest connection ----

@@ -1,7 +1,5 @@
 package dev.airlock.net;
 
-import dev.airlock.guest.GuestChannel;
-import dev.airlock.guest.GuestException;
 import dev.airlock.guest.GuestSocket;
 import java.io.IOException;
 import java.io.InputStream;
@@ -55,7 +53,6 @@ public final class InferenceBridge implements AutoCloseable {
             tools.jackson.databind.json.JsonMapper.builder().build();
 
     private final String sandbox;
-    private final Path agentSocket;
     private final InferenceConfig config;
     private final EgressLog log;
     private final @Nullable TokenBucket requests;
@@ -69,10 +66,7 @@ public final class InferenceBridge implements AutoCloseable {
     private final AtomicLong bytesIn = new AtomicLong();
     private final AtomicLong bytesOut = new AtomicLong();
     private final Semaphore inFlight = new Semaphore(MAX_IN_FLIGHT);
-    private final Semaphore connections = new Semaphore(MAX_CONNECTIONS);
-    private final int guestPort;
-    private volatile @Nullable GuestChannel channel;
-    private volatile boolean closed;
+    private final GuestPortListener listener;
 
     private final Path usageFile;
 
@@ -84,9 +78,9 @@ public final class InferenceBridge implements AutoCloseable {
     /** As above, listening on another guest port (tests run the agent on the host). */
     InferenceBridge(
             String sandbox, Path agentSocket, InferenceConfig config, EgressLog log, Path usageFile, int guestPort) {
-        this.guestPort = guestPort;
         this.sandbox = sandbox;
-        this.agentSocket = agentSocket;
+        this.listener = new GuestPortListener(
+                "inference-" + sandbox, agentSocket, guestPort, ACCEPTORS, MAX_CONNECTIONS, this::serve, this::busy);
         this.config = config;
         this.log = log;
         this.usageFile = usageFile;
@@ -130,53 +124,21 @@ public final class InferenceBridge implements AutoCloseable {
     }
 
     public void start() throws IOException {
-        GuestChannel ch = GuestChannel.connect(agentSocket, Duration.ofSeconds(30));
-        channel = ch;
-        for (int i = 0; i < ACCEPTORS; i++) {
-            Thread.ofVirtual().name("inference-accept-" + sandbox).start(() -> acceptLoop(ch));
-        }
-    }
-
-    private void acceptLoop(GuestChannel ch) {
-        while (!closed && ch.isOpen()) {
-            try {
-                GuestSocket s = ch.accept(guestPort);
-                if (!connections.tryAcquire()) {
-                    Thread.ofVirtual().name("inference-busy-" + sandbox).start(() -> {
-                        try (s) {
-                            refuseBusy(s.output(), MAX_CONNECTIONS + " connections to the bridge are open already");
-                        } catch (IOException e) {
-                            // The guest went away.
-                        }
-                    });
-                    continue;
-                }
-                Thread.ofVirtual().name("inference-" + sandbox).start(() -> {
-                    try {
-                        serve(s);
-                    } finally {
-                        connections.release();
-                    }
-                });
-            } catch (GuestException e) {
-                // The agent refused this ACCEPT (all streams of its session in use): ask again.
-                if (!EgressProxy.backOff()) {
-                    return;
-                }
-            } catch (IOException | InterruptedException e) {
-                return;
-            }
-        }
+        listener.start();
     }
 
     @Override
     public void close() {
-        closed = true;
-        GuestChannel ch = channel;
-        if (ch != null) {
-            ch.close();
-        }
+        listener.close();
         http.close();
+    }
+
+    private void busy(GuestSocket s) {
+        try (s) {
+            refuseBusy(s.output(), MAX_CONNECTIONS + " connections to the bridge are open already");
+        } catch (IOException e) {
+            // The guest went away.
+        }
     }
 
     private void serve(GuestSocket guest) {
@@ -226,6 +188,9 @@ public final class InferenceBridge implements AutoCloseable {
             } finally {
                 inFlight.release();
             }
+            // Only now does the guest see the end of the response: a request it sends next is
+            // not refused for one that is over.
+            out.close();
         } catch (IOException e) {
             // The guest went away or sent garbage.
         } catch (InterruptedException e) {
@@ -316,7 +281,6 @@ public final class InferenceBridge implements AutoCloseable {
         }
         // Before the guest sees the end of the response: what it was told is what is kept.
         saveUsage();
-        out.close();
     }
 
     /**

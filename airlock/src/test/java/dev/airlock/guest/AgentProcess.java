@@ -70,7 +70,11 @@ public final class AgentProcess implements AutoCloseable {
                     key.reset();
                 }
             }
-            return new AgentProcess(process, socket, log);
+            AgentProcess agent = new AgentProcess(process, socket, log);
+            // The socket file exists from bind(2) on; a caller that connects on its own (a
+            // bridge, a proxy) must not meet the refusals before listen(2).
+            agent.connect().close();
+            return agent;
         }
     }
 

@@ -209,6 +209,12 @@ class EgressProxyTest {
             for (Socket s : held) {
                 s.close();
             }
+            // The proxy lets each go when it sees the close; the next test must not find the cap full.
+            long deadline = System.nanoTime() + java.time.Duration.ofSeconds(60).toNanos();
+            while (proxy.connectionsInUse() > 0 && System.nanoTime() < deadline) {
+                java.util.concurrent.locks.LockSupport.parkNanos(1_000_000); // polls a count, no timing assumed
+            }
+            assertThat(proxy.connectionsInUse()).isZero();
         }
     }
 
