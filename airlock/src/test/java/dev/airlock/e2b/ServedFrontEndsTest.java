@@ -139,6 +139,10 @@ class ServedFrontEndsTest extends E2bEndpointTest {
         HttpResponse<String> wrongToken = send(mcpPost(list).header("Authorization", "Bearer " + "x".repeat(43)));
         assertThat(wrongToken.statusCode()).isEqualTo(401);
         assertThat(wrongToken.body()).contains("token is wrong");
+        HttpResponse<String> malformed = send(mcpPost("{\"jsonrpc\":").header("Authorization", "Bearer " + apiKey));
+        assertThat(malformed.statusCode())
+                .as("a malformed message with the token")
+                .isEqualTo(400);
         McpSyncClient stranger = mcp("x".repeat(43));
         try {
             assertThatThrownBy(stranger::initialize)
