@@ -38,20 +38,21 @@ import org.jspecify.annotations.Nullable;
 /**
  * {@code airlockd}, where the parts meet: the backends of this host, the engine over them, the
  * local sandbox service, and the HTTP API on a unix socket in front of it; on TCP listeners
- * ({@code airlock serve --listen}) also MCP and the E2B endpoint ({@link ListenerRoutes}). One daemon serves one
- * data directory. It can be killed at any time: its state is a cache of what is on disk and in
- * the sandboxes' processes, and the next daemon re-attaches to the sandboxes that kept running.
+ * ({@code airlock serve --listen}) also MCP and the E2B endpoint ({@link ListenerRoutes}). One
+ * daemon serves one data directory. It can be killed at any time: its state is a cache of what
+ * is on disk and in the sandboxes' processes, and the next daemon re-attaches to the sandboxes
+ * that kept running.
  */
 public final class Daemon {
     /** In the runtime directory while a daemon also serves TCP: its addresses, one a line. */
     public static final String LISTEN_FILE = "airlockd.listen";
 
+    /** The largest file E2B's {@code POST /files} takes on the daemon's listeners: {@code airlock e2b}'s default. */
+    private static final long E2B_MAX_UPLOAD = 1L << 30;
+
     private final AirlockDirs dirs;
     private final LocalSandboxService service;
     private final List<InetSocketAddress> listen;
-    /** The largest file E2B's {@code POST /files} takes on the daemon's listeners, as {@code airlock e2b}'s default. */
-    private static final long E2B_MAX_UPLOAD = 1L << 30;
-
     private @Nullable Server server;
     private volatile @Nullable McpHttp mcp;
     private volatile @Nullable E2bServer e2b;
