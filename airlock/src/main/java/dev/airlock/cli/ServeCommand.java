@@ -18,7 +18,9 @@ import picocli.CommandLine.Option;
 @Command(
         name = "serve",
         description = {
-            "Run airlockd in the foreground, serving the API on TCP too.",
+            "Run airlockd in the foreground, serving on TCP too: the HTTP API (/v1/...), MCP over streamable"
+                    + " HTTP (/mcp) and an E2B-compatible endpoint (E2B_API_URL and E2B_SANDBOX_URL both set to"
+                    + " http://HOST:PORT, E2B_API_KEY the token).",
             "TCP clients send 'Authorization: Bearer TOKEN'; the token is made at the first start and kept in"
                     + " <data>/api-token (0600). A daemon the CLI started is replaced (sandboxes keep running)."
         })
@@ -27,8 +29,8 @@ final class ServeCommand implements Callable<Integer> {
             names = "--listen",
             paramLabel = "HOST:PORT",
             required = true,
-            description =
-                    "serve the HTTP API here too (loopback only unless --allow-non-loopback), e.g. 127.0.0.1:7070")
+            description = "serve the HTTP API, MCP and E2B here too (loopback only unless --allow-non-loopback), e.g."
+                    + " 127.0.0.1:7070")
     List<String> listen = new ArrayList<>();
 
     @Option(

@@ -2,14 +2,17 @@ package dev.airlock.daemon;
 
 import dev.airlock.api.BearerAuth;
 import dev.airlock.api.HttpApi;
+import dev.airlock.e2b.E2bServer;
 import dev.airlock.engine.SandboxEngine;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.HostFiles;
 import dev.airlock.local.DaemonLog;
 import dev.airlock.local.LocalSandboxService;
+import dev.airlock.mcp.McpHttp;
 import dev.airlock.sandbox.SandboxException;
 import dev.airlock.wire.Build;
 import dev.airlock.wire.Health;
+import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
@@ -22,7 +25,9 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Executors;
+import java.util.function.Predicate;
 import org.eclipse.jetty.server.Handler;
+import org.eclipse.jetty.server.Request;
 import org.eclipse.jetty.server.Server;
 import org.eclipse.jetty.server.ServerConnector;
 import org.eclipse.jetty.unixdomain.server.UnixDomainServerConnector;
@@ -32,18 +37,25 @@ import org.jspecify.annotations.Nullable;
 
 /**
  * {@code airlockd}, where the parts meet: the backends of this host, the engine over them, the
- * local sandbox service, and the HTTP API on a unix socket in front of it. One daemon serves one
- * data directory. It can be killed at any time: its state is a cache of what is on disk and in
- * the sandboxes' processes, and the next daemon re-attaches to the sandboxes that kept running.
+ * local sandbox service, and the HTTP API on a unix socket in front of it; on TCP listeners
+ * ({@code airlock serve --listen}) also MCP and the E2B endpoint ({@link ListenerRoutes}). One
+ * daemon serves one data directory. It can be killed at any time: its state is a cache of what
+ * is on disk and in the sandboxes' processes, and the next daemon re-attaches to the sandboxes
+ * that kept running.
  */
 public final class Daemon {
     /** In the runtime directory while a daemon also serves TCP: its addresses, one a line. */
     public static final String LISTEN_FILE = "airlockd.listen";
 
+    /** The largest file E2B's {@code POST /files} takes on the daemon's listeners: {@code airlock e2b}'s default. */
+    private static final long E2B_MAX_UPLOAD = 1L << 30;
+
     private final AirlockDirs dirs;
     private final LocalSandboxService service;
     private final List<InetSocketAddress> listen;
     private @Nullable Server server;
+    private volatile @Nullable McpHttp mcp;
+    private volatile @Nullable E2bServer e2b;
     private volatile Health health;
 
     public Daemon(AirlockDirs dirs) {
@@ -114,14 +126,21 @@ public final class Daemon {
             tcp.add(c);
         }
         Handler api = new HttpApi(service, service, () -> health);
+        Predicate<Request> onUnixSocket =
+                request -> request.getConnectionMetaData().getConnector() == connector;
         if (!tcp.isEmpty()) {
             // The unix socket is its user's alone (0600 in a 0700 directory); TCP needs the token.
             String token = ApiToken.loadOrCreate(dirs.data());
-            api = new BearerAuth(
-                    api, token, request -> request.getConnectionMetaData().getConnector() == connector);
+            McpHttp mcpEndpoint = new McpHttp(service);
+            mcp = mcpEndpoint;
+            api = new ListenerRoutes(
+                    new BearerAuth(api, token, onUnixSocket),
+                    new BearerAuth(mcpEndpoint.handler(), token, onUnixSocket),
+                    e2bEndpoint(token),
+                    onUnixSocket);
         }
         // The unix socket's peers are checked by the kernel's account of who connected.
-        api = new PeerCheck(api, request -> request.getConnectionMetaData().getConnector() == connector);
+        api = new PeerCheck(api, onUnixSocket);
         srv.setHandler(api);
         ServerWebSocketContainer.ensure(srv);
         srv.start();
@@ -139,7 +158,8 @@ public final class Daemon {
         } else {
             HostFiles.writeAtomically(listenFile, (String.join("\n", bound) + "\n").getBytes(StandardCharsets.UTF_8));
             DaemonLog.log("serving the API on http://" + String.join(", http://", bound) + " (bearer token in "
-                    + ApiToken.file(dirs.data()) + ")");
+                    + ApiToken.file(dirs.data()) + "), MCP at " + ListenerRoutes.MCP_PATH
+                    + (e2b != null ? ", E2B (E2B_API_URL=E2B_SANDBOX_URL=that URL, E2B_API_KEY=the token)" : ""));
         }
         // Serve first, then re-attach: a sandbox whose guest does not answer must not keep
         // every command waiting.
@@ -151,6 +171,21 @@ public final class Daemon {
         lock.release();
     }
 
+    /**
+     * E2B's control plane and envd for the TCP listeners, with the daemon's token as its API key;
+     * a stand-in that says why when another E2B endpoint owns this data directory's E2B records.
+     */
+    private Handler e2bEndpoint(String token) {
+        try {
+            E2bServer endpoint = new E2bServer(service, dirs.data(), dirs.runtime(), token, null, E2B_MAX_UPLOAD);
+            e2b = endpoint;
+            return endpoint;
+        } catch (SandboxException | UncheckedIOException e) {
+            DaemonLog.log("E2B is not served on the TCP listeners: " + e.getMessage());
+            return new ListenerRoutes.Unavailable(String.valueOf(e.getMessage()));
+        }
+    }
+
     public void shutdown() {
         Server srv = server;
         if (srv != null) {
@@ -159,6 +194,14 @@ public final class Daemon {
             } catch (Exception e) {
                 DaemonLog.log("stop failed: " + e.getMessage());
             }
+        }
+        McpHttp m = mcp;
+        if (m != null) {
+            m.close();
+        }
+        E2bServer x = e2b;
+        if (x != null) {
+            x.close();
         }
         service.close();
         HostFiles.deleteTree(socket(dirs));

@@ -8,8 +8,12 @@ import dev.airlock.service.SandboxSession;
 import dev.airlock.wire.Json;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.channels.OverlappingFileLockException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.time.Clock;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -27,12 +31,14 @@ import tools.jackson.core.type.TypeReference;
  * The sandboxes this E2B endpoint made: their E2B records (kept in {@code DATA/e2b/sandboxes.json},
  * 0600 in a 0700 directory, so tokens and timeouts survive a restart of the endpoint), one guest
  * session per sandbox shared by every envd request, and the reaper that kills a sandbox when its
- * timeout passes, as E2B does.
+ * timeout passes, as E2B does. One endpoint at a time owns a data directory's records (a lock
+ * file beside them): two writing the same file would each drop the other's sandboxes.
  */
 final class E2bSandboxes implements AutoCloseable {
     private final SandboxService service;
     private final Path file;
     private final Clock clock;
+    private final FileChannel lockChannel;
     private final Map<String, E2bSandbox> records = new ConcurrentHashMap<>();
     private final Map<String, SandboxSession> sessions = new ConcurrentHashMap<>();
     private final Map<String, ProcessTable> processes = new ConcurrentHashMap<>();
@@ -44,8 +50,43 @@ final class E2bSandboxes implements AutoCloseable {
         Path dir = AirlockDirs.ensurePrivateDir(dataDir.resolve("e2b"));
         this.file = dir.resolve("sandboxes.json");
         this.clock = clock;
-        load();
+        this.lockChannel = lock(dir.resolve("lock"));
+        try {
+            load();
+        } catch (RuntimeException e) {
+            closeQuietly(lockChannel);
+            throw e;
+        }
         reaper.scheduleWithFixedDelay(this::reapExpired, 1, 1, TimeUnit.SECONDS);
+    }
+
+    private static FileChannel lock(Path lockFile) {
+        try {
+            FileChannel ch = FileChannel.open(lockFile, StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+            FileLock held;
+            try {
+                held = ch.tryLock();
+            } catch (OverlappingFileLockException e) {
+                held = null;
+            }
+            if (held == null) {
+                closeQuietly(ch);
+                throw SandboxException.conflict("another E2B endpoint already serves " + lockFile.getParent()
+                        + " (airlock e2b --listen, or airlock serve, which serves E2B on its --listen"
+                        + " address): use that one, or stop it first");
+            }
+            return ch;
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot lock " + lockFile, e);
+        }
+    }
+
+    private static void closeQuietly(FileChannel ch) {
+        try {
+            ch.close();
+        } catch (IOException e) {
+            // Closing a lock file: the lock goes with the process anyway.
+        }
     }
 
     SandboxService service() {
@@ -176,5 +217,6 @@ final class E2bSandboxes implements AutoCloseable {
         for (String id : List.copyOf(sessions.keySet())) {
             dropSession(id);
         }
+        closeQuietly(lockChannel);
     }
 }

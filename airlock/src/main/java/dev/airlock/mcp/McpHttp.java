@@ -23,9 +23,10 @@ import org.eclipse.jetty.util.thread.QueuedThreadPool;
 
 /**
  * The sandbox tools over MCP's streamable HTTP transport, at {@link #PATH}: a Jetty handler that
- * {@code airlock serve} can mount beside its other routes, or that {@link #listen} serves on its
- * own ({@code airlock mcp --listen}). Every request must carry {@code Authorization: Bearer
- * TOKEN}; a request without it is answered 401 before the MCP transport sees it.
+ * the daemon mounts beside its API on its TCP listeners ({@code airlock serve --listen}), or that
+ * {@link #listen} serves on its own ({@code airlock mcp --listen}). Every request must carry
+ * {@code Authorization: Bearer TOKEN}; a request without it is answered 401 before the MCP
+ * transport sees it: by the daemon's own token check, or here by {@link BearerGuard}.
  */
 public final class McpHttp implements AutoCloseable {
     public static final String PATH = "/mcp";
@@ -33,8 +34,11 @@ public final class McpHttp implements AutoCloseable {
     private final McpSyncServer server;
     private final Handler handler;
 
-    /** The endpoint over {@code service}, guarded by {@code token}. */
-    public McpHttp(SandboxService service, String token) {
+    /**
+     * The endpoint over {@code service}, without a token check of its own: for a server that checks
+     * every request's token before this handler sees it (the daemon's TCP listeners).
+     */
+    public McpHttp(SandboxService service) {
         McpJsonMapper json = McpStdio.jsonMapper();
         HttpServletStreamableServerTransportProvider transport = HttpServletStreamableServerTransportProvider.builder()
                 .jsonMapper(json)
@@ -54,10 +58,10 @@ public final class McpHttp implements AutoCloseable {
         // request whole before it parses it.
         SizeLimitHandler bounded = new SizeLimitHandler(McpStdio.MAX_MESSAGE_BYTES, -1);
         bounded.setHandler(servlets);
-        this.handler = new BearerGuard(token, bounded);
+        this.handler = bounded;
     }
 
-    /** The handler to mount: answers {@link #PATH}, checks the token first. */
+    /** The handler to mount: answers {@link #PATH}. */
     public Handler handler() {
         return handler;
     }
@@ -71,8 +75,8 @@ public final class McpHttp implements AutoCloseable {
         connector.setHost(host);
         connector.setPort(port);
         jetty.addConnector(connector);
-        McpHttp endpoint = new McpHttp(service, token);
-        jetty.setHandler(endpoint.handler());
+        McpHttp endpoint = new McpHttp(service);
+        jetty.setHandler(new BearerGuard(token, endpoint.handler()));
         jetty.addBean(endpoint);
         jetty.start();
         return jetty;

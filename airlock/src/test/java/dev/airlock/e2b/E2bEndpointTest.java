@@ -17,6 +17,7 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import org.jspecify.annotations.Nullable;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -39,28 +40,49 @@ abstract class E2bEndpointTest {
     AirlockDirs dirs;
     Cli cli;
     Path sdk;
+
+    @Nullable
     Process endpoint;
+
     String url;
     String apiKey;
+
+    /** An endpoint under test: where it keeps its data, its URL and the API key it takes. */
+    record Started(
+            AirlockDirs dirs,
+            Cli cli,
+            String url,
+            String apiKey,
+            @Nullable Process process) {}
 
     @BeforeAll
     void setUp() throws Exception {
         TestHost.ready();
-        dirs = TestHost.isolated("e2b-" + runtime());
-        cli = new Cli(dirs);
+        Started started = startEndpoint();
+        dirs = started.dirs();
+        cli = started.cli();
+        url = started.url();
+        apiKey = started.apiKey();
+        endpoint = started.process();
         sdk = installSdk(dirs.data().resolve("node"));
+    }
+
+    /** Starts the endpoint under test: here {@code airlock e2b --listen}. */
+    Started startEndpoint() throws Exception {
+        AirlockDirs dirs = TestHost.isolated("e2b-" + runtime());
+        Cli cli = new Cli(dirs);
         int port;
         try (ServerSocket s = new ServerSocket(0)) {
             port = s.getLocalPort();
         }
-        url = "http://127.0.0.1:" + port;
         ProcessBuilder pb = new ProcessBuilder(
                         cli.argv("e2b", "--listen", "127.0.0.1:" + port, "--runtime", runtime(), "--max-upload", "1m"))
                 .redirectOutput(ProcessBuilder.Redirect.DISCARD);
         cli.environment(pb.environment());
-        endpoint = pb.start();
-        awaitBanner(endpoint, dirs.data().resolve("e2b-endpoint.log"));
-        apiKey = Files.readString(dirs.data().resolve("e2b/api-key")).strip();
+        Process process = pb.start();
+        awaitBanner(process, dirs.data().resolve("e2b-endpoint.log"));
+        String key = Files.readString(dirs.data().resolve("e2b/api-key")).strip();
+        return new Started(dirs, cli, "http://127.0.0.1:" + port, key, process);
     }
 
     /** Reads the endpoint's stderr until it says it listens; the rest goes to a log file. */
@@ -107,9 +129,14 @@ abstract class E2bEndpointTest {
 
     @AfterAll
     void tearDown() throws Exception {
-        if (endpoint != null) {
-            endpoint.destroy();
-            endpoint.waitFor(10, TimeUnit.SECONDS);
+        stopEndpoint();
+    }
+
+    void stopEndpoint() throws Exception {
+        Process p = endpoint;
+        if (p != null) {
+            p.destroy();
+            p.waitFor(10, TimeUnit.SECONDS);
         }
         TestHost.cleanUp(dirs);
     }

@@ -12,6 +12,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
@@ -34,6 +35,11 @@ public final class ServedDaemon implements AutoCloseable {
 
     /** Starts one; {@code jvmOptions} go to the daemon's JVM (e.g. a small heap). */
     public ServedDaemon(String name, String... jvmOptions) throws IOException {
+        this(name, Map.of(), jvmOptions);
+    }
+
+    /** Starts one with {@code env} added to its environment (e.g. {@code AIRLOCK_RUNTIME}). */
+    public ServedDaemon(String name, Map<String, String> env, String... jvmOptions) throws IOException {
         TestHost.ready();
         dirs = TestHost.isolated(name);
         cli = new Cli(dirs);
@@ -41,6 +47,7 @@ public final class ServedDaemon implements AutoCloseable {
         argv.addAll(1, List.of(jvmOptions));
         ProcessBuilder pb = new ProcessBuilder(argv).redirectErrorStream(true);
         cli.environment(pb.environment());
+        pb.environment().putAll(env);
         process = pb.start();
         // The daemon names the port it listens on once it serves: that line is the signal to go on.
         CompletableFuture<String> port = new CompletableFuture<>();

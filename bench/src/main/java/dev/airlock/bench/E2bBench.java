@@ -33,7 +33,7 @@ public final class E2bBench {
      * Runs in the SDK's directory; prints one JSON line. The SDK's own timing is the program's
      * wall clock around each awaited call, as a user would measure it.
      */
-    private static final String SCRIPT = """
+    static final String SCRIPT = """
             import { Sandbox } from 'e2b'
             const n = Number(process.env.N), warmup = Number(process.env.WARMUP), creates = Number(process.env.CREATES)
             const out = { first: [], run: [] }
@@ -59,8 +59,8 @@ public final class E2bBench {
 
     private final Args args;
     private final Report report = new Report("e2b");
-    private final Path javaBinary = Path.of(System.getProperty("java.home"), "bin", "java");
-    private final String home = System.getProperty("airlock.home", ".");
+    private static final Path JAVA = Path.of(System.getProperty("java.home"), "bin", "java");
+    private static final String HOME = System.getProperty("airlock.home", ".");
 
     private E2bBench(Args args) {
         this.args = args;
@@ -100,7 +100,6 @@ public final class E2bBench {
         try {
             Path given = args.path("sdk");
             Path sdk = given != null ? given : installSdk(tmp.resolve("node"));
-            Files.writeString(sdk.resolve("airlock-e2b-bench.mjs"), SCRIPT);
             int port;
             try (ServerSocket s = new ServerSocket(0)) {
                 port = s.getLocalPort();
@@ -114,31 +113,7 @@ public final class E2bBench {
             String url = "http://127.0.0.1:" + port;
             String key = Files.readString(tmp.resolve("data/e2b/api-key")).strip();
 
-            ProcessBuilder node = new ProcessBuilder("node", "airlock-e2b-bench.mjs")
-                    .directory(sdk.toFile())
-                    .redirectError(ProcessBuilder.Redirect.INHERIT);
-            node.environment()
-                    .putAll(Map.of(
-                            "E2B_API_URL",
-                            url,
-                            "E2B_SANDBOX_URL",
-                            url,
-                            "E2B_API_KEY",
-                            key,
-                            "N",
-                            String.valueOf(n),
-                            "WARMUP",
-                            String.valueOf(warmup),
-                            "CREATES",
-                            String.valueOf(creates)));
-            Process p = node.start();
-            String printed = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-            if (p.waitFor() != 0) {
-                throw new IllegalStateException("the SDK script failed (exit " + p.exitValue() + "): " + printed);
-            }
-            JsonNode r = JsonMapper.builder()
-                    .build()
-                    .readTree(printed.strip().lines().reduce((a, b) -> b).orElseThrow());
+            JsonNode r = runScript(sdk, "airlock-e2b-bench.mjs", url, key, n, warmup, creates);
 
             List<Double> cliFirst = new ArrayList<>();
             for (int i = 0; i < creates + 1; i++) {
@@ -172,7 +147,7 @@ public final class E2bBench {
             report.note("the first create of each kind is untimed (class loading, image mount)");
             report.print(System.out);
             String out = args.string("out");
-            Path written = report.write(out.isEmpty() ? Path.of(home, "bench", "results") : Path.of(out));
+            Path written = report.write(out.isEmpty() ? Path.of(HOME, "bench", "results") : Path.of(out));
             System.err.println("bench: wrote " + written);
         } finally {
             if (endpoint != null) {
@@ -191,13 +166,48 @@ public final class E2bBench {
         }
     }
 
-    private static List<Double> samples(JsonNode array) {
+    /**
+     * Runs {@link #SCRIPT} (written to {@code sdk/script}) against an E2B endpoint at {@code url}
+     * and returns the JSON line it printed last: {@code first} (create -> first result, ms) and
+     * {@code run} (commands.run round trips, ms).
+     */
+    static JsonNode runScript(Path sdk, String script, String url, String key, int n, int warmup, int creates)
+            throws IOException, InterruptedException {
+        Files.writeString(sdk.resolve(script), SCRIPT);
+        ProcessBuilder node = new ProcessBuilder("node", script)
+                .directory(sdk.toFile())
+                .redirectError(ProcessBuilder.Redirect.INHERIT);
+        node.environment()
+                .putAll(Map.of(
+                        "E2B_API_URL",
+                        url,
+                        "E2B_SANDBOX_URL",
+                        url,
+                        "E2B_API_KEY",
+                        key,
+                        "N",
+                        String.valueOf(n),
+                        "WARMUP",
+                        String.valueOf(warmup),
+                        "CREATES",
+                        String.valueOf(creates)));
+        Process p = node.start();
+        String printed = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        if (p.waitFor() != 0) {
+            throw new IllegalStateException("the SDK script failed (exit " + p.exitValue() + "): " + printed);
+        }
+        return JsonMapper.builder()
+                .build()
+                .readTree(printed.strip().lines().reduce((a, b) -> b).orElseThrow());
+    }
+
+    static List<Double> samples(JsonNode array) {
         List<Double> out = new ArrayList<>();
         array.forEach(v -> out.add(v.doubleValue()));
         return out;
     }
 
-    private static Path installSdk(Path dir) throws IOException {
+    static Path installSdk(Path dir) throws IOException {
         Files.createDirectories(dir);
         HostCommand.Result r = HostCommand.run(
                 List.of(
@@ -235,21 +245,22 @@ public final class E2bBench {
         throw new IllegalStateException("airlock e2b exited before listening:\n" + seen);
     }
 
-    private List<String> airlock(String... cmd) {
+    /** The CLI of this build in a new JVM, as a user runs it. */
+    static List<String> airlock(String... cmd) {
         List<String> argv = new ArrayList<>(List.of(
-                javaBinary.toString(),
+                JAVA.toString(),
                 "--enable-native-access=ALL-UNNAMED",
                 "-XX:+UseSerialGC",
                 "-XX:TieredStopAtLevel=1",
                 "-Xshare:auto",
-                "-Dairlock.home=" + home,
+                "-Dairlock.home=" + HOME,
                 "-jar",
-                Path.of(home, "airlock", "target", "airlock.jar").toString()));
+                Path.of(HOME, "airlock", "target", "airlock.jar").toString()));
         argv.addAll(List.of(cmd));
         return argv;
     }
 
-    private HostCommand.Result cli(Map<String, String> env, String... cmd) {
+    static HostCommand.Result cli(Map<String, String> env, String... cmd) {
         List<String> argv = new ArrayList<>(List.of("env"));
         env.forEach((k, v) -> argv.add(k + "=" + v));
         argv.addAll(airlock(cmd));
