@@ -563,25 +563,6 @@ public final class LocalSandboxService implements SandboxService, FrameSessions 
         }
     }
 
-    /** A build's RUN output, passed on to the client as it comes. */
-    private static final class ProgressOutput extends OutputStream {
-        private final ProgressListener progress;
-
-        ProgressOutput(ProgressListener progress) {
-            this.progress = progress;
-        }
-
-        @Override
-        public void write(int b) {
-            progress.output(new byte[] {(byte) b});
-        }
-
-        @Override
-        public void write(byte[] b, int off, int len) {
-            progress.output(java.util.Arrays.copyOfRange(b, off, off + len));
-        }
-    }
-
     // ---- workspaces ------------------------------------------------------------------------
 
     @Override

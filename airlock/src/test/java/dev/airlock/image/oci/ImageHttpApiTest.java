@@ -119,7 +119,8 @@ class ImageHttpApiTest {
         Files.writeString(context.resolve("hello.txt"), "hello from the context\n");
         Files.writeString(
                 context.resolve("Dockerfile"),
-                "FROM api/pulled:1\nCOPY hello.txt /hello.txt\nRUN echo built-by-api && cat /hello.txt > /copy.txt\n");
+                "FROM api/pulled:1\nUSER root\nCOPY hello.txt /hello.txt\n"
+                        + "RUN echo built-by-api && cat /hello.txt > /copy.txt\n");
         Answer build = post(
                 "/v1/images/build",
                 JSON.writeValueAsString(
@@ -127,11 +128,12 @@ class ImageHttpApiTest {
         assertThat(build.status()).isEqualTo(200);
         assertThat(build.last().path("type").asString()).as(build.raw()).isEqualTo("done");
         assertThat(build.last().path("image").path("name").asString()).isEqualTo("api/built:1");
-        assertThat(build.steps()).anyMatch(s -> s.startsWith("step 3/3: RUN echo built-by-api"));
+        assertThat(build.steps()).anyMatch(s -> s.startsWith("step 4/4: RUN echo built-by-api"));
         assertThat(build.output()).contains("built-by-api");
         assertThat(served.cli().run("image", "ls").out()).contains("api/built:1");
 
-        Files.writeString(context.resolve("Dockerfile"), "FROM api/pulled:1\nRUN echo about to fail && exit 3\n");
+        Files.writeString(
+                context.resolve("Dockerfile"), "FROM api/pulled:1\nUSER root\nRUN echo about to fail && exit 3\n");
         Answer failed = post(
                 "/v1/images/build",
                 JSON.writeValueAsString(
