@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
-# airlock image build vs podman build (buildah's library; the buildah CLI is not installed here)
-# of the same 5-step Dockerfile FROM the same busybox image, pushed to a loopback registry and
-# pulled by both first. Cold (--no-cache: every step runs) and cached (a second build, nothing
+# airlock image build vs `buildah bud` and podman build (buildah's library) of the same 5-step
+# Dockerfile FROM the same busybox image, pushed to a loopback registry and pulled by each first. Cold (--no-cache: every step runs) and cached (a second build, nothing
 # changed), alternating tools, in one run. Airlock's RUN steps execute in a microVM sandbox (the
-# host's default runtime) and, as a second case, in a container sandbox; podman's in a crun
-# container. Needs root and a set-up host (bin/airlock setup).
+# host's default runtime) and, as a second case, in a container sandbox; buildah's and podman's
+# in a runc container. Needs root and a set-up host (bin/airlock setup).
 # Flags: --n 3 (measured builds per case and cache state), --warmup 1 (discarded cold builds per
 # case first), --out DIR (default bench/results).
 set -euo pipefail
@@ -21,7 +20,7 @@ while [ $# -gt 0 ]; do
     *) echo "bench/build.sh: unknown flag $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-for tool in podman skopeo umoci docker-registry busybox; do
+for tool in podman buildah skopeo umoci docker-registry busybox; do
   command -v "$tool" >/dev/null || { echo "bench/build.sh: $tool is missing; run scripts/install-packages.sh" >&2; exit 2; }
 done
 
@@ -36,14 +35,25 @@ cleanup() {
   if [ -f "$work/run/airlockd.pid" ]; then kill "$(cat "$work/run/airlockd.pid")" 2>/dev/null; sleep 1; fi
   # this run's podman storage only (no system reset: that would touch the host's networks)
   podman --root "$work/podman" --runroot "$work/podrun" rmi --all --force >/dev/null 2>&1
+  buildah --root "$work/buildah" --runroot "$work/buildrun" rmi --all --force >/dev/null 2>&1
   findmnt -rn -o TARGET | grep "^$work/" | sort -r | xargs -r -n1 umount -l 2>/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
 mkdir -m 0700 "$work/run" "$work/data"
 export AIRLOCK_RUNTIME_DIR=$work/run AIRLOCK_DATA_DIR=$work/data
-# runc and cgroupfs: crun refuses this kind of host's hybrid cgroup layout, and there is no systemd
+# runc and cgroupfs: crun refuses this kind of host's hybrid cgroup layout, and there is no systemd;
+# default ulimits runc can set here (the host's hard nofile limit is below containers' default,
+# and an nproc of 65536 is refused with EPERM when the RUN container starts)
+cat >"$work/containers.conf" <<'CONF'
+[containers]
+default_ulimits = ["nofile=1024:20000", "nproc=4096:4096"]
+[engine]
+cgroup_manager = "cgroupfs"
+CONF
+export CONTAINERS_CONF=$work/containers.conf
 podman=(podman --root "$work/podman" --runroot "$work/podrun" --runtime runc --cgroup-manager cgroupfs)
+buildah=(buildah --root "$work/buildah" --runroot "$work/buildrun")
 
 # The base image: static busybox and its applets, one layer, made with umoci.
 layout=$work/layout
@@ -71,6 +81,7 @@ ref=127.0.0.1:$port/bench/base:1
 skopeo copy --quiet --dest-tls-verify=false "oci:$layout:1" "docker://$ref"
 "$home/bin/airlock" image pull --quiet "$ref" >/dev/null
 "${podman[@]}" pull --quiet --tls-verify=false "$ref" >/dev/null
+"${buildah[@]}" pull --quiet --tls-verify=false "$ref" >/dev/null
 # the base image's first microVM boot saves its VM template: done here, not in a measured build
 "$home/bin/airlock" run --rm --image "$ref" -- true
 
@@ -103,6 +114,9 @@ airlock_build() { # runtime, extra flags
   shift
   "$home/bin/airlock" image build --runtime "$rt" "$@" -t "bench-build/$rt:1" "$ctx"
 }
+buildah_build() {
+  "${buildah[@]}" bud --pull=never --network none --isolation oci --runtime runc --layers "$@" -t bench-build:1 "$ctx"
+}
 podman_build() {
   "${podman[@]}" build --pull=never --network none --isolation oci --layers "$@" -t bench-build:1 "$ctx"
 }
@@ -111,14 +125,18 @@ podman_build() {
 for _ in $(seq 1 "$warmup"); do
   airlock_build microvm --no-cache >/dev/null 2>&1
   airlock_build container --no-cache >/dev/null 2>&1
+  buildah_build --no-cache >/dev/null 2>&1
   podman_build --no-cache >/dev/null 2>&1
 done
 for i in $(seq 1 "$n"); do
-  if [ $((i % 2)) -eq 1 ]; then order="microvm container podman"; else order="podman container microvm"; fi
+  if [ $((i % 2)) -eq 1 ]; then order="microvm container buildah podman"; else order="podman buildah container microvm"; fi
   for c in $order; do
     if [ "$c" = podman ]; then
       measure podman cold podman_build --no-cache
       measure podman cached podman_build
+    elif [ "$c" = buildah ]; then
+      measure buildah cold buildah_build --no-cache
+      measure buildah cached buildah_build
     else
       measure "airlock-$c" cold airlock_build "$c" --no-cache
       measure "airlock-$c" cached airlock_build "$c"
@@ -138,16 +156,17 @@ result="$out/build-$(date -u +%Y%m%dT%H%M%SZ).md"
   echo
   echo "| tool | cold (--no-cache) | cached (nothing changed) |"
   echo "|---|---|---|"
-  for c in airlock-microvm airlock-container podman; do
+  for c in airlock-microvm airlock-container buildah podman; do
     cold=${samples[$c/cold]}
     cached=${samples[$c/cached]}
     echo "| $c | $(echo "$cold" | median) ($cold) | $(echo "$cached" | median) ($cached) |"
   done
   echo
   echo "airlock-microvm: RUN in a microVM sandbox (the accel airlock doctor reports for this host);"
-  echo "airlock-container: RUN in a container sandbox; podman $(podman --version | cut -d' ' -f3): buildah's library, runc, --isolation oci, --network none."
-  echo "Airlock's times include its JVM start and packing the result as an erofs image; podman's"
-  echo "result is layers in its overlay store."
+  echo "airlock-container: RUN in a container sandbox; buildah $(buildah --version | cut -d' ' -f3): buildah bud --layers"
+  echo "--isolation oci --runtime runc --network none; podman $(podman --version | cut -d' ' -f3): buildah's library, the same flags."
+  echo "Airlock's times include its JVM start and packing the result as an erofs image; buildah's and"
+  echo "podman's result is layers in their overlay stores."
 } >"$result"
 cat "$result"
 echo "result: $result"

@@ -18,6 +18,7 @@ packages=(
   clang libclang-rt-dev               # tests: the agent's libFuzzer target (clang's -fsanitize=fuzzer runtime)
   conmon                              # airlock-runtime tests: podman's monitor, which calls the runtime
   docker-registry skopeo umoci podman apache2-utils busybox-static  # image pull/import tests and bench: a loopback registry, real OCI clients, htpasswd, a static shell for test images
+  buildah                             # bench/build.sh: the `buildah bud` baseline of image builds
 )
 qemu_packages=(qemu-system-x86 qemu-system-common qemu-system-data qemu-utils)
 qemu_min=1:10.0

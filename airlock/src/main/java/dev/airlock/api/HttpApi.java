@@ -7,6 +7,9 @@ import dev.airlock.service.ExecRequest;
 import dev.airlock.service.ForkSpec;
 import dev.airlock.service.FrameSessions;
 import dev.airlock.service.GuestErrors;
+import dev.airlock.service.ImageBuildSpec;
+import dev.airlock.service.ImageInfo;
+import dev.airlock.service.ImagePullSpec;
 import dev.airlock.service.LogKind;
 import dev.airlock.service.PolicyChange;
 import dev.airlock.service.ProgressListener;
@@ -16,6 +19,7 @@ import dev.airlock.service.WorkspaceSpec;
 import dev.airlock.wire.ApiError;
 import dev.airlock.wire.Build;
 import dev.airlock.wire.Health;
+import dev.airlock.wire.ImageEvent;
 import dev.airlock.wire.Json;
 import dev.airlock.wire.PortRequest;
 import dev.airlock.wire.Protocol;
@@ -97,6 +101,12 @@ public final class HttpApi extends Handler.Abstract {
         r.add(new Route("POST", "/v1/workspaces", HttpApi::workspace));
         // Image names hold '/' and ':' (registry references): the name is a query parameter.
         r.add(new Route("DELETE", "/v1/images", (a, c) -> a.service.removeImage(c.requiredQuery("name"))));
+        r.add(new Route(
+                "POST",
+                "/v1/images/build",
+                (a, c) -> imageWork(c, c.body(ImageBuildSpec.class), a.service::buildImage)));
+        r.add(new Route(
+                "POST", "/v1/images/pull", (a, c) -> imageWork(c, c.body(ImagePullSpec.class), a.service::pullImage)));
         r.add(new Route("GET", "/v1/sandboxes/{ref}", (a, c) -> a.service.inspect(c.ref())));
         r.add(new Route(
                 "DELETE", "/v1/sandboxes/{ref}", (a, c) -> a.service.remove(c.ref(), "true".equals(c.query("force")))));
@@ -266,6 +276,44 @@ public final class HttpApi extends Handler.Abstract {
             send.accept(WorkspaceEvent.failed(error(e)));
         } catch (RuntimeException e) {
             send.accept(WorkspaceEvent.failed(new ApiError(String.valueOf(e.getMessage()), "FAILED")));
+        }
+        out.close();
+        return null;
+    }
+
+    /**
+     * An image build or pull: its progress as JSON lines ({@link ImageEvent}) while it works,
+     * then the image or the error, mapped by {@link #error} as every other route's.
+     */
+    private static <S> @Nullable Object imageWork(
+            Call c, S spec, java.util.function.BiFunction<S, ProgressListener, ImageInfo> work) throws IOException {
+        OutputStream out = c.stream(200, Protocol.JSON_LINES);
+        Consumer<ImageEvent> send = event -> {
+            try {
+                synchronized (out) {
+                    out.write((Json.MAPPER.writeValueAsString(event) + "\n").getBytes(StandardCharsets.UTF_8));
+                    out.flush();
+                }
+            } catch (IOException e) {
+                throw new UncheckedIOException("the client went away", e);
+            }
+        };
+        try {
+            send.accept(ImageEvent.done(work.apply(spec, new ProgressListener() {
+                @Override
+                public void step(String message) {
+                    send.accept(ImageEvent.step(message));
+                }
+
+                @Override
+                public void output(byte[] bytes) {
+                    send.accept(ImageEvent.output(Base64.getEncoder().encodeToString(bytes)));
+                }
+            })));
+        } catch (SandboxException e) {
+            send.accept(ImageEvent.failed(error(e)));
+        } catch (RuntimeException e) {
+            send.accept(ImageEvent.failed(new ApiError(String.valueOf(e.getMessage()), "FAILED")));
         }
         out.close();
         return null;

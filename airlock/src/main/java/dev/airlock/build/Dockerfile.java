@@ -139,6 +139,16 @@ public record Dockerfile(String file, char escape, List<Instruction> instruction
                     + "'; airlock image build knows FROM, RUN, COPY, ADD, ENV, ARG, WORKDIR, USER, LABEL, ENTRYPOINT,"
                     + " CMD, SHELL, EXPOSE, STOPSIGNAL, VOLUME and MAINTAINER");
         }
+        if (Set.of("RUN", "COPY", "ADD").contains(keyword)
+                && HEREDOC.matcher(args).find()) {
+            throw new BuildException(file + ":" + number + ": " + keyword + " with a here-document (<<WORD) is not"
+                    + " supported by airlock image build; put the commands on the " + keyword + " line (joined with"
+                    + " && and line continuations), or the file in the build context");
+        }
         return new Instruction(number, keyword, args);
     }
+
+    /** BuildKit's here-documents ({@code RUN <<EOF}): their lines would be read as instructions. */
+    private static final java.util.regex.Pattern HEREDOC =
+            java.util.regex.Pattern.compile("(^|\\s)<<-?[\"']?[A-Za-z_][A-Za-z0-9_]*[\"']?(\\s|$)");
 }

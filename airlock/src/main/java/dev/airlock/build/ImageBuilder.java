@@ -8,14 +8,22 @@ import dev.airlock.host.Hashing;
 import dev.airlock.host.Progress;
 import dev.airlock.image.Image;
 import dev.airlock.image.ImageConfig;
+import dev.airlock.image.ImageException;
 import dev.airlock.image.ImageSource;
 import dev.airlock.image.ImageStore;
 import dev.airlock.image.LayeredImages;
+import dev.airlock.image.ProjectImage;
 import dev.airlock.image.layer.TarEntry;
 import dev.airlock.image.layer.TarReader;
 import dev.airlock.image.layer.TarWriter;
+import dev.airlock.image.oci.ImagePull;
+import dev.airlock.image.oci.ImageReference;
 import dev.airlock.image.oci.MediaTypes;
+import dev.airlock.image.oci.Platform;
+import dev.airlock.image.oci.RegistryClient;
+import dev.airlock.image.oci.RegistryCredentials;
 import dev.airlock.service.CreateSpec;
+import dev.airlock.service.ImageBuildSpec;
 import dev.airlock.service.SandboxService;
 import java.io.BufferedInputStream;
 import java.io.BufferedOutputStream;
@@ -205,10 +213,9 @@ public final class ImageBuilder {
 
     /** Builds the request's image. Nothing is stored under the tag unless the whole build succeeds. */
     public Image build(Request request) {
-        BuildContext context = BuildContext.open(request.context());
         Path file = request.dockerfile() != null
                 ? request.dockerfile()
-                : context.root().resolve("Dockerfile");
+                : BuildContext.open(request.context()).root().resolve("Dockerfile");
         String text;
         try {
             text = Files.readString(file);
@@ -216,7 +223,88 @@ public final class ImageBuilder {
             throw new BuildException("cannot read the Dockerfile " + file + ": " + e.getMessage()
                     + "; name one with -f FILE or put a Dockerfile in the context directory");
         }
-        Dockerfile df = Dockerfile.parse(text, file.getFileName().toString());
+        return build(
+                request,
+                text,
+                file.getFileName().toString(),
+                "-f " + file.toAbsolutePath() + (request.tag() != null ? " -t " + request.tag() : "") + " "
+                        + request.context().toAbsolutePath());
+    }
+
+    /**
+     * What {@code airlock image build DIR} and {@code POST /v1/images/build} share: the
+     * context's Dockerfile, or the airlock.toml recipe when {@code -f} names a {@code .toml}, or
+     * when the context has an airlock.toml with an {@code [image]} table (or no Dockerfile).
+     */
+    public Image build(ImageBuildSpec spec) {
+        Path context = Path.of(spec.context());
+        if (!Files.isDirectory(context)) {
+            throw new BuildException("the build context " + context + " does not exist or is not a directory");
+        }
+        Path file = spec.dockerfile() == null ? null : Path.of(spec.dockerfile());
+        Path toml = context.resolve("airlock.toml");
+        boolean recipe = file != null
+                ? String.valueOf(file.getFileName()).endsWith(".toml")
+                : Files.isRegularFile(toml)
+                        && (!Files.isRegularFile(context.resolve("Dockerfile")) || ProjectImage.declaredIn(toml));
+        if (!recipe) {
+            if (file == null && !Files.isRegularFile(context.resolve("Dockerfile"))) {
+                throw new BuildException("no Dockerfile and no airlock.toml in " + context
+                        + "; give the build context directory, or the Dockerfile with -f");
+            }
+            return build(new Request(
+                    context,
+                    file,
+                    spec.tag(),
+                    java.util.Objects.requireNonNullElse(spec.buildArgs(), Map.of()),
+                    spec.target(),
+                    spec.runtime(),
+                    java.util.Objects.requireNonNullElse(spec.allowHosts(), List.of()),
+                    spec.noCache()));
+        }
+        ProjectImage project = ProjectImage.read(file != null ? file : toml);
+        if (spec.tag() != null) {
+            project = new ProjectImage(
+                    spec.tag(), project.packages(), project.run(), project.dockerfile(), project.directory());
+        }
+        return build(
+                project,
+                spec.runtime(),
+                java.util.Objects.requireNonNullElse(spec.allowHosts(), List.of()),
+                spec.noCache());
+    }
+
+    /**
+     * Builds an airlock.toml {@code [image]}: its Dockerfile, or its packages' image (mmdebstrap,
+     * Debian's packages only) with its {@code run} commands as RUN steps in a sandbox, each step
+     * cached like a Dockerfile's. Nothing of the recipe runs on the host.
+     */
+    public Image build(ProjectImage project, @Nullable String runtime, List<String> allowHosts, boolean noCache) {
+        Path dockerfile = project.dockerfile();
+        if (dockerfile != null) {
+            return build(new Request(
+                    project.directory(), dockerfile, project.name(), Map.of(), null, runtime, allowHosts, noCache));
+        }
+        if (project.run().isEmpty()) {
+            return noCache ? store.rebuild(project.packages(), progress) : store.ensure(project.packages(), progress);
+        }
+        Image packages = store.ensureUnnamed(project.packages(), progress);
+        Request request =
+                new Request(project.directory(), null, project.name(), Map.of(), null, runtime, allowHosts, noCache);
+        return build(
+                request,
+                project.dockerfile(packages.id()),
+                "airlock.toml [image]",
+                "airlock.toml [image] " + project.directory().toAbsolutePath());
+    }
+
+    /**
+     * Builds a Dockerfile given as text ({@code name} in its errors; {@code reference} what the
+     * image's source records): an airlock.toml recipe's steps go this way.
+     */
+    public Image build(Request request, String text, String name, String reference) {
+        BuildContext context = BuildContext.open(request.context());
+        Dockerfile df = Dockerfile.parse(text, name);
         List<Stage> stages = new ArrayList<>();
         Map<String, String> globalArgs = new LinkedHashMap<>();
         Stage stage = null;
@@ -261,7 +349,7 @@ public final class ImageBuilder {
                         .orElseThrow(() -> new BuildException("--target " + request.target() + ": no stage of "
                                 + df.file() + " is named so (FROM" + " IMAGE AS " + request.target() + ")"));
             }
-            Image image = finish(result, request, file);
+            Image image = finish(result, request, reference);
             progress.step("built " + (image.name()) + " " + image.shortId() + " in "
                     + (System.nanoTime() - start) / 1_000_000 + " ms");
             return image;
@@ -324,9 +412,7 @@ public final class ImageBuilder {
             if (dev.airlock.image.ImageSpec.builtin(ref).isPresent()) {
                 return store.ensure(dev.airlock.image.ImageSpec.builtin(ref).orElseThrow(), progress);
             }
-            throw new BuildException(where + ": no image '" + ref + "' in the store; pull it first (airlock"
-                    + " image pull " + ref + "), or name a built-in (base, python, node) or an earlier"
-                    + " stage");
+            return pull(ref, where);
         });
         Stage s = new Stage(alias, base, Hashing.sha256(VERSION + "\nFROM " + base.id()));
         ImageConfig c = base.config();
@@ -339,6 +425,25 @@ public final class ImageBuilder {
         s.cmd = c.cmd();
         s.stopSignal = c.stopSignal();
         return s;
+    }
+
+    /**
+     * FROM an image the store does not hold: pulled as {@code airlock image pull} pulls it, with
+     * the logins of {@code ~/.docker/config.json} / {@code auth.json} and the same plain-HTTP
+     * rules (loopback, or {@code AIRLOCK_INSECURE_REGISTRIES}).
+     */
+    private Image pull(String ref, String where) {
+        ImageReference reference = ImageReference.tryParse(ref)
+                .orElseThrow(() -> new BuildException(where + ": no image '" + ref + "' in the store, and '" + ref
+                        + "' is not a registry reference; name a pulled or built image, a built-in (base,"
+                        + " python, node), an earlier stage or REGISTRY/REPOSITORY[:TAG]"));
+        progress.step("  " + ref + " is not in the store: pulling it");
+        try (RegistryClient client = new RegistryClient(
+                RegistryCredentials.fromEnvironment(), false, RegistryClient.insecureFromEnvironment())) {
+            return new ImagePull(store, client, progress).pull(reference, Platform.parse("linux/amd64"), null);
+        } catch (ImageException e) {
+            throw new BuildException(where + ": FROM " + ref + ": " + e.getMessage());
+        }
     }
 
     private void instruction(
@@ -532,6 +637,12 @@ public final class ImageBuilder {
 
     private void run(Stage stage, Request request, String args, String where, String step)
             throws IOException, InterruptedException {
+        String a = args.strip();
+        if (a.startsWith("--")) {
+            String flag = a.split("[\\s=]", 2)[0];
+            throw new BuildException(where + ": RUN " + flag + " is not supported (no cache or secret mounts, the"
+                    + " network is the build's --allow-host policy); write the command without it");
+        }
         List<String> argv = commandForm(stage, args);
         Map<String, String> env = new LinkedHashMap<>(stage.args);
         env.putAll(stage.env);
@@ -600,14 +711,15 @@ public final class ImageBuilder {
                 tar.write(whiteout(name), null);
             }
             Set<String> written = new HashSet<>();
-            sb.pack(diff.changed(), reader -> copyEntries(reader, tar, wanted, written, p -> p, null));
+            sb.pack(diff.changed(), reader -> copyEntries(reader, tar, wanted, written, p -> p, null, NO_CHMOD));
         });
     }
 
     /**
      * Copies a guest's tar into a layer, entry by entry, each checked: a path the host asked for,
      * a hard link only to an entry already written, a regular type. Names are mapped by
-     * {@code rename} (COPY --from).
+     * {@code rename} (COPY --from), files' and directories' modes replaced by {@code chmod}
+     * unless it is {@link #NO_CHMOD}.
      */
     private static void copyEntries(
             TarReader reader,
@@ -615,7 +727,8 @@ public final class ImageBuilder {
             Set<String> wanted,
             Set<String> written,
             java.util.function.UnaryOperator<String> rename,
-            long @Nullable [] owner)
+            long @Nullable [] owner,
+            int chmod)
             throws IOException {
         TarEntry e;
         while ((e = reader.next()) != null) {
@@ -637,7 +750,9 @@ public final class ImageBuilder {
             TarEntry out = new TarEntry(
                     mapped,
                     e.type(),
-                    e.mode(),
+                    chmod != NO_CHMOD && (e.type() == TarEntry.Type.FILE || e.type() == TarEntry.Type.DIRECTORY)
+                            ? chmod
+                            : e.mode(),
                     owner == null ? e.uid() : owner[0],
                     owner == null ? e.gid() : owner[1],
                     e.size(),
@@ -664,6 +779,21 @@ public final class ImageBuilder {
             s = s.substring(0, s.length() - 1);
         }
         return s;
+    }
+
+    /** No {@code --chmod}: modes as they are. */
+    private static final int NO_CHMOD = -1;
+
+    /** {@code --chmod=MODE}: octal only, as Docker's builder without BuildKit's symbolic modes. */
+    private static int chmod(@Nullable String value, String what) {
+        if (value == null) {
+            return NO_CHMOD;
+        }
+        if (!value.matches("[0-7]{3,4}")) {
+            throw new BuildException(what + " --chmod=" + value + ": give an octal mode such as 0644 or 755;"
+                    + " symbolic modes (u+x) are not supported");
+        }
+        return Integer.parseInt(value, 8);
     }
 
     private static TarEntry whiteout(String name) {
@@ -742,11 +872,11 @@ public final class ImageBuilder {
     /** The directories of {@code rel} and its parents the stage's tree lacks, parents first. */
     private List<String> missingDirs(Stage stage, Request request, String rel)
             throws IOException, InterruptedException {
-        TreeSnapshot known = stage.base == null ? TreeSnapshot.EMPTY : stage.current(request).snapshot;
         List<String> out = new ArrayList<>();
         if (rel.isEmpty()) {
-            return out;
+            return out; // the root: no sandbox needed to know it exists
         }
+        TreeSnapshot known = stage.base == null ? TreeSnapshot.EMPTY : stage.current(request).snapshot;
         StringBuilder p = new StringBuilder();
         for (String seg : rel.split("/")) {
             if (!p.isEmpty()) {
@@ -779,16 +909,21 @@ public final class ImageBuilder {
             throws IOException, InterruptedException {
         List<String> words = new ArrayList<>(execFormOrWords(w, args));
         String chown = null;
+        String chmodFlag = null;
         String from = null;
         while (!words.isEmpty() && words.getFirst().startsWith("--")) {
             String flag = words.removeFirst();
             if (flag.startsWith("--chown=")) {
                 chown = flag.substring("--chown=".length());
+            } else if (flag.startsWith("--chmod=")) {
+                chmodFlag = flag.substring("--chmod=".length());
             } else if (flag.startsWith("--from=") && keyword.equals("COPY")) {
                 from = flag.substring("--from=".length()).toLowerCase(Locale.ROOT);
-            } else if (!flag.startsWith("--link") && !flag.startsWith("--chmod=")) {
+            } else if (!flag.equals("--link") && !flag.equals("--link=true")) {
+                // --link only changes how BuildKit stores the layer, not what is in it
                 throw new BuildException(where + ": " + keyword + " " + flag + " is not supported; " + keyword
-                        + " takes --chown=USER[:GROUP]" + (keyword.equals("COPY") ? " and --from=STAGE" : ""));
+                        + " takes --chown=USER[:GROUP], --chmod=OCTAL"
+                        + (keyword.equals("COPY") ? " and --from=STAGE" : ""));
             }
         }
         if (words.size() < 2) {
@@ -803,8 +938,9 @@ public final class ImageBuilder {
                 : clean((stage.workdir.isEmpty() ? "/" : stage.workdir) + "/" + dest);
         String destRel = destAbs.substring(1);
         String what = where + ": " + keyword;
+        int chmod = chmod(chmodFlag, what);
         if (from != null) {
-            copyFromStage(stage, stages, request, from, srcs, destRel, destIsDir, chown, what, step);
+            copyFromStage(stage, stages, request, from, srcs, destRel, destIsDir, chown, chmod, what, step);
             return;
         }
         List<BuildContext.Source> sources = new ArrayList<>();
@@ -817,7 +953,10 @@ public final class ImageBuilder {
         boolean extract = keyword.equals("ADD");
         chain(
                 stage,
-                keyword + " " + JSON.writeValueAsString(List.of(srcs, destAbs, chown == null ? "" : chown)) + " "
+                keyword + " "
+                        + JSON.writeValueAsString(
+                                List.of(srcs, destAbs, chown == null ? "" : chown, chmodFlag == null ? "" : chmodFlag))
+                        + " "
                         + BuildContext.hash(sources));
         if (cached(stage, request, step)) {
             return;
@@ -837,17 +976,21 @@ public final class ImageBuilder {
                         if (name.isEmpty()) {
                             continue; // the root itself
                         }
-                        contextEntry(tar, f, name, owner);
+                        contextEntry(tar, f, name, owner, chmod);
                     }
                     continue;
                 }
                 BuildContext.File f = src.files().getFirst();
                 String base = src.rel().substring(src.rel().lastIndexOf('/') + 1);
                 if (extract && isArchive(f)) {
+                    if (chmod != NO_CHMOD) {
+                        throw new BuildException(what + " --chmod of the archive " + f.name() + ": an unpacked"
+                                + " archive keeps its members' modes; drop --chmod or COPY the archive as a file");
+                    }
                     extract(tar, f, destRel, owner, what);
                     continue;
                 }
-                contextEntry(tar, f, toDir ? join(destRel, base) : destRel, owner);
+                contextEntry(tar, f, toDir ? join(destRel, base) : destRel, owner, chmod);
             }
         });
         store.cacheStep(stage.key, new ImageStore.CachedStep(layer));
@@ -875,9 +1018,11 @@ public final class ImageBuilder {
         return dir.isEmpty() ? name : dir + "/" + name;
     }
 
-    private static void contextEntry(TarWriter tar, BuildContext.File f, String name, long[] owner) throws IOException {
+    private static void contextEntry(TarWriter tar, BuildContext.File f, String name, long[] owner, int chmod)
+            throws IOException {
+        int mode = chmod == NO_CHMOD ? f.mode() : chmod;
         switch (f.kind()) {
-            case DIRECTORY -> tar.write(directory(name, f.mode(), owner[0], owner[1]), null);
+            case DIRECTORY -> tar.write(directory(name, mode, owner[0], owner[1]), null);
             case SYMLINK ->
                 tar.write(
                         new TarEntry(
@@ -900,7 +1045,7 @@ public final class ImageBuilder {
                             new TarEntry(
                                     name,
                                     TarEntry.Type.FILE,
-                                    f.mode(),
+                                    mode,
                                     owner[0],
                                     owner[1],
                                     f.size(),
@@ -1048,6 +1193,7 @@ public final class ImageBuilder {
             String destRel,
             boolean destIsDir,
             @Nullable String chown,
+            int chmod,
             String what,
             String step)
             throws IOException, InterruptedException {
@@ -1069,7 +1215,8 @@ public final class ImageBuilder {
         chain(
                 stage,
                 "COPY --from " + source.key + " "
-                        + JSON.writeValueAsString(List.of(srcs, destRel, chown == null ? "" : chown)));
+                        + JSON.writeValueAsString(List.of(srcs, destRel, chown == null ? "" : chown))
+                        + (chmod == NO_CHMOD ? "" : " --chmod=" + Integer.toOctalString(chmod)));
         if (cached(stage, request, step)) {
             return;
         }
@@ -1107,8 +1254,8 @@ public final class ImageBuilder {
             }
             from0.pack(
                     paths,
-                    reader ->
-                            copyEntries(reader, tar, wanted, new HashSet<>(), p -> renames.getOrDefault(p, p), owner));
+                    reader -> copyEntries(
+                            reader, tar, wanted, new HashSet<>(), p -> renames.getOrDefault(p, p), owner, chmod));
         });
         store.cacheStep(stage.key, new ImageStore.CachedStep(layer));
         stage.layers.add(layer);
@@ -1116,7 +1263,7 @@ public final class ImageBuilder {
 
     // ---- the result
 
-    private Image finish(Stage stage, Request request, Path dockerfile) {
+    private Image finish(Stage stage, Request request, String reference) {
         ImageConfig config = stage.config();
         // canonical (ImageConfig's maps have no stable order): the same build gives the same recipe
         String configJson = JSON.writeValueAsString(List.of(
@@ -1139,8 +1286,6 @@ public final class ImageBuilder {
                 return name == null ? existing.get() : store.tag(name, existing.get());
             }
         }
-        String reference = "-f " + dockerfile.toAbsolutePath() + (request.tag() != null ? " -t " + request.tag() : "")
-                + " " + request.context().toAbsolutePath();
         List<ImageSource.Layer> all = new ArrayList<>();
         if (stage.base != null && stage.base.source() != null) {
             all.addAll(stage.base.source().layers());

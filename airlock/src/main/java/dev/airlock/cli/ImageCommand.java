@@ -7,13 +7,13 @@ import dev.airlock.image.Image;
 import dev.airlock.image.ImageException;
 import dev.airlock.image.ImageSpec;
 import dev.airlock.image.ImageStore;
-import dev.airlock.image.ProjectImage;
 import dev.airlock.image.oci.ImageImport;
 import dev.airlock.image.oci.ImagePull;
 import dev.airlock.image.oci.ImageReference;
 import dev.airlock.image.oci.Platform;
 import dev.airlock.image.oci.RegistryClient;
 import dev.airlock.image.oci.RegistryCredentials;
+import dev.airlock.service.ImageBuildSpec;
 import dev.airlock.service.RemovedImage;
 import dev.airlock.service.SandboxInfo;
 import dev.airlock.service.SandboxService;
@@ -240,14 +240,14 @@ final class ImageCommand {
 
         @Override
         public Integer call() {
-            Path dir = Path.of(target == null ? "." : target);
-            boolean dockerfile = file != null
-                    ? !file.getFileName().toString().endsWith(".toml")
-                    : target == null || ImageSpec.builtin(target).isEmpty()
-                            ? Files.isRegularFile(dir.resolve("Dockerfile"))
-                                    && !Files.isRegularFile(dir.resolve("airlock.toml"))
-                            : false;
-            Image image = dockerfile ? fromDockerfile(dir) : fromSpec();
+            Image image;
+            if (file == null && target != null && ImageSpec.builtin(target).isPresent()) {
+                ImageSpec spec = ImageSpec.builtin(target).orElseThrow();
+                ImageStore store = store();
+                image = noCache ? store.rebuild(spec, Progress.STDERR) : store.ensure(spec, Progress.STDERR);
+            } else {
+                image = build();
+            }
             if (json) {
                 Output.json(image);
             } else {
@@ -256,7 +256,18 @@ final class ImageCommand {
             return 0;
         }
 
-        private Image fromDockerfile(Path dir) {
+        /**
+         * A Dockerfile or an airlock.toml recipe, built here (with this user's registry logins for
+         * FROM); RUN steps and the recipe's commands run in sandboxes through the daemon.
+         */
+        private Image build() {
+            Path dir = Path.of(target == null ? "." : target);
+            if (!Files.isDirectory(dir)) {
+                throw new ImageException("no image named '" + dir + "' and no such directory; build one of "
+                        + String.join(", ", ImageSpec.builtinNames())
+                        + ", a directory with a Dockerfile or an airlock.toml with an [image] table, or give a"
+                        + " Dockerfile with -f");
+            }
             Map<String, String> args = new LinkedHashMap<>();
             for (String a : buildArgs) {
                 int eq = a.indexOf('=');
@@ -274,28 +285,16 @@ final class ImageCommand {
                 throw new ImageException(
                         "invalid image name '" + tag + "'; use letters, digits, '.', '_', '-', '/'" + " and ':'");
             }
-            ImageBuilder.Request request =
-                    new ImageBuilder.Request(dir, file, tag, args, stage, runtime, allowHosts, noCache);
-            return new ImageBuilder(SandboxCommands.client(), store(), Progress.STDERR, System.err).build(request);
-        }
-
-        private Image fromSpec() {
-            ImageSpec spec;
-            if (file == null && target != null && ImageSpec.builtin(target).isPresent()) {
-                spec = ImageSpec.builtin(target).orElseThrow();
-            } else {
-                Path toml = file != null
-                        ? file
-                        : Path.of(target == null ? "." : target).resolve("airlock.toml");
-                if (!Files.isRegularFile(toml)) {
-                    throw new ImageException("no image named '" + (target == null ? "." : target) + "', no " + toml
-                            + " and no Dockerfile; build one of " + String.join(", ", ImageSpec.builtinNames())
-                            + ", write an airlock.toml with an [image] table, or give a Dockerfile with -f");
-                }
-                spec = ProjectImage.read(toml);
-            }
-            ImageStore store = store();
-            return noCache ? store.rebuild(spec, Progress.STDERR) : store.ensure(spec, Progress.STDERR);
+            ImageBuildSpec spec = new ImageBuildSpec(
+                    dir.toAbsolutePath().toString(),
+                    file == null ? null : file.toAbsolutePath().toString(),
+                    tag,
+                    args,
+                    stage,
+                    runtime,
+                    allowHosts,
+                    noCache);
+            return new ImageBuilder(SandboxCommands.client(), store(), Progress.STDERR, System.err).build(spec);
         }
     }
 

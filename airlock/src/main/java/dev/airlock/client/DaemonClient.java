@@ -14,6 +14,9 @@ import dev.airlock.service.EventFeed;
 import dev.airlock.service.ExecRequest;
 import dev.airlock.service.ExecResult;
 import dev.airlock.service.ForkSpec;
+import dev.airlock.service.ImageBuildSpec;
+import dev.airlock.service.ImageInfo;
+import dev.airlock.service.ImagePullSpec;
 import dev.airlock.service.InferenceUsage;
 import dev.airlock.service.LogKind;
 import dev.airlock.service.PolicyChange;
@@ -28,6 +31,7 @@ import dev.airlock.service.WorkspaceSpec;
 import dev.airlock.wire.ApiError;
 import dev.airlock.wire.Build;
 import dev.airlock.wire.FileInfo;
+import dev.airlock.wire.ImageEvent;
 import dev.airlock.wire.Json;
 import dev.airlock.wire.MakeDirRequest;
 import dev.airlock.wire.MoveRequest;
@@ -283,6 +287,54 @@ public final class DaemonClient implements SandboxService {
         return json(
                 call("DELETE", "/v1/images?name=" + URLEncoder.encode(name, StandardCharsets.UTF_8), null),
                 RemovedImage.class);
+    }
+
+    @Override
+    public ImageInfo buildImage(ImageBuildSpec spec, ProgressListener progress) {
+        return imageWork("/v1/images/build", spec, "build", progress);
+    }
+
+    @Override
+    public ImageInfo pullImage(ImagePullSpec spec, ProgressListener progress) {
+        return imageWork("/v1/images/pull", spec, "pull", progress);
+    }
+
+    /** A build or pull: the daemon's {@link ImageEvent} lines passed to {@code progress}, then the image. */
+    private ImageInfo imageWork(String path, Object spec, String what, ProgressListener progress) {
+        byte[] body = Json.MAPPER.writeValueAsBytes(spec);
+        UnixHttp.Response response;
+        try {
+            response = withDaemon(() -> checked(http.send("POST", path, body, "application/json")));
+        } catch (IOException e) {
+            throw new SandboxException("the Airlock daemon did not take the image " + what + ": " + e.getMessage(), e);
+        }
+        try (UnixHttp.Response r = response) {
+            BufferedReader lines = new BufferedReader(new InputStreamReader(r.body(), StandardCharsets.UTF_8));
+            for (String line; (line = lines.readLine()) != null; ) {
+                if (line.isBlank()) {
+                    continue;
+                }
+                ImageEvent e = Json.MAPPER.readValue(line, ImageEvent.class);
+                switch (e.type()) {
+                    case "step" -> progress.step(String.valueOf(e.message()));
+                    case "output" -> progress.output(Base64.getDecoder().decode(String.valueOf(e.data())));
+                    case "done" -> {
+                        if (e.image() == null) {
+                            throw SandboxException.failed(
+                                    "the daemon finished an image " + what + " without the image");
+                        }
+                        return e.image();
+                    }
+                    case "error" -> throw error(e.error());
+                    default -> {
+                        // A newer daemon's event: nothing this client shows.
+                    }
+                }
+            }
+            throw SandboxException.failed("the daemon ended the image " + what + " answer early; see " + log());
+        } catch (IOException e) {
+            throw new SandboxException("lost the daemon during the image " + what + ": " + e.getMessage(), e);
+        }
     }
 
     @Override

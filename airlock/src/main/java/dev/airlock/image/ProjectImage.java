@@ -9,13 +9,14 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
+import org.jspecify.annotations.Nullable;
 import tools.jackson.core.JacksonException;
 import tools.jackson.databind.JsonNode;
 import tools.jackson.dataformat.toml.TomlMapper;
 
 /**
- * The {@code [image]} table of a project's airlock.toml: a user's own image, a built-in plus
- * packages and commands.
+ * The {@code [image]} table of a project's airlock.toml: a user's own image, either a built-in
+ * plus Debian packages and commands, or a Dockerfile in the repository.
  *
  * <pre>
  * [image]
@@ -23,14 +24,33 @@ import tools.jackson.dataformat.toml.TomlMapper;
  * from = "python"             # base, python or node
  * packages = ["jq", "make"]   # Debian packages
  * run = ["echo hello > /etc/motd"]
+ * # or, instead of from/packages/run:
+ * dockerfile = "docker/dev.Dockerfile"   # relative to the repository
  * </pre>
+ *
+ * The packages are installed by mmdebstrap from the host's Debian mirror (Debian's own packages
+ * and maintainer scripts); the {@code run} commands, which a commit from a sandbox can change,
+ * never run on the host: they are the RUN steps of a build in a sandbox, as a Dockerfile's are.
+ *
+ * @param name the image's name
+ * @param packages the built-in plus the packages: the base the commands run on
+ * @param run the commands, each a RUN step ({@code /bin/sh -ec COMMAND}) in a sandbox
+ * @param dockerfile the Dockerfile to build instead (inside {@code directory}), or null
+ * @param directory the repository: the toml's directory, the Dockerfile's build context
  */
-public final class ProjectImage {
-    private static final Set<String> KEYS = Set.of("name", "from", "packages", "run");
+public record ProjectImage(
+        String name,
+        ImageSpec packages,
+        List<String> run,
+        @Nullable Path dockerfile,
+        Path directory) {
+    private static final Set<String> KEYS = Set.of("name", "from", "packages", "run", "dockerfile");
 
-    private ProjectImage() {}
+    public ProjectImage {
+        run = List.copyOf(run);
+    }
 
-    public static ImageSpec read(Path tomlFile) {
+    public static ProjectImage read(Path tomlFile) {
         JsonNode root;
         try {
             root = new TomlMapper().readTree(Files.readString(tomlFile));
@@ -57,8 +77,83 @@ public final class ProjectImage {
                 : dir.getFileName().toString();
         String name = text(image, "name", tomlFile, sanitize(defaultName));
         String from = text(image, "from", tomlFile, "base");
-        return ImageSpec.derived(name, from, strings(image, "packages", tomlFile), strings(image, "run", tomlFile));
+        ImageSpec packages = ImageSpec.derived(name, from, strings(image, "packages", tomlFile), List.of());
+        List<String> run = strings(image, "run", tomlFile);
+        Path repo = dir == null ? Path.of(".").toAbsolutePath() : dir;
+        if (!image.has("dockerfile")) {
+            return new ProjectImage(name, packages, run, null, repo);
+        }
+        for (String other : List.of("from", "packages", "run")) {
+            if (image.has(other)) {
+                throw new ImageException(tomlFile + ": [image] has both dockerfile and " + other
+                        + "; a Dockerfile says its own base and steps: keep one of them");
+            }
+        }
+        return new ProjectImage(
+                name, packages, List.of(), inside(repo, text(image, "dockerfile", tomlFile, ""), tomlFile), repo);
     }
+
+    /** Whether the toml has an {@code [image]} table (an airlock.toml may hold only a workspace's settings). */
+    public static boolean declaredIn(Path tomlFile) {
+        try {
+            return new TomlMapper()
+                    .readTree(Files.readString(tomlFile))
+                    .path("image")
+                    .isObject();
+        } catch (IOException | JacksonException e) {
+            return true; // read() says what is wrong with it
+        }
+    }
+
+    /**
+     * The Dockerfile {@code [image].dockerfile} names: a path below the repository, symlinks
+     * resolved, refused when it leads anywhere else (a commit from a sandbox can change the
+     * toml, so the name is not trusted to stay inside).
+     */
+    private static Path inside(Path repo, String relative, Path tomlFile) {
+        String what = tomlFile + ": [image].dockerfile = \"" + relative + "\"";
+        if (relative.isEmpty() || relative.startsWith("/") || relative.indexOf('\0') >= 0) {
+            throw new ImageException(what + ": give a path relative to the repository, e.g. \"Dockerfile\"");
+        }
+        Path root;
+        Path file;
+        try {
+            root = repo.toRealPath();
+            file = root.resolve(relative).normalize();
+            if (!file.startsWith(root)) {
+                throw new ImageException(
+                        what + " leads outside the repository " + root + "; name a Dockerfile inside it");
+            }
+            file = file.toRealPath();
+        } catch (java.nio.file.NoSuchFileException e) {
+            throw new ImageException(what + ": no such file in " + repo);
+        } catch (IOException e) {
+            throw new ImageException(what + ": " + e.getMessage());
+        }
+        if (!file.startsWith(root)) {
+            throw new ImageException(
+                    what + " leads outside the repository " + root + " through a symlink; name a Dockerfile inside it");
+        }
+        if (!Files.isRegularFile(file)) {
+            throw new ImageException(what + " is not a file");
+        }
+        return file;
+    }
+
+    /** The commands as a Dockerfile FROM the packages' image {@code baseId}: one RUN step each. */
+    public String dockerfile(String baseId) {
+        StringBuilder out = new StringBuilder("FROM " + baseId + "\n");
+        for (String command : run) {
+            // the exec form, one JSON line: the command's text reaches sh as written, newlines included
+            out.append("RUN ")
+                    .append(JSON.writeValueAsString(List.of("/bin/sh", "-ec", command)))
+                    .append('\n');
+        }
+        return out.toString();
+    }
+
+    private static final tools.jackson.databind.json.JsonMapper JSON =
+            tools.jackson.databind.json.JsonMapper.builder().build();
 
     private static String text(JsonNode table, String key, Path file, String fallback) {
         JsonNode n = table.get(key);

@@ -1,6 +1,7 @@
 package dev.airlock.local;
 
 import dev.airlock.backend.Capability;
+import dev.airlock.build.ImageBuilder;
 import dev.airlock.engine.SandboxEngine;
 import dev.airlock.guest.GuestChannel;
 import dev.airlock.host.AirlockDirs;
@@ -12,6 +13,11 @@ import dev.airlock.host.RotatingLog;
 import dev.airlock.image.Image;
 import dev.airlock.image.ImageConfig;
 import dev.airlock.image.ImageStore;
+import dev.airlock.image.oci.ImagePull;
+import dev.airlock.image.oci.ImageReference;
+import dev.airlock.image.oci.Platform;
+import dev.airlock.image.oci.RegistryClient;
+import dev.airlock.image.oci.RegistryCredentials;
 import dev.airlock.net.EgressLog;
 import dev.airlock.net.InferenceBridge;
 import dev.airlock.net.NatFirewall;
@@ -24,6 +30,9 @@ import dev.airlock.service.CreateSpec;
 import dev.airlock.service.EventFeed;
 import dev.airlock.service.ForkSpec;
 import dev.airlock.service.FrameSessions;
+import dev.airlock.service.ImageBuildSpec;
+import dev.airlock.service.ImageInfo;
+import dev.airlock.service.ImagePullSpec;
 import dev.airlock.service.InferenceUsage;
 import dev.airlock.service.LogKind;
 import dev.airlock.service.PolicyChange;
@@ -534,6 +543,24 @@ public final class LocalSandboxService implements SandboxService, FrameSessions 
     public RemovedImage removeImage(String name) {
         dev.airlock.image.Image removed = engine.removeImage(name);
         return new RemovedImage(removed.name(), removed.id());
+    }
+
+    @Override
+    public ImageInfo buildImage(ImageBuildSpec spec, ProgressListener progress) {
+        // RUN steps go through this service like any client's sandboxes: the build is one more front end
+        Image image = new ImageBuilder(this, images, progress::step, new ProgressOutput(progress)).build(spec);
+        return new ImageInfo(image.name(), image.id(), image.sizeBytes());
+    }
+
+    @Override
+    public ImageInfo pullImage(ImagePullSpec spec, ProgressListener progress) {
+        ImageReference ref = ImageReference.parse(spec.reference());
+        try (RegistryClient client = new RegistryClient(
+                RegistryCredentials.fromEnvironment(), spec.insecure(), RegistryClient.insecureFromEnvironment())) {
+            Image image = new ImagePull(images, client, progress::step)
+                    .pull(ref, Platform.parse(spec.platform() == null ? "linux/amd64" : spec.platform()), spec.name());
+            return new ImageInfo(image.name(), image.id(), image.sizeBytes());
+        }
     }
 
     // ---- workspaces ------------------------------------------------------------------------

@@ -128,17 +128,7 @@ final class Workspaces {
             if (runSetup) {
                 progress.step("running setup (" + cfg.setup().size() + " commands); the result is"
                         + " kept for the next sandbox with the same lockfiles");
-                OutputStream out = new OutputStream() {
-                    @Override
-                    public void write(int b) {
-                        progress.output(new byte[] {(byte) b});
-                    }
-
-                    @Override
-                    public void write(byte[] b, int off, int len) {
-                        progress.output(java.util.Arrays.copyOfRange(b, off, off + len));
-                    }
-                };
+                OutputStream out = new ProgressOutput(progress);
                 Workspace.setup(ch, cfg.setup(), out, out, Workspace.Bounds.DEFAULT);
             } else if (setupKey != null) {
                 progress.step("dependencies ready from workspace template " + setupKey.substring(0, 12));

@@ -95,6 +95,15 @@ public interface SandboxService {
     RemovedImage removeImage(String name);
 
     /**
+     * Builds an image from a Dockerfile or an airlock.toml recipe; RUN steps execute in sandboxes
+     * this service makes, never on the host. {@code progress} gets the steps and their output.
+     */
+    ImageInfo buildImage(ImageBuildSpec spec, ProgressListener progress);
+
+    /** Pulls an image from an OCI/Docker registry into the store; {@code progress} gets its layers. */
+    ImageInfo pullImage(ImagePullSpec spec, ProgressListener progress);
+
+    /**
      * Runs one command and collects its output whole (at most {@link ExecResult#MAX_OUTPUT} per
      * stream). Without a command, the sandbox's own (its image's entrypoint and cmd) runs, as
      * {@code run} does.

@@ -102,6 +102,11 @@ public final class Airlock implements AutoCloseable {
         return new Sandboxes(this);
     }
 
+    /** The daemon's images: pull and build. */
+    public Images images() {
+        return new Images(this);
+    }
+
     /**
      * Sandbox lifecycle events from now on (all sandboxes); close the stream to stop. Its
      * {@link EventStream#next(Duration)} waits for the next one.

@@ -182,6 +182,80 @@ class RegistryAuthTest {
         assertThat(tokenRequests).hasSize(1);
     }
 
+    /**
+     * A Dockerfile FROM an image in the token-auth registry: the build pulls it with the login,
+     * as {@code image pull} does, and refuses in words without one. Its COPY steps' {@code
+     * --chmod} and {@code --chown} are in the layer the build stored.
+     */
+    @Test
+    void aBuildFromATokenRegistryImagePullsItWithTheLogin() throws Exception {
+        Path context = Files.createDirectories(work.resolve("build-context"));
+        Files.writeString(context.resolve("secret.txt"), "only the owner\n");
+        Files.writeString(context.resolve("tool.sh"), "#!/bin/sh\necho tool\n");
+        String from = token.host() + "/test/img:v1";
+        Files.writeString(
+                context.resolve("Dockerfile"),
+                "FROM " + from + "\nCOPY --chmod=0600 secret.txt /secret.txt\n"
+                        + "COPY --chown=12:34 --chmod=750 tool.sh /tool.sh\n");
+
+        // a store of its own: the other tests' pulls must not leave the base image in it
+        AirlockDirs buildDirs = TestImages.privateStore(work.resolve("build-store"));
+        Cli cli = new Cli(buildDirs);
+        try {
+            buildFromTokenRegistry(cli, buildDirs, context, from);
+        } finally {
+            dev.airlock.testing.TestHost.cleanUp(buildDirs);
+        }
+    }
+
+    private void buildFromTokenRegistry(Cli cli, AirlockDirs dirs, Path context, String from) throws Exception {
+        Cli.Result anonymous =
+                cli.run(NO_LOGIN, new byte[0], "image", "build", "-t", "built/from-token:1", context.toString());
+        assertThat(anonymous.exit()).isNotZero();
+        assertThat(anonymous.err())
+                .contains("FROM " + from)
+                .contains("refused an anonymous pull")
+                .doesNotContain("Exception");
+
+        tokenRequests.clear();
+        Cli.Result ok = cli.run(
+                loginFile(token.host(), "alice", "s3cret"),
+                new byte[0],
+                "image",
+                "build",
+                "-t",
+                "built/from-token:1",
+                context.toString());
+        assertThat(ok.exit()).as(ok.err()).isZero();
+        assertThat(ok.err()).contains("is not in the store: pulling it");
+        assertThat(tokenRequests).anyMatch(q -> q.endsWith("auth=true"));
+
+        tools.jackson.databind.JsonNode inspect = tools.jackson.databind.json.JsonMapper.builder()
+                .build()
+                .readTree(cli.run("image", "inspect", "built/from-token:1").out());
+        tools.jackson.databind.JsonNode layers = inspect.path("source").path("layers");
+        String listing = "";
+        for (int i = layers.size() - 2; i < layers.size(); i++) {
+            String digest = layers.get(i).path("digest").asString();
+            Path layer = dirs.images().resolve("content/sha256/" + digest.substring("sha256:".length()));
+            listing += HostCommand.check(List.of("tar", "--numeric-owner", "-tvf", layer.toString()));
+        }
+        assertThat(listing).containsPattern("-rw------- 0/0 .* secret.txt");
+        assertThat(listing).containsPattern("-rwxr-x--- 12/34 .* tool.sh");
+
+        Files.writeString(context.resolve("Dockerfile"), "FROM " + from + "\nCOPY --chmod=u+x tool.sh /tool.sh\n");
+        Cli.Result symbolic = cli.run(
+                loginFile(token.host(), "alice", "s3cret"),
+                new byte[0],
+                "image",
+                "build",
+                "-t",
+                "built/from-token:2",
+                context.toString());
+        assertThat(symbolic.exit()).isNotZero();
+        assertThat(symbolic.err()).contains("--chmod=u+x: give an octal mode");
+    }
+
     @Test
     void dockerConfigJsonIsReadToo() throws Exception {
         Path docker = Files.createDirectories(work.resolve("docker-config"));
