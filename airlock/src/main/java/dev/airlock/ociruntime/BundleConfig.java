@@ -45,6 +45,9 @@ record BundleConfig(
     /** The annotation that picks the mode of one container. */
     static final String MODE_ANNOTATION = "run.airlock.runtime";
 
+    /** The modes, each an Airlock runtime (backend) of the same name; microvm is the default. */
+    static final List<String> MODES = List.of("microvm", "gvisor", "container");
+
     private static final long MAX_CONFIG_BYTES = 4L << 20;
 
     /** Namespaces a VM has of its own, so asking for a new one is met by booting it. */
@@ -58,6 +61,9 @@ record BundleConfig(
             "mqueue", "/dev/mqueue",
             "cgroup", "/sys/fs/cgroup",
             "cgroup2", "/sys/fs/cgroup");
+
+    /** Where every sandbox's init mounts a tmpfs of its own (containerd asks for /run too). */
+    private static final Set<String> GUEST_TMPFS = Set.of("/dev", "/dev/shm", "/run");
 
     /** Confinement on the host kernel that a VM replaces with its own kernel and limits. */
     private static final Set<String> PROCESS_REPLACED =
@@ -119,6 +125,11 @@ record BundleConfig(
         c.path("annotations")
                 .properties()
                 .forEach(e -> annotations.put(e.getKey(), e.getValue().asString()));
+        String mode = annotations.getOrDefault(MODE_ANNOTATION, MODES.getFirst());
+        if (!MODES.contains(mode)) {
+            throw new RuntimeError("annotation " + MODE_ANNOTATION + "=" + mode + " is not a mode of airlock-runtime:"
+                    + " use one of " + String.join(", ", MODES));
+        }
         Map<String, Path> files = mounts(c.path("mounts"));
         JsonNode linux = c.path("linux");
         Integer[] limits = linux(linux, replaced);
@@ -181,9 +192,8 @@ record BundleConfig(
             String source = m.path("source").asString("");
             List<String> options = new ArrayList<>();
             m.path("options").forEach(o -> options.add(o.asString()));
-            if (dest.equals(VM_MOUNTS.get(type))
-                    || (type.equals("tmpfs") && (dest.equals("/dev") || dest.equals("/dev/shm")))) {
-                continue; // the guest kernel mounts its own
+            if (dest.equals(VM_MOUNTS.get(type)) || (type.equals("tmpfs") && GUEST_TMPFS.contains(dest))) {
+                continue; // the guest mounts its own
             }
             boolean bind = type.equals("bind") || options.contains("bind") || options.contains("rbind");
             if (bind && dest.equals("/dev/shm")) {
@@ -274,6 +284,11 @@ record BundleConfig(
             throw new RuntimeError("config.json: " + key + " is missing or not a string");
         }
         return v.asString();
+    }
+
+    /** The container's mode: the Airlock runtime that runs it. */
+    String mode() {
+        return annotations.getOrDefault(MODE_ANNOTATION, MODES.getFirst());
     }
 
     static RuntimeError refused(String field, String why) {
