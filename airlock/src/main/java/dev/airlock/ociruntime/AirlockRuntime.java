@@ -174,6 +174,7 @@ public final class AirlockRuntime {
         StandIn.Handle standIn = null;
         try {
             Files.writeString(dir.resolve(ContainerRecord.PROCESS), Json.MAPPER.writeValueAsString(config.process()));
+            DirectoryBinds.mount(config.rootfs(), config.binds(), dir);
             HostCommand.check(List.of(
                     "mkfifo",
                     "-m",
@@ -223,6 +224,7 @@ public final class AirlockRuntime {
             if (sandboxMade) {
                 removeQuietly(service, sandbox);
             }
+            DirectoryBinds.unmount(dir);
             HostFiles.deleteTree(dir);
             if (e instanceof RuntimeError || e instanceof SandboxException) {
                 throw (RuntimeException) e;
@@ -397,6 +399,8 @@ public final class AirlockRuntime {
             // A create that died before it wrote its record: its sandbox may exist.
             removeQuietly(service(), sandboxName(id));
         }
+        // after the VM, which held files under them
+        DirectoryBinds.unmount(dir);
         HostFiles.deleteTree(dir);
         return 0;
     }
