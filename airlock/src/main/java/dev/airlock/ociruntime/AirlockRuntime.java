@@ -387,8 +387,8 @@ public final class AirlockRuntime {
         ContainerRecord r = Files.exists(dir.resolve(ContainerRecord.FILE)) ? ContainerRecord.read(dir, id) : null;
         if (r != null) {
             String status = status(dir, r);
-            if (status.equals("running") && !force) {
-                throw new RuntimeError("cannot delete container " + id + " that is not stopped: running");
+            if ((status.equals("running") || status.equals("paused")) && !force) {
+                throw new RuntimeError("cannot delete container " + id + " that is not stopped: " + status);
             }
             if (!status.equals("stopped")) {
                 signal(r.pid(), 9);
