@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `podman run --rm IMAGE true` wall time with each OCI runtime in the same run: runc, crun and
-# bin/airlock-runtime (microVM mode), plus the memory of airlock-runtime's stand-in process.
+# bin/airlock-runtime in each mode (microvm, container, gvisor: the run.airlock.runtime
+# annotation), plus the memory of airlock-runtime's stand-in process.
 # The image is a busybox root imported into private podman storage. Needs root and podman.
 #   bench/oci-runtime.sh [N]   (default 5 runs per runtime; the median and min are printed)
 set -euo pipefail
@@ -21,17 +22,19 @@ cp /usr/bin/busybox "$work/rootfs/bin/" && ln -s busybox "$work/rootfs/bin/true"
 tar -C "$work/rootfs" -cf "$work/image.tar" . && podman $store import -q "$work/image.tar" localhost/bench >/dev/null
 
 ms() { date +%s%3N; }
-for rt in runc crun "$home/bin/airlock-runtime"; do
+for choice in runc crun airlock-runtime:microvm airlock-runtime:container airlock-runtime:gvisor; do
+  rt=${choice%%:*} mode=()
+  [ "$rt" = airlock-runtime ] && rt="$home/bin/airlock-runtime" && mode=(--annotation "run.airlock.runtime=${choice#*:}")
   times=()
   for i in $(seq "$n"); do
     t0=$(ms)
-    if ! podman $store --runtime "$rt" run --rm --network none localhost/bench true >/dev/null 2>"$work/err"; then
-      echo "$(basename "$rt"): fails here: $(tail -1 "$work/err")"; continue 2
+    if ! podman $store --runtime "$rt" run --rm --network none "${mode[@]}" localhost/bench true >/dev/null 2>"$work/err"; then
+      echo "$choice: fails here: $(tail -1 "$work/err")"; continue 2
     fi
     times+=($(( $(ms) - t0 )))
   done
   sorted=$(printf '%s\n' "${times[@]}" | sort -n)
-  echo "$(basename "$rt"): median $(echo "$sorted" | sed -n "$(( (n + 1) / 2 ))p") ms, min $(echo "$sorted" | head -1) ms over $n runs"
+  echo "$choice: median $(echo "$sorted" | sed -n "$(( (n + 1) / 2 ))p") ms, min $(echo "$sorted" | head -1) ms over $n runs"
 done
 id=$(podman $store --runtime "$home/bin/airlock-runtime" run -d --network none localhost/bench sleep 60)
 pid=$(pgrep -f "StandIn /run/airlock-runtime/$id")

@@ -17,6 +17,7 @@ packages=(
   git ca-certificates util-linux passwd
   clang libclang-rt-dev               # tests: the agent's libFuzzer target (clang's -fsanitize=fuzzer runtime)
   conmon                              # airlock-runtime tests: podman's monitor, which calls the runtime
+  containerd                          # airlock-runtime tests: ctr and the runc v2 shim (BinaryName), as Kubernetes' CRI uses them
   docker-registry skopeo umoci podman apache2-utils busybox-static  # image pull/import tests and bench: a loopback registry, real OCI clients, htpasswd, a static shell for test images
   buildah                             # bench/build.sh: the `buildah bud` baseline of image builds
 )

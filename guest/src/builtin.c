@@ -6,6 +6,8 @@
  *   walk    the metadata of every file under / (not below other mounts), one binary record each
  *   pack    a tar of the files named on stdin (NUL-separated, relative to /), no recursion
  *   unpack  a tar from stdin applied to /, whiteouts (.wh.NAME) included
+ *   cgroup  FILE VALUE: writes VALUE to one of a few files of the commands' cgroup (freeze,
+ *           pids.max, memory.max), for airlock-runtime's pause/resume and update
  *
  * The host never trusts what walk and pack write: it parses both with bounds. unpack reads what
  * the host wrote. Formats: docs/guest-protocol.md, "Built-ins". */
@@ -900,11 +902,44 @@ static int do_unpack(void)
     return 0;
 }
 
+/* ---- cgroup ---------------------------------------------------------------------------------- */
+
+/* The commands' cgroup files the host may set, and nothing else: the guest's other cgroups and
+ * its root stay the agent's. */
+static const char *const CGROUP_FILES[] = {"cgroup.freeze", "pids.max", "memory.max"};
+
+static int do_cgroup(char **argv)
+{
+    if (!argv[1] || !argv[2] || argv[3])
+        return 2;
+    int known = 0;
+    for (size_t i = 0; i < sizeof CGROUP_FILES / sizeof CGROUP_FILES[0]; i++)
+        known |= !strcmp(argv[1], CGROUP_FILES[i]);
+    size_t n = strlen(argv[2]);
+    if (!known || n == 0 || n > 20 || strspn(argv[2], "0123456789max") != n)
+        return 2;
+    /* exec.c keeps this child out of the commands' cgroup: freezing it must not freeze the
+     * writer, and a frozen one must be thawed from outside. */
+    char path[96];
+    snprintf(path, sizeof path, "/sys/fs/cgroup/sandbox/%s", argv[1]);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+        dprintf(2, "%s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    int r = write(fd, argv[2], n) == (ssize_t)n ? 0 : 1;
+    if (r)
+        dprintf(2, "%s: %s\n", path, strerror(errno));
+    close(fd);
+    return r;
+}
+
 /* ---- dispatch --------------------------------------------------------------------------------- */
 
 int builtin_known(const char *name)
 {
-    return !strcmp(name, "walk") || !strcmp(name, "pack") || !strcmp(name, "unpack");
+    return !strcmp(name, "walk") || !strcmp(name, "pack") || !strcmp(name, "unpack") ||
+           !strcmp(name, "cgroup");
 }
 
 int builtin_main(char **argv)
@@ -915,5 +950,7 @@ int builtin_main(char **argv)
         return do_pack();
     if (!strcmp(argv[0], "unpack"))
         return do_unpack();
+    if (!strcmp(argv[0], "cgroup"))
+        return do_cgroup(argv);
     return 2;
 }

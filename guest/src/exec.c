@@ -617,7 +617,9 @@ int exec_start(struct stream *s, const uint8_t *p, size_t n)
          * signal instead cost ~60 system calls per exec, ~2 ms of emulated CPU under TCG. */
         signal(SIGPIPE, SIG_DFL);
         setsid();
-        if (g_exec_cgroup[0]) {
+        /* The cgroup built-in sets that cgroup (thaws it, too): it stays outside, or a frozen
+         * cgroup would freeze it on joining. */
+        if (g_exec_cgroup[0] && !(builtin && !strcmp(argv[0], "cgroup"))) {
             int cg = open(g_exec_cgroup, O_WRONLY | O_CLOEXEC);
             if (cg < 0 || write(cg, "0", 1) < 0)
                 child_fail(st_p[1], 3);

@@ -47,6 +47,12 @@ public final class AirlockRuntime {
     static final String SPEC_VERSION = "1.0.2";
     private static final Pattern ID = Pattern.compile("[\\w+.-]{1,1024}");
     private static final Duration START_WAIT = Duration.ofSeconds(60);
+    /** In an exec's directory: the pid of its stand-in. */
+    private static final String EXEC_PID = "pid";
+    /** Written by {@code pause}, removed by {@code resume}: the container's processes are frozen. */
+    private static final String PAUSED = "paused";
+    /** How long a built-in in the guest (freeze, a cgroup limit) may take. */
+    private static final Duration GUEST_STEP = Duration.ofSeconds(30);
 
     private Path root = Path.of("/run/airlock-runtime");
     private @Nullable Path log;
@@ -103,13 +109,19 @@ public final class AirlockRuntime {
             case "delete" -> delete(a);
             case "exec" -> exec(a);
             case "features" -> features();
+            case "ps" -> ps(a);
+            case "pause" -> pause(a, true);
+            case "resume" -> pause(a, false);
+            case "update" -> update(a);
+            case "spec" -> spec(a);
             case "--version", "version" -> {
                 out.println("airlock-runtime version " + VERSION + "\nspec: " + SPEC_VERSION);
                 yield 0;
             }
             default ->
                 throw new RuntimeError("unknown command '" + command + "': airlock-runtime supports create,"
-                        + " start, state, kill, delete, exec, features, --version");
+                        + " run, start, state, kill, delete, exec, ps, pause, resume, update, spec, features,"
+                        + " --version");
         };
     }
 
@@ -117,7 +129,9 @@ public final class AirlockRuntime {
         return "usage: airlock-runtime [--root DIR] [--log FILE] [--log-format text|json] COMMAND\n"
                 + "  create --bundle DIR [--pid-file FILE] [--console-socket SOCK] ID\n"
                 + "  start ID | state ID | kill [--all] ID [SIGNAL] | delete [--force] ID\n"
-                + "  exec --process FILE [--detach] [--pid-file FILE] ID | features | --version";
+                + "  exec --process FILE [--detach] [--pid-file FILE] ID | ps [--format table|json] ID\n"
+                + "  pause ID | resume ID | update [--resources FILE|-] [--memory N] [--pids-limit N] ID\n"
+                + "  spec [--bundle DIR] | features | --version";
     }
 
     // ---- create / start ------------------------------------------------------------------------
@@ -145,11 +159,7 @@ public final class AirlockRuntime {
         String id = containerId(a);
         BundleConfig config = BundleConfig.read(bundle);
         checkTerminal(config.process(), console);
-        String mode = config.annotations().getOrDefault(BundleConfig.MODE_ANNOTATION, "microvm");
-        if (!mode.equals("microvm")) {
-            throw new RuntimeError("annotation " + BundleConfig.MODE_ANNOTATION + "=" + mode
-                    + ": only microvm is supported by this airlock-runtime so far");
-        }
+        String mode = config.mode();
         Path dir = ensureRoot().resolve(id);
         try {
             Files.createDirectory(dir);
@@ -164,6 +174,7 @@ public final class AirlockRuntime {
         StandIn.Handle standIn = null;
         try {
             Files.writeString(dir.resolve(ContainerRecord.PROCESS), Json.MAPPER.writeValueAsString(config.process()));
+            DirectoryBinds.mount(config.rootfs(), config.binds(), dir);
             HostCommand.check(List.of(
                     "mkfifo",
                     "-m",
@@ -172,7 +183,7 @@ public final class AirlockRuntime {
             service.create(new CreateSpec(
                     sandbox,
                     config.rootfs().toString(),
-                    "microvm",
+                    mode,
                     config.cpus(),
                     config.memoryMiB(),
                     null,
@@ -191,7 +202,7 @@ public final class AirlockRuntime {
             service.start(sandbox);
             prepareGuest(service, sandbox, config);
             if (!config.replacedByVm().isEmpty()) {
-                info("container " + id + ": the microVM boundary stands in for "
+                info("container " + id + " (" + mode + "): the sandbox boundary stands in for "
                         + String.join(", ", config.replacedByVm()));
             }
             standIn = StandIn.spawn(dir, sandbox, true, console == null ? null : ConsolePty.open(console));
@@ -213,6 +224,7 @@ public final class AirlockRuntime {
             if (sandboxMade) {
                 removeQuietly(service, sandbox);
             }
+            DirectoryBinds.unmount(dir);
             HostFiles.deleteTree(dir);
             if (e instanceof RuntimeError || e instanceof SandboxException) {
                 throw (RuntimeException) e;
@@ -322,7 +334,10 @@ public final class AirlockRuntime {
         if (r.pid() <= 0 || ProcessExit.hasExited(r.pid()) || !StandIn.owns(r.pid(), dir)) {
             return "stopped";
         }
-        return Files.exists(dir.resolve(ContainerRecord.STARTED)) ? "running" : "created";
+        if (!Files.exists(dir.resolve(ContainerRecord.STARTED))) {
+            return "created";
+        }
+        return Files.exists(dir.resolve(PAUSED)) ? "paused" : "running";
     }
 
     private int kill(Args a) {
@@ -372,8 +387,8 @@ public final class AirlockRuntime {
         ContainerRecord r = Files.exists(dir.resolve(ContainerRecord.FILE)) ? ContainerRecord.read(dir, id) : null;
         if (r != null) {
             String status = status(dir, r);
-            if (status.equals("running") && !force) {
-                throw new RuntimeError("cannot delete container " + id + " that is not stopped: running");
+            if ((status.equals("running") || status.equals("paused")) && !force) {
+                throw new RuntimeError("cannot delete container " + id + " that is not stopped: " + status);
             }
             if (!status.equals("stopped")) {
                 signal(r.pid(), 9);
@@ -384,6 +399,8 @@ public final class AirlockRuntime {
             // A create that died before it wrote its record: its sandbox may exist.
             removeQuietly(service(), sandboxName(id));
         }
+        // after the VM, which held files under them
+        DirectoryBinds.unmount(dir);
         HostFiles.deleteTree(dir);
         return 0;
     }
@@ -441,6 +458,13 @@ public final class AirlockRuntime {
         }
         StandIn.Handle h =
                 StandIn.spawn(execDir, r.sandbox(), false, console == null ? null : ConsolePty.open(console));
+        try {
+            // ps lists it
+            Files.writeString(execDir.resolve(EXEC_PID), Long.toString(h.pid()));
+        } catch (IOException e) {
+            signal(h.pid(), 9);
+            throw new RuntimeError("cannot record the exec's process: " + e.getMessage(), e);
+        }
         if (pidFile != null) {
             writePidFile(pidFile, h.pid());
         }
@@ -468,6 +492,212 @@ public final class AirlockRuntime {
                         "run.airlock.runtime", "microvm",
                         "run.airlock.isolation", "each container is its own microVM (QEMU microvm)"));
         out.println(Json.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsString(f));
+        return 0;
+    }
+
+    // ---- ps / pause / resume / update / spec ---------------------------------------------------
+
+    /**
+     * The host processes of a container: its stand-in and those of its live execs, the pids its
+     * caller knows (the processes themselves run in the sandbox, under its own kernel in a VM).
+     */
+    private int ps(Args a) {
+        String format = "table";
+        while (a.more() && a.peek().startsWith("-")) {
+            String flag = a.next();
+            if (Args.name(flag).equals("--format") || flag.equals("-f")) {
+                format = a.value(flag);
+            } else {
+                throw new RuntimeError("unknown option " + flag + " for ps");
+            }
+        }
+        String id = containerId(a);
+        Path dir = containerDir(id);
+        ContainerRecord r = ContainerRecord.read(dir, id);
+        if (status(dir, r).equals("stopped")) {
+            throw new RuntimeError("container " + id + " is not running");
+        }
+        List<Long> pids = new ArrayList<>(List.of(r.pid()));
+        try (var execs = Files.newDirectoryStream(dir, "exec-*")) {
+            for (Path e : execs) {
+                try {
+                    long pid =
+                            Long.parseLong(Files.readString(e.resolve(EXEC_PID)).strip());
+                    if (!ProcessExit.hasExited(pid) && StandIn.owns(pid, e)) {
+                        pids.add(pid);
+                    }
+                } catch (IOException | NumberFormatException ignored) {
+                    // an exec being set up or gone
+                }
+            }
+        } catch (IOException e) {
+            throw new RuntimeError("cannot list the processes of container " + id + ": " + e.getMessage(), e);
+        }
+        switch (format) {
+            case "json" -> out.println(Json.MAPPER.writeValueAsString(pids));
+            case "table" -> {
+                out.println("PID\tCMD");
+                for (long pid : pids) {
+                    out.println(pid + "\t"
+                            + ProcessHandle.of(pid)
+                                    .flatMap(p -> p.info().commandLine())
+                                    .orElse("?"));
+                }
+            }
+            default -> throw new RuntimeError("ps --format " + format + ": use table or json");
+        }
+        return 0;
+    }
+
+    /**
+     * runc freezes the container's cgroup; here the guest freezes the cgroup every command of
+     * the sandbox runs in (the agent's {@code cgroup} built-in). The VM itself keeps running, so
+     * the stand-ins' sessions and the container's stdio stay open across the pause, as under runc.
+     */
+    private int pause(Args a, boolean freeze) {
+        String id = containerId(a);
+        Path dir = containerDir(id);
+        ContainerRecord r = ContainerRecord.read(dir, id);
+        String status = status(dir, r);
+        if (!status.equals(freeze ? "running" : "paused")) {
+            throw new RuntimeError("container " + id + " is " + status + ", not " + (freeze ? "running" : "paused"));
+        }
+        requireMicrovm(r, freeze ? "pause" : "resume");
+        guestCgroup(r.sandbox(), "cgroup.freeze", freeze ? "1" : "0");
+        try {
+            if (freeze) {
+                Files.writeString(dir.resolve(PAUSED), Instant.now().toString());
+            } else {
+                Files.deleteIfExists(dir.resolve(PAUSED));
+            }
+        } catch (IOException e) {
+            throw new RuntimeError("cannot record the pause of container " + id + ": " + e.getMessage(), e);
+        }
+        return 0;
+    }
+
+    /**
+     * {@code update}: the limits a running VM can change, set on the guest's command cgroup
+     * (memory up to the VM's RAM, the process limit); the rest is refused in words. The
+     * resources come as runtime-spec {@code linux.resources} JSON ({@code --resources FILE}, or
+     * {@code -} for stdin as containerd's shim sends them) or as runc's flags.
+     */
+    private int update(Args a) {
+        Long memory = null;
+        Long pids = null;
+        while (a.more() && a.peek().startsWith("-")) {
+            String flag = a.next();
+            switch (Args.name(flag)) {
+                case "--resources", "-r" -> {
+                    String from = a.value(flag);
+                    ResourceUpdate u = ResourceUpdate.parse(readResources(from));
+                    memory = u.memory() != null ? u.memory() : memory;
+                    pids = u.pids() != null ? u.pids() : pids;
+                }
+                case "--memory", "-m" -> memory = ResourceUpdate.bytes(a.value(flag));
+                case "--pids-limit" -> pids = ResourceUpdate.number("--pids-limit", a.value(flag));
+                default ->
+                    throw new RuntimeError("update " + flag + ": a microVM can change only its memory limit"
+                            + " (--memory, up to the RAM it booted with) and its process limit (--pids-limit)"
+                            + " while it runs");
+            }
+        }
+        String id = containerId(a);
+        Path dir = containerDir(id);
+        ContainerRecord r = ContainerRecord.read(dir, id);
+        if (status(dir, r).equals("stopped")) {
+            throw new RuntimeError("container " + id + " is not running");
+        }
+        requireMicrovm(r, "update");
+        if (memory != null) {
+            long ram = (long) service().inspect(r.sandbox()).resources().memoryMiB() << 20;
+            if (memory > ram) {
+                throw new RuntimeError("update memory " + memory + " bytes: the VM booted with " + (ram >> 20)
+                        + " MiB and cannot grow while it runs; recreate the container with the larger limit");
+            }
+            guestCgroup(r.sandbox(), "memory.max", memory < 0 ? "max" : Long.toString(memory));
+        }
+        if (pids != null) {
+            guestCgroup(r.sandbox(), "pids.max", pids <= 0 ? "max" : Long.toString(pids));
+        }
+        return 0;
+    }
+
+    private static String readResources(String from) {
+        try {
+            if (from.equals("-")) {
+                return new String(System.in.readNBytes(1 << 20), StandardCharsets.UTF_8);
+            }
+            return Files.readString(Path.of(from));
+        } catch (IOException e) {
+            throw new RuntimeError("cannot read the resources " + from + ": " + e.getMessage(), e);
+        }
+    }
+
+    private static void requireMicrovm(ContainerRecord r, String what) {
+        String mode = r.annotations().getOrDefault(BundleConfig.MODE_ANNOTATION, "microvm");
+        if (!mode.equals("microvm")) {
+            throw new RuntimeError(what + " is supported for microvm-mode containers only so far; container " + r.id()
+                    + " runs in " + mode + " mode");
+        }
+    }
+
+    /** Writes one file of the guest's command cgroup through the agent's {@code cgroup} built-in. */
+    private static void guestCgroup(String sandbox, String file, String value) {
+        try (SandboxSession s = service().session(sandbox)) {
+            java.io.ByteArrayOutputStream err = new java.io.ByteArrayOutputStream();
+            dev.airlock.guest.ExitStatus st = s.channel()
+                    .exec(
+                            dev.airlock.guest.ExecSpec.builder(List.of("cgroup", file, value))
+                                    .builtin(true)
+                                    .timeout(GUEST_STEP)
+                                    .build(),
+                            java.io.OutputStream.nullOutputStream(),
+                            err)
+                    .await();
+            if (st.shellStatus() != 0) {
+                throw new RuntimeError(
+                        "the guest could not set " + file + " to " + value + " (status " + st.shellStatus() + "): "
+                                + err.toString(StandardCharsets.UTF_8).strip());
+            }
+        } catch (IOException e) {
+            throw new RuntimeError("cannot reach the guest of sandbox " + sandbox + ": " + e.getMessage(), e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new RuntimeError("interrupted while setting " + file, e);
+        }
+    }
+
+    /**
+     * {@code spec}: writes a default config.json into the bundle directory, as runc's does, with
+     * two changes so that it runs here as written: the root is writable (a read-only 9p root is
+     * not supported yet) and there is no terminal (runc's {@code run} takes the caller's; this
+     * runtime needs {@code --console-socket} for one).
+     */
+    private int spec(Args a) {
+        Path bundle = Path.of(".");
+        while (a.more() && a.peek().startsWith("-")) {
+            String flag = a.next();
+            switch (Args.name(flag)) {
+                case "--bundle", "-b" -> bundle = Path.of(a.value(flag));
+                case "--rootless" ->
+                    throw new RuntimeError(
+                            "spec --rootless: a sandbox needs no user namespace mappings;" + " use the default spec");
+                default -> throw new RuntimeError("unknown option " + flag + " for spec");
+            }
+        }
+        Path file = bundle.resolve("config.json");
+        if (Files.exists(file)) {
+            throw new RuntimeError("File " + file + " exists. Remove it first");
+        }
+        try {
+            Files.writeString(
+                    file,
+                    Json.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsString(DefaultSpec.config()),
+                    StandardOpenOption.CREATE_NEW);
+        } catch (IOException e) {
+            throw new RuntimeError("cannot write " + file + ": " + e.getMessage(), e);
+        }
         return 0;
     }
 

@@ -24,6 +24,7 @@ import tools.jackson.databind.JsonNode;
  * @param rootfs the root filesystem directory, shared into the VM
  * @param files bind mounts of single files (podman's /etc/hosts, resolv.conf, hostname,
  *     .containerenv): destination in the guest -> host source, copied in at create
+ * @param binds directory binds ({@code -v DIR:/path[:ro]}), microvm mode only ({@link DirectoryBinds})
  * @param memoryMiB {@code linux.resources.memory.limit}, or null for Airlock's default
  * @param cpus from {@code linux.resources.cpu} quota/period, or null
  * @param pids {@code linux.resources.pids.limit}, or null
@@ -37,6 +38,7 @@ record BundleConfig(
         @Nullable String hostname,
         Map<String, String> annotations,
         Map<String, Path> files,
+        List<DirectoryBinds.Bind> binds,
         @Nullable Integer memoryMiB,
         @Nullable Integer cpus,
         @Nullable Integer pids,
@@ -44,6 +46,9 @@ record BundleConfig(
 
     /** The annotation that picks the mode of one container. */
     static final String MODE_ANNOTATION = "run.airlock.runtime";
+
+    /** The modes, each an Airlock runtime (backend) of the same name; microvm is the default. */
+    static final List<String> MODES = List.of("microvm", "gvisor", "container");
 
     private static final long MAX_CONFIG_BYTES = 4L << 20;
 
@@ -58,6 +63,9 @@ record BundleConfig(
             "mqueue", "/dev/mqueue",
             "cgroup", "/sys/fs/cgroup",
             "cgroup2", "/sys/fs/cgroup");
+
+    /** Where every sandbox's init mounts a tmpfs of its own (containerd asks for /run too). */
+    private static final Set<String> GUEST_TMPFS = Set.of("/dev", "/dev/shm", "/run");
 
     /** Confinement on the host kernel that a VM replaces with its own kernel and limits. */
     private static final Set<String> PROCESS_REPLACED =
@@ -119,12 +127,19 @@ record BundleConfig(
         c.path("annotations")
                 .properties()
                 .forEach(e -> annotations.put(e.getKey(), e.getValue().asString()));
-        Map<String, Path> files = mounts(c.path("mounts"));
+        String mode = annotations.getOrDefault(MODE_ANNOTATION, MODES.getFirst());
+        if (!MODES.contains(mode)) {
+            throw new RuntimeError("annotation " + MODE_ANNOTATION + "=" + mode + " is not a mode of airlock-runtime:"
+                    + " use one of " + String.join(", ", MODES));
+        }
+        Map<String, Path> files = new LinkedHashMap<>();
+        List<DirectoryBinds.Bind> binds = new ArrayList<>();
+        mounts(c.path("mounts"), mode, files, binds);
         JsonNode linux = c.path("linux");
         Integer[] limits = linux(linux, replaced);
         String hostname = c.hasNonNull("hostname") ? c.get("hostname").asString() : null;
         return new BundleConfig(
-                dir, rootfs, process, hostname, annotations, files, limits[0], limits[1], limits[2], replaced);
+                dir, rootfs, process, hostname, annotations, files, binds, limits[0], limits[1], limits[2], replaced);
     }
 
     /** The process of a container ({@code process.}) or of an exec's process file (""). */
@@ -171,9 +186,8 @@ record BundleConfig(
                 args, env, cwd, uid + ":" + gid, p.path("terminal").asBoolean(false));
     }
 
-    /** Returns the file binds to copy in; refuses every mount the VM cannot give. */
-    private static Map<String, Path> mounts(JsonNode mounts) {
-        Map<String, Path> files = new LinkedHashMap<>();
+    /** Collects the file binds to copy in and the directory binds; refuses every mount the sandbox cannot give. */
+    private static void mounts(JsonNode mounts, String mode, Map<String, Path> files, List<DirectoryBinds.Bind> binds) {
         for (JsonNode m : mounts) {
             onlyKeys(m, "mounts[].", Set.of("destination", "type", "source", "options", "uidMappings", "gidMappings"));
             String dest = text(m, "destination");
@@ -181,9 +195,8 @@ record BundleConfig(
             String source = m.path("source").asString("");
             List<String> options = new ArrayList<>();
             m.path("options").forEach(o -> options.add(o.asString()));
-            if (dest.equals(VM_MOUNTS.get(type))
-                    || (type.equals("tmpfs") && (dest.equals("/dev") || dest.equals("/dev/shm")))) {
-                continue; // the guest kernel mounts its own
+            if (dest.equals(VM_MOUNTS.get(type)) || (type.equals("tmpfs") && GUEST_TMPFS.contains(dest))) {
+                continue; // the guest mounts its own
             }
             boolean bind = type.equals("bind") || options.contains("bind") || options.contains("rbind");
             if (bind && dest.equals("/dev/shm")) {
@@ -196,11 +209,40 @@ record BundleConfig(
                 files.put(dest, Path.of(source));
                 continue;
             }
+            if (bind && mode.equals("microvm") && !Files.isRegularFile(Path.of(source))) {
+                // propagation means nothing to a guest, which sees the bind through 9p
+                Set<String> known = Set.of(
+                        "bind",
+                        "rbind",
+                        "ro",
+                        "rw",
+                        "nosuid",
+                        "nodev",
+                        "noexec",
+                        "rprivate",
+                        "private",
+                        "rslave",
+                        "slave");
+                for (String o : options) {
+                    if (!known.contains(o)) {
+                        throw refused("mounts " + dest + " option " + o, "not supported for a directory bind");
+                    }
+                }
+                binds.add(new DirectoryBinds.Bind(
+                        Path.of(source),
+                        dest,
+                        options.stream()
+                                .filter(DirectoryBinds.FLAGS::contains)
+                                .distinct()
+                                .toList()));
+                continue;
+            }
             throw refused(
                     "mounts " + dest + " (" + (type.isEmpty() ? "bind" : type) + " from " + source + ")",
-                    "only the kernel file systems and single-file binds reach a microVM yet");
+                    bind
+                            ? "directory binds reach microvm-mode containers only so far (this one is " + mode + ")"
+                            : "only the kernel file systems and binds reach a sandbox");
         }
-        return files;
     }
 
     /** Reads linux.*: [memoryMiB, cpus, pids] (each may be null). */
@@ -274,6 +316,11 @@ record BundleConfig(
             throw new RuntimeError("config.json: " + key + " is missing or not a string");
         }
         return v.asString();
+    }
+
+    /** The container's mode: the Airlock runtime that runs it. */
+    String mode() {
+        return annotations.getOrDefault(MODE_ANNOTATION, MODES.getFirst());
     }
 
     static RuntimeError refused(String field, String why) {

@@ -87,8 +87,11 @@ class BundleConfigTest {
                         .addObject()
                         .put("destination", "/data")
                         .put("type", "bind")
-                        .put("source", bundle.toString()),
-                "mounts /data");
+                        .put("source", bundle.toString())
+                        .putArray("options")
+                        .add("rbind")
+                        .add("idmap"),
+                "mounts /data option idmap");
         assertRefused(c -> c.put("domainname", "x"), "domainname");
         assertRefused(
                 c -> ((ObjectNode) c.get("linux")).putObject("sysctl").put("net.ipv4.ip_forward", "1"), "linux.sysctl");

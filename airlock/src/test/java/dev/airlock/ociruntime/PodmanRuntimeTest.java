@@ -5,19 +5,16 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.HostCommand;
 import dev.airlock.host.HostFiles;
+import dev.airlock.ociruntime.OciTestKit.Run;
 import dev.airlock.testing.Cli;
 import dev.airlock.testing.TestHost;
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.CompletableFuture;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -47,25 +44,12 @@ class PodmanRuntimeTest {
                 work.resolve("containers.conf"),
                 // This host has no CAP_SYS_RESOURCE above nofile 20000, and no systemd.
                 "[containers]\ndefault_ulimits = [\"nofile=1024:20000\"]\n[engine]\ncgroup_manager = \"cgroupfs\"\n");
-        runtime = work.resolve("airlock-runtime");
-        // What bin/airlock-runtime runs, on the classes under test and this test's private dirs.
-        StringBuilder env = new StringBuilder();
-        Map<String, String> e = new java.util.TreeMap<>();
-        new Cli(dirs).environment(e);
-        e.forEach(
-                (k, v) -> env.append("export ").append(k).append("='").append(v).append("'\n"));
-        Files.writeString(
-                runtime,
-                "#!/bin/sh\n" + env + "exec '" + Path.of(System.getProperty("java.home"), "bin", "java")
-                        + "' --enable-native-access=ALL-UNNAMED -XX:+UseSerialGC -XX:TieredStopAtLevel=1"
-                        + " -Dairlock.home='" + dirs.home() + "' -cp '" + System.getProperty("java.class.path")
-                        + "' dev.airlock.ociruntime.AirlockRuntime --root '" + stateRoot + "' \"$@\"\n");
-        Files.setPosixFilePermissions(runtime, PosixFilePermissions.fromString("rwx------"));
+        runtime = OciTestKit.launcher(dirs, work.resolve("airlock-runtime"), stateRoot);
         // The daemon is started here, not under conmon by the first create.
         assertThat(new Cli(dirs).run("ps").exit()).isZero();
         Path rootfs = Files.createDirectories(work.resolve("rootfs/bin"));
         Files.copy(Path.of("/usr/bin/busybox"), rootfs.resolve("busybox"));
-        for (String applet : List.of("sh", "echo", "cat", "id", "pwd", "sleep", "ls", "env", "true")) {
+        for (String applet : List.of("sh", "echo", "cat", "id", "pwd", "sleep", "ls", "env", "true", "uname")) {
             Files.createSymbolicLink(rootfs.resolve(applet), Path.of("busybox"));
         }
         for (String d : List.of("etc", "tmp", "root", "proc", "sys", "dev", "data")) {
@@ -88,7 +72,7 @@ class PodmanRuntimeTest {
     void tearDown() {
         podman("rm", "-af");
         podman("rmi", "-af");
-        unmountUnder(work);
+        OciTestKit.unmountUnder(work);
         TestHost.cleanUp(dirs);
         HostFiles.deleteTree(work);
     }
@@ -181,6 +165,46 @@ class PodmanRuntimeTest {
         assertNothingLeft();
     }
 
+    /**
+     * The annotation run.airlock.runtime picks the Airlock runtime per container; the kernel the
+     * process sees tells which ran it: the host's (container), gVisor's (it reports 4.4.0), the
+     * guest kernel of a microVM (the default).
+     */
+    @Test
+    void theModeAnnotationPicksTheRuntime() {
+        String host = HostCommand.check(List.of("uname", "-r")).strip();
+        Map<String, String> kernels = new java.util.LinkedHashMap<>();
+        for (String mode : List.of("container", "gvisor", "microvm")) {
+            Run r = podman(
+                    "run",
+                    "--rm",
+                    "--network",
+                    "none",
+                    "--annotation",
+                    "run.airlock.runtime=" + mode,
+                    "-e",
+                    "M=" + mode,
+                    IMAGE,
+                    "sh",
+                    "-c",
+                    "echo $M; uname -r; exit 5");
+            assertThat(r.exit()).as(mode + ": " + r.err()).isEqualTo(5);
+            List<String> lines = r.out().lines().toList();
+            assertThat(lines.getFirst()).isEqualTo(mode);
+            kernels.put(mode, lines.get(1));
+        }
+        assertThat(kernels.get("container")).isEqualTo(host);
+        assertThat(kernels.get("gvisor")).isEqualTo("4.4.0");
+        assertThat(kernels.get("microvm")).isNotIn(host, "4.4.0");
+
+        Run unknown =
+                podman("run", "--rm", "--network", "none", "--annotation", "run.airlock.runtime=kata", IMAGE, "true");
+        assertThat(unknown.exit()).isNotZero();
+        assertThat(unknown.err()).contains("run.airlock.runtime=kata is not a mode of airlock-runtime");
+        podman("rm", "-af");
+        assertNothingLeft();
+    }
+
     @Test
     void unsupportedConfigurationIsRefusedInWords() {
         // podman's default network joins a host network namespace, which a VM cannot.
@@ -188,10 +212,54 @@ class PodmanRuntimeTest {
         assertThat(netns.exit()).isNotZero();
         assertThat(netns.err()).contains("linux.namespaces network").contains("--network none");
 
-        Run dirBind = podman("run", "--rm", "--network", "none", "-v", work + ":/data", IMAGE, "true");
+        // a directory bind reaches microVMs only so far
+        Run dirBind = podman(
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "--annotation",
+                "run.airlock.runtime=container",
+                "-v",
+                work + ":/data",
+                IMAGE,
+                "true");
         assertThat(dirBind.exit()).isNotZero();
-        assertThat(dirBind.err()).contains("unsupported config.json field mounts /data");
+        assertThat(dirBind.err())
+                .contains("unsupported config.json field mounts /data")
+                .contains("microvm-mode containers only");
         podman("rm", "-af");
+        assertNothingLeft();
+    }
+
+    /** -v DIR:/path and DIR:/path:ro in a microVM: writes reach the host, a read-only one refuses them. */
+    @Test
+    void directoryBindsReachTheVm() throws IOException {
+        Path shared = Files.createDirectories(work.resolve("shared"));
+        Path readOnly = Files.createDirectories(work.resolve("readonly"));
+        Files.writeString(readOnly.resolve("in"), "from-host\n");
+        Run r = podman(
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "-v",
+                shared + ":/data",
+                "-v",
+                readOnly + ":/deep/ro:ro",
+                IMAGE,
+                "sh",
+                "-c",
+                "echo from-vm > /data/out && cat /deep/ro/in && (echo x > /deep/ro/new) 2>/dev/null; echo ro=$?");
+        assertThat(r.exit()).as(r.err()).isZero();
+        assertThat(r.out()).isEqualTo("from-host\nro=1\n");
+        assertThat(Files.readString(shared.resolve("out"))).isEqualTo("from-vm\n");
+        assertThat(readOnly.resolve("new")).doesNotExist();
+        // nothing stays mounted over podman's rootfs after the container is gone
+        assertThat(Files.readAllLines(Path.of("/proc/self/mountinfo")).stream()
+                        .map(l -> l.split(" ")[4])
+                        .filter(m -> m.startsWith(work.toString()) && (m.endsWith("/data") || m.endsWith("/deep/ro"))))
+                .isEmpty();
         assertNothingLeft();
     }
 
@@ -280,8 +348,6 @@ class PodmanRuntimeTest {
                 .isEmpty();
     }
 
-    record Run(int exit, String out, String err) {}
-
     private Run podman(String... args) {
         return podmanWithInput(null, args);
     }
@@ -305,44 +371,9 @@ class PodmanRuntimeTest {
     }
 
     private Run run(@org.jspecify.annotations.Nullable String stdin, List<String> argv) {
-        ProcessBuilder pb = new ProcessBuilder(argv);
-        pb.environment().put("CONTAINERS_CONF", work.resolve("containers.conf").toString());
-        try {
-            Process p = pb.start();
-            CompletableFuture<String> err = CompletableFuture.supplyAsync(() -> read(p.getErrorStream()));
-            CompletableFuture<String> out = CompletableFuture.supplyAsync(() -> read(p.getInputStream()));
-            try (var in = p.getOutputStream()) {
-                if (stdin != null) {
-                    in.write(stdin.getBytes(StandardCharsets.UTF_8));
-                }
-            }
-            return new Run(p.waitFor(), out.join(), err.join());
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException(e);
-        }
-    }
-
-    private static String read(java.io.InputStream in) {
-        try (in) {
-            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
-    }
-
-    /** podman's overlay mounts under the private storage, deepest first. */
-    private static void unmountUnder(Path dir) {
-        try {
-            Files.readAllLines(Path.of("/proc/self/mountinfo")).stream()
-                    .map(l -> l.split(" ")[4])
-                    .filter(m -> m.startsWith(dir.toString()))
-                    .sorted(Comparator.comparingInt(String::length).reversed())
-                    .forEach(m -> HostCommand.run(List.of("umount", "-l", m), null, null));
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
+        return OciTestKit.run(
+                stdin,
+                argv,
+                Map.of("CONTAINERS_CONF", work.resolve("containers.conf").toString()));
     }
 }

@@ -1,0 +1,92 @@
+package dev.airlock.ociruntime;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The inputs of spec, update and directory binds that need no sandbox: what is taken, what is refused. */
+class RuntimeInputTest {
+    @TempDir
+    Path dir;
+
+    @Test
+    void specWritesAConfigThisRuntimeAcceptsAndNeverOverwritesOne() throws IOException {
+        Files.createDirectories(dir.resolve("rootfs"));
+        assertThat(new AirlockRuntime().run(List.of("spec", "--bundle", dir.toString())))
+                .isZero();
+        BundleConfig c = BundleConfig.read(dir);
+        assertThat(c.process().args()).containsExactly("sh");
+        assertThat(c.mode()).isEqualTo("microvm");
+        assertThat(c.replacedByVm()).contains("process.capabilities", "linux.maskedPaths");
+
+        String before = Files.readString(dir.resolve("config.json"));
+        assertThatThrownBy(() -> new AirlockRuntime().run(List.of("spec", "--bundle", dir.toString())))
+                .hasMessageContaining("exists. Remove it first");
+        assertThat(Files.readString(dir.resolve("config.json"))).isEqualTo(before);
+        assertThatThrownBy(() -> new AirlockRuntime().run(List.of("spec", "--rootless")))
+                .hasMessageContaining("--rootless");
+    }
+
+    @Test
+    void updateTakesMemoryAndPidsAndRefusesTheRestByName() {
+        ResourceUpdate u = ResourceUpdate.parse(
+                "{\"memory\": {\"limit\": 1048576}, \"pids\": {\"limit\": 9}," + " \"cpu\": {}, \"blockIO\": null}");
+        assertThat(u.memory()).isEqualTo(1048576L);
+        assertThat(u.pids()).isEqualTo(9L);
+        assertThatThrownBy(() -> ResourceUpdate.parse("{\"cpu\": {\"shares\": 512}}"))
+                .hasMessageContaining("resources.cpu cannot be changed");
+        assertThatThrownBy(() -> ResourceUpdate.parse("{\"memory\": {\"swap\": 5}}"))
+                .hasMessageContaining("resources.memory.swap");
+        assertThatThrownBy(() -> ResourceUpdate.parse("[1]")).hasMessageContaining("JSON object");
+        assertThatThrownBy(() -> ResourceUpdate.parse("{")).hasMessageContaining("not valid JSON");
+        assertThat(ResourceUpdate.bytes("64m")).isEqualTo(64L << 20);
+        assertThat(ResourceUpdate.bytes("1G")).isEqualTo(1L << 30);
+        assertThat(ResourceUpdate.bytes("4096")).isEqualTo(4096L);
+        assertThatThrownBy(() -> ResourceUpdate.bytes("lots")).hasMessageContaining("not a number");
+    }
+
+    @Test
+    void aBindDestinationNeverFollowsASymlinkOutOfTheRootfs() throws IOException {
+        Path rootfs = Files.createDirectories(dir.resolve("rootfs"));
+        Path outside = Files.createDirectories(dir.resolve("host-etc"));
+        Files.createSymbolicLink(rootfs.resolve("data"), outside);
+        assertThatThrownBy(() -> DirectoryBinds.inside(rootfs, "/data/x"))
+                .hasMessageContaining("data is a symlink in the container's rootfs");
+        assertThat(outside.resolve("x")).doesNotExist();
+        assertThatThrownBy(() -> DirectoryBinds.inside(rootfs, "/a/../../etc")).hasMessageContaining("'..'");
+        assertThatThrownBy(() -> DirectoryBinds.inside(rootfs, "/"))
+                .hasMessageContaining("replaces the container's root");
+        Files.writeString(rootfs.resolve("file"), "x");
+        assertThatThrownBy(() -> DirectoryBinds.inside(rootfs, "/file/sub")).hasMessageContaining("not a directory");
+        assertThat(DirectoryBinds.inside(rootfs, "/deep/er")).isEqualTo(rootfs.resolve("deep/er"));
+        assertThat(rootfs.resolve("deep/er")).isDirectory();
+    }
+
+    @Test
+    void directoryBindsAreMicrovmOnlyAndAMissingHostPathIsNamed() throws IOException {
+        Path rootfs = Files.createDirectories(dir.resolve("rootfs"));
+        String bind = "{\"destination\": \"/data\", \"type\": \"bind\", \"source\": \"" + dir.resolve("nope")
+                + "\", \"options\": [\"rbind\", \"ro\", \"nosuid\"]}";
+        Files.writeString(
+                dir.resolve("config.json"),
+                "{\"ociVersion\": \"1.0.2\", \"process\": {\"args\": [\"true\"]}, \"root\": {\"path\": \"rootfs\"},"
+                        + " \"mounts\": [" + bind + "]}");
+        BundleConfig c = BundleConfig.read(dir);
+        assertThat(c.binds())
+                .containsExactly(new DirectoryBinds.Bind(dir.resolve("nope"), "/data", List.of("ro", "nosuid")));
+        assertThatThrownBy(() -> DirectoryBinds.mount(rootfs, c.binds(), dir))
+                .hasMessageContaining("the host path " + dir.resolve("nope") + " does not exist");
+
+        Files.writeString(
+                dir.resolve("config.json"),
+                "{\"ociVersion\": \"1.0.2\", \"process\": {\"args\": [\"true\"]}, \"root\": {\"path\": \"rootfs\"},"
+                        + " \"annotations\": {\"run.airlock.runtime\": \"gvisor\"}, \"mounts\": [" + bind + "]}");
+        assertThatThrownBy(() -> BundleConfig.read(dir)).hasMessageContaining("microvm-mode containers only");
+    }
+}
