@@ -26,11 +26,12 @@ import picocli.CommandLine.Option;
         })
 final class ServeCommand implements Callable<Integer> {
     @Option(
-            names = "--listen",
+            // --e2b is the name E2B users look for; the port serves all three either way.
+            names = {"--listen", "--e2b"},
             paramLabel = "HOST:PORT",
             required = true,
             description = "serve the HTTP API, MCP and E2B here too (loopback only unless --allow-non-loopback), e.g."
-                    + " 127.0.0.1:7070")
+                    + " 127.0.0.1:7070; --e2b is another name for it")
     List<String> listen = new ArrayList<>();
 
     @Option(
