@@ -195,7 +195,13 @@ public final class OciContainers {
      */
     public void destroy(Container c) {
         Slirp4netns.stop(c.sandboxDir());
-        if (state(c).isPresent()) {
+        if (runtime.kind() == OciRuntime.Kind.RUNSC) {
+            // runsc's forced delete kills the sandbox, waits for it and removes its cgroup: one
+            // runsc start (~40 ms of CPU here) instead of state, kill, state until stopped, delete
+            if (runtime.mayKnow(c.id())) {
+                runtime.delete(c.id(), true);
+            }
+        } else if (state(c).isPresent()) {
             runtime.kill(c.id(), "KILL");
             awaitStopped(c.id(), Duration.ofSeconds(10));
             runtime.delete(c.id(), true);
