@@ -226,7 +226,7 @@ public final class GvisorBackend implements Backend {
 
     @Override
     public void prepare(Sandbox s, SandboxPaths paths, @Nullable Path layerTemplate) {
-        oci.prepare(paths, layerTemplate);
+        oci.prepare(paths, layerTemplate, s.resources().diskMiB());
     }
 
     /** The sandbox's container: the host cgroup bounds the Sentry; the agent bounds commands. */
@@ -305,7 +305,8 @@ public final class GvisorBackend implements Backend {
     /** What a pooled sandbox must share with a new one to stand in for it. */
     private static String poolKey(Sandbox s) {
         return s.imageId().substring(0, 12) + "-m" + s.resources().memoryMiB() + "-c"
-                + s.resources().cpus() + "-p" + s.resources().pids();
+                + s.resources().cpus() + "-p" + s.resources().pids() + "-d"
+                + s.resources().diskMiB();
     }
 
     @Override
@@ -350,6 +351,7 @@ public final class GvisorBackend implements Backend {
         SandboxPaths paths = new SandboxPaths(
                 AirlockDirs.ensureDir(dirs.sandboxes().resolve(id)),
                 dirs.runtime().resolve(id.substring(0, 16)));
+        oci.prepare(paths, null, s.resources().diskMiB());
         oci.start(s, paths, spec(s, paths, new ContainerSpec.Network.None()), startLimit, origin());
         // The first command in a new Sentry is several times slower than the next (its first
         // fork and exec, the first reads through its file cache): pay it here, not in the claim.
@@ -581,7 +583,10 @@ public final class GvisorBackend implements Backend {
             try (var threads = Executors.newVirtualThreadPerTaskExecutor()) {
                 for (Clone clone : clones) {
                     started.add(threads.submit(() -> {
-                        OciSandboxes.copyUpper(layer, oci.writableLayer(clone.paths()));
+                        oci.prepare(
+                                clone.paths(),
+                                layer,
+                                clone.sandbox().resources().diskMiB());
                         return restore(clone.sandbox(), clone.paths(), image, true);
                     }));
                 }

@@ -121,6 +121,7 @@ public final class OciContainers {
             AirlockDirs.ensureOwnerOnlyDir(c.sandboxDir());
             AirlockDirs.ensureOwnerOnlyDir(c.bundle());
             Files.createDirectories(c.rootfs());
+            LayerDisk.mount(c.sandboxDir());
             Files.createDirectories(c.upper());
             Files.createDirectories(c.work());
             Files.createDirectories(spec.socketDir());
@@ -229,6 +230,7 @@ public final class OciContainers {
     /** {@link #destroy} and then delete the sandbox directory. */
     public void remove(Container c) {
         destroy(c);
+        unmountAllUnder(c.sandboxDir()); // its disk, if it has one
         if (!Mounts.under(c.sandboxDir()).isEmpty()) {
             throw new ContainerException("mounts remain under " + c.sandboxDir() + ": " + Mounts.under(c.sandboxDir()));
         }
