@@ -2,10 +2,12 @@ package dev.airlock.oci;
 
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.DiskLayer;
+import dev.airlock.host.HostFiles;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 
 /**
  * The disk limit of an OCI sandbox (container or gVisor): its overlay's upper and work
@@ -43,10 +45,28 @@ final class LayerDisk {
         return present(containerDir) ? mountPoint(containerDir).resolve("work") : containerDir.resolve("work");
     }
 
-    /** Formats a new, empty disk of {@code diskMiB} (sparse: it takes host space as it fills). */
-    static void make(Path containerDir, long diskMiB) {
+    /**
+     * A new, empty disk of {@code diskMiB} (sparse: it takes host space as it fills): a copy of
+     * a blank one formatted once per size in {@code blanks}. Its ~2 MB of data copy in a few ms,
+     * where mkfs took 25-90 ms of every create on this host.
+     */
+    static void make(Path containerDir, long diskMiB, Path blanks) {
         AirlockDirs.ensureOwnerOnlyDir(containerDir);
-        DiskLayer.make(file(containerDir), diskMiB);
+        Path blank = blanks.resolve(diskMiB + "m.ext4");
+        try {
+            if (!Files.isRegularFile(blank)) {
+                AirlockDirs.ensureOwnerOnlyDir(blanks);
+                // formatted aside and renamed: another process never copies a half-made one
+                Path making =
+                        blanks.resolve(diskMiB + "m." + ProcessHandle.current().pid() + "."
+                                + Thread.currentThread().threadId() + ".making");
+                DiskLayer.make(making, diskMiB);
+                Files.move(making, blank, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            }
+            HostFiles.copySparse(blank, file(containerDir));
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot make the sandbox disk " + file(containerDir), e);
+        }
     }
 
     /** Mounts the sandbox's disk unless it is mounted (or the sandbox has none). */

@@ -106,7 +106,7 @@ public final class OciSandboxes {
     public void prepare(SandboxPaths paths, @Nullable Path layerTemplate, long diskMiB) {
         Path dir = containerDir(paths.dir());
         if (!LayerDisk.present(dir)) {
-            LayerDisk.make(dir, diskMiB);
+            LayerDisk.make(dir, diskMiB, require().images().dir().resolveSibling("blank-disks"));
         }
         if (layerTemplate != null) {
             copyUpper(layerTemplate, writableLayer(paths));
