@@ -69,6 +69,15 @@ public final class WarmPool {
 
     /** Starts background restores until the key has {@code size} VMs ready or filling, within the budget. */
     public void refill(String key, Sandbox template) {
+        refill(key, template, Duration.ZERO);
+    }
+
+    /**
+     * As {@link #refill(String, Sandbox)}, each start beginning {@code after} from now (counted
+     * as filling meanwhile): a claimed sandbox's first commands then need not share a small
+     * host's CPUs with the start of its successor.
+     */
+    public void refill(String key, Sandbox template, Duration after) {
         int memory = template.resources().memoryMiB();
         while (true) {
             synchronized (this) {
@@ -80,7 +89,16 @@ public final class WarmPool {
                 usedMiB += memory;
             }
             String id = Names.newId();
-            Thread.ofVirtual().name("warm-pool-" + id.substring(0, 8)).start(() -> fill(key, template, id, memory));
+            Thread.ofVirtual().name("warm-pool-" + id.substring(0, 8)).start(() -> {
+                if (after.isPositive()) {
+                    try {
+                        Thread.sleep(after);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt(); // start at once: the pool is closing
+                    }
+                }
+                fill(key, template, id, memory);
+            });
         }
     }
 

@@ -151,7 +151,7 @@ public final class ContainerBackend implements Backend {
 
     @Override
     public void prepare(Sandbox s, SandboxPaths paths, @Nullable Path layerTemplate) {
-        oci.prepare(paths, layerTemplate);
+        oci.prepare(paths, layerTemplate, s.resources().diskMiB());
     }
 
     @Override

@@ -82,6 +82,11 @@ public final class GvisorBackend implements Backend {
     private static final String PAUSED = "paused";
     /** A warm-pool sandbox's marker, in its directory (the microVM pool has its own). */
     private static final String POOL_MARKER = "pooled-gvisor";
+    /**
+     * How long after a claim the pool starts its replacement: a Sentry's start takes ~0.5 s of
+     * CPU, which on a 2-core host slowed the claimed sandbox's first command several times over.
+     */
+    private static final Duration REFILL_AFTER = Duration.ofMillis(500);
     /** How long the agent may take to close or reopen its listener. */
     private static final Duration LISTENER_LIMIT = Duration.ofSeconds(20);
 
@@ -221,7 +226,7 @@ public final class GvisorBackend implements Backend {
 
     @Override
     public void prepare(Sandbox s, SandboxPaths paths, @Nullable Path layerTemplate) {
-        oci.prepare(paths, layerTemplate);
+        oci.prepare(paths, layerTemplate, s.resources().diskMiB());
     }
 
     /** The sandbox's container: the host cgroup bounds the Sentry; the agent bounds commands. */
@@ -300,7 +305,8 @@ public final class GvisorBackend implements Backend {
     /** What a pooled sandbox must share with a new one to stand in for it. */
     private static String poolKey(Sandbox s) {
         return s.imageId().substring(0, 12) + "-m" + s.resources().memoryMiB() + "-c"
-                + s.resources().cpus() + "-p" + s.resources().pids();
+                + s.resources().cpus() + "-p" + s.resources().pids() + "-d"
+                + s.resources().diskMiB();
     }
 
     @Override
@@ -334,7 +340,7 @@ public final class GvisorBackend implements Backend {
         }
         WarmPool p = pool;
         if (p != null) {
-            p.refill(key, s);
+            p.refill(key, s, REFILL_AFTER);
         }
         return Optional.of(new Launch(c.initPid(oci.container(c, s, paths)), origin() + ", pool", true));
     }
@@ -345,6 +351,7 @@ public final class GvisorBackend implements Backend {
         SandboxPaths paths = new SandboxPaths(
                 AirlockDirs.ensureDir(dirs.sandboxes().resolve(id)),
                 dirs.runtime().resolve(id.substring(0, 16)));
+        oci.prepare(paths, null, s.resources().diskMiB());
         oci.start(s, paths, spec(s, paths, new ContainerSpec.Network.None()), startLimit, origin());
         // The first command in a new Sentry is several times slower than the next (its first
         // fork and exec, the first reads through its file cache): pay it here, not in the claim.
@@ -576,7 +583,10 @@ public final class GvisorBackend implements Backend {
             try (var threads = Executors.newVirtualThreadPerTaskExecutor()) {
                 for (Clone clone : clones) {
                     started.add(threads.submit(() -> {
-                        OciSandboxes.copyUpper(layer, oci.writableLayer(clone.paths()));
+                        oci.prepare(
+                                clone.paths(),
+                                layer,
+                                clone.sandbox().resources().diskMiB());
                         return restore(clone.sandbox(), clone.paths(), image, true);
                     }));
                 }

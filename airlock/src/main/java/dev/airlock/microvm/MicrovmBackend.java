@@ -14,6 +14,7 @@ import dev.airlock.guest.ExecSpec;
 import dev.airlock.guest.GuestChannel;
 import dev.airlock.guest.GuestIdentity;
 import dev.airlock.host.AirlockDirs;
+import dev.airlock.host.DiskLayer;
 import dev.airlock.host.Failpoint;
 import dev.airlock.host.HostFiles;
 import dev.airlock.host.NatCgroup;

@@ -5,6 +5,7 @@ import dev.airlock.guest.ExecSpec;
 import dev.airlock.guest.ExitStatus;
 import dev.airlock.guest.GuestChannel;
 import dev.airlock.host.AirlockDirs;
+import dev.airlock.host.DiskLayer;
 import dev.airlock.host.Hashing;
 import dev.airlock.host.HostFiles;
 import dev.airlock.host.Progress;

@@ -27,11 +27,11 @@ public record Container(String id, Path sandboxDir, Path image, Path socket, Con
 
     /** The overlay's writable layer: every change the sandbox made to its filesystem. */
     public Path upper() {
-        return sandboxDir.resolve("upper");
+        return LayerDisk.upper(sandboxDir);
     }
 
     public Path work() {
-        return sandboxDir.resolve("work");
+        return LayerDisk.work(sandboxDir);
     }
 
     /** The agent's and the runtime's output. */

@@ -5,6 +5,7 @@ import dev.airlock.backend.ResourceUse;
 import dev.airlock.backend.SandboxPaths;
 import dev.airlock.guest.AgentEndpoint;
 import dev.airlock.host.AirlockDirs;
+import dev.airlock.host.DiskLayer;
 import dev.airlock.host.HostCommand;
 import dev.airlock.sandbox.Sandbox;
 import dev.airlock.sandbox.SandboxException;
@@ -98,8 +99,15 @@ public final class OciSandboxes {
         return sandboxDir.resolve("container");
     }
 
-    /** A new sandbox's writable layer: empty, or a copy of a workspace template's. */
-    public void prepare(SandboxPaths paths, @Nullable Path layerTemplate) {
+    /**
+     * A new sandbox's writable layer on a disk of its own of {@code diskMiB} (its disk limit):
+     * empty, or a copy of a workspace template's or a fork's layer.
+     */
+    public void prepare(SandboxPaths paths, @Nullable Path layerTemplate, long diskMiB) {
+        Path dir = containerDir(paths.dir());
+        if (!LayerDisk.present(dir)) {
+            LayerDisk.make(dir, diskMiB, require().images().dir().resolveSibling("blank-disks"));
+        }
         if (layerTemplate != null) {
             copyUpper(layerTemplate, writableLayer(paths));
         }
@@ -198,8 +206,11 @@ public final class OciSandboxes {
         return new ContainerAgentSocket(paths.runtimeDir().resolve(OciConfig.AGENT_SOCKET));
     }
 
+    /** The sandbox's upper directory, its disk mounted first if it has one (a stopped sandbox's is not). */
     public Path writableLayer(SandboxPaths paths) {
-        return containerDir(paths.dir()).resolve("upper");
+        Path dir = containerDir(paths.dir());
+        LayerDisk.mount(dir);
+        return LayerDisk.upper(dir);
     }
 
     public Path log(SandboxPaths paths) {
@@ -216,7 +227,12 @@ public final class OciSandboxes {
             memory = cg.memoryUsage().orElse(0);
             cpu = cg.cpuNanos().orElse(0) / 1e9;
         }
-        return new ResourceUse(memory, 0, cpu, treeBytes(writableLayer(paths)));
+        Path dir = containerDir(paths.dir());
+        // a stopped sandbox's disk is not mounted for this: its file's host blocks stand in
+        long disk = LayerDisk.present(dir) && !LayerDisk.mounted(dir)
+                ? DiskLayer.allocatedBytes(LayerDisk.file(dir))
+                : treeBytes(LayerDisk.upper(dir));
+        return new ResourceUse(memory, 0, cpu, disk);
     }
 
     /** The space the files of a directory tree take (what the sandbox wrote to its upper layer). */

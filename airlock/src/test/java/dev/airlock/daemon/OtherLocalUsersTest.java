@@ -235,7 +235,11 @@ class OtherLocalUsersTest {
      */
     private static boolean isGuestTree(Path rel) {
         String r = rel.toString().replace('\\', '/');
-        return r.endsWith("container/upper") || r.endsWith("container/work") || r.endsWith("container/bundle/rootfs");
+        return r.endsWith("container/upper")
+                || r.endsWith("container/work")
+                || r.endsWith("container/disk/upper")
+                || r.endsWith("container/disk/work")
+                || r.endsWith("container/bundle/rootfs");
     }
 
     private static String onlyChild(Path dir) throws Exception {

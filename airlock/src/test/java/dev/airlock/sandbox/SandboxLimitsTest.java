@@ -9,6 +9,7 @@ import dev.airlock.guest.Execution;
 import dev.airlock.guest.ExitStatus;
 import dev.airlock.guest.GuestChannel;
 import dev.airlock.host.AirlockDirs;
+import dev.airlock.host.HostCommand;
 import dev.airlock.testing.Cli;
 import dev.airlock.testing.MarkerStream;
 import dev.airlock.testing.TestHost;
@@ -16,6 +17,7 @@ import java.io.ByteArrayOutputStream;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.List;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -142,6 +144,42 @@ abstract class SandboxLimitsTest {
                 alive = run(ch, ExecSpec.of("true"));
             } while (alive.exitCode() != 0 && System.nanoTime() < deadline);
             assertThat(alive.exitCode()).isZero();
+        }
+    }
+
+    /**
+     * {@code --disk} bounds what a sandbox can write: past it, writes fail with ENOSPC inside,
+     * the sandbox goes on, and the host's disk holds no more than the limit for it.
+     */
+    @Test
+    void writingPastTheDiskLimitFailsInsideAndSparesTheHost() {
+        Cli.Result made = cli.run("run", "-d", "--name", "small", "--disk", "64m");
+        assertThat(made.exit()).as(made.err()).isZero();
+        try {
+            Cli.Result fill = cli.run(
+                    "exec",
+                    "small",
+                    "--",
+                    "sh",
+                    "-c",
+                    "dd if=/dev/zero of=/fill bs=1M count=300 2>&1; echo exit=$?; stat -c %s /fill");
+            assertThat(fill.out()).contains("No space left on device").doesNotContain("exit=0");
+            long written = Long.parseLong(
+                    fill.out().strip().lines().reduce((a, b) -> b).orElseThrow());
+            assertThat(written).isLessThanOrEqualTo(64L << 20);
+            // the host: everything this suite's sandboxes hold on its filesystem (-x: not what is
+            // mounted there, such as the image; the other one's 4 GiB default disk is sparse and
+            // nearly empty) stays near the small one's 64 MiB, not the 300 tried
+            HostCommand.Result du = HostCommand.run(
+                    List.of("du", "-s", "-x", "-B1M", dirs.sandboxes().toString()), null, null);
+            assertThat(du.ok()).as(du.output()).isTrue();
+            assertThat(Long.parseLong(du.output().split("\\s+")[0])).isLessThan(150);
+            Cli.Result after =
+                    cli.run("exec", "small", "--", "sh", "-c", "rm /fill && echo room > /again && cat /again");
+            assertThat(after.exit()).as(after.err()).isZero();
+            assertThat(after.out()).isEqualTo("room\n");
+        } finally {
+            cli.run("rm", "-f", "small");
         }
     }
 

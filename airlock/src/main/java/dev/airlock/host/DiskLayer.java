@@ -1,7 +1,5 @@
-package dev.airlock.microvm;
+package dev.airlock.host;
 
-import dev.airlock.host.HostCommand;
-import dev.airlock.host.HostFiles;
 import dev.airlock.sandbox.SandboxException;
 import java.io.IOException;
 import java.io.RandomAccessFile;
@@ -10,15 +8,16 @@ import java.util.List;
 import org.jspecify.annotations.Nullable;
 
 /**
- * A microVM's writable layer: a sparse ext4 file as large as its disk limit, which the guest
- * joins to the read-only image with overlayfs. Made empty, or copied from a saved layer (a
- * template's, a workspace's setup) sharing blocks where the filesystem can.
+ * A sandbox's disk: a sparse ext4 file as large as its disk limit. A microVM's guest joins it to
+ * the read-only image with overlayfs; an OCI sandbox's host overlay keeps its upper directory on
+ * it, loop-mounted. Made empty, or (microVM) copied from a saved layer (a template's, a
+ * workspace's setup) sharing blocks where the filesystem can.
  */
-final class DiskLayer {
+public final class DiskLayer {
     private DiskLayer() {}
 
     /** A layer made anew: empty, or a copy of a workspace's setup layer grown to the disk limit. */
-    static void fresh(Path file, long diskMiB, @Nullable Path template) {
+    public static void fresh(Path file, long diskMiB, @Nullable Path template) {
         HostFiles.deleteTree(file);
         if (template == null) {
             make(file, diskMiB);
@@ -28,7 +27,7 @@ final class DiskLayer {
     }
 
     /** A sparse file formatted as ext4. */
-    static void make(Path file, long diskMiB) {
+    public static void make(Path file, long diskMiB) {
         // The guest's disk: the owner's alone (a new RandomAccessFile would be 0644).
         HostFiles.ownerOnlyFile(file);
         try (RandomAccessFile f = new RandomAccessFile(file.toFile(), "rw")) {
@@ -55,7 +54,7 @@ final class DiskLayer {
     }
 
     /** A saved layer, copied sparsely and grown to {@code diskMiB} when that is larger (0: as is). */
-    static void copy(Path template, Path file, long diskMiB) {
+    public static void copy(Path template, Path file, long diskMiB) {
         try {
             HostFiles.copySparse(template, file);
         } catch (IOException e) {
@@ -78,7 +77,7 @@ final class DiskLayer {
     }
 
     /** The space the layer's data takes on the host (its holes are free), or 0 when it is missing. */
-    static long allocatedBytes(Path file) {
+    public static long allocatedBytes(Path file) {
         HostCommand.Result du = HostCommand.run(List.of("stat", "-c", "%b %B", file.toString()), null, null);
         if (!du.ok()) {
             return 0;
