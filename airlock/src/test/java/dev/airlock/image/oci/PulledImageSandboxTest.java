@@ -82,6 +82,11 @@ class PulledImageSandboxTest {
         configApplies("microvm");
     }
 
+    @Test
+    void theImagesConfigAppliesInAGvisorSandbox() {
+        configApplies("gvisor");
+    }
+
     private static void configApplies(String runtime) {
         // no command: the entrypoint and cmd (/bin/sh -c 'echo started'), as the image's user, in its workdir
         Cli.Result started = cli.run("run", "--rm", "--runtime", runtime, "--image", image);
@@ -149,6 +154,14 @@ class PulledImageSandboxTest {
                 "id -u; echo $HOME; touch /home/airlock/mine && echo writable");
         assertThat(asUser.exit()).as(asUser.err()).isZero();
         assertThat(asUser.out()).isEqualTo("1000\n/home/airlock\nwritable\n");
+    }
+
+    @Test
+    void runsInAGvisorSandbox() {
+        // Files, modes and owners as in the other runtimes; gVisor does not apply file capabilities.
+        Cli.Result r = cli.run("run", "--rm", "--runtime", "gvisor", "--image", image, "--", "sh", "-c", CHECK);
+        assertThat(r.exit()).as(r.err()).isZero();
+        assertThat(r.out().strip()).isEqualTo(EXPECTED);
     }
 
     @Test
