@@ -100,9 +100,25 @@ public final class OciSandboxes {
 
     /** A new sandbox's writable layer: empty, or a copy of a workspace template's. */
     public void prepare(SandboxPaths paths, @Nullable Path layerTemplate) {
+        prepare(paths, layerTemplate, null);
+    }
+
+    /**
+     * The same, for a sandbox whose container runs in a user namespace of {@code ids} (recorded
+     * with the sandbox, so it keeps the ids its layer's files belong to); null: none.
+     */
+    public void prepare(SandboxPaths paths, @Nullable Path layerTemplate, @Nullable ContainerIds ids) {
+        if (ids != null) {
+            ids.record(containerDir(paths.dir()));
+        }
         if (layerTemplate != null) {
             copyUpper(layerTemplate, writableLayer(paths));
         }
+    }
+
+    /** The user namespace ids a sandbox was created with; null: it runs without one. */
+    public static @Nullable ContainerIds ids(SandboxPaths paths) {
+        return ContainerIds.recorded(containerDir(paths.dir())).orElse(null);
     }
 
     /**
