@@ -8,10 +8,21 @@
  * host paths the caller names (bound at the same paths, read-only or read-write). It runs as an
  * unprivileged uid/gid with only the supplementary groups named (the kvm group for /dev/kvm),
  * an empty capability bounding set, no
- * ambient capabilities, no_new_privs and no core dumps. Sockets and files the program must
+ * ambient capabilities, no_new_privs and no core dumps. With --file-caps (a VMM that shares a
+ * host directory with its guest over virtio-9p, whose "passthrough" model sets the guest's
+ * owners and modes on the host files) it keeps exactly CAP_CHOWN, CAP_DAC_OVERRIDE,
+ * CAP_FOWNER and CAP_FSETID, as ambient capabilities of the unprivileged uid: over the files
+ * of its own mount namespace only, which holds no host path but the ones named here. Sockets and files the program must
  * reach but not create (its agent and control sockets, a saved state to load) are made or
  * opened here, as root, and handed over as file descriptors, so the program never needs write
  * access to the directories they live in.
+ *
+ * A log the program writes without end (a guest's console) is capped here, not by whoever
+ * reads it: --capped N:PATH:BYTES hands the program descriptor N, the write end of a pipe whose
+ * reader, a small keeper process with the jail's uid and no capabilities, appends what arrives
+ * to PATH and keeps the blocks PATH takes under BYTES by punching out all but its end. So the
+ * cap holds whether or not the daemon runs; the keeper ends when the program's end of the pipe
+ * closes.
  *
  * The launcher returns once the program has been exec'd (or says why it could not be), after
  * writing the program's host PID to --pidfile; the program is then no child of the caller.
@@ -96,8 +107,9 @@ static void die(const char *fmt, ...)
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: airlock-jail --uid N --gid N [--group N]... --root DIR --pidfile PATH --log PATH [--cgroup DIR] [--net]\n"
+            "usage: airlock-jail --uid N --gid N [--group N]... --root DIR --pidfile PATH --log PATH [--cgroup DIR] [--net] [--file-caps]\n"
             "                    [--ro PATH]... [--rw PATH]... [--dev PATH]... [--listen N:PATH]... [--open N:PATH]...\n"
+            "                    [--capped N:PATH:BYTES]\n"
             "                    -- PROGRAM [ARG]...\n");
     exit(2);
 }
@@ -210,9 +222,97 @@ static void system_dirs(const char *root)
         bind_path(root, devices[i], 1, 1);
 }
 
-static void drop_capabilities(void)
+static void drop_capabilities(int keep_file_caps);
+
+/* --capped: the program's descriptor, the file, its cap. */
+static int capped_target = -1;
+static const char *capped_path;
+static long long capped_bytes;
+
+/*
+ * The keeper of a capped log: reads the pipe until the program's end closes, appends to the
+ * file, and punches out (FALLOC_FL_PUNCH_HOLE, the file keeps its length) all but the last half
+ * cap once the blocks it takes pass the cap. Reading from the end (SEEK_HOLE/SEEK_DATA) shows
+ * the latest output, as the daemon's own trimming leaves it.
+ */
+static void keep_capped_log(int in, int out, uid_t uid, gid_t gid)
+{
+    if (setsid() < 0)
+        die("setsid");
+    int null_fd = open("/dev/null", O_RDWR);
+    if (null_fd < 0 || dup2(null_fd, 0) < 0 || dup2(null_fd, 1) < 0 || dup2(null_fd, 2) < 0)
+        _exit(1);
+    if (dup2(in, 3) < 0 || dup2(out, 4) < 0)
+        _exit(1);
+    if (syscall(SYS_close_range, 5U, ~0U, 0) < 0)
+        _exit(1);
+    drop_capabilities(0);
+    if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0
+        || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        _exit(1);
+    static char buf[65536];
+    for (;;) {
+        ssize_t n = read(3, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        for (ssize_t done = 0; done < n;) {
+            ssize_t w = write(4, buf + done, n - done);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                _exit(1);
+            done += w;
+        }
+        struct stat st;
+        if (fstat(4, &st) == 0 && (long long)st.st_blocks * 512 > capped_bytes) {
+            long long keep_from = (st.st_size - capped_bytes / 2) & ~4095LL;
+            if (keep_from > 0)
+                fallocate(4, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, keep_from);
+        }
+    }
+    _exit(0);
+}
+
+/* Starts the keeper; returns the pipe's write end for the program. */
+static int start_capped_log(uid_t uid, gid_t gid)
+{
+    int out = open(capped_path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+    if (out < 0)
+        die("open %s", capped_path);
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        die("pipe");
+    pid_t keeper = fork();
+    if (keeper < 0)
+        die("fork");
+    if (keeper == 0) {
+        close(p[1]);
+        keep_capped_log(p[0], out, uid, gid);
+    }
+    close(p[0]);
+    close(out);
+    return p[1];
+}
+
+/* What --file-caps keeps: what QEMU's 9p passthrough needs to give files the guest's owners. */
+static const int file_caps[] = { CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID };
+#define NFILE_CAPS ((int)(sizeof file_caps / sizeof file_caps[0]))
+
+static int is_file_cap(int cap)
+{
+    for (int i = 0; i < NFILE_CAPS; i++)
+        if (file_caps[i] == cap)
+            return 1;
+    return 0;
+}
+
+static void drop_capabilities(int keep_file_caps)
 {
     for (int cap = 0; cap <= 63; cap++) {
+        if (keep_file_caps && is_file_cap(cap))
+            continue;
         if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
             die("dropping capability %d from the bounding set", cap);
     }
@@ -243,7 +343,27 @@ static void arrange_fds(void)
     }
 }
 
-static void child(const char *root, int new_net, uid_t uid, gid_t gid, int log_fd, char **argv)
+/*
+ * After the change of uid (with SECBIT_KEEP_CAPS set before it): the file capabilities only,
+ * permitted, effective, inheritable and ambient, so they survive the exec of the VMM.
+ */
+static void keep_file_capabilities(void)
+{
+    struct __user_cap_header_struct head = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+    struct __user_cap_data_struct data[2] = { 0 };
+    for (int i = 0; i < NFILE_CAPS; i++) {
+        data[0].effective |= 1u << file_caps[i];
+        data[0].permitted |= 1u << file_caps[i];
+        data[0].inheritable |= 1u << file_caps[i];
+    }
+    if (syscall(SYS_capset, &head, data) < 0)
+        die("capset");
+    for (int i = 0; i < NFILE_CAPS; i++)
+        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, file_caps[i], 0, 0) < 0)
+            die("raising ambient capability %d", file_caps[i]);
+}
+
+static void child(const char *root, int new_net, int file_caps_wanted, uid_t uid, gid_t gid, int log_fd, char **argv)
 {
     if (setsid() < 0)
         die("setsid");
@@ -285,7 +405,9 @@ static void child(const char *root, int new_net, uid_t uid, gid_t gid, int log_f
     struct rlimit no_core = { 0, 0 }; /* a core of a VMM is the guest's RAM */
     if (setrlimit(RLIMIT_CORE, &no_core) < 0)
         die("setrlimit");
-    drop_capabilities();
+    drop_capabilities(file_caps_wanted);
+    if (file_caps_wanted && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+        die("keepcaps");
     if (setgroups(ngroups, groups) < 0)
         die("setgroups");
     if (setresgid(gid, gid, gid) < 0)
@@ -293,6 +415,8 @@ static void child(const char *root, int new_net, uid_t uid, gid_t gid, int log_f
     /* From uid 0 to another uid without SECBIT_KEEP_CAPS: permitted and effective sets go empty. */
     if (setresuid(uid, uid, uid) < 0)
         die("setresuid");
+    if (file_caps_wanted)
+        keep_file_capabilities();
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         die("no_new_privs");
     execv(argv[0], argv);
@@ -304,6 +428,7 @@ int main(int argc, char **argv)
     long uid = -1, gid = -1;
     const char *root = NULL, *pidfile = NULL, *log = NULL, *cgroup = NULL;
     int new_net = 0;
+    int file_caps_wanted = 0;
     int i = 1;
     for (; i < argc; i++) {
         const char *a = argv[i];
@@ -313,6 +438,10 @@ int main(int argc, char **argv)
         }
         if (!strcmp(a, "--net")) {
             new_net = 1;
+            continue;
+        }
+        if (!strcmp(a, "--file-caps")) {
+            file_caps_wanted = 1;
             continue;
         }
         if (i + 1 >= argc)
@@ -336,7 +465,22 @@ int main(int argc, char **argv)
             devices[ndevices++] = v;
         else if (!strcmp(a, "--group") && ngroups < MAX_ITEMS)
             groups[ngroups++] = (gid_t)number(v, 0x7fffffff);
-        else if (!strcmp(a, "--listen"))
+        else if (!strcmp(a, "--capped")) {
+            char *end, *copy = strdup(v);
+            if (!copy)
+                die("strdup");
+            capped_target = (int)strtol(copy, &end, 10);
+            if (*end != ':' || capped_target < 3 || capped_target > 99)
+                usage();
+            char *last = strrchr(end + 1, ':');
+            if (!last || last == end + 1)
+                usage();
+            *last = 0;
+            capped_path = end + 1;
+            capped_bytes = number(last + 1, 0x7fffffffffffL);
+            if (capped_bytes < 65536)
+                usage();
+        } else if (!strcmp(a, "--listen"))
             parse_fd(v, 1);
         else if (!strcmp(a, "--open"))
             parse_fd(v, 0);
@@ -378,6 +522,14 @@ int main(int argc, char **argv)
                 die("open %s", fds[f].path);
         }
     }
+    if (capped_target >= 0) {
+        if (nfds == MAX_ITEMS)
+            usage();
+        /* Before the cgroup join: the keeper is no part of the VMM's group, and ends on its own. */
+        fds[nfds++] = (struct passed_fd){
+            .target = capped_target, .fd = start_capped_log((uid_t)uid, (gid_t)gid), .path = capped_path, .listen = 0
+        };
+    }
     if (cgroup) {
         /* Joined before the fork, so the program is in it from its first instruction, and its
          * cgroup namespace is rooted there. Made here if absent; a sweep of empty groups may
@@ -414,7 +566,7 @@ int main(int argc, char **argv)
         if (report_fd < 0)
             die("dup");
         close(report[1]);
-        child(root, new_net, (uid_t)uid, (gid_t)gid, log_fd, argv + i);
+        child(root, new_net, file_caps_wanted, (uid_t)uid, (gid_t)gid, log_fd, argv + i);
     }
     close(report[1]);
     char msg[1024];

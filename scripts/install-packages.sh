@@ -24,6 +24,13 @@ packages=(
 qemu_packages=(qemu-system-x86 qemu-system-common qemu-system-data qemu-utils)
 qemu_min=1:10.0
 vmm_user=airlock-vmm                  # the unprivileged user every jailed VMM runs as (docs/security.md)
+# Container sandboxes run in a user namespace: their uids 0-65535 are this user's subordinate
+# ids on the host (/etc/subuid, /etc/subgid), one fixed range shared by every container
+# (docs/security.md says why). The range sits far above what useradd hands to people
+# (SUB_UID_MIN 100000 .. SUB_UID_MAX 600100000) and below 2^31, where some tools turn negative.
+containers_user=airlock-containers
+containers_first=1879048192            # 0x70000000
+containers_count=65536
 # gVisor's runsc (--runtime gvisor) must be 2024 or newer (the systrap platform, no KVM needed).
 # Debian 12 (bookworm) ships a 2022 runsc and has 2024-07-29 in bookworm-backports, as it has
 # QEMU 10: that suite gets its own sources file and only QEMU and runsc come from it (-t), so
@@ -48,6 +55,12 @@ done
 qemu_current || missing+=("qemu-system-x86>=10")
 runsc_current || missing+=("runsc>=2024")
 getent passwd "$vmm_user" >/dev/null || missing+=("user:$vmm_user")
+containers_ready() {
+  getent passwd "$containers_user" >/dev/null &&
+    grep -q "^$containers_user:" /etc/subuid 2>/dev/null &&
+    grep -q "^$containers_user:" /etc/subgid 2>/dev/null
+}
+containers_ready || missing+=("user:$containers_user")
 
 if [ "${1:-}" = --check ]; then
   [ ${#missing[@]} = 0 ] && exit 0
@@ -111,4 +124,23 @@ if ! getent passwd "$vmm_user" >/dev/null; then
   # A system user with no home, no shell and no password: nothing logs in as it; it only owns
   # what a jailed VMM may write (its disk layer, its RAM files).
   useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$vmm_user"
+fi
+if ! containers_ready; then
+  # Like the VMM's user: nothing logs in as it. It owns no files itself; its subordinate ids are
+  # what container root and the container's users are on the host.
+  getent passwd "$containers_user" >/dev/null ||
+    useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$containers_user"
+  last=$((containers_first + containers_count - 1))
+  for f in /etc/subuid /etc/subgid; do
+    grep -q "^$containers_user:" "$f" 2>/dev/null && continue
+    # Another user's range overlapping ours would share host ids with container root.
+    if [ -f "$f" ] && awk -F: -v a="$containers_first" -v b="$last" \
+        '$2 <= b && $2 + $3 - 1 >= a { found = 1 } END { exit !found }' "$f"; then
+      echo "airlock: $f already gives ids $containers_first-$last (or part of them) to another user;" \
+        "free them or give $containers_user a range of $containers_count ids by hand" >&2
+      exit 1
+    fi
+  done
+  grep -q "^$containers_user:" /etc/subuid 2>/dev/null || usermod --add-subuids "$containers_first-$last" "$containers_user"
+  grep -q "^$containers_user:" /etc/subgid 2>/dev/null || usermod --add-subgids "$containers_first-$last" "$containers_user"
 fi

@@ -14,6 +14,7 @@ import dev.airlock.host.HostFiles;
 import dev.airlock.host.NatCgroup;
 import dev.airlock.image.GuestAgent;
 import dev.airlock.oci.Container;
+import dev.airlock.oci.ContainerIds;
 import dev.airlock.oci.ContainerSpec;
 import dev.airlock.oci.ImageMounts;
 import dev.airlock.oci.OciContainers;
@@ -125,6 +126,7 @@ public final class ContainerBackend implements Backend {
                         work.resolve("container"),
                         GuestAgent.bundled(dirs).binary())
                 .socketDir(sockets)
+                .ids(ContainerIds.forHost().orElse(null))
                 .build();
         Container started = null;
         try {
@@ -151,7 +153,9 @@ public final class ContainerBackend implements Backend {
 
     @Override
     public void prepare(Sandbox s, SandboxPaths paths, @Nullable Path layerTemplate) {
-        oci.prepare(paths, layerTemplate, s.resources().diskMiB());
+        // A new sandbox gets the host's container ids (setup reserves them); without them it runs
+        // as before, container root being host root, and `airlock doctor` says so.
+        oci.prepare(paths, layerTemplate, s.resources().diskMiB(), ContainerIds.forHost().orElse(null));
     }
 
     @Override
@@ -163,6 +167,7 @@ public final class ContainerBackend implements Backend {
                                 ? new ContainerSpec.Network.Nat(
                                         NatCgroup.of(dirs, s.id()).procs())
                                 : new ContainerSpec.Network.None())
+                .ids(OciSandboxes.ids(paths))
                 .build();
         return oci.start(s, paths, spec, startLimit, "container");
     }

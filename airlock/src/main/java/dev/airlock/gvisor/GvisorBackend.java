@@ -226,7 +226,7 @@ public final class GvisorBackend implements Backend {
 
     @Override
     public void prepare(Sandbox s, SandboxPaths paths, @Nullable Path layerTemplate) {
-        oci.prepare(paths, layerTemplate, s.resources().diskMiB());
+        oci.prepare(paths, layerTemplate, s.resources().diskMiB(), null);
     }
 
     /** The sandbox's container: the host cgroup bounds the Sentry; the agent bounds commands. */
@@ -351,7 +351,7 @@ public final class GvisorBackend implements Backend {
         SandboxPaths paths = new SandboxPaths(
                 AirlockDirs.ensureDir(dirs.sandboxes().resolve(id)),
                 dirs.runtime().resolve(id.substring(0, 16)));
-        oci.prepare(paths, null, s.resources().diskMiB());
+        oci.prepare(paths, null, s.resources().diskMiB(), null);
         oci.start(s, paths, spec(s, paths, new ContainerSpec.Network.None()), startLimit, origin());
         // The first command in a new Sentry is several times slower than the next (its first
         // fork and exec, the first reads through its file cache): pay it here, not in the claim.
@@ -586,7 +586,8 @@ public final class GvisorBackend implements Backend {
                         oci.prepare(
                                 clone.paths(),
                                 layer,
-                                clone.sandbox().resources().diskMiB());
+                                clone.sandbox().resources().diskMiB(),
+                                null);
                         return restore(clone.sandbox(), clone.paths(), image, true);
                     }));
                 }

@@ -75,6 +75,13 @@ public final class LinuxSyscalls implements AutoCloseable {
     public static final long RESOLVE_NO_MAGICLINKS = 0x02;
     public static final long RESOLVE_BENEATH = 0x08;
     public static final long SYS_OPENAT2 = 437;
+    // The new mount API (the same numbers on every architecture): no glibc 2.36 wrappers.
+    private static final long SYS_OPEN_TREE = 428;
+    private static final long SYS_MOVE_MOUNT = 429;
+    private static final long SYS_MOUNT_SETATTR = 442;
+    private static final long OPEN_TREE_CLONE = 1;
+    private static final long MOUNT_ATTR_IDMAP = 0x00100000;
+    private static final long MOVE_MOUNT_F_EMPTY_PATH = 0x4;
     public static final int S_IFMT = 0170000;
     public static final int S_IFDIR = 0040000;
     public static final int S_IFREG = 0100000;
@@ -548,6 +555,71 @@ public final class LinuxSyscalls implements AutoCloseable {
             throw new ErrnoException("openat2(" + path + ")", errno());
         }
         return (int) fd;
+    }
+
+    /**
+     * An idmapped copy of the mount at {@code source}, attached at {@code target}: files show the
+     * ids the user namespace behind {@code usernsFd} maps theirs to, and ids written through it
+     * are mapped back ({@code open_tree(CLONE)}, {@code mount_setattr(MOUNT_ATTR_IDMAP)}, {@code
+     * move_mount}). The file system must allow idmapped mounts; the source stays as it is.
+     */
+    public void idmappedMount(String source, String target, int usernsFd) throws ErrnoException {
+        long tree;
+        try (Arena call = Arena.ofConfined()) {
+            try {
+                tree = (long) SYSCALL4.invokeExact(
+                        callState,
+                        SYS_OPEN_TREE,
+                        (long) AT_FDCWD,
+                        call.allocateFrom(source).address(),
+                        OPEN_TREE_CLONE | O_CLOEXEC,
+                        0L);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+            if (tree < 0) {
+                throw new ErrnoException("open_tree(" + source + ")", errno());
+            }
+            try {
+                // struct mount_attr { u64 attr_set, attr_clr, propagation, userns_fd }
+                MemorySegment attr = call.allocate(32, 8);
+                attr.set(JAVA_LONG, 0, MOUNT_ATTR_IDMAP);
+                attr.set(JAVA_LONG, 24, usernsFd);
+                long rc;
+                try {
+                    rc = (long) SYSCALL5.invokeExact(
+                            callState,
+                            SYS_MOUNT_SETATTR,
+                            tree,
+                            call.allocateFrom("").address(),
+                            (long) AT_EMPTY_PATH,
+                            attr.address(),
+                            32L);
+                } catch (Throwable t) {
+                    throw rethrow(t);
+                }
+                if (rc < 0) {
+                    throw new ErrnoException("mount_setattr(" + source + ", idmap)", errno());
+                }
+                try {
+                    rc = (long) SYSCALL5.invokeExact(
+                            callState,
+                            SYS_MOVE_MOUNT,
+                            tree,
+                            call.allocateFrom("").address(),
+                            (long) AT_FDCWD,
+                            call.allocateFrom(target).address(),
+                            MOVE_MOUNT_F_EMPTY_PATH);
+                } catch (Throwable t) {
+                    throw rethrow(t);
+                }
+                if (rc < 0) {
+                    throw new ErrnoException("move_mount(" + target + ")", errno());
+                }
+            } finally {
+                close((int) tree);
+            }
+        }
     }
 
     /** {@code openat(dirfd, name, flags, mode)}; returns the new descriptor. */

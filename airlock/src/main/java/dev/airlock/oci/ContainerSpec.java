@@ -6,6 +6,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.regex.Pattern;
+import org.jspecify.annotations.Nullable;
 
 /**
  * One sandbox as a container.
@@ -28,6 +29,9 @@ import java.util.regex.Pattern;
  * @param agentCapabilities capabilities (OCI names) the agent holds beyond the usual set, which it
  *     drops from every command it runs (told so in its environment): only where the kernel
  *     the container sees is not the host's, i.e. under gVisor
+ * @param ids the host ids of the container's user namespace ({@link ContainerIds}); null: no
+ *     user namespace, container root is host root (gVisor, whose own kernel is the boundary, and
+ *     sandboxes made before containers had one)
  */
 public record ContainerSpec(
         String id,
@@ -41,7 +45,8 @@ public record ContainerSpec(
         int pids,
         Map<String, String> env,
         Network network,
-        List<String> agentCapabilities) {
+        List<String> agentCapabilities,
+        @Nullable ContainerIds ids) {
 
     private static final Pattern ID = Pattern.compile("[A-Za-z0-9][A-Za-z0-9_.-]{0,63}");
     private static final Pattern HOSTNAME = Pattern.compile("[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?");
@@ -122,6 +127,7 @@ public record ContainerSpec(
         private final Map<String, String> env = new LinkedHashMap<>();
         private Network network = new Network.None();
         private List<String> agentCapabilities = List.of();
+        private @Nullable ContainerIds ids;
 
         private Builder(String id, Path image, Path sandboxDir, Path agent) {
             this.id = id;
@@ -173,6 +179,11 @@ public record ContainerSpec(
             return this;
         }
 
+        public Builder ids(@Nullable ContainerIds ids) {
+            this.ids = ids;
+            return this;
+        }
+
         public ContainerSpec build() {
             return new ContainerSpec(
                     id,
@@ -186,7 +197,8 @@ public record ContainerSpec(
                     pids,
                     env,
                     network,
-                    agentCapabilities);
+                    agentCapabilities,
+                    ids);
         }
     }
 }

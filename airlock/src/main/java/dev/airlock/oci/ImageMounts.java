@@ -1,5 +1,6 @@
 package dev.airlock.oci;
 
+import dev.airlock.host.Hashing;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.channels.FileChannel;
@@ -19,6 +20,9 @@ import java.nio.file.StandardOpenOption;
 public final class ImageMounts {
     private final Path dir;
 
+    /** Between an image's mount point name and the ids of an idmapped view of it. */
+    private static final String VIEW = "@ids-";
+
     public ImageMounts(Path dir) {
         this.dir = dir.toAbsolutePath().normalize();
     }
@@ -33,28 +37,82 @@ public final class ImageMounts {
             return image;
         }
         Path target = mountPoint(image);
+        locked(() -> mountImage(image, target));
+        return target;
+    }
+
+    /**
+     * The image's files as a container in the user namespace of {@code ids} must see them: an
+     * idmapped view of the image's mount (of a directory image: of the directory), made once per
+     * image and range and shared like the plain mount. Nothing is copied or chowned.
+     */
+    public Path acquire(Path image, ContainerIds ids) {
+        boolean directory = Files.isDirectory(image);
+        Path source = directory ? image : mountPoint(image);
+        Path view = viewPoint(image, ids);
         locked(() -> {
-            if (!Mounts.isMountPoint(target)) {
-                Files.createDirectories(target);
-                Mounts.mount("erofs", image.toString(), target, "loop,ro,nodev,nosuid");
+            if (!directory) {
+                mountImage(image, source);
+            }
+            if (!Mounts.isMountPoint(view)) {
+                Files.createDirectories(view);
+                ids.mountIdmapped(source, view);
             }
         });
-        return target;
+        return view;
+    }
+
+    private static void mountImage(Path image, Path target) throws IOException {
+        if (!Mounts.isMountPoint(target)) {
+            Files.createDirectories(target);
+            Mounts.mount("erofs", image.toString(), target, "loop,ro,nodev,nosuid");
+        }
+    }
+
+    private Path viewPoint(Path image, ContainerIds ids) {
+        String base = Files.isDirectory(image)
+                ? "dir-"
+                        + Hashing.sha256(image.toAbsolutePath().normalize().toString())
+                                .substring(0, 16)
+                : mountPoint(image).getFileName().toString();
+        return dir.resolve(base + VIEW + ids.uid() + "." + ids.gid());
+    }
+
+    /** Unmounts the idmapped views of {@code image} no overlay uses any more. */
+    private void releaseViews(Path image) throws IOException {
+        String prefix = (Files.isDirectory(image)
+                        ? "dir-"
+                                + Hashing.sha256(image.toAbsolutePath()
+                                                .normalize()
+                                                .toString())
+                                        .substring(0, 16)
+                        : mountPoint(image).getFileName().toString())
+                + VIEW;
+        for (Mounts.Entry e : Mounts.list()) {
+            Path m = e.mountPoint();
+            if (dir.equals(m.getParent()) && m.getFileName().toString().startsWith(prefix) && !inUse(m)) {
+                Mounts.unmount(m);
+                Files.deleteIfExists(m);
+            }
+        }
     }
 
     /** Unmounts the image if nothing uses it any more; returns whether it is now unmounted. */
     public boolean release(Path image) {
         if (Files.isDirectory(image)) {
+            // nothing of its own to unmount; only the idmapped views made of it
+            locked(() -> releaseViews(image));
             return false;
         }
         Path target = mountPoint(image);
         boolean[] done = {false};
         locked(() -> {
+            releaseViews(image);
             if (!Mounts.isMountPoint(target)) {
                 done[0] = true;
                 return;
             }
-            if (inUse(target)) {
+            if (inUse(target) || hasViews(target)) {
                 return;
             }
             Mounts.unmount(target);
@@ -68,6 +126,13 @@ public final class ImageMounts {
         String name = image.getFileName().toString();
         int dot = name.indexOf('.');
         return dir.resolve(dot > 0 ? name.substring(0, dot) : name);
+    }
+
+    private boolean hasViews(Path target) {
+        String prefix = target.getFileName() + VIEW;
+        return Mounts.list().stream()
+                .anyMatch(e -> dir.equals(e.mountPoint().getParent())
+                        && e.mountPoint().getFileName().toString().startsWith(prefix));
     }
 
     static boolean inUse(Path lower) {

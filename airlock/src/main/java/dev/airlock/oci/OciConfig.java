@@ -21,8 +21,8 @@ import tools.jackson.databind.json.JsonMapper;
  * overlay root over the read-only image (with {@code --network nat}, the namespace gets a tap0 from
  * {@link Slirp4netns}); a memory, CPU and pids limited cgroup; a seccomp
  * profile that refuses what an agent never needs; no_new_privs; a small capability set; masked
- * and read-only kernel interfaces; a /dev with only the harmless character devices. No user
- * namespace: see docs/container-mode.md for why it cannot share the erofs base here.
+ * and read-only kernel interfaces; a /dev with only the harmless character devices; with {@link
+ * ContainerSpec#ids()}, a user namespace in which container root is an unprivileged host uid.
  */
 public final class OciConfig {
     /** Where the host's socket directory appears in the container. */
@@ -150,7 +150,13 @@ public final class OciConfig {
         Map<String, Object> root = new LinkedHashMap<>();
         root.put("ociVersion", "1.0.2");
         root.put("process", process(spec, args));
-        root.put("root", Map.of("path", rootfs.toString(), "readonly", false));
+        // In a user namespace the runtime reaches the root as container root, who may not pass
+        // through the owner-only directories above the bundle: relative to the bundle, which the
+        // runtime makes its working directory before it enters the namespace, it need not.
+        String rootPath = spec.ids() != null && rootfs.getParent() != null
+                ? rootfs.getParent().relativize(rootfs).toString()
+                : rootfs.toString();
+        root.put("root", Map.of("path", rootPath, "readonly", false));
         root.put("hostname", spec.hostname());
         root.put("mounts", mounts(spec));
         root.put("linux", linux(spec, cgroupsPath));
@@ -249,6 +255,14 @@ public final class OciConfig {
     private static Map<String, Object> linux(ContainerSpec spec, String cgroupsPath) {
         Map<String, Object> l = new LinkedHashMap<>();
         List<Map<String, Object>> ns = new ArrayList<>();
+        ContainerIds ids = spec.ids();
+        if (ids != null) {
+            // First, so the other namespaces belong to it: root in the container has its
+            // capabilities over them and nothing on the host (docs/security.md).
+            ns.add(Map.of("type", "user"));
+            l.put("uidMappings", List.of(ContainerIds.mapping(ids.uid())));
+            l.put("gidMappings", List.of(ContainerIds.mapping(ids.gid())));
+        }
         for (String t : List.of("pid", "network", "ipc", "uts", "mount", "cgroup")) {
             if (t.equals("network") && spec.network() instanceof ContainerSpec.Network.NatNamespace joined) {
                 ns.add(Map.of("type", t, "path", joined.netns().toString()));

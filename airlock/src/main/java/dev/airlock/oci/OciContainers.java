@@ -89,7 +89,7 @@ public final class OciContainers {
             awaitAgent(c, monitor, timeout, whenRunning);
             if (spec.network() instanceof ContainerSpec.Network.Nat nat) {
                 // Up before create returns, so the first command the sandbox runs has its network.
-                Slirp4netns.start(spec.sandboxDir(), initPid(c), nat.cgroupProcs(), timeout);
+                Slirp4netns.start(spec.sandboxDir(), initPid(c), nat.cgroupProcs(), spec.ids(), timeout);
             }
             return c;
         } catch (IOException e) {
@@ -129,7 +129,23 @@ public final class OciContainers {
         } catch (IOException e) {
             throw new UncheckedIOException("cannot lay out " + spec.sandboxDir(), e);
         }
-        Path lower = images.acquire(spec.image());
+        ContainerIds ids = spec.ids();
+        if (ids != null) {
+            // What container root writes: the overlay's upper and work directories (the files in
+            // them it writes as its host uid) and the directory its agent makes its socket in.
+            ids.own(c.upper());
+            ids.own(c.work());
+            ids.own(spec.socketDir());
+            // The runtime looks the root up from the bundle as container root: it may pass
+            // through (only), and only those already in the owner-only sandbox directory can.
+            try {
+                Files.setPosixFilePermissions(
+                        c.bundle(), java.nio.file.attribute.PosixFilePermissions.fromString("rwx--x--x"));
+            } catch (IOException e) {
+                throw new UncheckedIOException("cannot open " + c.bundle() + " to container root", e);
+            }
+        }
+        Path lower = ids == null ? images.acquire(spec.image()) : images.acquire(spec.image(), ids);
         if (!Mounts.isMountPoint(c.rootfs())) {
             try {
                 Mounts.mountOverlay(
@@ -215,6 +231,10 @@ public final class OciContainers {
             runtime.delete(c.id(), true);
         }
         Mounts.unmount(c.rootfs());
+        if (Files.isDirectory(c.image())) {
+            // an idmapped view of a directory image is this container's alone: it goes with it
+            images.release(c.image());
+        }
         try {
             Files.deleteIfExists(c.socket());
         } catch (IOException e) {

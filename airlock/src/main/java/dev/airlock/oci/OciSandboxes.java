@@ -101,16 +101,26 @@ public final class OciSandboxes {
 
     /**
      * A new sandbox's writable layer on a disk of its own of {@code diskMiB} (its disk limit):
-     * empty, or a copy of a workspace template's or a fork's layer.
+     * empty, or a copy of a workspace template's or a fork's layer. Its container runs in a user
+     * namespace of {@code ids} (recorded with the sandbox, so it keeps the ids its layer's files
+     * belong to); null: none.
      */
-    public void prepare(SandboxPaths paths, @Nullable Path layerTemplate, long diskMiB) {
+    public void prepare(SandboxPaths paths, @Nullable Path layerTemplate, long diskMiB, @Nullable ContainerIds ids) {
         Path dir = containerDir(paths.dir());
+        if (ids != null) {
+            ids.record(dir);
+        }
         if (!LayerDisk.present(dir)) {
             LayerDisk.make(dir, diskMiB, require().images().dir().resolveSibling("blank-disks"));
         }
         if (layerTemplate != null) {
             copyUpper(layerTemplate, writableLayer(paths));
         }
+    }
+
+    /** The user namespace ids a sandbox was created with; null: it runs without one. */
+    public static @Nullable ContainerIds ids(SandboxPaths paths) {
+        return ContainerIds.recorded(containerDir(paths.dir())).orElse(null);
     }
 
     /**

@@ -8,6 +8,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
+import org.jspecify.annotations.Nullable;
 
 /**
  * The user-mode NAT of a {@code --network nat} container: one slirp4netns process on the host,
@@ -31,9 +32,25 @@ public final class Slirp4netns {
 
     private Slirp4netns() {}
 
-    /** Starts it for the container whose init is {@code initPid}; returns once tap0 is configured. */
-    static void start(Path sandboxDir, long initPid, Path cgroupProcs, Duration timeout) {
-        start(sandboxDir, List.of(Long.toString(initPid)), cgroupProcs, timeout);
+    /**
+     * Starts it for the container whose init is {@code initPid}; returns once tap0 is configured.
+     * For a container in a user namespace ({@code ids} not null) it runs in that
+     * namespace as its root, which is the container's unprivileged host uid: from there it may
+     * join the container's network namespace (which that user namespace owns) and make tap0,
+     * and holds nothing on the host. A slirp escape is then no more than container root.
+     */
+    static void start(Path sandboxDir, long initPid, Path cgroupProcs, @Nullable ContainerIds ids, Duration timeout) {
+        String how = "slirp4netns";
+        if (ids != null) {
+            // It opens /dev/net/tun, which may be root's alone (0600, as here): in a mount
+            // namespace of its own it finds a tun node of its uid's instead (the same device;
+            // creating the interface still needs CAP_NET_ADMIN over the container's network).
+            how = "unshare --mount --propagation private -- sh -c 'mount -t tmpfs -o mode=0755,size=16k tmpfs"
+                    + " /dev/net && mknod -m 0600 /dev/net/tun c 10 200 && chown " + ids.uid() + ":" + ids.gid()
+                    + " /dev/net/tun && exec \"$@\"' slirp4netns-in-userns nsenter --user=/proc/" + initPid
+                    + "/ns/user -- slirp4netns";
+        }
+        start(sandboxDir, List.of(Long.toString(initPid)), cgroupProcs, how, timeout);
     }
 
     /**
@@ -56,7 +73,7 @@ public final class Slirp4netns {
                     + r.output().strip());
         }
         try {
-            start(sandboxDir, List.of("--netns-type=path", netns.toString()), cgroupProcs, timeout);
+            start(sandboxDir, List.of("--netns-type=path", netns.toString()), cgroupProcs, "slirp4netns", timeout);
         } catch (RuntimeException e) {
             releaseNamespace(sandboxDir);
             throw e;
@@ -64,13 +81,14 @@ public final class Slirp4netns {
         return netns;
     }
 
-    private static void start(Path sandboxDir, List<String> target, Path cgroupProcs, Duration timeout) {
+    /** {@code how}: the command that execs slirp4netns (itself, or through nsenter). */
+    private static void start(Path sandboxDir, List<String> target, Path cgroupProcs, String how, Duration timeout) {
         stopProcess(sandboxDir);
         Path log = sandboxDir.resolve(LOG);
         // fd 3 is the pipe to this process: slirp4netns writes "1" there once tap0 is up (and
         // nothing else, ever); its own output goes to the log. $1 and $2: the namespace (a pid,
         // or --netns-type=path and a file); the last argument is the log.
-        String script = "echo $$ > \"$0\" && log=\"${@: -1}\" && set -- \"${@:1:$#-1}\" && exec slirp4netns"
+        String script = "echo $$ > \"$0\" && log=\"${@: -1}\" && set -- \"${@:1:$#-1}\" && exec " + how
                 + " --configure --mtu=65520 --enable-sandbox --enable-seccomp --ready-fd=3 \"$@\" tap0"
                 + " 3>&1 >>\"$log\" 2>&1";
         List<String> argv = new java.util.ArrayList<>(List.of("setsid", "bash", "-c", script, cgroupProcs.toString()));

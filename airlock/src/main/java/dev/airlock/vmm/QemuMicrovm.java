@@ -105,10 +105,9 @@ public final class QemuMicrovm implements Vmm {
 
     private @Nullable VmmJail jailFor(QemuBinary q, VmSpec spec) {
         VmmJail j = jail().jail();
-        // A host directory shared over virtio-9p (an OCI bundle's rootfs, airlock-runtime) is a
-        // tree QEMU opens by path, which the jail (files passed one by one, owned by airlock-vmm)
-        // cannot hand it yet: such VMs run unjailed, as docs/oci-runtime.md and docs/security.md say.
-        return j != null && q.modern() && spec.disks().stream().noneMatch(d -> Files.isDirectory(d.file())) ? j : null;
+        // A host directory shared over virtio-9p (an OCI bundle's rootfs, airlock-runtime) is
+        // bound into the jail whole (VmmJail.launch), so those VMs are jailed too.
+        return j != null && q.modern() ? j : null;
     }
 
     @Override
@@ -171,8 +170,25 @@ public final class QemuMicrovm implements Vmm {
         a.addAll(List.of("-append", spec.cmdline()));
         // Appended, never rewritten in place: the daemon caps the log by truncating it (RotatingLog),
         // and a writer at its own offset would leave the file as long as before, a hole in front.
-        a.addAll(List.of(
-                "-chardev", "file,id=console,path=" + spec.consoleLog() + ",append=on", "-serial", "chardev:console"));
+        if (jailed) {
+            // A pipe to the jail's keeper, which writes and caps the log (VmmJail).
+            a.addAll(List.of(
+                    "-add-fd",
+                    // opaque: the console log's path, for nothing but a look at the command line
+                    // to find this VM again (ownsStateDir), as the file's path there did before
+                    "fd=" + VmmJail.CONSOLE_FD + ",set=" + CONSOLE_FDSET + ",opaque="
+                            + spec.consoleLog().toString().replace(",", ",,"),
+                    "-chardev",
+                    "file,id=console,path=/dev/fdset/" + CONSOLE_FDSET + ",append=on",
+                    "-serial",
+                    "chardev:console"));
+        } else {
+            a.addAll(List.of(
+                    "-chardev",
+                    "file,id=console,path=" + spec.consoleLog() + ",append=on",
+                    "-serial",
+                    "chardev:console"));
+        }
         int n = 0;
         for (VmSpec.Disk d : spec.disks()) {
             String id = "disk" + n++;
@@ -229,6 +245,9 @@ public final class QemuMicrovm implements Vmm {
 
     /** The fd set the jail's state descriptor is added to: {@code file:/dev/fdset/1} reads it. */
     private static final int STATE_FDSET = 1;
+
+    /** The fd set of the jailed console's pipe. */
+    private static final int CONSOLE_FDSET = 2;
 
     @Override
     public RunningVm launch(VmSpec spec) {
@@ -424,7 +443,8 @@ public final class QemuMicrovm implements Vmm {
     private static boolean ownsStateDir(long pid, Path stateDir) {
         try {
             String cmdline = Files.readString(Path.of("/proc", Long.toString(pid), "cmdline"));
-            return cmdline.contains(stateDir.toString());
+            return cmdline.contains(stateDir.toString())
+                    || cmdline.contains(stateDir.toString().replace(",", ",,"));
         } catch (IOException e) {
             return false;
         }

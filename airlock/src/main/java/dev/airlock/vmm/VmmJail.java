@@ -4,6 +4,7 @@ import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.Hashing;
 import dev.airlock.host.HostCommand;
 import dev.airlock.host.HostFiles;
+import dev.airlock.host.RotatingLog;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
@@ -27,12 +28,17 @@ import org.jspecify.annotations.Nullable;
  *
  * <ul>
  *   <li>read-only: kernel, initrd, image, a RAM file it maps privately (a template's);
- *   <li>read-write, owned by {@code airlock-vmm}, mode 0600: its disk layer, its console log,
- *       a RAM file it shares (a template or fork being made), and {@link VmSpec#vmmDir()}, the
+ *   <li>read-write, owned by {@code airlock-vmm}, mode 0600: its disk layer, a RAM file it shares (a template or fork being made), and {@link VmSpec#vmmDir()}, the
  *       only directory it may create files in (where it writes saved states);
+ *   <li>read-write or read-only as they are, a directory it shares with the guest over virtio-9p
+ *       (an OCI bundle's rootfs, airlock-runtime); for it alone the VMM keeps CAP_CHOWN,
+ *       CAP_DAC_OVERRIDE, CAP_FOWNER and CAP_FSETID, which 9p passthrough needs to give files the
+ *       guest's owners, and which reach no host file outside its mount namespace;
  *   <li>handed over as descriptors, never as paths: its agent and control sockets (made by the
  *       launcher as root, mode 0600, in the root-only runtime directory) and a saved state to
- *       load (opened read-only by the launcher; the file stays root's, 0600).
+ *       load (opened read-only by the launcher; the file stays root's, 0600); its console, a
+ *       pipe to a keeper process of the launcher's that appends to the console log and keeps
+ *       it under {@link RotatingLog#CAP} of disk whether or not a daemon runs.
  * </ul>
  *
  * <p>Set {@code AIRLOCK_VMM_JAIL=off} to run VMMs unjailed (comparison, debugging). The jail
@@ -47,6 +53,8 @@ public final class VmmJail {
 
     static final int CONTROL_FD = 4;
     static final int STATE_FD = 5;
+    /** The write end of the console's pipe (its keeper caps the console log). */
+    static final int CONSOLE_FD = 6;
 
     /** Whether VMMs run jailed on this host, and why (or why not), for {@code airlock doctor}. */
     public record Decision(@Nullable VmmJail jail, String reason) {}
@@ -198,7 +206,17 @@ public final class VmmJail {
         readable(spec.kernel());
         readable(spec.initrd());
         a.addAll(List.of("--ro", spec.kernel().toString(), "--ro", spec.initrd().toString()));
+        boolean sharesDirectory = false;
         for (VmSpec.Disk d : spec.disks()) {
+            if (Files.isDirectory(d.file(), LinkOption.NOFOLLOW_LINKS)) {
+                // A tree shared over virtio-9p (an OCI bundle's rootfs): bound into the jail as
+                // it is, its files keeping their owners; QEMU sets the guest's owners and modes
+                // on them (passthrough), for which it keeps the file capabilities, over its own
+                // mount namespace only.
+                sharesDirectory = true;
+                a.addAll(List.of(d.readOnly() ? "--ro" : "--rw", d.file().toString()));
+                continue;
+            }
             if (d.readOnly()) {
                 readable(d.file());
             } else {
@@ -214,8 +232,10 @@ public final class VmmJail {
             }
             a.addAll(List.of(f.shared() ? "--rw" : "--ro", f.path().toString()));
         }
+        // The console goes through a pipe to the launcher's keeper, which caps the file itself:
+        // a guest writing without end cannot grow it while no daemon runs to trim it.
         ownFile(spec.consoleLog(), true);
-        a.addAll(List.of("--rw", spec.consoleLog().toString()));
+        a.addAll(List.of("--capped", CONSOLE_FD + ":" + spec.consoleLog() + ":" + RotatingLog.CAP));
         Path out = spec.vmmDir();
         HostFiles.deleteTree(out);
         AirlockDirs.ensureDir(out);
@@ -229,6 +249,9 @@ public final class VmmJail {
                 throw new VmmException("the saved state " + restore.state() + " is missing");
             }
             a.addAll(List.of("--open", STATE_FD + ":" + restore.state()));
+        }
+        if (sharesDirectory) {
+            a.add("--file-caps");
         }
         a.add("--");
         // The launcher execs by absolute path: the jail has no PATH search of the caller's.

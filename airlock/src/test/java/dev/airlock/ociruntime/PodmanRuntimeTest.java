@@ -144,6 +144,25 @@ class PodmanRuntimeTest {
         assertThat(podman("exec", id, "cat", "/tmp/f").out()).isEqualTo("kept\n");
         // podman's /etc/hosts reached the guest
         assertThat(podman("exec", id, "cat", "/etc/hosts").out()).contains("localhost");
+        // Its VMM, which shares the rootfs over 9p, is jailed as every other: the VMM user, not
+        // root (before: unjailed, host root with every capability).
+        List<String> vmmUids = new java.util.ArrayList<>();
+        for (ProcessHandle p : ProcessHandle.allProcesses().toList()) {
+            try {
+                String cmdline = Files.readString(Path.of("/proc", Long.toString(p.pid()), "cmdline"));
+                if (cmdline.contains("virtio-9p-device")
+                        && cmdline.contains(dirs.sandboxes().toString())) {
+                    vmmUids.add(Files.readAllLines(Path.of("/proc", Long.toString(p.pid()), "status")).stream()
+                            .filter(l -> l.startsWith("Uid:"))
+                            .findFirst()
+                            .orElse("")
+                            .split("\\s+")[1]);
+                }
+            } catch (IOException | RuntimeException gone) {
+                // a process that ended meanwhile
+            }
+        }
+        assertThat(vmmUids).isNotEmpty().allMatch(uid -> uid.equals(vmmUid()));
 
         assertThat(podman("stop", "-t", "10", id).exit()).isZero();
         assertThat(podman("inspect", "--format", "{{.State.ExitCode}}", id)
@@ -375,5 +394,11 @@ class PodmanRuntimeTest {
                 stdin,
                 argv,
                 Map.of("CONTAINERS_CONF", work.resolve("containers.conf").toString()));
+    }
+
+    private static String vmmUid() {
+        HostCommand.Result r = HostCommand.run(List.of("id", "-u", "airlock-vmm"), null, null);
+        assertThat(r.ok()).as(r.output()).isTrue();
+        return r.output().strip();
     }
 }

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import dev.airlock.guest.GuestChannel;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.HostCommand;
+import dev.airlock.host.RotatingLog;
 import dev.airlock.setup.Setup;
 import dev.airlock.testing.TestHost;
 import java.io.RandomAccessFile;
@@ -141,7 +142,8 @@ class VmmJailTest {
         assertThat(Files.exists(root.resolve(spec.kernel().toString().substring(1))))
                 .isTrue();
         assertThat(Files.exists(root.resolve(spec.consoleLog().toString().substring(1))))
-                .isTrue();
+                .as("its console is a pipe to the launcher's keeper, not the log file")
+                .isFalse();
         assertThat(Files.exists(root.resolve(spec.agentSocket().toString().substring(1))))
                 .as("its sockets are descriptors, not paths it could replace")
                 .isFalse();
@@ -214,5 +216,119 @@ class VmmJailTest {
         try (GuestChannel ch = GuestChannel.connect(spec.agentSocket(), Duration.ofSeconds(60))) {
             assertThat(ch.ping(Duration.ofSeconds(30))).isNotNull();
         }
+    }
+
+    /**
+     * A VM whose root is a host directory shared over virtio-9p (what airlock-runtime gives an
+     * OCI bundle's rootfs) runs jailed too: the directory is bound into the jail, QEMU keeps only
+     * the four file capabilities 9p passthrough needs, and the guest's owners land on the host
+     * files. Before: such VMs ran unjailed, as root with every capability in the host's
+     * namespaces.
+     */
+    @Test
+    void aVmSharingAHostDirectoryOver9pIsJailedAndItsGuestsOwnersReachTheFiles() throws Exception {
+        Setup.Report host = TestHost.ready();
+        Path tree = Files.createDirectories(dirs.data().resolve("shared-root"));
+        Files.createDirectories(tree.resolve("bin"));
+        Files.copy(Path.of("/bin/busybox"), tree.resolve("bin/busybox"));
+        Files.createSymbolicLink(tree.resolve("bin/sh"), Path.of("busybox"));
+        for (String d : List.of("tmp", "proc", "dev", "sys", "run", "etc")) {
+            Files.createDirectories(tree.resolve(d));
+        }
+        Path state = Files.createDirectories(dirs.data().resolve("vm9p"));
+        Path runtime = Files.createDirectories(dirs.runtime().resolve("9p"));
+        VmSpec shared = new VmSpec(
+                host.kernel().vmlinux(),
+                host.initrd(),
+                "console=ttyS0 reboot=t panic=-1 pci=off quiet airlock.root=9p:" + VmSpec.Disk.SHARE_TAG + "0"
+                        + " airlock.hostname=jail-9p",
+                List.of(new VmSpec.Disk(tree, false)),
+                1,
+                256,
+                host.accel().accel(),
+                state,
+                runtime);
+        RunningVm vm9p = qemu.launch(shared);
+        try {
+            Map<String, String> st = Files.readAllLines(Path.of("/proc", Long.toString(vm9p.pid()), "status")).stream()
+                    .map(l -> l.split(":\\s*", 2))
+                    .filter(kv -> kv.length == 2)
+                    .collect(Collectors.toMap(kv -> kv[0], kv -> kv[1].strip(), (a, b) -> a));
+            assertThat(st.getOrDefault("Uid", "").split("\\s+")).containsOnly(Integer.toString(vmmUid));
+            // CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID: bits 0, 1, 3, 4
+            for (String set : List.of("CapPrm", "CapEff", "CapBnd", "CapAmb")) {
+                assertThat(st.get(set)).as(set).isEqualTo("000000000000001b");
+            }
+            assertThat(st.get("NoNewPrivs")).isEqualTo("1");
+            assertThat(st.get("Seccomp")).isEqualTo("2");
+            for (String ns : List.of("mnt", "pid", "net")) {
+                assertThat(Files.readSymbolicLink(Path.of("/proc", Long.toString(vm9p.pid()), "ns", ns)))
+                        .as(ns)
+                        .isNotEqualTo(Files.readSymbolicLink(Path.of("/proc/self/ns", ns)));
+            }
+            Path root = Path.of("/proc", Long.toString(vm9p.pid()), "root");
+            assertThat(Files.exists(root.resolve(secret.toString().substring(1)), LinkOption.NOFOLLOW_LINKS))
+                    .as("the host secret beside the shared directory is not in its view")
+                    .isFalse();
+            assertThat(Files.isDirectory(root.resolve(tree.toString().substring(1))))
+                    .isTrue();
+            try (GuestChannel ch = GuestChannel.connect(shared.agentSocket(), Duration.ofSeconds(120))) {
+                var out = new java.io.ByteArrayOutputStream();
+                var status = ch.execBounded(
+                        dev.airlock.guest.ExecSpec.of(
+                                "/bin/sh", "-c", "echo from-guest > /made && chown 1234:2345 /made && chmod 640 /made"),
+                        out,
+                        out,
+                        1 << 16,
+                        Duration.ofSeconds(120));
+                assertThat(status.exitCode()).as(out.toString()).isZero();
+            }
+            Path made = tree.resolve("made");
+            assertThat(Files.readString(made)).isEqualTo("from-guest\n");
+            assertThat((Integer) Files.getAttribute(made, "unix:uid")).isEqualTo(1234);
+            assertThat((Integer) Files.getAttribute(made, "unix:gid")).isEqualTo(2345);
+            assertThat((Integer) Files.getAttribute(made, "unix:mode") & 0777).isEqualTo(0640);
+        } finally {
+            vm9p.kill();
+        }
+    }
+
+    /**
+     * No daemon runs here (the VM is launched directly), so nothing but the jail's keeper can
+     * hold the console log down: a guest writing to its console without end leaves a file that
+     * takes at most the cap on disk, whose end is its latest output. Before: QEMU appended to the
+     * file itself and it grew as long as the guest wrote, until a daemon next trimmed it.
+     */
+    @Test
+    void aGuestFloodingItsConsoleCannotGrowTheLogPastTheCapWithNoDaemon() throws Exception {
+        long flood = RotatingLog.CAP * 2;
+        try (GuestChannel ch = GuestChannel.connect(spec.agentSocket(), Duration.ofSeconds(60))) {
+            var out = new java.io.ByteArrayOutputStream();
+            var status = ch.execBounded(
+                    dev.airlock.guest.ExecSpec.of(
+                            "/bin/sh",
+                            "-c",
+                            "head -c " + flood
+                                    + " /dev/zero | tr '\\0' x > /dev/ttyS0 && echo flood-ended > /dev/ttyS0"),
+                    out,
+                    out,
+                    1 << 16,
+                    Duration.ofMinutes(8));
+            assertThat(status.exitCode()).as(out.toString()).isZero();
+        }
+        Path log = spec.consoleLog();
+        // the keeper reads the pipe to its end: wait until the last line is there
+        long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+        while (!new String(dev.airlock.host.HostFiles.tail(log, 4096), java.nio.charset.StandardCharsets.ISO_8859_1)
+                        .contains("flood-ended")
+                && System.nanoTime() < deadline) {
+            Thread.sleep(100);
+        }
+        assertThat(Files.size(log)).as("what the guest wrote").isGreaterThan(flood);
+        HostCommand.Result du = HostCommand.run(List.of("du", "-B1", log.toString()), null, null);
+        long used = Long.parseLong(du.output().strip().split("\\s+")[0]);
+        assertThat(used).as("disk the console log takes").isLessThanOrEqualTo(RotatingLog.CAP + (1 << 20));
+        assertThat(new String(dev.airlock.host.HostFiles.tail(log, 4096), java.nio.charset.StandardCharsets.ISO_8859_1))
+                .contains("flood-ended");
     }
 }
