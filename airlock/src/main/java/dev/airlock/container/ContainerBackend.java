@@ -155,7 +155,11 @@ public final class ContainerBackend implements Backend {
     public void prepare(Sandbox s, SandboxPaths paths, @Nullable Path layerTemplate) {
         // A new sandbox gets the host's container ids (setup reserves them); without them it runs
         // as before, container root being host root, and `airlock doctor` says so.
-        oci.prepare(paths, layerTemplate, s.resources().diskMiB(), ContainerIds.forHost().orElse(null));
+        oci.prepare(
+                paths,
+                layerTemplate,
+                s.resources().diskMiB(),
+                ContainerIds.forHost().orElse(null));
     }
 
     @Override
