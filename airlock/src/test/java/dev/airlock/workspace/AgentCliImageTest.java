@@ -104,7 +104,8 @@ class AgentCliImageTest {
         Image image = prepared(preset);
         String binary = AgentPreset.find(preset).orElseThrow().binary();
         Cli.Result r = cli.run(
-                Map.of("HOME", tmp.toString()),
+                // whichever command starts the daemon gives it the stand-in API's CA
+                Map.of("NODE_EXTRA_CA_CERTS", tmp.resolve("test-ca.pem").toString()),
                 new byte[0],
                 "run",
                 "--rm",
@@ -151,7 +152,8 @@ class AgentCliImageTest {
                         tmp.resolve("test-ca.pem").toString()),
                 new byte[0],
                 "run",
-                "--rm",
+                "--name",
+                "cli-" + preset,
                 "--workspace",
                 repo.toString(),
                 "--agent",
@@ -165,7 +167,10 @@ class AgentCliImageTest {
                 "-e",
                 baseUrlVariable + "=" + baseUrl);
         assertThat(keysSeen.entrySet())
-                .as("exit %d\nstdout %s\nstderr %s", r.exit(), r.out(), r.err())
+                .as(
+                        "exit %d\nstdout %s\nstderr %s\negress logs:\n%s",
+                        r.exit(), r.out(), r.err(), AgentPresetSandboxTest.egressLogs(dirs))
                 .anyMatch(e -> e.getKey().startsWith(apiHost) && e.getValue().equals(realKey));
+        cli.run("rm", "-f", "cli-" + preset);
     }
 }

@@ -91,7 +91,7 @@ class AgentPresetSandboxTest {
     }
 
     /** Every sandbox's egress decisions, for a failure's message. */
-    private String egressLogs() {
+    static String egressLogs(AirlockDirs dirs) {
         try (java.util.stream.Stream<Path> files = Files.walk(dirs.data())) {
             StringBuilder b = new StringBuilder();
             for (Path f : files.filter(f -> f.getFileName().toString().equals("egress.log"))
@@ -165,7 +165,7 @@ class AgentPresetSandboxTest {
                 "-e",
                 "PATH=/workspace/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
         assertThat(r.exit())
-                .as("stdout %s\nstderr %s\negress logs:\n%s", r.out(), r.err(), egressLogs())
+                .as("stdout %s\nstderr %s\negress logs:\n%s", r.out(), r.err(), egressLogs(dirs))
                 .isZero();
         assertThat(r.out()).contains("HTTP/1.1 200");
         // The request toward the API host carried the real key, put in by the egress proxy.
