@@ -2,6 +2,7 @@ package dev.airlock.cli;
 
 import dev.airlock.guest.GuestChannelClosedException;
 import dev.airlock.guest.GuestException;
+import dev.airlock.net.HostProxies;
 import dev.airlock.sandbox.SandboxException;
 import dev.airlock.setup.Setup;
 import java.io.IOException;
@@ -57,6 +58,8 @@ public final class Main {
     static final int EXIT_AIRLOCK_ERROR = 125;
 
     public static void main(String[] args) {
+        // Before any JDK HTTP client exists: pulls send HTTPS_PROXY's credentials on CONNECT.
+        HostProxies.allowBasicForTunnels();
         int code;
         try {
             OptionalInt quick = QuickCommands.run(args);

@@ -87,7 +87,16 @@ final class WorkspaceFlow {
                         "--agent " + preset.name() + " needs its task: --task \"...\" or --task-file" + " FILE");
             }
             agentCommand = List.of("sh", "-c", preset.script());
-            spec = withPreset(spec, preset, cfg);
+            // The preset's own image, its CLI installed once; an image the user chose gets the
+            // CLI installed at run time instead (the preset's script does it when it is missing).
+            String prepared = spec.image() == null && cfg.image() == null
+                    ? AgentImages.ensure(
+                                    ImageCommand.store(),
+                                    preset,
+                                    create.runtime != null ? create.runtime : cfg.runtime())
+                            .name()
+                    : null;
+            spec = withPreset(spec, preset, cfg, prepared);
         }
         // Kernel, base image and a named built-in image are built here, with their progress on
         // this terminal; a workspace's own image is built by the service, which reports progress.
@@ -154,11 +163,11 @@ final class WorkspaceFlow {
     }
 
     /**
-     * What a preset adds to the sandbox: its image unless one is chosen, its API hosts (and the
+     * What a preset adds to the sandbox: its prepared image unless one is chosen, its API hosts (and the
      * host's npm registry, for the install) on the allowlist, and its key as a secret bound to
      * the API hosts, so the guest holds only a placeholder.
      */
-    static CreateSpec withPreset(CreateSpec s, AgentPreset preset, ProjectConfig cfg) {
+    static CreateSpec withPreset(CreateSpec s, AgentPreset preset, ProjectConfig cfg, @Nullable String preparedImage) {
         List<String> allow = new ArrayList<>(s.allowHosts() == null ? List.of() : s.allowHosts());
         allow.addAll(preset.apiHosts());
         String registry = AgentPreset.registryHost();
@@ -174,7 +183,9 @@ final class WorkspaceFlow {
             }
             secrets.add(Secret.create(preset.key(), value, String.join(",", preset.apiHosts())));
         }
-        String image = s.image() != null ? s.image() : cfg.image() != null ? cfg.image() : preset.image();
+        String image = s.image() != null
+                ? s.image()
+                : cfg.image() != null ? cfg.image() : preparedImage != null ? preparedImage : preset.image();
         return new CreateSpec(
                 s.name(),
                 image,

