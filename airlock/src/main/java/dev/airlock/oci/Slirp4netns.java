@@ -1,6 +1,7 @@
 package dev.airlock.oci;
 
 import dev.airlock.host.HostCommand;
+import dev.airlock.host.LinuxSyscalls;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
@@ -30,6 +31,11 @@ public final class Slirp4netns {
     /** The network namespace of {@link #startInNewNamespace}, bound to this file. */
     static final String NETNS = "netns";
 
+    /** The user namespace owning {@link #NETNS}, where the host has container ids. */
+    static final String USERNS = "userns";
+
+    private static final long MS_BIND = 4096;
+
     private Slirp4netns() {}
 
     /**
@@ -40,45 +46,120 @@ public final class Slirp4netns {
      * and holds nothing on the host. A slirp escape is then no more than container root.
      */
     static void start(Path sandboxDir, long initPid, Path cgroupProcs, @Nullable ContainerIds ids, Duration timeout) {
-        String how = "slirp4netns";
-        if (ids != null) {
-            // It opens /dev/net/tun, which may be root's alone (0600, as here): in a mount
-            // namespace of its own it finds a tun node of its uid's instead (the same device;
-            // creating the interface still needs CAP_NET_ADMIN over the container's network).
-            how = "unshare --mount --propagation private -- sh -c 'mount -t tmpfs -o mode=0755,size=16k tmpfs"
-                    + " /dev/net && mknod -m 0600 /dev/net/tun c 10 200 && chown " + ids.uid() + ":" + ids.gid()
-                    + " /dev/net/tun && exec \"$@\"' slirp4netns-in-userns nsenter --user=/proc/" + initPid
-                    + "/ns/user -- slirp4netns";
-        }
+        String how = ids == null ? "slirp4netns" : inUserNamespace(ids, "/proc/" + initPid + "/ns/user");
         start(sandboxDir, List.of(Long.toString(initPid)), cgroupProcs, how, timeout);
     }
 
     /**
+     * The command that runs slirp4netns as root of the user namespace {@code userns} (a file).
+     * It opens /dev/net/tun, which may be root's alone (0600, as here): in a mount namespace of
+     * its own it finds a tun node of its uid's instead (the same device; creating the interface
+     * still needs CAP_NET_ADMIN over the network namespace, which that user namespace owns).
+     */
+    private static String inUserNamespace(ContainerIds ids, String userns) {
+        return "unshare --mount --propagation private -- sh -c 'mount -t tmpfs -o mode=0755,size=16k tmpfs"
+                + " /dev/net && mknod -m 0600 /dev/net/tun c 10 200 && chown " + ids.uid() + ":" + ids.gid()
+                + " /dev/net/tun && exec \"$@\"' slirp4netns-in-userns nsenter --user=" + userns + " -- slirp4netns";
+    }
+
+    /**
      * Makes a network namespace bound to {@code sandboxDir/netns}, starts slirp4netns on it and
-     * returns the file once tap0 is configured, for a runtime to join.
+     * returns the file once tap0 is configured, for a runtime to join. Where the host has the
+     * container ids ({@link ContainerIds#forHost}), the namespace belongs to a user namespace of
+     * those ids (bound to {@code sandboxDir/userns}) and slirp4netns runs in it as its root, the
+     * unprivileged host uid, as a container's does; the runtime, root, joins it all the same.
      */
     public static Path startInNewNamespace(Path sandboxDir, Path cgroupProcs, Duration timeout) {
         stop(sandboxDir);
         Path netns = sandboxDir.resolve(NETNS);
+        Path userns = sandboxDir.resolve(USERNS);
+        @Nullable ContainerIds ids = ContainerIds.forHost().orElse(null);
         try {
             Files.createDirectories(sandboxDir);
             Files.deleteIfExists(netns);
             Files.createFile(netns);
+            if (ids != null) {
+                Files.deleteIfExists(userns);
+                Files.createFile(userns);
+            }
         } catch (IOException e) {
             throw new ContainerException("cannot create " + netns, e);
         }
-        HostCommand.Result r = HostCommand.run(List.of("unshare", "--net=" + netns, "true"), null, null);
-        if (!r.ok()) {
-            throw new ContainerException("cannot make a network namespace at " + netns + ": "
-                    + r.output().strip());
-        }
         try {
-            start(sandboxDir, List.of("--netns-type=path", netns.toString()), cgroupProcs, "slirp4netns", timeout);
+            if (ids == null) {
+                HostCommand.Result r = HostCommand.run(List.of("unshare", "--net=" + netns, "true"), null, null);
+                if (!r.ok()) {
+                    throw new ContainerException("cannot make a network namespace at " + netns + ": "
+                            + r.output().strip());
+                }
+                start(sandboxDir, List.of("--netns-type=path", netns.toString()), cgroupProcs, "slirp4netns", timeout);
+            } else {
+                makeOwnedNamespaces(userns, netns, ids, timeout);
+                // As the unprivileged uid it cannot pass the sandbox's 0700 directories to open
+                // the namespace file: root opens it as fd 4 and it names the descriptor.
+                start(
+                        sandboxDir,
+                        List.of("--netns-type=path", "/proc/self/fd/4"),
+                        cgroupProcs,
+                        "4<'" + netns + "' " + inUserNamespace(ids, userns.toString()),
+                        timeout);
+            }
         } catch (RuntimeException e) {
             releaseNamespace(sandboxDir);
             throw e;
         }
         return netns;
+    }
+
+    /**
+     * A user namespace mapping {@code ids} and a network namespace it owns, bound to the two
+     * files. A helper process makes both (unshare), says so on its stdout, and waits on stdin
+     * while its maps are written and its namespaces bound; closing stdin ends it.
+     */
+    private static void makeOwnedNamespaces(Path userns, Path netns, ContainerIds ids, Duration timeout) {
+        Process p;
+        try {
+            p = new ProcessBuilder("unshare", "--user", "--net", "--", "sh", "-c", "echo in && read -r _")
+                    .redirectErrorStream(true)
+                    .start();
+        } catch (IOException e) {
+            throw new ContainerException("cannot run unshare: " + e.getMessage(), e);
+        }
+        try (java.io.OutputStream release = p.getOutputStream()) {
+            Thread watchdog = Thread.ofVirtual().start(() -> {
+                try {
+                    if (!p.waitFor(timeout.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS)) {
+                        p.destroyForcibly();
+                    }
+                } catch (InterruptedException e) {
+                    // done first
+                }
+            });
+            try {
+                String line = new String(p.getInputStream().readNBytes(3), StandardCharsets.US_ASCII);
+                if (!line.equals("in\n")) {
+                    throw new ContainerException("cannot make a user and network namespace: " + line.strip());
+                }
+                Path proc = Path.of("/proc", Long.toString(p.pid()));
+                String map = "0 %d " + ContainerIds.SIZE + "\n";
+                Files.writeString(proc.resolve("uid_map"), map.formatted(ids.uid()));
+                Files.writeString(proc.resolve("gid_map"), map.formatted(ids.gid()));
+                try (LinuxSyscalls sys = new LinuxSyscalls()) {
+                    sys.mount(proc.resolve("ns/user").toString(), userns.toString(), "none", MS_BIND, "");
+                    sys.mount(proc.resolve("ns/net").toString(), netns.toString(), "none", MS_BIND, "");
+                }
+            } finally {
+                watchdog.interrupt();
+            }
+        } catch (IOException | LinuxSyscalls.ErrnoException e) {
+            p.destroyForcibly();
+            throw new ContainerException("cannot make a user and network namespace: " + e.getMessage(), e);
+        }
+        try {
+            p.waitFor(timeout.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
     }
 
     /** {@code how}: the command that execs slirp4netns (itself, or through nsenter). */
@@ -151,13 +232,15 @@ public final class Slirp4netns {
     }
 
     private static void releaseNamespace(Path sandboxDir) {
-        Path netns = sandboxDir.resolve(NETNS);
-        if (Files.exists(netns)) {
-            Mounts.unmount(netns);
-            try {
-                Files.deleteIfExists(netns);
-            } catch (IOException e) {
-                // a file left behind is harmless: the next start makes it again
+        for (String name : List.of(NETNS, USERNS)) {
+            Path file = sandboxDir.resolve(name);
+            if (Files.exists(file)) {
+                Mounts.unmount(file);
+                try {
+                    Files.deleteIfExists(file);
+                } catch (IOException e) {
+                    // a file left behind is harmless: the next start makes it again
+                }
             }
         }
     }

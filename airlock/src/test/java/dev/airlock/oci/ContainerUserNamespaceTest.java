@@ -61,12 +61,13 @@ class ContainerUserNamespaceTest {
         assertThat(ok(cli.run("exec", "owner", "--", "id", "-u")).out()).isEqualTo("0\n");
         // root inside still owns the image's files (an idmapped view of the image, not a copy)
         ok(cli.run("exec", "owner", "--", "sh", "-c", "echo x > /etc/made-by-root && apt-get --version >/dev/null"));
-        Path made = sandboxDir("owner").resolve("container/upper/etc/made-by-root");
+        Path made = LayerDisk.upper(sandboxDir("owner").resolve("container")).resolve("etc/made-by-root");
         assertThat(owner(made)).isEqualTo(ids.uid()).isNotZero();
         assertThat(group(made)).isEqualTo(ids.gid());
         // a file the image has as root's, changed in the container: copied up as the mapped uid's
         ok(cli.run("exec", "owner", "--", "sh", "-c", "echo changed >> /etc/debian_version"));
-        assertThat(owner(sandboxDir("owner").resolve("container/upper/etc/debian_version")))
+        assertThat(owner(LayerDisk.upper(sandboxDir("owner").resolve("container"))
+                        .resolve("etc/debian_version")))
                 .isEqualTo(ids.uid());
         // the image itself is untouched: still root's where it is mounted for everyone
         assertThat(ok(cli.run("exec", "owner", "--", "stat", "-c", "%u", "/etc/passwd"))
@@ -112,6 +113,28 @@ class ContainerUserNamespaceTest {
         assertThat(ok(cli.run("exec", "nat", "--", "cat", "/sys/class/net/tap0/operstate"))
                         .out())
                 .isNotBlank();
+    }
+
+    @Test
+    void gvisorsNatRunsAsTheUnprivilegedUidToo() throws Exception {
+        Cli gvisor = new Cli(dirs).inRuntime("gvisor");
+        ok(gvisor.run("run", "-d", "--name", "gnat", "--network", "nat"));
+        Path dir = sandboxDir("gnat").resolve("container");
+        long pid = Long.parseLong(
+                Files.readAllLines(dir.resolve(Slirp4netns.PID_FILE)).getFirst().strip());
+        String status = Files.readString(Path.of("/proc", Long.toString(pid), "status"));
+        assertThat(status).contains("Name:\tslirp4netns");
+        String uids =
+                status.lines().filter(l -> l.startsWith("Uid:")).findFirst().orElseThrow();
+        // the network namespace runsc joins belongs to a user namespace of the container ids,
+        // where slirp4netns is root: on the host, the unprivileged uid
+        assertThat(uids.split("\\s+"))
+                .containsExactly("Uid:", "" + ids.uid(), "" + ids.uid(), "" + ids.uid(), "" + ids.uid());
+        assertThat(ok(gvisor.run("exec", "gnat", "--", "sh", "-c", "echo up")).out())
+                .isEqualTo("up\n");
+        ok(gvisor.run("rm", "-f", "gnat"));
+        assertThat(dir.resolve(Slirp4netns.USERNS)).doesNotExist();
+        assertThat(dir.resolve(Slirp4netns.NETNS)).doesNotExist();
     }
 
     private String id(String name) {
