@@ -37,6 +37,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.function.Consumer;
+import java.util.function.Function;
 import java.util.function.Supplier;
 import org.eclipse.jetty.http.HttpHeader;
 import org.eclipse.jetty.io.Content;
@@ -249,46 +250,34 @@ public final class HttpApi extends Handler.Abstract {
     /** {@code POST /v1/workspaces}: progress as JSON lines while the workspace is made, then the sandbox. */
     private static @Nullable Object workspace(HttpApi a, Call c) throws IOException {
         WorkspaceSpec spec = c.body(WorkspaceSpec.class);
-        OutputStream out = c.stream(200, Protocol.JSON_LINES);
-        Consumer<WorkspaceEvent> send = event -> {
-            try {
-                synchronized (out) {
-                    out.write((Json.MAPPER.writeValueAsString(event) + "\n").getBytes(StandardCharsets.UTF_8));
-                    out.flush();
-                }
-            } catch (IOException e) {
-                throw new UncheckedIOException("the client went away", e);
-            }
-        };
-        try {
-            send.accept(WorkspaceEvent.done(a.service.createWorkspace(spec, new ProgressListener() {
-                @Override
-                public void step(String message) {
-                    send.accept(WorkspaceEvent.step(message));
-                }
-
-                @Override
-                public void output(byte[] bytes) {
-                    send.accept(WorkspaceEvent.output(Base64.getEncoder().encodeToString(bytes)));
-                }
-            })));
-        } catch (SandboxException e) {
-            send.accept(WorkspaceEvent.failed(error(e)));
-        } catch (RuntimeException e) {
-            send.accept(WorkspaceEvent.failed(new ApiError(String.valueOf(e.getMessage()), "FAILED")));
-        }
-        out.close();
-        return null;
+        return progress(
+                c,
+                new ProgressEvents<>(
+                        WorkspaceEvent::step, WorkspaceEvent::output, WorkspaceEvent::done, WorkspaceEvent::failed),
+                listener -> a.service.createWorkspace(spec, listener));
     }
 
-    /**
-     * An image build or pull: its progress as JSON lines ({@link ImageEvent}) while it works,
-     * then the image or the error, mapped by {@link #error} as every other route's.
-     */
+    /** An image build or pull: its progress as JSON lines while it works, then the image or the error. */
     private static <S> @Nullable Object imageWork(
             Call c, S spec, java.util.function.BiFunction<S, ProgressListener, ImageInfo> work) throws IOException {
+        return progress(
+                c,
+                new ProgressEvents<>(ImageEvent::step, ImageEvent::output, ImageEvent::done, ImageEvent::failed),
+                listener -> work.apply(spec, listener));
+    }
+
+    /** How one long operation's progress, result and error are written as events of type {@code E}. */
+    private record ProgressEvents<R, E>(
+            Function<String, E> step, Function<String, E> output, Function<R, E> done, Function<ApiError, E> failed) {}
+
+    /**
+     * A long operation answered as JSON lines: its steps and (base64) output while it works, then
+     * its result or its error, mapped by {@link #error} as every other route's.
+     */
+    private static <R, E> @Nullable Object progress(
+            Call c, ProgressEvents<R, E> events, Function<ProgressListener, R> work) throws IOException {
         OutputStream out = c.stream(200, Protocol.JSON_LINES);
-        Consumer<ImageEvent> send = event -> {
+        Consumer<E> send = event -> {
             try {
                 synchronized (out) {
                     out.write((Json.MAPPER.writeValueAsString(event) + "\n").getBytes(StandardCharsets.UTF_8));
@@ -299,21 +288,21 @@ public final class HttpApi extends Handler.Abstract {
             }
         };
         try {
-            send.accept(ImageEvent.done(work.apply(spec, new ProgressListener() {
+            send.accept(events.done().apply(work.apply(new ProgressListener() {
                 @Override
                 public void step(String message) {
-                    send.accept(ImageEvent.step(message));
+                    send.accept(events.step().apply(message));
                 }
 
                 @Override
                 public void output(byte[] bytes) {
-                    send.accept(ImageEvent.output(Base64.getEncoder().encodeToString(bytes)));
+                    send.accept(events.output().apply(Base64.getEncoder().encodeToString(bytes)));
                 }
             })));
         } catch (SandboxException e) {
-            send.accept(ImageEvent.failed(error(e)));
+            send.accept(events.failed().apply(error(e)));
         } catch (RuntimeException e) {
-            send.accept(ImageEvent.failed(new ApiError(String.valueOf(e.getMessage()), "FAILED")));
+            send.accept(events.failed().apply(new ApiError(String.valueOf(e.getMessage()), "FAILED")));
         }
         out.close();
         return null;
