@@ -54,6 +54,8 @@ final class QuickCommands {
         Optional<ExecArgs> exec = exec(args);
         if (exec.isPresent()) {
             ExecArgs e = exec.get();
+            // One session, then the process ends: no JDK socket poller to wait for at exit.
+            System.setProperty(dev.airlock.guest.GuestChannel.PLATFORM_THREADS_PROPERTY, "true");
             return OptionalInt.of(guarded(() -> {
                 SandboxCommands.ExecFlags flags = new SandboxCommands.ExecFlags();
                 flags.interactive = e.interactive();

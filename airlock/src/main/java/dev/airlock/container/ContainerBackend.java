@@ -154,12 +154,15 @@ public final class ContainerBackend implements Backend {
     @Override
     public void prepare(Sandbox s, SandboxPaths paths, @Nullable Path layerTemplate) {
         // A new sandbox gets the host's container ids (setup reserves them); without them it runs
-        // as before, container root being host root, and `airlock doctor` says so.
+        // as before, container root being host root, and `airlock doctor` says so. So does a
+        // root the kernel cannot show idmapped (an OCI bundle's rootfs on podman's overlay).
         oci.prepare(
                 paths,
                 layerTemplate,
                 s.resources().diskMiB(),
-                ContainerIds.forHost().orElse(null));
+                ContainerIds.forHost()
+                        .filter(ids -> ImageMounts.canIdmap(Path.of(s.imageFile())))
+                        .orElse(null));
     }
 
     @Override

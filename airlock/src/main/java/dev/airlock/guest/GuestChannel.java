@@ -737,8 +737,20 @@ public final class GuestChannel implements AutoCloseable {
         return closeWith("the agent broke the protocol", violation, true);
     }
 
+    /**
+     * Set (true) by a short-lived CLI before its first session: a session's threads are then
+     * platform threads. Virtual threads' blocking socket reads go through the JDK's poller, a
+     * thread that waits in native code, and the JVM waits ~300 ms at exit for threads in native
+     * code to settle: `airlock exec NAME -- true` took 480 ms instead of 160 ms for it. The daemon,
+     * with many sessions, keeps virtual threads.
+     */
+    public static final String PLATFORM_THREADS_PROPERTY = "airlock.guest.platformThreads";
+
+    private static final boolean PLATFORM_THREADS = Boolean.getBoolean(PLATFORM_THREADS_PROPERTY);
+
     Thread startThread(String name, Runnable task) {
-        Thread thread = Thread.ofVirtual().name("airlock-guest-" + name).unstarted(() -> {
+        Thread.Builder builder = PLATFORM_THREADS ? Thread.ofPlatform().daemon() : Thread.ofVirtual();
+        Thread thread = builder.name("airlock-guest-" + name).unstarted(() -> {
             try {
                 task.run();
             } finally {

@@ -62,6 +62,22 @@ public final class ImageMounts {
         return view;
     }
 
+    /**
+     * Whether the kernel can show {@code image} idmapped: an erofs image or a directory on a
+     * filesystem that allows it; not a directory on overlayfs (an OCI bundle's rootfs as podman
+     * and containerd lay it out), where mount_setattr answers EINVAL.
+     */
+    public static boolean canIdmap(Path image) {
+        if (!Files.isDirectory(image)) {
+            return true;
+        }
+        try {
+            return !Files.getFileStore(image).type().equals("overlay");
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
     private static void mountImage(Path image, Path target) throws IOException {
         if (!Mounts.isMountPoint(target)) {
             Files.createDirectories(target);
