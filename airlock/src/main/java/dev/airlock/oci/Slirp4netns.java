@@ -126,15 +126,7 @@ public final class Slirp4netns {
             throw new ContainerException("cannot run unshare: " + e.getMessage(), e);
         }
         try (java.io.OutputStream release = p.getOutputStream()) {
-            Thread watchdog = Thread.ofVirtual().start(() -> {
-                try {
-                    if (!p.waitFor(timeout.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS)) {
-                        p.destroyForcibly();
-                    }
-                } catch (InterruptedException e) {
-                    // done first
-                }
-            });
+            Thread watchdog = killAfter(p, timeout);
             try {
                 String line = new String(p.getInputStream().readNBytes(3), StandardCharsets.US_ASCII);
                 if (!line.equals("in\n")) {
@@ -197,18 +189,23 @@ public final class Slirp4netns {
         }
     }
 
-    /** Reads the ready byte; -1 when slirp4netns exited (or did not answer in time) without it. */
-    private static int awaitReady(Process p, Duration timeout) {
-        InputStream in = p.getInputStream();
-        Thread watchdog = Thread.ofVirtual().start(() -> {
+    /** Kills {@code p} if it still runs after {@code timeout}; interrupt the thread once done waiting on it. */
+    private static Thread killAfter(Process p, Duration timeout) {
+        return Thread.ofVirtual().start(() -> {
             try {
                 if (!p.waitFor(timeout.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS)) {
                     p.destroyForcibly();
                 }
             } catch (InterruptedException e) {
-                // the read finished first
+                // the caller finished first
             }
         });
+    }
+
+    /** Reads the ready byte; -1 when slirp4netns exited (or did not answer in time) without it. */
+    private static int awaitReady(Process p, Duration timeout) {
+        InputStream in = p.getInputStream();
+        Thread watchdog = killAfter(p, timeout);
         try (in) {
             return in.read();
         } catch (IOException e) {
