@@ -1,6 +1,7 @@
 package dev.airlock.oci;
 
 import dev.airlock.host.Hashing;
+import dev.airlock.host.LoopMount;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.channels.FileChannel;
@@ -81,7 +82,7 @@ public final class ImageMounts {
     private static void mountImage(Path image, Path target) throws IOException {
         if (!Mounts.isMountPoint(target)) {
             Files.createDirectories(target);
-            Mounts.mount("erofs", image.toString(), target, "loop,ro,nodev,nosuid");
+            Mounts.mountLoop("erofs", image, target, LoopMount.MS_RDONLY | LoopMount.MS_NODEV | LoopMount.MS_NOSUID);
         }
     }
 

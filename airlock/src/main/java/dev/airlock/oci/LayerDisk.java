@@ -3,6 +3,7 @@ package dev.airlock.oci;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.DiskLayer;
 import dev.airlock.host.HostFiles;
+import dev.airlock.host.LoopMount;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -85,7 +86,11 @@ final class LayerDisk {
                 throw new UncheckedIOException("cannot make the mount point " + target, e);
             }
             // noatime: reads write nothing; nodev, nosuid: nothing on it means more on the host
-            Mounts.mount("ext4", file(containerDir).toString(), target, "loop,noatime,nodev,nosuid");
+            Mounts.mountLoop(
+                    "ext4",
+                    file(containerDir),
+                    target,
+                    LoopMount.MS_NOATIME | LoopMount.MS_NODEV | LoopMount.MS_NOSUID);
             // the disk's root (0755 from mkfs) holds the layers: the owner's alone, as above it
             AirlockDirs.ensureOwnerOnlyDir(target);
         }

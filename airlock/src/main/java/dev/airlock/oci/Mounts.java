@@ -1,7 +1,7 @@
 package dev.airlock.oci;
 
-import dev.airlock.host.HostCommand;
 import dev.airlock.host.LinuxSyscalls;
+import dev.airlock.host.LoopMount;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -9,7 +9,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
-/** The host's mount table (this process's mount namespace) and the mount commands we need. */
+/** The host's mount table (this process's mount namespace) and the mounts we make, by system call. */
 final class Mounts {
     /** One line of /proc/self/mountinfo. */
     record Entry(Path mountPoint, String type, String source, String superOptions) {}
@@ -49,9 +49,16 @@ final class Mounts {
                 .toList();
     }
 
-    /** mount(8): for images, whose loop device it sets up. */
-    static void mount(String type, String source, Path target, String options) {
-        run(List.of("mount", "-t", type, "-o", options, source, target.toString()));
+    /**
+     * A filesystem image file mounted on {@code target} through a loop device, by system calls
+     * ({@link LoopMount}: no fork of mount(8) on a sandbox's start).
+     */
+    static void mountLoop(String type, Path file, Path target, long flags) {
+        try {
+            LoopMount.mount(file, target, type, flags);
+        } catch (LinuxSyscalls.ErrnoException e) {
+            throw new ContainerException("cannot mount " + file + " on " + target + ": " + e.detail());
+        }
     }
 
     /** An overlay mount by syscall: it is on every container start, where a fork of mount(8) costs. */
@@ -80,14 +87,6 @@ final class Mounts {
                     }
                 }
             }
-        }
-    }
-
-    private static void run(List<String> argv) {
-        HostCommand.Result r = HostCommand.run(argv, null, null);
-        if (!r.ok()) {
-            throw new ContainerException(
-                    String.join(" ", argv) + " failed: " + r.output().strip());
         }
     }
 
