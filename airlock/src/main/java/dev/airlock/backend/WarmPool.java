@@ -10,11 +10,13 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayDeque;
+import java.util.ArrayList;
 import java.util.Deque;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.function.Predicate;
 import java.util.stream.Stream;
 
 /**
@@ -42,6 +44,9 @@ public final class WarmPool {
     private final Progress progress;
     private final Map<String, Deque<String>> ready = new HashMap<>();
     private final Map<String, Integer> filling = new HashMap<>();
+    /** The guest memory of each ready sandbox, by id (what it counts against the budget). */
+    private final Map<String, Integer> memoryOf = new HashMap<>();
+
     private long usedMiB;
 
     public WarmPool(int size, long budgetMiB, Path sandboxes, Filler filler, Progress progress) {
@@ -64,7 +69,9 @@ public final class WarmPool {
             return Optional.empty();
         }
         usedMiB -= memoryMiB;
-        return Optional.of(q.poll());
+        String id = q.poll();
+        memoryOf.remove(id);
+        return Optional.of(id);
     }
 
     /** Starts background restores until the key has {@code size} VMs ready or filling, within the budget. */
@@ -116,6 +123,7 @@ public final class WarmPool {
             filling.merge(key, -1, Integer::sum);
             if (ok) {
                 ready.computeIfAbsent(key, k -> new ArrayDeque<>()).add(id);
+                memoryOf.put(id, memory);
             } else {
                 usedMiB -= memory;
             }
@@ -152,8 +160,44 @@ public final class WarmPool {
     public synchronized List<String> drain() {
         List<String> all = ready.values().stream().flatMap(Deque::stream).toList();
         ready.clear();
+        memoryOf.clear();
         usedMiB = 0;
         return all;
+    }
+
+    /**
+     * Takes the ready sandboxes of the keys {@code which} accepts out of the pool and returns
+     * their ids, for the caller to end (their image is going). Starts under way for those keys
+     * are waited for first, up to {@code wait} (an interrupt ends the wait, kept for the
+     * caller), so that none becomes ready after the drain.
+     */
+    public synchronized List<String> drain(Predicate<String> which, Duration wait) {
+        long deadline = System.nanoTime() + wait.toNanos();
+        while (filling.entrySet().stream().anyMatch(e -> e.getValue() > 0 && which.test(e.getKey()))) {
+            long left = deadline - System.nanoTime();
+            if (left <= 0) {
+                break;
+            }
+            try {
+                wait(Math.max(1, left / 1_000_000));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+        }
+        List<String> out = new ArrayList<>();
+        for (var it = ready.entrySet().iterator(); it.hasNext(); ) {
+            var e = it.next();
+            if (which.test(e.getKey())) {
+                for (String id : e.getValue()) {
+                    usedMiB -= memoryOf.getOrDefault(id, 0);
+                    memoryOf.remove(id);
+                    out.add(id);
+                }
+                it.remove();
+            }
+        }
+        return out;
     }
 
     /** Every pooled VM's directory, ready or not (for the sweep of a previous daemon's leftovers). */

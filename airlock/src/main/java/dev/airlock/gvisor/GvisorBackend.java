@@ -32,16 +32,17 @@ import dev.airlock.sandbox.Sandbox;
 import dev.airlock.sandbox.SandboxException;
 import java.io.IOException;
 import java.io.OutputStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.EnumSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -100,6 +101,8 @@ public final class GvisorBackend implements Backend {
     private volatile @Nullable OciContainers natContainers;
 
     private volatile @Nullable WarmPool pool;
+    /** The image file each pool key's sandboxes run on, so an image's removal can end them. */
+    private final Map<String, String> imageOfKey = new ConcurrentHashMap<>();
 
     public GvisorBackend(AirlockDirs dirs, Duration startLimit, Progress progress) {
         this.dirs = dirs;
@@ -219,8 +222,20 @@ public final class GvisorBackend implements Backend {
         oci.require();
     }
 
+    /**
+     * An image's name is going: its pooled sandboxes go first (nothing would claim them, and
+     * they hold the image's mount until the daemon stops), then the image's shared mount. A
+     * second name's removal ends them too; the next create of the image fills the pool again.
+     */
     @Override
     public void releaseImage(Path imageFile) {
+        WarmPool p = pool;
+        if (p != null) {
+            String file = imageFile.toString();
+            for (String id : p.drain(key -> file.equals(imageOfKey.get(key)), startLimit)) {
+                endPooled(dirs.sandboxes().resolve(id));
+            }
+        }
         oci.releaseImage(imageFile);
     }
 
@@ -276,9 +291,8 @@ public final class GvisorBackend implements Backend {
                 // a plain sandbox's first start (no layer yet: not a workspace's copy) keeps the pool full
                 boolean plain = !Files.exists(oci.writableLayer(paths));
                 Launch l = oci.start(s, paths, spec(s, paths, new ContainerSpec.Network.None()), startLimit, origin());
-                WarmPool p = pool;
-                if (p != null && plain) {
-                    p.refill(poolKey(s), s);
+                if (plain) {
+                    refill(poolKey(s), s, Duration.ZERO);
                 }
                 return l;
             }
@@ -338,11 +352,16 @@ public final class GvisorBackend implements Backend {
             Thread.currentThread().interrupt();
             throw SandboxException.failed("interrupted while starting sandbox " + s.name());
         }
+        refill(key, s, REFILL_AFTER);
+        return Optional.of(new Launch(c.initPid(oci.container(c, s, paths)), origin() + ", pool", true));
+    }
+
+    private void refill(String key, Sandbox like, Duration after) {
         WarmPool p = pool;
         if (p != null) {
-            p.refill(key, s, REFILL_AFTER);
+            imageOfKey.put(key, like.imageFile());
+            p.refill(key, like, after);
         }
-        return Optional.of(new Launch(c.initPid(oci.container(c, s, paths)), origin() + ", pool", true));
     }
 
     /** Starts one pool sandbox for {@code key} in the directory of {@code id}, and runs one command in it. */
@@ -409,17 +428,18 @@ public final class GvisorBackend implements Backend {
     }
 
     private void sweepWarmPool() {
-        List<Path> left = WarmPool.leftovers(dirs.sandboxes(), POOL_MARKER);
-        if (left.isEmpty()) {
-            return;
+        for (Path d : WarmPool.leftovers(dirs.sandboxes(), POOL_MARKER)) {
+            endPooled(d);
         }
-        for (Path d : left) {
-            String id = d.getFileName().toString();
-            SandboxPaths paths = new SandboxPaths(d, dirs.runtime().resolve(id.substring(0, 16)));
-            oci.destroyLeftover(id, paths);
-            HostFiles.deleteTree(d);
-            HostFiles.deleteTree(paths.runtimeDir());
-        }
+    }
+
+    /** Ends the sandbox of a pooled (record-less) directory and deletes its directories. */
+    private void endPooled(Path dir) {
+        String id = dir.getFileName().toString();
+        SandboxPaths paths = new SandboxPaths(dir, dirs.runtime().resolve(id.substring(0, 16)));
+        oci.destroyLeftover(id, paths);
+        HostFiles.deleteTree(dir);
+        HostFiles.deleteTree(paths.runtimeDir());
     }
 
     @Override
@@ -431,25 +451,12 @@ public final class GvisorBackend implements Backend {
      * Whether the sandbox's Sentry runs, from its host process. The engine asks on every inspect
      * and the daemon's watchdog every second per sandbox; {@code runsc state} would start a Go
      * program and call into the Sentry each time (~40 ms of CPU here), and would call a sandbox
-     * frozen for a fork not running. The pid file names the Sentry's process; its command line
-     * names this sandbox's bundle, so a reused pid is not taken for it.
+     * frozen for a fork not running. The pid file names the Sentry's process (see {@link
+     * OciContainers#sandboxProcess}).
      */
     private static boolean sentryAlive(SandboxPaths paths) {
-        Path dir = OciSandboxes.containerDir(paths.dir());
-        try {
-            long pid =
-                    Long.parseLong(Files.readString(OciContainers.pidFile(dir)).strip());
-            Path proc = Path.of("/proc", Long.toString(pid));
-            // arguments end in NUL; as lines, one argument is matched whole
-            String cmdline = new String(Files.readAllBytes(proc.resolve("cmdline")), StandardCharsets.UTF_8)
-                    .replace('\u0000', '\n');
-            String stat = Files.readString(proc.resolve("stat"));
-            int end = stat.lastIndexOf(')');
-            boolean zombie = end < 0 || end + 2 >= stat.length() || stat.charAt(end + 2) == 'Z';
-            return !zombie && cmdline.contains("\n--bundle=" + dir.resolve("bundle") + "\n");
-        } catch (IOException | NumberFormatException e) {
-            return false;
-        }
+        return OciContainers.sandboxProcess(OciSandboxes.containerDir(paths.dir()))
+                .isPresent();
     }
 
     @Override
