@@ -300,11 +300,17 @@ public final class RuntimeBench {
                     awaitPool(pooled, rt);
                     long t0 = System.nanoTime();
                     Sandbox s = pooled.create(options(rt, "claim"));
+                    long t1 = System.nanoTime();
                     s = pooled.start(s.name());
+                    long t2 = System.nanoTime();
                     try (GuestChannel ch = pooled.connect(s, TIMEOUT)) {
                         run(ch, ExecSpec.of("true"));
                     }
-                    double ms = ms(System.nanoTime() - t0);
+                    long t3 = System.nanoTime();
+                    double ms = ms(t3 - t0);
+                    add(true, rt + ".claim.create", ms(t1 - t0));
+                    add(true, rt + ".claim.start", ms(t2 - t1));
+                    add(true, rt + ".claim.exec", ms(t3 - t2));
                     if (!pooled.origin(s).contains("pool")) {
                         throw new IllegalStateException(
                                 rt + " sandbox was not claimed from the pool: " + pooled.origin(s));
@@ -319,6 +325,9 @@ public final class RuntimeBench {
                 }
             }
             figure(rt + ".claim", rt + ": warm-pool claim -> first exec result", "ms", rt + ".first");
+            figure(rt + ".claim.create", "  create (record, pooled sandbox taken)", "ms", null);
+            figure(rt + ".claim.start", "  start (its identity given)", "ms", null);
+            figure(rt + ".claim.exec", "  first exec (connect + exec true)", "ms", null);
         }
     }
 
