@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,8 +41,35 @@ static int reseed(const uint8_t *bytes, uint32_t n)
     return r;
 }
 
+/* A clone of a running sandbox, and every sandbox of a template that already holds one, has a
+ * /etc/machine-id of its own layer: overwriting its bytes in place is one write into a cached
+ * page, where a new file and a rename are an inode created, a directory changed twice and the
+ * old inode freed, which under emulation cost a restore 60-100 ms and ~3 MB of translated code.
+ * Only a regular file of exactly the new length with one link is overwritten; anything else
+ * (absent, empty as many images ship it, a link) is replaced as before. */
+static int overwrite_machine_id(const uint8_t *v, uint32_t n)
+{
+    char line[33];
+    if (n + 1 > sizeof line)
+        return -1;
+    int fd = open("/etc/machine-id", O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    int ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 && st.st_size == (off_t)n + 1;
+    if (ok) {
+        memcpy(line, v, n);
+        line[n] = '\n';
+        ok = write(fd, line, n + 1) == (ssize_t)(n + 1); /* at offset 0: just opened, no O_APPEND */
+    }
+    close(fd);
+    return ok ? 0 : -1;
+}
+
 static int write_machine_id(const uint8_t *v, uint32_t n)
 {
+    if (overwrite_machine_id(v, n) == 0)
+        return 0;
     char tmp[] = "/etc/machine-id.airlock";
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0444);
     if (fd < 0)

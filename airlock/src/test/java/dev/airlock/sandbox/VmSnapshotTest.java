@@ -256,6 +256,15 @@ class VmSnapshotTest {
         assertThat(sh(two, "kill -0 " + pid + " && echo alive")).isEqualTo("alive");
         String urandom = "head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n'";
         assertThat(sh(one, urandom)).isNotEqualTo(sh(two, urandom));
+        // A clone's layer holds the source's /etc/machine-id, which its identity overwrites in place.
+        List<String> machineIds = new java.util.ArrayList<>();
+        for (Sandbox c : List.of(src, one, two)) {
+            machineIds.add(sh(c, "cat /etc/machine-id"));
+        }
+        for (String id : machineIds) {
+            assertThat(id).matches("[0-9a-f]{32}");
+        }
+        assertThat(machineIds).doesNotHaveDuplicates();
 
         assertThatThrownBy(() -> engine.fork("origin", List.of("origin-1")))
                 .isInstanceOf(SandboxException.class)

@@ -426,7 +426,7 @@ public final class SandboxBench {
     }
 
     /** utime + stime of a process in clock ticks (1/100 s). */
-    private static long cpuTicks(long pid) {
+    static long cpuTicks(long pid) {
         try {
             String[] f = Files.readString(Path.of("/proc", Long.toString(pid), "stat"))
                     .replaceFirst("^.*\\) ", "")

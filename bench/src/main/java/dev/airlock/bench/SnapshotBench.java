@@ -11,7 +11,10 @@ import java.io.IOException;
 import java.io.OutputStream;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -59,6 +62,10 @@ public final class SnapshotBench {
                         "copy-baseline",
                         "on",
                         "also fork the way QEMU 7.2 must (RAM copied into a full stream), as the baseline")
+                .flag(
+                        "sections",
+                        String.join(",", SECTIONS),
+                        "which parts to run, comma-separated (e.g. forks,memory for the fork rows alone)")
                 .flag("out", "", "directory for the JSON result (default: bench/results)")
                 .parse(argv);
         try (BenchEnv env = BenchEnv.open()) {
@@ -66,20 +73,40 @@ public final class SnapshotBench {
         }
     }
 
+    private static final List<String> SECTIONS = List.of("starts", "pool", "forks", "memory", "many", "pauses");
+
     private void run() throws Exception {
-        starts();
-        pool();
+        Set<String> sections = Set.of(args.string("sections").split(","));
+        for (String s : sections) {
+            if (!SECTIONS.contains(s)) {
+                throw new IllegalArgumentException("unknown section " + s + "; the sections are " + SECTIONS);
+            }
+        }
+        if (sections.contains("starts")) {
+            starts();
+        }
+        if (sections.contains("pool")) {
+            pool();
+        }
         boolean baseline = args.string("copy-baseline").equals("on");
-        if (baseline) {
-            copyingRam(this::forks);
+        if (sections.contains("forks")) {
+            if (baseline) {
+                copyingRam(this::forks);
+            }
+            forks();
         }
-        forks();
-        if (baseline) {
-            copyingRam(this::memory);
+        if (sections.contains("memory")) {
+            if (baseline) {
+                copyingRam(this::memory);
+            }
+            memory();
         }
-        memory();
-        many();
-        pauses();
+        if (sections.contains("many")) {
+            many();
+        }
+        if (sections.contains("pauses")) {
+            pauses();
+        }
         report.print(System.out);
         System.out.println("\nresult: " + report.write(env.resultsDir(args)));
     }
@@ -207,12 +234,18 @@ public final class SnapshotBench {
         exec(warm, src);
         List<Double> total = new ArrayList<>();
         List<Double> forkOnly = new ArrayList<>();
+        List<Double> sourceCpu = new ArrayList<>();
+        List<Double> cloneCpu = new ArrayList<>();
+        long srcPid = warm.inspect(src.name()).vmmPid();
         for (int r = 0; r < runs + 1; r++) {
             List<String> names = names(src.name() + "-r" + r, k);
             sandboxes.addAll(names);
+            long ticks0 = SandboxBench.cpuTicks(srcPid);
             long t0 = System.nanoTime();
             List<Sandbox> clones = warm.fork(src.name(), names);
             long t1 = System.nanoTime();
+            // The source's QEMU works only for the save while the fork call runs (its guest idles).
+            long sourceTicks = SandboxBench.cpuTicks(srcPid) - ticks0;
             try (ExecutorService pool = Executors.newVirtualThreadPerTaskExecutor()) {
                 List<Future<Object>> all = new ArrayList<>();
                 for (Sandbox c : clones) {
@@ -226,17 +259,37 @@ public final class SnapshotBench {
                 }
             }
             long t2 = System.nanoTime();
+            // A clone's QEMU CPU from its launch to its first exec's answer: restore, identity,
+            // and under TCG the translation of every guest path it runs (none is shared).
+            long cloneTicks = 0;
+            for (Sandbox c : clones) {
+                cloneTicks += SandboxBench.cpuTicks(warm.inspect(c.name()).vmmPid());
+            }
             BenchEnv.LOG.step(String.format(
-                    "%s: fork x%d %.0f ms, all answered exec after %.0f ms",
-                    r == 0 ? "warm-up fork" : "fork " + r + "/" + runs, k, ms(t1 - t0), ms(t2 - t0)));
+                    "%s: fork x%d %.0f ms, all answered exec after %.0f ms; source QEMU CPU %d ms, clones' %d ms",
+                    r == 0 ? "warm-up fork" : "fork " + r + "/" + runs,
+                    k,
+                    ms(t1 - t0),
+                    ms(t2 - t0),
+                    sourceTicks * 10,
+                    cloneTicks * 10));
             if (r > 0) {
                 forkOnly.add(ms(t1 - t0));
                 total.add(ms(t2 - t0));
+                sourceCpu.add(sourceTicks * 10.0);
+                cloneCpu.add(cloneTicks * 10.0 / k);
             }
             names.forEach(this::remove);
         }
         addPaired("fork.total", "fork x" + k + " until all answer exec", "ms", total);
         addPaired("fork.restore", "  fork call (save, convert, restore " + k + ")", "ms", forkOnly);
+        addPaired("fork.source.cpu", "  the source QEMU's CPU during the fork call (its save)", "ms", sourceCpu);
+        addPaired("fork.clone.cpu", "  one clone's QEMU CPU, launch to its first exec's answer", "ms", cloneCpu);
+        int cores = Runtime.getRuntime().availableProcessors();
+        report.note(String.format(
+                "fork CPU floor: %d clones x %.0f ms of QEMU CPU each / %d cores = %.0f ms, before the save and the"
+                        + " device-state step",
+                k, Stats.of(cloneCpu).median(), cores, k * Stats.of(cloneCpu).median() / cores));
         remove(src.name());
     }
 
@@ -270,10 +323,20 @@ public final class SnapshotBench {
         double forked = settledPss(withClones);
         double perFork = (forked - all) / k;
         double clonesOnly = settledPss(clones) / k;
+        Map<String, Double> parts =
+                pssByKind(warm.inspect(clones.getFirst().name()).vmmPid(), idle.getFirst());
         double source = settledPss(idle.subList(0, 1));
         addPaired("mem.template", "marginal PSS per idle template-started sandbox", "MiB", List.of(perSandbox));
         addPaired("mem.fork", "marginal PSS per idle fork", "MiB", List.of(perFork));
         addPaired("mem.fork.clone", "  PSS of one idle clone", "MiB", List.of(clonesOnly));
+        for (Map.Entry<String, Double> part : parts.entrySet()) {
+            addPaired(
+                    "mem.fork.clone."
+                            + part.getKey().toLowerCase(java.util.Locale.ROOT).replaceAll("[^a-z]+", "-"),
+                    "    of which " + part.getKey(),
+                    "MiB",
+                    List.of(part.getValue()));
+        }
         addPaired("mem.fork.source.before", "  PSS of the source just before the fork", "MiB", List.of(sourceBefore));
         addPaired("mem.fork.source", "  PSS of the forked source afterwards", "MiB", List.of(source));
         addPaired(
@@ -287,6 +350,46 @@ public final class SnapshotBench {
                 one, k, all, k, forked));
         names.forEach(this::remove);
         idle.forEach(s -> remove(s.name()));
+    }
+
+    /**
+     * Where one QEMU's PSS goes, from /proc/PID/smaps: TCG's translated code (its code buffer,
+     * the one anonymous executable mapping), the guest's RAM (the mapping as long as the guest's
+     * memory), QEMU's heap and other anonymous memory (threads' stacks and arenas, device state),
+     * and QEMU's binary and libraries (their relocated, so private, pages and a share of the rest).
+     */
+    private static Map<String, Double> pssByKind(long pid, Sandbox like) throws IOException {
+        long ramKiB = (long) like.resources().memoryMiB() << 10;
+        Map<String, Double> kib = new LinkedHashMap<>();
+        for (String k :
+                List.of("TCG translated code", "guest RAM", "QEMU heap and anonymous", "QEMU binary and libraries")) {
+            kib.put(k, 0.0);
+        }
+        String kind = "";
+        for (String line :
+                java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc", Long.toString(pid), "smaps"))) {
+            String[] f = line.split("\\s+", 6);
+            if (f.length >= 5 && f[0].matches("[0-9a-f]+-[0-9a-f]+")) {
+                String[] range = f[0].split("-");
+                long sizeKiB = (Long.parseUnsignedLong(range[1], 16) - Long.parseUnsignedLong(range[0], 16)) >> 10;
+                String name = f.length == 6 ? f[5].strip() : "";
+                boolean file = name.startsWith("/");
+                kind = file && sizeKiB == ramKiB
+                        ? "guest RAM"
+                        : file
+                                ? "QEMU binary and libraries"
+                                : name.isEmpty() && f[1].contains("x")
+                                        ? "TCG translated code"
+                                        : name.isEmpty() || name.equals("[heap]") || name.startsWith("[stack")
+                                                ? "QEMU heap and anonymous"
+                                                : "";
+            } else if (line.startsWith("Pss:") && !kind.isEmpty()) {
+                kib.merge(kind, (double) Long.parseLong(line.replaceAll("[^0-9]", "")), Double::sum);
+            }
+        }
+        Map<String, Double> mib = new LinkedHashMap<>();
+        kib.forEach((k, v) -> mib.put(k, v / 1024.0));
+        return mib;
     }
 
     private double settledPss(List<Sandbox> list) throws Exception {
