@@ -15,7 +15,9 @@ public enum Capability {
     /** Keep started instances ready, so a create only claims one. */
     WARM_POOL("a warm pool"),
     /** A NIC with user-mode NAT ({@code --network nat}). */
-    NAT("--network nat");
+    NAT("--network nat"),
+    /** Join existing network, IPC, UTS or PID namespaces by path (an OCI runtime's pod containers). */
+    JOIN_NAMESPACES("joining namespaces by path");
 
     private final String label;
 

@@ -69,7 +69,7 @@ public final class ContainerBackend implements Backend {
 
     @Override
     public Set<Capability> capabilities() {
-        return EnumSet.of(Capability.NAT);
+        return EnumSet.of(Capability.NAT, Capability.JOIN_NAMESPACES);
     }
 
     @Override
@@ -175,6 +175,7 @@ public final class ContainerBackend implements Backend {
                                         NatCgroup.of(dirs, s.id()).procs())
                                 : new ContainerSpec.Network.None())
                 .ids(OciSandboxes.ids(paths))
+                .joined(s.namespaces())
                 .build();
         return oci.start(s, paths, spec, startLimit, "container");
     }

@@ -87,6 +87,12 @@ public final class SandboxEngine {
         if (o.nat() && !backend.capabilities().contains(Capability.NAT)) {
             throw new SandboxException("--network nat is not available on the " + backend.name() + " runtime");
         }
+        if (!o.namespaces().isEmpty() && !backend.capabilities().contains(Capability.JOIN_NAMESPACES)) {
+            throw new SandboxException("joining namespaces by path ("
+                    + String.join(", ", o.namespaces().keySet())
+                    + ") is not available on the " + backend.name() + " runtime: a sandbox of it has its own kernel"
+                    + " or namespaces; use the container runtime");
+        }
         Image image = images.require(o.image(), progress);
         String accel = backend.accel(o.accel());
         try (HostFiles.Lock ignored = store.lock()) {
@@ -109,8 +115,12 @@ public final class SandboxEngine {
                     null,
                     o.nat(),
                     o.user(),
-                    o.command());
-            Optional<String> ready = o.layerTemplate() == null ? backend.claimReady(fresh) : Optional.empty();
+                    o.command(),
+                    o.namespaces());
+            // a ready instance already has namespaces of its own
+            Optional<String> ready = o.layerTemplate() == null && o.namespaces().isEmpty()
+                    ? backend.claimReady(fresh)
+                    : Optional.empty();
             if (ready.isPresent()) {
                 fresh = fresh.withId(ready.get());
             }

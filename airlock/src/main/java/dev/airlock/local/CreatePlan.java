@@ -1,5 +1,6 @@
 package dev.airlock.local;
 
+import dev.airlock.host.NamespaceFile;
 import dev.airlock.image.ImageConfig;
 import dev.airlock.net.InferenceConfig;
 import dev.airlock.net.NetworkSpec;
@@ -101,6 +102,7 @@ record CreatePlan(
                     + (spec.user() != null ? "" : " (the image's USER)")
                     + ": give NAME, UID, NAME:GROUP or UID:GID");
         }
+        Map<String, String> namespaces = namespaces(spec, network);
         CreateOptions options = new CreateOptions(
                 spec.name(),
                 image,
@@ -112,8 +114,30 @@ record CreatePlan(
                 spec.runtime() != null ? spec.runtime() : cfg.runtime(),
                 network.nat(),
                 user,
-                command(spec, imageConfig));
+                command(spec, imageConfig),
+                namespaces);
         return new CreatePlan(options, network, secrets, spec.inference());
+    }
+
+    /**
+     * The namespaces a request joins, each checked to be a namespace file of its type and not
+     * the host's own ({@link NamespaceFile}). A joined network namespace is the network: the
+     * sandbox then has no network of Airlock's (no proxy, no NAT) to add to it.
+     */
+    private static Map<String, String> namespaces(CreateSpec spec, NetworkSpec network) {
+        Map<String, String> asked = spec.namespaces() == null ? Map.of() : spec.namespaces();
+        for (Map.Entry<String, String> e : asked.entrySet()) {
+            try {
+                NamespaceFile.check(e.getKey(), e.getValue());
+            } catch (IllegalArgumentException bad) {
+                throw new SandboxException("cannot join the " + e.getKey() + " namespace: " + bad.getMessage());
+            }
+        }
+        if (asked.containsKey("network") && !network.mode().equals("none")) {
+            throw new SandboxException("a sandbox that joins a network namespace has that network:"
+                    + " give no --network (or none), not " + network.mode());
+        }
+        return asked;
     }
 
     /**

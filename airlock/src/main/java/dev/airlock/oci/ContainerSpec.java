@@ -32,6 +32,9 @@ import org.jspecify.annotations.Nullable;
  * @param ids the host ids of the container's user namespace ({@link ContainerIds}); null: no
  *     user namespace, container root is host root (gVisor, whose own kernel is the boundary, and
  *     sandboxes made before containers had one)
+ * @param joined namespaces the container joins instead of making its own: runtime-spec type ->
+ *     path of a namespace file, checked by the service ({@link dev.airlock.host.NamespaceFile});
+ *     a joined network namespace replaces {@code network}'s
  */
 public record ContainerSpec(
         String id,
@@ -46,7 +49,8 @@ public record ContainerSpec(
         Map<String, String> env,
         Network network,
         List<String> agentCapabilities,
-        @Nullable ContainerIds ids) {
+        @Nullable ContainerIds ids,
+        Map<String, String> joined) {
 
     private static final Pattern ID = Pattern.compile("[A-Za-z0-9][A-Za-z0-9_.-]{0,63}");
     private static final Pattern HOSTNAME = Pattern.compile("[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?");
@@ -97,6 +101,7 @@ public record ContainerSpec(
         }
         env = Collections.unmodifiableMap(new LinkedHashMap<>(env));
         agentCapabilities = List.copyOf(agentCapabilities);
+        joined = Map.copyOf(joined);
         env.forEach((k, v) -> {
             if (k.isEmpty() || k.indexOf('=') >= 0 || (k + v).indexOf('\0') >= 0) {
                 throw new IllegalArgumentException("invalid environment variable: '" + k + "'");
@@ -128,6 +133,7 @@ public record ContainerSpec(
         private Network network = new Network.None();
         private List<String> agentCapabilities = List.of();
         private @Nullable ContainerIds ids;
+        private Map<String, String> joined = Map.of();
 
         private Builder(String id, Path image, Path sandboxDir, Path agent) {
             this.id = id;
@@ -184,6 +190,11 @@ public record ContainerSpec(
             return this;
         }
 
+        public Builder joined(Map<String, String> namespaces) {
+            this.joined = namespaces;
+            return this;
+        }
+
         public ContainerSpec build() {
             return new ContainerSpec(
                     id,
@@ -198,7 +209,8 @@ public record ContainerSpec(
                     env,
                     network,
                     agentCapabilities,
-                    ids);
+                    ids,
+                    joined);
         }
     }
 }

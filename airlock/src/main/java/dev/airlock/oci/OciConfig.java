@@ -157,7 +157,10 @@ public final class OciConfig {
                 ? rootfs.getParent().relativize(rootfs).toString()
                 : rootfs.toString();
         root.put("root", Map.of("path", rootPath, "readonly", false));
-        root.put("hostname", spec.hostname());
+        if (!spec.joined().containsKey("uts")) {
+            // in a joined UTS namespace the hostname is its owner's (a pod's), not this container's to set
+            root.put("hostname", spec.hostname());
+        }
         root.put("mounts", mounts(spec));
         root.put("linux", linux(spec, cgroupsPath));
         return root;
@@ -264,7 +267,10 @@ public final class OciConfig {
             l.put("gidMappings", List.of(ContainerIds.mapping(ids.gid())));
         }
         for (String t : List.of("pid", "network", "ipc", "uts", "mount", "cgroup")) {
-            if (t.equals("network") && spec.network() instanceof ContainerSpec.Network.NatNamespace joined) {
+            String path = spec.joined().get(t);
+            if (path != null) {
+                ns.add(Map.of("type", t, "path", path));
+            } else if (t.equals("network") && spec.network() instanceof ContainerSpec.Network.NatNamespace joined) {
                 ns.add(Map.of("type", t, "path", joined.netns().toString()));
             } else {
                 ns.add(Map.of("type", t));

@@ -160,6 +160,8 @@ public final class AirlockRuntime {
         BundleConfig config = BundleConfig.read(bundle);
         checkTerminal(config.process(), console);
         String mode = config.mode();
+        SandboxService service = service();
+        Map<String, String> namespaces = PodNamespaces.resolve(ensureRoot(), config, service);
         Path dir = ensureRoot().resolve(id);
         try {
             Files.createDirectory(dir);
@@ -169,7 +171,6 @@ public final class AirlockRuntime {
             throw new RuntimeError("cannot create the state of container " + id + ": " + e.getMessage(), e);
         }
         String sandbox = sandboxName(id);
-        SandboxService service = service();
         boolean sandboxMade = false;
         StandIn.Handle standIn = null;
         try {
@@ -197,7 +198,12 @@ public final class AirlockRuntime {
                     null,
                     null,
                     null,
-                    null));
+                    null,
+                    null,
+                    null,
+                    null,
+                    null,
+                    namespaces));
             sandboxMade = true;
             service.start(sandbox);
             prepareGuest(service, sandbox, config);

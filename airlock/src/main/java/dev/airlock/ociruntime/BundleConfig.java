@@ -1,5 +1,6 @@
 package dev.airlock.ociruntime;
 
+import dev.airlock.host.NamespaceFile;
 import dev.airlock.wire.Json;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -30,6 +31,8 @@ import tools.jackson.databind.JsonNode;
  * @param pids {@code linux.resources.pids.limit}, or null
  * @param replacedByVm the fields whose job (confining a process on the host's kernel) the VM
  *     boundary does instead, for the log
+ * @param joins namespaces given by path ({@code linux.namespaces[].path}, as CRI gives an app
+ *     container its pod's): type -> path, as written; {@link PodNamespaces} resolves them
  */
 record BundleConfig(
         Path bundle,
@@ -42,7 +45,8 @@ record BundleConfig(
         @Nullable Integer memoryMiB,
         @Nullable Integer cpus,
         @Nullable Integer pids,
-        List<String> replacedByVm) {
+        List<String> replacedByVm,
+        Map<String, String> joins) {
 
     /** The annotation that picks the mode of one container. */
     static final String MODE_ANNOTATION = "run.airlock.runtime";
@@ -136,10 +140,22 @@ record BundleConfig(
         List<DirectoryBinds.Bind> binds = new ArrayList<>();
         mounts(c.path("mounts"), mode, files, binds);
         JsonNode linux = c.path("linux");
-        Integer[] limits = linux(linux, replaced);
+        Map<String, String> joins = new LinkedHashMap<>();
+        Integer[] limits = linux(linux, replaced, joins);
         String hostname = c.hasNonNull("hostname") ? c.get("hostname").asString() : null;
         return new BundleConfig(
-                dir, rootfs, process, hostname, annotations, files, binds, limits[0], limits[1], limits[2], replaced);
+                dir,
+                rootfs,
+                process,
+                hostname,
+                annotations,
+                files,
+                binds,
+                limits[0],
+                limits[1],
+                limits[2],
+                replaced,
+                joins);
     }
 
     /** The process of a container ({@code process.}) or of an exec's process file (""). */
@@ -246,7 +262,7 @@ record BundleConfig(
     }
 
     /** Reads linux.*: [memoryMiB, cpus, pids] (each may be null). */
-    private static Integer[] linux(JsonNode linux, List<String> replaced) {
+    private static Integer[] linux(JsonNode linux, List<String> replaced, Map<String, String> joins) {
         Set<String> keys = new java.util.HashSet<>(Set.of("namespaces", "resources", "rootfsPropagation"));
         keys.addAll(LINUX_REPLACED);
         onlyKeys(linux, "linux.", keys);
@@ -254,10 +270,14 @@ record BundleConfig(
         for (JsonNode ns : linux.path("namespaces")) {
             String type = ns.path("type").asString("");
             if (ns.hasNonNull("path")) {
-                throw refused(
-                        "linux.namespaces " + type + " " + ns.get("path").asString(),
-                        "a microVM cannot join a host namespace"
-                                + (type.equals("network") ? " (with podman: --network none)" : ""));
+                String path = ns.get("path").asString();
+                if (!NamespaceFile.joinable(type)) {
+                    throw refused(
+                            "linux.namespaces " + type + " " + path,
+                            "a container joins only network, ipc, uts and pid namespaces by path");
+                }
+                joins.put(type, path);
+                continue;
             }
             if (!VM_NAMESPACES.contains(type)) {
                 throw refused("linux.namespaces " + type, "a microVM has no " + type + " namespace to give");

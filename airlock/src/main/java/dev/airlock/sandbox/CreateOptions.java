@@ -14,6 +14,8 @@ import org.jspecify.annotations.Nullable;
  * @param nat whether the sandbox gets a NIC with user-mode NAT ({@code --network nat})
  * @param user the user of commands that name none, or null for root
  * @param command what {@code run} starts when given no command (empty: nothing)
+ * @param namespaces namespaces joined by path instead of new ones: runtime-spec type -> path
+ *     (checked by the service, {@link dev.airlock.host.NamespaceFile})
  */
 public record CreateOptions(
         @Nullable String name,
@@ -26,7 +28,23 @@ public record CreateOptions(
         @Nullable String runtime,
         boolean nat,
         @Nullable String user,
-        List<String> command) {
+        List<String> command,
+        Map<String, String> namespaces) {
+
+    public CreateOptions(
+            @Nullable String name,
+            String image,
+            Resources resources,
+            Map<String, String> env,
+            @Nullable String workdir,
+            @Nullable String accel,
+            @Nullable Path layerTemplate,
+            @Nullable String runtime,
+            boolean nat,
+            @Nullable String user,
+            List<String> command) {
+        this(name, image, resources, env, workdir, accel, layerTemplate, runtime, nat, user, command, Map.of());
+    }
 
     public CreateOptions(
             @Nullable String name,
@@ -56,17 +74,19 @@ public record CreateOptions(
     public CreateOptions {
         env = Map.copyOf(env);
         command = List.copyOf(command);
+        namespaces = Map.copyOf(namespaces);
     }
 
     /** The same request with everything else unchanged, in another runtime. */
     public CreateOptions inRuntime(String other) {
-        return new CreateOptions(name, image, resources, env, workdir, accel, layerTemplate, other, nat, user, command);
+        return new CreateOptions(
+                name, image, resources, env, workdir, accel, layerTemplate, other, nat, user, command, namespaces);
     }
 
     /** The same request for a sandbox of another name. */
     public CreateOptions withName(@Nullable String other) {
         return new CreateOptions(
-                other, image, resources, env, workdir, accel, layerTemplate, runtime, nat, user, command);
+                other, image, resources, env, workdir, accel, layerTemplate, runtime, nat, user, command, namespaces);
     }
 
     public static CreateOptions defaults() {

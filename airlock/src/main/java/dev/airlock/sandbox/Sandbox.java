@@ -15,6 +15,8 @@ import org.jspecify.annotations.Nullable;
  *     null for root
  * @param command what {@code run} starts when given no command: its image's entrypoint and cmd,
  *     or the request's; empty when there is none
+ * @param namespaces namespaces its container joins by path instead of making its own
+ *     (runtime-spec type -> path); empty for none
  */
 public record Sandbox(
         String id,
@@ -34,12 +36,15 @@ public record Sandbox(
         @Nullable String error,
         boolean nat,
         @Nullable String user,
-        List<String> command) {
+        List<String> command,
+        Map<String, String> namespaces) {
 
     public Sandbox {
         env = Map.copyOf(env);
         // records written before the user and command existed have neither
         command = command == null ? List.of() : List.copyOf(command);
+        // nor before joined namespaces
+        namespaces = namespaces == null ? Map.of() : Map.copyOf(namespaces);
     }
 
     public String shortId() {
@@ -49,8 +54,25 @@ public record Sandbox(
     /** The same sandbox under another id (a warm-pool VM's, which a create claims). */
     public Sandbox withId(String newId) {
         return new Sandbox(
-                newId, name, runtime, image, imageId, imageFile, accel, resources, env, workdir, created, state, vmmPid,
-                started, error, nat, user, command);
+                newId,
+                name,
+                runtime,
+                image,
+                imageId,
+                imageFile,
+                accel,
+                resources,
+                env,
+                workdir,
+                created,
+                state,
+                vmmPid,
+                started,
+                error,
+                nat,
+                user,
+                command,
+                namespaces);
     }
 
     /**
@@ -76,7 +98,8 @@ public record Sandbox(
                 null,
                 nat,
                 user,
-                command);
+                command,
+                namespaces);
     }
 
     /** This sandbox in another state; refused when the lifecycle has no such transition. */
@@ -87,7 +110,24 @@ public record Sandbox(
         }
         Instant startedAt = target == SandboxState.RUNNING ? Instant.now() : started;
         return new Sandbox(
-                id, name, runtime, image, imageId, imageFile, accel, resources, env, workdir, created, target, pid,
-                startedAt, why, nat, user, command);
+                id,
+                name,
+                runtime,
+                image,
+                imageId,
+                imageFile,
+                accel,
+                resources,
+                env,
+                workdir,
+                created,
+                target,
+                pid,
+                startedAt,
+                why,
+                nat,
+                user,
+                command,
+                namespaces);
     }
 }

@@ -33,6 +33,9 @@ import org.jspecify.annotations.Nullable;
  * @param cmd the arguments after the entrypoint, replacing the image's cmd; null or empty for the
  *     image's. Entrypoint and cmd together are the sandbox's {@code command}, what {@code run}
  *     starts when given none
+ * @param namespaces namespaces to join instead of making new ones: runtime-spec type
+ *     ({@code network}, {@code ipc}, {@code uts}, {@code pid}) -> path of a namespace file (an OCI
+ *     runtime's pod containers, as CRI asks); container runtime only; null or empty for none
  */
 public record CreateSpec(
         @Nullable String name,
@@ -55,7 +58,56 @@ public record CreateSpec(
         @Nullable Boolean hostCa,
         @Nullable String user,
         @Nullable List<String> entrypoint,
-        @Nullable List<String> cmd) {
+        @Nullable List<String> cmd,
+        @Nullable Map<String, String> namespaces) {
+
+    /** A request that joins no namespaces: each sandbox has its own. */
+    public CreateSpec(
+            @Nullable String name,
+            @Nullable String image,
+            @Nullable String runtime,
+            @Nullable Integer cpus,
+            @Nullable Integer memoryMiB,
+            @Nullable Long diskMiB,
+            @Nullable Integer pids,
+            @Nullable Long lifetimeSeconds,
+            @Nullable Map<String, String> env,
+            @Nullable String workdir,
+            @Nullable String accel,
+            @Nullable String network,
+            @Nullable List<String> allowHosts,
+            @Nullable List<String> addHosts,
+            @Nullable List<String> publish,
+            @Nullable List<Secret> secrets,
+            @Nullable InferenceConfig inference,
+            @Nullable Boolean hostCa,
+            @Nullable String user,
+            @Nullable List<String> entrypoint,
+            @Nullable List<String> cmd) {
+        this(
+                name,
+                image,
+                runtime,
+                cpus,
+                memoryMiB,
+                diskMiB,
+                pids,
+                lifetimeSeconds,
+                env,
+                workdir,
+                accel,
+                network,
+                allowHosts,
+                addHosts,
+                publish,
+                secrets,
+                inference,
+                hostCa,
+                user,
+                entrypoint,
+                cmd,
+                null);
+    }
 
     /** A request without a choice about the host's CAs, nor a user, entrypoint or cmd: the defaults and the image's apply. */
     public CreateSpec(
@@ -128,7 +180,8 @@ public record CreateSpec(
                 hostCa,
                 user,
                 entrypoint,
-                cmd);
+                cmd,
+                namespaces);
     }
 
     public CreateSpec withRuntime(@Nullable String newRuntime) {
@@ -153,7 +206,8 @@ public record CreateSpec(
                 hostCa,
                 user,
                 entrypoint,
-                cmd);
+                cmd,
+                namespaces);
     }
 
     public CreateSpec withImage(@Nullable String newImage) {
@@ -178,7 +232,8 @@ public record CreateSpec(
                 hostCa,
                 user,
                 entrypoint,
-                cmd);
+                cmd,
+                namespaces);
     }
 
     public CreateSpec withEnv(Map<String, String> newEnv) {
@@ -203,7 +258,8 @@ public record CreateSpec(
                 hostCa,
                 user,
                 entrypoint,
-                cmd);
+                cmd,
+                namespaces);
     }
 
     public CreateSpec withUser(@Nullable String newUser) {
@@ -228,7 +284,8 @@ public record CreateSpec(
                 hostCa,
                 newUser,
                 entrypoint,
-                cmd);
+                cmd,
+                namespaces);
     }
 
     public CreateSpec withCommand(@Nullable List<String> newCmd) {
@@ -253,6 +310,7 @@ public record CreateSpec(
                 hostCa,
                 user,
                 entrypoint,
-                newCmd);
+                newCmd,
+                namespaces);
     }
 }

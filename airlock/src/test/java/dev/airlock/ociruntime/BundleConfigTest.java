@@ -76,9 +76,9 @@ class BundleConfigTest {
         assertRefused(
                 c -> ((ArrayNode) c.get("linux").get("namespaces"))
                         .addObject()
-                        .put("type", "network")
-                        .put("path", "/run/netns/x"),
-                "linux.namespaces network /run/netns/x");
+                        .put("type", "mount")
+                        .put("path", "/proc/1/ns/mnt"),
+                "linux.namespaces mount /proc/1/ns/mnt");
         assertRefused(
                 c -> ((ArrayNode) c.get("linux").get("namespaces")).addObject().put("type", "user"),
                 "linux.namespaces user");
@@ -97,6 +97,18 @@ class BundleConfigTest {
                 c -> ((ObjectNode) c.get("linux")).putObject("sysctl").put("net.ipv4.ip_forward", "1"), "linux.sysctl");
         assertRefused(c -> ((ObjectNode) c.get("process").get("user")).put("umask", 0), "process.user.umask");
         assertRefused(c -> ((ObjectNode) c.get("process")).put("unknownField", 1), "process.unknownField");
+    }
+
+    @Test
+    void namespacesGivenByPathAreKeptForThePod() throws IOException {
+        ObjectNode c = podmanLike();
+        ArrayNode ns = (ArrayNode) c.get("linux").get("namespaces");
+        ns.removeAll();
+        ns.addObject().put("type", "network").put("path", "/proc/42/ns/net");
+        ns.addObject().put("type", "ipc").put("path", "/proc/42/ns/ipc");
+        ns.addObject().put("type", "mount");
+        BundleConfig parsed = BundleConfig.parse(bundle, c);
+        assertThat(parsed.joins()).isEqualTo(Map.of("network", "/proc/42/ns/net", "ipc", "/proc/42/ns/ipc"));
     }
 
     @Test

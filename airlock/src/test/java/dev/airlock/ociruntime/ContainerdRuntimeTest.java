@@ -35,6 +35,8 @@ import org.junit.jupiter.api.TestInstance;
 class ContainerdRuntimeTest {
     private static final String IMAGE = "docker.io/library/airlock-ctr-test:latest";
     private static final Duration CONTAINERD_UP = Duration.ofSeconds(30);
+    /** Prints the ids of a process's network, IPC, UTS and mount namespaces, one a line (busybox readlink takes one file). */
+    private static final String NAMESPACE_IDS = "for n in net ipc uts mnt; do readlink /proc/self/ns/$n; done;";
 
     private AirlockDirs dirs;
     private Path work;
@@ -190,21 +192,144 @@ class ContainerdRuntimeTest {
     }
 
     @Test
-    void joiningAnotherTasksNetworkNamespaceIsRefusedInWords() {
-        // What CRI does for a pod's app containers: join the sandbox container's namespaces by
-        // path. A microVM cannot join a host namespace; the refusal reaches ctr.
-        Run r = ctrRun("--rm", "--with-ns", "network:/proc/1/ns/net", IMAGE, "c-ns", "true");
-        assertThat(r.exit()).isNotZero();
-        assertThat(r.err()).contains("linux.namespaces network /proc/1/ns/net").contains("cannot join");
-        ctr("container", "rm", "c-ns");
+    void aPodInContainerModeSharesTheSandboxContainersNamespaces() throws InterruptedException {
+        // The path CRI takes for a pod: a pause-like sandbox container, then an app container
+        // whose config.json names the sandbox task's /proc/PID/ns/{net,ipc,uts} (ctr --with-ns),
+        // with CRI's annotations. The PID is the one airlock-runtime reported: its stand-in.
+        List<String> sandbox = new ArrayList<>(List.of("-d"));
+        sandbox.addAll(podAnnotations("sandbox", "pod-s"));
+        sandbox.addAll(List.of(IMAGE, "pod-s", "sh", "-c", "while :; do echo from-the-pod | nc -l -p 8080; done"));
+        Run pod = ctrRun(sandbox.toArray(String[]::new));
+        assertThat(pod.exit()).as(pod.err()).isZero();
+        try {
+            podSharesItsNamespaces();
+        } finally {
+            ctr("task", "kill", "-s", "SIGKILL", "pod-s");
+            Instant stopped = Instant.now().plusSeconds(60);
+            while (!ctr("task", "ls").out().matches("(?s).*pod-s\\s+\\d+\\s+STOPPED.*")) {
+                assertThat(Instant.now()).as("the pod did not stop").isBefore(stopped);
+                Thread.sleep(100);
+            }
+            assertThat(ctr("task", "delete", "pod-s").exit()).isZero();
+            assertThat(ctr("container", "rm", "pod-s").exit()).isZero();
+        }
         assertNothingLeft();
+    }
+
+    /** The app containers of the running pod-s. */
+    private void podSharesItsNamespaces() {
+        String podPid = ctr("task", "ls").out().replaceAll("(?s).*pod-s\\s+(\\d+).*", "$1");
+        Run podNs = ctr("task", "exec", "--exec-id", "ns", "pod-s", "sh", "-c", NAMESPACE_IDS + " hostname");
+        assertThat(podNs.exit()).as(podNs.err()).isZero();
+        List<String> podIds = podNs.out().lines().toList();
+
+        List<String> withNs = new ArrayList<>();
+        for (String t : List.of("network:net", "ipc:ipc", "uts:uts")) {
+            String[] kind = t.split(":");
+            withNs.addAll(List.of("--with-ns", kind[0] + ":/proc/" + podPid + "/ns/" + kind[1]));
+        }
+        // CRI's annotation names the pod an app container belongs to: another pod's namespaces are refused
+        List<String> stray = new ArrayList<>(List.of("--rm"));
+        stray.addAll(podAnnotations("container", "other-pod"));
+        stray.addAll(withNs);
+        stray.addAll(List.of(IMAGE, "pod-stray", "true"));
+        Run refused = ctrRun(stray.toArray(String[]::new));
+        assertThat(refused.exit()).isNotZero();
+        assertThat(refused.err()).contains("says this container belongs to pod other-pod");
+        ctr("container", "rm", "pod-stray");
+
+        List<String> app = new ArrayList<>(List.of("--rm"));
+        app.addAll(podAnnotations("container", "pod-s"));
+        app.addAll(withNs);
+        app.addAll(List.of(
+                IMAGE,
+                "pod-app",
+                "sh",
+                "-c",
+                // the pod's listener on 127.0.0.1: retried until it listens (a deadline, not a wait)
+                "for i in $(seq 1 300); do r=$(nc 127.0.0.1 8080 </dev/null) && [ -n \"$r\" ] && break;"
+                        + " sleep 0.1; done; echo \"$r\";"
+                        + NAMESPACE_IDS + " hostname; echo app > /app-was-here; exit 7"));
+        Run r = ctrRun(app.toArray(String[]::new));
+        assertThat(r.exit()).as(r.err()).isEqualTo(7);
+        List<String> seen = r.out().lines().toList();
+        assertThat(seen.getFirst()).isEqualTo("from-the-pod");
+        // the pod's network, IPC and UTS namespaces (and so its hostname); a mount namespace of its own
+        assertThat(seen.subList(1, 4)).isEqualTo(podIds.subList(0, 3));
+        assertThat(seen.get(4)).isNotEqualTo(podIds.get(3));
+        assertThat(seen.get(5)).isEqualTo(podIds.get(4));
+        // its own root: what it wrote is not in the pod's
+        Run podRoot = ctr("task", "exec", "--exec-id", "root", "pod-s", "test", "-e", "/app-was-here");
+        assertThat(podRoot.exit()).isEqualTo(1);
+    }
+
+    @Test
+    void joiningNamespacesThatAreNotAPodsIsRefusedInWords() {
+        // microVM mode (the default): a VM cannot join a namespace on the host
+        Run vm = ctrRun("--rm", "--with-ns", "network:/proc/1/ns/net", IMAGE, "c-ns", "true");
+        assertThat(vm.exit()).isNotZero();
+        assertThat(vm.err())
+                .contains("linux.namespaces network (by path)")
+                .contains("cannot join namespaces on the host");
+        ctr("container", "rm", "c-ns");
+        // container mode: the host's own namespace, and a file that is no namespace of that type
+        Run host = ctrRun(
+                "--rm",
+                "--annotation",
+                "run.airlock.runtime=container",
+                "--with-ns",
+                // the daemon opens it: its own, the host's
+                "network:/proc/self/ns/net",
+                IMAGE,
+                "c-host",
+                "true");
+        assertThat(host.exit()).isNotZero();
+        assertThat(host.err()).contains("/proc/self/ns/net is the host's own network namespace");
+        ctr("container", "rm", "c-host");
+        Run wrongType = ctrRun(
+                "--rm",
+                "--annotation",
+                "run.airlock.runtime=container",
+                "--with-ns",
+                "ipc:/proc/self/ns/net",
+                IMAGE,
+                "c-type",
+                "true");
+        assertThat(wrongType.exit()).isNotZero();
+        assertThat(wrongType.err()).contains("is a network namespace, not a ipc namespace");
+        ctr("container", "rm", "c-type");
+        Run notNs = ctrRun(
+                "--rm",
+                "--annotation",
+                "run.airlock.runtime=container",
+                "--with-ns",
+                "uts:/etc/hostname",
+                IMAGE,
+                "c-file",
+                "true");
+        assertThat(notNs.exit()).isNotZero();
+        assertThat(notNs.err()).contains("/etc/hostname is not a namespace file");
+        ctr("container", "rm", "c-file");
+        assertNothingLeft();
+    }
+
+    /** ctr's flags for CRI's annotations of a container-mode pod's sandbox or app container. */
+    private static List<String> podAnnotations(String containerType, String sandboxId) {
+        return List.of(
+                "--annotation",
+                "run.airlock.runtime=container",
+                "--annotation",
+                "io.kubernetes.cri.container-type=" + containerType,
+                "--annotation",
+                "io.kubernetes.cri.sandbox-id=" + sandboxId);
     }
 
     /** An OCI image layout (one uncompressed busybox layer) in a tar, as `ctr image import` takes it. */
     private Path ociArchive() throws IOException {
         Path rootfs = Files.createDirectories(work.resolve("rootfs/bin"));
         Files.copy(Path.of("/usr/bin/busybox"), rootfs.resolve("busybox"));
-        for (String applet : List.of("sh", "echo", "cat", "id", "pwd", "sleep", "true")) {
+        for (String applet : List.of(
+                "sh", "echo", "cat", "id", "pwd", "sleep", "true", "nc", "readlink", "hostname", "seq", "test")) {
             Files.createSymbolicLink(rootfs.resolve(applet), Path.of("busybox"));
         }
         for (String d : List.of("etc", "tmp", "proc", "sys", "dev", "run")) {
