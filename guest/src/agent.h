@@ -57,6 +57,8 @@ struct stream {
 /* session.c */
 extern int g_pid1;
 int serve(int listen_fd, int port_fd);
+/* --tsc-khz, run on the host: prints the TSC's rate in kHz (tsc.c); non-zero when it cannot. */
+int tsc_khz_main(void);
 void watch_init(struct watch *w, int kind, int fd, struct stream *s);
 void watch_close(struct watch *w);
 void watch_apply(struct watch *w);

@@ -329,7 +329,7 @@ struct start_err {
     int err;
 };
 
-static void child_fail(int pipe_fd, int stage)
+static __attribute__((noreturn)) void child_fail(int pipe_fd, int stage)
 {
     struct start_err e = {stage, errno};
     ssize_t r = write(pipe_fd, &e, sizeof e);
@@ -411,6 +411,86 @@ fail:
 }
 
 static int valid_str(const uint8_t *v, uint32_t n) { return memchr(v, 0, n) == NULL; }
+
+/* What the child of an EXEC needs, read only, so it can run on the agent's memory (vfork). */
+struct child {
+    char **argv, **env;
+    const struct user *u;
+    const char *cwd;
+    int builtin, tty, slave, in, out, err, status, have_user, cwd_is_default;
+};
+
+/* The child: joins its session and cgroup, sets up stdio, directory and user, then execs (or runs
+ * the built-in). Never returns; a failure is written to the status pipe. */
+static __attribute__((noreturn)) void child_main(const struct child *c)
+{
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    /* execve resets handled signals to their default; only an ignored one would stay
+     * ignored in the command. The agent ignores SIGPIPE alone (serve()); resetting every
+     * signal instead cost ~60 system calls per exec, ~2 ms of emulated CPU under TCG. */
+    signal(SIGPIPE, SIG_DFL);
+    setsid();
+    /* The cgroup built-in sets that cgroup (thaws it, too): it stays outside, or a frozen
+     * cgroup would freeze it on joining. */
+    if (g_exec_cgroup[0] && !(c->builtin && !strcmp(c->argv[0], "cgroup"))) {
+        int cg = open(g_exec_cgroup, O_WRONLY | O_CLOEXEC);
+        if (cg < 0 || write(cg, "0", 1) < 0)
+            child_fail(c->status, 3);
+        close(cg);
+    }
+    agent_child_limits();
+    if (c->tty) {
+        if (ioctl(c->slave, TIOCSCTTY, 0) < 0 || dup2(c->slave, 0) < 0 || dup2(c->slave, 1) < 0 ||
+            dup2(c->slave, 2) < 0)
+            child_fail(c->status, 3);
+    } else {
+        if (dup2(c->in, 0) < 0 || dup2(c->out, 1) < 0 || dup2(c->err, 2) < 0)
+            child_fail(c->status, 3);
+    }
+    if (chdir(c->cwd ? c->cwd : c->u->home) < 0) {
+        if ((c->cwd && !c->cwd_is_default) || chdir("/") < 0)
+            child_fail(c->status, 1);
+    }
+    if (c->have_user && (setgroups((size_t)c->u->ngroups, c->u->groups) < 0 ||
+                         setgid(c->u->gid) < 0 || setuid(c->u->uid) < 0))
+        child_fail(c->status, 2);
+    umask(022);
+    if (c->builtin) {
+        /* No exec will close the O_CLOEXEC descriptors, so close them here: the status pipe
+         * (the host sends stdin only once it knows the command started), and every other
+         * one above stderr (the write end of its own stdin pipe, held here, would keep the
+         * built-in from ever reading end-of-file; the agent's channels are none of its
+         * business). */
+        long max = sysconf(_SC_OPEN_MAX);
+        if (max < 0 || max > 65536)
+            max = 65536;
+#ifdef SYS_close_range
+        if (syscall(SYS_close_range, 3u, ~0u, 0u) != 0)
+#endif
+            for (int fd = 3; fd < (int)max; fd++)
+                close(fd);
+        _exit(builtin_main(c->argv));
+    }
+    child_exec(c->argv, c->env);
+    child_fail(c->status, 0);
+}
+
+/* vfork for a command: no copy of the agent's page tables and no copy-on-write faults after it,
+ * ~2 ms of emulated CPU per exec under TCG (bench/floor.sh). The child only makes system calls
+ * until it execs or _exits, writes nothing of the agent's, and the agent handles no signal
+ * (signalfd; SIGPIPE is ignored and reset in the child), so no handler can run in the child on
+ * the agent's memory. A built-in runs in the child itself, for as long as it likes, while the
+ * agent must keep serving: it gets a real fork. Its own function, so nothing of exec_start's
+ * frame lives across the vfork. */
+static __attribute__((noinline)) pid_t spawn(const struct child *c)
+{
+    pid_t pid = c->builtin ? fork() : vfork();
+    if (pid == 0)
+        child_main(c);
+    return pid;
+}
 
 int exec_start(struct stream *s, const uint8_t *p, size_t n)
 {
@@ -603,64 +683,12 @@ int exec_start(struct stream *s, const uint8_t *p, size_t n)
         goto out;
     }
 
-    pid_t pid = fork();
+    struct child c = {argv, env, u, cwdbuf, builtin, tty, slave, want_stdin ? in_p[0] : devnull,
+                      out_p[1], err_p[1], st_p[1], have_user, cwd_is_default};
+    pid_t pid = spawn(&c);
     if (pid < 0) {
         send_error(s->id, errno, "fork: %s", strerror(errno));
         goto out;
-    }
-    if (pid == 0) {
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        /* execve resets handled signals to their default; only an ignored one would stay
-         * ignored in the command. The agent ignores SIGPIPE alone (serve()); resetting every
-         * signal instead cost ~60 system calls per exec, ~2 ms of emulated CPU under TCG. */
-        signal(SIGPIPE, SIG_DFL);
-        setsid();
-        /* The cgroup built-in sets that cgroup (thaws it, too): it stays outside, or a frozen
-         * cgroup would freeze it on joining. */
-        if (g_exec_cgroup[0] && !(builtin && !strcmp(argv[0], "cgroup"))) {
-            int cg = open(g_exec_cgroup, O_WRONLY | O_CLOEXEC);
-            if (cg < 0 || write(cg, "0", 1) < 0)
-                child_fail(st_p[1], 3);
-            close(cg);
-        }
-        agent_child_limits();
-        if (tty) {
-            if (ioctl(slave, TIOCSCTTY, 0) < 0 || dup2(slave, 0) < 0 || dup2(slave, 1) < 0 ||
-                dup2(slave, 2) < 0)
-                child_fail(st_p[1], 3);
-        } else {
-            if (dup2(want_stdin ? in_p[0] : devnull, 0) < 0 || dup2(out_p[1], 1) < 0 ||
-                dup2(err_p[1], 2) < 0)
-                child_fail(st_p[1], 3);
-        }
-        if (chdir(cwdbuf ? cwdbuf : u->home) < 0) {
-            if ((cwdbuf && !cwd_is_default) || chdir("/") < 0)
-                child_fail(st_p[1], 1);
-        }
-        if (have_user && (setgroups((size_t)u->ngroups, u->groups) < 0 || setgid(u->gid) < 0 ||
-                          setuid(u->uid) < 0))
-            child_fail(st_p[1], 2);
-        umask(022);
-        if (builtin) {
-            /* No exec will close the O_CLOEXEC descriptors, so close them here: the status pipe
-             * (the host sends stdin only once it knows the command started), and every other
-             * one above stderr (the write end of its own stdin pipe, held here, would keep the
-             * built-in from ever reading end-of-file; the agent's channels are none of its
-             * business). */
-            long max = sysconf(_SC_OPEN_MAX);
-            if (max < 0 || max > 65536)
-                max = 65536;
-#ifdef SYS_close_range
-            if (syscall(SYS_close_range, 3u, ~0u, 0u) != 0)
-#endif
-                for (int fd = 3; fd < (int)max; fd++)
-                    close(fd);
-            _exit(builtin_main(argv));
-        }
-        child_exec(argv, env);
-        child_fail(st_p[1], 0);
     }
 
     close(st_p[1]);

@@ -87,6 +87,8 @@ int main(int argc, char **argv)
         serve(-1, port);
         die("event loop returned");
     }
+    if (argc == 2 && strcmp(argv[1], "--tsc-khz") == 0)
+        return tsc_khz_main();
     if (argc == 2 && strcmp(argv[1], "--version") == 0) {
         printf("airlock-init %s (protocol %u)\n", AIRLOCK_VERSION, PROTO_VERSION);
         return 0;

@@ -62,6 +62,8 @@ public final class MicrovmBackend implements Backend {
     static final Duration RESTORE_TIMEOUT = Duration.ofSeconds(60);
     /** What a warm-up command of ours may print (it prints nothing): the guest is hostile. */
     static final long WARM_UP_OUTPUT = 64 << 10;
+    /** How long after a claim its pool's refill starts (see claimPooled). */
+    private static final Duration REFILL_AFTER = Duration.ofMillis(500);
     /** Marks a layer nothing has booted from yet: such a sandbox may start from a template. */
     private static final String FRESH_LAYER = "fresh-layer";
     /** The saved VM of a paused sandbox. */
@@ -75,6 +77,7 @@ public final class MicrovmBackend implements Backend {
     private final QemuMicrovm vmm = new QemuMicrovm();
     private final Progress progress;
     private final VmTemplates templates;
+    private final GuestClock clock;
     private final boolean useTemplates;
     private volatile @Nullable WarmPool pool;
     private @Nullable BootAssets boot;
@@ -89,6 +92,7 @@ public final class MicrovmBackend implements Backend {
         this.dirs = dirs;
         this.progress = progress;
         this.templates = new VmTemplates(dirs, this, progress);
+        this.clock = new GuestClock(dirs.cache(), () -> GuestAgent.bundled(dirs).binary());
         this.useTemplates = useTemplates;
     }
 
@@ -287,7 +291,9 @@ public final class MicrovmBackend implements Backend {
             }
             WarmPool p = pool;
             if (p != null) {
-                p.refill(key, s);
+                // Not at once: under TCG the successor's restore and warm-up take a few hundred ms
+                // of CPU, which a small host would otherwise take from this sandbox's first commands.
+                p.refill(key, s, REFILL_AFTER);
             }
             return new Launch(vm.pid(), "pool, template " + key, true);
         } catch (IOException | RuntimeException e) {
@@ -675,6 +681,11 @@ public final class MicrovmBackend implements Backend {
         return vmm;
     }
 
+    /** The guest clock a VM of this accelerator boots with, as a template key names it. */
+    String clockKey(Accel accel) {
+        return accel == Accel.TCG ? clock.keyPart() : "kvm";
+    }
+
     @Override
     public boolean running(Sandbox s, SandboxPaths paths) {
         return vmm.attach(spec(s, paths, null)).isPresent();
@@ -756,9 +767,12 @@ public final class MicrovmBackend implements Backend {
         String root = shared
                 ? " airlock.root=9p:" + VmSpec.Disk.SHARE_TAG + "0"
                 : " airlock.root=/dev/vda airlock.layer=/dev/vdb";
+        Accel accel = Accel.parse(s.accel());
         String cmdline = "console=ttyS0 reboot=t panic=-1 pci=off quiet" + root
                 + " airlock.hostname=" + s.name() + " airlock.pids="
-                + s.resources().pids();
+                + s.resources().pids()
+                // Only a VM that launches needs its clock (attach passes no assets).
+                + (assets != null && accel == Accel.TCG ? clock.cmdline() : "");
         return new VmSpec(
                         kernel,
                         initrd,
@@ -770,7 +784,7 @@ public final class MicrovmBackend implements Backend {
                                         new VmSpec.Disk(paths.dir().resolve(LAYER), false)),
                         s.resources().cpus(),
                         s.resources().memoryMiB(),
-                        Accel.parse(s.accel()),
+                        accel,
                         paths.dir(),
                         paths.runtimeDir())
                 .withNic(

@@ -12,6 +12,7 @@ import dev.airlock.host.HostFiles;
 import dev.airlock.host.Progress;
 import dev.airlock.sandbox.Sandbox;
 import dev.airlock.sandbox.SandboxException;
+import dev.airlock.vmm.Accel;
 import dev.airlock.vmm.RunningVm;
 import dev.airlock.vmm.VmSpec;
 import java.io.IOException;
@@ -106,6 +107,8 @@ final class VmTemplates {
                         "disk=" + s.resources().diskMiB(),
                         "pids=" + s.resources().pids(),
                         "accel=" + s.accel(),
+                        // The kernel command line's clock (TSC rate or jiffies) is in the saved RAM.
+                        "clock=" + microvm.clockKey(Accel.parse(s.accel())),
                         "qemu=" + vmm,
                         "layer=" + layerIdentity(layerTemplate))
                 // The NIC is part of the saved device set: a VM saved with one restores only with one.

@@ -97,4 +97,34 @@ class WarmPoolTest {
         assertThat(sh(again, "cat /root/own")).isEqualTo("mine");
         assertThat(Files.exists(Engines.microvm(engine).templateDir())).isTrue();
     }
+
+    /**
+     * Under TCG the guest kernel cannot measure its TSC and fell back to 100 Hz jiffies (10 ms
+     * timers, a tick on every idle VM); given the host-measured rate it keeps time with the TSC,
+     * at the host's pace, in a claimed VM as after a boot.
+     */
+    @Test
+    void aClaimedVmKeepsTimeWithTheTscAtTheHostsPace() throws Exception {
+        startNew("clock-a");
+        Engines.microvm(engine).awaitWarmPool(Duration.ofSeconds(180));
+        Sandbox s = startNew("clock-b");
+        assertThat(engine.origin(s)).startsWith("pool, template ");
+        String source = sh(s, "cat /sys/devices/system/clocksource/clocksource0/current_clocksource");
+        if (!s.accel().equals("tcg")) {
+            return; // KVM guests keep kvm-clock
+        }
+        assertThat(source).isEqualTo("tsc");
+        assertThat(sh(s, "grep -m1 resolution /proc/timer_list")).contains(": 1 nsecs");
+        // The guest's monotonic clock across a host second, bracketed by the host's own clock.
+        String uptime = "cut -d' ' -f1 /proc/uptime";
+        long outer0 = System.nanoTime();
+        double g0 = Double.parseDouble(sh(s, uptime));
+        long inner0 = System.nanoTime();
+        Thread.sleep(1000);
+        long inner1 = System.nanoTime();
+        double g1 = Double.parseDouble(sh(s, uptime));
+        long outer1 = System.nanoTime();
+        // /proc/uptime has 10 ms steps: allow one at either end.
+        assertThat(g1 - g0).isBetween((inner1 - inner0) / 1e9 - 0.02, (outer1 - outer0) / 1e9 + 0.02);
+    }
 }
