@@ -111,6 +111,7 @@ struct confine {
     mode_t umask;
     int has_groups, ngroups;
     gid_t groups[CONFINE_MAX_GROUPS];
+    char hostname[65]; /* empty: the guest's own; else set in a new UTS namespace */
 };
 void confine_init(struct confine *c);
 /* 1 when the tag was one of confine's (and valid), 0 when not one of them, -1 with *why when invalid */

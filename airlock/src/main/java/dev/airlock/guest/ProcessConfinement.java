@@ -5,8 +5,9 @@ import org.jspecify.annotations.Nullable;
 
 /**
  * What the agent applies to a command's process just before it runs it, as an OCI runtime does to
- * a container's process: resource limits, capability sets, no_new_privs, a seccomp filter, umask
- * and supplementary groups. Every part is optional; an absent part leaves the agent's default.
+ * a container's process: resource limits, capability sets, no_new_privs, a seccomp filter, umask,
+ * supplementary groups and a hostname. Every part is optional; an absent part leaves the agent's
+ * default.
  *
  * @param rlimits {@code setrlimit} calls, applied before the user changes (raising a hard limit
  *     needs CAP_SYS_RESOURCE)
@@ -15,7 +16,9 @@ import org.jspecify.annotations.Nullable;
  * @param seccomp a classic BPF program ({@code struct sock_filter} entries, 8 bytes each, in wire
  *     order: code u16, jt u8, jf u8, k u32), or null for none
  * @param umask the file mode creation mask, or null for 0022
- * @param groups supplementary group ids (replacing those of the user's /etc/group entries), or null
+ * @param groups supplementary group ids (added to those of the user's /etc/group entries), or null
+ * @param hostname the hostname the process sees, in a UTS namespace of its own, or null for the
+ *     guest's
  */
 public record ProcessConfinement(
         List<Rlimit> rlimits,
@@ -23,7 +26,8 @@ public record ProcessConfinement(
         boolean noNewPrivileges,
         byte @Nullable [] seccomp,
         @Nullable Integer umask,
-        @Nullable List<Long> groups) {
+        @Nullable List<Long> groups,
+        @Nullable String hostname) {
 
     /** The agent's bounds: the kernel's own BPF_MAXINSNS and the agent's group table. */
     public static final int MAX_FILTER_INSTRUCTIONS = 4096;
@@ -36,6 +40,7 @@ public record ProcessConfinement(
     static final int TAG_SECCOMP = 12;
     static final int TAG_UMASK = 13;
     static final int TAG_GROUPS = 14;
+    static final int TAG_HOSTNAME = 15;
 
     public ProcessConfinement {
         rlimits = List.copyOf(rlimits);
@@ -51,6 +56,9 @@ public record ProcessConfinement(
         }
         if (umask != null && (umask < 0 || umask > 0777)) {
             throw new IllegalArgumentException("umask out of range: " + umask);
+        }
+        if (hostname != null && (hostname.isEmpty() || hostname.length() > 64 || hostname.indexOf('\0') >= 0)) {
+            throw new IllegalArgumentException("a hostname is 1 to 64 characters without NUL: " + hostname);
         }
         if (groups != null) {
             groups = List.copyOf(groups);
@@ -114,6 +122,9 @@ public record ProcessConfinement(
                 put(b, i * 4, groups.get(i), 4);
             }
             tlv.bytes(TAG_GROUPS, b);
+        }
+        if (hostname != null) {
+            tlv.string(TAG_HOSTNAME, hostname);
         }
     }
 

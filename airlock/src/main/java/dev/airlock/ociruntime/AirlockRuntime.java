@@ -442,7 +442,7 @@ public final class AirlockRuntime {
         }
         ProcessSpec p;
         try {
-            // the container's seccomp filter confines its execs too, as under runc
+            // the container's seccomp filter and hostname hold for its execs too, as under runc
             ProcessSpec container =
                     Json.MAPPER.readValue(Files.readString(dir.resolve(ContainerRecord.PROCESS)), ProcessSpec.class);
             ProcessConfinement confined = container.confinement();
@@ -450,7 +450,8 @@ public final class AirlockRuntime {
                     Json.MAPPER.readTree(Files.readString(processFile)),
                     "",
                     new ArrayList<>(),
-                    confined == null ? null : confined.seccomp());
+                    confined == null ? null : confined.seccomp(),
+                    confined == null ? null : confined.hostname());
         } catch (IOException e) {
             throw new RuntimeError("cannot read the process file " + processFile + ": " + e.getMessage(), e);
         }

@@ -115,12 +115,6 @@ record BundleConfig(
         if (!proc.isObject()) {
             throw new RuntimeError("config.json has no process object");
         }
-        JsonNode seccomp = c.path("linux").path("seccomp");
-        ProcessSpec process = process(
-                proc,
-                "process.",
-                replaced,
-                seccomp.isMissingNode() || seccomp.isNull() ? null : SeccompFilter.compile(seccomp));
         JsonNode root = c.path("root");
         onlyKeys(root, "root.", Set.of("path", "readonly"));
         if (root.path("readonly").asBoolean(false)) {
@@ -145,15 +139,27 @@ record BundleConfig(
         JsonNode linux = c.path("linux");
         Integer[] limits = linux(linux, replaced);
         String hostname = c.hasNonNull("hostname") ? c.get("hostname").asString() : null;
+        JsonNode seccomp = linux.path("seccomp");
+        ProcessSpec process = process(
+                proc,
+                "process.",
+                replaced,
+                seccomp.isMissingNode() || seccomp.isNull() ? null : SeccompFilter.compile(seccomp),
+                // a VM's process gets the config's hostname in a UTS namespace of its own; the
+                // other modes' sandboxes are containers whose hostname their backend sets. An
+                // empty one is none, as under runc.
+                mode.equals("microvm") && hostname != null && !hostname.isEmpty() ? hostname : null);
         return new BundleConfig(
                 dir, rootfs, process, hostname, annotations, files, binds, limits[0], limits[1], limits[2], replaced);
     }
 
     /**
      * The process of a container ({@code process.}) or of an exec's process file (""), with the
-     * container's compiled seccomp filter (an exec's process runs under it too, as under runc).
+     * container's compiled seccomp filter and hostname (an exec's process gets them too, as under
+     * runc).
      */
-    static ProcessSpec process(JsonNode p, String where, List<String> replaced, byte @Nullable [] seccomp) {
+    static ProcessSpec process(
+            JsonNode p, String where, List<String> replaced, byte @Nullable [] seccomp, @Nullable String hostname) {
         Set<String> keys = new java.util.HashSet<>(Set.of("terminal", "consoleSize", "user", "args", "env", "cwd"));
         keys.addAll(PROCESS_REPLACED);
         keys.addAll(PROCESS_APPLIED);
@@ -191,7 +197,7 @@ record BundleConfig(
                 cwd,
                 uid + ":" + gid,
                 p.path("terminal").asBoolean(false),
-                ConfinementConfig.read(p, where, seccomp));
+                ConfinementConfig.read(p, where, seccomp, hostname));
     }
 
     /** Collects the file binds to copy in and the directory binds; refuses every mount the sandbox cannot give. */

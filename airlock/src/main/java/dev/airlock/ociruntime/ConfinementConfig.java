@@ -81,7 +81,8 @@ final class ConfinementConfig {
     private ConfinementConfig() {}
 
     /** The confinement of {@code process} ({@code where} prefixes field names in errors). */
-    static @Nullable ProcessConfinement read(JsonNode p, String where, byte @Nullable [] seccomp) {
+    static @Nullable ProcessConfinement read(
+            JsonNode p, String where, byte @Nullable [] seccomp, @Nullable String hostname) {
         List<ProcessConfinement.Rlimit> rlimits = rlimits(p.path("rlimits"), where + "rlimits");
         ProcessConfinement.Capabilities caps = capabilities(p.path("capabilities"), where + "capabilities");
         boolean noNewPrivileges = p.path("noNewPrivileges").asBoolean(false);
@@ -114,10 +115,14 @@ final class ConfinementConfig {
                 && !noNewPrivileges
                 && seccomp == null
                 && umask == null
-                && groups == null) {
+                && groups == null
+                && hostname == null) {
             return null;
         }
-        return new ProcessConfinement(rlimits, caps, noNewPrivileges, seccomp, umask, groups);
+        if (hostname != null && (hostname.isEmpty() || hostname.length() > 64)) {
+            throw new RuntimeError("hostname '" + hostname + "' is not 1 to 64 characters");
+        }
+        return new ProcessConfinement(rlimits, caps, noNewPrivileges, seccomp, umask, groups, hostname);
     }
 
     private static List<ProcessConfinement.Rlimit> rlimits(JsonNode list, String where) {

@@ -75,6 +75,7 @@ class BundleConfigTest {
         assertThat(confinement.capabilities()).isEqualTo(new ProcessConfinement.Capabilities(1, 0, 0, 0, 0));
         assertThat(confinement.umask()).isEqualTo(18);
         assertThat(confinement.seccomp()).isNotNull();
+        assertThat(confinement.hostname()).isEqualTo("abc");
     }
 
     @Test
