@@ -96,6 +96,31 @@ void file_remove_done(struct stream *s);
 int builtin_known(const char *name);
 int builtin_main(char **argv);
 
+/* confine.c: an EXEC's confinement tags, applied in the command's child */
+#define CONFINE_MAX_RLIMITS 64
+#define CONFINE_MAX_GROUPS 256
+struct confine {
+    struct {
+        uint32_t resource;
+        uint64_t soft, hard;
+    } rlimits[CONFINE_MAX_RLIMITS];
+    int nrlimits;
+    int has_caps;
+    uint64_t bounding, effective, permitted, inheritable, ambient;
+    int no_new_privs;
+    const uint8_t *filter; /* points into the EXEC payload, which outlives the fork */
+    uint32_t filter_len;   /* instructions */
+    mode_t umask;
+    int has_groups, ngroups;
+    gid_t groups[CONFINE_MAX_GROUPS];
+    char hostname[65]; /* empty: the guest's own; else set in a new UTS namespace */
+};
+void confine_init(struct confine *c);
+/* 1 when the tag was one of confine's (and valid), 0 when not one of them, -1 with *why when invalid */
+int confine_tag(struct confine *c, uint16_t tag, const uint8_t *v, uint32_t vl, const char **why);
+int confine_before_user(const struct confine *c);
+int confine_before_exec(const struct confine *c);
+
 /* exec.c: extra default environment for every later EXEC (SET_ENV) */
 int exec_set_env(uint32_t id, const uint8_t *p, size_t n);
 

@@ -325,7 +325,7 @@ int exec_set_env(uint32_t id, const uint8_t *p, size_t n)
 }
 
 struct start_err {
-    int stage; /* 0 exec, 1 chdir, 2 credentials, 3 stdio */
+    int stage; /* 0 exec, 1 chdir, 2 credentials, 3 stdio, 4 confinement */
     int err;
 };
 
@@ -416,6 +416,7 @@ static int valid_str(const uint8_t *v, uint32_t n) { return memchr(v, 0, n) == N
 struct child {
     char **argv, **env;
     const struct user *u;
+    const struct confine *conf;
     const char *cwd;
     int builtin, tty, slave, in, out, err, status, have_user, cwd_is_default;
 };
@@ -453,10 +454,14 @@ static __attribute__((noreturn)) void child_main(const struct child *c)
         if ((c->cwd && !c->cwd_is_default) || chdir("/") < 0)
             child_fail(c->status, 1);
     }
-    if (c->have_user && (setgroups((size_t)c->u->ngroups, c->u->groups) < 0 ||
-                         setgid(c->u->gid) < 0 || setuid(c->u->uid) < 0))
+    if (confine_before_user(c->conf) < 0)
+        child_fail(c->status, 4);
+    if ((c->have_user || c->conf->has_groups) && (setgroups((size_t)c->u->ngroups, c->u->groups) < 0 ||
+                                                  setgid(c->u->gid) < 0 || setuid(c->u->uid) < 0))
         child_fail(c->status, 2);
-    umask(022);
+    /* umask (022 unless the EXEC set one), then the capability sets, no_new_privs, seccomp */
+    if (confine_before_exec(c->conf) < 0)
+        child_fail(c->status, 4);
     if (c->builtin) {
         /* No exec will close the O_CLOEXEC descriptors, so close them here: the status pipe
          * (the host sends stdin only once it knows the command started), and every other
@@ -501,8 +506,19 @@ int exec_start(struct stream *s, const uint8_t *p, size_t n)
     int nargs = 0, nenv = 0, r, want_stdin = 0, tty = 0, bad_str = 0, builtin = 0;
     uint16_t rows = 24, cols = 80;
     uint64_t timeout_ms = 0;
+    const char *bad_confine = NULL;
+    int confined = 0;
+    struct confine *conf = calloc(1, sizeof *conf);
+    if (!conf)
+        return send_error(s->id, ENOMEM, "out of memory"), 0;
+    confine_init(conf);
 
     while ((r = tlv_next(&it, &tag, &v, &vl)) > 0) {
+        int ct = bad_confine ? 0 : confine_tag(conf, tag, v, vl, &bad_confine);
+        if (ct != 0) {
+            confined = 1;
+            continue;
+        }
         switch (tag) {
         case X_ARG:
         case X_ENV:
@@ -517,36 +533,38 @@ int exec_start(struct stream *s, const uint8_t *p, size_t n)
             break;
         case X_TIMEOUT_MS:
             if (vl != 8)
-                return -1;
+                return free(conf), -1;
             timeout_ms = get64(v);
             break;
         case X_TTY:
             if (vl != 4)
-                return -1;
+                return free(conf), -1;
             tty = 1;
             rows = get16(v);
             cols = get16(v + 2);
             break;
         case X_STDIN:
             if (vl != 1)
-                return -1;
+                return free(conf), -1;
             want_stdin = v[0] == 1;
             break;
         case X_BUILTIN:
             if (vl != 1)
-                return -1;
+                return free(conf), -1;
             builtin = v[0] == 1;
             break;
         }
     }
     if (r < 0)
-        return -1;
+        return free(conf), -1;
     if (bad_str)
-        return send_error(s->id, EINVAL, "string contains a NUL byte"), 0;
+        return free(conf), send_error(s->id, EINVAL, "string contains a NUL byte"), 0;
+    if (bad_confine)
+        return free(conf), send_error(s->id, EINVAL, "%s", bad_confine), 0;
     if (nargs == 0)
-        return send_error(s->id, EINVAL, "EXEC without ARG"), 0;
+        return free(conf), send_error(s->id, EINVAL, "EXEC without ARG"), 0;
     if (nenv > MAX_ENV - 16)
-        return send_error(s->id, E2BIG, "too many environment entries"), 0;
+        return free(conf), send_error(s->id, E2BIG, "too many environment entries"), 0;
 
     /* all strings live in one block sized by the (already bounded) payload */
     char *block = malloc(n + (size_t)(nargs + nenv) + 4);
@@ -578,8 +596,9 @@ int exec_start(struct stream *s, const uint8_t *p, size_t n)
         bp += vl + 1;
     }
 
-    if (builtin && (tty || userbuf || !builtin_known(argv[0]))) {
-        send_error(s->id, EINVAL, "not an agent built-in (or one given a user or a tty): %s", argv[0]);
+    if (builtin && (tty || userbuf || confined || !builtin_known(argv[0]))) {
+        send_error(s->id, EINVAL, "not an agent built-in (or one given a user, a tty or confinement): %s",
+                   argv[0]);
         goto out;
     }
     /* The sandbox's default user (its image's USER) runs commands that name none; a built-in
@@ -602,6 +621,14 @@ int exec_start(struct stream *s, const uint8_t *p, size_t n)
         u->uid = getuid();
         snprintf(u->name, sizeof u->name, getuid() == 0 ? "root" : "%lu", (unsigned long)getuid());
         snprintf(u->home, sizeof u->home, "/root");
+    }
+    /* OCI additionalGids: added to the user's groups from /etc/group, as runc adds them */
+    for (int i = 0; conf->has_groups && i < conf->ngroups; i++) {
+        int dup = 0;
+        for (int j = 0; j < u->ngroups; j++)
+            dup |= u->groups[j] == conf->groups[i];
+        if (!dup && u->ngroups < MAX_GROUPS)
+            u->groups[u->ngroups++] = conf->groups[i];
     }
     /* The sandbox's working directory is a default: a command that runs before it exists (a
      * workspace's own setup creates /workspace) starts in / instead of failing. */
@@ -683,7 +710,7 @@ int exec_start(struct stream *s, const uint8_t *p, size_t n)
         goto out;
     }
 
-    struct child c = {argv, env, u, cwdbuf, builtin, tty, slave, want_stdin ? in_p[0] : devnull,
+    struct child c = {argv, env, u, conf, cwdbuf, builtin, tty, slave, want_stdin ? in_p[0] : devnull,
                       out_p[1], err_p[1], st_p[1], have_user, cwd_is_default};
     pid_t pid = spawn(&c);
     if (pid < 0) {
@@ -707,6 +734,9 @@ int exec_start(struct stream *s, const uint8_t *p, size_t n)
             send_error(s->id, se.err, "chdir %s: %s", cwdbuf ? cwdbuf : u->home, strerror(se.err));
         else if (se.stage == 2)
             send_error(s->id, se.err, "switching to user %s: %s", u->name, strerror(se.err));
+        else if (se.stage == 4)
+            send_error(s->id, se.err, "applying the process's rlimits, capabilities, seccomp filter or umask: %s",
+                       strerror(se.err));
         else
             send_error(s->id, se.err, "setting up stdio: %s", strerror(se.err));
         goto out;
@@ -765,6 +795,7 @@ out:
     free(argv);
     free(env);
     free(u);
+    free(conf);
     return ret;
 }
 

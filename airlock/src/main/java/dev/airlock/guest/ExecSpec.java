@@ -20,6 +20,8 @@ import org.jspecify.annotations.Nullable;
  * @param stdin whether the caller will feed stdin; otherwise stdin is /dev/null
  * @param builtin {@code argv[0]} names one of the agent's built-ins ({@code walk}, {@code pack},
  *     {@code unpack}: see docs/guest-protocol.md), not a program; it runs as the agent, in /
+ * @param confinement limits, capabilities, seccomp and the like the agent applies to the process
+ *     (an OCI container's {@code process}), or null for the agent's defaults
  */
 public record ExecSpec(
         List<String> argv,
@@ -29,7 +31,8 @@ public record ExecSpec(
         @Nullable Duration timeout,
         @Nullable TerminalSize tty,
         boolean stdin,
-        boolean builtin) {
+        boolean builtin,
+        @Nullable ProcessConfinement confinement) {
 
     private static final int TAG_ARG = 1;
     private static final int TAG_ENV = 2;
@@ -108,6 +111,9 @@ public record ExecSpec(
         if (builtin) {
             tlv.u8(TAG_BUILTIN, 1);
         }
+        if (confinement != null) {
+            confinement.write(tlv);
+        }
         return tlv.toPayload();
     }
 
@@ -126,6 +132,7 @@ public record ExecSpec(
         private @Nullable TerminalSize tty;
         private boolean stdin;
         private boolean builtin;
+        private @Nullable ProcessConfinement confinement;
 
         private Builder(List<String> argv) {
             this.argv = new ArrayList<>(argv);
@@ -177,8 +184,14 @@ public record ExecSpec(
             return this;
         }
 
+        /** Limits, capabilities, seccomp and the like for the process (see {@link ProcessConfinement}). */
+        public Builder confinement(@Nullable ProcessConfinement confinement) {
+            this.confinement = confinement;
+            return this;
+        }
+
         public ExecSpec build() {
-            return new ExecSpec(argv, env, cwd, user, timeout, tty, stdin, builtin);
+            return new ExecSpec(argv, env, cwd, user, timeout, tty, stdin, builtin, confinement);
         }
     }
 }

@@ -1,6 +1,7 @@
 package dev.airlock.ociruntime;
 
 import dev.airlock.client.DaemonClient;
+import dev.airlock.guest.ProcessConfinement;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.HostCommand;
 import dev.airlock.host.HostFiles;
@@ -447,12 +448,21 @@ public final class AirlockRuntime {
         }
         ProcessSpec p;
         try {
-            p = BundleConfig.process(Json.MAPPER.readTree(Files.readString(processFile)), "", new ArrayList<>());
+            // the container's seccomp filter and hostname hold for its execs too, as under runc
+            ProcessSpec container =
+                    Json.MAPPER.readValue(Files.readString(dir.resolve(ContainerRecord.PROCESS)), ProcessSpec.class);
+            ProcessConfinement confined = container.confinement();
+            p = BundleConfig.process(
+                    Json.MAPPER.readTree(Files.readString(processFile)),
+                    "",
+                    new ArrayList<>(),
+                    confined == null ? null : confined.seccomp(),
+                    confined == null ? null : confined.hostname());
         } catch (IOException e) {
             throw new RuntimeError("cannot read the process file " + processFile + ": " + e.getMessage(), e);
         }
         if (tty && !p.terminal()) {
-            p = new ProcessSpec(p.args(), p.env(), p.cwd(), p.user(), true);
+            p = p.withTerminal();
         }
         checkTerminal(p, console);
         Path execDir = dir.resolve("exec-" + Long.toHexString(System.nanoTime()));

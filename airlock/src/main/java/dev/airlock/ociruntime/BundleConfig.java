@@ -72,11 +72,13 @@ record BundleConfig(
     private static final Set<String> GUEST_TMPFS = Set.of("/dev", "/dev/shm", "/run");
 
     /** Confinement on the host kernel that a VM replaces with its own kernel and limits. */
-    private static final Set<String> PROCESS_REPLACED =
-            Set.of("capabilities", "rlimits", "noNewPrivileges", "apparmorProfile", "selinuxLabel", "oomScoreAdj");
+    private static final Set<String> PROCESS_REPLACED = Set.of("apparmorProfile", "selinuxLabel", "oomScoreAdj");
+
+    /** What the guest agent applies to the process itself ({@link ConfinementConfig}). */
+    private static final Set<String> PROCESS_APPLIED = Set.of("capabilities", "rlimits", "noNewPrivileges");
 
     private static final Set<String> LINUX_REPLACED =
-            Set.of("seccomp", "maskedPaths", "readonlyPaths", "cgroupsPath", "devices", "mountLabel");
+            Set.of("maskedPaths", "readonlyPaths", "cgroupsPath", "devices", "mountLabel");
 
     static BundleConfig read(Path bundle) {
         Path dir = bundle.toAbsolutePath().normalize();
@@ -117,7 +119,6 @@ record BundleConfig(
         if (!proc.isObject()) {
             throw new RuntimeError("config.json has no process object");
         }
-        ProcessSpec process = process(proc, "process.", replaced);
         JsonNode root = c.path("root");
         onlyKeys(root, "root.", Set.of("path", "readonly"));
         if (root.path("readonly").asBoolean(false)) {
@@ -143,6 +144,16 @@ record BundleConfig(
         Map<String, String> joins = new LinkedHashMap<>();
         Integer[] limits = linux(linux, replaced, joins);
         String hostname = c.hasNonNull("hostname") ? c.get("hostname").asString() : null;
+        JsonNode seccomp = linux.path("seccomp");
+        ProcessSpec process = process(
+                proc,
+                "process.",
+                replaced,
+                seccomp.isMissingNode() || seccomp.isNull() ? null : SeccompFilter.compile(seccomp),
+                // a VM's process gets the config's hostname in a UTS namespace of its own; the
+                // other modes' sandboxes are containers whose hostname their backend sets. An
+                // empty one is none, as under runc.
+                mode.equals("microvm") && hostname != null && !hostname.isEmpty() ? hostname : null);
         return new BundleConfig(
                 dir,
                 rootfs,
@@ -158,10 +169,16 @@ record BundleConfig(
                 joins);
     }
 
-    /** The process of a container ({@code process.}) or of an exec's process file (""). */
-    static ProcessSpec process(JsonNode p, String where, List<String> replaced) {
+    /**
+     * The process of a container ({@code process.}) or of an exec's process file (""), with the
+     * container's compiled seccomp filter and hostname (an exec's process gets them too, as under
+     * runc).
+     */
+    static ProcessSpec process(
+            JsonNode p, String where, List<String> replaced, byte @Nullable [] seccomp, @Nullable String hostname) {
         Set<String> keys = new java.util.HashSet<>(Set.of("terminal", "consoleSize", "user", "args", "env", "cwd"));
         keys.addAll(PROCESS_REPLACED);
+        keys.addAll(PROCESS_APPLIED);
         onlyKeys(p, where, keys);
         for (String k : PROCESS_REPLACED) {
             if (p.has(k)) {
@@ -190,16 +207,13 @@ record BundleConfig(
         onlyKeys(u, where + "user.", Set.of("uid", "gid", "umask", "additionalGids"));
         long uid = u.path("uid").asLong(0);
         long gid = u.path("gid").asLong(0);
-        if (u.has("umask") && u.get("umask").asInt() != 18) {
-            throw refused(where + "user.umask", "only the default umask 0022 is supported");
-        }
-        for (JsonNode g : u.path("additionalGids")) {
-            if (g.asLong() != gid) {
-                throw refused(where + "user.additionalGids", "supplementary groups are not supported yet");
-            }
-        }
         return new ProcessSpec(
-                args, env, cwd, uid + ":" + gid, p.path("terminal").asBoolean(false));
+                args,
+                env,
+                cwd,
+                uid + ":" + gid,
+                p.path("terminal").asBoolean(false),
+                ConfinementConfig.read(p, where, seccomp, hostname));
     }
 
     /** Collects the file binds to copy in and the directory binds; refuses every mount the sandbox cannot give. */
@@ -263,7 +277,7 @@ record BundleConfig(
 
     /** Reads linux.*: [memoryMiB, cpus, pids] (each may be null). */
     private static Integer[] linux(JsonNode linux, List<String> replaced, Map<String, String> joins) {
-        Set<String> keys = new java.util.HashSet<>(Set.of("namespaces", "resources", "rootfsPropagation"));
+        Set<String> keys = new java.util.HashSet<>(Set.of("namespaces", "resources", "rootfsPropagation", "seccomp"));
         keys.addAll(LINUX_REPLACED);
         onlyKeys(linux, "linux.", keys);
         LINUX_REPLACED.stream().filter(linux::has).forEach(k -> replaced.add("linux." + k));

@@ -142,6 +142,7 @@ final class StandIn {
                     .env(p.env())
                     .cwd(p.cwd())
                     .user(p.user())
+                    .confinement(p.confinement())
                     .stdin(true);
             if (p.terminal()) {
                 int[] size = terminalSize();

@@ -3,6 +3,7 @@ package dev.airlock.ociruntime;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.airlock.guest.ProcessConfinement;
 import dev.airlock.wire.Json;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -66,7 +67,48 @@ class BundleConfigTest {
         assertThat(c.pids()).isEqualTo(2048);
         assertThat(c.files()).isEqualTo(Map.of("/etc/hosts", bundle.resolve("hosts")));
         assertThat(c.replacedByVm())
-                .contains("process.capabilities", "process.rlimits", "linux.seccomp", "linux.maskedPaths");
+                .contains("linux.maskedPaths")
+                .doesNotContain("process.capabilities", "process.rlimits", "linux.seccomp");
+        ProcessConfinement confinement =
+                java.util.Objects.requireNonNull(c.process().confinement());
+        assertThat(confinement.rlimits()).containsExactly(new ProcessConfinement.Rlimit(7, 1024, 20000));
+        assertThat(confinement.capabilities()).isEqualTo(new ProcessConfinement.Capabilities(1, 0, 0, 0, 0));
+        assertThat(confinement.umask()).isEqualTo(18);
+        assertThat(confinement.seccomp()).isNotNull();
+        assertThat(confinement.hostname()).isEqualTo("abc");
+    }
+
+    @Test
+    void processSettingsTheKernelCannotMapAreErrors() throws IOException {
+        assertError(
+                c -> ((ArrayNode) c.get("process").get("capabilities").get("bounding")).add("CAP_TEST"),
+                "'CAP_TEST' is not a Linux capability");
+        assertError(
+                c -> ((ArrayNode) c.get("process").get("rlimits"))
+                        .addObject()
+                        .put("type", "RLIMIT_TEST")
+                        .put("soft", 1)
+                        .put("hard", 1),
+                "'RLIMIT_TEST' is not a Linux rlimit");
+        assertError(
+                c -> ((ArrayNode) c.get("process").get("rlimits"))
+                        .addObject()
+                        .put("type", "RLIMIT_NOFILE")
+                        .put("soft", 1)
+                        .put("hard", 1),
+                "RLIMIT_NOFILE is given twice");
+        assertError(c -> ((ObjectNode) c.get("process").get("user")).put("umask", 01000), "is not a file mode");
+        assertRefused(
+                c -> ((ObjectNode) c.get("linux").get("seccomp")).put("defaultAction", "SCMP_ACT_NOTIFY"),
+                "linux.seccomp.defaultAction SCMP_ACT_NOTIFY");
+        assertRefused(
+                c -> ((ObjectNode) c.get("linux").get("seccomp")).put("listenerPath", "/run/x.sock"),
+                "linux.seccomp.listenerPath");
+        assertRefused(
+                c -> ((ObjectNode) c.get("linux").get("seccomp"))
+                        .putArray("flags")
+                        .add("SECCOMP_FILTER_FLAG_LOG"),
+                "linux.seccomp.flags SECCOMP_FILTER_FLAG_LOG");
     }
 
     @Test
@@ -95,7 +137,6 @@ class BundleConfigTest {
         assertRefused(c -> c.put("domainname", "x"), "domainname");
         assertRefused(
                 c -> ((ObjectNode) c.get("linux")).putObject("sysctl").put("net.ipv4.ip_forward", "1"), "linux.sysctl");
-        assertRefused(c -> ((ObjectNode) c.get("process").get("user")).put("umask", 0), "process.user.umask");
         assertRefused(c -> ((ObjectNode) c.get("process")).put("unknownField", 1), "process.unknownField");
     }
 
@@ -131,11 +172,15 @@ class BundleConfigTest {
     }
 
     private void assertRefused(java.util.function.Consumer<ObjectNode> change, String field) throws IOException {
+        assertError(change, "unsupported config.json field " + field);
+    }
+
+    private void assertError(java.util.function.Consumer<ObjectNode> change, String message) throws IOException {
         ObjectNode c = podmanLike();
         change.accept(c);
         assertThatThrownBy(() -> BundleConfig.parse(bundle, c))
                 .isInstanceOf(RuntimeError.class)
-                .hasMessageContaining("unsupported config.json field " + field);
+                .hasMessageContaining(message);
     }
 
     @Test

@@ -49,7 +49,8 @@ class PodmanRuntimeTest {
         assertThat(new Cli(dirs).run("ps").exit()).isZero();
         Path rootfs = Files.createDirectories(work.resolve("rootfs/bin"));
         Files.copy(Path.of("/usr/bin/busybox"), rootfs.resolve("busybox"));
-        for (String applet : List.of("sh", "echo", "cat", "id", "pwd", "sleep", "ls", "env", "true", "uname")) {
+        for (String applet :
+                List.of("sh", "echo", "cat", "id", "pwd", "sleep", "ls", "env", "true", "uname", "grep", "mkdir")) {
             Files.createSymbolicLink(rootfs.resolve(applet), Path.of("busybox"));
         }
         for (String d : List.of("etc", "tmp", "root", "proc", "sys", "dev", "data")) {
@@ -114,6 +115,75 @@ class PodmanRuntimeTest {
                 "read line; echo \"$FOO $(pwd) $(id -u):$(id -g) $line\"");
         assertThat(r.exit()).as(r.err()).isZero();
         assertThat(r.out()).isEqualTo("bar /tmp 1000:1001 x\n");
+    }
+
+    /**
+     * The process settings are applied inside the guest too (defence in depth behind the VM): a
+     * low nofile limit, a dropped capability (gone from the effective and bounding sets),
+     * no_new_privs, a seccomp rule that makes mkdir fail with EPERM, umask and extra groups.
+     */
+    @Test
+    void processSettingsApplyInTheGuest() throws IOException {
+        Path profile = work.resolve("seccomp-no-mkdir.json");
+        Files.writeString(profile, """
+                {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+                 "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}
+                """);
+        Run r = podman(
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "--ulimit",
+                "nofile=100:200",
+                "--cap-drop",
+                "CHOWN",
+                "--security-opt",
+                "no-new-privileges",
+                "--security-opt",
+                "seccomp=" + profile,
+                IMAGE,
+                "sh",
+                "-c",
+                "ulimit -n; ulimit -Hn; grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status;"
+                        + " mkdir /tmp/made || echo mkdir-refused");
+        assertThat(r.exit()).as(r.err()).isZero();
+        List<String> lines = r.out().lines().toList();
+        assertThat(lines.subList(0, 2)).containsExactly("100", "200");
+        long eff = capabilities(lines, "CapEff");
+        long bnd = capabilities(lines, "CapBnd");
+        assertThat(eff & 1).as("CAP_CHOWN in CapEff").isZero();
+        assertThat(bnd & 1).as("CAP_CHOWN in CapBnd").isZero();
+        assertThat(eff & (1 << 5)).as("CAP_KILL, kept, in CapEff").isNotZero();
+        assertThat(r.out()).contains("NoNewPrivs:\t1").contains("mkdir-refused");
+        assertThat(r.err()).contains("Operation not permitted");
+
+        Run user = podman(
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "-u",
+                "1000:1000",
+                "--group-add",
+                "4321",
+                "--umask",
+                "0027",
+                IMAGE,
+                "sh",
+                "-c",
+                "id -G; umask; grep -E '^(CapEff|NoNewPrivs)' /proc/self/status");
+        assertThat(user.exit()).as(user.err()).isZero();
+        assertThat(user.out()).startsWith("1000 4321\n0027\n").contains("CapEff:\t0000000000000000");
+        assertThat(user.out()).contains("NoNewPrivs:\t0");
+    }
+
+    private static long capabilities(List<String> status, String set) {
+        return status.stream()
+                .filter(l -> l.startsWith(set + ":"))
+                .map(l -> Long.parseUnsignedLong(l.substring(set.length() + 1).strip(), 16))
+                .findFirst()
+                .orElseThrow(() -> new AssertionError(set + " missing from " + status));
     }
 
     @Test

@@ -23,7 +23,8 @@ class RuntimeInputTest {
         BundleConfig c = BundleConfig.read(dir);
         assertThat(c.process().args()).containsExactly("sh");
         assertThat(c.mode()).isEqualTo("microvm");
-        assertThat(c.replacedByVm()).contains("process.capabilities", "linux.maskedPaths");
+        assertThat(c.replacedByVm()).contains("linux.maskedPaths");
+        assertThat(c.process().confinement()).isNotNull();
 
         String before = Files.readString(dir.resolve("config.json"));
         assertThatThrownBy(() -> new AirlockRuntime().run(List.of("spec", "--bundle", dir.toString())))
