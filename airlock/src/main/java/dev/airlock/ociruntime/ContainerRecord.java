@@ -24,8 +24,6 @@ record ContainerRecord(
     static final String STARTED = "started";
     /** The FIFO the stand-in opens for writing; {@code start} opens it for reading to release it. */
     static final String START_FIFO = "start.fifo";
-    /** The process the stand-in runs (a {@link ProcessSpec} as JSON). */
-    static final String PROCESS = "process.json";
 
     ContainerRecord {
         annotations = Map.copyOf(annotations);
