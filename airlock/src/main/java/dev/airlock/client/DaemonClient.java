@@ -72,7 +72,12 @@ public final class DaemonClient implements SandboxService {
 
     private DaemonClient(AirlockDirs dirs) {
         this.dirs = dirs;
-        this.http = new UnixHttp(dirs.runtime().resolve("airlockd.sock"), Build.id());
+        this.http = new UnixHttp(socket(dirs), Build.id());
+    }
+
+    /** The daemon's socket for this data directory (airlock-runtime's stand-in connects to it itself). */
+    public static Path socket(AirlockDirs dirs) {
+        return dirs.runtime().resolve("airlockd.sock");
     }
 
     /** The daemon of this data directory; nothing is sent until the first call. */

@@ -86,8 +86,8 @@ public record ExecSpec(
         return new Builder(argv);
     }
 
-    /** The EXEC payload. */
-    byte[] toPayload() {
+    /** The EXEC payload (airlock-runtime's stand-in sends it itself, read from a file). */
+    public byte[] toPayload() {
         Tlv.Writer tlv = new Tlv.Writer();
         argv.forEach(arg -> tlv.string(TAG_ARG, arg));
         env.forEach((name, value) -> tlv.string(TAG_ENV, name + "=" + value));

@@ -48,8 +48,6 @@ public final class AirlockRuntime {
     static final String SPEC_VERSION = "1.0.2";
     private static final Pattern ID = Pattern.compile("[\\w+.-]{1,1024}");
     private static final Duration START_WAIT = Duration.ofSeconds(60);
-    /** In an exec's directory: the pid of its stand-in. */
-    private static final String EXEC_PID = "pid";
     /** Written by {@code pause}, removed by {@code resume}: the container's processes are frozen. */
     private static final String PAUSED = "paused";
     /** How long a built-in in the guest (freeze, a cgroup limit) may take. */
@@ -175,6 +173,7 @@ public final class AirlockRuntime {
         boolean sandboxMade = false;
         StandIn.Handle standIn = null;
         try {
+            StandIn.writeRequest(dir, config.process());
             Files.writeString(dir.resolve(ContainerRecord.PROCESS), Json.MAPPER.writeValueAsString(config.process()));
             DirectoryBinds.mount(config.rootfs(), config.binds(), dir);
             HostCommand.check(List.of(
@@ -468,15 +467,28 @@ public final class AirlockRuntime {
         Path execDir = dir.resolve("exec-" + Long.toHexString(System.nanoTime()));
         try {
             Files.createDirectory(execDir);
-            Files.writeString(execDir.resolve(ContainerRecord.PROCESS), Json.MAPPER.writeValueAsString(p));
         } catch (IOException e) {
             throw new RuntimeError("cannot prepare the exec: " + e.getMessage(), e);
         }
-        StandIn.Handle h =
-                StandIn.spawn(execDir, r.sandbox(), false, console == null ? null : ConsolePty.open(console));
+        try {
+            StandIn.writeRequest(execDir, p);
+        } catch (RuntimeError e) {
+            HostFiles.deleteTree(execDir);
+            throw e;
+        }
+        Path terminal = console == null ? null : ConsolePty.open(console);
+        if (detach) {
+            // the stand-in records its pid itself (ps lists it)
+            long pid = StandIn.spawnDetached(execDir, r.sandbox(), terminal);
+            if (pidFile != null) {
+                writePidFile(pidFile, pid);
+            }
+            return 0;
+        }
+        StandIn.Handle h = StandIn.spawn(execDir, r.sandbox(), false, terminal);
         try {
             // ps lists it
-            Files.writeString(execDir.resolve(EXEC_PID), Long.toString(h.pid()));
+            Files.writeString(execDir.resolve(StandIn.PID), Long.toString(h.pid()));
         } catch (IOException e) {
             signal(h.pid(), 9);
             throw new RuntimeError("cannot record the exec's process: " + e.getMessage(), e);
@@ -484,7 +496,7 @@ public final class AirlockRuntime {
         if (pidFile != null) {
             writePidFile(pidFile, h.pid());
         }
-        return detach ? 0 : StandIn.awaitExit(h);
+        return StandIn.awaitExit(h);
     }
 
     private int features() {
@@ -537,8 +549,8 @@ public final class AirlockRuntime {
         try (var execs = Files.newDirectoryStream(dir, "exec-*")) {
             for (Path e : execs) {
                 try {
-                    long pid =
-                            Long.parseLong(Files.readString(e.resolve(EXEC_PID)).strip());
+                    long pid = Long.parseLong(
+                            Files.readString(e.resolve(StandIn.PID)).strip());
                     if (!ProcessExit.hasExited(pid) && StandIn.owns(pid, e)) {
                         pids.add(pid);
                     }

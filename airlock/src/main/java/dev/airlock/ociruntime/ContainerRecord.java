@@ -24,7 +24,7 @@ record ContainerRecord(
     static final String STARTED = "started";
     /** The FIFO the stand-in opens for writing; {@code start} opens it for reading to release it. */
     static final String START_FIFO = "start.fifo";
-    /** The process the stand-in runs (a {@link ProcessSpec} as JSON). */
+    /** The container's process as read from its config: its execs inherit its seccomp filter and hostname. */
     static final String PROCESS = "process.json";
 
     ContainerRecord {

@@ -1,39 +1,36 @@
 package dev.airlock.ociruntime;
 
 import dev.airlock.client.DaemonClient;
-import dev.airlock.guest.CommandNotExecutableException;
-import dev.airlock.guest.CommandNotFoundException;
 import dev.airlock.guest.ExecSpec;
-import dev.airlock.guest.Execution;
-import dev.airlock.guest.ExitStatus;
 import dev.airlock.host.AirlockDirs;
-import dev.airlock.service.SandboxSession;
-import dev.airlock.wire.Json;
-import java.io.FileDescriptor;
-import java.io.FileOutputStream;
+import dev.airlock.host.Hashing;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.OutputStream;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
 import org.jspecify.annotations.Nullable;
-import sun.misc.Signal;
 
 /**
  * The host process that stands for a container's (or an exec's) process: conmon and the shim
- * wait for its pid, read its stdio and take its exit status as the container's. It holds a
- * guest session through the daemon, waits on the start FIFO (for a container), runs the process
- * in the VM with its stdio relayed, forwards the signals it gets to the process group there, and
- * exits with the process's status (128+N for a signal; 137 when the VM went away under it).
+ * wait for its pid, read its stdio and take its exit status as the container's. It is
+ * {@code airlock-standin} (guest/standin/standin.c), a small static program shipped in the jar:
+ * it holds a guest session through the daemon, waits on the start FIFO (for a container), runs
+ * the process in the VM with its stdio relayed, forwards the signals it gets to the process group
+ * there, and exits with the process's status (128+N for a signal; 137 when the VM went away
+ * under it). One JVM per container cost ~50 MB of memory; the program costs a few hundred KiB.
  */
 final class StandIn {
-    private static final String[] FORWARDED = {"TERM", "INT", "HUP", "USR1", "USR2", "ALRM", "CONT"};
-
-    private final Object lock = new Object();
-    private @Nullable Execution running;
-    private int early;
+    private static final String RESOURCE = "/dev/airlock/guest/bin/airlock-standin";
+    /** In a container's (or exec's) directory: the EXEC payload the stand-in sends. */
+    static final String REQUEST = "exec.request";
+    /** In an exec's directory: the pid of its stand-in ({@code ps} lists it). */
+    static final String PID = "pid";
+    /** The stand-in adds the terminal's size (a 10-byte TLV) to the request within one frame. */
+    private static final int MAX_REQUEST = 65536 - 10;
 
     private StandIn() {}
 
@@ -45,34 +42,81 @@ final class StandIn {
     }
 
     /**
-     * Starts a stand-in on this process's stdio for the process in {@code dir}; with
-     * {@code waitStart} it runs it only once {@code start} opens the start FIFO.
+     * Writes the process as the guest protocol's EXEC payload into {@code dir}, for the stand-in
+     * to send: the C program parses no JSON and builds no request of its own.
+     */
+    static void writeRequest(Path dir, ProcessSpec p) {
+        byte[] payload = execSpec(p).toPayload();
+        if (payload.length > MAX_REQUEST) {
+            throw new RuntimeError("the process's arguments and environment take " + payload.length
+                    + " bytes; the guest protocol takes at most " + MAX_REQUEST + " in one request");
+        }
+        try {
+            Files.write(dir.resolve(REQUEST), payload);
+        } catch (IOException e) {
+            throw new RuntimeError("cannot write the container's process: " + e.getMessage(), e);
+        }
+    }
+
+    /** What runs in the guest for an OCI process; the terminal's size is the stand-in's to add. */
+    static ExecSpec execSpec(ProcessSpec p) {
+        return ExecSpec.builder(p.args())
+                .env(p.env())
+                .cwd(p.cwd())
+                .user(p.user())
+                .confinement(p.confinement())
+                .stdin(true)
+                .build();
+    }
+
+    /**
+     * Starts a stand-in on this process's stdio (or on {@code terminal}) for the process whose
+     * request is in {@code dir}; with {@code waitStart} it runs it only once {@code start} opens
+     * the start FIFO.
      */
     static Handle spawn(Path dir, String sandbox, boolean waitStart, @Nullable Path terminal) {
-        List<String> cmd = new ArrayList<>();
+        return new Handle(start(command(dir, sandbox, waitStart ? "--wait-start" : null, terminal), terminal));
+    }
+
+    /**
+     * Starts a stand-in that is not this JVM's child, for {@code exec --detach}, and returns its
+     * pid. A child would be reaped by the JVM's process reaper if it ended before the JVM (a
+     * short exec does), and its status would never reach the caller's subreaper: the program
+     * forks, and its first process writes the second's pid to {@code dir/pid} and exits.
+     */
+    static long spawnDetached(Path dir, String sandbox, @Nullable Path terminal) {
+        Process first = start(command(dir, sandbox, "--detach", terminal), terminal);
+        int status = awaitExit(new Handle(first));
+        try {
+            long pid = Long.parseLong(Files.readString(dir.resolve(PID)).strip());
+            if (status == 0 && pid > 0) {
+                return pid;
+            }
+        } catch (IOException | NumberFormatException e) {
+            // said below
+        }
+        throw new RuntimeError("the exec's host process did not start (status " + status + ")");
+    }
+
+    private static List<String> command(Path dir, String sandbox, @Nullable String mode, @Nullable Path terminal) {
+        AirlockDirs dirs = AirlockDirs.fromEnvironment();
+        List<String> cmd = new ArrayList<>(List.of(
+                binary(dirs).toString(),
+                dir.toString(),
+                sandbox,
+                DaemonClient.socket(dirs).toString()));
+        if (mode != null) {
+            cmd.add(mode);
+        }
         if (terminal != null) {
-            // Its own session with the terminal as its controlling tty: it then gets SIGWINCH
-            // when the caller resizes the master.
-            cmd.addAll(List.of("setsid", "--ctty"));
+            // It makes the terminal its controlling tty in a session of its own: it then gets
+            // SIGWINCH when the caller resizes the master.
+            cmd.add("--tty");
         }
-        cmd.add(ProcessHandle.current().info().command().orElse("java"));
-        // A small heap and the serial collector keep the relay's footprint down.
-        cmd.addAll(List.of(
-                "-Xmx32m",
-                "-Xss512k",
-                "-XX:+UseSerialGC",
-                "-XX:TieredStopAtLevel=1",
-                "-Xshare:auto",
-                "--enable-native-access=ALL-UNNAMED"));
-        String home = System.getProperty("airlock.home");
-        if (home != null) {
-            cmd.add("-Dairlock.home=" + home);
-        }
-        cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), StandIn.class.getName()));
-        cmd.addAll(List.of(dir.toString(), sandbox));
-        if (waitStart) {
-            cmd.add("--wait-start");
-        }
+        return cmd;
+    }
+
+    private static Process start(List<String> cmd, @Nullable Path terminal) {
         try {
             ProcessBuilder pb = new ProcessBuilder(cmd).inheritIO();
             if (terminal != null) {
@@ -80,7 +124,7 @@ final class StandIn {
                         .redirectOutput(terminal.toFile())
                         .redirectError(terminal.toFile());
             }
-            return new Handle(pb.start());
+            return pb.start();
         } catch (IOException e) {
             throw new RuntimeError("cannot start the container's host process: " + e.getMessage(), e);
         }
@@ -105,137 +149,52 @@ final class StandIn {
         }
     }
 
-    public static void main(String[] args) {
-        Path dir = Path.of(args[0]);
-        String sandbox = args[1];
-        boolean waitStart = args.length > 2 && args[2].equals("--wait-start");
-        System.exit(new StandIn().run(dir, sandbox, waitStart));
-    }
-
-    private int run(Path dir, String sandbox, boolean waitStart) {
-        for (String name : FORWARDED) {
-            try {
-                Signal.handle(new Signal(name), s -> forward(s.getNumber()));
-            } catch (IllegalArgumentException e) {
-                // the JVM keeps this one; it is not forwarded
+    /**
+     * The program, written from the jar into the cache by content hash. It runs as the caller
+     * (root under podman and containerd), so a copy anyone else could have written is replaced.
+     */
+    static Path binary(AirlockDirs dirs) {
+        byte[] binary;
+        try (InputStream in = StandIn.class.getResourceAsStream(RESOURCE)) {
+            if (in == null) {
+                throw new RuntimeError("this Airlock build has no stand-in program (" + RESOURCE
+                        + " missing from the jar); rebuild with ./mvnw package");
             }
-        }
-        OutputStream out = new FileOutputStream(FileDescriptor.out);
-        OutputStream err = new FileOutputStream(FileDescriptor.err);
-        ProcessSpec p;
-        try {
-            p = Json.MAPPER.readValue(Files.readString(dir.resolve(ContainerRecord.PROCESS)), ProcessSpec.class);
+            binary = in.readAllBytes();
         } catch (IOException e) {
-            System.err.println("airlock-runtime: cannot read the container's process: " + e.getMessage());
-            return 125;
+            throw new RuntimeError("cannot read the stand-in program from the jar: " + e.getMessage(), e);
         }
-        try (SandboxSession session =
-                DaemonClient.connect(AirlockDirs.fromEnvironment()).session(sandbox)) {
-            if (waitStart) {
-                // Blocks until `start` opens the FIFO for reading.
-                try (FileOutputStream released = new FileOutputStream(
-                        dir.resolve(ContainerRecord.START_FIFO).toFile())) {
-                    released.flush();
-                }
-            }
-            ExecSpec.Builder builder = ExecSpec.builder(p.args())
-                    .env(p.env())
-                    .cwd(p.cwd())
-                    .user(p.user())
-                    .confinement(p.confinement())
-                    .stdin(true);
-            if (p.terminal()) {
-                int[] size = terminalSize();
-                builder.tty(size[0], size[1]);
-            }
-            ExecSpec spec = builder.build();
-            Execution ex;
-            synchronized (lock) {
-                if (early != 0) {
-                    return 128 + early;
-                }
-                ex = session.channel().exec(spec, out, err);
-                running = ex;
-            }
-            if (p.terminal()) {
-                Signal.handle(new Signal("WINCH"), sig -> {
-                    int[] size = terminalSize();
-                    try {
-                        ex.resize(size[0], size[1]);
-                    } catch (IOException | RuntimeException e) {
-                        // it exited meanwhile
-                    }
-                });
-            }
-            Thread.ofVirtual().start(() -> pump(System.in, ex.stdin()));
-            ExitStatus st = ex.await();
-            out.flush();
-            err.flush();
-            return st.shellStatus();
-        } catch (CommandNotFoundException e) {
-            System.err.println("airlock-runtime: " + e.getMessage());
-            return 127;
-        } catch (CommandNotExecutableException e) {
-            System.err.println("airlock-runtime: " + e.getMessage());
-            return 126;
-        } catch (IOException | RuntimeException e) {
-            // The VM went away under the process (kill -9, delete --force): it was killed.
-            System.err.println("airlock-runtime: the container's VM ended: " + e.getMessage());
-            return 137;
-        } catch (InterruptedException e) {
-            return 130;
-        }
-    }
-
-    /** Rows and columns of the terminal on stdin (the caller sets them on the master). */
-    private static int[] terminalSize() {
+        Path own =
+                dirs.cache().resolve("standin").resolve(Hashing.sha256(binary).substring(0, 16));
+        Path target = own.resolve("airlock-standin");
         try {
-            Process p = new ProcessBuilder("stty", "size")
-                    .redirectInput(ProcessBuilder.Redirect.INHERIT)
-                    .start();
-            String[] f = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.US_ASCII)
-                    .strip()
-                    .split("\\s+");
-            p.waitFor();
-            int rows = Integer.parseInt(f[0]);
-            int cols = Integer.parseInt(f[1]);
-            return rows > 0 && cols > 0 ? new int[] {rows, cols} : new int[] {24, 80};
-        } catch (IOException | NumberFormatException | ArrayIndexOutOfBoundsException e) {
-            return new int[] {24, 80};
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            return new int[] {24, 80};
-        }
-    }
-
-    private void forward(int sig) {
-        synchronized (lock) {
-            Execution ex = running;
-            if (ex == null) {
-                early = sig;
-                if (sig != 18) {
-                    // Not started yet: the process never runs; end as it would have.
-                    System.exit(128 + sig);
+            if (Files.exists(target, LinkOption.NOFOLLOW_LINKS)) {
+                requireOwn(own);
+                requireOwn(target);
+                if (Files.isRegularFile(target, LinkOption.NOFOLLOW_LINKS) && Files.size(target) == binary.length) {
+                    return target;
                 }
-                return;
             }
-            try {
-                ex.signal(sig);
-            } catch (IOException e) {
-                // it exited meanwhile
-            }
+            AirlockDirs.ensureDir(own);
+            requireOwn(own);
+            Path tmp = Files.createTempFile(own, "airlock-standin", ".tmp");
+            Files.write(tmp, binary);
+            Files.setAttribute(tmp, "unix:mode", 0755);
+            Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            return target;
+        } catch (IOException e) {
+            throw new RuntimeError("cannot write the stand-in program " + target + ": " + e.getMessage(), e);
         }
     }
 
-    private static void pump(InputStream in, OutputStream stdin) {
-        byte[] buf = new byte[32768];
-        try (stdin) {
-            for (int n; (n = in.read(buf)) > 0; ) {
-                stdin.write(buf, 0, n);
-                stdin.flush();
-            }
-        } catch (IOException | RuntimeException e) {
-            // the process exited while we still fed it
+    /** Refuses a path of another user's, or one others may write: its program would run as us. */
+    private static void requireOwn(Path p) throws IOException {
+        Object me = Files.getAttribute(Path.of("/proc/self"), "unix:uid");
+        Object owner = Files.getAttribute(p, "unix:uid", LinkOption.NOFOLLOW_LINKS);
+        int mode = (Integer) Files.getAttribute(p, "unix:mode", LinkOption.NOFOLLOW_LINKS);
+        if (!me.equals(owner) || (mode & 0022) != 0) {
+            throw new RuntimeError("the stand-in program's path " + p + " is not this user's alone (owner " + owner
+                    + ", mode " + Integer.toOctalString(mode & 07777) + "); remove it: rm -rf " + p.getParent());
         }
     }
 }
