@@ -57,7 +57,7 @@ class StandInTest {
     @BeforeEach
     void setUp() throws IOException {
         dir = Files.createDirectory(tmp.resolve("container"));
-        StandIn.writeRequest(dir, new ProcessSpec(List.of("echo", "hi"), Map.of("A", "1"), "/", "0:0", false));
+        StandIn.writeRequest(dir, new ProcessSpec(List.of("echo", "hi"), Map.of("A", "1"), "/", "0:0", false, null));
         daemon = new FakeDaemon(tmp.resolve("d.sock"));
     }
 
