@@ -42,9 +42,14 @@ final class AgentImages {
         String registry = AgentPreset.registryUrl();
         String registryHost = AgentPreset.registryHost();
         String name = preset.imageName(registry);
+        // The image is the same whichever runtime builds it; a preset whose install fails in
+        // some runtime names one where it works.
+        String buildRuntime = preset.buildRuntime() != null ? preset.buildRuntime() : runtime;
         System.err.println(
                 "airlock: preparing the " + preset.name() + " agent's image " + name + " (" + preset.npmPackage()
-                        + (preset.node() == null ? "" : ", Node " + preset.node()) + ", from the npm registry; once)");
+                        + (preset.node() == null ? "" : ", Node " + preset.node()) + ", from the npm registry; once"
+                        + (preset.buildRuntime() == null ? "" : "; built with --runtime " + preset.buildRuntime())
+                        + ")");
         Path context;
         try {
             context = Files.createTempDirectory("airlock-agent-image-");
@@ -59,7 +64,7 @@ final class AgentImages {
                     name,
                     Map.of(),
                     null,
-                    runtime,
+                    buildRuntime,
                     List.of(registryHost == null ? DEFAULT_REGISTRY_HOST : registryHost),
                     false);
             return new ImageBuilder(SandboxCommands.client(), store, Progress.STDERR, System.err).build(request);

@@ -12,6 +12,7 @@ import dev.airlock.net.InferenceBridge;
 import dev.airlock.net.InferenceConfig;
 import dev.airlock.net.InterceptionCa;
 import dev.airlock.net.NatFirewall;
+import dev.airlock.net.NatRelay;
 import dev.airlock.net.NetworkSpec;
 import dev.airlock.net.PortForwarder;
 import dev.airlock.net.PortMapping;
@@ -51,6 +52,9 @@ final class SandboxNetwork implements AutoCloseable {
     private final Map<Integer, PortForwarder> ports = new ConcurrentHashMap<>();
     private @Nullable GuestChannel agentChannel;
     private @Nullable InferenceBridge bridge;
+    /** The relay of a nat sandbox's TCP to the host's upstream proxy, when the daemon has one. */
+    private @Nullable NatRelay natRelay;
+
     private final AirlockDirs dirs;
 
     SandboxNetwork(Sandbox sandbox, Path dir, Path agentSocket, AirlockDirs dirs) {
@@ -267,6 +271,7 @@ final class SandboxNetwork implements AutoCloseable {
             p.start();
         }
         if (spec.nat()) {
+            natRelay = NatRelay.forEnvironment(System::getenv, new EgressLog(dir));
             installNat(spec);
         }
         for (String m : spec.ports()) {
@@ -279,7 +284,7 @@ final class SandboxNetwork implements AutoCloseable {
      * made its cgroup anew, and a rule names the group it found when it was added.
      */
     private void installNat(NetworkSpec spec) {
-        NatFirewall.install(NatCgroup.of(dirs, sandbox.id()), sandbox.id(), spec, new EgressLog(dir));
+        NatFirewall.install(NatCgroup.of(dirs, sandbox.id()), sandbox.id(), spec, new EgressLog(dir), natRelay);
     }
 
     /**
@@ -352,6 +357,10 @@ final class SandboxNetwork implements AutoCloseable {
         InferenceBridge b = bridge;
         if (b != null) {
             b.close();
+        }
+        NatRelay r = natRelay;
+        if (r != null) {
+            r.close();
         }
         ports.values().forEach(PortForwarder::close);
         ports.clear();

@@ -45,6 +45,10 @@ import org.jspecify.annotations.Nullable;
 public final class NatFirewall {
     static final String CHAIN = "AIRLOCK-EGRESS";
     private static final String CHAIN_PREFIX = "AIRLOCK-N-";
+    /** The shared chain of the nat table, for the redirects to relays (an upstream proxy). */
+    static final String REDIRECT_CHAIN = "AIRLOCK-RELAY";
+
+    private static final String REDIRECT_PREFIX = "AIRLOCK-R-";
     /** Where root's Airlock processes keep host-wide locks: a directory only root may enter. */
     static final Path ROOT_LOCKS = Path.of("/run/airlock");
 
@@ -69,8 +73,11 @@ public final class NatFirewall {
         }
     }
 
-    /** One address a sandbox's chain accepts, and the rule that named it (for the log). */
-    record Accept(InetAddress address, String why) {}
+    /**
+     * One address a sandbox's chain accepts, the allowlist entry that named it (for NO_PROXY) and
+     * why (for the log).
+     */
+    record Accept(InetAddress address, String rule, String why) {}
 
     /**
      * What the policy of a nat sandbox allows at the IP level.
@@ -96,7 +103,7 @@ public final class NatFirewall {
      * rules cannot see which name a connection meant, so {@code *} does not open every pin.
      */
     static Plan plan(NetworkSpec spec, EgressPolicy.Resolver resolver, List<InetAddress> nameservers) {
-        Map<InetAddress, String> accepts = new LinkedHashMap<>();
+        Map<InetAddress, Accept> accepts = new LinkedHashMap<>();
         List<String> notes = new ArrayList<>();
         boolean any = false;
         Map<String, InetAddress> pins = spec.pins();
@@ -104,7 +111,8 @@ public final class NatFirewall {
             if (rule.equals("*")) {
                 any = true;
             } else if (NetworkSpec.isIpLiteral(rule)) {
-                accepts.putIfAbsent(NetworkSpec.literal(rule), "--allow-host " + rule);
+                InetAddress literal = NetworkSpec.literal(rule);
+                accepts.putIfAbsent(literal, new Accept(literal, rule, "--allow-host " + rule));
             } else if (!pins.containsKey(rule)) {
                 try {
                     boolean any4 = false;
@@ -122,7 +130,7 @@ public final class NatFirewall {
                                     + a.getHostAddress() + ")");
                             continue;
                         }
-                        accepts.putIfAbsent(a, rule + ", resolved on the host");
+                        accepts.putIfAbsent(a, new Accept(a, rule, rule + ", resolved on the host"));
                     }
                     if (!any4) {
                         notes.add(rule + " has no IPv4 address");
@@ -134,18 +142,45 @@ public final class NatFirewall {
         }
         for (Map.Entry<String, InetAddress> pin : pins.entrySet()) {
             if (spec.allowHosts().contains(pin.getKey()) && pin.getValue() instanceof Inet4Address) {
-                accepts.putIfAbsent(pin.getValue(), pin.getKey() + ", pinned by --add-host");
+                accepts.putIfAbsent(
+                        pin.getValue(),
+                        new Accept(pin.getValue(), pin.getKey(), pin.getKey() + ", pinned by --add-host"));
             }
         }
-        List<Accept> list = new ArrayList<>();
-        accepts.forEach((a, why) -> list.add(new Accept(a, why)));
         List<InetAddress> dns = spec.allowHosts().isEmpty() ? List.of() : nameservers;
-        return new Plan(List.copyOf(list), dns, any, List.copyOf(notes));
+        return new Plan(List.copyOf(accepts.values()), dns, any, List.copyOf(notes));
+    }
+
+    /**
+     * Why the plan accepts {@code address} (the allowlist entry that names it, or {@code *} for a
+     * public address), or null when its rules refuse it: the relay's check, the same as the rules'.
+     */
+    static @Nullable Accept accepting(Plan plan, InetAddress address) {
+        for (Accept a : plan.accepts()) {
+            if (a.address().equals(address)) {
+                return a;
+            }
+        }
+        if (plan.anyPublic() && address instanceof Inet4Address && DeniedRanges.classify(address) == null) {
+            return new Accept(address, "*", "--allow-host *");
+        }
+        return null;
     }
 
     /** The sandbox chain's rules, in iptables-restore syntax. */
     static List<String> chainRules(String chain, Plan plan) {
+        return chainRules(chain, plan, 0);
+    }
+
+    /**
+     * As above; with a relay port (not 0), the sandbox's TCP, redirected to the relay on the
+     * host's loopback, is accepted there, ahead of the refused loopback range.
+     */
+    static List<String> chainRules(String chain, Plan plan, int relayPort) {
         List<String> r = new ArrayList<>();
+        if (relayPort != 0) {
+            r.add("-A " + chain + " -d 127.0.0.1/32 -p tcp --dport " + relayPort + " -j ACCEPT");
+        }
         for (Accept a : plan.accepts()) {
             r.add("-A " + chain + " -d " + a.address().getHostAddress() + "/32 -j ACCEPT");
         }
@@ -169,11 +204,30 @@ public final class NatFirewall {
      * group must exist: its jump rule names it.
      */
     public static void install(NatCgroup group, String sandboxId, NetworkSpec spec, EgressLog log) {
+        install(group, sandboxId, spec, log, null);
+    }
+
+    /**
+     * As above; with a relay (the host has an upstream proxy), the sandbox's TCP is redirected
+     * to it ({@code -t nat ... REDIRECT}, matched by the same group), except DNS to the host's
+     * resolvers, and the relay learns the plan it checks each connection against. Without one,
+     * a redirect left from an earlier start is removed.
+     */
+    public static void install(
+            NatCgroup group, String sandboxId, NetworkSpec spec, EgressLog log, @Nullable NatRelay relay) {
         Plan plan = plan(spec, InetAddress::getAllByName, hostNameservers());
         String chain = chainOf(sandboxId);
+        String redirect = redirectChainOf(sandboxId);
         group.procs();
+        if (relay != null) {
+            // before the redirect exists, so no connection meets an empty plan
+            relay.plan(plan);
+        }
         try (HostFiles.Lock ignored = HostFiles.lock(lockFile())) {
             ensureBase();
+            if (relay != null) {
+                ensureRedirectBase();
+            }
             List<String> script = new ArrayList<>();
             script.add("*filter");
             // Declaring the chain creates it or empties it, inside the same transaction.
@@ -181,12 +235,60 @@ public final class NatFirewall {
             for (int n : jumpsTo(chain)) {
                 script.add("-D " + CHAIN + " " + n);
             }
-            script.addAll(chainRules(chain, plan));
+            script.addAll(chainRules(chain, plan, relay == null ? 0 : relay.port()));
             script.add("-I " + CHAIN + " 1 -m cgroup --path " + group.path() + " -j " + chain);
             script.add("COMMIT");
+            script.addAll(
+                    relay == null ? removeRedirect(redirect) : redirectScript(redirect, group, plan, relay.port()));
             restore("iptables-restore", script);
         }
-        log.record("POLICY", "nat", describe(plan));
+        log.record("POLICY", "nat", describe(plan) + (relay == null ? "" : "; " + relay.describe()));
+    }
+
+    /** The sandbox's chain in the nat table, redirecting its TCP to its relay. */
+    static String redirectChainOf(String sandboxId) {
+        return REDIRECT_PREFIX + NatCgroup.shortId(sandboxId);
+    }
+
+    /**
+     * The nat table's part of the transaction: the sandbox's redirect chain (its TCP to the
+     * relay's port on the host's loopback, DNS to the host's resolvers left alone, as slirp
+     * forwards the guest's queries there) and the jump to it from the shared chain.
+     */
+    static List<String> redirectScript(String redirect, NatCgroup group, Plan plan, int relayPort) {
+        List<String> script = new ArrayList<>();
+        script.add("*nat");
+        script.add(":" + redirect + " - [0:0]");
+        for (int n : jumpsTo("nat", REDIRECT_CHAIN, redirect)) {
+            script.add("-D " + REDIRECT_CHAIN + " " + n);
+        }
+        for (InetAddress ns : plan.nameservers()) {
+            script.add("-A " + redirect + " -d " + ns.getHostAddress() + "/32 -p tcp --dport 53 -j RETURN");
+        }
+        script.add("-A " + redirect + " -p tcp -j REDIRECT --to-ports " + relayPort);
+        script.add("-I " + REDIRECT_CHAIN + " 1 -m cgroup --path " + group.path() + " -j " + redirect);
+        script.add("COMMIT");
+        return script;
+    }
+
+    /** The nat table's part of a transaction that removes a sandbox's redirect, if it has one. */
+    private static List<String> removeRedirect(String redirect) {
+        List<Integer> jumps = jumpsTo("nat", REDIRECT_CHAIN, redirect);
+        boolean exists = !list("iptables", "nat", redirect).isEmpty();
+        if (jumps.isEmpty() && !exists) {
+            return List.of();
+        }
+        List<String> script = new ArrayList<>();
+        script.add("*nat");
+        for (int n : jumps) {
+            script.add("-D " + REDIRECT_CHAIN + " " + n);
+        }
+        if (exists) {
+            script.add("-F " + redirect);
+            script.add("-X " + redirect);
+        }
+        script.add("COMMIT");
+        return script;
     }
 
     static String describe(Plan plan) {
@@ -213,6 +315,10 @@ public final class NatFirewall {
         String chain = chainOf(sandboxId);
         try (HostFiles.Lock ignored = HostFiles.lock(lockFile())) {
             removeChain(chain);
+            List<String> redirect = removeRedirect(redirectChainOf(sandboxId));
+            if (!redirect.isEmpty()) {
+                restore("iptables-restore", redirect);
+            }
         }
         group.remove();
     }
@@ -254,6 +360,19 @@ public final class NatFirewall {
                     }
                 }
             }
+            for (String line : list("iptables", "nat", null)) {
+                int at = line.indexOf(" -j " + REDIRECT_PREFIX);
+                if (line.startsWith("-A " + REDIRECT_CHAIN + " ") && at > 0) {
+                    String id =
+                            line.substring(at + 4 + REDIRECT_PREFIX.length()).strip();
+                    if (line.contains("--path " + prefix + id) && !live.contains(id)) {
+                        List<String> script = removeRedirect(REDIRECT_PREFIX + id);
+                        if (!script.isEmpty()) {
+                            restore("iptables-restore", script);
+                        }
+                    }
+                }
+            }
         }
         for (String id : NatCgroup.leftIds(dirs)) {
             if (!live.contains(id)) {
@@ -269,6 +388,12 @@ public final class NatFirewall {
         for (String line : list("iptables", null)) {
             if (line.contains(" " + chain + " ") || line.endsWith(" " + chain)) {
                 out.add(line);
+            }
+        }
+        String redirect = redirectChainOf(sandboxId);
+        for (String line : list("iptables", "nat", null)) {
+            if (line.contains(" " + redirect + " ") || line.endsWith(" " + redirect)) {
+                out.add("-t nat " + line);
             }
         }
         return out;
@@ -303,10 +428,14 @@ public final class NatFirewall {
      * rule text would make iptables look up a group that may be gone already.
      */
     private static List<Integer> jumpsTo(String chain) {
+        return jumpsTo("filter", CHAIN, chain);
+    }
+
+    private static List<Integer> jumpsTo(String table, String shared, String chain) {
         List<Integer> out = new ArrayList<>();
         int n = 0;
-        for (String line : list("iptables", CHAIN)) {
-            if (line.startsWith("-A " + CHAIN + " ")) {
+        for (String line : list("iptables", table, shared)) {
+            if (line.startsWith("-A " + shared + " ")) {
                 n++;
                 if (line.endsWith(" -j " + chain)) {
                     out.addFirst(n);
@@ -357,6 +486,14 @@ public final class NatFirewall {
         }
     }
 
+    /** The nat table's shared chain and its jump from OUTPUT (IPv4 only: nat sandboxes have no IPv6). */
+    private static void ensureRedirectBase() {
+        run("iptables", List.of("-t", "nat", "-N", REDIRECT_CHAIN), true);
+        if (!run("iptables", List.of("-t", "nat", "-C", "OUTPUT", "-j", REDIRECT_CHAIN), true)) {
+            run("iptables", List.of("-t", "nat", "-I", "OUTPUT", "1", "-j", REDIRECT_CHAIN), false);
+        }
+    }
+
     private static boolean run(String tool, List<String> args, boolean mayFail) {
         List<String> argv = new ArrayList<>(List.of(tool, "-w"));
         argv.addAll(args);
@@ -372,7 +509,11 @@ public final class NatFirewall {
     }
 
     private static List<String> list(String tool, @Nullable String chain) {
-        List<String> argv = new ArrayList<>(List.of(tool, "-w", "-S"));
+        return list(tool, "filter", chain);
+    }
+
+    private static List<String> list(String tool, String table, @Nullable String chain) {
+        List<String> argv = new ArrayList<>(List.of(tool, "-w", "-t", table, "-S"));
         if (chain != null) {
             argv.add(chain);
         }

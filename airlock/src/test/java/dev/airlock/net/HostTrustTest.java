@@ -21,7 +21,8 @@ import org.junit.jupiter.api.TestInstance;
  * NODE_EXTRA_CA_CERTS in the daemon's environment, not the real host's trust store) is reached by
  * curl, Python and Node without any flag, and refused with {@code --no-host-ca}. Every allowed
  * request goes through a loopback upstream proxy that wants credentials, which the guest never
- * sees. Runs once per runtime.
+ * sees: the proxy mode's and the nat mode's (raw TCP, relayed by the daemon). Runs once per
+ * runtime.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 abstract class HostTrustTest {
@@ -93,6 +94,23 @@ abstract class HostTrustTest {
                 "");
         ok(cli.run(daemonEnv, new byte[0], runArgs("trusting")));
         ok(cli.run(daemonEnv, new byte[0], runArgs("untrusting", "--no-host-ca")));
+        // nat: raw TCP from the guest, through slirp on the host; 127.0.0.1 is the host's
+        // loopback, which the guest reaches as 10.0.2.2.
+        ok(cli.run(
+                daemonEnv,
+                new byte[0],
+                "run",
+                "-d",
+                "--name",
+                "natted",
+                "--image",
+                IMAGE,
+                "--memory",
+                "384m",
+                "--network",
+                "nat",
+                "--allow-host",
+                "127.0.0.1"));
         for (String name : new String[] {"trusting", "untrusting"}) {
             ok(cli.run(
                     NODE_GET.getBytes(StandardCharsets.UTF_8),
@@ -130,6 +148,7 @@ abstract class HostTrustTest {
     void tearDown() throws Exception {
         cli.run("rm", "-f", "trusting");
         cli.run("rm", "-f", "untrusting");
+        cli.run("rm", "-f", "natted");
         servers.close();
         upstream.close();
         TestHost.cleanUp(dirs);
@@ -198,5 +217,43 @@ abstract class HostTrustTest {
                 "grep -rsl -- '" + PROXY_PASSWORD + "' /root /tmp /etc /home /var /proc/[0-9]*/environ; true");
         assertThat(found.out()).isEmpty();
         assertThat(ok(sh("trusting", "echo $HTTPS_PROXY")).out().strip()).isEqualTo("http://127.0.0.1:3128");
+    }
+
+    @Test
+    void natSandboxesReachTheirAllowedAddressesThroughTheUpstreamProxyAndNothingElse() {
+        int before = upstream.carried.size();
+        String plain = "curl -sS --max-time 30 http://10.0.2.2:" + servers.httpPort();
+        assertThat(ok(sh("natted", plain + "/nat-plain")).out()).contains(TestServers.BODY + " /nat-plain");
+        // TLS end to end (the relay sees only bytes), with the host's CA in the guest's trust.
+        assertThat(ok(sh(
+                                "natted",
+                                "curl -sS --max-time 30 --resolve " + https + ":10.0.2.2 https://" + https
+                                        + "/nat-tls"))
+                        .out())
+                .contains(TestServers.BODY + " /nat-tls");
+        assertThat(upstream.carried.subList(before, upstream.carried.size()))
+                .contains("127.0.0.1:" + servers.httpPort(), "127.0.0.1:" + servers.httpsPort());
+        assertThat(upstream.refused).isEmpty();
+        assertThat(ok(cli.run("logs", "--egress", "natted")).out())
+                .contains("ALLOW nat TCP 127.0.0.1:" + servers.httpPort() + " via upstream proxy 127.0.0.1:"
+                        + upstream.port() + " (--allow-host 127.0.0.1)");
+        // The guest holds no proxy address or credentials: it only made a TCP connection.
+        ok(sh("natted", "env > /root/env.txt"));
+        Cli.Result found = sh(
+                "natted",
+                "grep -rsl -e '" + PROXY_PASSWORD + "' -e ':" + upstream.port()
+                        + "' /root /tmp /etc /home /var /proc/[0-9]*/environ; true");
+        assertThat(found.out()).isEmpty();
+
+        // An address the rules do not accept is refused by the relay, before the upstream.
+        ok(cli.run("network", "deny", "natted", "127.0.0.1"));
+        int carried = upstream.carried.size();
+        Cli.Result refused = sh("natted", plain + "/nat-refused");
+        assertThat(refused.exit()).as(refused.out() + refused.err()).isNotZero();
+        assertThat(servers.seen).doesNotContainKey("/nat-refused");
+        assertThat(upstream.carried).hasSize(carried);
+        assertThat(ok(cli.run("logs", "--egress", "natted")).out())
+                .contains("DENY nat TCP 127.0.0.1:" + servers.httpPort()
+                        + " 127.0.0.1 is not accepted by this sandbox's nat rules");
     }
 }

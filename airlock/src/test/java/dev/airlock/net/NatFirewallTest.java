@@ -3,9 +3,13 @@ package dev.airlock.net;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.net.InetAddress;
+import java.net.InetSocketAddress;
 import java.net.UnknownHostException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** How an allowlist becomes IP rules for --network nat (the rules themselves run in NetworkTest). */
 class NatFirewallTest {
@@ -86,5 +90,51 @@ class NatFirewallTest {
         assertThat(named.accepts())
                 .extracting(a -> a.address().getHostAddress())
                 .containsExactly("127.0.0.1");
+    }
+
+    @Test
+    void theRelayFindsARedirectedConnectionsOriginalDestinationInTheConntrackTable(@TempDir Path dir) throws Exception {
+        // The kernel's format, as /proc/net/nf_conntrack prints it: original tuple, then reply.
+        Path table = dir.resolve("nf_conntrack");
+        Files.writeString(table, """
+                ipv4     2 udp      17 28 src=10.0.0.5 dst=10.1.2.3 sport=40000 dport=53 src=10.1.2.3 dst=10.0.0.5 \
+                sport=53 dport=40000 mark=0 zone=0 use=2
+                ipv4     2 tcp      6 431999 ESTABLISHED src=127.0.0.1 dst=127.0.0.1 sport=58736 dport=9999 \
+                src=127.0.0.1 dst=127.0.0.1 sport=47311 dport=58736 [ASSURED] mark=0 zone=0 use=2
+                ipv4     2 tcp      6 431999 ESTABLISHED src=10.0.0.5 dst=203.0.113.7 sport=58736 dport=443 \
+                src=127.0.0.1 dst=10.0.0.5 sport=47311 dport=58736 [ASSURED] mark=0 zone=0 use=2
+                """);
+        assertThat(NatRelay.originalDestination(table, new InetSocketAddress(ip("10.0.0.5"), 58736), 47311))
+                .isEqualTo(new InetSocketAddress(ip("203.0.113.7"), 443));
+        assertThat(NatRelay.originalDestination(table, new InetSocketAddress(ip("127.0.0.1"), 58736), 47311))
+                .isEqualTo(new InetSocketAddress(ip("127.0.0.1"), 9999));
+        // Another relay's connection, or one the table does not know: nothing to relay to.
+        assertThat(NatRelay.originalDestination(table, new InetSocketAddress(ip("10.0.0.5"), 58736), 47312))
+                .isNull();
+        assertThat(NatRelay.originalDestination(table, new InetSocketAddress(ip("10.0.0.6"), 58736), 47311))
+                .isNull();
+    }
+
+    /** The allowlist entry that makes the relay accept an address, or "refused". */
+    private static String acceptedBy(NatFirewall.Plan plan, String address) {
+        NatFirewall.Accept a = NatFirewall.accepting(plan, ip(address));
+        return a == null ? "refused" : a.rule();
+    }
+
+    @Test
+    void theRelayAcceptsExactlyWhatTheRulesAccept() {
+        NatFirewall.Plan p = plan(List.of("api.test", "127.0.0.1"), List.of());
+        assertThat(acceptedBy(p, "203.0.113.7")).isEqualTo("api.test");
+        assertThat(acceptedBy(p, "127.0.0.1")).isEqualTo("127.0.0.1");
+        assertThat(acceptedBy(p, "203.0.113.9")).isEqualTo("refused");
+        NatFirewall.Plan any = plan(List.of("*"), List.of());
+        assertThat(acceptedBy(any, "203.0.113.9")).isEqualTo("*");
+        assertThat(acceptedBy(any, "10.1.2.4")).isEqualTo("refused");
+        assertThat(acceptedBy(any, "169.254.169.254")).isEqualTo("refused");
+        assertThat(acceptedBy(any, "127.0.0.1")).isEqualTo("refused");
+        // The redirected TCP arrives at the relay's loopback port: accepted ahead of the refused loopback.
+        assertThat(NatFirewall.chainRules("AIRLOCK-N-x", plan(List.of("api.test"), List.of()), 47311)
+                        .getFirst())
+                .isEqualTo("-A AIRLOCK-N-x -d 127.0.0.1/32 -p tcp --dport 47311 -j ACCEPT");
     }
 }

@@ -126,12 +126,14 @@ class AgentCliImageTest {
         }
     }
 
-    // codex and gemini are not here yet: the real codex ignores OPENAI_BASE_URL (its base URL goes
-    // in its own config) and the real gemini answers "Invalid auth method selected" in the
-    // sandbox; both are open in the README. Their stand-ins pass in AgentPresetSandboxTest.
+    // codex takes its base URL from its config (the preset passes OPENAI_BASE_URL on with -c) and
+    // its key from CODEX_API_KEY; gemini needs its auth type in its settings (the preset writes
+    // it), since GOOGLE_GEMINI_BASE_URL alone selects a type that -p refuses.
     @ParameterizedTest
     @CsvSource({
         "claude, api.anthropic.com, ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL",
+        "codex, api.openai.com, OPENAI_API_KEY, OPENAI_BASE_URL",
+        "gemini, generativelanguage.googleapis.com, GEMINI_API_KEY, GOOGLE_GEMINI_BASE_URL",
         "opencode, api.anthropic.com, ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL"
     })
     void theRealCliSendsItsFirstRequestWithTheRealKeyAddedAtTheBoundary(

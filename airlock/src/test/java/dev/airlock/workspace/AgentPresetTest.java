@@ -49,6 +49,11 @@ class AgentPresetTest {
         assertThatThrownBy(() -> AgentPreset.parse("X Y", good, "x.toml")).hasMessageContaining("not a preset name");
         assertThatThrownBy(() -> AgentPreset.parse("x", good + "node = \"20; curl x\"\n", "x.toml"))
                 .hasMessageContaining("is not a Node version");
+        assertThatThrownBy(() -> AgentPreset.parse("x", good + "build_runtime = \"docker\"\n", "x.toml"))
+                .hasMessageContaining("build_runtime 'docker' is not a runtime (container, gvisor, microvm)");
+        // opencode's install check fails in a gVisor build sandbox: its image is built in a container.
+        assertThat(AgentPreset.find("opencode").orElseThrow().buildRuntime()).isEqualTo("container");
+        assertThat(AgentPreset.find("claude").orElseThrow().buildRuntime()).isNull();
     }
 
     @Test
