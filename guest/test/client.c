@@ -137,7 +137,7 @@ static void hello(void)
     sendf(T_HELLO, 0, 0, v, 4);
     struct frame f = recvf();
     CHECK(f.type == T_HELLO_R && f.id == 0 && f.n >= 8, "bad HELLO reply type 0x%x", f.type);
-    CHECK(get32(f.p) == 1 && get32(f.p + 4) == 0x7F, "bad HELLO contents");
+    CHECK(get32(f.p) == 1 && get32(f.p + 4) == 0xFF, "bad HELLO contents");
 }
 
 static void bye(void)
