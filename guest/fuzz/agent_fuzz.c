@@ -10,6 +10,7 @@
  * agent did not start, child-only code running in the parent, or a loop that does not settle. */
 #include "../src/frame.c"
 #include "../src/session.c"
+#include "../src/confine.c"
 #include "../src/exec.c"
 #include "../src/files.c"
 #include "../src/identity.c"

@@ -884,6 +884,11 @@ static void act_as_child(int k)
     }
 }
 
+pid_t fake_fork(void);
+
+/* The agent vforks a command: the same made-up pid, and the child's code never runs. */
+pid_t fake_vfork(void) { return fake_fork(); }
+
 pid_t fake_fork(void)
 {
     if (pids_issued >= MAX_PIDS) {
