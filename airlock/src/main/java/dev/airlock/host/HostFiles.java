@@ -25,6 +25,15 @@ public final class HostFiles {
      * there is no moment at which the content exists with wider permissions, or not at all.
      */
     public static void writeAtomically(Path target, byte[] bytes) {
+        writeAtomically(target, bytes, "rw-------");
+    }
+
+    /**
+     * As {@link #writeAtomically(Path, byte[])}, the file getting {@code permissions} (e.g.
+     * {@code rwxr-xr-x} for a program) just before the rename: written at 0600, it is never
+     * visible half-written or with its final mode before it is whole.
+     */
+    public static void writeAtomically(Path target, byte[] bytes, String permissions) {
         try {
             Path tmp = Files.createTempFile(
                     target.getParent(),
@@ -35,6 +44,7 @@ public final class HostFiles {
             try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE)) {
                 ch.force(true);
             }
+            Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString(permissions));
             Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write " + target, e);

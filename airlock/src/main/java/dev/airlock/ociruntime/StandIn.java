@@ -4,12 +4,13 @@ import dev.airlock.client.DaemonClient;
 import dev.airlock.guest.ExecSpec;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.Hashing;
+import dev.airlock.host.HostFiles;
 import java.io.IOException;
 import java.io.InputStream;
+import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
 import org.jspecify.annotations.Nullable;
@@ -177,12 +178,9 @@ final class StandIn {
             }
             AirlockDirs.ensureDir(own);
             requireOwn(own);
-            Path tmp = Files.createTempFile(own, "airlock-standin", ".tmp");
-            Files.write(tmp, binary);
-            Files.setAttribute(tmp, "unix:mode", 0755);
-            Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            HostFiles.writeAtomically(target, binary, "rwxr-xr-x");
             return target;
-        } catch (IOException e) {
+        } catch (IOException | UncheckedIOException e) {
             throw new RuntimeError("cannot write the stand-in program " + target + ": " + e.getMessage(), e);
         }
     }
