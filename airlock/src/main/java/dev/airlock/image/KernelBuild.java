@@ -60,6 +60,32 @@ public final class KernelBuild {
     /** Returns the cached kernel, building it first (about 10 minutes on 2 cores) when missing. */
     public Kernel ensure(Progress progress) {
         String key = key();
+        Optional<Kernel> ready = cachedQuietly(key);
+        if (ready.isPresent()) {
+            return ready.get();
+        }
+        AirlockDirs.ensureDir(dirs.kernels());
+        // Two processes (a daemon, a CLI, parallel test JVMs) that both miss the cache would
+        // otherwise each spend the whole build on the same key, on the same cores.
+        Path lockFile = dirs.kernels().resolve(key + ".lock");
+        Optional<HostFiles.Lock> first = HostFiles.tryLock(lockFile);
+        if (first.isEmpty()) {
+            progress.step("waiting for another process's build of the guest kernel " + key);
+        }
+        try (HostFiles.Lock ignored = first.orElseGet(() -> HostFiles.lock(lockFile))) {
+            return ensureLocked(key, progress);
+        }
+    }
+
+    private Optional<Kernel> cachedQuietly(String key) {
+        try {
+            return load(key, false);
+        } catch (ImageException corrupt) {
+            return Optional.empty(); // ensureLocked says so and rebuilds, under the lock
+        }
+    }
+
+    private Kernel ensureLocked(String key, Progress progress) {
         Path entry = dirs.kernels().resolve(key);
         if (Files.exists(entry)) {
             try {
@@ -74,7 +100,6 @@ public final class KernelBuild {
         }
         progress.step("building the guest kernel " + key + " (Debian linux-source " + sourceVersion() + " + " + FRAGMENT
                 + ")");
-        AirlockDirs.ensureDir(dirs.kernels());
         HostCommand.Result r = HostCommand.run(
                 List.of(
                         "bash",
