@@ -188,22 +188,12 @@ final class VmPod {
 
     /** A mount and everything under it; lazily when busy (it goes once released). */
     private static void unmountTree(Path target) {
-        if (!mounted(target)) {
+        if (!DirectoryBinds.mounted(target.toString())) {
             return;
         }
         HostCommand.Result r = HostCommand.run(List.of("umount", "-R", target.toString()), null, null);
-        if (!r.ok() && mounted(target)) {
+        if (!r.ok() && DirectoryBinds.mounted(target.toString())) {
             HostCommand.check(List.of("umount", "-R", "-l", target.toString()));
-        }
-    }
-
-    private static boolean mounted(Path target) {
-        try {
-            String t = target.toString();
-            return Files.readAllLines(Path.of("/proc/self/mountinfo")).stream()
-                    .anyMatch(l -> l.split(" ")[4].equals(t));
-        } catch (IOException e) {
-            return true;
         }
     }
 }
