@@ -62,6 +62,7 @@
 struct bind {
     const char *path;
     int writable;
+    int shared; /* --share: a slave of the host's mounts under it */
 };
 
 struct passed_fd {
@@ -73,6 +74,7 @@ struct passed_fd {
 
 static struct bind binds[MAX_ITEMS];
 static int nbinds;
+static int have_shares;
 static struct passed_fd fds[MAX_ITEMS];
 static int nfds;
 static const char *devices[MAX_ITEMS];
@@ -108,7 +110,7 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: airlock-jail --uid N --gid N [--group N]... --root DIR --pidfile PATH --log PATH [--cgroup DIR] [--net] [--file-caps]\n"
-            "                    [--ro PATH]... [--rw PATH]... [--dev PATH]... [--listen N:PATH]... [--open N:PATH]...\n"
+            "                    [--ro PATH]... [--rw PATH]... [--share PATH]... [--dev PATH]... [--listen N:PATH]... [--open N:PATH]...\n"
             "                    [--capped N:PATH:BYTES]\n"
             "                    -- PROGRAM [ARG]...\n");
     exit(2);
@@ -159,8 +161,11 @@ static void make_parents(const char *root, const char *path)
     }
 }
 
-/* Binds a host path (file, directory or device) at the same path under root. */
-static void bind_path(const char *root, const char *path, int writable, int device)
+/* Binds a host path (file, directory or device) at the same path under root. A shared one (a
+ * directory the VMM shares with its guest, --share) stays a slave of the host's mounts there:
+ * what the host mounts under it later (a pod's app container's rootfs) reaches the VMM too, and
+ * nothing the jail does goes back. Everything else is private. */
+static void bind_path(const char *root, const char *path, int writable, int device, int shared)
 {
     struct stat st;
     if (path[0] != '/')
@@ -181,6 +186,8 @@ static void bind_path(const char *root, const char *path, int writable, int devi
     }
     if (mount(path, target, NULL, MS_BIND | MS_REC, NULL) < 0)
         die("bind %s", path);
+    if (!shared && mount(NULL, target, NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        die("making %s private", path);
     unsigned long flags = MS_BIND | MS_REMOUNT | MS_NOSUID;
     if (!writable)
         flags |= MS_RDONLY;
@@ -194,7 +201,7 @@ static void bind_path(const char *root, const char *path, int writable, int devi
 static void system_dirs(const char *root)
 {
     static const char *const tops[] = { "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32" };
-    bind_path(root, "/usr", 0, 0);
+    bind_path(root, "/usr", 0, 0, 0);
     for (size_t i = 0; i < sizeof tops / sizeof *tops; i++) {
         struct stat st;
         if (lstat(tops[i], &st) < 0)
@@ -210,16 +217,16 @@ static void system_dirs(const char *root)
             if (symlink(link, target) < 0)
                 die("symlink %s", target);
         } else if (S_ISDIR(st.st_mode)) {
-            bind_path(root, tops[i], 0, 0);
+            bind_path(root, tops[i], 0, 0, 0);
         }
     }
     if (access("/etc/ld.so.cache", R_OK) == 0)
-        bind_path(root, "/etc/ld.so.cache", 0, 0);
+        bind_path(root, "/etc/ld.so.cache", 0, 0, 0);
     static const char *const devs[] = { "/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom" };
     for (size_t i = 0; i < sizeof devs / sizeof *devs; i++)
-        bind_path(root, devs[i], 1, 1);
+        bind_path(root, devs[i], 1, 1, 0);
     for (int i = 0; i < ndevices; i++)
-        bind_path(root, devices[i], 1, 1);
+        bind_path(root, devices[i], 1, 1, 0);
 }
 
 static void drop_capabilities(int keep_file_caps);
@@ -370,13 +377,14 @@ static void child(const char *root, int new_net, int file_caps_wanted, uid_t uid
     int flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP | (new_net ? CLONE_NEWNET : 0);
     if (unshare(flags) < 0)
         die("unshare");
-    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+    /* slaves, not private, while a --share is bound: it must stay a slave of the host's mount */
+    if (mount(NULL, "/", NULL, MS_REC | (have_shares ? MS_SLAVE : MS_PRIVATE), NULL) < 0)
         die("making mounts private");
     if (mount("airlock-jail", root, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755,size=64k,nr_inodes=256") < 0)
         die("tmpfs on %s", root);
     system_dirs(root);
     for (int i = 0; i < nbinds; i++)
-        bind_path(root, binds[i].path, binds[i].writable, 0);
+        bind_path(root, binds[i].path, binds[i].writable, 0, binds[i].shared);
     char proc[PATH_MAX];
     snprintf(proc, sizeof proc, "%s/proc", root);
     if (mkdir(proc, 0555) < 0 || mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
@@ -461,6 +469,10 @@ int main(int argc, char **argv)
             cgroup = v;
         else if ((!strcmp(a, "--ro") || !strcmp(a, "--rw")) && nbinds < MAX_ITEMS)
             binds[nbinds++] = (struct bind){ .path = v, .writable = a[3] == 'w' };
+        else if (!strcmp(a, "--share") && nbinds < MAX_ITEMS) {
+            binds[nbinds++] = (struct bind){ .path = v, .writable = 1, .shared = 1 };
+            have_shares = 1;
+        }
         else if (!strcmp(a, "--dev") && ndevices < MAX_ITEMS)
             devices[ndevices++] = v;
         else if (!strcmp(a, "--group") && ngroups < MAX_ITEMS)

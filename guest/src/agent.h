@@ -37,6 +37,7 @@ struct stream {
     pid_t pid;
     int exited, status, timed_out, pty, stdin_open, stdin_eof;
     long oom_base; /* oom_kill_count() when the process started */
+    int kill_on_detach; /* a pod container's process (ROOT): it ends with its host session */
     int out_eof, err_eof;
     struct watch w_out, w_err, w_in, w_timer;
     uint8_t *ibuf; /* host stdin not yet accepted by the process, at most the window */
@@ -120,6 +121,11 @@ void confine_init(struct confine *c);
 int confine_tag(struct confine *c, uint16_t tag, const uint8_t *v, uint32_t vl, const char **why);
 int confine_before_user(const struct confine *c);
 int confine_before_exec(const struct confine *c);
+
+/* podroot.c: EXEC's ROOT, a pod app container's own root in the pod's VM */
+int podroot_parse(const uint8_t *v, uint32_t vl, char *out, size_t cap, const char **why);
+int podroot_check(const char *root); /* 0, or an errno: the root is no directory */
+int podroot_enter(const char *root); /* in the command's child; -1 with errno */
 
 /* exec.c: extra default environment for every later EXEC (SET_ENV) */
 int exec_set_env(uint32_t id, const uint8_t *p, size_t n);

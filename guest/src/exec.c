@@ -33,6 +33,10 @@ struct user {
     int ngroups;
 };
 
+/* The root whose /etc/passwd and /etc/group name an EXEC's user: a pod app container's own
+ * (ROOT), else the guest's. Set per EXEC, before any lookup. */
+static const char *g_db_root = "";
+
 /* Reads a small system file whole; NULL if absent or unreasonably large. */
 static char *slurp(const char *path)
 {
@@ -62,6 +66,14 @@ static char *slurp(const char *path)
     if (buf)
         buf[len] = 0;
     return buf;
+}
+
+static char *slurp_db(const char *file)
+{
+    char path[PATH_MAX + 16];
+    if ((size_t)snprintf(path, sizeof path, "%s%s", g_db_root, file) >= sizeof path)
+        return NULL;
+    return slurp(path);
 }
 
 /* How many processes the kernel's OOM killer has killed where this sandbox can see it: the
@@ -123,7 +135,7 @@ static int parse_id(const char *s, unsigned long *out)
 /* Finds a passwd entry by name (if name) or by uid; fills u and returns 0 when found. */
 static int passwd_lookup(const char *name, uid_t uid, struct user *u)
 {
-    char *db = slurp("/etc/passwd");
+    char *db = slurp_db("/etc/passwd");
     int found = -1;
     if (!db)
         return -1;
@@ -152,7 +164,7 @@ static void group_lookup(struct user *u)
 {
     u->ngroups = 0;
     u->groups[u->ngroups++] = u->gid;
-    char *db = slurp("/etc/group");
+    char *db = slurp_db("/etc/group");
     if (!db || !u->name[0]) {
         free(db);
         return;
@@ -181,7 +193,7 @@ static void group_lookup(struct user *u)
 /* A group by name from /etc/group; 0 and *gid set when found. */
 static int group_by_name(const char *name, gid_t *gid)
 {
-    char *db = slurp("/etc/group");
+    char *db = slurp_db("/etc/group");
     int found = -1;
     if (!db)
         return -1;
@@ -325,7 +337,7 @@ int exec_set_env(uint32_t id, const uint8_t *p, size_t n)
 }
 
 struct start_err {
-    int stage; /* 0 exec, 1 chdir, 2 credentials, 3 stdio, 4 confinement */
+    int stage; /* 0 exec, 1 chdir, 2 credentials, 3 stdio, 4 confinement, 5 root */
     int err;
 };
 
@@ -418,6 +430,7 @@ struct child {
     const struct user *u;
     const struct confine *conf;
     const char *cwd;
+    const char *root; /* a pod app container's own root (ROOT), or NULL */
     int builtin, tty, slave, in, out, err, status, have_user, cwd_is_default;
 };
 
@@ -450,6 +463,8 @@ static __attribute__((noreturn)) void child_main(const struct child *c)
         if (dup2(c->in, 0) < 0 || dup2(c->out, 1) < 0 || dup2(c->err, 2) < 0)
             child_fail(c->status, 3);
     }
+    if (c->root && podroot_enter(c->root) < 0)
+        child_fail(c->status, 5);
     if (chdir(c->cwd ? c->cwd : c->u->home) < 0) {
         if ((c->cwd && !c->cwd_is_default) || chdir("/") < 0)
             child_fail(c->status, 1);
@@ -508,6 +523,8 @@ int exec_start(struct stream *s, const uint8_t *p, size_t n)
     uint64_t timeout_ms = 0;
     const char *bad_confine = NULL;
     int confined = 0;
+    static char root[PATH_MAX]; /* the agent is single-threaded; read by the child before exec */
+    int has_root = 0;
     struct confine *conf = calloc(1, sizeof *conf);
     if (!conf)
         return send_error(s->id, ENOMEM, "out of memory"), 0;
@@ -553,6 +570,10 @@ int exec_start(struct stream *s, const uint8_t *p, size_t n)
                 return free(conf), -1;
             builtin = v[0] == 1;
             break;
+        case X_ROOT:
+            if (!bad_confine && podroot_parse(v, vl, root, sizeof root, &bad_confine) == 0)
+                has_root = 1;
+            break;
         }
     }
     if (r < 0)
@@ -596,6 +617,14 @@ int exec_start(struct stream *s, const uint8_t *p, size_t n)
         bp += vl + 1;
     }
 
+    if (has_root) {
+        int e = builtin ? EINVAL : podroot_check(root);
+        if (e) {
+            send_error(s->id, e, "ROOT %s: %s", root, builtin ? "a built-in runs in the guest's root" : strerror(e));
+            goto out;
+        }
+    }
+    g_db_root = has_root ? root : "";
     if (builtin && (tty || userbuf || confined || !builtin_known(argv[0]))) {
         send_error(s->id, EINVAL, "not an agent built-in (or one given a user, a tty or confinement): %s",
                    argv[0]);
@@ -710,7 +739,7 @@ int exec_start(struct stream *s, const uint8_t *p, size_t n)
         goto out;
     }
 
-    struct child c = {argv, env, u, conf, cwdbuf, builtin, tty, slave, want_stdin ? in_p[0] : devnull,
+    struct child c = {argv, env, u, conf, cwdbuf, has_root ? root : NULL, builtin, tty, slave, want_stdin ? in_p[0] : devnull,
                       out_p[1], err_p[1], st_p[1], have_user, cwd_is_default};
     pid_t pid = spawn(&c);
     if (pid < 0) {
@@ -734,6 +763,8 @@ int exec_start(struct stream *s, const uint8_t *p, size_t n)
             send_error(s->id, se.err, "chdir %s: %s", cwdbuf ? cwdbuf : u->home, strerror(se.err));
         else if (se.stage == 2)
             send_error(s->id, se.err, "switching to user %s: %s", u->name, strerror(se.err));
+        else if (se.stage == 5)
+            send_error(s->id, se.err, "entering the container's root %s: %s", root, strerror(se.err));
         else if (se.stage == 4)
             send_error(s->id, se.err, "applying the process's rlimits, capabilities, seccomp filter or umask: %s",
                        strerror(se.err));
@@ -744,6 +775,7 @@ int exec_start(struct stream *s, const uint8_t *p, size_t n)
 
     s->pid = pid;
     s->oom_base = oom_kill_count();
+    s->kill_on_detach = has_root;
     s->pty = tty;
     if (tty) {
         watch_init(&s->w_out, W_OUT, master, s);

@@ -218,6 +218,10 @@ static void stream_detach(struct stream *s)
         return;
     s->detached = 1;
     g_nstreams--;
+    /* A pod app container's process lives as long as its host stand-in, whose session this was
+     * (its SIGKILL, or delete --force, ends it here too): nothing of it stays in the pod's VM. */
+    if (s->kill_on_detach && s->pid > 0 && !s->exited)
+        kill(-s->pid, SIGKILL);
     free(s->ibuf);
     s->ibuf = NULL;
     s->ilen = s->ioff = 0;

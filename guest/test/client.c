@@ -280,6 +280,16 @@ static void t_exec(void)
     tb_str(&x, X_CWD, "/no/such/dir");
     r = run_ex(7, ARGS("true"), &x, NULL);
     CHECK(!r.started && r.err_code == ENOENT, "bad cwd should fail");
+    /* ROOT (a pod app container's root): a '..' component, a relative path, a file, a missing
+     * directory are each refused with an ERROR frame and nothing runs */
+    static const char *const bad_roots[] = {"/tmp/../etc", "tmp", "/", "/etc/passwd", "/no/such/root", "/tmp//x"};
+    for (size_t i = 0; i < sizeof bad_roots / sizeof *bad_roots; i++) {
+        x.n = 0;
+        tb_str(&x, X_ROOT, bad_roots[i]);
+        r = run_ex(8, ARGS("true"), &x, NULL);
+        CHECK(!r.started && r.err_code, "ROOT %s should be refused", bad_roots[i]);
+        CHECK(strstr(r.errmsg, "ROOT"), "the refusal of ROOT %s should name it: %s", bad_roots[i], r.errmsg);
+    }
     /* stream id reuse after the final frame */
     r = run_ex(1, ARGS("true"), NULL, NULL);
     CHECK(r.code == 0, "id reuse");

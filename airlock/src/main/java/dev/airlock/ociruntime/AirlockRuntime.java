@@ -160,7 +160,9 @@ public final class AirlockRuntime {
         checkTerminal(config.process(), console);
         String mode = config.mode();
         SandboxService service = service();
-        Map<String, String> namespaces = PodNamespaces.resolve(ensureRoot(), config, service);
+        // a microVM-mode container that joins a pod's namespaces runs in that pod's VM
+        ContainerRecord pod = mode.equals("microvm") ? PodNamespaces.vmPod(ensureRoot(), config) : null;
+        Map<String, String> namespaces = pod != null ? Map.of() : PodNamespaces.resolve(ensureRoot(), config, service);
         Path dir = ensureRoot().resolve(id);
         try {
             Files.createDirectory(dir);
@@ -169,6 +171,9 @@ public final class AirlockRuntime {
         } catch (IOException e) {
             throw new RuntimeError("cannot create the state of container " + id + ": " + e.getMessage(), e);
         }
+        if (pod != null) {
+            return createInPod(pod, id, dir, config, service, pidFile, console, runToo);
+        }
         String sandbox = sandboxName(id);
         boolean sandboxMade = false;
         StandIn.Handle standIn = null;
@@ -176,6 +181,9 @@ public final class AirlockRuntime {
             StandIn.writeRequest(dir, config.process());
             Files.writeString(dir.resolve(ContainerRecord.PROCESS), Json.MAPPER.writeValueAsString(config.process()));
             DirectoryBinds.mount(config.rootfs(), config.binds(), dir);
+            if (mode.equals("microvm") && VmPod.isSandbox(config)) {
+                VmPod.prepareShare(config.rootfs(), dir);
+            }
             HostCommand.check(List.of(
                     "mkfifo",
                     "-m",
@@ -206,7 +214,7 @@ public final class AirlockRuntime {
                     namespaces));
             sandboxMade = true;
             service.start(sandbox);
-            prepareGuest(service, sandbox, config);
+            prepareGuest(service, sandbox, config, "");
             if (!config.replacedByVm().isEmpty()) {
                 info("container " + id + " (" + mode + "): the sandbox boundary stands in for "
                         + String.join(", ", config.replacedByVm()));
@@ -218,7 +226,9 @@ public final class AirlockRuntime {
                     config.bundle().toString(),
                     standIn.pid(),
                     Instant.now().toString(),
-                    config.annotations());
+                    config.annotations(),
+                    null,
+                    null);
             record.write(dir);
             if (pidFile != null) {
                 writePidFile(pidFile, standIn.pid());
@@ -230,6 +240,71 @@ public final class AirlockRuntime {
             if (sandboxMade) {
                 removeQuietly(service, sandbox);
             }
+            VmPod.releaseShare(dir);
+            DirectoryBinds.unmount(dir);
+            HostFiles.deleteTree(dir);
+            if (e instanceof RuntimeError || e instanceof SandboxException) {
+                throw (RuntimeException) e;
+            }
+            throw new RuntimeError("cannot create container " + id + ": " + e.getMessage(), e);
+        }
+        if (runToo) {
+            startContainer(dir, id);
+            return StandIn.awaitExit(standIn);
+        }
+        return 0;
+    }
+
+    /**
+     * An app container of a microVM pod: no VM of its own. Its rootfs goes into the pod's share
+     * and its process runs in the pod's VM with that as its root, relayed by its own stand-in
+     * ({@link VmPod}). The VM's resources are the sandbox container's.
+     */
+    private int createInPod(
+            ContainerRecord pod,
+            String id,
+            Path dir,
+            BundleConfig config,
+            SandboxService service,
+            @Nullable Path pidFile,
+            @Nullable Path console,
+            boolean runToo) {
+        StandIn.Handle standIn = null;
+        try {
+            ProcessSpec process =
+                    VmPod.withPodHostname(config.process(), config, ensureRoot().resolve(pod.id()));
+            Files.writeString(dir.resolve(ContainerRecord.PROCESS), Json.MAPPER.writeValueAsString(process));
+            DirectoryBinds.mount(config.rootfs(), config.binds(), dir);
+            String guestRoot = VmPod.join(ensureRoot().resolve(pod.id()), id, config.rootfs(), dir);
+            StandIn.writeRequest(dir, process, guestRoot);
+            HostCommand.check(List.of(
+                    "mkfifo",
+                    "-m",
+                    "0600",
+                    dir.resolve(ContainerRecord.START_FIFO).toString()));
+            prepareGuest(service, pod.sandbox(), config, guestRoot);
+            info("container " + id + " runs in the VM of pod " + pod.id() + " (sandbox " + pod.sandbox()
+                    + "), with its resources");
+            standIn = StandIn.spawn(dir, pod.sandbox(), true, console == null ? null : ConsolePty.open(console));
+            new ContainerRecord(
+                            id,
+                            pod.sandbox(),
+                            config.bundle().toString(),
+                            standIn.pid(),
+                            Instant.now().toString(),
+                            config.annotations(),
+                            pod.id(),
+                            guestRoot)
+                    .write(dir);
+            if (pidFile != null) {
+                writePidFile(pidFile, standIn.pid());
+            }
+        } catch (IOException | RuntimeException e) {
+            if (standIn != null) {
+                signal(standIn.pid(), 9);
+                ProcessExit.await(standIn.pid(), Duration.ofSeconds(5));
+            }
+            VmPod.leave(dir);
             DirectoryBinds.unmount(dir);
             HostFiles.deleteTree(dir);
             if (e instanceof RuntimeError || e instanceof SandboxException) {
@@ -259,11 +334,15 @@ public final class AirlockRuntime {
      * Copies the file binds (hosts, resolv.conf, hostname) in. The guest kernel's hostname stays
      * the sandbox's name: the daemon keeps a guest's identity to itself (docs/oci-runtime.md).
      */
-    private static void prepareGuest(SandboxService service, String sandbox, BundleConfig config) throws IOException {
+    private static void prepareGuest(SandboxService service, String sandbox, BundleConfig config, String root)
+            throws IOException {
+        if (config.files().isEmpty()) {
+            return;
+        }
         try (SandboxSession s = service.session(sandbox)) {
             for (Map.Entry<String, Path> f : config.files().entrySet()) {
                 try (InputStream in = Files.newInputStream(f.getValue())) {
-                    s.channel().writeFile(f.getKey(), in, 0644, true);
+                    s.channel().writeFile(root + f.getKey(), in, 0644, true);
                 }
             }
         } catch (InterruptedException e) {
@@ -363,7 +442,8 @@ public final class AirlockRuntime {
             throw new RuntimeError("container not running");
         }
         signal(r.pid(), sig);
-        if (sig == 9) {
+        // an app container of a pod: its stand-in's end ends its process in the pod's VM; the VM stays
+        if (sig == 9 && r.pod() == null) {
             // The stand-in is gone at once (conmon sees 137); the VM with it.
             SandboxService service = service();
             try {
@@ -396,19 +476,56 @@ public final class AirlockRuntime {
             if ((status.equals("running") || status.equals("paused")) && !force) {
                 throw new RuntimeError("cannot delete container " + id + " that is not stopped: " + status);
             }
+            if (r.pod() == null) {
+                endPodMembers(id, force);
+            }
             if (!status.equals("stopped")) {
                 signal(r.pid(), 9);
                 ProcessExit.await(r.pid(), Duration.ofSeconds(5));
             }
-            removeQuietly(service(), r.sandbox());
+            if (r.pod() == null) {
+                removeQuietly(service(), r.sandbox());
+            }
         } else {
             // A create that died before it wrote its record: its sandbox may exist.
             removeQuietly(service(), sandboxName(id));
         }
         // after the VM, which held files under them
+        VmPod.leave(dir);
+        VmPod.releaseShare(dir);
         DirectoryBinds.unmount(dir);
         HostFiles.deleteTree(dir);
         return 0;
+    }
+
+    /**
+     * Before a pod's sandbox container and VM go: its app containers. Running ones are refused
+     * without {@code --force} (containerd's CRI stops and deletes them first); with it they are
+     * killed, as their VM is about to be (Kata's way). Their roots leave the pod's share; their
+     * state stays for their own delete, which then finds them stopped.
+     */
+    private void endPodMembers(String id, boolean force) {
+        List<Path> members = VmPod.members(root, id);
+        List<String> running = new ArrayList<>();
+        for (Path m : members) {
+            ContainerRecord mr = ContainerRecord.read(m, m.getFileName().toString());
+            if (!status(m, mr).equals("stopped")) {
+                running.add(mr.id());
+            }
+        }
+        if (!running.isEmpty() && !force) {
+            throw new RuntimeError("cannot delete container " + id + ": it is the sandbox container of a pod whose"
+                    + " app containers " + String.join(", ", running) + " still run in its VM; delete them first,"
+                    + " or delete --force, which kills them");
+        }
+        for (Path m : members) {
+            ContainerRecord mr = ContainerRecord.read(m, m.getFileName().toString());
+            if (!status(m, mr).equals("stopped")) {
+                signal(mr.pid(), 9);
+                ProcessExit.await(mr.pid(), Duration.ofSeconds(5));
+            }
+            VmPod.leave(m);
+        }
     }
 
     // ---- exec / features -----------------------------------------------------------------------
@@ -471,7 +588,7 @@ public final class AirlockRuntime {
             throw new RuntimeError("cannot prepare the exec: " + e.getMessage(), e);
         }
         try {
-            StandIn.writeRequest(execDir, p);
+            StandIn.writeRequest(execDir, p, r.podRoot());
         } catch (RuntimeError e) {
             HostFiles.deleteTree(execDir);
             throw e;
@@ -663,6 +780,11 @@ public final class AirlockRuntime {
     }
 
     private static void requireMicrovm(ContainerRecord r, String what) {
+        if (r.pod() != null) {
+            throw new RuntimeError(what + " of an app container in a pod's VM is not supported yet: the pod's"
+                    + " containers share the VM's one command cgroup; " + what + " the pod's sandbox container "
+                    + r.pod() + " (all of the pod)");
+        }
         String mode = r.annotations().getOrDefault(BundleConfig.MODE_ANNOTATION, "microvm");
         if (!mode.equals("microvm")) {
             throw new RuntimeError(what + " is supported for microvm-mode containers only so far; container " + r.id()

@@ -7,6 +7,7 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.Map;
+import org.jspecify.annotations.Nullable;
 import tools.jackson.core.JacksonException;
 
 /**
@@ -16,9 +17,19 @@ import tools.jackson.core.JacksonException;
  * @param sandbox the Airlock sandbox's name
  * @param pid the stand-in process (0 until it is started)
  * @param created ISO-8601 creation time
+ * @param pod for an app container in its pod's VM ({@link VmPod}): the pod's sandbox container's
+ *     id; null for a container with a sandbox of its own
+ * @param podRoot for such an app container: its root in the pod's VM
  */
 record ContainerRecord(
-        String id, String sandbox, String bundle, long pid, String created, Map<String, String> annotations) {
+        String id,
+        String sandbox,
+        String bundle,
+        long pid,
+        String created,
+        Map<String, String> annotations,
+        @Nullable String pod,
+        @Nullable String podRoot) {
     static final String FILE = "container.json";
     /** Written by {@code start} once the stand-in was released: the container is running. */
     static final String STARTED = "started";
@@ -32,7 +43,7 @@ record ContainerRecord(
     }
 
     ContainerRecord withPid(long newPid) {
-        return new ContainerRecord(id, sandbox, bundle, newPid, created, annotations);
+        return new ContainerRecord(id, sandbox, bundle, newPid, created, annotations, pod, podRoot);
     }
 
     static ContainerRecord read(Path dir, String id) {

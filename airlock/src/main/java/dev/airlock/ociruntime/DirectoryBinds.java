@@ -77,7 +77,8 @@ final class DirectoryBinds {
         }
     }
 
-    private static boolean mounted(String target) {
+    /** Whether something is mounted at {@code target} (in doubt: yes, so it is unmounted). */
+    static boolean mounted(String target) {
         try {
             return Files.readAllLines(Path.of("/proc/self/mountinfo")).stream()
                     .anyMatch(l -> l.split(" ")[4].equals(target));

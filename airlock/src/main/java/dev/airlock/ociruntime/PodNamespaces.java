@@ -21,7 +21,8 @@ import org.jspecify.annotations.Nullable;
  * {@code /var/run/netns}) goes to the daemon as written, which checks it is a namespace file of
  * that type and not the host's own ({@link NamespaceFile}). When CRI's annotations say the
  * container belongs to a pod ({@code io.kubernetes.cri.sandbox-id}), the namespaces of ours it
- * joins must be that pod's.
+ * joins must be that pod's. A microVM-mode container joins its pod's VM instead ({@link #vmPod},
+ * {@link VmPod}).
  */
 final class PodNamespaces {
     private static final Pattern PROC_NS = Pattern.compile("/proc/(\\d{1,10})/ns/([a-z]{2,8})");
@@ -40,14 +41,6 @@ final class PodNamespaces {
         }
         String mode = config.mode();
         String joined = String.join(", ", config.joins().keySet());
-        if (mode.equals("microvm")) {
-            throw BundleConfig.refused(
-                    "linux.namespaces " + joined + " (by path)",
-                    "a microVM-mode container cannot join namespaces on the host, and running a pod's containers"
-                            + " in one VM is not supported yet: run the pod in container mode (annotation "
-                            + BundleConfig.MODE_ANNOTATION + "=container)"
-                            + (config.joins().containsKey("network") ? "; with podman: --network none" : ""));
-        }
         if (!mode.equals("container")) {
             throw BundleConfig.refused(
                     "linux.namespaces " + joined + " (by path)",
@@ -88,6 +81,65 @@ final class PodNamespaces {
             out.put(type, "/proc/" + init + "/ns/" + NamespaceFile.procName(type));
         }
         return out;
+    }
+
+    /**
+     * For a microVM-mode container: the pod whose VM it joins, or null when it joins nothing.
+     * Every path must be {@code /proc/PID/ns/TYPE} of the stand-in of one running microVM-mode
+     * pod sandbox container of ours (the pid CRI knows for it), the same one for every type, and
+     * the pod CRI's annotation names when it names one. A namespace file on the host (CNI's) is
+     * refused: a VM cannot join it.
+     */
+    static @Nullable ContainerRecord vmPod(Path root, BundleConfig config) {
+        if (config.joins().isEmpty()) {
+            return null;
+        }
+        String pod = podOf(config);
+        ContainerRecord found = null;
+        for (Map.Entry<String, String> e : config.joins().entrySet()) {
+            String type = e.getKey();
+            String path = e.getValue();
+            String where = "linux.namespaces " + type + " " + path;
+            Matcher m = PROC_NS.matcher(path);
+            ContainerRecord owner = m.matches() ? ownerOf(root, Long.parseLong(m.group(1))) : null;
+            if (owner == null) {
+                throw BundleConfig.refused(
+                        where,
+                        "a microVM-mode container cannot join a namespace on the host; it joins a pod's VM by the"
+                                + " /proc/PID/ns path of the pod's sandbox container, a microVM-mode container of"
+                                + " this runtime (CRI's path on a node without CNI)"
+                                + (type.equals("network") ? "; with podman: --network none" : ""));
+            }
+            if (!m.group(2).equals(NamespaceFile.procName(type))) {
+                throw new RuntimeError(where + ": the path names the " + m.group(2) + " namespace, not "
+                        + NamespaceFile.procName(type));
+            }
+            if (pod != null && !pod.equals(owner.id())) {
+                throw new RuntimeError(where + " are container " + owner.id() + "'s, but the annotation " + SANDBOX_ID
+                        + " says this container belongs to pod " + pod);
+            }
+            if (found != null && !found.id().equals(owner.id())) {
+                throw new RuntimeError(where + " are container " + owner.id() + "'s, but its other namespaces are "
+                        + found.id() + "'s: a container joins one pod");
+            }
+            String ownerMode = owner.annotations().getOrDefault(BundleConfig.MODE_ANNOTATION, "microvm");
+            if (!ownerMode.equals("microvm")) {
+                throw new RuntimeError(where + ": container " + owner.id() + " runs in " + ownerMode + " mode; a"
+                        + " microvm-mode container joins the VM of a microvm-mode pod only (give both the same "
+                        + BundleConfig.MODE_ANNOTATION + ")");
+            }
+            if (owner.pod() != null) {
+                throw new RuntimeError(where + ": container " + owner.id() + " is an app container of pod "
+                        + owner.pod() + "; join the pod's sandbox container's namespaces");
+            }
+            if (!"sandbox".equals(owner.annotations().get(CONTAINER_TYPE))) {
+                throw new RuntimeError(where + ": container " + owner.id() + " is no pod sandbox container (the"
+                        + " annotation " + CONTAINER_TYPE + "=sandbox at its create): only a pod's VM takes other"
+                        + " containers");
+            }
+            found = owner;
+        }
+        return found;
     }
 
     /** CRI's pod sandbox id of an app container ({@code container-type=container}), or null. */

@@ -47,7 +47,18 @@ final class StandIn {
      * to send: the C program parses no JSON and builds no request of its own.
      */
     static void writeRequest(Path dir, ProcessSpec p) {
+        writeRequest(dir, p, null);
+    }
+
+    /** The same, for a process whose root is {@code guestRoot} in a pod's VM ({@link VmPod}) when not null. */
+    static void writeRequest(Path dir, ProcessSpec p, @Nullable String guestRoot) {
         byte[] payload = execSpec(p).toPayload();
+        if (guestRoot != null) {
+            byte[] root = VmPod.rootEntry(guestRoot);
+            byte[] all = java.util.Arrays.copyOf(payload, payload.length + root.length);
+            System.arraycopy(root, 0, all, payload.length, root.length);
+            payload = all;
+        }
         if (payload.length > MAX_REQUEST) {
             throw new RuntimeError("the process's arguments and environment take " + payload.length
                     + " bytes; the guest protocol takes at most " + MAX_REQUEST + " in one request");

@@ -213,8 +213,10 @@ public final class VmmJail {
                 // it is, its files keeping their owners; QEMU sets the guest's owners and modes
                 // on them (passthrough), for which it keeps the file capabilities, over its own
                 // mount namespace only.
+                // A writable one stays a slave of the host's mounts under it (--share): a pod's
+                // app containers' roots are mounted there after the VM started.
                 sharesDirectory = true;
-                a.addAll(List.of(d.readOnly() ? "--ro" : "--rw", d.file().toString()));
+                a.addAll(List.of(d.readOnly() ? "--ro" : "--share", d.file().toString()));
                 continue;
             }
             if (d.readOnly()) {

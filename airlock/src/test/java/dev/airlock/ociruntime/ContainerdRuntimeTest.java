@@ -237,6 +237,15 @@ class ContainerdRuntimeTest {
         assertThat(refused.exit()).isNotZero();
         assertThat(refused.err()).contains("says this container belongs to pod other-pod");
         ctr("container", "rm", "pod-stray");
+        // a microVM-mode app container cannot join a container-mode pod
+        List<String> vmApp = new ArrayList<>(List.of("--rm"));
+        vmApp.addAll(vmPodAnnotations("container", "pod-s"));
+        vmApp.addAll(withNs);
+        vmApp.addAll(List.of(IMAGE, "pod-vm-app", "true"));
+        Run otherMode = ctrRun(vmApp.toArray(String[]::new));
+        assertThat(otherMode.exit()).isNotZero();
+        assertThat(otherMode.err()).contains("container pod-s runs in container mode");
+        ctr("container", "rm", "pod-vm-app");
 
         List<String> app = new ArrayList<>(List.of("--rm"));
         app.addAll(podAnnotations("container", "pod-s"));
@@ -264,13 +273,136 @@ class ContainerdRuntimeTest {
     }
 
     @Test
+    void aPodInMicrovmModeRunsItsAppContainersInTheSandboxContainersVm() throws InterruptedException {
+        // The same CRI path in microVM mode (the default): the sandbox container boots the pod's
+        // VM; app containers joining its namespaces run in that VM, each on its own root.
+        List<String> sandbox = new ArrayList<>(List.of("-d"));
+        sandbox.addAll(vmPodAnnotations("sandbox", "vm-pod"));
+        sandbox.addAll(List.of(IMAGE, "vm-pod", "sh", "-c", "while :; do echo from-the-pod | nc -l -p 8080; done"));
+        Run pod = ctrRun(sandbox.toArray(String[]::new));
+        assertThat(pod.exit()).as(pod.err()).isZero();
+        try {
+            vmPodRunsItsContainers();
+        } finally {
+            ctr("task", "delete", "-f", "vm-app");
+            ctr("container", "rm", "vm-app");
+            ctr("task", "kill", "-s", "SIGKILL", "vm-pod");
+            Instant stopped = Instant.now().plusSeconds(60);
+            while (!ctr("task", "ls").out().matches("(?s).*vm-pod\\s+\\d+\\s+STOPPED.*")) {
+                assertThat(Instant.now()).as("the pod did not stop").isBefore(stopped);
+                Thread.sleep(100);
+            }
+            assertThat(ctr("task", "delete", "vm-pod").exit()).isZero();
+            assertThat(ctr("container", "rm", "vm-pod").exit()).isZero();
+        }
+        assertNothingLeft();
+        assertThat(vmms()).as("QEMU processes of this test's daemon").isZero();
+        assertThat(read(Path.of("/proc/self/mountinfo"))).doesNotContain(VmPod.SHARE);
+    }
+
+    /** The app containers of the running microVM pod vm-pod. */
+    private void vmPodRunsItsContainers() throws InterruptedException {
+        assertThat(vmms()).as("the pod's VM").isEqualTo(1);
+        String podPid = ctr("task", "ls").out().replaceAll("(?s).*vm-pod\\s+(\\d+).*", "$1");
+        Run podNs = ctr("task", "exec", "--exec-id", "ns", "vm-pod", "sh", "-c", NAMESPACE_IDS + " hostname");
+        assertThat(podNs.exit()).as(podNs.err()).isZero();
+        List<String> podIds = podNs.out().lines().toList();
+        List<String> withNs = new ArrayList<>();
+        for (String t : List.of("network:net", "ipc:ipc", "uts:uts")) {
+            String[] kind = t.split(":");
+            withNs.addAll(List.of("--with-ns", kind[0] + ":/proc/" + podPid + "/ns/" + kind[1]));
+        }
+        // CRI's annotation names another pod: refused
+        List<String> stray = new ArrayList<>(List.of("--rm"));
+        stray.addAll(vmPodAnnotations("container", "other-pod"));
+        stray.addAll(withNs);
+        stray.addAll(List.of(IMAGE, "vm-stray", "true"));
+        Run refused = ctrRun(stray.toArray(String[]::new));
+        assertThat(refused.exit()).isNotZero();
+        assertThat(refused.err()).contains("says this container belongs to pod other-pod");
+        ctr("container", "rm", "vm-stray");
+
+        // a long-lived app container (what it wrote stays in its own root), then one run to its end
+        List<String> daemon = new ArrayList<>(List.of("-d"));
+        daemon.addAll(vmPodAnnotations("container", "vm-pod"));
+        daemon.addAll(withNs);
+        daemon.addAll(List.of(IMAGE, "vm-app", "sh", "-c", "echo app > /app-was-here; exec nc -l -p 9090"));
+        Run app = ctrRun(daemon.toArray(String[]::new));
+        assertThat(app.exit()).as(app.err()).isZero();
+        List<String> once = new ArrayList<>(List.of("--rm"));
+        once.addAll(vmPodAnnotations("container", "vm-pod"));
+        once.addAll(withNs);
+        once.addAll(List.of(
+                IMAGE,
+                "vm-once",
+                "sh",
+                "-c",
+                // the pod's listener on 127.0.0.1: retried until it listens (a deadline, not a wait)
+                "for i in $(seq 1 300); do r=$(nc 127.0.0.1 8080 </dev/null) && [ -n \"$r\" ] && break;"
+                        + " sleep 0.1; done; echo \"$r\";"
+                        + NAMESPACE_IDS + " hostname; test -e /app-was-here && echo shared-root; exit 7"));
+        Run r = ctrRun(once.toArray(String[]::new));
+        assertThat(r.exit()).as(r.err()).isEqualTo(7);
+        List<String> seen = r.out().lines().toList();
+        assertThat(seen.getFirst()).isEqualTo("from-the-pod");
+        // the VM's network, IPC and UTS (so the pod's hostname); a mount namespace of its own
+        assertThat(seen.subList(1, 4)).isEqualTo(podIds.subList(0, 3));
+        assertThat(seen.get(4)).isNotEqualTo(podIds.get(3));
+        assertThat(seen.get(5)).isEqualTo(podIds.get(4));
+        assertThat(seen).hasSize(6); // not the other app container's root
+        // one VM for the pod while both app containers ran
+        assertThat(vmms()).as("QEMU processes with a pod of three containers").isEqualTo(1);
+        Run inApp = ctr("task", "exec", "--exec-id", "root", "vm-app", "cat", "/app-was-here");
+        assertThat(inApp.exit()).as(inApp.err()).isZero();
+        assertThat(inApp.out()).isEqualTo("app\n");
+        Run podRoot = ctr("task", "exec", "--exec-id", "root", "vm-pod", "test", "-e", "/app-was-here");
+        assertThat(podRoot.exit()).isEqualTo(1);
+        // the running app container, forced out: its process, its root's mount and state go
+        assertThat(ctr("task", "delete", "-f", "vm-app").exit()).isZero();
+        assertThat(read(Path.of("/proc/self/mountinfo"))).doesNotContain(VmPod.SHARE + "/vm-app");
+        // its process ends in the VM once the agent sees its stand-in's session end: a deadline
+        Instant killed = Instant.now().plusSeconds(30);
+        while (ctr("task", "exec", "--exec-id", "gone", "vm-pod", "sh", "-c", "ps | grep -q '[n]c -l -p 9090'")
+                        .exit()
+                == 0) {
+            assertThat(Instant.now())
+                    .as("the deleted container's process still listens in the VM")
+                    .isBefore(killed);
+        }
+    }
+
+    /** The QEMU processes of this test's containers (their 9p roots are under its directory). */
+    private long vmms() {
+        return ProcessHandle.allProcesses()
+                .map(p -> {
+                    try {
+                        return Files.readString(Path.of("/proc/" + p.pid() + "/cmdline"), StandardCharsets.ISO_8859_1);
+                    } catch (IOException | UncheckedIOException e) {
+                        return ""; // gone meanwhile
+                    }
+                })
+                // argv[0]: the jail's console keeper carries the launcher's command line, QEMU's included
+                .filter(c -> c.split("\0", 2)[0].contains("qemu-system") && c.contains(work.toString()))
+                .count();
+    }
+
+    /** ctr's flags for CRI's annotations of a microVM pod's sandbox or app container. */
+    private static List<String> vmPodAnnotations(String containerType, String sandboxId) {
+        return List.of(
+                "--annotation",
+                "io.kubernetes.cri.container-type=" + containerType,
+                "--annotation",
+                "io.kubernetes.cri.sandbox-id=" + sandboxId);
+    }
+
+    @Test
     void joiningNamespacesThatAreNotAPodsIsRefusedInWords() {
         // microVM mode (the default): a VM cannot join a namespace on the host
         Run vm = ctrRun("--rm", "--with-ns", "network:/proc/1/ns/net", IMAGE, "c-ns", "true");
         assertThat(vm.exit()).isNotZero();
         assertThat(vm.err())
-                .contains("linux.namespaces network (by path)")
-                .contains("cannot join namespaces on the host");
+                .contains("linux.namespaces network /proc/1/ns/net")
+                .contains("cannot join a namespace on the host");
         ctr("container", "rm", "c-ns");
         // container mode: the host's own namespace, and a file that is no namespace of that type
         Run host = ctrRun(
@@ -329,7 +461,20 @@ class ContainerdRuntimeTest {
         Path rootfs = Files.createDirectories(work.resolve("rootfs/bin"));
         Files.copy(Path.of("/usr/bin/busybox"), rootfs.resolve("busybox"));
         for (String applet : List.of(
-                "sh", "echo", "cat", "id", "pwd", "sleep", "true", "nc", "readlink", "hostname", "seq", "test")) {
+                "sh",
+                "echo",
+                "cat",
+                "id",
+                "pwd",
+                "sleep",
+                "true",
+                "nc",
+                "readlink",
+                "hostname",
+                "seq",
+                "test",
+                "ps",
+                "grep")) {
             Files.createSymbolicLink(rootfs.resolve(applet), Path.of("busybox"));
         }
         for (String d : List.of("etc", "tmp", "proc", "sys", "dev", "run")) {
