@@ -39,7 +39,7 @@ fi
 if command -v valgrind >/dev/null 2>&1 && [ "${SKIP_VALGRIND:-}" = "" ]; then
     echo "== valgrind: $DIR/airlock-init-dbg"
     start vg valgrind -q --error-exitcode=1 --leak-check=no --track-fds=no "$DIR/airlock-init-dbg"
-    "$CLIENT" "$SOCK" hello exec signal stdin pty files fsops malformed reconnect || { fail=1; cat "$TMP/agent.log"; }
+    CLIENT_TIMEOUT_SCALE=4 "$CLIENT" "$SOCK" hello exec signal stdin pty files fsops malformed reconnect || { fail=1; cat "$TMP/agent.log"; }
     finish
     if grep -Eq '==[0-9]+== +(Invalid|Conditional|Use of uninit|Syscall param)' "$TMP/agent.log"; then
         echo "FAIL valgrind reported errors"; cat "$TMP/agent.log"; fail=1
