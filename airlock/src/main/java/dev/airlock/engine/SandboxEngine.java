@@ -573,7 +573,8 @@ public final class SandboxEngine {
     }
 
     private static void recordOrigin(SandboxPaths paths, String origin) {
-        HostFiles.writeAtomically(paths.dir().resolve(ORIGIN), origin.getBytes(StandardCharsets.UTF_8));
+        // Not fsynced: only told to people (inspect, benchmarks); after a host crash no sandbox runs.
+        HostFiles.replace(paths.dir().resolve(ORIGIN), origin.getBytes(StandardCharsets.UTF_8));
     }
 
     public SandboxPaths paths(Sandbox s) {

@@ -52,6 +52,19 @@ public record GuestIdentity(
         return new GuestIdentity(new byte[0], hostname, newMachineId(), false);
     }
 
+    /** Only a hostname: a guest that already has a machine-id of its own (a pooled gVisor sandbox). */
+    public static GuestIdentity onlyHostname(String hostname) {
+        return new GuestIdentity(new byte[0], hostname, null, false);
+    }
+
+    /**
+     * Only a new machine-id: given to a pooled gVisor sandbox while it waits, so that the claim
+     * has only its hostname to set (a file written in gVisor is several calls through its gofer).
+     */
+    public static GuestIdentity onlyNewMachineId() {
+        return new GuestIdentity(new byte[0], null, newMachineId(), false);
+    }
+
     private static String newMachineId() {
         byte[] id = new byte[16];
         RANDOM.nextBytes(id);

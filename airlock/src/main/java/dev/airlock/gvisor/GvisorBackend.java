@@ -103,6 +103,13 @@ public final class GvisorBackend implements Backend {
     private volatile @Nullable WarmPool pool;
     /** The image file each pool key's sandboxes run on, so an image's removal can end them. */
     private final Map<String, String> imageOfKey = new ConcurrentHashMap<>();
+    /**
+     * The agent session each ready pooled sandbox was filled through, by its id, kept open: the
+     * claim gives the name on it instead of connecting anew, and a session that has closed says
+     * that its Sentry is gone. While it is open the agent (one host session at a time) serves no
+     * other, which a sandbox nobody has claimed needs not.
+     */
+    private final Map<String, GuestChannel> pooledSessions = new ConcurrentHashMap<>();
 
     public GvisorBackend(AirlockDirs dirs, Duration startLimit, Progress progress) {
         this.dirs = dirs;
@@ -333,15 +340,22 @@ public final class GvisorBackend implements Backend {
     }
 
     /**
-     * Hands a started pool sandbox its name and machine-id. If it is gone or does not answer,
-     * empty: the sandbox starts as if it had never been pooled.
+     * Hands a started pool sandbox its name, on the session it was filled through (its
+     * machine-id, its own since then, was given there too); without that session, its name and a
+     * new machine-id on a new one. If it is gone or does not answer, empty: the sandbox starts as
+     * if it had never been pooled.
      */
     private Optional<Launch> claimPooled(Sandbox s, SandboxPaths paths) {
         String key = WarmPool.keyOf(paths.dir(), POOL_MARKER);
         HostFiles.deleteTree(paths.dir().resolve(POOL_MARKER));
         OciContainers c = oci.require();
-        try (GuestChannel ch = GuestChannel.connect(oci.agent(paths), startLimit)) {
-            ch.setIdentity(GuestIdentity.named(s.name()));
+        GuestChannel kept = pooledSessions.remove(paths.dir().getFileName().toString());
+        try (GuestChannel ch = kept != null ? kept : GuestChannel.connect(oci.agent(paths), startLimit)) {
+            if (!ch.isOpen()) {
+                throw new IOException("its session ended while it waited (its Sentry is gone)");
+            }
+            ch.setIdentity(
+                    ch == kept ? GuestIdentity.onlyHostname(s.name()) : GuestIdentity.named(s.name()), startLimit);
         } catch (IOException | RuntimeException e) {
             progress.step(
                     "warning: warm-pool sandbox for " + s.name() + " unusable (" + e.getMessage() + "); starting anew");
@@ -364,7 +378,10 @@ public final class GvisorBackend implements Backend {
         }
     }
 
-    /** Starts one pool sandbox for {@code key} in the directory of {@code id}, and runs one command in it. */
+    /**
+     * Starts one pool sandbox for {@code key} in the directory of {@code id}, runs one command in
+     * it and gives it a machine-id; the session stays open for the claim.
+     */
     private void fillPool(String key, Sandbox like, String id) {
         Sandbox s = like.copyAs(id, "airlock");
         SandboxPaths paths = new SandboxPaths(
@@ -374,16 +391,28 @@ public final class GvisorBackend implements Backend {
         oci.start(s, paths, spec(s, paths, new ContainerSpec.Network.None()), startLimit, origin());
         // The first command in a new Sentry is several times slower than the next (its first
         // fork and exec, the first reads through its file cache): pay it here, not in the claim.
-        try (GuestChannel ch = GuestChannel.connect(oci.agent(paths), startLimit)) {
+        GuestChannel ch = null;
+        try {
+            ch = GuestChannel.connect(oci.agent(paths), startLimit);
             ch.exec(ExecSpec.of("true"), OutputStream.nullOutputStream(), OutputStream.nullOutputStream())
                     .await();
-        } catch (IOException e) {
+            ch.setIdentity(GuestIdentity.onlyNewMachineId(), startLimit);
+            pooledSessions.put(id, ch);
+        } catch (IOException | RuntimeException e) {
+            closeQuietly(ch);
             oci.kill(s, paths);
             throw SandboxException.failed("the pooled sandbox did not run a command: " + e.getMessage());
         } catch (InterruptedException e) {
+            closeQuietly(ch);
             oci.kill(s, paths);
             Thread.currentThread().interrupt();
             throw SandboxException.failed("interrupted");
+        }
+    }
+
+    private static void closeQuietly(@Nullable GuestChannel ch) {
+        if (ch != null) {
+            ch.close();
         }
     }
 
@@ -436,6 +465,7 @@ public final class GvisorBackend implements Backend {
     /** Ends the sandbox of a pooled (record-less) directory and deletes its directories. */
     private void endPooled(Path dir) {
         String id = dir.getFileName().toString();
+        closeQuietly(pooledSessions.remove(id));
         SandboxPaths paths = new SandboxPaths(dir, dirs.runtime().resolve(id.substring(0, 16)));
         oci.destroyLeftover(id, paths);
         HostFiles.deleteTree(dir);

@@ -8,13 +8,18 @@ import dev.airlock.guest.ExitStatus;
 import dev.airlock.guest.GuestChannel;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.Progress;
+import dev.airlock.oci.OciContainers;
+import dev.airlock.oci.OciSandboxes;
 import dev.airlock.testing.Engines;
 import dev.airlock.testing.TestHost;
 import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -105,5 +110,30 @@ class GvisorWarmPoolTest {
         }
         assertThat(engine.list()).extracting(Sandbox::name).containsExactlyInAnyOrder("pool-a", "pool-b", "pool-c");
         Engines.gvisor(engine).enableWarmPool(1, 4096);
+    }
+
+    /**
+     * The pool keeps the session each ready sandbox was filled through; a pooled Sentry that died
+     * while it waited (its session closed with it) is not handed out: the create starts anew.
+     */
+    @Test
+    void aPooledSandboxThatDiedWhileReadyIsNotHandedOut() throws Exception {
+        startNew("dead-a");
+        Engines.gvisor(engine).awaitWarmPool(Duration.ofSeconds(120));
+        List<Path> pooled;
+        try (var d = Files.list(dirs.sandboxes())) {
+            pooled = d.filter(p -> Files.exists(p.resolve("pooled-gvisor"))).toList();
+        }
+        assertThat(pooled).isNotEmpty();
+        for (Path dir : pooled) {
+            ProcessHandle sentry =
+                    OciContainers.sandboxProcess(OciSandboxes.containerDir(dir)).orElseThrow();
+            sentry.destroyForcibly();
+            sentry.onExit().get(30, TimeUnit.SECONDS);
+        }
+
+        Sandbox b = startNew("dead-b");
+        assertThat(engine.origin(b)).doesNotContain("pool");
+        assertThat(sh(b, "hostname")).isEqualTo("dead-b");
     }
 }
