@@ -14,7 +14,6 @@ import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.time.Duration;
-import java.util.Map;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -48,8 +47,8 @@ class GvisorWarmPoolTest {
     }
 
     private Sandbox startNew(String name) {
-        Sandbox s =
-                engine.create(new CreateOptions(name, "base", Resources.DEFAULT, Map.of(), null, null, null, "gvisor"));
+        Sandbox s = engine.create(
+                CreateOptions.builder().name(name).runtime("gvisor").build());
         return engine.start(s.name());
     }
 
