@@ -159,28 +159,13 @@ public final class ImageBuilder {
             }
             if (sandbox == null) {
                 progress.step("  starting a build sandbox of " + base.name());
-                CreateSpec spec = new CreateSpec(
-                        null,
-                        base.name(),
-                        request.runtime(),
-                        null,
-                        null,
-                        null,
-                        null,
-                        null,
-                        null,
-                        null,
-                        null,
-                        request.allowHosts().isEmpty() ? null : "proxy",
-                        request.allowHosts().isEmpty() ? null : request.allowHosts(),
-                        null,
-                        null,
-                        null,
-                        null,
-                        null,
-                        "0",
-                        null,
-                        null);
+                CreateSpec spec = CreateSpec.builder()
+                        .image(base.name())
+                        .runtime(request.runtime())
+                        .network(request.allowHosts().isEmpty() ? null : "proxy")
+                        .allowHosts(request.allowHosts().isEmpty() ? null : request.allowHosts())
+                        .user("0")
+                        .build();
                 sandbox = BuildSandbox.start(service, spec);
                 snapshotCurrent = false;
             }

@@ -265,28 +265,29 @@ final class SandboxCommands {
             Long seconds =
                     lifetime == null ? null : Resources.parseDuration(lifetime).toSeconds();
             List<dev.airlock.net.Secret> secretValues = secretList();
-            return new CreateSpec(
-                    name,
-                    image,
-                    runtime,
-                    cpus,
-                    memory == null ? null : Math.toIntExact(Resources.parseMiB(memory)),
-                    disk == null ? null : Resources.parseMiB(disk),
-                    pids,
-                    seconds,
-                    parseEnv(env),
-                    workdir,
-                    accel,
-                    network,
-                    allowHosts,
-                    addHosts,
-                    publish,
-                    secretValues,
-                    inferenceConfig(),
-                    noHostCa ? Boolean.FALSE : null,
-                    user,
-                    entrypoint == null ? null : List.of(entrypoint),
-                    cmd);
+            return CreateSpec.builder()
+                    .name(name)
+                    .image(image)
+                    .runtime(runtime)
+                    .cpus(cpus)
+                    .memoryMiB(memory == null ? null : Math.toIntExact(Resources.parseMiB(memory)))
+                    .diskMiB(disk == null ? null : Resources.parseMiB(disk))
+                    .pids(pids)
+                    .lifetimeSeconds(seconds)
+                    .env(parseEnv(env))
+                    .workdir(workdir)
+                    .accel(accel)
+                    .network(network)
+                    .allowHosts(allowHosts)
+                    .addHosts(addHosts)
+                    .publish(publish)
+                    .secrets(secretValues)
+                    .inference(inferenceConfig())
+                    .hostCa(noHostCa ? Boolean.FALSE : null)
+                    .user(user)
+                    .entrypoint(entrypoint == null ? null : List.of(entrypoint))
+                    .cmd(cmd)
+                    .build();
         }
     }
 

@@ -186,28 +186,7 @@ final class WorkspaceFlow {
         String image = s.image() != null
                 ? s.image()
                 : cfg.image() != null ? cfg.image() : preparedImage != null ? preparedImage : preset.image();
-        return new CreateSpec(
-                s.name(),
-                image,
-                s.runtime(),
-                s.cpus(),
-                s.memoryMiB(),
-                s.diskMiB(),
-                s.pids(),
-                s.lifetimeSeconds(),
-                s.env(),
-                s.workdir(),
-                s.accel(),
-                s.network(),
-                allow,
-                s.addHosts(),
-                s.publish(),
-                secrets,
-                s.inference(),
-                s.hostCa(),
-                s.user(),
-                s.entrypoint(),
-                s.cmd());
+        return s.toBuilder().image(image).allowHosts(allow).secrets(secrets).build();
     }
 
     /** Makes the sandbox: started and left running ({@code start}), or created and stopped. */

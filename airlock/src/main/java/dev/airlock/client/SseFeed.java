@@ -1,6 +1,7 @@
 package dev.airlock.client;
 
 import dev.airlock.service.EventFeed;
+import dev.airlock.service.EventQueue;
 import dev.airlock.service.SandboxEvent;
 import dev.airlock.wire.Json;
 import java.io.BufferedReader;
@@ -8,8 +9,6 @@ import java.io.IOException;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
-import java.util.concurrent.LinkedBlockingQueue;
-import java.util.concurrent.TimeUnit;
 import org.jspecify.annotations.Nullable;
 
 /**
@@ -18,9 +17,11 @@ import org.jspecify.annotations.Nullable;
  * stream.
  */
 final class SseFeed implements EventFeed {
+    /** Events read but not taken yet; a reader that falls this far behind loses the feed. */
+    private static final int QUEUE_LIMIT = 10_000;
+
     private final UnixHttp.Response response;
-    private final LinkedBlockingQueue<SandboxEvent> queue = new LinkedBlockingQueue<>();
-    private volatile boolean open = true;
+    private final EventQueue queue = new EventQueue(QUEUE_LIMIT);
 
     SseFeed(UnixHttp.Response response) {
         this.response = response;
@@ -34,7 +35,9 @@ final class SseFeed implements EventFeed {
             for (String line; (line = in.readLine()) != null; ) {
                 if (line.isEmpty()) {
                     if ("sandbox".equals(event) && !data.isEmpty()) {
-                        queue.add(Json.MAPPER.readValue(data.toString(), SandboxEvent.class));
+                        if (!queue.offer(Json.MAPPER.readValue(data.toString(), SandboxEvent.class))) {
+                            return;
+                        }
                     }
                     event = null;
                     data.setLength(0);
@@ -47,27 +50,23 @@ final class SseFeed implements EventFeed {
         } catch (IOException | RuntimeException e) {
             // The stream ended (closed by this side, or the daemon went away).
         } finally {
-            open = false;
+            queue.end();
         }
     }
 
     @Override
     public @Nullable SandboxEvent next(Duration wait) throws InterruptedException {
-        SandboxEvent e = queue.poll();
-        if (e != null || !open) {
-            return e;
-        }
-        return queue.poll(wait.toNanos(), TimeUnit.NANOSECONDS);
+        return queue.next(wait);
     }
 
     @Override
     public boolean isOpen() {
-        return open || !queue.isEmpty();
+        return queue.isOpen();
     }
 
     @Override
     public void close() {
-        open = false;
+        queue.end();
         try {
             response.close();
         } catch (IOException e) {

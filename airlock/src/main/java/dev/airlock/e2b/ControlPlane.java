@@ -153,24 +153,13 @@ final class ControlPlane {
         byte[] bits = new byte[10];
         RANDOM.nextBytes(bits);
         String id = "e2b-" + HexFormat.of().formatHex(bits);
-        CreateSpec spec = new CreateSpec(
-                id,
-                template,
-                runtime,
-                null,
-                null,
-                null,
-                null,
-                null,
-                envs,
-                null,
-                null,
-                null,
-                allow.isEmpty() ? null : allow,
-                null,
-                null,
-                null,
-                null);
+        CreateSpec spec = CreateSpec.builder()
+                .name(id)
+                .image(template)
+                .runtime(runtime)
+                .env(envs)
+                .allowHosts(allow.isEmpty() ? null : allow)
+                .build();
         try {
             service.create(spec);
         } catch (SandboxException e) {

@@ -2,13 +2,12 @@ package dev.airlock.image;
 
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.Hashing;
+import dev.airlock.host.HostFiles;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.attribute.PosixFilePermissions;
 
 /**
  * The static guest agent ({@code airlock-init}) shipped inside the jar, materialised on disk by
@@ -45,26 +44,21 @@ public final class GuestAgent {
     }
 
     public Path binary() {
-        return materialise("airlock-init", binary, true);
+        return materialise("airlock-init", binary, "rwxr-xr-x");
     }
 
     public Path initramfs() {
-        return materialise("initramfs.cpio", Initramfs.withInit(binary), false);
+        return materialise("initramfs.cpio", Initramfs.withInit(binary), "rw-------");
     }
 
-    private Path materialise(String name, byte[] content, boolean executable) {
+    private Path materialise(String name, byte[] content, String permissions) {
         Path target = dir.resolve(name);
         try {
             if (Files.isRegularFile(target) && Files.size(target) == content.length) {
                 return target;
             }
             AirlockDirs.ensureDir(dir);
-            Path tmp = Files.createTempFile(dir, name, ".tmp");
-            Files.write(tmp, content);
-            if (executable) {
-                Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rwxr-xr-x"));
-            }
-            Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            HostFiles.writeAtomically(target, content, permissions);
             return target;
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write " + target, e);

@@ -103,19 +103,20 @@ record CreatePlan(
                     + ": give NAME, UID, NAME:GROUP or UID:GID");
         }
         Map<String, String> namespaces = namespaces(spec, network);
-        CreateOptions options = new CreateOptions(
-                spec.name(),
-                image,
-                resources,
-                env,
-                workdir,
-                spec.accel(),
-                layerTemplate,
-                spec.runtime() != null ? spec.runtime() : cfg.runtime(),
-                network.nat(),
-                user,
-                command(spec, imageConfig),
-                namespaces);
+        CreateOptions options = CreateOptions.builder()
+                .name(spec.name())
+                .image(image)
+                .resources(resources)
+                .env(env)
+                .workdir(workdir)
+                .accel(spec.accel())
+                .layerTemplate(layerTemplate)
+                .runtime(spec.runtime() != null ? spec.runtime() : cfg.runtime())
+                .nat(network.nat())
+                .user(user)
+                .command(command(spec, imageConfig))
+                .namespaces(namespaces)
+                .build();
         return new CreatePlan(options, network, secrets, spec.inference());
     }
 

@@ -3,6 +3,7 @@ package dev.airlock.local;
 import dev.airlock.sandbox.Sandbox;
 import dev.airlock.sandbox.SandboxState;
 import dev.airlock.service.EventFeed;
+import dev.airlock.service.EventQueue;
 import dev.airlock.service.SandboxEvent;
 import java.time.Duration;
 import java.time.Instant;
@@ -11,8 +12,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.LinkedBlockingQueue;
-import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
 import org.jspecify.annotations.Nullable;
 
@@ -95,8 +94,7 @@ final class SandboxEvents {
 
     private final class Feed implements EventFeed {
         private final @Nullable String sandboxId;
-        private final LinkedBlockingQueue<SandboxEvent> queue = new LinkedBlockingQueue<>(QUEUE_LIMIT);
-        private volatile boolean open = true;
+        private final EventQueue queue = new EventQueue(QUEUE_LIMIT);
 
         Feed(@Nullable String sandboxId) {
             this.sandboxId = sandboxId;
@@ -105,27 +103,23 @@ final class SandboxEvents {
         void offer(SandboxEvent e) {
             if (!queue.offer(e)) {
                 DaemonLog.log("an event subscriber fell " + QUEUE_LIMIT + " events behind: dropping it");
-                close();
+                feeds.remove(this);
             }
         }
 
         @Override
         public @Nullable SandboxEvent next(Duration wait) throws InterruptedException {
-            SandboxEvent e = queue.poll();
-            if (e != null || !open) {
-                return e;
-            }
-            return queue.poll(wait.toNanos(), TimeUnit.NANOSECONDS);
+            return queue.next(wait);
         }
 
         @Override
         public boolean isOpen() {
-            return open || !queue.isEmpty();
+            return queue.isOpen();
         }
 
         @Override
         public void close() {
-            open = false;
+            queue.end();
             feeds.remove(this);
         }
     }

@@ -154,24 +154,17 @@ public final class SandboxTools {
     private CallToolResult create(ToolArguments args) {
         Long memory = args.optionalLong("memory_mib", 64, 1 << 20);
         Long cpus = args.optionalLong("cpus", 1, 256);
-        CreateSpec spec = new CreateSpec(
-                args.optionalString("name"),
-                args.optionalString("image"),
-                args.optionalString("runtime"),
-                cpus == null ? null : cpus.intValue(),
-                memory == null ? null : memory.intValue(),
-                args.optionalLong("disk_mib", 64, 1L << 30),
-                null,
-                args.optionalLong("lifetime_seconds", 1, 30L * 24 * 3600),
-                args.optionalStringMap("env"),
-                null,
-                null,
-                null,
-                args.optionalStrings("allow_hosts"),
-                null,
-                null,
-                null,
-                null);
+        CreateSpec spec = CreateSpec.builder()
+                .name(args.optionalString("name"))
+                .image(args.optionalString("image"))
+                .runtime(args.optionalString("runtime"))
+                .cpus(cpus == null ? null : cpus.intValue())
+                .memoryMiB(memory == null ? null : memory.intValue())
+                .diskMiB(args.optionalLong("disk_mib", 64, 1L << 30))
+                .lifetimeSeconds(args.optionalLong("lifetime_seconds", 1, 30L * 24 * 3600))
+                .env(args.optionalStringMap("env"))
+                .allowHosts(args.optionalStrings("allow_hosts"))
+                .build();
         String workspace = args.optionalString("workspace");
         SandboxInfo info;
         if (workspace == null || workspace.isBlank()) {

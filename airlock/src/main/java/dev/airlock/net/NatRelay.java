@@ -17,7 +17,6 @@ import java.util.HashMap;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.Semaphore;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Function;
 import org.jspecify.annotations.Nullable;
@@ -48,8 +47,7 @@ public final class NatRelay implements AutoCloseable {
     private final @Nullable UpstreamProxy https;
     private final @Nullable UpstreamProxy http;
     private final Path conntrack;
-    private final ServerSocket server;
-    private final Semaphore slots = new Semaphore(MAX_CONNECTIONS);
+    private final HostPortListener listener;
     private final Set<Socket> open = ConcurrentHashMap.newKeySet();
     private final AtomicReference<NatFirewall.@Nullable Plan> plan = new AtomicReference<>();
 
@@ -59,7 +57,9 @@ public final class NatRelay implements AutoCloseable {
         this.https = https;
         this.http = http;
         this.conntrack = conntrack;
-        this.server = new ServerSocket(0, 64, InetAddress.getByAddress(new byte[] {127, 0, 0, 1}));
+        ServerSocket server = new ServerSocket(0, 64, InetAddress.getByAddress(new byte[] {127, 0, 0, 1}));
+        this.listener = new HostPortListener(
+                "nat-relay-" + server.getLocalPort(), server, MAX_CONNECTIONS, this::serve, this::refuse);
     }
 
     /**
@@ -75,13 +75,13 @@ public final class NatRelay implements AutoCloseable {
             return null;
         }
         NatRelay relay = new NatRelay(log, https, http, CONNTRACK);
-        Thread.ofVirtual().name("nat-relay-" + relay.port()).start(relay::acceptLoop);
+        relay.listener.start();
         return relay;
     }
 
     /** The port on 127.0.0.1 the sandbox's TCP is redirected to. */
     public int port() {
-        return server.getLocalPort();
+        return listener.port();
     }
 
     /** The addresses to accept from now on (every install of the rules: start, policy change). */
@@ -94,27 +94,10 @@ public final class NatRelay implements AutoCloseable {
         return "TCP through the upstream proxy " + (https != null ? https : http) + " (relay 127.0.0.1:" + port() + ")";
     }
 
-    private void acceptLoop() {
-        while (!server.isClosed()) {
-            Socket c;
-            try {
-                c = server.accept();
-            } catch (IOException e) {
-                return;
-            }
-            if (!slots.tryAcquire()) {
-                log.record("THROTTLE", "nat TCP", "more than " + MAX_CONNECTIONS + " connections at once");
-                reset(c);
-                continue;
-            }
-            Thread.ofVirtual().start(() -> {
-                try {
-                    serve(c);
-                } finally {
-                    slots.release();
-                }
-            });
-        }
+    /** A connection over the cap: refused as the nat rules refuse one, and logged. */
+    private void refuse(Socket guest) {
+        log.record("THROTTLE", "nat TCP", "more than " + MAX_CONNECTIONS + " connections at once");
+        reset(guest);
     }
 
     private void serve(Socket guest) {
@@ -275,17 +258,9 @@ public final class NatRelay implements AutoCloseable {
 
     @Override
     public void close() {
-        closeQuietly(server);
+        listener.close();
         for (Socket s : open) {
             closeQuietly(s);
-        }
-    }
-
-    private static void closeQuietly(ServerSocket s) {
-        try {
-            s.close();
-        } catch (IOException e) {
-            // nothing more to do with it
         }
     }
 }

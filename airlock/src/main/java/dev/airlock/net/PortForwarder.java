@@ -23,10 +23,13 @@ public final class PortForwarder implements AutoCloseable {
     /** How long the agent may take to connect to the guest port (a hostile one may never answer). */
     static final Duration CONNECT_TIMEOUT = Duration.ofSeconds(10);
 
+    /** Connections carried at once per published port; more are closed (each holds a guest stream). */
+    static final int MAX_CONNECTIONS = 128;
+
     private final String sandbox;
     private final PortMapping mapping;
     private final Channels channels;
-    private final ServerSocket server;
+    private final HostPortListener listener;
 
     public PortForwarder(String sandbox, PortMapping mapping, Channels channels) throws IOException {
         this.sandbox = sandbox;
@@ -41,23 +44,23 @@ public final class PortForwarder implements AutoCloseable {
             throw new IOException(
                     "cannot publish " + mapping.hostIp() + ":" + mapping.hostPort() + ": " + e.getMessage(), e);
         }
-        this.server = s;
-        Thread.ofVirtual().name("port-" + sandbox + "-" + mapping.hostPort()).start(this::acceptLoop);
+        this.listener = new HostPortListener(
+                "port-" + sandbox + "-" + mapping.hostPort(), s, MAX_CONNECTIONS, this::carry, this::busy);
+        listener.start();
     }
 
     public PortMapping mapping() {
         return mapping;
     }
 
-    private void acceptLoop() {
-        while (!server.isClosed()) {
-            Socket client;
-            try {
-                client = server.accept();
-            } catch (IOException e) {
-                return; // closed
-            }
-            Thread.ofVirtual().start(() -> carry(client));
+    /** A connection over the cap: closed, as if nothing listened in the guest. */
+    private void busy(Socket client) {
+        System.err.println("airlockd: sandbox " + sandbox + ": port " + mapping + ": more than " + MAX_CONNECTIONS
+                + " connections at once; one closed");
+        try {
+            client.close();
+        } catch (IOException e) {
+            // closed anyway
         }
     }
 
@@ -98,10 +101,6 @@ public final class PortForwarder implements AutoCloseable {
 
     @Override
     public void close() {
-        try {
-            server.close();
-        } catch (IOException e) {
-            // Already closed.
-        }
+        listener.close();
     }
 }

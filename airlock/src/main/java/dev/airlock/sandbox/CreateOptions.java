@@ -31,65 +31,111 @@ public record CreateOptions(
         List<String> command,
         Map<String, String> namespaces) {
 
-    public CreateOptions(
-            @Nullable String name,
-            String image,
-            Resources resources,
-            Map<String, String> env,
-            @Nullable String workdir,
-            @Nullable String accel,
-            @Nullable Path layerTemplate,
-            @Nullable String runtime,
-            boolean nat,
-            @Nullable String user,
-            List<String> command) {
-        this(name, image, resources, env, workdir, accel, layerTemplate, runtime, nat, user, command, Map.of());
-    }
-
-    public CreateOptions(
-            @Nullable String name,
-            String image,
-            Resources resources,
-            Map<String, String> env,
-            @Nullable String workdir,
-            @Nullable String accel,
-            @Nullable Path layerTemplate,
-            @Nullable String runtime,
-            boolean nat) {
-        this(name, image, resources, env, workdir, accel, layerTemplate, runtime, nat, null, List.of());
-    }
-
-    public CreateOptions(
-            @Nullable String name,
-            String image,
-            Resources resources,
-            Map<String, String> env,
-            @Nullable String workdir,
-            @Nullable String accel,
-            @Nullable Path layerTemplate,
-            @Nullable String runtime) {
-        this(name, image, resources, env, workdir, accel, layerTemplate, runtime, false);
-    }
-
     public CreateOptions {
         env = Map.copyOf(env);
         command = List.copyOf(command);
         namespaces = Map.copyOf(namespaces);
     }
 
-    /** The same request with everything else unchanged, in another runtime. */
-    public CreateOptions inRuntime(String other) {
-        return new CreateOptions(
-                name, image, resources, env, workdir, accel, layerTemplate, other, nat, user, command, namespaces);
+    public static Builder builder() {
+        return new Builder();
     }
 
-    /** The same request for a sandbox of another name. */
-    public CreateOptions withName(@Nullable String other) {
-        return new CreateOptions(
-                other, image, resources, env, workdir, accel, layerTemplate, runtime, nat, user, command, namespaces);
-    }
+    /**
+     * Builds {@link CreateOptions}, starting from the defaults (a {@code base} sandbox of default
+     * resources on the host's default runtime): the one place the options are put together field
+     * by field.
+     */
+    public static final class Builder {
+        private @Nullable String name;
+        private String image = "base";
+        private Resources resources = Resources.DEFAULT;
+        private Map<String, String> env = Map.of();
+        private @Nullable String workdir;
+        private @Nullable String accel;
+        private @Nullable Path layerTemplate;
+        private @Nullable String runtime;
+        private boolean nat;
+        private @Nullable String user;
+        private List<String> command = List.of();
+        private Map<String, String> namespaces = Map.of();
 
-    public static CreateOptions defaults() {
-        return new CreateOptions(null, "base", Resources.DEFAULT, Map.of(), null, null, null, null);
+        private Builder() {}
+
+        public Builder name(@Nullable String name) {
+            this.name = name;
+            return this;
+        }
+
+        public Builder image(String image) {
+            this.image = image;
+            return this;
+        }
+
+        public Builder resources(Resources resources) {
+            this.resources = resources;
+            return this;
+        }
+
+        public Builder env(Map<String, String> env) {
+            this.env = env;
+            return this;
+        }
+
+        public Builder workdir(@Nullable String workdir) {
+            this.workdir = workdir;
+            return this;
+        }
+
+        public Builder accel(@Nullable String accel) {
+            this.accel = accel;
+            return this;
+        }
+
+        public Builder layerTemplate(@Nullable Path layerTemplate) {
+            this.layerTemplate = layerTemplate;
+            return this;
+        }
+
+        public Builder runtime(@Nullable String runtime) {
+            this.runtime = runtime;
+            return this;
+        }
+
+        public Builder nat(boolean nat) {
+            this.nat = nat;
+            return this;
+        }
+
+        public Builder user(@Nullable String user) {
+            this.user = user;
+            return this;
+        }
+
+        public Builder command(List<String> command) {
+            this.command = command;
+            return this;
+        }
+
+        public Builder namespaces(Map<String, String> namespaces) {
+            this.namespaces = namespaces;
+            return this;
+        }
+
+        public CreateOptions build() {
+            return new CreateOptions(
+                    name,
+                    image,
+                    resources,
+                    env,
+                    workdir,
+                    accel,
+                    layerTemplate,
+                    runtime,
+                    nat,
+                    user,
+                    command,
+                    namespaces);
+        }
     }
 }

@@ -53,26 +53,7 @@ public record Sandbox(
 
     /** The same sandbox under another id (a warm-pool VM's, which a create claims). */
     public Sandbox withId(String newId) {
-        return new Sandbox(
-                newId,
-                name,
-                runtime,
-                image,
-                imageId,
-                imageFile,
-                accel,
-                resources,
-                env,
-                workdir,
-                created,
-                state,
-                vmmPid,
-                started,
-                error,
-                nat,
-                user,
-                command,
-                namespaces);
+        return copy(newId, name, created, state, vmmPid, started, error);
     }
 
     /**
@@ -80,6 +61,32 @@ public record Sandbox(
      * fork's clone, a warm-pool VM, the neutral sandbox a template is booted for).
      */
     public Sandbox copyAs(String newId, String newName) {
+        return copy(newId, newName, Instant.now(), SandboxState.CREATED, 0, null, null);
+    }
+
+    /** This sandbox in another state; refused when the lifecycle has no such transition. */
+    public Sandbox moveTo(SandboxState target, long pid, @Nullable String why) {
+        if (!state.canBecome(target) && state != target) {
+            throw SandboxException.conflict(
+                    "sandbox " + name + " is " + state.label() + " and cannot become " + target.label());
+        }
+        Instant startedAt = target == SandboxState.RUNNING ? Instant.now() : started;
+        return copy(id, name, created, target, pid, startedAt, why);
+    }
+
+    /**
+     * This sandbox's configuration (what it was created with) under the given identity and
+     * lifecycle: the one place a sandbox is copied field by field, so a configuration field added
+     * to the record is carried by every copy.
+     */
+    private Sandbox copy(
+            String newId,
+            String newName,
+            Instant newCreated,
+            SandboxState newState,
+            long newPid,
+            @Nullable Instant newStarted,
+            @Nullable String newError) {
         return new Sandbox(
                 newId,
                 newName,
@@ -91,40 +98,11 @@ public record Sandbox(
                 resources,
                 env,
                 workdir,
-                Instant.now(),
-                SandboxState.CREATED,
-                0,
-                null,
-                null,
-                nat,
-                user,
-                command,
-                namespaces);
-    }
-
-    /** This sandbox in another state; refused when the lifecycle has no such transition. */
-    public Sandbox moveTo(SandboxState target, long pid, @Nullable String why) {
-        if (!state.canBecome(target) && state != target) {
-            throw SandboxException.conflict(
-                    "sandbox " + name + " is " + state.label() + " and cannot become " + target.label());
-        }
-        Instant startedAt = target == SandboxState.RUNNING ? Instant.now() : started;
-        return new Sandbox(
-                id,
-                name,
-                runtime,
-                image,
-                imageId,
-                imageFile,
-                accel,
-                resources,
-                env,
-                workdir,
-                created,
-                target,
-                pid,
-                startedAt,
-                why,
+                newCreated,
+                newState,
+                newPid,
+                newStarted,
+                newError,
                 nat,
                 user,
                 command,

@@ -61,256 +61,203 @@ public record CreateSpec(
         @Nullable List<String> cmd,
         @Nullable Map<String, String> namespaces) {
 
-    /** A request that joins no namespaces: each sandbox has its own. */
-    public CreateSpec(
-            @Nullable String name,
-            @Nullable String image,
-            @Nullable String runtime,
-            @Nullable Integer cpus,
-            @Nullable Integer memoryMiB,
-            @Nullable Long diskMiB,
-            @Nullable Integer pids,
-            @Nullable Long lifetimeSeconds,
-            @Nullable Map<String, String> env,
-            @Nullable String workdir,
-            @Nullable String accel,
-            @Nullable String network,
-            @Nullable List<String> allowHosts,
-            @Nullable List<String> addHosts,
-            @Nullable List<String> publish,
-            @Nullable List<Secret> secrets,
-            @Nullable InferenceConfig inference,
-            @Nullable Boolean hostCa,
-            @Nullable String user,
-            @Nullable List<String> entrypoint,
-            @Nullable List<String> cmd) {
-        this(
-                name,
-                image,
-                runtime,
-                cpus,
-                memoryMiB,
-                diskMiB,
-                pids,
-                lifetimeSeconds,
-                env,
-                workdir,
-                accel,
-                network,
-                allowHosts,
-                addHosts,
-                publish,
-                secrets,
-                inference,
-                hostCa,
-                user,
-                entrypoint,
-                cmd,
-                null);
+    public static Builder builder() {
+        return new Builder();
     }
 
-    /** A request without a choice about the host's CAs, nor a user, entrypoint or cmd: the defaults and the image's apply. */
-    public CreateSpec(
-            @Nullable String name,
-            @Nullable String image,
-            @Nullable String runtime,
-            @Nullable Integer cpus,
-            @Nullable Integer memoryMiB,
-            @Nullable Long diskMiB,
-            @Nullable Integer pids,
-            @Nullable Long lifetimeSeconds,
-            @Nullable Map<String, String> env,
-            @Nullable String workdir,
-            @Nullable String accel,
-            @Nullable String network,
-            @Nullable List<String> allowHosts,
-            @Nullable List<String> addHosts,
-            @Nullable List<String> publish,
-            @Nullable List<Secret> secrets,
-            @Nullable InferenceConfig inference) {
-        this(
-                name,
-                image,
-                runtime,
-                cpus,
-                memoryMiB,
-                diskMiB,
-                pids,
-                lifetimeSeconds,
-                env,
-                workdir,
-                accel,
-                network,
-                allowHosts,
-                addHosts,
-                publish,
-                secrets,
-                inference,
-                null,
-                null,
-                null,
-                null);
+    /** A builder holding this request's fields, to change some of them. */
+    public Builder toBuilder() {
+        Builder b = new Builder();
+        b.name = name;
+        b.image = image;
+        b.runtime = runtime;
+        b.cpus = cpus;
+        b.memoryMiB = memoryMiB;
+        b.diskMiB = diskMiB;
+        b.pids = pids;
+        b.lifetimeSeconds = lifetimeSeconds;
+        b.env = env;
+        b.workdir = workdir;
+        b.accel = accel;
+        b.network = network;
+        b.allowHosts = allowHosts;
+        b.addHosts = addHosts;
+        b.publish = publish;
+        b.secrets = secrets;
+        b.inference = inference;
+        b.hostCa = hostCa;
+        b.user = user;
+        b.entrypoint = entrypoint;
+        b.cmd = cmd;
+        b.namespaces = namespaces;
+        return b;
     }
 
-    /** All defaults: a {@code base} sandbox on the host's default runtime, no network. */
-    public static CreateSpec defaults() {
-        return new CreateSpec(
-                null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null);
-    }
+    /**
+     * Builds a {@link CreateSpec}; what is not set is left out (null), for the service's default.
+     * The one place a request is put together field by field, so a field added to the record is
+     * added here and nowhere else.
+     */
+    public static final class Builder {
+        private @Nullable String name;
+        private @Nullable String image;
+        private @Nullable String runtime;
+        private @Nullable Integer cpus;
+        private @Nullable Integer memoryMiB;
+        private @Nullable Long diskMiB;
+        private @Nullable Integer pids;
+        private @Nullable Long lifetimeSeconds;
+        private @Nullable Map<String, String> env;
+        private @Nullable String workdir;
+        private @Nullable String accel;
+        private @Nullable String network;
+        private @Nullable List<String> allowHosts;
+        private @Nullable List<String> addHosts;
+        private @Nullable List<String> publish;
+        private @Nullable List<Secret> secrets;
+        private @Nullable InferenceConfig inference;
+        private @Nullable Boolean hostCa;
+        private @Nullable String user;
+        private @Nullable List<String> entrypoint;
+        private @Nullable List<String> cmd;
+        private @Nullable Map<String, String> namespaces;
 
-    public CreateSpec withName(@Nullable String newName) {
-        return new CreateSpec(
-                newName,
-                image,
-                runtime,
-                cpus,
-                memoryMiB,
-                diskMiB,
-                pids,
-                lifetimeSeconds,
-                env,
-                workdir,
-                accel,
-                network,
-                allowHosts,
-                addHosts,
-                publish,
-                secrets,
-                inference,
-                hostCa,
-                user,
-                entrypoint,
-                cmd,
-                namespaces);
-    }
+        private Builder() {}
 
-    public CreateSpec withRuntime(@Nullable String newRuntime) {
-        return new CreateSpec(
-                name,
-                image,
-                newRuntime,
-                cpus,
-                memoryMiB,
-                diskMiB,
-                pids,
-                lifetimeSeconds,
-                env,
-                workdir,
-                accel,
-                network,
-                allowHosts,
-                addHosts,
-                publish,
-                secrets,
-                inference,
-                hostCa,
-                user,
-                entrypoint,
-                cmd,
-                namespaces);
-    }
+        public Builder name(@Nullable String name) {
+            this.name = name;
+            return this;
+        }
 
-    public CreateSpec withImage(@Nullable String newImage) {
-        return new CreateSpec(
-                name,
-                newImage,
-                runtime,
-                cpus,
-                memoryMiB,
-                diskMiB,
-                pids,
-                lifetimeSeconds,
-                env,
-                workdir,
-                accel,
-                network,
-                allowHosts,
-                addHosts,
-                publish,
-                secrets,
-                inference,
-                hostCa,
-                user,
-                entrypoint,
-                cmd,
-                namespaces);
-    }
+        public Builder image(@Nullable String image) {
+            this.image = image;
+            return this;
+        }
 
-    public CreateSpec withEnv(Map<String, String> newEnv) {
-        return new CreateSpec(
-                name,
-                image,
-                runtime,
-                cpus,
-                memoryMiB,
-                diskMiB,
-                pids,
-                lifetimeSeconds,
-                newEnv,
-                workdir,
-                accel,
-                network,
-                allowHosts,
-                addHosts,
-                publish,
-                secrets,
-                inference,
-                hostCa,
-                user,
-                entrypoint,
-                cmd,
-                namespaces);
-    }
+        public Builder runtime(@Nullable String runtime) {
+            this.runtime = runtime;
+            return this;
+        }
 
-    public CreateSpec withUser(@Nullable String newUser) {
-        return new CreateSpec(
-                name,
-                image,
-                runtime,
-                cpus,
-                memoryMiB,
-                diskMiB,
-                pids,
-                lifetimeSeconds,
-                env,
-                workdir,
-                accel,
-                network,
-                allowHosts,
-                addHosts,
-                publish,
-                secrets,
-                inference,
-                hostCa,
-                newUser,
-                entrypoint,
-                cmd,
-                namespaces);
-    }
+        public Builder cpus(@Nullable Integer cpus) {
+            this.cpus = cpus;
+            return this;
+        }
 
-    public CreateSpec withCommand(@Nullable List<String> newCmd) {
-        return new CreateSpec(
-                name,
-                image,
-                runtime,
-                cpus,
-                memoryMiB,
-                diskMiB,
-                pids,
-                lifetimeSeconds,
-                env,
-                workdir,
-                accel,
-                network,
-                allowHosts,
-                addHosts,
-                publish,
-                secrets,
-                inference,
-                hostCa,
-                user,
-                entrypoint,
-                newCmd,
-                namespaces);
+        public Builder memoryMiB(@Nullable Integer memoryMiB) {
+            this.memoryMiB = memoryMiB;
+            return this;
+        }
+
+        public Builder diskMiB(@Nullable Long diskMiB) {
+            this.diskMiB = diskMiB;
+            return this;
+        }
+
+        public Builder pids(@Nullable Integer pids) {
+            this.pids = pids;
+            return this;
+        }
+
+        public Builder lifetimeSeconds(@Nullable Long lifetimeSeconds) {
+            this.lifetimeSeconds = lifetimeSeconds;
+            return this;
+        }
+
+        public Builder env(@Nullable Map<String, String> env) {
+            this.env = env;
+            return this;
+        }
+
+        public Builder workdir(@Nullable String workdir) {
+            this.workdir = workdir;
+            return this;
+        }
+
+        public Builder accel(@Nullable String accel) {
+            this.accel = accel;
+            return this;
+        }
+
+        public Builder network(@Nullable String network) {
+            this.network = network;
+            return this;
+        }
+
+        public Builder allowHosts(@Nullable List<String> allowHosts) {
+            this.allowHosts = allowHosts;
+            return this;
+        }
+
+        public Builder addHosts(@Nullable List<String> addHosts) {
+            this.addHosts = addHosts;
+            return this;
+        }
+
+        public Builder publish(@Nullable List<String> publish) {
+            this.publish = publish;
+            return this;
+        }
+
+        public Builder secrets(@Nullable List<Secret> secrets) {
+            this.secrets = secrets;
+            return this;
+        }
+
+        public Builder inference(@Nullable InferenceConfig inference) {
+            this.inference = inference;
+            return this;
+        }
+
+        public Builder hostCa(@Nullable Boolean hostCa) {
+            this.hostCa = hostCa;
+            return this;
+        }
+
+        public Builder user(@Nullable String user) {
+            this.user = user;
+            return this;
+        }
+
+        public Builder entrypoint(@Nullable List<String> entrypoint) {
+            this.entrypoint = entrypoint;
+            return this;
+        }
+
+        public Builder cmd(@Nullable List<String> cmd) {
+            this.cmd = cmd;
+            return this;
+        }
+
+        public Builder namespaces(@Nullable Map<String, String> namespaces) {
+            this.namespaces = namespaces;
+            return this;
+        }
+
+        public CreateSpec build() {
+            return new CreateSpec(
+                    name,
+                    image,
+                    runtime,
+                    cpus,
+                    memoryMiB,
+                    diskMiB,
+                    pids,
+                    lifetimeSeconds,
+                    env,
+                    workdir,
+                    accel,
+                    network,
+                    allowHosts,
+                    addHosts,
+                    publish,
+                    secrets,
+                    inference,
+                    hostCa,
+                    user,
+                    entrypoint,
+                    cmd,
+                    namespaces);
+        }
     }
 }

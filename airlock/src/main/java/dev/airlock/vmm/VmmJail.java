@@ -144,10 +144,7 @@ public final class VmmJail {
         try {
             if (!Files.isRegularFile(target, LinkOption.NOFOLLOW_LINKS) || Files.size(target) != binary.length) {
                 AirlockDirs.ensureDir(own);
-                Path tmp = Files.createTempFile(own, "airlock-jail", ".tmp");
-                Files.write(tmp, binary);
-                Files.setAttribute(tmp, "unix:mode", 0755);
-                Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+                HostFiles.writeAtomically(target, binary, "rwxr-xr-x");
             }
             for (Path p = target; p != null && !p.equals(dir.getParent()); p = p.getParent()) {
                 int owner = (Integer) Files.getAttribute(p, "unix:uid", LinkOption.NOFOLLOW_LINKS);

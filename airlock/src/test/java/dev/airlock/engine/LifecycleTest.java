@@ -78,8 +78,10 @@ class LifecycleTest {
 
     /** A new sandbox on the fake backend, brought to {@code state} the way a user would. */
     private Sandbox in(SandboxState state, String runtime) {
-        Sandbox s =
-                engine.create(CreateOptions.defaults().inRuntime(runtime).withName("lc-" + names.incrementAndGet()));
+        Sandbox s = engine.create(CreateOptions.builder()
+                .runtime(runtime)
+                .name("lc-" + names.incrementAndGet())
+                .build());
         switch (state) {
             case CREATED -> {}
             case RUNNING -> engine.start(s.id());
@@ -175,13 +177,15 @@ class LifecycleTest {
 
     @Test
     void aBackendThatCannotRunHereRefusesNewSandboxesAndTheOthersKeepWorking() {
-        assertThatThrownBy(() -> engine.create(CreateOptions.defaults().inRuntime("missing")))
+        assertThatThrownBy(() ->
+                        engine.create(CreateOptions.builder().runtime("missing").build()))
                 .isInstanceOfSatisfying(
                         SandboxException.class, e -> assertThat(e.kind()).isEqualTo(SandboxException.Kind.UNAVAILABLE))
                 .hasMessageContaining("its tools are not installed")
                 .hasMessageContaining("--runtime fake");
         assertThat(in(SandboxState.RUNNING, "fake").state()).isEqualTo(SandboxState.RUNNING);
-        assertThatThrownBy(() -> engine.create(CreateOptions.defaults().inRuntime("nonesuch")))
+        assertThatThrownBy(() -> engine.create(
+                        CreateOptions.builder().runtime("nonesuch").build()))
                 .isInstanceOfSatisfying(
                         SandboxException.class, e -> assertThat(e.kind()).isEqualTo(SandboxException.Kind.INVALID))
                 .hasMessageContaining("unknown runtime 'nonesuch'");

@@ -80,6 +80,19 @@ class StandInTest {
                 .start();
     }
 
+    /** The stand-in's session once it sent its EXEC (after the HTTP head and the HELLOs). */
+    private FakeDaemon.Session sessionAtExec() throws IOException {
+        FakeDaemon.Session s = daemon.accept();
+        s.hello();
+        assertThat(s.read().type).isEqualTo(EXEC);
+        return s;
+    }
+
+    private static void assertExits(Process p, int status) throws InterruptedException {
+        assertThat(p.waitFor(10, TimeUnit.SECONDS)).isTrue();
+        assertThat(p.exitValue()).isEqualTo(status);
+    }
+
     private String err() throws IOException {
         return Files.readString(tmp.resolve("err"));
     }
@@ -94,20 +107,15 @@ class StandInTest {
         assertThat(exec.type).isEqualTo(EXEC);
         // The payload airlock-runtime wrote, as it wrote it (no terminal: nothing added).
         assertThat(exec.payload).isEqualTo(Files.readAllBytes(dir.resolve(StandIn.REQUEST)));
-        s.send(STARTED, 1, 0, ByteBuffer.allocate(4).putInt(42).array());
+        s.started();
         s.send(STDOUT, 1, 0, "out\n".getBytes(StandardCharsets.UTF_8));
         s.send(STDERR, 1, 0, "err\n".getBytes(StandardCharsets.UTF_8));
         // Back: the window for both outputs, and the end of its stdin (/dev/null), in either order.
         List<FakeDaemon.Frame> back = List.of(s.read(), s.read(), s.read());
         assertThat(back).filteredOn(f -> f.type == CREDIT).hasSize(2);
         assertThat(back).filteredOn(f -> f.type == STDIN && f.flags == 1).hasSize(1);
-        s.send(
-                EXIT,
-                1,
-                0,
-                ByteBuffer.allocate(9).putInt(3).putInt(0).put((byte) 0).array());
-        assertThat(p.waitFor(10, TimeUnit.SECONDS)).isTrue();
-        assertThat(p.exitValue()).isEqualTo(3);
+        s.exit(3, 0);
+        assertExits(p, 3);
         assertThat(Files.readString(tmp.resolve("out"))).isEqualTo("out\n");
         assertThat(err()).isEqualTo("err\n");
     }
@@ -115,22 +123,15 @@ class StandInTest {
     @Test
     void forwardsSignalsAndEndsWithTheSignalStatus() throws Exception {
         Process p = standIn();
-        FakeDaemon.Session s = daemon.accept();
-        s.hello();
-        assertThat(s.read().type).isEqualTo(EXEC);
-        s.send(STARTED, 1, 0, ByteBuffer.allocate(4).putInt(42).array());
+        FakeDaemon.Session s = sessionAtExec();
+        s.started();
         assertThat(s.read().type).isEqualTo(STDIN); // stdin is /dev/null here: at once EOF
         p.destroy(); // SIGTERM
         FakeDaemon.Frame sig = s.read();
         assertThat(sig.type).isEqualTo(SIGNAL);
         assertThat(ByteBuffer.wrap(sig.payload).getInt()).isEqualTo(15);
-        s.send(
-                EXIT,
-                1,
-                0,
-                ByteBuffer.allocate(9).putInt(-1).putInt(15).put((byte) 0).array());
-        assertThat(p.waitFor(10, TimeUnit.SECONDS)).isTrue();
-        assertThat(p.exitValue()).isEqualTo(143);
+        s.exit(-1, 15);
+        assertExits(p, 143);
     }
 
     @Test
@@ -143,8 +144,7 @@ class StandInTest {
         s.hello();
         // Now blocked opening the FIFO: SIGTERM ends it as it would have ended the process.
         p.destroy();
-        assertThat(p.waitFor(10, TimeUnit.SECONDS)).isTrue();
-        assertThat(p.exitValue()).isEqualTo(143);
+        assertExits(p, 143);
         assertThat(s.readOrEnd()).as("no EXEC was sent").isNull();
     }
 
@@ -156,41 +156,30 @@ class StandInTest {
         long pid = Long.parseLong(Files.readString(dir.resolve(StandIn.PID)).strip());
         ProcessHandle standIn = ProcessHandle.of(pid).orElseThrow();
         assertThat(ProcessHandle.current().children().map(ProcessHandle::pid)).doesNotContain(pid);
-        FakeDaemon.Session s = daemon.accept();
-        s.hello();
-        assertThat(s.read().type).isEqualTo(EXEC);
-        s.send(
-                EXIT,
-                1,
-                0,
-                ByteBuffer.allocate(9).putInt(4).putInt(0).put((byte) 0).array());
+        FakeDaemon.Session s = sessionAtExec();
+        s.exit(4, 0);
         standIn.onExit().get(10, TimeUnit.SECONDS);
     }
 
     @Test
     void aMissingProgramIs127() throws Exception {
         Process p = standIn();
-        FakeDaemon.Session s = daemon.accept();
-        s.hello();
-        assertThat(s.read().type).isEqualTo(EXEC);
+        FakeDaemon.Session s = sessionAtExec();
         byte[] msg = "echo: not found".getBytes(StandardCharsets.UTF_8);
         s.send(
                 ERROR,
                 1,
                 0,
                 ByteBuffer.allocate(4 + msg.length).putInt(2).put(msg).array());
-        assertThat(p.waitFor(10, TimeUnit.SECONDS)).isTrue();
-        assertThat(p.exitValue()).isEqualTo(127);
+        assertExits(p, 127);
         assertThat(err()).contains("echo: not found");
     }
 
     @Test
     void aMalformedFrameEndsItWithAClearErrorAndKillsTheProcess() throws Exception {
         Process p = standIn();
-        FakeDaemon.Session s = daemon.accept();
-        s.hello();
-        assertThat(s.read().type).isEqualTo(EXEC);
-        s.send(STARTED, 1, 0, ByteBuffer.allocate(4).putInt(42).array());
+        FakeDaemon.Session s = sessionAtExec();
+        s.started();
         // A header announcing 16 MiB of payload: over the protocol's 64 KiB.
         s.sendRaw(ByteBuffer.allocate(12)
                 .putInt(16 << 20)
@@ -199,8 +188,7 @@ class StandInTest {
                 .putShort((short) 0)
                 .putInt(1)
                 .array());
-        assertThat(p.waitFor(10, TimeUnit.SECONDS)).isTrue();
-        assertThat(p.exitValue()).isEqualTo(137);
+        assertExits(p, 137);
         assertThat(err())
                 .contains("malformed data from the daemon's session")
                 .contains("over the protocol's 65536")
@@ -219,8 +207,7 @@ class StandInTest {
         s.hello();
         s.out.write("zz\r\n".getBytes(StandardCharsets.US_ASCII));
         s.out.flush();
-        assertThat(p.waitFor(10, TimeUnit.SECONDS)).isTrue();
-        assertThat(p.exitValue()).isEqualTo(137);
+        assertExits(p, 137);
         assertThat(err()).contains("a bad chunk size");
     }
 
@@ -229,8 +216,7 @@ class StandInTest {
         Process p = standIn();
         FakeDaemon.Session s = daemon.accept(404, "{\"error\":\"no sandbox named box-1\",\"kind\":\"NOT_FOUND\"}");
         assertThat(s.requestLine).startsWith("POST");
-        assertThat(p.waitFor(10, TimeUnit.SECONDS)).isTrue();
-        assertThat(p.exitValue()).isEqualTo(137);
+        assertExits(p, 137);
         assertThat(err()).contains("HTTP 404").contains("no sandbox named box-1");
     }
 
@@ -241,10 +227,8 @@ class StandInTest {
     @Test
     void itsMemoryIsSmall() throws Exception {
         Process p = standIn();
-        FakeDaemon.Session s = daemon.accept();
-        s.hello();
-        assertThat(s.read().type).isEqualTo(EXEC);
-        s.send(STARTED, 1, 0, ByteBuffer.allocate(4).putInt(42).array());
+        FakeDaemon.Session s = sessionAtExec();
+        s.started();
         assertThat(s.read().type).isEqualTo(STDIN);
         byte[] chunk = new byte[65536];
         long credited = 0;
@@ -264,13 +248,8 @@ class StandInTest {
         // ~520-850 KiB measured here: alone it has the program's pages to itself (RSS ~850 KiB);
         // PSS shrinks as more stand-ins share them. The JVM stand-in took 49.6 MB.
         assertThat(pssKiB).as("PSS of the stand-in in KiB").isLessThan(1536);
-        s.send(
-                EXIT,
-                1,
-                0,
-                ByteBuffer.allocate(9).putInt(0).putInt(0).put((byte) 0).array());
-        assertThat(p.waitFor(10, TimeUnit.SECONDS)).isTrue();
-        assertThat(p.exitValue()).isZero();
+        s.exit(0, 0);
+        assertExits(p, 0);
     }
 
     static long pss(long pid) throws IOException {
@@ -362,6 +341,24 @@ class StandInTest {
                                 .putInt(1)
                                 .putInt(0xff)
                                 .put(v)
+                                .array());
+            }
+
+            /** STARTED for stream 1: the process runs, as pid 42. */
+            void started() throws IOException {
+                send(STARTED, 1, 0, ByteBuffer.allocate(4).putInt(42).array());
+            }
+
+            /** EXIT for stream 1: the process's exit code, or -1 and the signal that ended it. */
+            void exit(int code, int signal) throws IOException {
+                send(
+                        EXIT,
+                        1,
+                        0,
+                        ByteBuffer.allocate(9)
+                                .putInt(code)
+                                .putInt(signal)
+                                .put((byte) 0)
                                 .array());
             }
 

@@ -17,7 +17,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
-import java.util.Map;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -81,8 +80,10 @@ class ForkMemoryTest {
 
     @Test
     void clonesMapTheSourcesRamAndTheSourceDoesNotGrowByIt() throws Exception {
-        Sandbox src = engine.start(engine.create(
-                        new CreateOptions("mem-src", "base", Resources.DEFAULT, Map.of(), null, null, null, "microvm"))
+        Sandbox src = engine.start(engine.create(CreateOptions.builder()
+                        .name("mem-src")
+                        .runtime("microvm")
+                        .build())
                 .name());
         assertThat(engine.origin(src)).startsWith("template ");
         sh("mem-src", "echo from-source > /root/data");

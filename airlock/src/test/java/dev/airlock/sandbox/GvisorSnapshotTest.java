@@ -19,7 +19,6 @@ import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.List;
-import java.util.Map;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -63,8 +62,8 @@ class GvisorSnapshotTest {
     }
 
     private Sandbox startNew(String name) {
-        Sandbox s =
-                engine.create(new CreateOptions(name, "base", Resources.DEFAULT, Map.of(), null, null, null, "gvisor"));
+        Sandbox s = engine.create(
+                CreateOptions.builder().name(name).runtime("gvisor").build());
         return engine.start(s.name());
     }
 
@@ -151,9 +150,11 @@ class GvisorSnapshotTest {
     @Test
     void aNatSandboxIsNotCheckpointedAndSaysWhy() throws Exception {
         // through the service, which sets up the NAT's host firewall before the start
-        service.create(new CreateSpec(
-                "natted", null, "gvisor", null, null, null, null, null, null, null, null, "nat", null, null, null, null,
-                null));
+        service.create(CreateSpec.builder()
+                .name("natted")
+                .runtime("gvisor")
+                .network("nat")
+                .build());
         service.start("natted");
         assertThatThrownBy(() -> service.pause("natted"))
                 .isInstanceOfSatisfying(

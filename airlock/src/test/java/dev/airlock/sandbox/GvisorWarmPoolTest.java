@@ -53,8 +53,8 @@ class GvisorWarmPoolTest {
     }
 
     private Sandbox startNew(String name) {
-        Sandbox s =
-                engine.create(new CreateOptions(name, "base", Resources.DEFAULT, Map.of(), null, null, null, "gvisor"));
+        Sandbox s = engine.create(
+                CreateOptions.builder().name(name).runtime("gvisor").build());
         return engine.start(s.name());
     }
 

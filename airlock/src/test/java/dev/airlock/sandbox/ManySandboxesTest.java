@@ -15,7 +15,6 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -44,9 +43,12 @@ class ManySandboxesTest {
                 String name = "many-" + i;
                 names.add(name);
                 work.add(pool.submit(() -> {
-                    Sandbox s = engine.start(
-                            engine.create(new CreateOptions(name, "base", small, Map.of(), null, null, null, "microvm"))
-                                    .name());
+                    Sandbox s = engine.start(engine.create(CreateOptions.builder()
+                                    .name(name)
+                                    .resources(small)
+                                    .runtime("microvm")
+                                    .build())
+                            .name());
                     try (GuestChannel ch = engine.connect(s, Duration.ofSeconds(60))) {
                         List<Future<String>> execs = new ArrayList<>();
                         for (int j = 0; j < 3; j++) {

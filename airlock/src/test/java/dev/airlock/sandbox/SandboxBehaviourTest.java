@@ -58,10 +58,11 @@ abstract class SandboxBehaviourTest {
         dirs = TestHost.isolated("behaviour-" + runtime());
         service = Engines.service(dirs, Progress.STDERR, templates());
         engine = service.engine();
-        service.create(CreateSpec.defaults()
-                .withName("behaviour")
-                .withRuntime(runtime())
-                .withEnv(Map.of("SANDBOX_WIDE", "yes")));
+        service.create(CreateSpec.builder()
+                .name("behaviour")
+                .runtime(runtime())
+                .env(Map.of("SANDBOX_WIDE", "yes"))
+                .build());
         service.start("behaviour");
         started(engine, engine.inspect("behaviour"));
     }

@@ -33,7 +33,8 @@ abstract class SandboxCrashTest {
         TestHost.ready();
         SandboxEngine engine = Engines.engine(dirs, Progress.STDERR);
         Sandbox s = engine.start(
-                engine.create(CreateOptions.defaults().inRuntime(runtime())).name());
+                engine.create(CreateOptions.builder().runtime(runtime()).build())
+                        .name());
         try (GuestChannel ch = engine.connect(s, Duration.ofSeconds(30))) {
             // sync so the work is on the virtual disk before the crash, as an editor's save would be
             ch.exec(

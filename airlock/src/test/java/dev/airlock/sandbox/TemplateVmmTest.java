@@ -14,7 +14,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -59,9 +58,9 @@ class TemplateVmmTest {
     }
 
     private Sandbox start(SandboxEngine engine, String name) {
-        return engine.start(
-                engine.create(new CreateOptions(name, "base", Resources.DEFAULT, Map.of(), null, null, null, "microvm"))
-                        .name());
+        return engine.start(engine.create(
+                        CreateOptions.builder().name(name).runtime("microvm").build())
+                .name());
     }
 
     private static JsonNode manifest(SandboxEngine engine, String key) throws Exception {

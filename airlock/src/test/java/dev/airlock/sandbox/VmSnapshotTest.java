@@ -19,7 +19,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
@@ -65,7 +64,8 @@ class VmSnapshotTest {
     }
 
     private Sandbox startNew(SandboxEngine e, String name) {
-        Sandbox s = e.create(new CreateOptions(name, "base", Resources.DEFAULT, Map.of(), null, null, null, "microvm"));
+        Sandbox s =
+                e.create(CreateOptions.builder().name(name).runtime("microvm").build());
         return e.start(s.name());
     }
 
@@ -148,8 +148,11 @@ class VmSnapshotTest {
     }
 
     private Sandbox startOn(Path layerTemplate, String name) {
-        Sandbox s = engine.create(
-                new CreateOptions(name, "base", Resources.DEFAULT, Map.of(), null, null, layerTemplate, "microvm"));
+        Sandbox s = engine.create(CreateOptions.builder()
+                .name(name)
+                .layerTemplate(layerTemplate)
+                .runtime("microvm")
+                .build());
         return engine.start(s.name());
     }
 

@@ -15,7 +15,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.time.Duration;
 import java.time.Instant;
-import java.util.Map;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -46,7 +45,7 @@ class WarmPoolTest {
 
     private Sandbox startNew(String name) {
         Sandbox s = engine.create(
-                new CreateOptions(name, "base", Resources.DEFAULT, Map.of(), null, null, null, "microvm"));
+                CreateOptions.builder().name(name).runtime("microvm").build());
         return engine.start(s.name());
     }
 

@@ -159,24 +159,17 @@ public final class NetworkBench {
     }
 
     private void create(DaemonClient client, String name, String runtime, NetworkSpec network) {
-        client.create(new CreateSpec(
-                name,
-                "base",
-                runtime,
-                null,
-                512,
-                null,
-                null,
-                null,
-                Map.of(),
-                null,
-                null,
-                network.mode(),
-                network.allowHosts(),
-                network.addHosts(),
-                network.ports(),
-                null,
-                null));
+        client.create(CreateSpec.builder()
+                .name(name)
+                .image("base")
+                .runtime(runtime)
+                .memoryMiB(512)
+                .env(Map.of())
+                .network(network.mode())
+                .allowHosts(network.allowHosts())
+                .addHosts(network.addHosts())
+                .publish(network.ports())
+                .build());
         env.onClose(() -> {
             if (client.list().stream().anyMatch(s -> s.name().equals(name))) {
                 client.remove(name, true);

@@ -519,16 +519,10 @@ public final class RuntimeBench {
     }
 
     private synchronized CreateOptions options(String runtime, String what) {
-        CreateOptions d = CreateOptions.defaults();
-        return new CreateOptions(
-                "bench-" + runtime + "-" + what + "-" + counter++,
-                d.image(),
-                d.resources(),
-                d.env(),
-                d.workdir(),
-                null,
-                null,
-                runtime);
+        return CreateOptions.builder()
+                .name("bench-" + runtime + "-" + what + "-" + counter++)
+                .runtime(runtime)
+                .build();
     }
 
     /** A new session; a HELLO that lands in a just-closed session is retried (see SandboxBench). */

@@ -477,16 +477,10 @@ public final class SandboxBench {
     }
 
     private CreateOptions options(String what) {
-        CreateOptions d = CreateOptions.defaults();
-        return new CreateOptions(
-                "bench-" + what + "-" + counter++,
-                d.image(),
-                d.resources(),
-                d.env(),
-                d.workdir(),
-                null,
-                null,
-                "microvm");
+        return CreateOptions.builder()
+                .name("bench-" + what + "-" + counter++)
+                .runtime("microvm")
+                .build();
     }
 
     private static void run(GuestChannel ch, ExecSpec spec) throws Exception {

@@ -480,16 +480,10 @@ public final class SnapshotBench {
     }
 
     private synchronized CreateOptions options(String what) {
-        CreateOptions d = CreateOptions.defaults();
-        return new CreateOptions(
-                "bench-" + what + "-" + counter++,
-                d.image(),
-                d.resources(),
-                d.env(),
-                d.workdir(),
-                null,
-                null,
-                "microvm");
+        return CreateOptions.builder()
+                .name("bench-" + what + "-" + counter++)
+                .runtime("microvm")
+                .build();
     }
 
     private void remove(String name) {

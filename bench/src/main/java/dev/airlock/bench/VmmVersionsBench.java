@@ -178,11 +178,12 @@ final class VmmVersionsBench {
         for (int i = 0; i < n + 1; i++) {
             for (Variant v : variants) {
                 SandboxEngine e = Objects.requireNonNull(engines.get(v.name()));
-                CreateOptions d = CreateOptions.defaults();
                 String name = "vv-" + v.name() + "-" + counter++;
                 long t0 = System.nanoTime();
-                Sandbox s = e.start(e.create(new CreateOptions(
-                                name, d.image(), d.resources(), d.env(), d.workdir(), null, null, "microvm"))
+                Sandbox s = e.start(e.create(CreateOptions.builder()
+                                .name(name)
+                                .runtime("microvm")
+                                .build())
                         .name());
                 long t1 = System.nanoTime();
                 try (GuestChannel ch = e.connect(s, TIMEOUT)) {

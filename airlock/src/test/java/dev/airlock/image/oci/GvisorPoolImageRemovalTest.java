@@ -9,14 +9,12 @@ import dev.airlock.host.HostFiles;
 import dev.airlock.host.Progress;
 import dev.airlock.image.ImageStore;
 import dev.airlock.sandbox.CreateOptions;
-import dev.airlock.sandbox.Resources;
 import dev.airlock.sandbox.Sandbox;
 import dev.airlock.testing.Engines;
 import dev.airlock.testing.TestHost;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.Map;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -58,8 +56,11 @@ class GvisorPoolImageRemovalTest {
         String name = "pool-rm-" + Long.toHexString(System.nanoTime());
         new ImageImport(new ImageStore(dirs), Progress.SILENT).importFrom(layout + ":v1", name, Platform.LINUX_AMD64);
 
-        Sandbox s =
-                engine.create(new CreateOptions("rm-a", name, Resources.DEFAULT, Map.of(), null, null, null, "gvisor"));
+        Sandbox s = engine.create(CreateOptions.builder()
+                .name("rm-a")
+                .image(name)
+                .runtime("gvisor")
+                .build());
         engine.start(s.name());
         Engines.gvisor(engine).awaitWarmPool(Duration.ofSeconds(120));
         // the start filled the pool with one sandbox of this image

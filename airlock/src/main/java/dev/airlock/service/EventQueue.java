@@ -1,0 +1,52 @@
+package dev.airlock.service;
+
+import java.time.Duration;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import org.jspecify.annotations.Nullable;
+
+/**
+ * The events an {@link EventFeed} has not handed out yet, and whether more can come: the part
+ * every feed shares, whatever fills it (the daemon's own subscribers, the client's reading of
+ * the daemon's stream). Bounded: a subscriber that falls {@code limit} events behind is dropped,
+ * its feed ending, rather than letting memory grow.
+ */
+public final class EventQueue {
+    private final LinkedBlockingQueue<SandboxEvent> queue;
+    private volatile boolean open = true;
+
+    public EventQueue(int limit) {
+        this.queue = new LinkedBlockingQueue<>(limit);
+    }
+
+    /** Adds an event; false when the feed has ended, or {@code limit} wait already, which ends it. */
+    public boolean offer(SandboxEvent e) {
+        if (!open) {
+            return false;
+        }
+        if (queue.offer(e)) {
+            return true;
+        }
+        end();
+        return false;
+    }
+
+    /** As {@link EventFeed#next}: what is queued first, then waiting only while more can come. */
+    public @Nullable SandboxEvent next(Duration wait) throws InterruptedException {
+        SandboxEvent e = queue.poll();
+        if (e != null || !open) {
+            return e;
+        }
+        return queue.poll(wait.toNanos(), TimeUnit.NANOSECONDS);
+    }
+
+    /** As {@link EventFeed#isOpen}: more can come, or some are still queued. */
+    public boolean isOpen() {
+        return open || !queue.isEmpty();
+    }
+
+    /** No more events come; those queued are still handed out. */
+    public void end() {
+        open = false;
+    }
+}
