@@ -321,15 +321,25 @@ public final class MicrovmBackend implements Backend {
         }
     }
 
-    /** Ends every pooled VM (ready ones of this backend and any a previous process left). */
-    public synchronized void closeWarmPool(Duration wait) throws InterruptedException {
-        WarmPool p = pool;
-        pool = null;
+    /**
+     * Ends every pooled VM (ready ones of this backend and any a previous process left). The wait
+     * for restores under way holds no lock of this backend: a restore needs it ({@link
+     * #bootAssets}), so waiting with it held stalled until {@code wait} ran out, and the restore
+     * then finished after the sweep and left a pooled VM running for good.
+     */
+    public void closeWarmPool(Duration wait) throws InterruptedException {
+        WarmPool p;
+        synchronized (this) {
+            p = pool;
+            pool = null;
+        }
         if (p != null) {
             p.awaitIdle(wait);
             p.drain();
         }
-        sweepWarmPool();
+        synchronized (this) {
+            sweepWarmPool();
+        }
     }
 
     /** Waits until the warm pool has no restore under way (tests, benchmarks). */

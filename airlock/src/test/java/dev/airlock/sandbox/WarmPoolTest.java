@@ -2,6 +2,7 @@ package dev.airlock.sandbox;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.airlock.backend.WarmPool;
 import dev.airlock.engine.SandboxEngine;
 import dev.airlock.guest.ExecSpec;
 import dev.airlock.guest.ExitStatus;
@@ -13,8 +14,11 @@ import dev.airlock.testing.TestHost;
 import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.Map;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -95,6 +99,32 @@ class WarmPoolTest {
         assertThat(engine.origin(again)).isEqualTo("cold");
         assertThat(sh(again, "cat /root/own")).isEqualTo("mine");
         assertThat(Files.exists(Engines.microvm(engine).templateDir())).isTrue();
+    }
+
+    /**
+     * A claim starts its refill after a short delay; closing the pool then waits for that restore
+     * and ends it. (The close used to hold the lock the restore needs: it waited out its whole
+     * timeout, and the restore finished after the sweep, leaving a pooled VM running.)
+     */
+    @Test
+    void closingThePoolRightAfterAClaimEndsTheRefillItWaitsFor() throws Exception {
+        startNew("close-a");
+        Engines.microvm(engine).awaitWarmPool(Duration.ofSeconds(180));
+        Sandbox claimed = startNew("close-b");
+        assertThat(engine.origin(claimed)).startsWith("pool, template ");
+        long t0 = System.nanoTime();
+        try {
+            Engines.microvm(engine).closeWarmPool(Duration.ofSeconds(120));
+            assertThat(Duration.ofNanos(System.nanoTime() - t0)).isLessThan(Duration.ofSeconds(60));
+            // Nothing but the sandboxes remains: no pooled directory, none a late restore refilled.
+            try (Stream<Path> dirsLeft = Files.list(dirs.sandboxes())) {
+                assertThat(dirsLeft.filter(Files::isDirectory).toList())
+                        .allSatisfy(d -> assertThat(d.resolve("sandbox.json")).exists());
+            }
+            assertThat(WarmPool.leftovers(dirs.sandboxes())).isEmpty();
+        } finally {
+            Engines.microvm(engine).enableWarmPool(1, 4096);
+        }
     }
 
     /**

@@ -26,6 +26,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.stream.Stream;
 
 /**
  * The sandbox figures: (a) cold start through the engine (create + start + first exec of
@@ -423,6 +424,50 @@ public final class SandboxBench {
             }
         }
         return -1;
+    }
+
+    /**
+     * The CPU time of all of a process's threads in nanoseconds, from each thread's schedstat:
+     * one step of a claim or an exec costs a few ms, under the 10 ms tick {@link #cpuTicks} counts.
+     */
+    static long cpuNanos(long pid) {
+        long sum = 0;
+        try (Stream<Path> tasks = Files.list(Path.of("/proc", Long.toString(pid), "task"))) {
+            for (Path t : tasks.toList()) {
+                try {
+                    sum += Long.parseLong(
+                            Files.readString(t.resolve("schedstat")).split(" ")[0]);
+                } catch (IOException e) {
+                    // the thread ended between the listing and the read: its time is gone with it
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            throw new IllegalStateException("process " + pid + " is gone", e);
+        }
+        return sum;
+    }
+
+    /**
+     * The CPU time of this JVM's JIT compiler threads in nanoseconds: a benchmark's own JVM
+     * compiles the code a step first ran while the next step is timed, on the same cores as the VM.
+     */
+    static long jitNanos() {
+        long sum = 0;
+        try (Stream<Path> tasks = Files.list(Path.of("/proc/self/task"))) {
+            for (Path t : tasks.toList()) {
+                try {
+                    if (Files.readString(t.resolve("comm")).contains("Compiler")) {
+                        sum += Long.parseLong(
+                                Files.readString(t.resolve("schedstat")).split(" ")[0]);
+                    }
+                } catch (IOException e) {
+                    // the thread ended between the listing and the read
+                }
+            }
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot read this process's threads", e);
+        }
+        return sum;
     }
 
     /** utime + stime of a process in clock ticks (1/100 s). */

@@ -1,5 +1,6 @@
 package dev.airlock.bench;
 
+import dev.airlock.backend.WarmPool;
 import dev.airlock.daemon.HostBackends;
 import dev.airlock.engine.SandboxEngine;
 import dev.airlock.guest.ExecSpec;
@@ -9,6 +10,8 @@ import dev.airlock.sandbox.CreateOptions;
 import dev.airlock.sandbox.Sandbox;
 import java.io.IOException;
 import java.io.OutputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -196,7 +199,11 @@ public final class SnapshotBench {
 
     // ---- (a2) warm pool ----
 
-    /** Claim from a warm pool of one (refilled after each claim, waited for before the next) to the first exec. */
+    /**
+     * Claim from a warm pool of one (refilled after each claim, waited for before the next) to the
+     * first exec; beside each step's wall time the pooled QEMU's CPU time, which a loaded host
+     * moves less than the wall time.
+     */
     private void pool() throws Exception {
         int n = args.integer("n", 1);
         SandboxEngine pooled = HostBackends.engine(env.dirs, BenchEnv.LOG, true);
@@ -207,21 +214,79 @@ public final class SnapshotBench {
             List<Double> claim = new ArrayList<>();
             List<Double> first = new ArrayList<>();
             List<Double> second = new ArrayList<>();
+            List<Double> claimCpu = new ArrayList<>();
+            List<Double> firstCpu = new ArrayList<>();
+            List<Double> secondCpu = new ArrayList<>();
+            List<Double> firstJit = new ArrayList<>();
+            List<Double> secondJit = new ArrayList<>();
             for (int i = 0; i < n; i++) {
                 HostBackends.microvm(pooled).awaitWarmPool(TIMEOUT);
-                double[] t = startOnce(pooled);
-                total.add(t[0]);
-                claim.add(t[1] + t[2]);
-                first.add(t[3]);
-                second.add(t[4]);
+                long pid = pooledVmmPid();
+                long c0 = SandboxBench.cpuNanos(pid);
+                long t0 = System.nanoTime();
+                Sandbox s = pooled.create(options("start"));
+                sandboxes.add(s.name());
+                try {
+                    s = pooled.start(s.name());
+                    long t1 = System.nanoTime();
+                    long c1 = SandboxBench.cpuNanos(pid);
+                    long j1 = SandboxBench.jitNanos();
+                    exec(pooled, s);
+                    long t2 = System.nanoTime();
+                    long c2 = SandboxBench.cpuNanos(pid);
+                    long j2 = SandboxBench.jitNanos();
+                    exec(pooled, s);
+                    long t3 = System.nanoTime();
+                    long c3 = SandboxBench.cpuNanos(pid);
+                    long j3 = SandboxBench.jitNanos();
+                    total.add(ms(t2 - t0));
+                    claim.add(ms(t1 - t0));
+                    first.add(ms(t2 - t1));
+                    second.add(ms(t3 - t2));
+                    claimCpu.add(ms(c1 - c0));
+                    firstCpu.add(ms(c2 - c1));
+                    secondCpu.add(ms(c3 - c2));
+                    firstJit.add(ms(j2 - j1));
+                    secondJit.add(ms(j3 - j2));
+                    BenchEnv.LOG.step(String.format(
+                            "claim %d/%d: %.1f ms (claim %.1f, first exec %.1f, second %.1f); QEMU CPU %.1f / %.1f / %.1f ms;"
+                                    + " this JVM's JIT during the execs %.1f / %.1f ms",
+                            i + 1,
+                            n,
+                            ms(t2 - t0),
+                            ms(t1 - t0),
+                            ms(t2 - t1),
+                            ms(t3 - t2),
+                            ms(c1 - c0),
+                            ms(c2 - c1),
+                            ms(c3 - c2),
+                            ms(j2 - j1),
+                            ms(j3 - j2)));
+                } finally {
+                    remove(s.name());
+                }
             }
             report.add("pool.total", "warm-pool claim: create+start+exec true", "ms", total, "template.total");
             report.add("pool.claim", "  create + start (claim, identity)", "ms", claim, null);
             report.add("pool.exec2", "  a second exec on the same sandbox (connect + exec true)", "ms", second, null);
             report.add("pool.exec", "  first exec (connect + exec true)", "ms", first, "pool.exec2");
+            report.add("pool.claim.cpu", "  the pooled QEMU's CPU during the claim", "ms", claimCpu, null);
+            report.add("pool.exec2.cpu", "  its CPU during the second exec", "ms", secondCpu, null);
+            report.add("pool.exec.cpu", "  its CPU during the first exec", "ms", firstCpu, "pool.exec2.cpu");
+            report.add("pool.exec2.jit", "  this JVM's JIT compiler CPU during the second exec", "ms", secondJit, null);
+            report.add("pool.exec.jit", "  ... during the first exec", "ms", firstJit, "pool.exec2.jit");
         } finally {
             HostBackends.microvm(pooled).closeWarmPool(TIMEOUT);
         }
+    }
+
+    /** The QEMU process of the one ready VM of a pool of one (a pooled VM has no record yet). */
+    private long pooledVmmPid() throws IOException {
+        List<Path> ready = WarmPool.leftovers(env.dirs.sandboxes());
+        if (ready.size() != 1) {
+            throw new IllegalStateException("expected one pooled VM, found " + ready.size());
+        }
+        return Long.parseLong(Files.readString(ready.get(0).resolve("vmm.pid")).strip());
     }
 
     // ---- (b) fork ----
