@@ -220,6 +220,13 @@ public final class AirlockRuntime {
                     Instant.now().toString(),
                     config.annotations());
             record.write(dir);
+            if (!config.hooks().isEmpty()) {
+                Files.writeString(dir.resolve(HOOKS), Json.MAPPER.writeValueAsString(config.hooks()));
+                // the sandbox exists and the process cannot run before start: where runc runs them
+                String state = stateJson(record, "creating", standIn.pid());
+                Hooks.run("createRuntime", config.hooks().createRuntime(), state, config.bundle());
+                Hooks.run("prestart", config.hooks().prestart(), state, config.bundle());
+            }
             if (pidFile != null) {
                 writePidFile(pidFile, standIn.pid());
             }
@@ -239,9 +246,51 @@ public final class AirlockRuntime {
         }
         if (runToo) {
             startContainer(dir, id);
+            poststart(dir, id);
             return StandIn.awaitExit(standIn);
         }
         return 0;
+    }
+
+    /** The container's hooks, kept from its config at create (poststart and poststop run later). */
+    private static final String HOOKS = "hooks.json";
+
+    private static Hooks hooks(Path dir) {
+        Path f = dir.resolve(HOOKS);
+        if (!Files.exists(f)) {
+            return Hooks.NONE;
+        }
+        try {
+            return Json.MAPPER.readValue(Files.readString(f), Hooks.class);
+        } catch (IOException | RuntimeException e) {
+            throw new RuntimeError("the hooks of " + dir.getFileName() + " are unreadable: " + e.getMessage(), e);
+        }
+    }
+
+    /** poststart: after start; a failure is logged, not the start's (runtime-spec). */
+    private void poststart(Path dir, String id) {
+        Hooks hooks = hooks(dir);
+        if (hooks.poststart().isEmpty()) {
+            return;
+        }
+        ContainerRecord r = ContainerRecord.read(dir, id);
+        try {
+            Hooks.run("poststart", hooks.poststart(), stateJson(r, "running", r.pid()), Path.of(r.bundle()));
+        } catch (RuntimeError e) {
+            warn(String.valueOf(e.getMessage()));
+        }
+    }
+
+    /** The runtime-spec state a hook reads on stdin. */
+    private static String stateJson(ContainerRecord r, String status, long pid) {
+        Map<String, Object> s = new LinkedHashMap<>();
+        s.put("ociVersion", SPEC_VERSION);
+        s.put("id", r.id());
+        s.put("status", status);
+        s.put("pid", pid);
+        s.put("bundle", r.bundle());
+        s.put("annotations", r.annotations());
+        return Json.MAPPER.writeValueAsString(s);
     }
 
     /** runc's rule: a console socket exactly when the process has a terminal. */
@@ -280,6 +329,7 @@ public final class AirlockRuntime {
             throw new RuntimeError("cannot start a container that has already started: " + id);
         }
         startContainer(dir, id);
+        poststart(dir, id);
         return 0;
     }
 
@@ -407,6 +457,13 @@ public final class AirlockRuntime {
         }
         // after the VM, which held files under them
         DirectoryBinds.unmount(dir);
+        if (r != null) {
+            try {
+                Hooks.run("poststop", hooks(dir).poststop(), stateJson(r, "stopped", 0), Path.of(r.bundle()));
+            } catch (RuntimeError e) {
+                warn(String.valueOf(e.getMessage())); // logged, not the delete's failure (runtime-spec)
+            }
+        }
         HostFiles.deleteTree(dir);
         return 0;
     }
@@ -456,7 +513,9 @@ public final class AirlockRuntime {
                     "",
                     new ArrayList<>(),
                     confined == null ? null : confined.seccomp(),
-                    confined == null ? null : confined.hostname());
+                    confined == null ? null : confined.hostname(),
+                    // runc's exec enters the container's mount namespace: the agent joins the one it made
+                    confined == null ? null : confined.mounts());
         } catch (IOException e) {
             throw new RuntimeError("cannot read the process file " + processFile + ": " + e.getMessage(), e);
         }
@@ -802,6 +861,12 @@ public final class AirlockRuntime {
 
     private void info(String message) {
         logLine("info", message);
+    }
+
+    /** Said on stderr and logged, but not a failure of the command. */
+    private void warn(String message) {
+        System.err.println("airlock-runtime: warning: " + message);
+        logLine("warning", message);
     }
 
     private void logLine(String level, String message) {
