@@ -220,7 +220,7 @@ public final class AirlockRuntime {
                     Instant.now().toString(),
                     config.annotations());
             record.write(dir);
-            if (!config.hooks().isEmpty()) {
+            if (!config.hooks().hasNone()) {
                 Files.writeString(dir.resolve(HOOKS), Json.MAPPER.writeValueAsString(config.hooks()));
                 // the sandbox exists and the process cannot run before start: where runc runs them
                 String state = stateJson(record, "creating", standIn.pid());

@@ -133,7 +133,7 @@ record Hooks(List<Hook> createRuntime, List<Hook> prestart, List<Hook> poststart
         return out;
     }
 
-    boolean isEmpty() {
+    boolean hasNone() {
         return createRuntime.isEmpty() && prestart.isEmpty() && poststart.isEmpty() && poststop.isEmpty();
     }
 
