@@ -285,7 +285,8 @@ static void populate_dev(int out, int guest_dev, const char *dev)
         fail(out, "making %s", p);
 }
 
-static void apply_mount(int out, const struct mountns *m, int i, int guest_dev, int guest_pts, int guest_cg)
+static void apply_mount(int out, const struct mountns *m, int i, int guest_dev, int guest_pts, int guest_cg,
+                        int guest_sys)
 {
     const char *t = m->mounts[i].type, *dest = m->mounts[i].dest, *data = m->mounts[i].data;
     unsigned long flags = m->mounts[i].flags;
@@ -306,6 +307,13 @@ static void apply_mount(int out, const struct mountns *m, int i, int guest_dev, 
             fail(out, "mounts[%d]: devpts at %s", i, dest);
         return;
     }
+    if (!strcmp(t, "sysfs")) {
+        /* the VM's own sysfs, bound in: a new sysfs mount in the VM's network namespace is
+         * refused with EBUSY by this kernel */
+        if (bind_fd(guest_sys, dest, flags) < 0)
+            fail(out, "mounts[%d]: sysfs at %s", i, dest);
+        return;
+    }
     if (!strcmp(t, "cgroup") || !strcmp(t, "cgroup2")) {
         /* the guest has the unified hierarchy only: the VM's own, which is the container's */
         if (guest_cg < 0) {
@@ -319,8 +327,14 @@ static void apply_mount(int out, const struct mountns *m, int i, int guest_dev, 
     int old = -1;
     if (m->mounts[i].copyup && (old = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
         fail(out, "mounts[%d]: opening %s to copy it up", i, dest);
-    if (mount(t, dest, t, flags, data[0] ? data : NULL) < 0)
+    /* proc and mqueue share one superblock per namespace with the VM's own mounts, so a
+     * read-only one is made per mount (a bind remount): asking the kernel for a read-only
+     * superblock that is mounted read-write already is EBUSY */
+    unsigned long sb_flags = strcmp(t, "tmpfs") ? flags & ~(unsigned long)MS_RDONLY : flags;
+    if (mount(t, dest, t, sb_flags, data[0] ? data : NULL) < 0)
         fail(out, "mounts[%d]: %s at %s (options '%s')", i, t, dest, data);
+    if (sb_flags != flags && mount(NULL, dest, NULL, MS_REMOUNT | MS_BIND | flags | mount_flags(dest), NULL) < 0)
+        fail(out, "mounts[%d]: making %s at %s read-only", i, t, dest);
     if (old >= 0) {
         int to = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (to < 0)
@@ -345,10 +359,11 @@ static __attribute__((noreturn)) void setup(const struct mountns *m, int out, in
     int guest_dev = open("/dev", O_PATH | O_DIRECTORY | O_CLOEXEC);
     int guest_pts = open("/dev/pts", O_PATH | O_DIRECTORY | O_CLOEXEC);
     int guest_cg = open("/sys/fs/cgroup", O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (guest_dev < 0 || guest_pts < 0)
-        fail(out, "opening the VM's /dev and /dev/pts");
+    int guest_sys = open("/sys", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (guest_dev < 0 || guest_pts < 0 || guest_sys < 0)
+        fail(out, "opening the VM's /dev, /dev/pts and /sys");
     for (int i = 0; i < m->nmounts; i++)
-        apply_mount(out, m, i, guest_dev, guest_pts, guest_cg);
+        apply_mount(out, m, i, guest_dev, guest_pts, guest_cg, guest_sys);
     for (int i = 0; i < m->nmasked; i++) {
         const char *p = m->masked[i];
         struct stat st;
