@@ -11,6 +11,7 @@
 #include "../src/frame.c"
 #include "../src/session.c"
 #include "../src/confine.c"
+#include "../src/mountns.c"
 #include "../src/exec.c"
 #include "../src/files.c"
 #include "../src/identity.c"

@@ -127,6 +127,27 @@ int podroot_parse(const uint8_t *v, uint32_t vl, char *out, size_t cap, const ch
 int podroot_check(const char *root); /* 0, or an errno: the root is no directory */
 int podroot_enter(const char *root); /* in the command's child; -1 with errno */
 
+/* mountns.c: an EXEC's mount namespace tags; the namespace is made once per VM and joined */
+#define MOUNTNS_MAX_MOUNTS 64
+#define MOUNTNS_MAX_PATHS 128
+struct mountns {
+    struct {
+        uint32_t flags;
+        int copyup;
+        const char *type, *dest, *data; /* point into the EXEC payload, NUL-terminated there */
+    } mounts[MOUNTNS_MAX_MOUNTS];
+    int nmounts;
+    const char *masked[MOUNTNS_MAX_PATHS], *readonly[MOUNTNS_MAX_PATHS];
+    int nmasked, nreadonly;
+    int root_ro, any;
+    uint64_t hash; /* of the tags, so a later EXEC joins only a namespace made for the same mounts */
+};
+void mountns_init(struct mountns *m);
+/* the same convention as confine_tag */
+int mountns_tag(struct mountns *m, uint16_t tag, const uint8_t *v, uint32_t vl, const char **why);
+/* *fd: the namespace for the command's child to join (-1: none asked); -1 with why when it cannot be made */
+int mountns_join_fd(const struct mountns *m, int *fd, char *why, size_t whylen);
+
 /* exec.c: extra default environment for every later EXEC (SET_ENV) */
 int exec_set_env(uint32_t id, const uint8_t *p, size_t n);
 

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <sched.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -337,7 +338,7 @@ int exec_set_env(uint32_t id, const uint8_t *p, size_t n)
 }
 
 struct start_err {
-    int stage; /* 0 exec, 1 chdir, 2 credentials, 3 stdio, 4 confinement, 5 root */
+    int stage; /* 0 exec, 1 chdir, 2 credentials, 3 stdio, 4 confinement, 5 root, 6 mount namespace */
     int err;
 };
 
@@ -432,6 +433,7 @@ struct child {
     const char *cwd;
     const char *root; /* a pod app container's own root (ROOT), or NULL */
     int builtin, tty, slave, in, out, err, status, have_user, cwd_is_default;
+    int mntns; /* the container's mount namespace to join (mountns.c), or -1 */
 };
 
 /* The child: joins its session and cgroup, sets up stdio, directory and user, then execs (or runs
@@ -463,6 +465,8 @@ static __attribute__((noreturn)) void child_main(const struct child *c)
         if (dup2(c->in, 0) < 0 || dup2(c->out, 1) < 0 || dup2(c->err, 2) < 0)
             child_fail(c->status, 3);
     }
+    if (c->mntns >= 0 && setns(c->mntns, CLONE_NEWNS) < 0)
+        child_fail(c->status, 6);
     if (c->root && podroot_enter(c->root) < 0)
         child_fail(c->status, 5);
     if (chdir(c->cwd ? c->cwd : c->u->home) < 0) {
@@ -526,12 +530,16 @@ int exec_start(struct stream *s, const uint8_t *p, size_t n)
     static char root[PATH_MAX]; /* the agent is single-threaded; read by the child before exec */
     int has_root = 0;
     struct confine *conf = calloc(1, sizeof *conf);
-    if (!conf)
-        return send_error(s->id, ENOMEM, "out of memory"), 0;
+    struct mountns *mns = calloc(1, sizeof *mns);
+    if (!conf || !mns)
+        return free(conf), free(mns), send_error(s->id, ENOMEM, "out of memory"), 0;
     confine_init(conf);
+    mountns_init(mns);
 
     while ((r = tlv_next(&it, &tag, &v, &vl)) > 0) {
         int ct = bad_confine ? 0 : confine_tag(conf, tag, v, vl, &bad_confine);
+        if (ct == 0 && !bad_confine)
+            ct = mountns_tag(mns, tag, v, vl, &bad_confine);
         if (ct != 0) {
             confined = 1;
             continue;
@@ -550,24 +558,24 @@ int exec_start(struct stream *s, const uint8_t *p, size_t n)
             break;
         case X_TIMEOUT_MS:
             if (vl != 8)
-                return free(conf), -1;
+                return free(conf), free(mns), -1;
             timeout_ms = get64(v);
             break;
         case X_TTY:
             if (vl != 4)
-                return free(conf), -1;
+                return free(conf), free(mns), -1;
             tty = 1;
             rows = get16(v);
             cols = get16(v + 2);
             break;
         case X_STDIN:
             if (vl != 1)
-                return free(conf), -1;
+                return free(conf), free(mns), -1;
             want_stdin = v[0] == 1;
             break;
         case X_BUILTIN:
             if (vl != 1)
-                return free(conf), -1;
+                return free(conf), free(mns), -1;
             builtin = v[0] == 1;
             break;
         case X_ROOT:
@@ -577,15 +585,15 @@ int exec_start(struct stream *s, const uint8_t *p, size_t n)
         }
     }
     if (r < 0)
-        return free(conf), -1;
+        return free(conf), free(mns), -1;
     if (bad_str)
-        return free(conf), send_error(s->id, EINVAL, "string contains a NUL byte"), 0;
+        return free(conf), free(mns), send_error(s->id, EINVAL, "string contains a NUL byte"), 0;
     if (bad_confine)
-        return free(conf), send_error(s->id, EINVAL, "%s", bad_confine), 0;
+        return free(conf), free(mns), send_error(s->id, EINVAL, "%s", bad_confine), 0;
     if (nargs == 0)
-        return free(conf), send_error(s->id, EINVAL, "EXEC without ARG"), 0;
+        return free(conf), free(mns), send_error(s->id, EINVAL, "EXEC without ARG"), 0;
     if (nenv > MAX_ENV - 16)
-        return free(conf), send_error(s->id, E2BIG, "too many environment entries"), 0;
+        return free(conf), free(mns), send_error(s->id, E2BIG, "too many environment entries"), 0;
 
     /* all strings live in one block sized by the (already bounded) payload */
     char *block = malloc(n + (size_t)(nargs + nenv) + 4);
@@ -739,8 +747,20 @@ int exec_start(struct stream *s, const uint8_t *p, size_t n)
         goto out;
     }
 
+    int mntns;
+    char why[700];
+    if (has_root && mns->any) {
+        /* a pod app container's root comes with its own /proc, /sys, /dev (podroot.c); its
+         * config's mounts in that root are not built yet, and the host does not send both */
+        send_error(s->id, EINVAL, "ROOT and the mount namespace tags together are not supported");
+        goto out;
+    }
+    if (mountns_join_fd(mns, &mntns, why, sizeof why) < 0) {
+        send_error(s->id, EINVAL, "setting up the container's mounts: %s", why);
+        goto out;
+    }
     struct child c = {argv, env, u, conf, cwdbuf, has_root ? root : NULL, builtin, tty, slave, want_stdin ? in_p[0] : devnull,
-                      out_p[1], err_p[1], st_p[1], have_user, cwd_is_default};
+                      out_p[1], err_p[1], st_p[1], have_user, cwd_is_default, mntns};
     pid_t pid = spawn(&c);
     if (pid < 0) {
         send_error(s->id, errno, "fork: %s", strerror(errno));
@@ -765,6 +785,8 @@ int exec_start(struct stream *s, const uint8_t *p, size_t n)
             send_error(s->id, se.err, "switching to user %s: %s", u->name, strerror(se.err));
         else if (se.stage == 5)
             send_error(s->id, se.err, "entering the container's root %s: %s", root, strerror(se.err));
+        else if (se.stage == 6)
+            send_error(s->id, se.err, "entering the container's mount namespace: %s", strerror(se.err));
         else if (se.stage == 4)
             send_error(s->id, se.err, "applying the process's rlimits, capabilities, seccomp filter or umask: %s",
                        strerror(se.err));
@@ -828,6 +850,7 @@ out:
     free(env);
     free(u);
     free(conf);
+    free(mns);
     return ret;
 }
 

@@ -46,6 +46,8 @@ enum { X_ARG = 1, X_ENV = 2, X_CWD = 3, X_USER = 4, X_TIMEOUT_MS = 5, X_TTY = 6,
 enum { X_RLIMIT = 9, X_CAPS = 10, X_NO_NEW_PRIVS = 11, X_SECCOMP = 12, X_UMASK = 13, X_GROUPS = 14, X_HOSTNAME = 15 };
 /* EXEC tag of a pod's app container (podroot.c): the guest directory that is its root */
 enum { X_ROOT = 16 };
+/* EXEC mount namespace tags (mountns.c): the container's mounts, masked and read-only paths, read-only root */
+enum { X_MOUNT = 17, X_MASKED = 18, X_READONLY = 19, X_ROOT_RO = 20 };
 /* IDENTITY tags */
 enum { I_ENTROPY = 1, I_TIME_NS = 2, I_HOSTNAME = 3, I_MACHINE_ID = 4 };
 /* file tags */

@@ -801,6 +801,112 @@ static void expect_error_close(const char *what)
     bye();
 }
 
+/* MOUNT, MASKED, READONLY: the container's mount namespace, made once and joined by a later
+ * EXEC with the same tags; other tags are refused, and so is every malformed entry. The mounts
+ * live in the namespace only: the client (outside it) does not see them. */
+static void mount_tag(struct tlvb *t, uint32_t flags, const char *type, const char *dest, const char *data)
+{
+    uint8_t b[600];
+    size_t n = 5;
+    put32(b, flags);
+    b[4] = 0;
+    n += (size_t)snprintf((char *)b + n, sizeof b - n, "%s", type) + 1;
+    n += (size_t)snprintf((char *)b + n, sizeof b - n, "%s", dest) + 1;
+    n += (size_t)snprintf((char *)b + n, sizeof b - n, "%s", data) + 1;
+    tb_put(t, X_MOUNT, b, n);
+}
+
+static void t_mountns(void)
+{
+    char dir[64], p[128], cmd[1024];
+    snprintf(dir, sizeof dir, "/tmp/airlock-mountns.%d", (int)getpid());
+    mkdir(dir, 0755);
+    snprintf(p, sizeof p, "%s/t", dir);
+    mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/ro", dir);
+    mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/secret", dir);
+    FILE *f = fopen(p, "w");
+    CHECK(f && fputs("hidden\n", f) >= 0 && fclose(f) == 0, "writing %s", p);
+    hello();
+    struct tlvb x = {.n = 0};
+    snprintf(p, sizeof p, "%s/t", dir);
+    mount_tag(&x, 2 /* MS_NOSUID */, "tmpfs", p, "size=1m");
+    /* /dev itself (only in the namespace, which is private): runc's devices are made in it */
+    mount_tag(&x, 0, "tmpfs", "/dev", "mode=755");
+    snprintf(p, sizeof p, "%s/secret", dir);
+    tb_put(&x, X_MASKED, p, strlen(p) + 1);
+    snprintf(p, sizeof p, "%s/ro", dir);
+    tb_put(&x, X_READONLY, p, strlen(p) + 1);
+    snprintf(cmd, sizeof cmd,
+             "grep ' %s/t ' /proc/mounts | cut -d' ' -f3,4; wc -c < %s/secret; touch %s/ro/x 2>/dev/null || "
+             "echo ro-refused; ls /dev | tr '\\n' ' '; echo; readlink /proc/self/ns/mnt",
+             dir, dir, dir);
+    struct result r = run_ex(1, ARGS("sh", "-c", cmd), &x, NULL);
+    CHECK(r.started && r.code == 0, "mountns exec: %d %s %s", r.code, r.errmsg, r.err ? (char *)r.err : "");
+    char want[512];
+    snprintf(want, sizeof want, "tmpfs rw,nosuid,relatime,size=1024k\n0\nro-refused\n");
+    CHECK(r.nout > strlen(want) && !memcmp(r.out, want, strlen(want)), "mountns output '%s'", r.out);
+    CHECK(strstr((char *)r.out, "full null ptmx pts random shm stderr stdin stdout tty urandom zero") &&
+              strstr((char *)r.out, "core fd"),
+          "the tmpfs /dev has runc's devices and links: '%s'", r.out);
+    char ns[64] = "";
+    const char *last = strrchr((char *)r.out, 'm');
+    CHECK(last && (last = strstr((char *)r.out, "mnt:[")), "no namespace in '%s'", r.out);
+    snprintf(ns, sizeof ns, "%s", last);
+    char self[64] = "";
+    ssize_t l = readlink("/proc/self/ns/mnt", self, sizeof self - 1);
+    CHECK(l > 0 && strncmp(ns, self, (size_t)l), "the command ran in the agent's own mount namespace");
+    /* the same tags: the same namespace */
+    r = run_ex(2, ARGS("readlink", "/proc/self/ns/mnt"), &x, NULL);
+    CHECK(r.code == 0 && r.nout > 0 && !strcmp((char *)r.out, ns), "a second EXEC joined '%s', not '%s'", r.out, ns);
+    /* other tags: refused */
+    struct tlvb y = {.n = 0};
+    mount_tag(&y, 0, "tmpfs", dir, "");
+    r = run_ex(3, ARGS("true"), &y, NULL);
+    CHECK(!r.started && r.err_code == EINVAL && strstr(r.errmsg, "other mounts"), "other mounts: %s", r.errmsg);
+    /* malformed entries, each refused before anything is mounted */
+    const uint8_t shortm[3] = {0, 0, 0};
+    const char bad_type[] = "\0\0\0\0\0nfs\0/x\0";
+    const char relative[] = "\0\0\0\0\0tmpfs\0x\0";
+    const char two_data[] = "\0\0\0\0\0tmpfs\0/x\0a\0b\0";
+    const char bad_flags[] = "\x40\0\0\0\0tmpfs\0/x\0";
+    struct {
+        uint16_t tag;
+        const void *v;
+        size_t n;
+    } bad[] = {{X_MOUNT, shortm, 3},
+               {X_MOUNT, bad_type, sizeof bad_type - 1},
+               {X_MOUNT, relative, sizeof relative - 1},
+               {X_MOUNT, two_data, sizeof two_data - 1},
+               {X_MOUNT, bad_flags, sizeof bad_flags - 1},
+               {X_MASKED, "/no-nul", 7},
+               {X_READONLY, "rel\0", 4},
+               {X_ROOT_RO, "\1\1", 2}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        struct tlvb z = {.n = 0};
+        tb_put(&z, bad[i].tag, bad[i].v, bad[i].n);
+        r = run_ex(4, ARGS("true"), &z, NULL);
+        CHECK(!r.started && r.err_code == EINVAL, "malformed mount tag %zu accepted (%d %s)", i, r.err_code, r.errmsg);
+    }
+    /* nothing of it is mounted where the client lives */
+    snprintf(p, sizeof p, " %s/", dir);
+    FILE *m = fopen("/proc/self/mounts", "r");
+    char line[1024];
+    while (m && fgets(line, sizeof line, m))
+        CHECK(!strstr(line, p), "the namespace's mount leaked: %s", line);
+    if (m)
+        fclose(m);
+    bye();
+    snprintf(p, sizeof p, "%s/secret", dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/t", dir);
+    rmdir(p);
+    snprintf(p, sizeof p, "%s/ro", dir);
+    rmdir(p);
+    rmdir(dir);
+}
+
 static void t_malformed(void)
 {
     srand(42);
@@ -926,7 +1032,7 @@ static const struct {
 } tests[] = {
     {"hello", t_hello}, {"exec", t_exec},     {"user", t_user},           {"signal", t_signal},
     {"stdin", t_stdin}, {"bulk", t_bulk},     {"pty", t_pty},             {"files", t_files},
-    {"fsops", t_fsops},
+    {"fsops", t_fsops}, {"mountns", t_mountns},
     {"malformed", t_malformed}, {"reconnect", t_reconnect}, {"shutdown", t_shutdown},
 };
 

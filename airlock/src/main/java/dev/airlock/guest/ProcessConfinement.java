@@ -19,6 +19,8 @@ import org.jspecify.annotations.Nullable;
  * @param groups supplementary group ids (added to those of the user's /etc/group entries), or null
  * @param hostname the hostname the process sees, in a UTS namespace of its own, or null for the
  *     guest's
+ * @param mounts the mount namespace of an OCI container's process (made once per VM, joined by
+ *     every process that carries the same), or null for the guest's own
  */
 public record ProcessConfinement(
         List<Rlimit> rlimits,
@@ -27,7 +29,8 @@ public record ProcessConfinement(
         byte @Nullable [] seccomp,
         @Nullable Integer umask,
         @Nullable List<Long> groups,
-        @Nullable String hostname) {
+        @Nullable String hostname,
+        @Nullable ContainerMounts mounts) {
 
     /** The agent's bounds: the kernel's own BPF_MAXINSNS and the agent's group table. */
     public static final int MAX_FILTER_INSTRUCTIONS = 4096;
@@ -125,6 +128,9 @@ public record ProcessConfinement(
         }
         if (hostname != null) {
             tlv.string(TAG_HOSTNAME, hostname);
+        }
+        if (mounts != null) {
+            mounts.write(tlv);
         }
     }
 

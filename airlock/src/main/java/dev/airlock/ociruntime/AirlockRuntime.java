@@ -230,6 +230,13 @@ public final class AirlockRuntime {
                     null,
                     null);
             record.write(dir);
+            if (!config.hooks().hasNone()) {
+                Files.writeString(dir.resolve(HOOKS), Json.MAPPER.writeValueAsString(config.hooks()));
+                // the sandbox exists and the process cannot run before start: where runc runs them
+                String state = stateJson(record, "creating", standIn.pid());
+                Hooks.run("createRuntime", config.hooks().createRuntime(), state, config.bundle());
+                Hooks.run("prestart", config.hooks().prestart(), state, config.bundle());
+            }
             if (pidFile != null) {
                 writePidFile(pidFile, standIn.pid());
             }
@@ -272,7 +279,7 @@ public final class AirlockRuntime {
         StandIn.Handle standIn = null;
         try {
             ProcessSpec process =
-                    VmPod.withPodHostname(config.process(), config, ensureRoot().resolve(pod.id()));
+                    VmPod.inPod(config.process(), config, ensureRoot().resolve(pod.id()));
             Files.writeString(dir.resolve(ContainerRecord.PROCESS), Json.MAPPER.writeValueAsString(process));
             DirectoryBinds.mount(config.rootfs(), config.binds(), dir);
             String guestRoot = VmPod.join(ensureRoot().resolve(pod.id()), id, config.rootfs(), dir);
@@ -314,9 +321,51 @@ public final class AirlockRuntime {
         }
         if (runToo) {
             startContainer(dir, id);
+            poststart(dir, id);
             return StandIn.awaitExit(standIn);
         }
         return 0;
+    }
+
+    /** The container's hooks, kept from its config at create (poststart and poststop run later). */
+    private static final String HOOKS = "hooks.json";
+
+    private static Hooks hooks(Path dir) {
+        Path f = dir.resolve(HOOKS);
+        if (!Files.exists(f)) {
+            return Hooks.NONE;
+        }
+        try {
+            return Json.MAPPER.readValue(Files.readString(f), Hooks.class);
+        } catch (IOException | RuntimeException e) {
+            throw new RuntimeError("the hooks of " + dir.getFileName() + " are unreadable: " + e.getMessage(), e);
+        }
+    }
+
+    /** poststart: after start; a failure is logged, not the start's (runtime-spec). */
+    private void poststart(Path dir, String id) {
+        Hooks hooks = hooks(dir);
+        if (hooks.poststart().isEmpty()) {
+            return;
+        }
+        ContainerRecord r = ContainerRecord.read(dir, id);
+        try {
+            Hooks.run("poststart", hooks.poststart(), stateJson(r, "running", r.pid()), Path.of(r.bundle()));
+        } catch (RuntimeError e) {
+            warn(String.valueOf(e.getMessage()));
+        }
+    }
+
+    /** The runtime-spec state a hook reads on stdin. */
+    private static String stateJson(ContainerRecord r, String status, long pid) {
+        Map<String, Object> s = new LinkedHashMap<>();
+        s.put("ociVersion", SPEC_VERSION);
+        s.put("id", r.id());
+        s.put("status", status);
+        s.put("pid", pid);
+        s.put("bundle", r.bundle());
+        s.put("annotations", r.annotations());
+        return Json.MAPPER.writeValueAsString(s);
     }
 
     /** runc's rule: a console socket exactly when the process has a terminal. */
@@ -359,6 +408,7 @@ public final class AirlockRuntime {
             throw new RuntimeError("cannot start a container that has already started: " + id);
         }
         startContainer(dir, id);
+        poststart(dir, id);
         return 0;
     }
 
@@ -494,6 +544,13 @@ public final class AirlockRuntime {
         VmPod.leave(dir);
         VmPod.releaseShare(dir);
         DirectoryBinds.unmount(dir);
+        if (r != null) {
+            try {
+                Hooks.run("poststop", hooks(dir).poststop(), stateJson(r, "stopped", 0), Path.of(r.bundle()));
+            } catch (RuntimeError e) {
+                warn(String.valueOf(e.getMessage())); // logged, not the delete's failure (runtime-spec)
+            }
+        }
         HostFiles.deleteTree(dir);
         return 0;
     }
@@ -573,7 +630,9 @@ public final class AirlockRuntime {
                     "",
                     new ArrayList<>(),
                     confined == null ? null : confined.seccomp(),
-                    confined == null ? null : confined.hostname());
+                    confined == null ? null : confined.hostname(),
+                    // runc's exec enters the container's mount namespace: the agent joins the one it made
+                    confined == null ? null : confined.mounts());
         } catch (IOException e) {
             throw new RuntimeError("cannot read the process file " + processFile + ": " + e.getMessage(), e);
         }
@@ -924,6 +983,12 @@ public final class AirlockRuntime {
 
     private void info(String message) {
         logLine("info", message);
+    }
+
+    /** Said on stderr and logged, but not a failure of the command. */
+    private void warn(String message) {
+        System.err.println("airlock-runtime: warning: " + message);
+        logLine("warning", message);
     }
 
     private void logLine(String level, String message) {

@@ -1,5 +1,6 @@
 package dev.airlock.ociruntime;
 
+import dev.airlock.guest.ContainerMounts;
 import dev.airlock.host.NamespaceFile;
 import dev.airlock.wire.Json;
 import java.io.IOException;
@@ -33,6 +34,7 @@ import tools.jackson.databind.JsonNode;
  *     boundary does instead, for the log
  * @param joins namespaces given by path ({@code linux.namespaces[].path}, as CRI gives an app
  *     container its pod's): type -> path, as written; {@link PodNamespaces} resolves them
+ * @param hooks the config's hooks, run on the host by the runtime ({@link Hooks})
  */
 record BundleConfig(
         Path bundle,
@@ -46,7 +48,8 @@ record BundleConfig(
         @Nullable Integer cpus,
         @Nullable Integer pids,
         List<String> replacedByVm,
-        Map<String, String> joins) {
+        Map<String, String> joins,
+        Hooks hooks) {
 
     /** The annotation that picks the mode of one container. */
     static final String MODE_ANNOTATION = "run.airlock.runtime";
@@ -80,6 +83,56 @@ record BundleConfig(
     private static final Set<String> LINUX_REPLACED =
             Set.of("maskedPaths", "readonlyPaths", "cgroupsPath", "devices", "mountLabel");
 
+    /** Options of a mount that set a per-mount flag. */
+    private static final Map<String, Long> MOUNT_FLAGS = Map.of(
+            "ro", ContainerMounts.MS_RDONLY,
+            "nosuid", ContainerMounts.MS_NOSUID,
+            "nodev", ContainerMounts.MS_NODEV,
+            "noexec", ContainerMounts.MS_NOEXEC,
+            "sync", ContainerMounts.MS_SYNCHRONOUS,
+            "dirsync", ContainerMounts.MS_DIRSYNC,
+            "noatime", ContainerMounts.MS_NOATIME,
+            "nodiratime", ContainerMounts.MS_NODIRATIME,
+            "relatime", ContainerMounts.MS_RELATIME,
+            "strictatime", ContainerMounts.MS_STRICTATIME);
+
+    /**
+     * Options that change nothing inside a VM: the defaults (rw, suid, dev, exec, atime), and
+     * propagation, which has no peer to reach from a namespace of the VM's own.
+     */
+    private static final Set<String> MOUNT_NO_OPS = Set.of(
+            "rw",
+            "suid",
+            "dev",
+            "exec",
+            "atime",
+            "diratime",
+            "norelatime",
+            "nostrictatime",
+            "async",
+            "private",
+            "rprivate",
+            "slave",
+            "rslave",
+            "shared",
+            "rshared",
+            "unbindable",
+            "runbindable",
+            "bind",
+            "rbind");
+
+    /** File-system options the agent passes to the kernel, by type (name, or name= for a value). */
+    private static final Map<String, Set<String>> MOUNT_DATA = Map.of(
+            "tmpfs", Set.of("size=", "mode=", "nr_inodes=", "nr_blocks=", "uid=", "gid=", "huge="),
+            "proc", Set.of("hidepid=", "subset="),
+            // the VM's own devpts instance is bound in (a terminal the agent opens is in it),
+            // made with these very options
+            "devpts", Set.of("newinstance", "ptmxmode=0666", "mode=0620", "gid=5"),
+            "sysfs", Set.of(),
+            "mqueue", Set.of(),
+            "cgroup", Set.of(),
+            "cgroup2", Set.of());
+
     static BundleConfig read(Path bundle) {
         Path dir = bundle.toAbsolutePath().normalize();
         if (!Files.isDirectory(dir)) {
@@ -110,20 +163,14 @@ record BundleConfig(
         if (!version.startsWith("1.")) {
             throw new RuntimeError("ociVersion '" + version + "' is not a runtime-spec 1.x version");
         }
-        JsonNode hooks = c.path("hooks");
-        if (hooks.isObject() && !hooks.isEmpty()) {
-            throw refused(
-                    "hooks", "hooks run host programs in the container's namespaces, which a microVM does not share");
-        }
+        Hooks hooks = Hooks.read(c.path("hooks"));
         JsonNode proc = c.path("process");
         if (!proc.isObject()) {
             throw new RuntimeError("config.json has no process object");
         }
         JsonNode root = c.path("root");
         onlyKeys(root, "root.", Set.of("path", "readonly"));
-        if (root.path("readonly").asBoolean(false)) {
-            throw refused("root.readonly", "a read-only root is not supported yet in a microVM");
-        }
+        boolean rootReadonly = root.path("readonly").asBoolean(false);
         Path rootfs = dir.resolve(text(root, "path")).normalize();
         if (!Files.isDirectory(rootfs, LinkOption.NOFOLLOW_LINKS)) {
             throw new RuntimeError("the root filesystem " + rootfs + " does not exist or is not a directory");
@@ -139,10 +186,18 @@ record BundleConfig(
         }
         Map<String, Path> files = new LinkedHashMap<>();
         List<DirectoryBinds.Bind> binds = new ArrayList<>();
-        mounts(c.path("mounts"), mode, files, binds);
         JsonNode linux = c.path("linux");
+        ContainerMounts mounts = null;
+        if (mode.equals("microvm")) {
+            mounts = vmMounts(c.path("mounts"), linux, rootReadonly, files, binds);
+        } else {
+            if (rootReadonly) {
+                throw refused("root.readonly", "a read-only root is given in microvm mode only (this is " + mode + ")");
+            }
+            sandboxMounts(c.path("mounts"), mode, files, binds);
+        }
         Map<String, String> joins = new LinkedHashMap<>();
-        Integer[] limits = linux(linux, replaced, joins);
+        Integer[] limits = linux(linux, mode, replaced, joins);
         String hostname = c.hasNonNull("hostname") ? c.get("hostname").asString() : null;
         JsonNode seccomp = linux.path("seccomp");
         ProcessSpec process = process(
@@ -153,7 +208,8 @@ record BundleConfig(
                 // a VM's process gets the config's hostname in a UTS namespace of its own; the
                 // other modes' sandboxes are containers whose hostname their backend sets. An
                 // empty one is none, as under runc.
-                mode.equals("microvm") && hostname != null && !hostname.isEmpty() ? hostname : null);
+                mode.equals("microvm") && hostname != null && !hostname.isEmpty() ? hostname : null,
+                mounts);
         return new BundleConfig(
                 dir,
                 rootfs,
@@ -166,7 +222,8 @@ record BundleConfig(
                 limits[1],
                 limits[2],
                 replaced,
-                joins);
+                joins,
+                hooks);
     }
 
     /**
@@ -175,7 +232,12 @@ record BundleConfig(
      * runc).
      */
     static ProcessSpec process(
-            JsonNode p, String where, List<String> replaced, byte @Nullable [] seccomp, @Nullable String hostname) {
+            JsonNode p,
+            String where,
+            List<String> replaced,
+            byte @Nullable [] seccomp,
+            @Nullable String hostname,
+            @Nullable ContainerMounts mounts) {
         Set<String> keys = new java.util.HashSet<>(Set.of("terminal", "consoleSize", "user", "args", "env", "cwd"));
         keys.addAll(PROCESS_REPLACED);
         keys.addAll(PROCESS_APPLIED);
@@ -213,11 +275,120 @@ record BundleConfig(
                 cwd,
                 uid + ":" + gid,
                 p.path("terminal").asBoolean(false),
-                ConfinementConfig.read(p, where, seccomp, hostname));
+                ConfinementConfig.read(p, where, seccomp, hostname, mounts));
     }
 
-    /** Collects the file binds to copy in and the directory binds; refuses every mount the sandbox cannot give. */
-    private static void mounts(JsonNode mounts, String mode, Map<String, Path> files, List<DirectoryBinds.Bind> binds) {
+    /**
+     * microvm mode: the config's mounts, masked and read-only paths and read-only root as the
+     * agent makes them in the container's mount namespace. Binds reach the VM the way they did
+     * before (files copied in at create, directories bound under the shared root on the host)
+     * and are bound onto themselves in the namespace, in their place in the order, with their
+     * flags; a host {@code /dev/shm} cannot be shared with a VM's memory and is a tmpfs of the
+     * VM's own instead.
+     */
+    private static ContainerMounts vmMounts(
+            JsonNode mounts,
+            JsonNode linux,
+            boolean rootReadonly,
+            Map<String, Path> files,
+            List<DirectoryBinds.Bind> binds) {
+        List<ContainerMounts.Mount> out = new ArrayList<>();
+        for (JsonNode m : mounts) {
+            onlyKeys(m, "mounts[].", Set.of("destination", "type", "source", "options", "uidMappings", "gidMappings"));
+            if (m.has("uidMappings") || m.has("gidMappings")) {
+                throw refused("mounts[].uidMappings", "idmapped mounts are not supported in a microVM");
+            }
+            String dest = text(m, "destination");
+            String type = m.path("type").asString("");
+            String source = m.path("source").asString("");
+            List<String> options = new ArrayList<>();
+            m.path("options").forEach(o -> options.add(o.asString()));
+            String what = "mounts " + dest + " (" + (type.isEmpty() ? "bind" : type) + ")";
+            if (!dest.startsWith("/")) {
+                throw refused(what, "the destination is not an absolute path");
+            }
+            boolean bind = type.equals("bind") || options.contains("bind") || options.contains("rbind");
+            long flags = 0;
+            boolean copyUp = false;
+            List<String> data = new ArrayList<>();
+            for (String o : options) {
+                Long f = MOUNT_FLAGS.get(o);
+                if (f != null) {
+                    flags |= f;
+                } else if (o.equals("tmpcopyup") && !bind && type.equals("tmpfs")) {
+                    copyUp = true;
+                } else if (!MOUNT_NO_OPS.contains(o)) {
+                    Set<String> allowed = bind ? Set.of() : MOUNT_DATA.getOrDefault(type, Set.of());
+                    int eq = o.indexOf('=');
+                    if (!allowed.contains(o) && (eq < 0 || !allowed.contains(o.substring(0, eq + 1)))) {
+                        throw refused(
+                                what + " option " + o,
+                                "not an option Airlock applies to a " + (bind ? "bind" : type) + " mount in a microVM");
+                    }
+                    if (!type.equals("devpts")) {
+                        data.add(o);
+                    }
+                }
+            }
+            if (bind) {
+                if (dest.equals("/dev/shm")) {
+                    out.add(new ContainerMounts.Mount("tmpfs", dest, flags, "mode=1777", false));
+                } else if (Files.isRegularFile(Path.of(source), LinkOption.NOFOLLOW_LINKS)) {
+                    files.put(dest, Path.of(source));
+                    out.add(new ContainerMounts.Mount("bind", dest, flags, "", false));
+                } else if (Files.isDirectory(Path.of(source))) {
+                    binds.add(new DirectoryBinds.Bind(
+                            Path.of(source),
+                            dest,
+                            options.stream()
+                                    .filter(DirectoryBinds.FLAGS::contains)
+                                    .distinct()
+                                    .toList()));
+                    out.add(new ContainerMounts.Mount("bind", dest, flags, "", false));
+                } else {
+                    throw refused(
+                            what + " from " + source,
+                            "the source is not a regular file or directory on the host (a missing path, a device or a socket)");
+                }
+                continue;
+            }
+            if (!MOUNT_DATA.containsKey(type)) {
+                throw refused(
+                        what,
+                        "a microVM container gets tmpfs, proc, sysfs, devpts, mqueue, cgroup mounts and binds,"
+                                + " not " + (type.isEmpty() ? "a mount without a type" : type));
+            }
+            out.add(new ContainerMounts.Mount(type, dest, flags, String.join(",", data), copyUp));
+        }
+        if (out.size() > ContainerMounts.MAX_MOUNTS) {
+            throw refused("mounts", "more than " + ContainerMounts.MAX_MOUNTS + " mounts");
+        }
+        List<String> masked = paths(linux.path("maskedPaths"), "linux.maskedPaths");
+        List<String> readonly = paths(linux.path("readonlyPaths"), "linux.readonlyPaths");
+        return new ContainerMounts(out, masked, readonly, rootReadonly);
+    }
+
+    private static List<String> paths(JsonNode list, String where) {
+        List<String> out = new ArrayList<>();
+        for (JsonNode p : list) {
+            String s = p.asString("");
+            if (!s.startsWith("/") || s.indexOf('\0') >= 0) {
+                throw new RuntimeError(where + " entry '" + s + "' is not an absolute path");
+            }
+            out.add(s);
+        }
+        if (out.size() > ContainerMounts.MAX_PATHS) {
+            throw refused(where, "more than " + ContainerMounts.MAX_PATHS + " paths");
+        }
+        return out;
+    }
+
+    /**
+     * gvisor and container modes: collects the file binds to copy in; refuses every mount the
+     * sandbox cannot give.
+     */
+    private static void sandboxMounts(
+            JsonNode mounts, String mode, Map<String, Path> files, List<DirectoryBinds.Bind> binds) {
         for (JsonNode m : mounts) {
             onlyKeys(m, "mounts[].", Set.of("destination", "type", "source", "options", "uidMappings", "gidMappings"));
             String dest = text(m, "destination");
@@ -276,11 +447,15 @@ record BundleConfig(
     }
 
     /** Reads linux.*: [memoryMiB, cpus, pids] (each may be null). */
-    private static Integer[] linux(JsonNode linux, List<String> replaced, Map<String, String> joins) {
+    private static Integer[] linux(JsonNode linux, String mode, List<String> replaced, Map<String, String> joins) {
         Set<String> keys = new java.util.HashSet<>(Set.of("namespaces", "resources", "rootfsPropagation", "seccomp"));
         keys.addAll(LINUX_REPLACED);
         onlyKeys(linux, "linux.", keys);
-        LINUX_REPLACED.stream().filter(linux::has).forEach(k -> replaced.add("linux." + k));
+        LINUX_REPLACED.stream()
+                .filter(linux::has)
+                // a microVM's agent applies the masked and read-only paths itself (vmMounts)
+                .filter(k -> !mode.equals("microvm") || !(k.equals("maskedPaths") || k.equals("readonlyPaths")))
+                .forEach(k -> replaced.add("linux." + k));
         for (JsonNode ns : linux.path("namespaces")) {
             String type = ns.path("type").asString("");
             if (ns.hasNonNull("path")) {

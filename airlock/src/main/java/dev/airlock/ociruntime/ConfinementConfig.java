@@ -1,5 +1,6 @@
 package dev.airlock.ociruntime;
 
+import dev.airlock.guest.ContainerMounts;
 import dev.airlock.guest.ProcessConfinement;
 import java.util.ArrayList;
 import java.util.HashSet;
@@ -82,7 +83,11 @@ final class ConfinementConfig {
 
     /** The confinement of {@code process} ({@code where} prefixes field names in errors). */
     static @Nullable ProcessConfinement read(
-            JsonNode p, String where, byte @Nullable [] seccomp, @Nullable String hostname) {
+            JsonNode p,
+            String where,
+            byte @Nullable [] seccomp,
+            @Nullable String hostname,
+            @Nullable ContainerMounts mounts) {
         List<ProcessConfinement.Rlimit> rlimits = rlimits(p.path("rlimits"), where + "rlimits");
         ProcessConfinement.Capabilities caps = capabilities(p.path("capabilities"), where + "capabilities");
         boolean noNewPrivileges = p.path("noNewPrivileges").asBoolean(false);
@@ -116,13 +121,14 @@ final class ConfinementConfig {
                 && seccomp == null
                 && umask == null
                 && groups == null
-                && hostname == null) {
+                && hostname == null
+                && mounts == null) {
             return null;
         }
         if (hostname != null && (hostname.isEmpty() || hostname.length() > 64)) {
             throw new RuntimeError("hostname '" + hostname + "' is not 1 to 64 characters");
         }
-        return new ProcessConfinement(rlimits, caps, noNewPrivileges, seccomp, umask, groups, hostname);
+        return new ProcessConfinement(rlimits, caps, noNewPrivileges, seccomp, umask, groups, hostname, mounts);
     }
 
     private static List<ProcessConfinement.Rlimit> rlimits(JsonNode list, String where) {

@@ -137,28 +137,29 @@ final class VmPod {
     }
 
     /**
-     * The app container's process with the pod's hostname when it joins the pod's UTS namespace
-     * (CRI gives it none): the sandbox container's, or the VM's own when that has none.
+     * The app container's process as it runs in the pod's VM: with the pod's hostname when it
+     * joins the pod's UTS namespace (CRI gives it none: the sandbox container's, or the VM's own
+     * when that has none), and without a mount namespace of the config's: its root comes with its
+     * own /proc, /sys and /dev (the agent's ROOT), and the agent refuses ROOT beside the mount tags.
      */
-    static ProcessSpec withPodHostname(ProcessSpec p, BundleConfig config, Path ownerDir) {
-        if (!config.joins().containsKey("uts")) {
-            return p;
-        }
-        String hostname;
-        try {
-            ProcessConfinement owner = Json.MAPPER
-                    .readValue(Files.readString(ownerDir.resolve(ContainerRecord.PROCESS)), ProcessSpec.class)
-                    .confinement();
-            hostname = owner == null ? null : owner.hostname();
-        } catch (IOException e) {
-            throw new RuntimeError("cannot read the pod's sandbox container's process: " + e.getMessage(), e);
-        }
+    static ProcessSpec inPod(ProcessSpec p, BundleConfig config, Path ownerDir) {
         ProcessConfinement c = p.confinement();
+        String hostname = c == null ? null : c.hostname();
+        if (config.joins().containsKey("uts")) {
+            try {
+                ProcessConfinement owner = Json.MAPPER
+                        .readValue(Files.readString(ownerDir.resolve(ContainerRecord.PROCESS)), ProcessSpec.class)
+                        .confinement();
+                hostname = owner == null ? null : owner.hostname();
+            } catch (IOException e) {
+                throw new RuntimeError("cannot read the pod's sandbox container's process: " + e.getMessage(), e);
+            }
+        }
         if (c == null && hostname == null) {
             return p;
         }
         ProcessConfinement withHost = c == null
-                ? new ProcessConfinement(List.of(), null, false, null, null, null, hostname)
+                ? new ProcessConfinement(List.of(), null, false, null, null, null, hostname, null)
                 : new ProcessConfinement(
                         c.rlimits(),
                         c.capabilities(),
@@ -166,7 +167,8 @@ final class VmPod {
                         c.seccomp(),
                         c.umask(),
                         c.groups(),
-                        hostname);
+                        hostname,
+                        null);
         return new ProcessSpec(p.args(), p.env(), p.cwd(), p.user(), p.terminal(), withHost);
     }
 

@@ -3,6 +3,7 @@ package dev.airlock.ociruntime;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.airlock.guest.ContainerMounts;
 import dev.airlock.guest.ProcessConfinement;
 import dev.airlock.wire.Json;
 import java.io.IOException;
@@ -67,8 +68,13 @@ class BundleConfigTest {
         assertThat(c.pids()).isEqualTo(2048);
         assertThat(c.files()).isEqualTo(Map.of("/etc/hosts", bundle.resolve("hosts")));
         assertThat(c.replacedByVm())
-                .contains("linux.maskedPaths")
-                .doesNotContain("process.capabilities", "process.rlimits", "linux.seccomp");
+                .contains("linux.cgroupsPath")
+                .doesNotContain(
+                        "process.capabilities",
+                        "process.rlimits",
+                        "linux.seccomp",
+                        "linux.maskedPaths",
+                        "linux.readonlyPaths");
         ProcessConfinement confinement =
                 java.util.Objects.requireNonNull(c.process().confinement());
         assertThat(confinement.rlimits()).containsExactly(new ProcessConfinement.Rlimit(7, 1024, 20000));
@@ -76,6 +82,100 @@ class BundleConfigTest {
         assertThat(confinement.umask()).isEqualTo(18);
         assertThat(confinement.seccomp()).isNotNull();
         assertThat(confinement.hostname()).isEqualTo("abc");
+        ContainerMounts mounts = java.util.Objects.requireNonNull(confinement.mounts());
+        assertThat(mounts.mounts())
+                .extracting(ContainerMounts.Mount::type, ContainerMounts.Mount::destination)
+                .containsExactly(
+                        org.assertj.core.groups.Tuple.tuple("proc", "/proc"),
+                        org.assertj.core.groups.Tuple.tuple("tmpfs", "/dev"),
+                        org.assertj.core.groups.Tuple.tuple("sysfs", "/sys"),
+                        org.assertj.core.groups.Tuple.tuple("devpts", "/dev/pts"),
+                        org.assertj.core.groups.Tuple.tuple("mqueue", "/dev/mqueue"),
+                        org.assertj.core.groups.Tuple.tuple("bind", "/etc/hosts"),
+                        org.assertj.core.groups.Tuple.tuple("cgroup", "/sys/fs/cgroup"));
+        assertThat(mounts.masked()).containsExactly("/proc/kcore");
+        assertThat(mounts.readonly()).containsExactly("/proc/sys");
+        assertThat(mounts.rootReadonly()).isFalse();
+    }
+
+    /** podman's --tmpfs and --read-only: options become flags and tmpfs data, in the config's order. */
+    @Test
+    void mountOptionsBecomeFlagsAndData() throws IOException {
+        ObjectNode c = podmanLike();
+        ((ObjectNode) c.get("root")).put("readonly", true);
+        ArrayNode m = (ArrayNode) c.get("mounts");
+        m.insertObject(0)
+                .put("destination", "/scratch")
+                .put("type", "tmpfs")
+                .put("source", "tmpfs")
+                .putArray("options")
+                .add("size=1m")
+                .add("rw")
+                .add("rprivate")
+                .add("nosuid")
+                .add("nodev")
+                .add("tmpcopyup");
+        m.addObject()
+                .put("destination", "/dev/shm")
+                .put("type", "bind")
+                .put("source", bundle.resolve("shm").toString())
+                .putArray("options")
+                .add("bind")
+                .add("noexec");
+        ((ObjectNode) m.get(6)).putArray("options").add("bind").add("ro");
+        ProcessConfinement confinement = java.util.Objects.requireNonNull(
+                BundleConfig.parse(bundle, c).process().confinement());
+        ContainerMounts got = java.util.Objects.requireNonNull(confinement.mounts());
+        assertThat(got.rootReadonly()).isTrue();
+        assertThat(got.mounts().getFirst())
+                .isEqualTo(new ContainerMounts.Mount(
+                        "tmpfs", "/scratch", ContainerMounts.MS_NOSUID | ContainerMounts.MS_NODEV, "size=1m", true));
+        assertThat(got.mounts().get(6))
+                .as("a read-only file bind, refused before")
+                .isEqualTo(new ContainerMounts.Mount("bind", "/etc/hosts", ContainerMounts.MS_RDONLY, "", false));
+        assertThat(got.mounts().getLast())
+                .as("a host /dev/shm is a tmpfs of the VM's own")
+                .isEqualTo(
+                        new ContainerMounts.Mount("tmpfs", "/dev/shm", ContainerMounts.MS_NOEXEC, "mode=1777", false));
+    }
+
+    @Test
+    void hooksThatRunOnTheHostAreKept() throws IOException {
+        ObjectNode c = podmanLike();
+        ObjectNode h = c.putObject("hooks");
+        ObjectNode pre =
+                h.putArray("prestart").addObject().put("path", "/bin/sh").put("timeout", 5);
+        pre.putArray("args").add("sh").add("-c").add("true");
+        h.putArray("poststop").addObject().put("path", "/bin/true");
+        Hooks hooks = BundleConfig.parse(bundle, c).hooks();
+        assertThat(hooks.prestart()).containsExactly(new Hooks.Hook("/bin/sh", List.of("-c", "true"), null, 5));
+        assertThat(hooks.poststop()).containsExactly(new Hooks.Hook("/bin/true", List.of(), null, 60));
+        assertThat(hooks.createRuntime()).isEmpty();
+    }
+
+    /** Real programs: state on stdin, in order; a failure and a timeout are errors naming the hook. */
+    @Test
+    void hooksRunInOrderWithTheStateOnStdin() throws IOException {
+        Path out = bundle.resolve("hook.out");
+        Hooks.Hook first = new Hooks.Hook("/bin/sh", List.of("-c", "cat > " + out), null, 10);
+        Hooks.Hook second = new Hooks.Hook("/bin/sh", List.of("-c", "echo second >> " + out), List.of("A=b"), 10);
+        Hooks.run("prestart", List.of(first, second), "{\"id\":\"x\"}", bundle);
+        assertThat(Files.readString(out)).isEqualTo("{\"id\":\"x\"}second\n");
+
+        Hooks.Hook fails = new Hooks.Hook("/bin/sh", List.of("-c", "echo no way >&2; exit 3"), null, 10);
+        assertThatThrownBy(() -> Hooks.run("prestart", List.of(fails, first), "{}", bundle))
+                .isInstanceOf(RuntimeError.class)
+                .hasMessage("hooks.prestart[0] /bin/sh failed with exit status 3: no way");
+        Hooks.Hook hangs = new Hooks.Hook("/bin/sh", List.of("-c", "exec sleep 30"), null, 1);
+        long t0 = System.nanoTime();
+        assertThatThrownBy(() -> Hooks.run("createRuntime", List.of(hangs), "{}", bundle))
+                .isInstanceOf(RuntimeError.class)
+                .hasMessage("hooks.createRuntime[0] /bin/sh did not finish within its timeout of 1 s");
+        assertThat(System.nanoTime() - t0).isLessThan(20_000_000_000L);
+        assertThatThrownBy(() ->
+                        Hooks.run("poststop", List.of(new Hooks.Hook("/no/such", List.of(), null, 1)), "{}", bundle))
+                .isInstanceOf(RuntimeError.class)
+                .hasMessageContaining("hooks.poststop[0] /no/such cannot start");
     }
 
     @Test
@@ -113,8 +213,33 @@ class BundleConfigTest {
 
     @Test
     void refusesWhatAVmCannotGiveNamingTheField() throws IOException {
-        assertRefused(c -> ((ObjectNode) c.get("root")).put("readonly", true), "root.readonly");
-        assertRefused(c -> c.putObject("hooks").putArray("prestart").addObject().put("path", "/bin/true"), "hooks");
+        assertRefused(
+                c -> {
+                    ((ObjectNode) c.get("root")).put("readonly", true);
+                    ((ObjectNode) c.get("annotations")).put(BundleConfig.MODE_ANNOTATION, "container");
+                },
+                "root.readonly");
+        assertRefused(
+                c -> c.putObject("hooks")
+                        .putArray("createContainer")
+                        .addObject()
+                        .put("path", "/bin/true"),
+                "hooks.createContainer");
+        assertRefused(
+                c -> ((ArrayNode) c.get("mounts"))
+                        .addObject()
+                        .put("destination", "/data")
+                        .put("type", "nfs")
+                        .put("source", "server:/x"),
+                "mounts /data (nfs): a microVM container gets tmpfs, proc, sysfs, devpts, mqueue, cgroup mounts and binds, not nfs");
+        assertRefused(
+                c -> ((ArrayNode) c.get("mounts"))
+                        .addObject()
+                        .put("destination", "/t")
+                        .put("type", "tmpfs")
+                        .putArray("options")
+                        .add("exotic=1"),
+                "mounts /t (tmpfs) option exotic=1");
         assertRefused(
                 c -> ((ArrayNode) c.get("linux").get("namespaces"))
                         .addObject()
@@ -133,7 +258,7 @@ class BundleConfigTest {
                         .putArray("options")
                         .add("rbind")
                         .add("idmap"),
-                "mounts /data option idmap");
+                "mounts /data (bind) option idmap");
         assertRefused(c -> c.put("domainname", "x"), "domainname");
         assertRefused(
                 c -> ((ObjectNode) c.get("linux")).putObject("sysctl").put("net.ipv4.ip_forward", "1"), "linux.sysctl");

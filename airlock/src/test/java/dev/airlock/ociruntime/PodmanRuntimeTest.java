@@ -49,8 +49,25 @@ class PodmanRuntimeTest {
         assertThat(new Cli(dirs).run("ps").exit()).isZero();
         Path rootfs = Files.createDirectories(work.resolve("rootfs/bin"));
         Files.copy(Path.of("/usr/bin/busybox"), rootfs.resolve("busybox"));
-        for (String applet :
-                List.of("sh", "echo", "cat", "id", "pwd", "sleep", "ls", "env", "true", "uname", "grep", "mkdir")) {
+        for (String applet : List.of(
+                "sh",
+                "echo",
+                "cat",
+                "id",
+                "pwd",
+                "sleep",
+                "ls",
+                "env",
+                "true",
+                "uname",
+                "grep",
+                "mkdir",
+                "wc",
+                "touch",
+                "readlink",
+                "pidof",
+                "cut",
+                "tr")) {
             Files.createSymbolicLink(rootfs.resolve(applet), Path.of("busybox"));
         }
         for (String d : List.of("etc", "tmp", "root", "proc", "sys", "dev", "data")) {
@@ -321,6 +338,80 @@ class PodmanRuntimeTest {
         assertNothingLeft();
     }
 
+    /**
+     * The config's mounts in a mount namespace of the container's own, which podman's exec joins:
+     * {@code --tmpfs /scratch:size=1m} is a 1 MiB tmpfs, {@code /dev} the config's tmpfs with
+     * runc's default devices, masked paths (podman's /proc/timer_list, /sys/firmware) read empty, a read-only path
+     * (/proc/sys) refuses writes, and {@code --read-only} refuses writes to the root while its
+     * tmpfs mounts and a volume take them. One VM.
+     */
+    @Test
+    void configMountsMaskedAndReadOnlyPathsInTheContainersNamespace() throws IOException {
+        Path shared = Files.createDirectories(work.resolve("rw-volume"));
+        Run started = podman(
+                "run",
+                "-d",
+                "--name",
+                "mounts",
+                "--network",
+                "none",
+                "--read-only",
+                "--tmpfs",
+                "/scratch:size=1m",
+                "-v",
+                shared + ":/vol",
+                IMAGE,
+                "sleep",
+                "600");
+        assertThat(started.exit()).as(started.err()).isZero();
+        Run r = podman(
+                "exec",
+                "mounts",
+                "sh",
+                "-c",
+                "grep -E ' /(scratch|dev|tmp) ' /proc/mounts | cut -d' ' -f2,3,4;"
+                        + " echo in-tmpfs > /scratch/f && cat /scratch/f; echo t > /tmp/t && echo tmp-ok;"
+                        + " echo v > /vol/v && echo vol-ok;"
+                        + " touch /rootfile 2>&1 || echo root-refused;"
+                        + " [ -e /proc/kcore ] || echo no-kcore; echo timer_list=$(wc -c < /proc/timer_list);"
+                        + " echo firmware=$(ls -A /sys/firmware | wc -l);"
+                        + " (echo 3 > /proc/sys/vm/drop_caches) 2>&1 || echo procsys-refused;"
+                        + " ls /dev | tr '\n' ' '; echo;"
+                        + " [ \"$(readlink /proc/self/ns/mnt)\" = \"$(readlink /proc/$(pidof sleep)/ns/mnt)\" ]"
+                        + " && echo same-namespace;"
+                        + " [ \"$(readlink /proc/self/ns/mnt)\" != \"$(readlink /proc/1/ns/mnt)\" ] && echo not-the-vms");
+        Run logs = podman("logs", "mounts");
+        assertThat(r.exit()).as(r.err() + r.out() + logs.out() + logs.err()).isZero();
+        assertThat(r.out())
+                .contains("/scratch tmpfs rw,nosuid,nodev,relatime,size=1024k")
+                .contains("/dev tmpfs")
+                .contains("/tmp tmpfs")
+                .contains("in-tmpfs\n")
+                .contains("tmp-ok\n")
+                .contains("vol-ok\n")
+                .contains("Read-only file system")
+                .contains("root-refused\n")
+                // podman's masked paths: a file reads empty, a directory is an empty tmpfs (the
+                // guest kernel has no /proc/kcore: a missing masked path is skipped, as runc does)
+                .contains("timer_list=0\n")
+                .contains("firmware=0\n")
+                .contains("procsys-refused\n")
+                .contains("same-namespace\n")
+                .contains("not-the-vms\n");
+        String dev = r.out()
+                .lines()
+                .filter(l -> l.contains("urandom"))
+                .findFirst()
+                .orElseThrow(() -> new AssertionError(r.out()));
+        assertThat(List.of(dev.split(" ")))
+                .contains(
+                        "null", "zero", "full", "random", "urandom", "tty", "ptmx", "fd", "stdin", "stdout", "stderr",
+                        "pts", "shm", "mqueue");
+        assertThat(Files.readString(shared.resolve("v"))).isEqualTo("v\n");
+        assertThat(podman("rm", "-f", "mounts").exit()).isZero();
+        assertNothingLeft();
+    }
+
     /** -v DIR:/path and DIR:/path:ro in a microVM: writes reach the host, a read-only one refuses them. */
     @Test
     void directoryBindsReachTheVm() throws IOException {
@@ -368,10 +459,20 @@ class PodmanRuntimeTest {
                 bundle.resolve("config.json"),
                 "{\"ociVersion\": \"1.0.2\", \"process\": {\"args\": [\"sleep\", \"100\"], \"cwd\": \"/\"},"
                         + " \"root\": {\"path\": \"" + work.resolve("rootfs") + "\"},"
-                        + " \"hooks\": {\"prestart\": [{\"path\": \"/bin/true\"}]}}");
+                        + " \"hooks\": {\"createContainer\": [{\"path\": \"/bin/true\"}]}}");
         Run hooks = runtime("create", "--bundle", bundle.toString(), "c1");
         assertThat(hooks.exit()).isEqualTo(1);
-        assertThat(hooks.err()).contains("unsupported config.json field hooks");
+        assertThat(hooks.err()).contains("unsupported config.json field hooks.createContainer");
+        Files.writeString(
+                bundle.resolve("config.json"),
+                "{\"ociVersion\": \"1.0.2\", \"process\": {\"args\": [\"sleep\", \"100\"], \"cwd\": \"/\"},"
+                        + " \"root\": {\"path\": \"" + work.resolve("rootfs") + "\"},"
+                        + " \"mounts\": [{\"destination\": \"/r\", \"type\": \"ramfs\", \"source\": \"ramfs\"}]}");
+        Run ramfs = runtime("create", "--bundle", bundle.toString(), "c1");
+        assertThat(ramfs.exit()).isEqualTo(1);
+        assertThat(ramfs.err())
+                .contains("unsupported config.json field mounts /r (ramfs): a microVM container gets tmpfs, proc,"
+                        + " sysfs, devpts, mqueue, cgroup mounts and binds, not ramfs");
 
         Run unknown = runtime("state", "no-such-container");
         assertThat(unknown.exit()).isEqualTo(1);
@@ -380,22 +481,59 @@ class PodmanRuntimeTest {
         assertThat(runtime("delete", "no-such-container").exit()).isEqualTo(1);
         assertNothingLeft();
 
+        // hooks on the host: prestart after create (the state's id and pid on stdin), poststart
+        // after start, poststop after delete; each appends its name and the state to a host file
+        Path hookLog = work.resolve("hooks.log");
+        String hook = "{\"path\": \"/bin/sh\", \"args\": [\"sh\", \"-c\", \"echo PHASE $(cat) >> " + hookLog
+                + "\"], \"timeout\": 20}";
         Files.writeString(
                 bundle.resolve("config.json"),
                 "{\"ociVersion\": \"1.0.2\", \"process\": {\"args\": [\"sleep\", \"100\"], \"cwd\": \"/\"},"
-                        + " \"root\": {\"path\": \"" + work.resolve("rootfs") + "\"}}");
+                        + " \"root\": {\"path\": \"" + work.resolve("rootfs") + "\"},"
+                        + " \"hooks\": {\"prestart\": [" + hook.replace("PHASE", "prestart") + "],"
+                        + " \"poststart\": [" + hook.replace("PHASE", "poststart") + "],"
+                        + " \"poststop\": [" + hook.replace("PHASE", "poststop") + "]}}");
         Path pidFile = work.resolve("c1.pid");
         Run created = runtime("create", "--bundle", bundle.toString(), "--pid-file", pidFile.toString(), "c1");
         assertThat(created.exit()).as(created.err()).isZero();
+        String pid = Files.readString(pidFile).strip();
         assertThat(runtime("state", "c1").out())
                 .contains("\"status\" : \"created\"")
-                .contains("\"pid\" : " + Files.readString(pidFile).strip());
+                .contains("\"pid\" : " + pid);
+        assertThat(Files.readAllLines(hookLog))
+                .singleElement()
+                .satisfies(l -> assertThat(l)
+                        .startsWith("prestart {")
+                        .contains("\"id\":\"c1\"")
+                        .contains("\"pid\":" + pid)
+                        .contains("\"status\":\"creating\""));
         Run again = runtime("create", "--bundle", bundle.toString(), "c1");
         assertThat(again.exit()).isEqualTo(1);
         assertThat(again.err()).contains("container with id exists: c1");
         // The first container is untouched by the refused second create.
         assertThat(runtime("state", "c1").out()).contains("\"status\" : \"created\"");
+        assertThat(runtime("start", "c1").exit()).isZero();
+        assertThat(Files.readAllLines(hookLog)).hasSize(2).last().asString().startsWith("poststart {");
         assertThat(runtime("delete", "--force", "c1").exit()).isZero();
+        assertThat(Files.readAllLines(hookLog))
+                .hasSize(3)
+                .last()
+                .asString()
+                .startsWith("poststop {")
+                .contains("\"id\":\"c1\"")
+                .contains("\"status\":\"stopped\"");
+        assertNothingLeft();
+
+        // a failing prestart fails the create, which leaves nothing behind
+        Files.writeString(
+                bundle.resolve("config.json"),
+                "{\"ociVersion\": \"1.0.2\", \"process\": {\"args\": [\"sleep\", \"100\"], \"cwd\": \"/\"},"
+                        + " \"root\": {\"path\": \"" + work.resolve("rootfs") + "\"},"
+                        + " \"hooks\": {\"prestart\": [{\"path\": \"/bin/sh\", \"args\": [\"sh\", \"-c\","
+                        + " \"echo refused by the hook; exit 4\"]}]}}");
+        Run failed = runtime("create", "--bundle", bundle.toString(), "c2");
+        assertThat(failed.exit()).isEqualTo(1);
+        assertThat(failed.err()).contains("hooks.prestart[0] /bin/sh failed with exit status 4: refused by the hook");
         assertNothingLeft();
     }
 
