@@ -230,13 +230,7 @@ public final class AirlockRuntime {
                     null,
                     null);
             record.write(dir);
-            if (!config.hooks().hasNone()) {
-                Files.writeString(dir.resolve(HOOKS), Json.MAPPER.writeValueAsString(config.hooks()));
-                // the sandbox exists and the process cannot run before start: where runc runs them
-                String state = stateJson(record, "creating", standIn.pid());
-                Hooks.run("createRuntime", config.hooks().createRuntime(), state, config.bundle());
-                Hooks.run("prestart", config.hooks().prestart(), state, config.bundle());
-            }
+            createHooks(dir, record, config);
             if (pidFile != null) {
                 writePidFile(pidFile, standIn.pid());
             }
@@ -257,9 +251,25 @@ public final class AirlockRuntime {
         }
         if (runToo) {
             startContainer(dir, id);
+            poststart(dir, id);
             return StandIn.awaitExit(standIn);
         }
         return 0;
+    }
+
+    /**
+     * createRuntime and prestart, where runc runs them: the container's sandbox (or its place in
+     * the pod's VM) exists and its process cannot run before start. The hooks are kept for
+     * poststart and poststop.
+     */
+    private static void createHooks(Path dir, ContainerRecord record, BundleConfig config) throws IOException {
+        if (config.hooks().hasNone()) {
+            return;
+        }
+        Files.writeString(dir.resolve(HOOKS), Json.MAPPER.writeValueAsString(config.hooks()));
+        String state = stateJson(record, "creating", record.pid());
+        Hooks.run("createRuntime", config.hooks().createRuntime(), state, config.bundle());
+        Hooks.run("prestart", config.hooks().prestart(), state, config.bundle());
     }
 
     /**
@@ -293,16 +303,17 @@ public final class AirlockRuntime {
             info("container " + id + " runs in the VM of pod " + pod.id() + " (sandbox " + pod.sandbox()
                     + "), with its resources");
             standIn = StandIn.spawn(dir, pod.sandbox(), true, console == null ? null : ConsolePty.open(console));
-            new ContainerRecord(
-                            id,
-                            pod.sandbox(),
-                            config.bundle().toString(),
-                            standIn.pid(),
-                            Instant.now().toString(),
-                            config.annotations(),
-                            pod.id(),
-                            guestRoot)
-                    .write(dir);
+            ContainerRecord record = new ContainerRecord(
+                    id,
+                    pod.sandbox(),
+                    config.bundle().toString(),
+                    standIn.pid(),
+                    Instant.now().toString(),
+                    config.annotations(),
+                    pod.id(),
+                    guestRoot);
+            record.write(dir);
+            createHooks(dir, record, config);
             if (pidFile != null) {
                 writePidFile(pidFile, standIn.pid());
             }
