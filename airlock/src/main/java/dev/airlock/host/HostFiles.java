@@ -34,21 +34,7 @@ public final class HostFiles {
      * visible half-written or with its final mode before it is whole.
      */
     public static void writeAtomically(Path target, byte[] bytes, String permissions) {
-        try {
-            Path tmp = Files.createTempFile(
-                    target.getParent(),
-                    target.getFileName().toString(),
-                    ".tmp",
-                    PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
-            Files.write(tmp, bytes);
-            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE)) {
-                ch.force(true);
-            }
-            Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString(permissions));
-            Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot write " + target, e);
-        }
+        renameInto(target, bytes, permissions, true);
     }
 
     /**
@@ -58,6 +44,11 @@ public final class HostFiles {
      * Owner-only (0600).
      */
     public static void replace(Path target, byte[] bytes) {
+        renameInto(target, bytes, "rw-------", false);
+    }
+
+    /** Writes a temporary file at 0600 beside {@code target} (fsynced when durable) and renames it over. */
+    private static void renameInto(Path target, byte[] bytes, String permissions, boolean durable) {
         try {
             Path tmp = Files.createTempFile(
                     target.getParent(),
@@ -65,6 +56,12 @@ public final class HostFiles {
                     ".tmp",
                     PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
             Files.write(tmp, bytes);
+            if (durable) {
+                try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE)) {
+                    ch.force(true);
+                }
+            }
+            Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString(permissions));
             Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write " + target, e);
