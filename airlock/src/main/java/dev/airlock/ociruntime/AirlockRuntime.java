@@ -189,29 +189,16 @@ public final class AirlockRuntime {
                     "-m",
                     "0600",
                     dir.resolve(ContainerRecord.START_FIFO).toString()));
-            service.create(new CreateSpec(
-                    sandbox,
-                    config.rootfs().toString(),
-                    mode,
-                    config.cpus(),
-                    config.memoryMiB(),
-                    null,
-                    config.pids(),
-                    null,
-                    null,
-                    null,
-                    null,
-                    "none",
-                    null,
-                    null,
-                    null,
-                    null,
-                    null,
-                    null,
-                    null,
-                    null,
-                    null,
-                    namespaces));
+            service.create(CreateSpec.builder()
+                    .name(sandbox)
+                    .image(config.rootfs().toString())
+                    .runtime(mode)
+                    .cpus(config.cpus())
+                    .memoryMiB(config.memoryMiB())
+                    .pids(config.pids())
+                    .network("none")
+                    .namespaces(namespaces)
+                    .build());
             sandboxMade = true;
             service.start(sandbox);
             prepareGuest(service, sandbox, config, "");
