@@ -345,10 +345,14 @@ record BundleConfig(
                                     .distinct()
                                     .toList()));
                     out.add(new ContainerMounts.Mount("bind", dest, flags, "", false));
+                } else if (!Files.exists(Path.of(source), LinkOption.NOFOLLOW_LINKS)) {
+                    throw refused(
+                            what + " from " + source,
+                            "the host path " + source + " does not exist: create it, or fix the volume's source");
                 } else {
                     throw refused(
                             what + " from " + source,
-                            "the source is not a regular file or directory on the host (a missing path, a device or a socket)");
+                            "the source is not a regular file or directory on the host (a device or a socket)");
                 }
                 continue;
             }

@@ -3,10 +3,13 @@ package dev.airlock.ociruntime;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.airlock.guest.ContainerMounts;
+import dev.airlock.guest.ProcessConfinement;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Objects;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -23,8 +26,11 @@ class RuntimeInputTest {
         BundleConfig c = BundleConfig.read(dir);
         assertThat(c.process().args()).containsExactly("sh");
         assertThat(c.mode()).isEqualTo("microvm");
-        assertThat(c.replacedByVm()).contains("linux.maskedPaths");
-        assertThat(c.process().confinement()).isNotNull();
+        // the default spec's masked and read-only paths are applied in the container's mount namespace
+        assertThat(c.replacedByVm()).doesNotContain("linux.maskedPaths", "linux.readonlyPaths");
+        ProcessConfinement confinement = Objects.requireNonNull(c.process().confinement());
+        ContainerMounts mounts = Objects.requireNonNull(confinement.mounts());
+        assertThat(mounts.masked()).contains("/proc/kcore");
 
         String before = Files.readString(dir.resolve("config.json"));
         assertThatThrownBy(() -> new AirlockRuntime().run(List.of("spec", "--bundle", dir.toString())))
@@ -78,11 +84,17 @@ class RuntimeInputTest {
                 dir.resolve("config.json"),
                 "{\"ociVersion\": \"1.0.2\", \"process\": {\"args\": [\"true\"]}, \"root\": {\"path\": \"rootfs\"},"
                         + " \"mounts\": [" + bind + "]}");
+        assertThatThrownBy(() -> BundleConfig.read(dir))
+                .hasMessageContaining("the host path " + dir.resolve("nope") + " does not exist");
+        // one that exists at create but is gone when it is mounted is named there too
+        Files.createDirectories(dir.resolve("nope"));
         BundleConfig c = BundleConfig.read(dir);
         assertThat(c.binds())
                 .containsExactly(new DirectoryBinds.Bind(dir.resolve("nope"), "/data", List.of("ro", "nosuid")));
+        Files.delete(dir.resolve("nope"));
         assertThatThrownBy(() -> DirectoryBinds.mount(rootfs, c.binds(), dir))
                 .hasMessageContaining("the host path " + dir.resolve("nope") + " does not exist");
+        Files.createDirectories(dir.resolve("nope"));
 
         Files.writeString(
                 dir.resolve("config.json"),
