@@ -12,6 +12,7 @@
 #include "../src/session.c"
 #include "../src/confine.c"
 #include "../src/mountns.c"
+#include "../src/podroot.c"
 #include "../src/exec.c"
 #include "../src/files.c"
 #include "../src/identity.c"
