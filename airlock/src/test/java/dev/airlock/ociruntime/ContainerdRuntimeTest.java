@@ -276,12 +276,16 @@ class ContainerdRuntimeTest {
     void aPodInMicrovmModeRunsItsAppContainersInTheSandboxContainersVm() throws InterruptedException {
         // The same CRI path in microVM mode (the default): the sandbox container boots the pod's
         // VM; app containers joining its namespaces run in that VM, each on its own root.
-        List<String> sandbox = new ArrayList<>(List.of("-d"));
+        // read-only, as CRI makes a pod's sandbox container
+        List<String> sandbox = new ArrayList<>(List.of("-d", "--read-only"));
         sandbox.addAll(vmPodAnnotations("sandbox", "vm-pod"));
         sandbox.addAll(List.of(IMAGE, "vm-pod", "sh", "-c", "while :; do echo from-the-pod | nc -l -p 8080; done"));
         Run pod = ctrRun(sandbox.toArray(String[]::new));
         assertThat(pod.exit()).as(pod.err()).isZero();
         try {
+            Run write = ctr("task", "exec", "--exec-id", "ro", "vm-pod", "sh", "-c", "echo x > /written");
+            assertThat(write.exit()).isNotZero();
+            assertThat(write.err() + write.out()).contains("Read-only file system");
             vmPodRunsItsContainers();
         } finally {
             ctr("task", "delete", "-f", "vm-app");
