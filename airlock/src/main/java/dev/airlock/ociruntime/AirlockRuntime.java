@@ -231,17 +231,24 @@ public final class AirlockRuntime {
             VmPod.releaseShare(dir);
             DirectoryBinds.unmount(dir);
             HostFiles.deleteTree(dir);
-            if (e instanceof RuntimeError || e instanceof SandboxException) {
-                throw (RuntimeException) e;
-            }
-            throw new RuntimeError("cannot create container " + id + ": " + e.getMessage(), e);
+            throw createFailed(id, e);
         }
-        if (runToo) {
-            startContainer(dir, id);
-            poststart(dir, id);
-            return StandIn.awaitExit(standIn);
+        return runToo ? startAndAwait(dir, id, standIn) : 0;
+    }
+
+    /** A create's failure as the runtime reports it, after its own cleanup. */
+    private static RuntimeException createFailed(String id, Exception e) {
+        if (e instanceof RuntimeError || e instanceof SandboxException) {
+            return (RuntimeException) e;
         }
-        return 0;
+        return new RuntimeError("cannot create container " + id + ": " + e.getMessage(), e);
+    }
+
+    /** {@code run}'s second half: start the created container and relay its exit status. */
+    private int startAndAwait(Path dir, String id, StandIn.Handle standIn) {
+        startContainer(dir, id);
+        poststart(dir, id);
+        return StandIn.awaitExit(standIn);
     }
 
     /**
@@ -312,17 +319,9 @@ public final class AirlockRuntime {
             VmPod.leave(dir);
             DirectoryBinds.unmount(dir);
             HostFiles.deleteTree(dir);
-            if (e instanceof RuntimeError || e instanceof SandboxException) {
-                throw (RuntimeException) e;
-            }
-            throw new RuntimeError("cannot create container " + id + ": " + e.getMessage(), e);
+            throw createFailed(id, e);
         }
-        if (runToo) {
-            startContainer(dir, id);
-            poststart(dir, id);
-            return StandIn.awaitExit(standIn);
-        }
-        return 0;
+        return runToo ? startAndAwait(dir, id, standIn) : 0;
     }
 
     /** The container's hooks, kept from its config at create (poststart and poststop run later). */

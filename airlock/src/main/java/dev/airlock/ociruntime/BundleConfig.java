@@ -337,13 +337,7 @@ record BundleConfig(
                     files.put(dest, Path.of(source));
                     out.add(new ContainerMounts.Mount("bind", dest, flags, "", false));
                 } else if (Files.isDirectory(Path.of(source))) {
-                    binds.add(new DirectoryBinds.Bind(
-                            Path.of(source),
-                            dest,
-                            options.stream()
-                                    .filter(DirectoryBinds.FLAGS::contains)
-                                    .distinct()
-                                    .toList()));
+                    binds.add(directoryBind(source, dest, options));
                     out.add(new ContainerMounts.Mount("bind", dest, flags, "", false));
                 } else if (!Files.exists(Path.of(source), LinkOption.NOFOLLOW_LINKS)) {
                     throw refused(
@@ -433,13 +427,7 @@ record BundleConfig(
                         throw refused("mounts " + dest + " option " + o, "not supported for a directory bind");
                     }
                 }
-                binds.add(new DirectoryBinds.Bind(
-                        Path.of(source),
-                        dest,
-                        options.stream()
-                                .filter(DirectoryBinds.FLAGS::contains)
-                                .distinct()
-                                .toList()));
+                binds.add(directoryBind(source, dest, options));
                 continue;
             }
             throw refused(
@@ -534,6 +522,17 @@ record BundleConfig(
     /** The container's mode: the Airlock runtime that runs it. */
     String mode() {
         return annotations.getOrDefault(MODE_ANNOTATION, MODES.getFirst());
+    }
+
+    /** A directory bind with the options the host's bind mount applies (the rest are the guest's). */
+    private static DirectoryBinds.Bind directoryBind(String source, String dest, List<String> options) {
+        return new DirectoryBinds.Bind(
+                Path.of(source),
+                dest,
+                options.stream()
+                        .filter(DirectoryBinds.FLAGS::contains)
+                        .distinct()
+                        .toList());
     }
 
     static RuntimeError refused(String field, String why) {
