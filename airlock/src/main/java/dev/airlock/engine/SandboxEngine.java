@@ -32,6 +32,7 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
@@ -208,7 +209,7 @@ public final class SandboxEngine {
         if (v == Verdict.RESUME_FIRST) {
             s = resume(s.id());
         }
-        ending.add(s.id());
+        beginEnding(s.id());
         try {
             Backend backend = backends.of(s);
             SandboxPaths paths = paths(s);
@@ -233,7 +234,7 @@ public final class SandboxEngine {
     public Sandbox kill(String ref) {
         Sandbox s = inspect(ref);
         Lifecycle.check(Operation.KILL, s);
-        ending.add(s.id());
+        beginEnding(s.id());
         try {
             backends.of(s).kill(s, paths(s));
             Sandbox stopped = s.moveTo(SandboxState.STOPPED, 0, "killed");
@@ -248,7 +249,7 @@ public final class SandboxEngine {
     public Sandbox remove(String ref, boolean force) {
         Sandbox s = inspect(ref);
         Lifecycle.check(force ? Operation.FORCE_REMOVE : Operation.REMOVE, s);
-        ending.add(s.id());
+        beginEnding(s.id());
         try {
             Backend backend = backends.of(s);
             SandboxPaths paths = paths(s);
@@ -511,19 +512,39 @@ public final class SandboxEngine {
         if (s.state() != SandboxState.RUNNING || backends.of(s).running(s, paths(s))) {
             return s;
         }
-        // Asked after the process was found gone: a stop that began before ended it on purpose.
-        if (ending.contains(s.id())) {
-            return s;
+        // Serialised with the start of a stop (see beginEnding): s may have been read before a
+        // stop that has finished since, so the record is read again and only a record that still
+        // says this process runs is marked failed; a stop that finished saved STOPPED before it
+        // left ending, and one that begins after this block saves STOPPED after FAILED.
+        synchronized (ending) {
+            // Asked after the process was found gone: a stop that began before ended it on purpose.
+            if (ending.contains(s.id())) {
+                return s;
+            }
+            Optional<Sandbox> now = store.read(s.id());
+            if (now.isEmpty()
+                    || now.get().state() != SandboxState.RUNNING
+                    || now.get().vmmPid() != s.vmmPid()
+                    || !Objects.equals(now.get().started(), s.started())) {
+                return now.orElse(s);
+            }
+            Sandbox failed = s.moveTo(
+                    SandboxState.FAILED,
+                    0,
+                    "its process (pid " + s.vmmPid()
+                            + ") exited unexpectedly; the sandbox's disk is kept: start it again with airlock start "
+                            + s.name()
+                            + ", or delete it with airlock rm " + s.name());
+            store.update(failed);
+            return failed;
         }
-        Sandbox failed = s.moveTo(
-                SandboxState.FAILED,
-                0,
-                "its process (pid " + s.vmmPid()
-                        + ") exited unexpectedly; the sandbox's disk is kept: start it again with airlock start "
-                        + s.name()
-                        + ", or delete it with airlock rm " + s.name());
-        store.update(failed);
-        return failed;
+    }
+
+    /** Marks a sandbox as ending on purpose: its process going is not a crash (see refresh). */
+    private void beginEnding(String id) {
+        synchronized (ending) {
+            ending.add(id);
+        }
     }
 
     public SandboxStats stats(String ref) {

@@ -115,6 +115,11 @@ public final class SandboxStore {
         return HostFiles.lock(AirlockDirs.ensureOwnerOnlyDir(root).resolve(".lock"));
     }
 
+    /** The record of the sandbox with this id as it is on disk now. */
+    public Optional<Sandbox> read(String id) {
+        return read(dir(id).resolve(RECORD));
+    }
+
     private static Optional<Sandbox> read(Path file) {
         if (!Files.isRegularFile(file)) {
             return Optional.empty();

@@ -42,6 +42,7 @@ final class FakeBackend implements Backend {
     private final Set<Capability> capabilities;
     private final @Nullable String unavailable;
     private final Boundary boundary;
+    private volatile @Nullable Runnable beforeRunning;
 
     FakeBackend(String name, Set<Capability> capabilities, @Nullable String unavailable) {
         this(name, capabilities, unavailable, Boundary.NAMESPACES);
@@ -148,8 +149,22 @@ final class FakeBackend implements Backend {
         kill(null, paths);
     }
 
+    /**
+     * Runs {@code step} inside the next {@link #running} call, before it looks: puts another
+     * operation between a caller's read of a record and its check of the process, a race that
+     * otherwise needs luck to hit.
+     */
+    void beforeNextRunningCheck(Runnable step) {
+        this.beforeRunning = step;
+    }
+
     @Override
     public boolean running(@Nullable Sandbox s, SandboxPaths paths) {
+        Runnable step = beforeRunning;
+        if (step != null) {
+            beforeRunning = null;
+            step.run();
+        }
         return process(paths).isPresent();
     }
 

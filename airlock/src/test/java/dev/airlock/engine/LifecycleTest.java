@@ -162,6 +162,23 @@ class LifecycleTest {
         }
     }
 
+    /**
+     * A look at the sandboxes (the daemon's watchdog, a list) reads a record that says running,
+     * then a stop runs to its end, then the look finds the process gone: that is the stop's doing,
+     * not a crash, and the record stays STOPPED (it once became FAILED: CI, stop 24).
+     */
+    @Test
+    void aStopThatEndsBetweenALooksReadAndItsProcessCheckIsNotTakenForACrash() {
+        Sandbox s = in(SandboxState.RUNNING, "fake");
+        fake.beforeNextRunningCheck(() -> engine.stop(s.id(), Duration.ofSeconds(5)));
+        assertThat(engine.list().stream().filter(x -> x.id().equals(s.id())).findFirst())
+                .get()
+                .extracting(Sandbox::state)
+                .isEqualTo(SandboxState.STOPPED);
+        assertThat(engine.inspect(s.id()).state()).isEqualTo(SandboxState.STOPPED);
+        assertThat(engine.inspect(s.id()).error()).isNull();
+    }
+
     @Test
     void anOperationTheBackendCannotDoIsRefusedWhateverTheState() {
         Sandbox s = in(SandboxState.RUNNING, "bare");
