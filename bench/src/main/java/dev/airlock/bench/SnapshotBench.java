@@ -6,6 +6,7 @@ import dev.airlock.engine.SandboxEngine;
 import dev.airlock.guest.ExecSpec;
 import dev.airlock.guest.ExitStatus;
 import dev.airlock.guest.GuestChannel;
+import dev.airlock.guest.GuestIdentity;
 import dev.airlock.sandbox.CreateOptions;
 import dev.airlock.sandbox.Sandbox;
 import java.io.IOException;
@@ -28,7 +29,7 @@ import java.util.stream.IntStream;
  * from a VM template to the first exec result vs a cold boot, alternating; (b) fork x N of a
  * running sandbox until every clone has answered an exec; (c) marginal host memory (sum of the
  * QEMU processes' PSS) per idle template-started sandbox and per fork; (a2) claim from a warm pool
- * to the first exec; (d) many sandboxes each
+ * to the first exec; (a3) an exec after idleness against one right after another, leg by leg; (d) many sandboxes each
  * created, running one command and removed, in total; (e) pause and resume of a running sandbox.
  */
 public final class SnapshotBench {
@@ -61,7 +62,10 @@ public final class SnapshotBench {
                 .flag("many", 100, "sandboxes created, run one command and removed, for the total")
                 .flag("parallel", 2, "how many of those at a time")
                 .flag("pause-runs", 5, "measured pause + resume cycles")
-                .flag("pool-pause-ms", 0, "idle time before each of the pool section's execs, left out of its figures")
+                .flag(
+                        "pool-pause-ms",
+                        0,
+                        "idle time before each of the pool section's execs, left out of its figures (the wake section's pause, 300 when 0)")
                 .flag(
                         "copy-baseline",
                         "on",
@@ -77,7 +81,7 @@ public final class SnapshotBench {
         }
     }
 
-    private static final List<String> SECTIONS = List.of("starts", "pool", "forks", "memory", "many", "pauses");
+    private static final List<String> SECTIONS = List.of("starts", "pool", "wake", "forks", "memory", "many", "pauses");
 
     private void run() throws Exception {
         Set<String> sections = Set.of(args.string("sections").split(","));
@@ -91,6 +95,9 @@ public final class SnapshotBench {
         }
         if (sections.contains("pool")) {
             pool();
+        }
+        if (sections.contains("wake")) {
+            wake();
         }
         boolean baseline = args.string("copy-baseline").equals("on");
         if (sections.contains("forks")) {
@@ -282,7 +289,13 @@ public final class SnapshotBench {
                     remove(s.name());
                 }
             }
-            report.add("pool.total", "warm-pool claim: create+start+exec true", "ms", total, "template.total");
+            // against the template start when the starts section ran too
+            report.add(
+                    "pool.total",
+                    "warm-pool claim: create+start+exec true",
+                    "ms",
+                    total,
+                    report.has("template.total") ? "template.total" : null);
             report.add("pool.claim", "  create + start (claim, identity)", "ms", claim, null);
             report.add("pool.exec2", "  a second exec on the same sandbox (connect + exec true)", "ms", second, null);
             report.add("pool.exec", "  first exec (connect + exec true)", "ms", first, "pool.exec2");
@@ -293,6 +306,103 @@ public final class SnapshotBench {
             report.add("pool.exec.jit", "  ... during the first exec", "ms", firstJit, "pool.exec2.jit");
         } finally {
             HostBackends.microvm(pooled).closeWarmPool(TIMEOUT);
+        }
+    }
+
+    // ---- (a3) an exec after idleness, leg by leg ----
+
+    /**
+     * One template-started sandbox; rounds alternate between no pause and --pool-pause-ms (300 when
+     * unset) of idleness before an exec, and time its legs: the engine's look-up, the connect with
+     * its HELLO round trip, the exec of {@code true}, the close; then the same after a pause on a
+     * session kept open across it (no connect), so the connect's part and the exec's part of an
+     * exec after idleness can be told apart; and a claim's identity message after the same pause.
+     */
+    private void wake() throws Exception {
+        int n = args.integer("n", 1);
+        long pauseArg = args.integer("pool-pause-ms", 0);
+        long pause = pauseArg > 0 ? pauseArg : 300;
+        Sandbox s = warm.start(warm.create(options("wake")).name());
+        sandboxes.add(s.name());
+        long pid = warm.inspect(s.name()).vmmPid();
+        exec(warm, s);
+        exec(warm, s);
+        String[] legs = {"look-up", "connect+HELLO", "exec true", "close", "open-session exec", "open-session identity"
+        };
+        Map<String, List<Double>> wall = new LinkedHashMap<>();
+        Map<String, List<Double>> cpu = new LinkedHashMap<>();
+        try {
+            for (int i = 0; i < 2 * n; i++) {
+                long p = i % 2 == 0 ? 0 : pause;
+                String tag = p == 0 ? "hot" : "after " + p + " ms";
+                long[] t = new long[7];
+                long[] c = new long[7];
+                if (p > 0) {
+                    Thread.sleep(p);
+                }
+                t[0] = System.nanoTime();
+                c[0] = SandboxBench.cpuNanos(pid);
+                Sandbox rec = warm.inspect(s.name());
+                t[1] = System.nanoTime();
+                c[1] = SandboxBench.cpuNanos(pid);
+                GuestChannel ch = warm.connect(rec, TIMEOUT);
+                try (ch) {
+                    t[2] = System.nanoTime();
+                    c[2] = SandboxBench.cpuNanos(pid);
+                    run(ch, s);
+                    t[3] = System.nanoTime();
+                    c[3] = SandboxBench.cpuNanos(pid);
+                }
+                t[4] = System.nanoTime();
+                c[4] = SandboxBench.cpuNanos(pid);
+                try (GuestChannel open = warm.connect(rec, TIMEOUT)) {
+                    if (p > 0) {
+                        Thread.sleep(p);
+                    }
+                    long a = System.nanoTime();
+                    long ac = SandboxBench.cpuNanos(pid);
+                    run(open, s);
+                    t[5] = System.nanoTime() - a;
+                    c[5] = SandboxBench.cpuNanos(pid) - ac;
+                }
+                // what a claim sends (hostname, machine-id, entropy, clock), after the same pause
+                try (GuestChannel open = warm.connect(rec, TIMEOUT)) {
+                    if (p > 0) {
+                        Thread.sleep(p);
+                    }
+                    long a = System.nanoTime();
+                    long ac = SandboxBench.cpuNanos(pid);
+                    open.setIdentity(GuestIdentity.fresh(s.name()), TIMEOUT);
+                    t[6] = System.nanoTime() - a;
+                    c[6] = SandboxBench.cpuNanos(pid) - ac;
+                }
+                StringBuilder line = new StringBuilder(String.format("wake %d/%d %s:", i / 2 + 1, n, tag));
+                for (int k = 0; k < legs.length; k++) {
+                    double w = k < 4 ? ms(t[k + 1] - t[k]) : ms(t[k + 1]);
+                    double q = k < 4 ? ms(c[k + 1] - c[k]) : ms(c[k + 1]);
+                    wall.computeIfAbsent(tag + ": " + legs[k], x -> new ArrayList<>())
+                            .add(w);
+                    cpu.computeIfAbsent(tag + ": " + legs[k], x -> new ArrayList<>())
+                            .add(q);
+                    line.append(String.format(" %s %.1f ms (QEMU %.1f)", legs[k], w, q));
+                }
+                BenchEnv.LOG.step(line.toString());
+            }
+        } finally {
+            remove(s.name());
+        }
+        int k = 0;
+        for (Map.Entry<String, List<Double>> e : wall.entrySet()) {
+            String id = "wake." + k++;
+            report.add(id, e.getKey(), "ms", e.getValue(), null);
+            report.add(id + ".cpu", "  the QEMU's CPU in it", "ms", cpu.getOrDefault(e.getKey(), List.of()), null);
+        }
+    }
+
+    private static void run(GuestChannel ch, Sandbox s) throws IOException, InterruptedException {
+        ExitStatus st = ch.exec(ExecSpec.of("true"), DISCARD, DISCARD).await();
+        if (st.exitCode() != 0) {
+            throw new IllegalStateException("true failed in " + s.name() + ": " + st);
         }
     }
 
