@@ -355,27 +355,14 @@ public final class SnapshotBench {
                 }
                 t[4] = System.nanoTime();
                 c[4] = SandboxBench.cpuNanos(pid);
-                try (GuestChannel open = warm.connect(rec, TIMEOUT)) {
-                    if (p > 0) {
-                        Thread.sleep(p);
-                    }
-                    long a = System.nanoTime();
-                    long ac = SandboxBench.cpuNanos(pid);
-                    run(open, s);
-                    t[5] = System.nanoTime() - a;
-                    c[5] = SandboxBench.cpuNanos(pid) - ac;
-                }
+                long[] openExec = afterPause(rec, p, pid, open -> run(open, s));
                 // what a claim sends (hostname, machine-id, entropy, clock), after the same pause
-                try (GuestChannel open = warm.connect(rec, TIMEOUT)) {
-                    if (p > 0) {
-                        Thread.sleep(p);
-                    }
-                    long a = System.nanoTime();
-                    long ac = SandboxBench.cpuNanos(pid);
-                    open.setIdentity(GuestIdentity.fresh(s.name()), TIMEOUT);
-                    t[6] = System.nanoTime() - a;
-                    c[6] = SandboxBench.cpuNanos(pid) - ac;
-                }
+                long[] identity =
+                        afterPause(rec, p, pid, open -> open.setIdentity(GuestIdentity.fresh(s.name()), TIMEOUT));
+                t[5] = openExec[0];
+                c[5] = openExec[1];
+                t[6] = identity[0];
+                c[6] = identity[1];
                 StringBuilder line = new StringBuilder(String.format("wake %d/%d %s:", i / 2 + 1, n, tag));
                 for (int k = 0; k < legs.length; k++) {
                     double w = k < 4 ? ms(t[k + 1] - t[k]) : ms(t[k + 1]);
@@ -396,6 +383,26 @@ public final class SnapshotBench {
             String id = "wake." + k++;
             report.add(id, e.getKey(), "ms", e.getValue(), null);
             report.add(id + ".cpu", "  the QEMU's CPU in it", "ms", cpu.getOrDefault(e.getKey(), List.of()), null);
+        }
+    }
+
+    private interface SessionStep {
+        void run(GuestChannel ch) throws Exception;
+    }
+
+    /**
+     * Opens a session, idles {@code pause} ms on it, then runs the step: its wall time and the
+     * QEMU's CPU during it, in nanoseconds.
+     */
+    private long[] afterPause(Sandbox rec, long pause, long pid, SessionStep step) throws Exception {
+        try (GuestChannel open = warm.connect(rec, TIMEOUT)) {
+            if (pause > 0) {
+                Thread.sleep(pause);
+            }
+            long a = System.nanoTime();
+            long ac = SandboxBench.cpuNanos(pid);
+            step.run(open);
+            return new long[] {System.nanoTime() - a, SandboxBench.cpuNanos(pid) - ac};
         }
     }
 
