@@ -9,6 +9,7 @@ import dev.airlock.net.NetworkSpec;
 import dev.airlock.sandbox.Names;
 import dev.airlock.sandbox.SandboxException;
 import dev.airlock.sandbox.SandboxStats;
+import dev.airlock.sdk.http.DaemonHttp;
 import dev.airlock.service.CreateSpec;
 import dev.airlock.service.EventFeed;
 import dev.airlock.service.ExecRequest;
@@ -45,12 +46,14 @@ import java.io.InputStream;
 import java.io.InputStreamReader;
 import java.io.OutputStream;
 import java.net.URLEncoder;
+import java.net.UnixDomainSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Base64;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.jspecify.annotations.Nullable;
 import tools.jackson.core.type.TypeReference;
@@ -68,11 +71,13 @@ public final class DaemonClient implements SandboxService {
     private static final int MAX_ANSWER = 64 << 20;
 
     private final AirlockDirs dirs;
-    private final UnixHttp http;
+    private final DaemonHttp http;
 
     private DaemonClient(AirlockDirs dirs) {
         this.dirs = dirs;
-        this.http = new UnixHttp(socket(dirs), Build.id());
+        // The client's build travels with every call: a daemon of another build answers STALE_DAEMON.
+        this.http = new DaemonHttp(
+                UnixDomainSocketAddress.of(socket(dirs)), "airlockd", Map.of(Protocol.BUILD_HEADER, Build.id()));
     }
 
     /** The daemon's socket for this data directory (airlock-runtime's stand-in connects to it itself). */
@@ -164,10 +169,10 @@ public final class DaemonClient implements SandboxService {
      */
     @Override
     public SandboxSession session(String ref) throws IOException {
-        UnixHttp.Exchange ex = withDaemon(() -> {
-            UnixHttp.Exchange e = http.open("POST", sandbox(ref) + "/session", Protocol.GUEST_FRAMES);
+        DaemonHttp.Exchange ex = withDaemon(() -> {
+            DaemonHttp.Exchange e = http.open("POST", sandbox(ref) + "/session", Protocol.GUEST_FRAMES, new byte[0]);
             if (e.response().status() != 200) {
-                try (UnixHttp.Response failed = e.response()) {
+                try (DaemonHttp.Response failed = e.response()) {
                     e.requestBody().close();
                     throw error(failed);
                 }
@@ -240,13 +245,13 @@ public final class DaemonClient implements SandboxService {
     @Override
     public SandboxInfo createWorkspace(WorkspaceSpec spec, ProgressListener progress) {
         byte[] body = Json.MAPPER.writeValueAsBytes(spec);
-        UnixHttp.Response response;
+        DaemonHttp.Response response;
         try {
             response = withDaemon(() -> checked(http.send("POST", "/v1/workspaces", body, "application/json")));
         } catch (IOException e) {
             throw new SandboxException("the Airlock daemon did not take the workspace: " + e.getMessage(), e);
         }
-        try (UnixHttp.Response r = response) {
+        try (DaemonHttp.Response r = response) {
             BufferedReader lines = new BufferedReader(new InputStreamReader(r.body(), StandardCharsets.UTF_8));
             for (String line; (line = lines.readLine()) != null; ) {
                 if (line.isBlank()) {
@@ -276,7 +281,7 @@ public final class DaemonClient implements SandboxService {
 
     @Override
     public void diff(String ref, OutputStream out) throws IOException {
-        try (UnixHttp.Response r = withDaemon(() -> checked(http.send("GET", sandbox(ref) + "/diff", null, "")))) {
+        try (DaemonHttp.Response r = withDaemon(() -> checked(http.send("GET", sandbox(ref) + "/diff", null, "")))) {
             r.body().transferTo(out);
         }
         out.flush();
@@ -307,13 +312,13 @@ public final class DaemonClient implements SandboxService {
     /** A build or pull: the daemon's {@link ImageEvent} lines passed to {@code progress}, then the image. */
     private ImageInfo imageWork(String path, Object spec, String what, ProgressListener progress) {
         byte[] body = Json.MAPPER.writeValueAsBytes(spec);
-        UnixHttp.Response response;
+        DaemonHttp.Response response;
         try {
             response = withDaemon(() -> checked(http.send("POST", path, body, "application/json")));
         } catch (IOException e) {
             throw new SandboxException("the Airlock daemon did not take the image " + what + ": " + e.getMessage(), e);
         }
-        try (UnixHttp.Response r = response) {
+        try (DaemonHttp.Response r = response) {
             BufferedReader lines = new BufferedReader(new InputStreamReader(r.body(), StandardCharsets.UTF_8));
             for (String line; (line = lines.readLine()) != null; ) {
                 if (line.isBlank()) {
@@ -351,7 +356,7 @@ public final class DaemonClient implements SandboxService {
 
     @Override
     public long readFile(String ref, String path, OutputStream out) throws IOException {
-        try (UnixHttp.Response r = withDaemon(() -> checked(http.send("GET", files(ref, "", path), null, "")))) {
+        try (DaemonHttp.Response r = withDaemon(() -> checked(http.send("GET", files(ref, "", path), null, "")))) {
             long n = r.body().transferTo(out);
             out.flush();
             return n;
@@ -362,14 +367,14 @@ public final class DaemonClient implements SandboxService {
     public long writeFile(String ref, String path, InputStream in, int mode, boolean mkdirs) throws IOException {
         String target = files(ref, "", path) + "&mode=" + Integer.toOctalString(mode) + (mkdirs ? "&mkdirs=true" : "");
         // Sent once, never again after a daemon start: the stream cannot be read twice.
-        UnixHttp.Response sent;
+        DaemonHttp.Response sent;
         try {
             sent = http.upload("PUT", target, in, "application/octet-stream");
-        } catch (UnixHttp.NoDaemon e) {
+        } catch (DaemonHttp.Unreachable e) {
             spawn();
             sent = http.upload("PUT", target, in, "application/octet-stream");
         }
-        try (UnixHttp.Response r = checked(sent)) {
+        try (DaemonHttp.Response r = checked(sent)) {
             return Json.MAPPER.readValue(r.readAll(MAX_ANSWER), FileInfo.class).size();
         }
     }
@@ -413,7 +418,7 @@ public final class DaemonClient implements SandboxService {
     public EventFeed events(@Nullable String ref) {
         String path = "/v1/events"
                 + (ref == null ? "" : "?sandbox=" + URLEncoder.encode(Names.validateRef(ref), StandardCharsets.UTF_8));
-        UnixHttp.Response response;
+        DaemonHttp.Response response;
         try {
             response = withDaemon(() -> checked(http.send("GET", path, null, "")));
         } catch (IOException e) {
@@ -441,7 +446,7 @@ public final class DaemonClient implements SandboxService {
     /** One call with a JSON body (or none); the answer's body, or the error it carries. */
     private byte[] call(String method, String path, @Nullable Object body) {
         byte[] bytes = body == null ? null : Json.MAPPER.writeValueAsBytes(body);
-        try (UnixHttp.Response r = withDaemon(() -> checked(http.send(method, path, bytes, "application/json")))) {
+        try (DaemonHttp.Response r = withDaemon(() -> checked(http.send(method, path, bytes, "application/json")))) {
             return r.readAll(MAX_ANSWER);
         } catch (IOException e) {
             throw new SandboxException(
@@ -451,7 +456,7 @@ public final class DaemonClient implements SandboxService {
         }
     }
 
-    private static UnixHttp.Response checked(UnixHttp.Response r) throws IOException {
+    private static DaemonHttp.Response checked(DaemonHttp.Response r) throws IOException {
         if (r.status() / 100 != 2) {
             try (r) {
                 throw error(r);
@@ -460,7 +465,7 @@ public final class DaemonClient implements SandboxService {
         return r;
     }
 
-    private static SandboxException error(UnixHttp.Response r) throws IOException {
+    private static SandboxException error(DaemonHttp.Response r) throws IOException {
         byte[] text = r.readAll(1 << 20);
         ApiError err;
         try {
@@ -511,7 +516,7 @@ public final class DaemonClient implements SandboxService {
         } catch (StaleDaemon e) {
             replace();
             return call.run();
-        } catch (UnixHttp.NoDaemon e) {
+        } catch (DaemonHttp.Unreachable e) {
             spawn();
             return call.run();
         }

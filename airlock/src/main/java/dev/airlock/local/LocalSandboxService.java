@@ -319,7 +319,7 @@ public final class LocalSandboxService implements SandboxService, FrameSessions 
     private void changed() {
         if (events.listened()) {
             try {
-                events.observe(engine.list(), busy);
+                events.observe(engine::list, busy);
             } catch (RuntimeException e) {
                 DaemonLog.log("cannot list the sandboxes for their events: " + e.getMessage());
             }

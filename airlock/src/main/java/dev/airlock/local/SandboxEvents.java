@@ -55,14 +55,17 @@ final class SandboxEvents {
      * Compares the sandboxes now with the last look and tells every subscriber what changed.
      * Sandboxes in {@code busy} (an operation on them is under way) are left for the look after
      * it, so a half-done stop (its process gone, its record not yet saved) is not reported.
+     * {@code now} is read under the same lock as the comparison: a list read before a stop but
+     * compared after a later look's would report the stopped sandbox RUNNING again.
      */
-    synchronized void observe(List<Sandbox> now, Set<String> busy) {
+    synchronized void observe(Supplier<List<Sandbox>> now, Set<String> busy) {
         if (feeds.isEmpty()) {
             return;
         }
+        List<Sandbox> list = now.get();
         Instant at = Instant.now();
         Map<String, Seen> before = new HashMap<>(seen);
-        for (Sandbox s : now) {
+        for (Sandbox s : list) {
             Seen old = before.remove(s.id());
             if (busy.contains(s.id())) {
                 continue;

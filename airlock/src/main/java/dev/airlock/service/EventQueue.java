@@ -6,10 +6,10 @@ import java.util.concurrent.TimeUnit;
 import org.jspecify.annotations.Nullable;
 
 /**
- * The events an {@link EventFeed} has not handed out yet, and whether more can come: the part
- * every feed shares, whatever fills it (the daemon's own subscribers, the client's reading of
- * the daemon's stream). Bounded: a subscriber that falls {@code limit} events behind is dropped,
- * its feed ending, rather than letting memory grow.
+ * The events a daemon-side {@link EventFeed} has not handed out yet, and whether more can come.
+ * Bounded: a subscriber that falls {@code limit} events behind is dropped, its feed ending, rather
+ * than letting memory grow (a client reading the daemon's stream has the same rule in the SDK's
+ * {@code EventStreamReader}).
  */
 public final class EventQueue {
     private final LinkedBlockingQueue<SandboxEvent> queue;

@@ -117,6 +117,33 @@ class LayeringTest {
                 .check(product);
     }
 
+    /**
+     * The product holds the Java SDK (its shaded jar does) for one thing: the SDK's HTTP transport,
+     * the client's way to the daemon. The SDK's model (its {@code Airlock}, {@code Sandbox}, ...)
+     * is for programs; the product has its own service types.
+     */
+    @Test
+    void onlyTheClientUsesTheSdkAndOnlyItsTransport() {
+        noClasses()
+                .that()
+                .resideOutsideOfPackage("dev.airlock.client..")
+                .and()
+                .resideOutsideOfPackage("dev.airlock.sdk..")
+                .should()
+                .dependOnClassesThat()
+                .resideInAPackage("dev.airlock.sdk..")
+                .because("front ends call the SandboxService; only the client talks HTTP to the daemon")
+                .check(product);
+        noClasses()
+                .that()
+                .resideInAPackage("dev.airlock.client..")
+                .should()
+                .dependOnClassesThat()
+                .resideInAPackage("dev.airlock.sdk")
+                .because("the client uses the SDK's transport, not the SDK's model")
+                .check(product);
+    }
+
     @Test
     void theEngineSeesTheBackendInterfaceOnly() {
         noClasses()

@@ -1,6 +1,7 @@
 package dev.airlock.sdk;
 
 import com.fasterxml.jackson.annotation.JsonInclude;
+import dev.airlock.sdk.http.DaemonHttp;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
@@ -10,6 +11,7 @@ import java.net.UnixDomainSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.LinkedHashMap;
 import java.util.Map;
 import org.jspecify.annotations.Nullable;
 import tools.jackson.core.JacksonException;
@@ -42,11 +44,11 @@ public final class Airlock implements AutoCloseable {
     /** The largest JSON answer read (a long list of sandboxes is far smaller). */
     private static final int MAX_ANSWER = 64 << 20;
 
-    private final Http http;
+    private final DaemonHttp http;
     private final String where;
     private volatile boolean closed;
 
-    private Airlock(Http http, String where) {
+    private Airlock(DaemonHttp http, String where) {
         this.http = http;
         this.where = where;
     }
@@ -62,7 +64,8 @@ public final class Airlock implements AutoCloseable {
 
     /** A daemon's unix socket. */
     public static Airlock connect(Path socket) {
-        return new Airlock(new Http(UnixDomainSocketAddress.of(socket), "localhost", null), socket.toString());
+        return new Airlock(
+                new DaemonHttp(UnixDomainSocketAddress.of(socket), "localhost", headers(null)), socket.toString());
     }
 
     /**
@@ -78,11 +81,21 @@ public final class Airlock implements AutoCloseable {
             throw new IllegalArgumentException("a token is needed (the daemon's <data>/api-token)");
         }
         return new Airlock(
-                new Http(
+                new DaemonHttp(
                         new InetSocketAddress(url.getHost(), url.getPort()),
                         url.getHost() + ":" + url.getPort(),
-                        token.strip()),
+                        headers(token.strip())),
                 url.toString());
+    }
+
+    /** What every request of the SDK says besides its own headers: who asks, and the token (TCP). */
+    private static Map<String, String> headers(@Nullable String token) {
+        Map<String, String> h = new LinkedHashMap<>();
+        h.put("User-Agent", "airlock-java-sdk");
+        if (token != null) {
+            h.put("Authorization", "Bearer " + token);
+        }
+        return h;
     }
 
     static Path defaultSocket(Map<String, String> env) {
@@ -127,7 +140,7 @@ public final class Airlock implements AutoCloseable {
 
     // ---- what the other classes of the SDK call --------------------------------------------
 
-    Http http() {
+    DaemonHttp http() {
         ensureOpen();
         return http;
     }
@@ -151,7 +164,7 @@ public final class Airlock implements AutoCloseable {
     /** One call with a JSON body (or none); the answer's bytes, or the error it carries. */
     byte[] raw(String method, String path, @Nullable Object body) {
         byte[] bytes = body == null ? null : JSON.writeValueAsBytes(body);
-        try (Http.Response r = checked(http().send(method, path, bytes, "application/json"))) {
+        try (DaemonHttp.Response r = checked(http().send(method, path, bytes, "application/json"))) {
             return r.readAll(MAX_ANSWER);
         } catch (IOException e) {
             throw unreachable(method + " " + path, e);
@@ -162,12 +175,15 @@ public final class Airlock implements AutoCloseable {
         return new AirlockException(
                 "UNREACHABLE",
                 0,
-                "the Airlock daemon at " + where + " did not answer " + what + ": " + e.getMessage(),
+                "the Airlock daemon at " + where + " did not answer " + what + ": " + e.getMessage()
+                        + (e instanceof DaemonHttp.Unreachable
+                                ? " (is it running? `airlock ps` starts one, `airlock serve` serves TCP)"
+                                : ""),
                 e);
     }
 
     /** The response if it is a success; else its error, thrown. */
-    static Http.Response checked(Http.Response r) throws IOException {
+    static DaemonHttp.Response checked(DaemonHttp.Response r) throws IOException {
         if (r.status() / 100 == 2) {
             return r;
         }

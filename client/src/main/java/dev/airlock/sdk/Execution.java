@@ -1,5 +1,6 @@
 package dev.airlock.sdk;
 
+import dev.airlock.sdk.http.DaemonHttp;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
@@ -29,13 +30,13 @@ public final class Execution implements AutoCloseable {
     /** How long a failed write waits for the exit that explains it. */
     private static final Duration ENDED_WAIT = Duration.ofSeconds(5);
 
-    private final Http.Exchange exchange;
+    private final DaemonHttp.Exchange exchange;
     private final int pid;
     private final CompletableFuture<ExitStatus> exit = new CompletableFuture<>();
     private final OutputStream stdin = new StdinStream();
     private boolean stdinClosed;
 
-    private Execution(Http.Exchange exchange, int pid) {
+    private Execution(DaemonHttp.Exchange exchange, int pid) {
         this.exchange = exchange;
         this.pid = pid;
     }
@@ -62,8 +63,8 @@ public final class Execution implements AutoCloseable {
             start.put("tty", Map.of("rows", tty[0], "cols", tty[1]));
         }
         byte[] first = (Airlock.JSON.writeValueAsString(start) + "\n").getBytes(StandardCharsets.UTF_8);
-        Http.Exchange ex = airlock.http().open("POST", sandboxPath + "/exec/stream", "application/jsonl", first);
-        Http.Response r = ex.response();
+        DaemonHttp.Exchange ex = airlock.http().open("POST", sandboxPath + "/exec/stream", "application/jsonl", first);
+        DaemonHttp.Response r = ex.response();
         if (r.status() != 200) {
             try (r) {
                 Sandbox.closeQuietly(ex.requestBody());

@@ -1,5 +1,6 @@
 package dev.airlock.sdk;
 
+import dev.airlock.sdk.http.DaemonHttp;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
@@ -56,7 +57,7 @@ public final class Images {
     /** The answer is JSON lines (steps, output) ending in one 'done' or 'error'. */
     private Image work(String path, Map<String, Object> body, Consumer<String> progress, Consumer<byte[]> output) {
         byte[] bytes = Airlock.JSON.writeValueAsBytes(body);
-        try (Http.Response r = Airlock.checked(airlock.http().send("POST", path, bytes, "application/json"));
+        try (DaemonHttp.Response r = Airlock.checked(airlock.http().send("POST", path, bytes, "application/json"));
                 BufferedReader lines = new BufferedReader(new InputStreamReader(r.body(), StandardCharsets.UTF_8))) {
             for (String line; (line = lines.readLine()) != null; ) {
                 if (line.isBlank()) {

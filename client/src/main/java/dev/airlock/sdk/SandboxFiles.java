@@ -1,5 +1,6 @@
 package dev.airlock.sdk;
 
+import dev.airlock.sdk.http.DaemonHttp;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -29,7 +30,7 @@ public final class SandboxFiles {
     /** Copies a file out of the sandbox into {@code out}; returns its size. Symlinks are followed. */
     public long read(String path, OutputStream out) {
         String what = "GET " + path;
-        try (Http.Response r = Airlock.checked(airlock.http().send("GET", files("", path), null, ""))) {
+        try (DaemonHttp.Response r = Airlock.checked(airlock.http().send("GET", files("", path), null, ""))) {
             long n = r.body().transferTo(out);
             out.flush();
             return n;
@@ -69,7 +70,8 @@ public final class SandboxFiles {
     /** Writes {@code in} to a file with these permission bits, making missing parent directories. */
     public FileInfo write(String path, InputStream in, int mode) {
         String target = files("", path) + "&mkdirs=true&mode=" + Integer.toOctalString(mode);
-        try (Http.Response r = Airlock.checked(airlock.http().upload("PUT", target, in, "application/octet-stream"))) {
+        try (DaemonHttp.Response r =
+                Airlock.checked(airlock.http().upload("PUT", target, in, "application/octet-stream"))) {
             return Airlock.JSON.readValue(r.readAll(1 << 20), FileInfo.class);
         } catch (IOException e) {
             throw airlock.unreachable("PUT " + path, e);

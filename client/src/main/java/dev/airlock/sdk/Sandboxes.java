@@ -1,5 +1,6 @@
 package dev.airlock.sdk;
 
+import dev.airlock.sdk.http.DaemonHttp;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
@@ -52,7 +53,7 @@ public final class Sandboxes {
         body.put("start", true);
         byte[] bytes = Airlock.JSON.writeValueAsBytes(body);
         // The answer is JSON lines (progress while setup runs), ending in 'done' or 'error'.
-        try (Http.Response r =
+        try (DaemonHttp.Response r =
                         Airlock.checked(airlock.http().send("POST", "/v1/workspaces", bytes, "application/json"));
                 BufferedReader lines = new BufferedReader(new InputStreamReader(r.body(), StandardCharsets.UTF_8))) {
             for (String line; (line = lines.readLine()) != null; ) {
