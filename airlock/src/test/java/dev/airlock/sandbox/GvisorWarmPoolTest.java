@@ -8,6 +8,7 @@ import dev.airlock.guest.ExitStatus;
 import dev.airlock.guest.GuestChannel;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.Progress;
+import dev.airlock.oci.ContainerCgroup;
 import dev.airlock.oci.OciContainers;
 import dev.airlock.oci.OciSandboxes;
 import dev.airlock.testing.Engines;
@@ -168,5 +169,31 @@ class GvisorWarmPoolTest {
         assertThat(sh(again, "hostname; cat /root/own")).isEqualTo("torn-b\nkept");
         assertThat(dir.resolve("sandbox.json.durable")).doesNotExist();
         assertThat(engine.inspect("torn-b").state()).isEqualTo(SandboxState.RUNNING);
+    }
+
+    /**
+     * runsc's own start runs within the sandbox's cgroup, so a sandbox starts with a 2-CPU quota
+     * and has its own (1 CPU here) once started, anew or claimed from the pool; it sees 2 CPUs
+     * either way (the Sentry shows at least 2).
+     */
+    @Test
+    void aStartedSandboxRunsWithinItsOwnCpuQuota() throws Exception {
+        Sandbox plain = startNew("cpu-a");
+        assertThat(engine.origin(plain)).doesNotContain("pool");
+        assertThat(plain.resources().cpus()).isEqualTo(1);
+        assertThat(cpuQuotaMicros(plain)).isEqualTo(100_000);
+        assertThat(sh(plain, "nproc")).isEqualTo("2");
+
+        Engines.gvisor(engine).awaitWarmPool(Duration.ofSeconds(120));
+        Sandbox claimed = startNew("cpu-b");
+        assertThat(engine.origin(claimed)).endsWith(", pool");
+        assertThat(cpuQuotaMicros(claimed)).isEqualTo(100_000);
+        assertThat(sh(claimed, "nproc")).isEqualTo("2");
+    }
+
+    private static long cpuQuotaMicros(Sandbox s) {
+        return new ContainerCgroup(ContainerCgroup.parentForThisProcess() + "/" + OciSandboxes.containerId(s))
+                .cpuQuotaMicros()
+                .orElseThrow();
     }
 }
