@@ -171,33 +171,6 @@ public final class GvisorBackend implements Backend {
         return memoryMiB + Math.max(64, memoryMiB / 4);
     }
 
-    /**
-     * The CPU quota a sandbox starts with: at least 2 CPUs. {@code runsc run} joins the sandbox's
-     * cgroup before it starts the gofer and the Sentry, so their start (Go programs, ~0.4 s of
-     * CPU here) ran within a 1-CPU sandbox's quota: 819 -> 709 ms median for a {@code runsc run}
-     * of {@code true} with a 2-CPU quota (12 alternating rounds, load 6.6). The quota is lowered
-     * to the sandbox's own once its agent answers ({@link #lowerCpuQuota}), before any command
-     * of the sandbox runs. What the sandbox sees does not change: the Sentry shows max(2,
-     * ceil(quota)) CPUs ({@code --cpu-num-from-quota}), 2 for up to 2 CPUs either way.
-     */
-    static int startCpus(int cpus) {
-        return Math.max(cpus, 2);
-    }
-
-    /** Lowers a started sandbox's CPU quota from its start's to its own; if that fails, ends it. */
-    private void lowerCpuQuota(OciContainers c, Sandbox s, SandboxPaths paths) {
-        int cpus = s.resources().cpus();
-        if (startCpus(cpus) == cpus) {
-            return;
-        }
-        try {
-            c.cgroupFor(OciSandboxes.containerId(s)).setCpuQuota(cpus);
-        } catch (ContainerException e) {
-            oci.kill(s, paths);
-            throw e;
-        }
-    }
-
     /** Host tasks: the Sentry's and gofer's threads and, on systrap, about 3 stub threads per guest process. */
     static int hostPids(int pids) {
         return (int) Math.min(4_194_304L, 64L + 4L * pids);
@@ -283,7 +256,6 @@ public final class GvisorBackend implements Backend {
         int memory = s.resources().memoryMiB();
         int pids = s.resources().pids();
         return OciSandboxes.spec(s, paths, GuestAgent.bundled(dirs).binary())
-                .cpus(startCpus(s.resources().cpus()))
                 .memoryMiB(hostMemoryMiB(memory))
                 .pids(hostPids(pids))
                 .env("AIRLOCK_PIDS", Integer.toString(pids))
@@ -326,7 +298,6 @@ public final class GvisorBackend implements Backend {
                 // a plain sandbox's first start (no layer yet: not a workspace's copy) keeps the pool full
                 boolean plain = !Files.exists(oci.writableLayer(paths));
                 Launch l = oci.start(s, paths, spec(s, paths, new ContainerSpec.Network.None()), startLimit, origin());
-                lowerCpuQuota(oci.require(), s, paths);
                 if (plain) {
                     refill(poolKey(s), s, Duration.ZERO);
                 }
@@ -340,7 +311,6 @@ public final class GvisorBackend implements Backend {
                     dir, NatCgroup.of(dirs, s.id()).procs(), startLimit);
             try {
                 Container ct = nat.create(spec(s, paths, new ContainerSpec.Network.NatNamespace(netns)), startLimit);
-                lowerCpuQuota(nat, s, paths);
                 return new Launch(nat.initPid(ct), origin() + ", nat", true);
             } catch (RuntimeException e) {
                 Slirp4netns.stop(dir);
@@ -427,7 +397,6 @@ public final class GvisorBackend implements Backend {
                 dirs.runtime().resolve(id.substring(0, 16)));
         oci.prepare(paths, null, s.resources().diskMiB(), null);
         oci.start(s, paths, spec(s, paths, new ContainerSpec.Network.None()), startLimit, origin());
-        lowerCpuQuota(oci.require(), s, paths);
         // The first command in a new Sentry is several times slower than the next (its first
         // fork and exec, the first reads through its file cache): pay it here, not in the claim.
         GuestChannel ch = null;
@@ -694,7 +663,6 @@ public final class GvisorBackend implements Backend {
         Container ct;
         try {
             ct = c.restore(spec, image, startLimit, restored -> c.runtime().kill(restored.id(), "USR2"));
-            lowerCpuQuota(c, s, paths);
         } catch (ContainerException e) {
             throw SandboxException.failed("runsc restore of '" + s.name() + "' failed: " + e.getMessage());
         }

@@ -83,21 +83,6 @@ public record ContainerCgroup(String path) {
         return number("cpu", "cpu.cfs_quota_us");
     }
 
-    /**
-     * Sets the CPU bandwidth to {@code cpus} CPUs of the period the runtime set (the OCI
-     * config's, {@link OciConfig}'s 100 ms).
-     */
-    public void setCpuQuota(double cpus) {
-        Path file = dir("cpu").resolve("cpu.cfs_quota_us");
-        try {
-            long period = Long.parseLong(
-                    Files.readString(dir("cpu").resolve("cpu.cfs_period_us")).strip());
-            Files.writeString(file, Long.toString(Math.round(cpus * period)));
-        } catch (IOException | NumberFormatException e) {
-            throw new ContainerException("cannot set the CPU quota in " + file + ": " + e.getMessage(), e);
-        }
-    }
-
     /** Host pids of every task in the cgroup (memory hierarchy). */
     public List<Long> tasks() {
         try {

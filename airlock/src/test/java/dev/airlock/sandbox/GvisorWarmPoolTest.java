@@ -172,9 +172,8 @@ class GvisorWarmPoolTest {
     }
 
     /**
-     * runsc's own start runs within the sandbox's cgroup, so a sandbox starts with a 2-CPU quota
-     * and has its own (1 CPU here) once started, anew or claimed from the pool; it sees 2 CPUs
-     * either way (the Sentry shows at least 2).
+     * A sandbox runs within its own CPU quota (1 CPU here), started anew or claimed from the pool,
+     * and sees 2 CPUs (the Sentry shows at least 2 with {@code --cpu-num-from-quota}).
      */
     @Test
     void aStartedSandboxRunsWithinItsOwnCpuQuota() throws Exception {
