@@ -8,6 +8,7 @@ import dev.airlock.guest.ExitStatus;
 import dev.airlock.guest.GuestChannel;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.Progress;
+import dev.airlock.oci.ContainerCgroup;
 import dev.airlock.oci.OciContainers;
 import dev.airlock.oci.OciSandboxes;
 import dev.airlock.testing.Engines;
@@ -134,5 +135,64 @@ class GvisorWarmPoolTest {
         Sandbox b = startNew("dead-b");
         assertThat(engine.origin(b)).doesNotContain("pool");
         assertThat(sh(b, "hostname")).isEqualTo("dead-b");
+    }
+
+    /**
+     * A claim makes one durable record write, the create's: the start's running record is not
+     * fsynced and the created one is kept beside it. A host crash that tears the running record
+     * (simulated: the Sentry killed, as the crash ends it, and the record emptied, as a rename
+     * committed before its data would leave it) leaves the created record, from which the
+     * sandbox starts again with its own layer and name; that start's durable record drops the copy.
+     */
+    @Test
+    void aClaimedSandboxsRecordTornByAHostCrashFallsBackToItsCreatedRecord() throws Exception {
+        startNew("torn-a");
+        Engines.gvisor(engine).awaitWarmPool(Duration.ofSeconds(120));
+        Sandbox claimed = startNew("torn-b");
+        assertThat(engine.origin(claimed)).endsWith(", pool");
+        sh(claimed, "echo kept > /root/own");
+        Path dir = dirs.sandboxes().resolve(claimed.id());
+        assertThat(dir.resolve("sandbox.json.durable")).isRegularFile();
+        assertThat(engine.inspect("torn-b").state()).isEqualTo(SandboxState.RUNNING);
+
+        ProcessHandle sentry =
+                OciContainers.sandboxProcess(OciSandboxes.containerDir(dir)).orElseThrow();
+        sentry.destroyForcibly();
+        sentry.onExit().get(30, TimeUnit.SECONDS);
+        Files.write(dir.resolve("sandbox.json"), new byte[0]);
+
+        Sandbox after = engine.inspect("torn-b");
+        assertThat(after.id()).isEqualTo(claimed.id());
+        assertThat(after.state()).isEqualTo(SandboxState.CREATED);
+        Sandbox again = engine.start("torn-b");
+        assertThat(engine.origin(again)).doesNotContain("pool");
+        assertThat(sh(again, "hostname; cat /root/own")).isEqualTo("torn-b\nkept");
+        assertThat(dir.resolve("sandbox.json.durable")).doesNotExist();
+        assertThat(engine.inspect("torn-b").state()).isEqualTo(SandboxState.RUNNING);
+    }
+
+    /**
+     * A sandbox runs within its own CPU quota (1 CPU here), started anew or claimed from the pool,
+     * and sees 2 CPUs (the Sentry shows at least 2 with {@code --cpu-num-from-quota}).
+     */
+    @Test
+    void aStartedSandboxRunsWithinItsOwnCpuQuota() throws Exception {
+        Sandbox plain = startNew("cpu-a");
+        assertThat(engine.origin(plain)).doesNotContain("pool");
+        assertThat(plain.resources().cpus()).isEqualTo(1);
+        assertThat(cpuQuotaMicros(plain)).isEqualTo(100_000);
+        assertThat(sh(plain, "nproc")).isEqualTo("2");
+
+        Engines.gvisor(engine).awaitWarmPool(Duration.ofSeconds(120));
+        Sandbox claimed = startNew("cpu-b");
+        assertThat(engine.origin(claimed)).endsWith(", pool");
+        assertThat(cpuQuotaMicros(claimed)).isEqualTo(100_000);
+        assertThat(sh(claimed, "nproc")).isEqualTo("2");
+    }
+
+    private static long cpuQuotaMicros(Sandbox s) {
+        return new ContainerCgroup(ContainerCgroup.parentForThisProcess() + "/" + OciSandboxes.containerId(s))
+                .cpuQuotaMicros()
+                .orElseThrow();
     }
 }
