@@ -8,5 +8,14 @@ package dev.airlock.backend;
  *     {@code pool, template KEY}, {@code resumed}, {@code fork of NAME}, {@code container}
  * @param agentAnswered whether its agent has already answered (a restore talks to it); when
  *     false the engine waits for the agent before calling the start done
+ * @param recordMayLapse whether the running record may be saved without an fsync: a host crash
+ *     taking the record back to the one before (not running) loses nothing, because a start
+ *     from that record does what a start after the crash would (a claimed gVisor sandbox: its
+ *     layer is its own either way). False where the record before would start differently (a
+ *     microVM's template start on a disk that has since been used)
  */
-public record Launch(long pid, String origin, boolean agentAnswered) {}
+public record Launch(long pid, String origin, boolean agentAnswered, boolean recordMayLapse) {
+    public Launch(long pid, String origin, boolean agentAnswered) {
+        this(pid, origin, agentAnswered, false);
+    }
+}

@@ -185,7 +185,11 @@ public final class SandboxEngine {
         }
         recordOrigin(paths, launch.origin());
         s = s.moveTo(SandboxState.RUNNING, launch.pid(), null);
-        store.save(s);
+        if (launch.recordMayLapse()) {
+            store.saveUndurably(s);
+        } else {
+            store.save(s);
+        }
         if (launch.agentAnswered()) {
             return s;
         }

@@ -623,6 +623,23 @@ public final class GuestChannel implements AutoCloseable {
     }
 
     /**
+     * Sends a new identity without waiting for the agent's answer, for a session the host closes
+     * next: the agent reads a session's frames in order and applies an identity before reading
+     * on, and serves one host session at a time, so a session opened after this one closes finds
+     * the identity applied. A failure to apply it is not seen here (the answer goes unread).
+     *
+     * @throws IOException if the session has ended or the frame cannot be written
+     */
+    public void sendIdentity(GuestIdentity identity) throws IOException {
+        if (!features().contains(GuestFeature.IDENTITY)) {
+            throw new GuestException(95, "the agent (" + agentVersion() + ") cannot take a new identity");
+        }
+        byte[] request = identity.toPayload();
+        QueryStream<Boolean> stream = openStream(id -> new QueryStream<>(this, id, "identity", fields -> true));
+        send(Frame.of(FrameType.IDENTITY, stream.id, request));
+    }
+
+    /**
      * Asks the agent to stop every process and power the guest off (in a container: exit). There
      * is no reply; the channel closes when the agent goes away.
      */

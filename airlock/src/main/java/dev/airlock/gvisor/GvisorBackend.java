@@ -341,9 +341,10 @@ public final class GvisorBackend implements Backend {
 
     /**
      * Hands a started pool sandbox its name, on the session it was filled through (its
-     * machine-id, its own since then, was given there too); without that session, its name and a
-     * new machine-id on a new one. If it is gone or does not answer, empty: the sandbox starts as
-     * if it had never been pooled.
+     * machine-id, its own since then, was given there too), without waiting for the answer: the
+     * agent applies it before it serves the next session. Without that session, its name and a
+     * new machine-id on a new one, answered. If it is gone (its kept session has ended) or does
+     * not answer, empty: the sandbox starts as if it had never been pooled.
      */
     private Optional<Launch> claimPooled(Sandbox s, SandboxPaths paths) {
         String key = WarmPool.keyOf(paths.dir(), POOL_MARKER);
@@ -354,8 +355,13 @@ public final class GvisorBackend implements Backend {
             if (!ch.isOpen()) {
                 throw new IOException("its session ended while it waited (its Sentry is gone)");
             }
-            ch.setIdentity(
-                    ch == kept ? GuestIdentity.onlyHostname(s.name()) : GuestIdentity.named(s.name()), startLimit);
+            if (ch == kept) {
+                // Not waited for: the agent applies it before it serves the next session (the
+                // first command's), so waiting would only add a round trip through the Sentry.
+                ch.sendIdentity(GuestIdentity.onlyHostname(s.name()));
+            } else {
+                ch.setIdentity(GuestIdentity.named(s.name()), startLimit);
+            }
         } catch (IOException | RuntimeException e) {
             progress.step(
                     "warning: warm-pool sandbox for " + s.name() + " unusable (" + e.getMessage() + "); starting anew");
@@ -367,7 +373,9 @@ public final class GvisorBackend implements Backend {
             throw SandboxException.failed("interrupted while starting sandbox " + s.name());
         }
         refill(key, s, REFILL_AFTER);
-        return Optional.of(new Launch(c.initPid(oci.container(c, s, paths)), origin() + ", pool", true));
+        // Its running record may lapse in a host crash: back to created, it starts anew from its
+        // own layer (the pool marker is gone), as it would after the crash.
+        return Optional.of(new Launch(c.initPid(oci.container(c, s, paths)), origin() + ", pool", true, true));
     }
 
     private void refill(String key, Sandbox like, Duration after) {

@@ -135,4 +135,38 @@ class GvisorWarmPoolTest {
         assertThat(engine.origin(b)).doesNotContain("pool");
         assertThat(sh(b, "hostname")).isEqualTo("dead-b");
     }
+
+    /**
+     * A claim makes one durable record write, the create's: the start's running record is not
+     * fsynced and the created one is kept beside it. A host crash that tears the running record
+     * (simulated: the Sentry killed, as the crash ends it, and the record emptied, as a rename
+     * committed before its data would leave it) leaves the created record, from which the
+     * sandbox starts again with its own layer and name; that start's durable record drops the copy.
+     */
+    @Test
+    void aClaimedSandboxsRecordTornByAHostCrashFallsBackToItsCreatedRecord() throws Exception {
+        startNew("torn-a");
+        Engines.gvisor(engine).awaitWarmPool(Duration.ofSeconds(120));
+        Sandbox claimed = startNew("torn-b");
+        assertThat(engine.origin(claimed)).endsWith(", pool");
+        sh(claimed, "echo kept > /root/own");
+        Path dir = dirs.sandboxes().resolve(claimed.id());
+        assertThat(dir.resolve("sandbox.json.durable")).isRegularFile();
+        assertThat(engine.inspect("torn-b").state()).isEqualTo(SandboxState.RUNNING);
+
+        ProcessHandle sentry =
+                OciContainers.sandboxProcess(OciSandboxes.containerDir(dir)).orElseThrow();
+        sentry.destroyForcibly();
+        sentry.onExit().get(30, TimeUnit.SECONDS);
+        Files.write(dir.resolve("sandbox.json"), new byte[0]);
+
+        Sandbox after = engine.inspect("torn-b");
+        assertThat(after.id()).isEqualTo(claimed.id());
+        assertThat(after.state()).isEqualTo(SandboxState.CREATED);
+        Sandbox again = engine.start("torn-b");
+        assertThat(engine.origin(again)).doesNotContain("pool");
+        assertThat(sh(again, "hostname; cat /root/own")).isEqualTo("torn-b\nkept");
+        assertThat(dir.resolve("sandbox.json.durable")).doesNotExist();
+        assertThat(engine.inspect("torn-b").state()).isEqualTo(SandboxState.RUNNING);
+    }
 }
