@@ -10,8 +10,9 @@ package dev.airlock.backend;
  *     false the engine waits for the agent before calling the start done
  * @param recordMayLapse whether the running record may be saved without an fsync: a host crash
  *     taking the record back to the one before (not running) loses nothing, because a start
- *     from that record does what a start after the crash would (a claimed gVisor sandbox: its
- *     layer is its own either way). False where the record before would start differently (a
+ *     from that record does what a start after the crash would (a claimed gVisor sandbox or
+ *     microVM: its layer is its own either way, and a microVM without its pool marker boots cold
+ *     from it). False where the record before would start differently (a
  *     microVM's template start on a disk that has since been used)
  */
 public record Launch(long pid, String origin, boolean agentAnswered, boolean recordMayLapse) {

@@ -47,6 +47,16 @@ public record GuestIdentity(
         return new GuestIdentity(entropy, hostname, newMachineId());
     }
 
+    /**
+     * Entropy, the clock and a hostname, no machine-id: a restored VM that already has one of its
+     * own (a pooled VM, given it when the pool filled), whose clock may have drifted since.
+     */
+    public static GuestIdentity renamed(String hostname) {
+        byte[] entropy = new byte[64];
+        RANDOM.nextBytes(entropy);
+        return new GuestIdentity(entropy, hostname, null, true);
+    }
+
     /** Only a name and a new machine-id, for a guest whose kernel gives it host entropy and time. */
     public static GuestIdentity named(String hostname) {
         return new GuestIdentity(new byte[0], hostname, newMachineId(), false);

@@ -287,7 +287,9 @@ public final class MicrovmBackend implements Backend {
         try {
             RunningVm vm = vm(s, paths);
             try (GuestChannel ch = GuestChannel.connect(vm.agentSocket(), RESTORE_TIMEOUT)) {
-                ch.setIdentity(GuestIdentity.fresh(s.name()), RESTORE_TIMEOUT);
+                // Its machine-id is its own since the fill (a fresh one, sent after its restore):
+                // writing another costs the claim a file write in the guest and changes nothing.
+                ch.setIdentity(GuestIdentity.renamed(s.name()), RESTORE_TIMEOUT);
             }
             WarmPool p = pool;
             if (p != null) {
@@ -295,7 +297,9 @@ public final class MicrovmBackend implements Backend {
                 // of CPU, which a small host would otherwise take from this sandbox's first commands.
                 p.refill(key, s, REFILL_AFTER);
             }
-            return new Launch(vm.pid(), "pool, template " + key, true);
+            // Its running record may lapse in a host crash: back to created, with no pool marker
+            // and its own layer, it boots cold from that layer, as a start after the crash would.
+            return new Launch(vm.pid(), "pool, template " + key, true, true);
         } catch (IOException | RuntimeException e) {
             progress.step(
                     "warning: warm-pool VM for " + s.name() + " unusable (" + e.getMessage() + "); restoring anew");
@@ -401,7 +405,8 @@ public final class MicrovmBackend implements Backend {
         // a claim and a first command run: the identity's paths (hostname, machine-id, clock),
         // the agent's exec path, the dynamic loader and libc (a dynamically linked true), and a
         // shell; twice, as a second run still meets code the first only began (its exit path,
-        // page-cache hits where the first faulted). The claim then sets the real identity.
+        // page-cache hits where the first faulted). The machine-id given here is the
+        // sandbox's for good: the claim sets its name, entropy and clock.
         try (GuestChannel ch = GuestChannel.connect(agent(s, paths), RESTORE_TIMEOUT)) {
             for (int round = 0; round < 2; round++) {
                 ch.setIdentity(GuestIdentity.fresh(s.name()));

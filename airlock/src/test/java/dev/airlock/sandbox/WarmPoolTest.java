@@ -20,6 +20,7 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -89,6 +90,9 @@ class WarmPoolTest {
         Sandbox claimed = startNew("pool-b");
         assertThat(engine.origin(claimed)).startsWith("pool, template ");
         assertThat(sh(claimed, "hostname")).isEqualTo("pool-b");
+        // Its machine-id, given when the pool filled and not again at the claim, is its own.
+        String machineId = "cat /etc/machine-id";
+        assertThat(sh(claimed, machineId)).matches("[0-9a-f]{32}").isNotEqualTo(sh(first, machineId));
         Instant before = Instant.now();
         Instant guest = Instant.ofEpochSecond(0, Long.parseLong(sh(claimed, "date +%s%N")));
         assertThat(guest).isBetween(before.minusMillis(500), Instant.now().plusMillis(500));
@@ -103,6 +107,7 @@ class WarmPoolTest {
         assertThat(engine.origin(third)).startsWith("pool, template ");
         assertThat(sh(third, "hostname; cat /root/own 2>/dev/null || echo absent"))
                 .isEqualTo("pool-c\nabsent");
+        assertThat(sh(third, machineId)).isNotEqualTo(sh(claimed, machineId));
 
         // Stopped and started again, a pooled sandbox boots from its own disk like any other.
         engine.stop("pool-b", Duration.ofSeconds(10));
@@ -110,6 +115,36 @@ class WarmPoolTest {
         assertThat(engine.origin(again)).isEqualTo("cold");
         assertThat(sh(again, "cat /root/own")).isEqualTo("mine");
         assertThat(Files.exists(Engines.microvm(engine).templateDir())).isTrue();
+    }
+
+    /**
+     * A claim makes one durable record write, the create's: the start's running record is not
+     * fsynced and the created one is kept beside it. A host crash that tears the running record
+     * (simulated: the VMM killed, as the crash ends it, and the record emptied, as a rename
+     * committed before its data would leave it) leaves the created record, from which the
+     * sandbox boots cold from its own layer; that start's durable record drops the copy.
+     */
+    @Test
+    void aClaimedVmsRecordTornByAHostCrashFallsBackToItsCreatedRecord() throws Exception {
+        Sandbox claimed = claimAfter("torn-a", "torn-b");
+        sh(claimed, "echo kept > /root/own && sync");
+        Path dir = dirs.sandboxes().resolve(claimed.id());
+        assertThat(dir.resolve("sandbox.json.durable")).isRegularFile();
+        assertThat(engine.inspect("torn-b").state()).isEqualTo(SandboxState.RUNNING);
+
+        ProcessHandle vmm = ProcessHandle.of(claimed.vmmPid()).orElseThrow();
+        vmm.destroyForcibly();
+        vmm.onExit().get(30, TimeUnit.SECONDS);
+        Files.write(dir.resolve("sandbox.json"), new byte[0]);
+
+        Sandbox after = engine.inspect("torn-b");
+        assertThat(after.id()).isEqualTo(claimed.id());
+        assertThat(after.state()).isEqualTo(SandboxState.CREATED);
+        Sandbox again = engine.start("torn-b");
+        assertThat(engine.origin(again)).isEqualTo("cold");
+        assertThat(sh(again, "hostname; cat /root/own")).isEqualTo("torn-b\nkept");
+        assertThat(dir.resolve("sandbox.json.durable")).doesNotExist();
+        assertThat(engine.inspect("torn-b").state()).isEqualTo(SandboxState.RUNNING);
     }
 
     /**
