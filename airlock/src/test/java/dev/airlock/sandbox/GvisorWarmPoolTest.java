@@ -152,23 +152,10 @@ class GvisorWarmPoolTest {
         assertThat(engine.origin(claimed)).endsWith(", pool");
         sh(claimed, "echo kept > /root/own");
         Path dir = dirs.sandboxes().resolve(claimed.id());
-        assertThat(dir.resolve("sandbox.json.durable")).isRegularFile();
-        assertThat(engine.inspect("torn-b").state()).isEqualTo(SandboxState.RUNNING);
-
         ProcessHandle sentry =
                 OciContainers.sandboxProcess(OciSandboxes.containerDir(dir)).orElseThrow();
-        sentry.destroyForcibly();
-        sentry.onExit().get(30, TimeUnit.SECONDS);
-        Files.write(dir.resolve("sandbox.json"), new byte[0]);
-
-        Sandbox after = engine.inspect("torn-b");
-        assertThat(after.id()).isEqualTo(claimed.id());
-        assertThat(after.state()).isEqualTo(SandboxState.CREATED);
-        Sandbox again = engine.start("torn-b");
-        assertThat(engine.origin(again)).doesNotContain("pool");
-        assertThat(sh(again, "hostname; cat /root/own")).isEqualTo("torn-b\nkept");
-        assertThat(dir.resolve("sandbox.json.durable")).doesNotExist();
-        assertThat(engine.inspect("torn-b").state()).isEqualTo(SandboxState.RUNNING);
+        TornClaimRecord.crashTearAndRestart(
+                engine, dir, claimed, sentry, origin -> assertThat(origin).doesNotContain("pool"), this::sh);
     }
 
     /**

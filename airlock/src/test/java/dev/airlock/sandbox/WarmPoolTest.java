@@ -20,7 +20,6 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -128,23 +127,13 @@ class WarmPoolTest {
     void aClaimedVmsRecordTornByAHostCrashFallsBackToItsCreatedRecord() throws Exception {
         Sandbox claimed = claimAfter("torn-a", "torn-b");
         sh(claimed, "echo kept > /root/own && sync");
-        Path dir = dirs.sandboxes().resolve(claimed.id());
-        assertThat(dir.resolve("sandbox.json.durable")).isRegularFile();
-        assertThat(engine.inspect("torn-b").state()).isEqualTo(SandboxState.RUNNING);
-
-        ProcessHandle vmm = ProcessHandle.of(claimed.vmmPid()).orElseThrow();
-        vmm.destroyForcibly();
-        vmm.onExit().get(30, TimeUnit.SECONDS);
-        Files.write(dir.resolve("sandbox.json"), new byte[0]);
-
-        Sandbox after = engine.inspect("torn-b");
-        assertThat(after.id()).isEqualTo(claimed.id());
-        assertThat(after.state()).isEqualTo(SandboxState.CREATED);
-        Sandbox again = engine.start("torn-b");
-        assertThat(engine.origin(again)).isEqualTo("cold");
-        assertThat(sh(again, "hostname; cat /root/own")).isEqualTo("torn-b\nkept");
-        assertThat(dir.resolve("sandbox.json.durable")).doesNotExist();
-        assertThat(engine.inspect("torn-b").state()).isEqualTo(SandboxState.RUNNING);
+        TornClaimRecord.crashTearAndRestart(
+                engine,
+                dirs.sandboxes().resolve(claimed.id()),
+                claimed,
+                ProcessHandle.of(claimed.vmmPid()).orElseThrow(),
+                origin -> assertThat(origin).isEqualTo("cold"),
+                this::sh);
     }
 
     /**
