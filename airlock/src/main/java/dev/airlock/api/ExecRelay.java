@@ -2,6 +2,7 @@ package dev.airlock.api;
 
 import dev.airlock.guest.ExecSpec;
 import dev.airlock.guest.Execution;
+import dev.airlock.host.SignalNumbers;
 import dev.airlock.sandbox.SandboxException;
 import dev.airlock.wire.ExecInput;
 import dev.airlock.wire.ExecStart;
@@ -11,27 +12,10 @@ import java.time.Duration;
 import java.util.Base64;
 import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 
 /** What the streamed exec routes share: the spec from a request, and acting on a client's messages. */
 final class ExecRelay {
-    private static final Map<String, Integer> SIGNALS = Map.ofEntries(
-            Map.entry("HUP", 1),
-            Map.entry("INT", 2),
-            Map.entry("QUIT", 3),
-            Map.entry("ABRT", 6),
-            Map.entry("KILL", 9),
-            Map.entry("USR1", 10),
-            Map.entry("USR2", 12),
-            Map.entry("PIPE", 13),
-            Map.entry("ALRM", 14),
-            Map.entry("TERM", 15),
-            Map.entry("CONT", 18),
-            Map.entry("STOP", 19),
-            Map.entry("TSTP", 20),
-            Map.entry("WINCH", 28));
-
     private ExecRelay() {}
 
     static ExecSpec spec(ExecStart start, boolean stdin) {
@@ -89,24 +73,9 @@ final class ExecRelay {
 
     /** A signal by name ({@code TERM}, {@code SIGTERM}) or number. */
     static int signal(String name) {
-        String n = name.strip().toUpperCase(Locale.ROOT);
-        if (n.startsWith("SIG")) {
-            n = n.substring(3);
-        }
-        Integer known = SIGNALS.get(n);
-        if (known != null) {
-            return known;
-        }
-        try {
-            int number = Integer.parseInt(n);
-            if (number >= 1 && number <= 64) {
-                return number;
-            }
-        } catch (NumberFormatException e) {
-            // said below
-        }
-        throw new SandboxException(
-                "unknown signal '" + name + "': use a number 1-64 or a name such as TERM, INT, KILL, HUP");
+        return SignalNumbers.parse(name)
+                .orElseThrow(() -> new SandboxException(
+                        "unknown signal '" + name + "': use a number 1-64 or a name such as TERM, INT, KILL, HUP"));
     }
 
     /** Acts on one client message; returns false once the client closed stdin. */
