@@ -3,13 +3,13 @@ package dev.airlock.api;
 import dev.airlock.guest.DirEntry;
 import dev.airlock.guest.FileStat;
 import dev.airlock.guest.FileType;
+import dev.airlock.host.CappedInputStream;
 import dev.airlock.sandbox.SandboxException;
 import dev.airlock.service.GuestPath;
 import dev.airlock.service.SandboxInfo;
 import dev.airlock.wire.FileInfo;
 import dev.airlock.wire.MakeDirRequest;
 import dev.airlock.wire.MoveRequest;
-import java.io.FilterInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -58,14 +58,14 @@ final class FileRoutes {
         if (declared > limit) {
             throw tooLarge(declared, limit, sandbox.name());
         }
-        InputStream in = new Capped(Content.Source.asInputStream(c.request), limit);
+        // past the limit the read fails, an IOException, which cancels the guest's write
+        InputStream in = new CappedInputStream(
+                Content.Source.asInputStream(c.request), limit, "the upload is larger than the sandbox's disk");
         try {
             api.service().writeFile(c.ref(), path, in, mode, mkdirs);
         } catch (IOException e) {
-            for (Throwable t = e; t != null; t = t.getCause()) {
-                if (t instanceof Capped.TooLarge) {
-                    throw tooLarge(-1, limit, sandbox.name());
-                }
+            if (CappedInputStream.limitPassed(e)) {
+                throw tooLarge(-1, limit, sandbox.name());
             }
             throw e;
         }
@@ -130,43 +130,6 @@ final class FileRoutes {
             // said below
         }
         throw new SandboxException("mode='" + text + "' is not octal permission bits such as 644 or 0755");
-    }
-
-    /** Stops reading after {@code limit} bytes with {@link TooLarge}, which cancels the guest's write. */
-    private static final class Capped extends FilterInputStream {
-        /** An IOException, so the file write is cancelled (its temporary file removed), not left hanging. */
-        static final class TooLarge extends IOException {
-            private static final long serialVersionUID = 1L;
-
-            TooLarge() {
-                super("the upload is larger than the sandbox's disk");
-            }
-        }
-
-        private long left;
-
-        Capped(InputStream in, long limit) {
-            super(in);
-            this.left = limit;
-        }
-
-        @Override
-        public int read() throws IOException {
-            byte[] one = new byte[1];
-            return read(one, 0, 1) < 0 ? -1 : one[0] & 0xff;
-        }
-
-        @Override
-        public int read(byte[] b, int off, int len) throws IOException {
-            int n = in.read(b, off, len);
-            if (n > 0) {
-                left -= n;
-                if (left < 0) {
-                    throw new TooLarge();
-                }
-            }
-            return n;
-        }
     }
 
     /** The download's body: the answer is committed (200) on the first byte, so an early error is still an answer. */

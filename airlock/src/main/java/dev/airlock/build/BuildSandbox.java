@@ -5,6 +5,7 @@ import dev.airlock.guest.Execution;
 import dev.airlock.guest.ExitStatus;
 import dev.airlock.guest.GuestFeature;
 import dev.airlock.guest.GuestLimitException;
+import dev.airlock.host.CappedInputStream;
 import dev.airlock.image.layer.TarReader;
 import dev.airlock.service.CreateSpec;
 import dev.airlock.service.SandboxInfo;
@@ -12,7 +13,6 @@ import dev.airlock.service.SandboxService;
 import dev.airlock.service.SandboxSession;
 import java.io.BufferedOutputStream;
 import java.io.ByteArrayOutputStream;
-import java.io.FilterInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -114,7 +114,10 @@ final class BuildSandbox implements AutoCloseable {
                     }
                 },
                 archive -> {
-                    handler.read(new TarReader(new Capped(archive, maxPackBytes)));
+                    handler.read(new TarReader(new CappedInputStream(
+                            archive,
+                            maxPackBytes,
+                            "the sandbox sent more than " + (maxPackBytes >> 20) + " MiB for one step's changes")));
                     return Boolean.TRUE;
                 });
     }
@@ -262,46 +265,6 @@ final class BuildSandbox implements AutoCloseable {
         @Override
         public void write(byte[] b, int off, int len) {
             kept.write(b, off, Math.max(0, Math.min(len, max - kept.size())));
-        }
-    }
-
-    /** Ends a guest's stream after {@code max} bytes: a hostile guest cannot fill the host's disk through a pack. */
-    private static final class Capped extends FilterInputStream {
-        private final long max;
-        private long read;
-
-        Capped(InputStream in, long max) {
-            super(in);
-            this.max = max;
-        }
-
-        @Override
-        public int read() throws IOException {
-            byte[] one = new byte[1];
-            return read(one, 0, 1) < 0 ? -1 : one[0] & 0xff;
-        }
-
-        @Override
-        public int read(byte[] b, int off, int len) throws IOException {
-            int n = super.read(b, off, len);
-            if (n > 0 && (read += n) > max) {
-                throw new IOException("the sandbox sent more than " + (max >> 20) + " MiB for one step's changes");
-            }
-            return n;
-        }
-
-        @Override
-        public long skip(long n) throws IOException {
-            byte[] buf = new byte[8192];
-            long left = n;
-            while (left > 0) {
-                int r = read(buf, 0, (int) Math.min(buf.length, left));
-                if (r < 0) {
-                    break;
-                }
-                left -= r;
-            }
-            return n - left;
         }
     }
 }

@@ -5,7 +5,7 @@ import dev.airlock.guest.FileType;
 import dev.airlock.guest.GuestChannel;
 import dev.airlock.guest.GuestException;
 import dev.airlock.host.AirlockDirs;
-import java.io.FilterInputStream;
+import dev.airlock.host.CappedInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -133,10 +133,11 @@ final class EnvdFiles {
                 throw new E2bException(415, "gzip-encoded uploads are not supported: send the bytes as they are");
             }
             String path = user.resolve(pathParam);
-            try (InputStream in = new CappedInput(ex.body(), maxUpload)) {
+            try (InputStream in = new CappedInputStream(
+                    ex.body(), maxUpload, "the upload is larger than the limit of " + maxUpload + " bytes")) {
                 GuestFiles.write(ch, user, path, in);
             } catch (IOException e) {
-                if (tooLarge(e)) {
+                if (CappedInputStream.limitPassed(e)) {
                     throw new E2bException(
                             413, "the upload is larger than the limit of " + maxUpload + " bytes; nothing was written");
                 }
@@ -165,59 +166,5 @@ final class EnvdFiles {
                 .put("name", path.substring(path.lastIndexOf('/') + 1))
                 .put("type", "file")
                 .put("path", path);
-    }
-
-    private static boolean tooLarge(Throwable e) {
-        for (Throwable t = e; t != null; t = t.getCause()) {
-            if (t instanceof UploadTooLarge) {
-                return true;
-            }
-        }
-        return false;
-    }
-
-    /** The body went past the upload limit. */
-    static final class UploadTooLarge extends IOException {
-        private static final long serialVersionUID = 1L;
-
-        UploadTooLarge(long limit) {
-            super("the upload is larger than the limit of " + limit + " bytes");
-        }
-    }
-
-    /** Fails past {@code limit} bytes, so the agent abandons the file it was writing. */
-    static final class CappedInput extends FilterInputStream {
-        private final long limit;
-        private long read;
-
-        CappedInput(InputStream in, long limit) {
-            super(in);
-            this.limit = limit;
-        }
-
-        @Override
-        public int read() throws IOException {
-            int b = super.read();
-            if (b >= 0) {
-                charge(1);
-            }
-            return b;
-        }
-
-        @Override
-        public int read(byte[] b, int off, int len) throws IOException {
-            int n = super.read(b, off, len);
-            if (n > 0) {
-                charge(n);
-            }
-            return n;
-        }
-
-        private void charge(long n) throws IOException {
-            read += n;
-            if (read > limit) {
-                throw new UploadTooLarge(limit);
-            }
-        }
     }
 }
