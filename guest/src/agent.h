@@ -151,6 +151,10 @@ int mountns_join_fd(const struct mountns *m, int *fd, char *why, size_t whylen);
 /* exec.c: extra default environment for every later EXEC (SET_ENV) */
 int exec_set_env(uint32_t id, const uint8_t *p, size_t n);
 
+/* exec.c: a small file read whole, NUL-terminated, at most max bytes of it (the caller frees it);
+ * NULL when it cannot be opened or memory runs out */
+char *read_whole(const char *path, size_t max);
+
 /* net.c: byte streams between guest loopback sockets and the host */
 int sock_accept_start(struct stream *s, const uint8_t *p, size_t n);
 int sock_connect_start(struct stream *s, const uint8_t *p, size_t n);

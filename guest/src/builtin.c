@@ -90,38 +90,6 @@ static int fail(const char *what, const char *arg, int err)
     return 1;
 }
 
-/* ---- reading all of a small file ---------------------------------------------------------- */
-
-static char *read_small(const char *path, size_t max)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return NULL;
-    size_t cap = 16384, len = 0;
-    char *buf = malloc(cap + 1);
-    while (buf) {
-        if (len == cap) {
-            if (cap >= max)
-                break;
-            char *nb = realloc(buf, cap * 2 + 1);
-            if (!nb)
-                break;
-            buf = nb;
-            cap *= 2;
-        }
-        ssize_t r = read(fd, buf + len, cap - len);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        len += (size_t)r;
-    }
-    close(fd);
-    if (buf)
-        buf[len] = 0;
-    return buf;
-}
-
 /* ---- walk ----------------------------------------------------------------------------------- */
 
 static char **g_mounts; /* mount points other than /, without the leading '/' */
@@ -131,7 +99,7 @@ static int g_nmounts;
  * pseudo filesystems are left out. */
 static void load_mounts(void)
 {
-    char *text = read_small("/proc/self/mountinfo", 8u << 20);
+    char *text = read_whole("/proc/self/mountinfo", 8u << 20);
     int cap = 64;
     g_mounts = calloc((size_t)cap, sizeof *g_mounts);
     if (!g_mounts)

@@ -38,8 +38,9 @@ struct user {
  * (ROOT), else the guest's. Set per EXEC, before any lookup. */
 static const char *g_db_root = "";
 
-/* Reads a small system file whole; NULL if absent or unreasonably large. */
-static char *slurp(const char *path)
+/* Reads a small file whole, NUL-terminated, into memory the caller frees; NULL if it cannot be
+ * opened or there is no memory. It stops after max bytes: the rest of a larger file is left out. */
+char *read_whole(const char *path, size_t max)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -48,7 +49,7 @@ static char *slurp(const char *path)
     char *buf = malloc(cap + 1);
     while (buf) {
         if (len == cap) {
-            if (cap >= MAX_DB)
+            if (cap >= max)
                 break;
             char *nb = realloc(buf, cap * 2 + 1);
             if (!nb)
@@ -74,7 +75,7 @@ static char *slurp_db(const char *file)
     char path[PATH_MAX + 16];
     if ((size_t)snprintf(path, sizeof path, "%s%s", g_db_root, file) >= sizeof path)
         return NULL;
-    return slurp(path);
+    return read_whole(path, MAX_DB);
 }
 
 /* How many processes the kernel's OOM killer has killed where this sandbox can see it: the
@@ -89,7 +90,7 @@ long oom_kill_count(void)
                                           "/sys/fs/cgroup/memory/memory.oom_control",
                                           "/sys/fs/cgroup/memory.events", "/proc/vmstat"};
     for (size_t i = 0; i < sizeof sources / sizeof sources[0]; i++) {
-        char *text = slurp(sources[i]);
+        char *text = read_whole(sources[i], MAX_DB);
         if (!text)
             continue;
         long count = -1;
