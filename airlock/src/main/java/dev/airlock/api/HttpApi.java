@@ -1,6 +1,7 @@
 package dev.airlock.api;
 
 import dev.airlock.guest.GuestException;
+import dev.airlock.http.ExchangeCompletion;
 import dev.airlock.sandbox.SandboxException;
 import dev.airlock.service.CreateSpec;
 import dev.airlock.service.ExecRequest;
@@ -340,7 +341,7 @@ public final class HttpApi extends Handler.Abstract {
         final Response response;
         final Callback callback;
         boolean answered;
-        private boolean completed;
+        private final ExchangeCompletion completion;
         int status = 200;
         private @Nullable Fields query;
 
@@ -350,6 +351,7 @@ public final class HttpApi extends Handler.Abstract {
             this.request = request;
             this.response = response;
             this.callback = callback;
+            this.completion = new ExchangeCompletion(response, callback);
         }
 
         String ref() {
@@ -465,39 +467,12 @@ public final class HttpApi extends Handler.Abstract {
         /** Commits the status and starts a streamed body; closing the stream completes the request. */
         OutputStream stream(int status, String contentType) {
             answered = true;
-            response.setStatus(status);
-            response.getHeaders().put(HttpHeader.CONTENT_TYPE, contentType);
-            OutputStream body = Content.Sink.asOutputStream(response);
-            return new java.io.FilterOutputStream(body) {
-                @Override
-                public void write(byte[] b, int off, int len) throws IOException {
-                    body.write(b, off, len);
-                }
-
-                @Override
-                public void close() throws IOException {
-                    try {
-                        body.close();
-                        complete(null);
-                    } catch (IOException | RuntimeException e) {
-                        complete(e);
-                        throw e;
-                    }
-                }
-            };
+            return completion.stream(status, contentType);
         }
 
         /** Completes a streamed answer, once: well, or with the error that ended it. */
-        synchronized void complete(@Nullable Throwable failure) {
-            if (completed) {
-                return;
-            }
-            completed = true;
-            if (failure == null) {
-                callback.succeeded();
-            } else {
-                callback.failed(failure);
-            }
+        void complete(@Nullable Throwable failure) {
+            completion.complete(failure);
         }
     }
 

@@ -1,7 +1,7 @@
 package dev.airlock.e2b;
 
+import dev.airlock.http.ExchangeCompletion;
 import dev.airlock.wire.Json;
-import java.io.FilterOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -25,13 +25,14 @@ final class Exchange {
     final Response response;
     private final Callback callback;
     private @Nullable Fields query;
+    private final ExchangeCompletion completion;
     private boolean answered;
-    private boolean completed;
 
     Exchange(Request request, Response response, Callback callback) {
         this.request = request;
         this.response = response;
         this.callback = callback;
+        this.completion = new ExchangeCompletion(response, callback);
     }
 
     String method() {
@@ -99,14 +100,14 @@ final class Exchange {
         response.setStatus(status);
         response.getHeaders().put(HttpHeader.CONTENT_TYPE, "application/json");
         Content.Sink.write(response, true, Json.MAPPER.writeValueAsString(body), callback);
-        completed = true;
+        completion.handedToJetty();
     }
 
     void empty(int status) {
         answered = true;
         response.setStatus(status);
         Content.Sink.write(response, true, "", callback);
-        completed = true;
+        completion.handedToJetty();
     }
 
     /** E2B's error body: {@code {"code": STATUS, "message": ...}}. */
@@ -119,38 +120,11 @@ final class Exchange {
     /** Commits the status and starts a streamed body; closing it completes the exchange. */
     OutputStream stream(int status, String contentType) {
         answered = true;
-        response.setStatus(status);
-        response.getHeaders().put(HttpHeader.CONTENT_TYPE, contentType);
-        OutputStream body = Content.Sink.asOutputStream(response);
-        return new FilterOutputStream(body) {
-            @Override
-            public void write(byte[] b, int off, int len) throws IOException {
-                body.write(b, off, len);
-            }
-
-            @Override
-            public void close() throws IOException {
-                try {
-                    body.close();
-                    complete(null);
-                } catch (IOException | RuntimeException e) {
-                    complete(e);
-                    throw e;
-                }
-            }
-        };
+        return completion.stream(status, contentType);
     }
 
     /** Ends the exchange once: well, or with the failure that cut a streamed answer short. */
-    synchronized void complete(@Nullable Throwable failure) {
-        if (completed) {
-            return;
-        }
-        completed = true;
-        if (failure == null) {
-            callback.succeeded();
-        } else {
-            callback.failed(failure);
-        }
+    void complete(@Nullable Throwable failure) {
+        completion.complete(failure);
     }
 }
