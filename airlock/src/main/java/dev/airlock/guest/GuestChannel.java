@@ -44,6 +44,8 @@ import org.jspecify.annotations.Nullable;
 public final class GuestChannel implements AutoCloseable {
     public static final int PROTOCOL_VERSION = 1;
     private static final Duration HELLO_RESEND = Duration.ofSeconds(1);
+    /** Frames of a previous session a new one skips before the agent's HELLO (see firstSessionFrame). */
+    static final int STALE_BEFORE_HELLO = 4;
 
     private static final Duration DEFAULT_PING_TIMEOUT = Duration.ofSeconds(10);
     // How long a closing channel tries to tell a misbehaving agent why before hanging up.
@@ -626,7 +628,9 @@ public final class GuestChannel implements AutoCloseable {
      * Sends a new identity without waiting for the agent's answer, for a session the host closes
      * next: the agent reads a session's frames in order and applies an identity before reading
      * on, and serves one host session at a time, so a session opened after this one closes finds
-     * the identity applied. A failure to apply it is not seen here (the answer goes unread).
+     * the identity applied. A failure to apply it is not seen here (the answer goes unread). Over
+     * virtio-serial end the session with {@link #finishSending}, not a close, so that QEMU reads
+     * the frame before it sees the host leave.
      *
      * @throws IOException if the session has ended or the frame cannot be written
      */
@@ -637,6 +641,30 @@ public final class GuestChannel implements AutoCloseable {
         byte[] request = identity.toPayload();
         QueryStream<Boolean> stream = openStream(id -> new QueryStream<>(this, id, "identity", fields -> true));
         send(Frame.of(FrameType.IDENTITY, stream.id, request));
+    }
+
+    /**
+     * Ends the host's half of the session without cutting what was sent: the write half of the
+     * socket is shut down, so the peer reads every byte before the end of input, and the channel
+     * closes when the peer closes its end (the reader sees it), or after {@code linger} at the
+     * latest. A full close instead lets QEMU's chardev see the hang-up before it has read the last
+     * frame and drop it. A channel on anything but a socket is closed at once.
+     */
+    public void finishSending(Duration linger) {
+        if (!(transport instanceof SocketChannel socket)) {
+            close();
+            return;
+        }
+        try {
+            socket.shutdownOutput();
+        } catch (IOException e) {
+            closeWith("ending the host's half of the session failed", e, false);
+            return;
+        }
+        DEADLINES.schedule(
+                () -> closeWith("the host ended the session and the agent did not close its end", null, false),
+                linger.toNanos(),
+                TimeUnit.NANOSECONDS);
     }
 
     /**
@@ -844,7 +872,7 @@ public final class GuestChannel implements AutoCloseable {
 
     private void readLoop() {
         try {
-            acceptHello(reader.read());
+            acceptHello(firstSessionFrame());
             while (true) {
                 dispatch(reader.read());
             }
@@ -861,6 +889,24 @@ public final class GuestChannel implements AutoCloseable {
             closeWith("the channel's reader failed", e, false);
             throw e;
         }
+    }
+
+    /**
+     * The first frame of this session on stream 0, past any frames on other streams: over
+     * virtio-serial the answer to the last request of the previous session (an identity sent
+     * without waiting, just before it closed) can reach the next session ahead of the agent's
+     * HELLO. At most {@link #STALE_BEFORE_HELLO} of them; more is an agent breaking the protocol.
+     */
+    private Frame firstSessionFrame() throws IOException {
+        Frame frame = reader.read();
+        for (int stale = 0; frame.streamId() != 0; stale++) {
+            if (stale == STALE_BEFORE_HELLO) {
+                throw new ProtocolException(
+                        "more than " + STALE_BEFORE_HELLO + " frames of an earlier session before the agent's HELLO");
+            }
+            frame = reader.read();
+        }
+        return frame;
     }
 
     private void acceptHello(Frame frame) throws ProtocolException, GuestException {

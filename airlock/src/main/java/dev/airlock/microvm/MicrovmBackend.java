@@ -42,8 +42,10 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.EnumSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -80,6 +82,14 @@ public final class MicrovmBackend implements Backend {
     private final GuestClock clock;
     private final boolean useTemplates;
     private volatile @Nullable WarmPool pool;
+    /**
+     * The agent session each ready pooled VM was filled through, by its id, kept open: the claim
+     * sends the identity on it instead of connecting and saying HELLO anew, and a session that
+     * has closed says that the VM is gone. While it is open the VM's agent port (one host
+     * connection at a time) serves no other, which a VM nobody has claimed needs not.
+     */
+    private final Map<String, GuestChannel> pooledSessions = new ConcurrentHashMap<>();
+
     private @Nullable BootAssets boot;
     /** Why QEMU cannot run here, once asked: empty when it can. */
     private volatile @Nullable String unavailable;
@@ -277,19 +287,32 @@ public final class MicrovmBackend implements Backend {
     }
 
     /**
-     * Hands a warm-pool VM its identity. If it is gone or does not answer, the sandbox starts
-     * from its template (or cold) as if it had never been pooled.
+     * Hands a warm-pool VM its identity (entropy, clock, hostname; its machine-id is its own since
+     * the fill) on the session it was filled through, without waiting for the answer: the agent
+     * reads a session's frames in order and applies the identity before it reads the next
+     * session's HELLO, so the first command finds it applied. The session's write half is shut
+     * down rather than closed, so QEMU reads the frame before it sees the host leave and accepts
+     * the next connection (already waiting in its listen backlog, if any) right after. If the VM
+     * is gone (its kept session has ended, a write fails) or, without a kept session, does not
+     * answer, the sandbox starts from its template (or cold) as if it had never been pooled.
      */
     private Launch claimPooled(Sandbox s, SandboxPaths paths) {
         Path dir = paths.dir();
         String key = WarmPool.keyOf(dir);
         HostFiles.deleteTree(dir.resolve(WarmPool.MARKER));
+        GuestChannel kept = pooledSessions.remove(dir.getFileName().toString());
         try {
             RunningVm vm = vm(s, paths);
-            try (GuestChannel ch = GuestChannel.connect(vm.agentSocket(), RESTORE_TIMEOUT)) {
-                // Its machine-id is its own since the fill (a fresh one, sent after its restore):
-                // writing another costs the claim a file write in the guest and changes nothing.
-                ch.setIdentity(GuestIdentity.renamed(s.name()), RESTORE_TIMEOUT);
+            if (kept != null) {
+                if (!kept.isOpen()) {
+                    throw new IOException("its agent session ended while it waited (its VM is gone)");
+                }
+                kept.sendIdentity(GuestIdentity.renamed(s.name()));
+                kept.finishSending(RESTORE_TIMEOUT);
+            } else {
+                try (GuestChannel ch = GuestChannel.connect(vm.agentSocket(), RESTORE_TIMEOUT)) {
+                    ch.setIdentity(GuestIdentity.renamed(s.name()), RESTORE_TIMEOUT);
+                }
             }
             WarmPool p = pool;
             if (p != null) {
@@ -303,14 +326,22 @@ public final class MicrovmBackend implements Backend {
         } catch (IOException | RuntimeException e) {
             progress.step(
                     "warning: warm-pool VM for " + s.name() + " unusable (" + e.getMessage() + "); restoring anew");
+            closeQuietly(kept);
             kill(s, paths);
         } catch (InterruptedException e) {
+            closeQuietly(kept);
             kill(s, paths);
             Thread.currentThread().interrupt();
             throw new SandboxException("interrupted while starting sandbox " + s.name(), e);
         }
         prepare(s, paths, null);
         return useTemplates ? startFromTemplate(s, paths) : bootFresh(s, paths);
+    }
+
+    private static void closeQuietly(@Nullable GuestChannel ch) {
+        if (ch != null) {
+            ch.close();
+        }
     }
 
     /**
@@ -365,6 +396,7 @@ public final class MicrovmBackend implements Backend {
 
     private void sweepWarmPool() {
         for (Path d : WarmPool.leftovers(dirs.sandboxes())) {
+            closeQuietly(pooledSessions.remove(d.getFileName().toString()));
             endPooled(d);
             HostFiles.deleteTree(d);
             HostFiles.deleteTree(
@@ -406,8 +438,10 @@ public final class MicrovmBackend implements Backend {
         // the agent's exec path, the dynamic loader and libc (a dynamically linked true), and a
         // shell; twice, as a second run still meets code the first only began (its exit path,
         // page-cache hits where the first faulted). The machine-id given here is the
-        // sandbox's for good: the claim sets its name, entropy and clock.
-        try (GuestChannel ch = GuestChannel.connect(agent(s, paths), RESTORE_TIMEOUT)) {
+        // sandbox's for good: the claim sets its name, entropy and clock, on this session, kept.
+        GuestChannel ch = null;
+        try {
+            ch = GuestChannel.connect(agent(s, paths), RESTORE_TIMEOUT);
             for (int round = 0; round < 2; round++) {
                 ch.setIdentity(GuestIdentity.fresh(s.name()));
                 for (ExecSpec warm : List.of(ExecSpec.of("true"), ExecSpec.of("/bin/sh", "-c", "true"))) {
@@ -419,9 +453,18 @@ public final class MicrovmBackend implements Backend {
                             RESTORE_TIMEOUT);
                 }
             }
+            pooledSessions.put(id, ch);
         } catch (IOException e) {
+            closeQuietly(ch);
+            kill(s, paths);
             throw new SandboxException("the pooled VM did not run a command: " + e.getMessage(), e);
+        } catch (RuntimeException e) {
+            closeQuietly(ch);
+            kill(s, paths);
+            throw e;
         } catch (InterruptedException e) {
+            closeQuietly(ch);
+            kill(s, paths);
             Thread.currentThread().interrupt();
             throw new SandboxException("interrupted", e);
         }

@@ -7,7 +7,10 @@ import static org.assertj.core.api.Assertions.fail;
 import java.io.EOFException;
 import java.io.IOException;
 import java.io.OutputStream;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
+import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -307,6 +310,109 @@ class GuestProtocolFuzzTest {
                     .hasMessageContaining("did not answer HELLO");
             assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(BOUND);
             fakeDone.get(BOUND.toMillis(), TimeUnit.MILLISECONDS);
+        }
+    }
+
+    // ---- a session's start and end over a port that delivers late (virtio-serial) ----
+
+    /**
+     * A fake agent (the real one produces this only by a race over virtio-serial: a claim's
+     * identity answered after the host left and delivered to the next session): it reads the
+     * host's HELLO, sends {@code stale} RESULT frames of an earlier session's stream, then HELLO.
+     */
+    private CompletableFuture<Void> answerHelloAfterStaleFrames(ServerSocketChannel server, int stale) {
+        CompletableFuture<Void> done = new CompletableFuture<>();
+        Thread.ofVirtual().start(() -> {
+            try (SocketChannel socket = server.accept()) {
+                FrameReader reader = new FrameReader(socket, FrameType.Direction.TO_AGENT);
+                FrameWriter writer = new FrameWriter(socket);
+                reader.read();
+                for (int i = 0; i < stale; i++) {
+                    writer.write(Frame.of(FrameType.RESULT, 7 + i, new byte[0]));
+                }
+                writer.write(HostileAgent.agentHello());
+                try {
+                    while (true) {
+                        reader.read();
+                    }
+                } catch (IOException e) {
+                    // the host hung up
+                }
+                done.complete(null);
+            } catch (IOException | RuntimeException e) {
+                done.completeExceptionally(e);
+            }
+        });
+        return done;
+    }
+
+    private ServerSocketChannel listen() throws IOException {
+        ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
+        server.bind(UnixDomainSocketAddress.of(dir.resolve("late.sock")));
+        return server;
+    }
+
+    @Test
+    void answersOfAnEarlierSessionBeforeHelloAreSkipped() throws Exception {
+        try (ServerSocketChannel server = listen()) {
+            CompletableFuture<Void> fakeDone = answerHelloAfterStaleFrames(server, GuestChannel.STALE_BEFORE_HELLO);
+            try (GuestChannel ch = GuestChannel.open(SocketChannel.open(server.getLocalAddress()), BOUND)) {
+                assertThat(ch.isOpen()).isTrue();
+                assertThat(ch.agentVersion()).isEqualTo("fake");
+            }
+            fakeDone.get(BOUND.toMillis(), TimeUnit.MILLISECONDS);
+        }
+    }
+
+    @Test
+    void moreFramesBeforeHelloThanAnEarlierSessionLeavesBreakTheProtocol() throws Exception {
+        try (ServerSocketChannel server = listen()) {
+            answerHelloAfterStaleFrames(server, GuestChannel.STALE_BEFORE_HELLO + 1);
+            assertThatThrownBy(() -> GuestChannel.open(SocketChannel.open(server.getLocalAddress()), BOUND))
+                    .isInstanceOf(GuestChannelClosedException.class)
+                    .hasMessageContaining("frames of an earlier session before the agent's HELLO");
+        }
+    }
+
+    /**
+     * finishSending ends the host's half only: the peer reads the last frame and then the end of
+     * input, while the host's end stays open (a full close let QEMU see the hang-up first and
+     * drop the frame). The fake stands in for QEMU's chardev, which the test cannot pause.
+     */
+    @Test
+    void finishingASessionDeliversTheLastFrameBeforeTheEnd() throws Exception {
+        try (HostileAgent fake = new HostileAgent(dir)) {
+            CompletableFuture<List<Object>> heard = new CompletableFuture<>();
+            CountDownLatch checked = new CountDownLatch(1);
+            fake.serveOne(true, s -> {
+                List<Object> got = new ArrayList<>();
+                got.add(s.request.type());
+                try {
+                    s.read();
+                    got.add("more");
+                } catch (EOFException e) {
+                    got.add("end of input");
+                }
+                heard.complete(got);
+                try {
+                    checked.await(BOUND.toMillis(), TimeUnit.MILLISECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            });
+            GuestChannel ch = GuestChannel.open(fake.connect(), BOUND);
+            try {
+                ch.sendIdentity(GuestIdentity.onlyHostname("late"));
+                ch.finishSending(BOUND);
+                assertThat(heard.get(BOUND.toMillis(), TimeUnit.MILLISECONDS))
+                        .containsExactly(FrameType.IDENTITY, "end of input");
+                assertThat(ch.isOpen())
+                        .as("the host's end stays open until the peer closes")
+                        .isTrue();
+            } finally {
+                checked.countDown();
+                ch.close();
+            }
         }
     }
 

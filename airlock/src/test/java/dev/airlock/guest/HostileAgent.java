@@ -28,7 +28,7 @@ public final class HostileAgent implements AutoCloseable {
         private final SocketChannel socket;
         private final FrameWriter writer;
         private final FrameReader reader;
-        private final Frame request;
+        final Frame request;
         /** The stream of the host's first request (its pending operation). */
         final int requestStream;
 
@@ -79,14 +79,7 @@ public final class HostileAgent implements AutoCloseable {
                 FrameWriter writer = new FrameWriter(socket);
                 reader.read(); // the host's HELLO
                 if (answerHello) {
-                    writer.write(Frame.of(
-                            FrameType.AGENT_HELLO,
-                            0,
-                            ByteBuffer.allocate(12)
-                                    .putInt(1)
-                                    .putInt(0xF)
-                                    .put("fake".getBytes())
-                                    .array()));
+                    writer.write(agentHello());
                     Frame request = reader.read();
                     attack.run(new Session(socket, writer, reader, request));
                     socket.shutdownOutput();
@@ -99,6 +92,18 @@ public final class HostileAgent implements AutoCloseable {
             }
         });
         return done;
+    }
+
+    /** The fake's HELLO: protocol 1, exec, pty, files, shutdown and identity, version "fake". */
+    static Frame agentHello() {
+        return Frame.of(
+                FrameType.AGENT_HELLO,
+                0,
+                ByteBuffer.allocate(12)
+                        .putInt(1)
+                        .putInt(0x1F)
+                        .put("fake".getBytes())
+                        .array());
     }
 
     private static void drain(FrameReader reader) {

@@ -88,10 +88,12 @@ class WarmPoolTest {
 
         Sandbox claimed = startNew("pool-b");
         assertThat(engine.origin(claimed)).startsWith("pool, template ");
-        assertThat(sh(claimed, "hostname")).isEqualTo("pool-b");
+        // The claim does not wait for the identity's answer: its first command finds it applied.
         // Its machine-id, given when the pool filled and not again at the claim, is its own.
         String machineId = "cat /etc/machine-id";
-        assertThat(sh(claimed, machineId)).matches("[0-9a-f]{32}").isNotEqualTo(sh(first, machineId));
+        String[] firstCommand = sh(claimed, "hostname; " + machineId).split("\n");
+        assertThat(firstCommand[0]).isEqualTo("pool-b");
+        assertThat(firstCommand[1]).matches("[0-9a-f]{32}").isNotEqualTo(sh(first, machineId));
         Instant before = Instant.now();
         Instant guest = Instant.ofEpochSecond(0, Long.parseLong(sh(claimed, "date +%s%N")));
         assertThat(guest).isBetween(before.minusMillis(500), Instant.now().plusMillis(500));
@@ -114,6 +116,50 @@ class WarmPoolTest {
         assertThat(engine.origin(again)).isEqualTo("cold");
         assertThat(sh(again, "cat /root/own")).isEqualTo("mine");
         assertThat(Files.exists(Engines.microvm(engine).templateDir())).isTrue();
+    }
+
+    /**
+     * The claim sends the identity on the session kept from the pool's fill and returns without
+     * its answer; the first command, on a new session right after, must find the hostname set
+     * (the agent applies a session's frames in order before it serves the next). Several claims
+     * in a row, each first command at once, each VM's machine-id its own.
+     */
+    @Test
+    void theFirstCommandRightAfterEachClaimFindsItsIdentity() throws Exception {
+        startNew("quick-a");
+        List<String> machineIds = new ArrayList<>();
+        for (int i = 1; i <= 3; i++) {
+            Engines.microvm(engine).awaitWarmPool(Duration.ofSeconds(180));
+            Sandbox claimed = startNew("quick-" + i);
+            assertThat(engine.origin(claimed)).startsWith("pool, template ");
+            String[] out = sh(claimed, "hostname; cat /etc/machine-id").split("\n");
+            assertThat(out[0]).isEqualTo("quick-" + i);
+            assertThat(out[1]).matches("[0-9a-f]{32}").isNotIn(machineIds);
+            machineIds.add(out[1]);
+        }
+    }
+
+    /**
+     * A pooled VM whose VMM died while it waited (its kept agent session ended) is not handed
+     * out: the create restores a VM of its own from the template, which answers with its name.
+     */
+    @Test
+    void aPooledVmThatDiedWhileWaitingIsNotHandedOut() throws Exception {
+        startNew("dead-a");
+        Engines.microvm(engine).awaitWarmPool(Duration.ofSeconds(180));
+        List<Path> pooled = WarmPool.leftovers(dirs.sandboxes());
+        assertThat(pooled).hasSize(1);
+        long pid = Long.parseLong(
+                Files.readString(pooled.getFirst().resolve("vmm.pid")).strip());
+        ProcessHandle vmm = ProcessHandle.of(pid).orElseThrow();
+        vmm.destroyForcibly();
+        vmm.onExit().get(30, TimeUnit.SECONDS);
+
+        Sandbox s = startNew("dead-b");
+        assertThat(engine.origin(s)).startsWith("template ");
+        assertThat(s.id()).isEqualTo(pooled.getFirst().getFileName().toString());
+        assertThat(s.vmmPid()).isNotEqualTo(pid);
+        assertThat(sh(s, "hostname")).isEqualTo("dead-b");
     }
 
     /**
