@@ -142,7 +142,9 @@ class GvisorWarmPoolTest {
      * fsynced and the created one is kept beside it. A host crash that tears the running record
      * (simulated: the Sentry killed, as the crash ends it, and the record emptied, as a rename
      * committed before its data would leave it) leaves the created record, from which the
-     * sandbox starts again with its own layer and name; that start's durable record drops the copy.
+     * sandbox starts again with its own layer and name. That start, a plain one, does not fsync
+     * its running record either: the created record stays the fallback, and a second tear
+     * leaves it again.
      */
     @Test
     void aClaimedSandboxsRecordTornByAHostCrashFallsBackToItsCreatedRecord() throws Exception {
@@ -155,11 +157,7 @@ class GvisorWarmPoolTest {
         assertThat(dir.resolve("sandbox.json.durable")).isRegularFile();
         assertThat(engine.inspect("torn-b").state()).isEqualTo(SandboxState.RUNNING);
 
-        ProcessHandle sentry =
-                OciContainers.sandboxProcess(OciSandboxes.containerDir(dir)).orElseThrow();
-        sentry.destroyForcibly();
-        sentry.onExit().get(30, TimeUnit.SECONDS);
-        Files.write(dir.resolve("sandbox.json"), new byte[0]);
+        tearByHostCrash(dir);
 
         Sandbox after = engine.inspect("torn-b");
         assertThat(after.id()).isEqualTo(claimed.id());
@@ -167,8 +165,23 @@ class GvisorWarmPoolTest {
         Sandbox again = engine.start("torn-b");
         assertThat(engine.origin(again)).doesNotContain("pool");
         assertThat(sh(again, "hostname; cat /root/own")).isEqualTo("torn-b\nkept");
-        assertThat(dir.resolve("sandbox.json.durable")).doesNotExist();
+        assertThat(dir.resolve("sandbox.json.durable")).isRegularFile();
         assertThat(engine.inspect("torn-b").state()).isEqualTo(SandboxState.RUNNING);
+
+        tearByHostCrash(dir);
+        assertThat(engine.inspect("torn-b").state()).isEqualTo(SandboxState.CREATED);
+        Sandbox third = engine.start("torn-b");
+        assertThat(sh(third, "hostname; cat /root/own")).isEqualTo("torn-b\nkept");
+        assertThat(engine.inspect("torn-b").state()).isEqualTo(SandboxState.RUNNING);
+    }
+
+    /** What a host crash may leave: the Sentry gone and the running record torn (emptied). */
+    private static void tearByHostCrash(Path dir) throws Exception {
+        ProcessHandle sentry =
+                OciContainers.sandboxProcess(OciSandboxes.containerDir(dir)).orElseThrow();
+        sentry.destroyForcibly();
+        sentry.onExit().get(30, TimeUnit.SECONDS);
+        Files.write(dir.resolve("sandbox.json"), new byte[0]);
     }
 
     /**
