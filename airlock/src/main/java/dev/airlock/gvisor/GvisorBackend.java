@@ -301,7 +301,9 @@ public final class GvisorBackend implements Backend {
                 if (plain) {
                     refill(poolKey(s), s, Duration.ZERO);
                 }
-                return l;
+                // Its running record may lapse in a host crash: the record before it (created or
+                // stopped) starts the sandbox from the same layer, as a start after the crash would.
+                return new Launch(l.pid(), l.origin(), l.agentAnswered(), true);
             }
             OciContainers c = oci.require();
             OciContainers nat = Objects.requireNonNull(natContainers);

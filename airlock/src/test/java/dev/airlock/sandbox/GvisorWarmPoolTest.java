@@ -142,7 +142,9 @@ class GvisorWarmPoolTest {
      * fsynced and the created one is kept beside it. A host crash that tears the running record
      * (simulated: the Sentry killed, as the crash ends it, and the record emptied, as a rename
      * committed before its data would leave it) leaves the created record, from which the
-     * sandbox starts again with its own layer and name; that start's durable record drops the copy.
+     * sandbox starts again with its own layer and name. That start, a plain one, does not fsync
+     * its running record either: the created record stays the fallback, and a second tear
+     * leaves it again.
      */
     @Test
     void aClaimedSandboxsRecordTornByAHostCrashFallsBackToItsCreatedRecord() throws Exception {
@@ -156,6 +158,15 @@ class GvisorWarmPoolTest {
                 OciContainers.sandboxProcess(OciSandboxes.containerDir(dir)).orElseThrow();
         TornClaimRecord.crashTearAndRestart(
                 engine, dir, claimed, sentry, origin -> assertThat(origin).doesNotContain("pool"), this::sh);
+        // A plain gVisor start also renames its running record into place without an fsync.
+        assertThat(dir.resolve("sandbox.json.durable")).isRegularFile();
+
+        TornClaimRecord.tearByHostCrash(
+                OciContainers.sandboxProcess(OciSandboxes.containerDir(dir)).orElseThrow(), dir);
+        assertThat(engine.inspect("torn-b").state()).isEqualTo(SandboxState.CREATED);
+        Sandbox third = engine.start("torn-b");
+        assertThat(sh(third, "hostname; cat /root/own")).isEqualTo("torn-b\nkept");
+        assertThat(engine.inspect("torn-b").state()).isEqualTo(SandboxState.RUNNING);
     }
 
     /**

@@ -173,13 +173,15 @@ class WarmPoolTest {
     void aClaimedVmsRecordTornByAHostCrashFallsBackToItsCreatedRecord() throws Exception {
         Sandbox claimed = claimAfter("torn-a", "torn-b");
         sh(claimed, "echo kept > /root/own && sync");
+        Path dir = dirs.sandboxes().resolve(claimed.id());
         TornClaimRecord.crashTearAndRestart(
                 engine,
-                dirs.sandboxes().resolve(claimed.id()),
+                dir,
                 claimed,
                 ProcessHandle.of(claimed.vmmPid()).orElseThrow(),
                 origin -> assertThat(origin).isEqualTo("cold"),
                 this::sh);
+        assertThat(dir.resolve("sandbox.json.durable")).doesNotExist();
     }
 
     /**
