@@ -6,6 +6,7 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -70,22 +71,65 @@ final class Mounts {
         }
     }
 
-    /** Unmounts if mounted; a busy mount is detached lazily rather than left behind. */
-    static void unmount(Path target) {
+    /**
+     * How long an unmount waits for a mount's last holders to let go: a runtime's helper that is
+     * still exiting (runsc's gofer holds a sandbox's root until it is gone) makes it busy for a
+     * few milliseconds after the container is reported ended.
+     */
+    static final Duration HOLDERS_EXIT = Duration.ofSeconds(2);
+
+    private static final int EBUSY = 16;
+
+    /**
+     * Unmounts if mounted, waiting up to {@code wait} while the mount is busy; false if it is
+     * still busy then, and stays mounted.
+     */
+    static boolean unmountWhenFree(Path target, Duration wait) {
         if (!isMountPoint(target)) {
-            return;
+            return true;
         }
+        long deadline = System.nanoTime() + wait.toNanos();
         try (LinuxSyscalls sys = new LinuxSyscalls()) {
-            try {
-                sys.umount2(target.toString(), 0);
-            } catch (LinuxSyscalls.ErrnoException busy) {
-                if (isMountPoint(target)) {
-                    try {
-                        sys.umount2(target.toString(), LinuxSyscalls.MNT_DETACH);
-                    } catch (LinuxSyscalls.ErrnoException e) {
+            while (true) {
+                try {
+                    sys.umount2(target.toString(), 0);
+                    return true;
+                } catch (LinuxSyscalls.ErrnoException e) {
+                    if (!isMountPoint(target)) {
+                        return true;
+                    }
+                    if (e.errno() != EBUSY) {
                         throw new ContainerException("cannot unmount " + target + ": " + e.detail());
                     }
                 }
+                if (System.nanoTime() >= deadline) {
+                    return false;
+                }
+                try {
+                    // the kernel gives no event for a mount's last holder going
+                    Thread.sleep(10);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return false;
+                }
+            }
+        }
+    }
+
+    /**
+     * Unmounts if mounted; a mount still busy after {@link #HOLDERS_EXIT} is detached lazily
+     * rather than left behind: only for what is being deleted or never mounted again as it is (a
+     * container's root view), never for a sandbox disk that a later start mounts anew.
+     */
+    static void unmount(Path target) {
+        if (unmountWhenFree(target, HOLDERS_EXIT)) {
+            return;
+        }
+        try (LinuxSyscalls sys = new LinuxSyscalls()) {
+            sys.umount2(target.toString(), LinuxSyscalls.MNT_DETACH);
+        } catch (LinuxSyscalls.ErrnoException e) {
+            if (isMountPoint(target)) {
+                throw new ContainerException("cannot unmount " + target + ": " + e.detail());
             }
         }
     }

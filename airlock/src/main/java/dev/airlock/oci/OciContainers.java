@@ -256,10 +256,27 @@ public final class OciContainers {
      * deleting the directory can never reach through a mount into an image or another layer.
      */
     public void unmountAllUnder(Path sandboxDir) {
-        List<Path> left = new java.util.ArrayList<>(Mounts.under(sandboxDir));
-        left.sort(java.util.Comparator.comparingInt(Path::getNameCount).reversed());
-        for (Path m : left) {
+        for (Path m : deepestFirst(sandboxDir)) {
             Mounts.unmount(m);
+        }
+    }
+
+    private static List<Path> deepestFirst(Path dir) {
+        List<Path> mounts = new java.util.ArrayList<>(Mounts.under(dir));
+        mounts.sort(java.util.Comparator.comparingInt(Path::getNameCount).reversed());
+        return mounts;
+    }
+
+    /**
+     * Unmounts what a stopped sandbox holds below its directory (deepest first), each once it is
+     * free. A mount still busy (a holder that does not go) stays mounted, and the next start uses
+     * it as it is: detached lazily, the sandbox disk's file system would live on beside the one
+     * the next start mounts from the same file, so writes the old one had not yet committed would
+     * be missing from the new one, or land on the disk under it later.
+     */
+    public void releaseMountsUnder(Path sandboxDir) {
+        for (Path m : deepestFirst(sandboxDir)) {
+            Mounts.unmountWhenFree(m, Mounts.HOLDERS_EXIT);
         }
     }
 

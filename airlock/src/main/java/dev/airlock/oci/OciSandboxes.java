@@ -208,7 +208,8 @@ public final class OciSandboxes {
         OciContainers oci = containers();
         if (oci != null && Files.isDirectory(containerDir(paths.dir()))) {
             oci.destroy(container(oci, s, paths));
-            oci.unmountAllUnder(containerDir(paths.dir()));
+            // what is still busy stays mounted for the next start (never a second mount of the disk)
+            oci.releaseMountsUnder(containerDir(paths.dir()));
         }
     }
 
