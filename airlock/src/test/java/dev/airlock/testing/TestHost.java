@@ -57,6 +57,22 @@ public final class TestHost {
                     p.destroyForcibly();
                     p.onExit().join();
                 });
+        // A container sandbox outlives the daemon that started it (as it must), and its init's
+        // command line names no test directory: find it by the test's overlay in the mounts of
+        // its own namespace.
+        try (var procs = java.nio.file.Files.list(Path.of("/proc"))) {
+            procs.filter(p -> p.getFileName().toString().chars().allMatch(Character::isDigit))
+                    .filter(p -> mountsUnder(p, data + "/"))
+                    .map(p -> ProcessHandle.of(Long.parseLong(p.getFileName().toString())))
+                    .flatMap(java.util.Optional::stream)
+                    .filter(p -> p.pid() != ProcessHandle.current().pid())
+                    .forEach(p -> {
+                        p.destroyForcibly();
+                        p.onExit().join();
+                    });
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
         // A failed container test may leave its overlay mounted: never delete through a mount.
         try {
             java.nio.file.Files.readAllLines(Path.of("/proc/self/mountinfo")).stream()
@@ -69,6 +85,20 @@ public final class TestHost {
         }
         dev.airlock.host.HostFiles.deleteTree(dirs.data());
         dev.airlock.host.HostFiles.deleteTree(dirs.runtime());
+    }
+
+    /**
+     * Whether {@code proc} runs in a mount namespace of its own (not this process's, where the
+     * sandboxes' disks are mounted too) that has a mount from under {@code data}.
+     */
+    private static boolean mountsUnder(Path proc, String data) {
+        try {
+            Path ours = java.nio.file.Files.readSymbolicLink(Path.of("/proc/self/ns/mnt"));
+            return !java.nio.file.Files.readSymbolicLink(proc.resolve("ns/mnt")).equals(ours)
+                    && java.nio.file.Files.readString(proc.resolve("mountinfo")).contains(data);
+        } catch (IOException e) {
+            return false; // gone, or not ours to read
+        }
     }
 
     /** Shared cache, fresh data and runtime directories. */
