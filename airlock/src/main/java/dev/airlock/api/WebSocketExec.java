@@ -15,9 +15,13 @@ import dev.airlock.wire.Json;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.ByteBuffer;
+import java.time.Duration;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import org.eclipse.jetty.http.HttpHeader;
 import org.eclipse.jetty.websocket.api.Callback;
 import org.eclipse.jetty.websocket.api.Session;
@@ -44,6 +48,8 @@ import tools.jackson.core.JacksonException;
 // Public only because Jetty calls a listener's methods through method handles of a public class.
 public final class WebSocketExec implements Session.Listener {
     private static final long MAX_MESSAGE = 1 << 20;
+    /** The relay is made right after the command starts; this only bounds a wait that cannot end. */
+    private static final Duration RELAY_MADE = Duration.ofSeconds(30);
 
     private final SandboxSession session;
     private final Execution ex;
@@ -77,8 +83,8 @@ public final class WebSocketExec implements Session.Listener {
         ExecSpec spec = ExecRelay.spec(start, stdin);
         SandboxSession session = api.service().session(c.ref());
         WebSocketExec relay;
+        Holder holder = new Holder();
         try {
-            Holder holder = new Holder();
             Execution ex;
             try {
                 ex = session.channel().exec(spec, holder.sink(1, terminal), holder.sink(2, terminal));
@@ -86,8 +92,9 @@ public final class WebSocketExec implements Session.Listener {
                 throw new SandboxException(String.valueOf(e.getMessage()));
             }
             relay = new WebSocketExec(session, ex, terminal, stdin);
-            holder.relay = relay;
+            holder.relay.complete(relay);
         } catch (IOException | RuntimeException | InterruptedException e) {
+            holder.relay.completeExceptionally(e);
             session.close();
             throw e;
         }
@@ -118,9 +125,14 @@ public final class WebSocketExec implements Session.Listener {
         return ExecRelay.fromQuery(c, cmd, terminal);
     }
 
-    /** Lets the output sinks exist before the relay does (the command starts before the upgrade). */
+    /**
+     * Lets the output sinks exist before the relay does (the command starts before the upgrade).
+     * Output can come before the relay is made (a shell's prompt, on the channel's reader thread,
+     * as soon as the command starts): it waits for the relay rather than failing the command's
+     * output, which left a terminal silent.
+     */
     private static final class Holder {
-        volatile @Nullable WebSocketExec relay;
+        final CompletableFuture<WebSocketExec> relay = new CompletableFuture<>();
 
         OutputStream sink(int channel, boolean raw) {
             return new OutputStream() {
@@ -131,9 +143,14 @@ public final class WebSocketExec implements Session.Listener {
 
                 @Override
                 public void write(byte[] b, int off, int len) throws IOException {
-                    WebSocketExec r = relay;
-                    if (r == null) {
-                        throw new IOException("no WebSocket yet");
+                    WebSocketExec r;
+                    try {
+                        r = relay.get(RELAY_MADE.toMillis(), TimeUnit.MILLISECONDS);
+                    } catch (ExecutionException | TimeoutException e) {
+                        throw new IOException("the WebSocket relay was not made", e);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                        throw new IOException("interrupted", e);
                     }
                     ByteBuffer msg;
                     if (raw) {
