@@ -6,12 +6,9 @@ import io.modelcontextprotocol.json.jackson3.JacksonMcpJsonMapper;
 import io.modelcontextprotocol.server.McpServer;
 import io.modelcontextprotocol.server.McpSyncServer;
 import io.modelcontextprotocol.server.transport.StdioServerTransportProvider;
-import java.io.FilterInputStream;
-import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.atomic.AtomicBoolean;
 import tools.jackson.databind.json.JsonMapper;
 
 /**
@@ -48,8 +45,8 @@ public final class McpStdio {
     /**
      * The longest JSON-RPC message (one line) taken on stdio: room for write_file's largest
      * content as base64 and its JSON escaping. The SDK's transport stops reading for good at a
-     * longer line (and answers nothing), so the line is cut off here first and the server ends
-     * with a reason instead of hanging its client.
+     * longer line (and answers nothing), so {@link StdioLines} cuts the line off first and the
+     * server ends with a reason instead of hanging its client.
      */
     static final int MAX_MESSAGE_BYTES = 48 << 20;
 
@@ -59,50 +56,10 @@ public final class McpStdio {
      */
     public static boolean serve(SandboxService service, InputStream in, OutputStream out) throws InterruptedException {
         CountDownLatch ended = new CountDownLatch(1);
-        AtomicBoolean oversized = new AtomicBoolean();
-        InputStream watched = new FilterInputStream(in) {
-            private long lineBytes;
-
-            @Override
-            public int read() throws IOException {
-                byte[] one = new byte[1];
-                int n = read(one, 0, 1);
-                return n < 0 ? -1 : one[0] & 0xff;
-            }
-
-            @Override
-            public int read(byte[] buf, int off, int len) throws IOException {
-                if (oversized.get()) {
-                    return -1;
-                }
-                int n;
-                try {
-                    n = super.read(buf, off, len);
-                } catch (IOException e) {
-                    ended.countDown();
-                    throw e;
-                }
-                if (n < 0) {
-                    ended.countDown();
-                    return n;
-                }
-                for (int i = off; i < off + n; i++) {
-                    lineBytes = buf[i] == '\n' ? 0 : lineBytes + 1;
-                    if (lineBytes > MAX_MESSAGE_BYTES) {
-                        oversized.set(true);
-                        System.err.println("airlock mcp: a message longer than " + (MAX_MESSAGE_BYTES >> 20)
-                                + " MiB arrived; a stdio session cannot skip it, so the server ends. Move large"
-                                + " files with airlock cp, or write them in parts.");
-                        ended.countDown();
-                        return -1;
-                    }
-                }
-                return n;
-            }
-        };
         McpJsonMapper json = jsonMapper();
+        StdioLines lines = new StdioLines(json, in, out, ended::countDown);
         StdioServerTransportProvider transport =
-                new StdioServerTransportProvider(json, watched, out, MAX_MESSAGE_BYTES);
+                new StdioServerTransportProvider(json, lines.input(), lines.output(), MAX_MESSAGE_BYTES);
         SandboxTools tools = new SandboxTools(service, json);
         McpSyncServer server = McpServer.sync(transport)
                 .serverInfo(NAME, version())
@@ -117,6 +74,6 @@ public final class McpStdio {
         } finally {
             server.closeGracefully();
         }
-        return !oversized.get();
+        return !lines.oversized();
     }
 }

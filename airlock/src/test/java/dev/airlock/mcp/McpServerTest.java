@@ -332,6 +332,76 @@ class McpServerTest {
     }
 
     @Test
+    void aLineThatIsNotJsonRpcGetsAnErrorAndTheServerGoesOn() throws Exception {
+        // This once stopped the server reading for good: the SDK's transport ends its read loop at a
+        // line it cannot parse, and the client waited forever for every later answer.
+        ProcessBuilder pb = new ProcessBuilder(cli.argv("mcp"));
+        cli.environment(pb.environment());
+        Process p = pb.start();
+        CompletableFuture<String> err = CompletableFuture.supplyAsync(() -> {
+            try {
+                return new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8);
+            } catch (java.io.IOException e) {
+                return e.toString();
+            }
+        });
+        try (var in = p.getOutputStream();
+                var out = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
+            String initialize = "{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"initialize\",\"params\":"
+                    + "{\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},"
+                    + "\"clientInfo\":{\"name\":\"test\",\"version\":\"1\"}}}\n"
+                    + "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n";
+            in.write(initialize.getBytes(StandardCharsets.UTF_8));
+            in.flush();
+            assertThat(out.readLine()).contains("\"id\":0").contains("\"result\"");
+            in.write(("{not json\n" + "{\"jsonrpc\":\"2.0\",\"id\":7}\n" + "[1,2]\n"
+                            + "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\n")
+                    .getBytes(StandardCharsets.UTF_8));
+            in.flush();
+            var json = tools.jackson.databind.json.JsonMapper.builder().build();
+            List<tools.jackson.databind.JsonNode> answers = new java.util.ArrayList<>();
+            // read on a thread of its own: a server that stops answering must fail the test, not hang it
+            CompletableFuture<List<String>> lines = CompletableFuture.supplyAsync(
+                    () -> {
+                        List<String> got = new java.util.ArrayList<>();
+                        try {
+                            for (String l; got.size() < 4 && (l = out.readLine()) != null; ) {
+                                got.add(l);
+                            }
+                        } catch (java.io.IOException e) {
+                            got.add(e.toString());
+                        }
+                        return got;
+                    },
+                    r -> Thread.ofVirtual().start(r));
+            try {
+                lines.get(60, TimeUnit.SECONDS).forEach(l -> answers.add(json.readTree(l)));
+            } catch (java.util.concurrent.TimeoutException e) {
+                p.destroyForcibly();
+                throw new AssertionError("no 4 answers within 60 s (stderr: " + err.get(10, TimeUnit.SECONDS) + ")");
+            }
+            assertThat(answers).hasSize(4);
+            assertThat(answers.subList(0, 3))
+                    .allSatisfy(a -> assertThat(a.get("id").isNull()).isTrue())
+                    .extracting(a -> a.get("error").get("code").asInt())
+                    .containsExactly(-32700, -32600, -32600);
+            assertThat(answers.get(0).get("error").get("message").asString()).contains("not JSON");
+            assertThat(answers.get(3).get("id").asInt())
+                    .as("the ping after them is answered")
+                    .isEqualTo(1);
+            assertThat(answers.get(3).has("result")).isTrue();
+            in.close();
+        } finally {
+            assertThat(p.waitFor(60, TimeUnit.SECONDS))
+                    .as("airlock mcp ends when its input ends")
+                    .isTrue();
+            p.destroyForcibly();
+        }
+        assertThat(p.exitValue()).isZero();
+        assertThat(err.get(10, TimeUnit.SECONDS)).doesNotContain("\tat ");
+    }
+
+    @Test
     void aMessageTooLongForStdioEndsTheServerWithAReason() throws Exception {
         ProcessBuilder pb = new ProcessBuilder(cli.argv("mcp")).redirectOutput(ProcessBuilder.Redirect.DISCARD);
         cli.environment(pb.environment());
