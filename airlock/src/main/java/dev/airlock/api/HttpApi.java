@@ -309,11 +309,48 @@ public final class HttpApi extends Handler.Abstract {
         return null;
     }
 
-    /** {@code GET .../diff}: the workspace's git diff as text, streamed. */
+    /**
+     * {@code GET .../diff}: the workspace's git diff as text, streamed. The answer is committed at
+     * the diff's first byte, not before: an error that comes first (a sandbox without a workspace)
+     * is then an ordinary error answer, where a committed stream could only end in Jetty's HTML page.
+     */
     private static @Nullable Object diff(HttpApi a, Call c) throws IOException {
         String ref = c.ref();
         a.service.inspect(ref);
-        OutputStream out = c.stream(200, "text/plain; charset=utf-8");
+        OutputStream out = new OutputStream() {
+            private @Nullable OutputStream answer;
+
+            private OutputStream answer() {
+                OutputStream o = answer;
+                if (o == null) {
+                    o = c.stream(200, "text/plain; charset=utf-8");
+                    answer = o;
+                }
+                return o;
+            }
+
+            @Override
+            public void write(int b) throws IOException {
+                answer().write(b);
+            }
+
+            @Override
+            public void write(byte[] b, int off, int len) throws IOException {
+                answer().write(b, off, len);
+            }
+
+            @Override
+            public void flush() throws IOException {
+                if (answer != null) {
+                    answer.flush();
+                }
+            }
+
+            @Override
+            public void close() throws IOException {
+                answer().close();
+            }
+        };
         a.service.diff(ref, out);
         out.close();
         return null;

@@ -128,6 +128,10 @@ class CliBadInputTest {
                     cli.run("cp", "dev:/etc/hostname", "/nonexistent-airlock-dir/x"),
                     125,
                     "no such file or directory: /nonexistent-airlock-dir/x");
+            // a diff of a sandbox without a workspace: this once printed the daemon's HTML error page
+            Cli.Result diff = cli.run("diff", "dev");
+            assertCleanError(diff, 125, "sandbox 'dev' has no workspace; create one with --workspace DIR");
+            assertThat(diff.err()).doesNotContain("<html>").doesNotContain("500");
             // an agent credentials file that cannot be read
             assertCleanError(
                     cli.run(
