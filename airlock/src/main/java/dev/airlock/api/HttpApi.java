@@ -103,12 +103,16 @@ public final class HttpApi extends Handler.Abstract {
         r.add(new Route("POST", "/v1/workspaces", HttpApi::workspace));
         // Image names hold '/' and ':' (registry references): the name is a query parameter.
         r.add(new Route("DELETE", "/v1/images", (a, c) -> a.service.removeImage(c.requiredQuery("name"))));
-        r.add(new Route(
-                "POST",
-                "/v1/images/build",
-                (a, c) -> imageWork(c, c.body(ImageBuildSpec.class), a.service::buildImage)));
-        r.add(new Route(
-                "POST", "/v1/images/pull", (a, c) -> imageWork(c, c.body(ImagePullSpec.class), a.service::pullImage)));
+        r.add(new Route("POST", "/v1/images/build", (a, c) -> {
+            ImageBuildSpec spec = c.body(ImageBuildSpec.class);
+            c.required(spec.context(), "context");
+            return imageWork(c, spec, a.service::buildImage);
+        }));
+        r.add(new Route("POST", "/v1/images/pull", (a, c) -> {
+            ImagePullSpec spec = c.body(ImagePullSpec.class);
+            c.required(spec.reference(), "reference");
+            return imageWork(c, spec, a.service::pullImage);
+        }));
         r.add(new Route("GET", "/v1/sandboxes/{ref}", (a, c) -> a.service.inspect(c.ref())));
         r.add(new Route(
                 "DELETE", "/v1/sandboxes/{ref}", (a, c) -> a.service.remove(c.ref(), "true".equals(c.query("force")))));
@@ -145,7 +149,8 @@ public final class HttpApi extends Handler.Abstract {
         r.add(new Route(
                 "POST",
                 "/v1/sandboxes/{ref}/ports",
-                (a, c) -> a.service.publish(c.ref(), c.body(PortRequest.class).publish())));
+                (a, c) -> a.service.publish(
+                        c.ref(), c.required(c.body(PortRequest.class).publish(), "publish"))));
         r.add(new Route(
                 "DELETE",
                 "/v1/sandboxes/{ref}/ports/{port}",
@@ -251,6 +256,8 @@ public final class HttpApi extends Handler.Abstract {
     /** {@code POST /v1/workspaces}: progress as JSON lines while the workspace is made, then the sandbox. */
     private static @Nullable Object workspace(HttpApi a, Call c) throws IOException {
         WorkspaceSpec spec = c.body(WorkspaceSpec.class);
+        c.required(spec.repo(), "repo");
+        c.required(spec.sandbox(), "sandbox");
         return progress(
                 c,
                 new ProgressEvents<>(
@@ -480,8 +487,30 @@ public final class HttpApi extends Handler.Abstract {
                 if (bytes.length == 0) {
                     throw new SandboxException(route.method() + " " + route.template() + " needs a JSON body");
                 }
-                return Json.MAPPER.readValue(bytes, type);
+                T value;
+                try {
+                    value = Json.MAPPER.readValue(bytes, type);
+                } catch (JacksonException e) {
+                    throw JsonBodyError.of(route.method() + " " + route.template(), e);
+                }
+                if (value == null) {
+                    throw new SandboxException(
+                            route.method() + " " + route.template() + " needs a JSON object as its body, not null");
+                }
+                return value;
             }
+        }
+
+        /**
+         * A field of the body the call cannot do without. A body may leave out what its record
+         * declares non-null: Jackson fills in null, which would fail deep inside as a 500.
+         */
+        <T> T required(@Nullable T value, String field) {
+            if (value == null || (value instanceof String text && text.isEmpty())) {
+                throw new SandboxException(
+                        route.method() + " " + route.template() + " needs the field \"" + field + "\" in its body");
+            }
+            return value;
         }
 
         /** Marks the answer as a creation (201). */

@@ -431,6 +431,25 @@ abstract class HttpApiTest {
                         "/v1/sandboxes/box/files?path=/etc",
                         new String[0]),
                 new Case("missing file", 404, "ENOENT", "/v1/sandboxes/box/files?path=/no/such/file", new String[0]),
+                new Case("null body", 400, "needs a JSON object", "/v1/sandboxes", new String[] {"-d", "null"}),
+                new Case(
+                        "array body", 400, "needs a JSON object", "/v1/sandboxes/box/fork", new String[] {"-d", "[1]"}),
+                new Case("not JSON", 400, "is not valid JSON", "/v1/sandboxes", new String[] {"-d", "{bad"}),
+                new Case("mistyped field", 400, "field 'cpus' must be a number", "/v1/sandboxes", new String[] {
+                    "-d", "{\"cpus\":\"two\"}"
+                }),
+                new Case(
+                        "port without mapping",
+                        400,
+                        "needs the field \"publish\"",
+                        "/v1/sandboxes/box/ports",
+                        new String[] {"-d", "{}"}),
+                new Case(
+                        "pull without reference",
+                        400,
+                        "needs the field \"reference\"",
+                        "/v1/images/pull",
+                        new String[] {"-d", "{}"}),
                 new Case(
                         "remove /",
                         400,
@@ -443,7 +462,13 @@ abstract class HttpApiTest {
             ApiHarness.Curl r = api.unix(c.path(), opts.toArray(String[]::new));
             assertThat(r.status()).as(c.what() + ": " + r.text()).isEqualTo(c.status());
             JsonNode err = Json.MAPPER.readTree(r.body());
-            assertThat(err.get("error").asString()).as(c.what()).contains(c.contains());
+            assertThat(err.get("error").asString())
+                    .as(c.what())
+                    .contains(c.contains())
+                    // words for the user, not the daemon's insides
+                    .doesNotContain("dev.airlock")
+                    .doesNotContain("java.")
+                    .doesNotContain("Cannot invoke");
         }
         // /etc is still there after the refused removal of /
         assertThat(api.unix("/v1/sandboxes/box/files/stat?path=/etc", "-w", "\n%{http_code}")
