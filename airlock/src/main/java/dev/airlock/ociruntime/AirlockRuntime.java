@@ -156,6 +156,7 @@ public final class AirlockRuntime {
             }
         }
         String id = containerId(a);
+        noMore(a);
         BundleConfig config = BundleConfig.read(bundle);
         checkTerminal(config.process(), console);
         String mode = config.mode();
@@ -399,6 +400,7 @@ public final class AirlockRuntime {
 
     private int start(Args a) {
         String id = containerId(a);
+        noMore(a);
         Path dir = containerDir(id);
         ContainerRecord.read(dir, id);
         if (Files.exists(dir.resolve(ContainerRecord.STARTED))) {
@@ -445,6 +447,7 @@ public final class AirlockRuntime {
 
     private int state(Args a) {
         String id = containerId(a);
+        noMore(a);
         Path dir = containerDir(id);
         ContainerRecord r = ContainerRecord.read(dir, id);
         Map<String, Object> s = new LinkedHashMap<>();
@@ -483,6 +486,7 @@ public final class AirlockRuntime {
         }
         String id = containerId(a);
         int sig = a.more() ? Signals.parse(a.next()) : 15;
+        noMore(a);
         Path dir = containerDir(id);
         ContainerRecord r = ContainerRecord.read(dir, id);
         if (status(dir, r).equals("stopped")) {
@@ -513,6 +517,7 @@ public final class AirlockRuntime {
             }
         }
         String id = containerId(a);
+        noMore(a);
         Path dir = containerDir(id);
         if (!Files.isDirectory(dir)) {
             throw new RuntimeError("container \"" + id + "\" does not exist");
@@ -608,6 +613,7 @@ public final class AirlockRuntime {
             }
         }
         String id = containerId(a);
+        noMore(a);
         if (processFile == null) {
             throw new RuntimeError("exec needs --process FILE (a runtime-spec process object)");
         }
@@ -713,6 +719,7 @@ public final class AirlockRuntime {
             }
         }
         String id = containerId(a);
+        noMore(a);
         Path dir = containerDir(id);
         ContainerRecord r = ContainerRecord.read(dir, id);
         if (status(dir, r).equals("stopped")) {
@@ -757,6 +764,7 @@ public final class AirlockRuntime {
      */
     private int pause(Args a, boolean freeze) {
         String id = containerId(a);
+        noMore(a);
         Path dir = containerDir(id);
         ContainerRecord r = ContainerRecord.read(dir, id);
         String status = status(dir, r);
@@ -804,6 +812,7 @@ public final class AirlockRuntime {
             }
         }
         String id = containerId(a);
+        noMore(a);
         Path dir = containerDir(id);
         ContainerRecord r = ContainerRecord.read(dir, id);
         if (status(dir, r).equals("stopped")) {
@@ -918,6 +927,17 @@ public final class AirlockRuntime {
             throw new RuntimeError("invalid container id '" + id + "': use letters, digits, '_', '+', '-', '.'");
         }
         return id;
+    }
+
+    /**
+     * Refuses words after a command's last argument, as runc does: options after the id were once
+     * ignored, so {@code create ID --bundle DIR} made the container from the current directory.
+     */
+    private static void noMore(Args a) {
+        if (a.more()) {
+            throw new RuntimeError("unexpected '" + a.peek() + "' after the container id: options go before the id"
+                    + " (e.g. create --bundle DIR ID)\n" + usage());
+        }
     }
 
     /** The sandbox of a container: Airlock names are at most 63 characters. */

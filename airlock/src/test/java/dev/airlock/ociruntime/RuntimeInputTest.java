@@ -41,6 +41,32 @@ class RuntimeInputTest {
     }
 
     @Test
+    void wordsAfterTheContainerIdAreRefusedNotIgnored() throws IOException {
+        // A bundle in the current directory and another named after the id: the option after the id
+        // was once ignored and the container made from the current directory, runc refuses it.
+        Path root = dir.resolve("state");
+        Path bundle = Files.createDirectories(dir.resolve("bundle"));
+        Files.createDirectories(bundle.resolve("rootfs"));
+        assertThat(new AirlockRuntime().run(List.of("spec", "--bundle", bundle.toString())))
+                .isZero();
+        assertThatThrownBy(() -> new AirlockRuntime()
+                        .run(List.of("--root", root.toString(), "create", "box", "--bundle", bundle.toString())))
+                .hasMessageContaining("unexpected '--bundle' after the container id: options go before the id");
+        assertThat(root.resolve("box")).doesNotExist();
+        for (List<String> args : List.of(
+                List.of("state", "box", "extra"),
+                List.of("start", "box", "extra"),
+                List.of("delete", "box", "--force"),
+                List.of("kill", "box", "TERM", "extra"))) {
+            List<String> argv = new java.util.ArrayList<>(List.of("--root", root.toString()));
+            argv.addAll(args);
+            assertThatThrownBy(() -> new AirlockRuntime().run(argv))
+                    .as(String.join(" ", args))
+                    .hasMessageContaining("after the container id");
+        }
+    }
+
+    @Test
     void updateTakesMemoryAndPidsAndRefusesTheRestByName() {
         ResourceUpdate u = ResourceUpdate.parse(
                 "{\"memory\": {\"limit\": 1048576}, \"pids\": {\"limit\": 9}," + " \"cpu\": {}, \"blockIO\": null}");
