@@ -147,8 +147,16 @@ record BundleConfig(
             c = Json.MAPPER.readTree(Files.readString(file));
         } catch (NoSuchFileException e) {
             throw new RuntimeError("the bundle " + dir + " has no config.json");
-        } catch (IOException | JacksonException e) {
+        } catch (IOException e) {
             throw new RuntimeError("cannot read " + file + ": " + e.getMessage(), e);
+        } catch (JacksonException e) {
+            // Jackson's own message ends in a note about its settings ("Source: REDACTED ..."): the
+            // line and column say where to look
+            var at = e.getLocation();
+            String where = at == null || at.getLineNr() < 1
+                    ? ""
+                    : " (line " + at.getLineNr() + ", column " + at.getColumnNr() + ")";
+            throw new RuntimeError(file + " is not valid JSON" + where + ": " + e.getOriginalMessage(), e);
         }
         return parse(dir, c);
     }
