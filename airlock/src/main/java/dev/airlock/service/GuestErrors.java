@@ -6,7 +6,8 @@ import dev.airlock.sandbox.SandboxException;
 /**
  * What an agent's errno means to a client: a missing path is {@code NOT_FOUND}, a path in the
  * way {@code CONFLICT}, a full disk {@code TOO_LARGE}, a request the guest cannot do (a
- * directory read as a file, permission denied) {@code INVALID}; anything else {@code FAILED}.
+ * directory read as a file, permission denied, a user the sandbox lacks) {@code INVALID}; anything
+ * else {@code FAILED}.
  */
 public final class GuestErrors {
     private GuestErrors() {}
@@ -22,6 +23,11 @@ public final class GuestErrors {
             // EOPNOTSUPP E2BIG
             default -> SandboxException.Kind.FAILED;
         };
+        if (e.errno() == 3) {
+            // ESRCH: the agent's answer to a user or group the sandbox does not have, which is the
+            // request's fault (400), not the guest's; its message says it, the errno number does not
+            return new SandboxException(SandboxException.Kind.INVALID, e.agentMessage(), e);
+        }
         if (e.errno() == 18) {
             message += " (a move across file systems: copy the file, then remove it)";
         }

@@ -412,6 +412,12 @@ abstract class HttpApiTest {
                         "command not found",
                         "/v1/sandboxes/box/exec/stream?cmd=no-such-program",
                         new String[] {"-X", "POST"}),
+                new Case(
+                        "unknown user",
+                        400,
+                        "unknown user or group: nobody-here",
+                        "/v1/sandboxes/box/exec/stream?cmd=true&user=nobody-here",
+                        new String[] {"-X", "POST"}),
                 new Case("bad tty", 400, "ROWSxCOLS", "/v1/sandboxes/box/exec/stream?cmd=ls&tty=big", new String[] {
                     "-X", "POST"
                 }),
@@ -468,7 +474,8 @@ abstract class HttpApiTest {
                     // words for the user, not the daemon's insides
                     .doesNotContain("dev.airlock")
                     .doesNotContain("java.")
-                    .doesNotContain("Cannot invoke");
+                    .doesNotContain("Cannot invoke")
+                    .doesNotContain("errno ");
         }
         // /etc is still there after the refused removal of /
         assertThat(api.unix("/v1/sandboxes/box/files/stat?path=/etc", "-w", "\n%{http_code}")
