@@ -154,11 +154,19 @@ public final class HttpApi extends Handler.Abstract {
         r.add(new Route(
                 "DELETE",
                 "/v1/sandboxes/{ref}/ports/{port}",
-                (a, c) -> a.service.unpublish(c.ref(), (int) c.pathNumber("port"))));
+                (a, c) -> a.service.unpublish(c.ref(), hostPort(c.pathNumber("port")))));
         r.add(new Route("GET", "/v1/sandboxes/{ref}/inference", (a, c) -> a.service.inferenceUsage(c.ref())));
         r.add(new Route("GET", "/v1/sandboxes/{ref}/diff", HttpApi::diff));
         r.add(new Route("POST", "/v1/sandboxes/{ref}/pull", (a, c) -> a.service.pull(c.ref(), c.body(PullSpec.class))));
         return List.copyOf(r);
+    }
+
+    /** A host port from a path: a larger number once wrapped round to another port in the answer. */
+    private static int hostPort(long port) {
+        if (port < 1 || port > 65535) {
+            throw new SandboxException(port + " is not a port: use 1 to 65535");
+        }
+        return (int) port;
     }
 
     private static LogKind logKind(Call c) {

@@ -418,6 +418,12 @@ abstract class HttpApiTest {
                         "unknown user or group: nobody-here",
                         "/v1/sandboxes/box/exec/stream?cmd=true&user=nobody-here",
                         new String[] {"-X", "POST"}),
+                new Case(
+                        "port out of range",
+                        400,
+                        "99999999999 is not a port",
+                        "/v1/sandboxes/box/ports/99999999999",
+                        new String[] {"-X", "DELETE"}),
                 new Case("bad tty", 400, "ROWSxCOLS", "/v1/sandboxes/box/exec/stream?cmd=ls&tty=big", new String[] {
                     "-X", "POST"
                 }),
