@@ -87,7 +87,7 @@ final class SandboxCommands {
                 names = "--entrypoint",
                 paramLabel = "PROGRAM",
                 description = "Replaces the image's entrypoint (and its cmd): the sandbox's command becomes PROGRAM"
-                        + " followed by the command's arguments.")
+                        + " followed by the command's arguments; '' clears it, as Docker's does.")
         @Nullable
         String entrypoint;
 
@@ -285,7 +285,8 @@ final class SandboxCommands {
                     .inference(inferenceConfig())
                     .hostCa(noHostCa ? Boolean.FALSE : null)
                     .user(user)
-                    .entrypoint(entrypoint == null ? null : List.of(entrypoint))
+                    // Docker's --entrypoint '' clears the image's entrypoint: the arguments alone are the command
+                    .entrypoint(entrypoint == null ? null : entrypoint.isEmpty() ? List.of() : List.of(entrypoint))
                     .cmd(cmd)
                     .build();
         }
@@ -549,9 +550,11 @@ final class SandboxCommands {
                 if (!detach && toRun.isEmpty()) {
                     keep = true; // nothing ran: removed below, not stopped and kept
                     client.remove(s.id(), true);
-                    throw new SandboxException("no command given, and image '" + s.image() + "' names none (no"
-                            + " entrypoint or cmd); e.g. airlock run --rm -- uname -a (or run -d to just start a"
-                            + " sandbox)");
+                    throw new SandboxException("no command given, and "
+                            + ("".equals(create.entrypoint)
+                                    ? "--entrypoint '' cleared the image's"
+                                    : "image '" + s.image() + "' names none (no entrypoint or cmd)")
+                            + "; e.g. airlock run --rm -- uname -a (or run -d to just start a sandbox)");
                 }
                 if (!flow.hasWorkspace()) {
                     s = client.start(s.id());

@@ -119,6 +119,13 @@ class PulledImageSandboxTest {
                 cli.run("run", "--rm", "--runtime", runtime, "--entrypoint", "/bin/echo", image, "one", "two");
         assertThat(entry.exit()).as(entry.err()).isZero();
         assertThat(entry.out()).isEqualTo("one two\n");
+        // --entrypoint '' clears it (Docker's rule): the arguments alone are the command; none is an error in words
+        Cli.Result cleared = cli.run("run", "--rm", "--runtime", runtime, "--entrypoint", "", image, "echo", "cleared");
+        assertThat(cleared.exit()).as(cleared.err()).isZero();
+        assertThat(cleared.out()).isEqualTo("cleared\n");
+        Cli.Result nothing = cli.run("run", "--rm", "--runtime", runtime, "--entrypoint", "", image);
+        assertThat(nothing.exit()).isNotZero();
+        assertThat(nothing.err()).contains("no command given").doesNotContain("Exception");
         // a sandbox keeps its defaults for later execs; inspect shows them
         Cli.Result created = cli.run("create", "--runtime", runtime, "--image", image);
         assertThat(created.exit()).as(created.err()).isZero();
