@@ -126,17 +126,15 @@ public final class OciContainers {
             Files.createDirectories(c.upper());
             Files.createDirectories(c.work());
             Files.createDirectories(spec.socketDir());
-            Files.deleteIfExists(spec.socket());
         } catch (IOException e) {
             throw new UncheckedIOException("cannot lay out " + spec.sandboxDir(), e);
         }
         ContainerIds ids = spec.ids();
         if (ids != null) {
             // What container root writes: the overlay's upper and work directories (the files in
-            // them it writes as its host uid) and the directory its agent makes its socket in.
+            // them it writes as its host uid) and, below, the directory its agent makes its socket in.
             ids.own(c.upper());
             ids.own(c.work());
-            ids.own(spec.socketDir());
             // The runtime looks the root up from the bundle as container root: it may pass
             // through (only), and only those already in the owner-only sandbox directory can.
             try {
@@ -155,6 +153,11 @@ public final class OciContainers {
                 images.release(spec.image());
                 throw e;
             }
+        }
+        // Last, so a failure above leaves nothing mounted there; container root makes its socket in it.
+        Mounts.mountSocketDir(spec.socketDir());
+        if (ids != null) {
+            ids.own(spec.socketDir());
         }
         return c;
     }
@@ -244,10 +247,16 @@ public final class OciContainers {
             // an idmapped view of a directory image is this container's alone: it goes with it
             images.release(c.image());
         }
+        Path socketDir = c.socket().getParent();
+        if (socketDir != null) {
+            // its tmpfs, with whatever the sandbox put there; a lazy detach if busy is safe, as
+            // the next start mounts a fresh one
+            Mounts.unmount(socketDir);
+        }
         try {
             Files.deleteIfExists(c.socket());
         } catch (IOException e) {
-            // a stale socket is harmless: create deletes it again
+            // a stale socket is harmless: create mounts a fresh directory
         }
     }
 
