@@ -2,6 +2,8 @@ package dev.airlock.oci;
 
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.HostFiles;
+import dev.airlock.host.RotatingLog;
+import dev.airlock.net.UntrustedText;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.channels.SocketChannel;
@@ -379,11 +381,22 @@ public final class OciContainers {
     }
 
     static String logTail(Container c) {
-        try {
-            String s = Files.readString(c.log()).strip();
-            return s.length() > 2000 ? s.substring(s.length() - 2000) : s;
-        } catch (IOException e) {
+        return logTail(c.log());
+    }
+
+    /**
+     * The end of a container's log for an error message. The container's root writes the log: its
+     * size is the guest's to set (only blocks are capped), so at most the last 2000 bytes are read,
+     * and they reach a terminal escaped.
+     */
+    static String logTail(Path log) {
+        if (!Files.exists(log, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
             return "(no log)";
+        }
+        try {
+            return UntrustedText.forTerminal(new String(RotatingLog.tail(log, 2000), StandardCharsets.UTF_8).strip());
+        } catch (IOException e) {
+            return "(no log: " + e.getMessage() + ")";
         }
     }
 

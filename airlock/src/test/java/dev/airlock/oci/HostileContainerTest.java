@@ -137,6 +137,39 @@ class HostileContainerTest {
         assertThat(Mounts.under(socketDir)).as("mounts left at " + socketDir).isEmpty();
     }
 
+    /**
+     * A container that fails to start is reported with the end of its log, which its root
+     * writes: the log's size is the guest's to set (a trim punches holes and keeps the size), and
+     * its bytes reach the user's terminal in the error. Before: the host read the whole file into
+     * one string (here 3 GiB: OutOfMemoryError in the daemon) and passed escape sequences on raw.
+     */
+    @Test
+    void aStartFailureShowsABoundedEscapedEndOfTheGuestsLog() throws Exception {
+        ok(cli.run("run", "-d", "--name", "logtail"));
+        ok(cli.run(
+                "exec",
+                "logtail",
+                "--",
+                "sh",
+                "-c",
+                String.join(
+                        " && ",
+                        "dd if=/dev/zero of=/proc/1/fd/2 bs=1 count=1 seek=3G conv=notrunc 2>/dev/null",
+                        "printf 'boom \\033]0;owned\\007\\033[2J' >> /proc/1/fd/2")));
+        Path log = containerLog("logtail");
+        assertThat(Files.size(log)).isGreaterThan(3L << 30);
+        // The message the start's failure paths build (the agent's timeout; the runtime ending).
+        Container c = new Container(
+                "airlock-logtail",
+                java.util.Objects.requireNonNull(log.getParent()),
+                scratch,
+                log.resolveSibling("agent.sock"),
+                new ContainerCgroup("/"));
+        String tail = OciContainers.logTail(c);
+        assertThat(tail).contains("boom ").doesNotContain("\u001b").doesNotContain("\u0007");
+        assertThat(tail.length()).isLessThanOrEqualTo(8192);
+    }
+
     private JsonNode inspect(String name) {
         return JSON.readTree(ok(cli.run("inspect", name)).out());
     }
