@@ -71,6 +71,29 @@ final class Mounts {
         }
     }
 
+    private static final long MS_NOEXEC = 0x8;
+
+    /**
+     * The host directory a sandbox's agent makes its socket in, which the sandbox sees read-write
+     * at {@link OciConfig#AGENT_DIR}: a fresh tmpfs of a few pages and inodes, so whatever the
+     * sandbox writes there counts against that and never against the host's own file system (its
+     * runtime directory's disk, or memory when that is tmpfs). What an earlier run left there,
+     * mounted or not, is gone; nothing of it is read.
+     */
+    static void mountSocketDir(Path dir) {
+        unmount(dir);
+        try (LinuxSyscalls sys = new LinuxSyscalls()) {
+            sys.mount(
+                    "airlock-sockets",
+                    dir.toString(),
+                    "tmpfs",
+                    LoopMount.MS_NOSUID | LoopMount.MS_NODEV | MS_NOEXEC,
+                    "size=64k,nr_inodes=16,mode=0755");
+        } catch (LinuxSyscalls.ErrnoException e) {
+            throw new ContainerException("cannot mount the agent's socket directory " + dir + ": " + e.detail());
+        }
+    }
+
     /**
      * How long an unmount waits for a mount's last holders to let go: a runtime's helper that is
      * still exiting (runsc's gofer holds a sandbox's root until it is gone) makes it busy for a

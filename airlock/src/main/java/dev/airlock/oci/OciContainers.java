@@ -2,6 +2,8 @@ package dev.airlock.oci;
 
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.HostFiles;
+import dev.airlock.host.RotatingLog;
+import dev.airlock.net.UntrustedText;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.channels.SocketChannel;
@@ -126,17 +128,15 @@ public final class OciContainers {
             Files.createDirectories(c.upper());
             Files.createDirectories(c.work());
             Files.createDirectories(spec.socketDir());
-            Files.deleteIfExists(spec.socket());
         } catch (IOException e) {
             throw new UncheckedIOException("cannot lay out " + spec.sandboxDir(), e);
         }
         ContainerIds ids = spec.ids();
         if (ids != null) {
             // What container root writes: the overlay's upper and work directories (the files in
-            // them it writes as its host uid) and the directory its agent makes its socket in.
+            // them it writes as its host uid) and, below, the directory its agent makes its socket in.
             ids.own(c.upper());
             ids.own(c.work());
-            ids.own(spec.socketDir());
             // The runtime looks the root up from the bundle as container root: it may pass
             // through (only), and only those already in the owner-only sandbox directory can.
             try {
@@ -155,6 +155,11 @@ public final class OciContainers {
                 images.release(spec.image());
                 throw e;
             }
+        }
+        // Last, so a failure above leaves nothing mounted there; container root makes its socket in it.
+        Mounts.mountSocketDir(spec.socketDir());
+        if (ids != null) {
+            ids.own(spec.socketDir());
         }
         return c;
     }
@@ -244,10 +249,16 @@ public final class OciContainers {
             // an idmapped view of a directory image is this container's alone: it goes with it
             images.release(c.image());
         }
+        Path socketDir = c.socket().getParent();
+        if (socketDir != null) {
+            // its tmpfs, with whatever the sandbox put there; a lazy detach if busy is safe, as
+            // the next start mounts a fresh one
+            Mounts.unmount(socketDir);
+        }
         try {
             Files.deleteIfExists(c.socket());
         } catch (IOException e) {
-            // a stale socket is harmless: create deletes it again
+            // a stale socket is harmless: create mounts a fresh directory
         }
     }
 
@@ -370,11 +381,22 @@ public final class OciContainers {
     }
 
     static String logTail(Container c) {
-        try {
-            String s = Files.readString(c.log()).strip();
-            return s.length() > 2000 ? s.substring(s.length() - 2000) : s;
-        } catch (IOException e) {
+        return logTail(c.log());
+    }
+
+    /**
+     * The end of a container's log for an error message. The container's root writes the log: its
+     * size is the guest's to set (only blocks are capped), so at most the last 2000 bytes are read,
+     * and they reach a terminal escaped.
+     */
+    static String logTail(Path log) {
+        if (!Files.exists(log, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
             return "(no log)";
+        }
+        try {
+            return UntrustedText.forTerminal(new String(RotatingLog.tail(log, 2000), StandardCharsets.UTF_8).strip());
+        } catch (IOException e) {
+            return "(no log: " + e.getMessage() + ")";
         }
     }
 

@@ -272,14 +272,6 @@ public final class OciRuntime {
     }
 
     private static String tail(@Nullable Path log) {
-        if (log == null) {
-            return "";
-        }
-        try {
-            String s = Files.readString(log).strip();
-            return s.length() > 2000 ? s.substring(s.length() - 2000) : s;
-        } catch (IOException e) {
-            return "(no log: " + e.getMessage() + ")";
-        }
+        return log == null ? "" : OciContainers.logTail(log);
     }
 }

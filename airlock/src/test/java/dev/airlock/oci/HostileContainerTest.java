@@ -17,6 +17,8 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.json.JsonMapper;
 
@@ -107,6 +109,67 @@ class HostileContainerTest {
         assertThat(shown.length()).isLessThanOrEqualTo(4 << 20);
     }
 
+    /**
+     * The host directory a sandbox makes its agent socket in is mounted read-write into it (at
+     * /run/airlock): on the host's own file system it was a way past the sandbox's disk limit,
+     * into the host's disk (or, with the runtime directory on tmpfs, its memory). Before: the 64
+     * MiB below landed whole in the host's runtime directory, and as much as the host had.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"container", "gvisor"})
+    void theAgentSocketDirectoryHoldsNoGuestFiles(String runtime) throws Exception {
+        Cli in = new Cli(dirs).inRuntime(runtime);
+        String name = "sockdir-" + runtime;
+        ok(in.run("run", "-d", "--name", name));
+        Path socketDir =
+                dirs.runtime().resolve(inspect(name).path("id").asString().substring(0, 16));
+        Cli.Result fill =
+                in.run("exec", name, "--", "sh", "-c", "head -c 64M /dev/zero > /run/airlock/fill && echo written");
+        assertThat(fill.out()).as(fill.err()).doesNotContain("written");
+        assertThat(fill.out() + fill.err()).contains("No space left on device");
+        assertThat(allocated(socketDir)).as("host disk under " + socketDir).isLessThan(1L << 20);
+        // The agent's own socket is unaffected, before and after a stop and start.
+        assertThat(ok(in.run("exec", name, "--", "echo", "back")).out()).isEqualTo("back\n");
+        ok(in.run("stop", name));
+        ok(in.run("start", name));
+        assertThat(ok(in.run("exec", name, "--", "ls", "/run/airlock")).out()).isEqualTo("agent.sock\n");
+        ok(in.run("rm", "-f", name));
+        assertThat(Mounts.under(socketDir)).as("mounts left at " + socketDir).isEmpty();
+    }
+
+    /**
+     * A container that fails to start is reported with the end of its log, which its root
+     * writes: the log's size is the guest's to set (a trim punches holes and keeps the size), and
+     * its bytes reach the user's terminal in the error. Before: the host read the whole file into
+     * one string (here 3 GiB: OutOfMemoryError in the daemon) and passed escape sequences on raw.
+     */
+    @Test
+    void aStartFailureShowsABoundedEscapedEndOfTheGuestsLog() throws Exception {
+        ok(cli.run("run", "-d", "--name", "logtail"));
+        ok(cli.run(
+                "exec",
+                "logtail",
+                "--",
+                "sh",
+                "-c",
+                String.join(
+                        " && ",
+                        "dd if=/dev/zero of=/proc/1/fd/2 bs=1 count=1 seek=3G conv=notrunc 2>/dev/null",
+                        "printf 'boom \\033]0;owned\\007\\033[2J' >> /proc/1/fd/2")));
+        Path log = containerLog("logtail");
+        assertThat(Files.size(log)).isGreaterThan(3L << 30);
+        // The message the start's failure paths build (the agent's timeout; the runtime ending).
+        Container c = new Container(
+                "airlock-logtail",
+                java.util.Objects.requireNonNull(log.getParent()),
+                scratch,
+                log.resolveSibling("agent.sock"),
+                new ContainerCgroup("/"));
+        String tail = OciContainers.logTail(c);
+        assertThat(tail).contains("boom ").doesNotContain("\u001b").doesNotContain("\u0007");
+        assertThat(tail.length()).isLessThanOrEqualTo(8192);
+    }
+
     private JsonNode inspect(String name) {
         return JSON.readTree(ok(cli.run("inspect", name)).out());
     }
@@ -119,7 +182,7 @@ class HostileContainerTest {
         if (!Files.exists(file)) {
             return 0;
         }
-        HostCommand.Result r = HostCommand.run(List.of("du", "-B1", file.toString()), null, null);
+        HostCommand.Result r = HostCommand.run(List.of("du", "-s", "-B1", file.toString()), null, null);
         assertThat(r.ok()).as(r.output()).isTrue();
         return Long.parseLong(r.output().strip().split("\\s+")[0]);
     }
