@@ -69,6 +69,18 @@ public final class HostFiles {
     }
 
     /**
+     * Makes the entries of {@code dir} durable (fsync of the directory itself): a file renamed
+     * or created in it, even fsynced, may otherwise be missing after a host crash.
+     */
+    public static void syncDirectory(Path dir) {
+        try (FileChannel ch = FileChannel.open(dir, StandardOpenOption.READ)) {
+            ch.force(true);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot sync directory " + dir, e);
+        }
+    }
+
+    /**
      * An empty file only its owner can read or write (0600), for a file another program fills
      * (QEMU's console log, a saved VM state, a RAM file): such programs keep the mode of a file
      * that exists instead of making it with their own (usually 0644). An existing file is kept
