@@ -14,6 +14,7 @@ import dev.airlock.guest.ExecSpec;
 import dev.airlock.guest.GuestChannel;
 import dev.airlock.guest.GuestIdentity;
 import dev.airlock.host.AirlockDirs;
+import dev.airlock.host.Failpoint;
 import dev.airlock.host.HostCommand;
 import dev.airlock.host.HostFiles;
 import dev.airlock.host.NatCgroup;
@@ -550,6 +551,7 @@ public final class GvisorBackend implements Backend {
         HostFiles.deleteTree(image);
         AirlockDirs.ensureDir(image);
         suspendListener(c, ct);
+        Failpoint.reached("gvisor-pause-listener-closed");
         HostCommand.Result r = HostCommand.run(
                 c.runtime().command("checkpoint", "--image-path", image.toString(), "--compression", "none", ct.id()),
                 null,
@@ -572,6 +574,24 @@ public final class GvisorBackend implements Backend {
             throw SandboxException.failed("the saved state of '" + s.name() + "' is missing (" + image + ")");
         }
         return new Launch(restore(s, paths, image, false), "resumed", true);
+    }
+
+    /**
+     * Continues a sandbox that a pause or fork cut short by a crash left half-way: frozen for a
+     * fork's checkpoint ({@code runsc resume}; refused harmlessly when it is not frozen) and its
+     * agent's host socket closed (SIGUSR2 opens it again; an agent that listens ignores it).
+     * Without this its agent never listened again, and the next daemon, finding no agent, ended
+     * the sandbox. Nothing to do when the Sentry is gone.
+     */
+    @Override
+    public void thaw(Sandbox s, SandboxPaths paths) {
+        if (!sentryAlive(paths)) {
+            return;
+        }
+        OciContainers c = oci.require();
+        Container ct = oci.container(c, s, paths);
+        runsc(c, "resume", ct.id());
+        resumeListener(c, ct);
     }
 
     @Override
@@ -619,6 +639,7 @@ public final class GvisorBackend implements Backend {
                     throw SandboxException.failed(
                             "runsc checkpoint failed: " + r.output().strip());
                 }
+                Failpoint.reached("gvisor-fork-saved");
                 OciSandboxes.copyUpper(oci.writableLayer(srcPaths), layer);
             } finally {
                 if (frozen) {

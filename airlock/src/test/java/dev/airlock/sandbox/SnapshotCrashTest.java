@@ -26,7 +26,7 @@ import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.json.JsonMapper;
 
 /**
- * A daemon killed in the middle of a pause or a fork (microVM) leaves nothing wedged: the next
+ * A daemon killed in the middle of a pause or a fork (microVM, gVisor) leaves nothing wedged: the next
  * daemon, or anyone who looks at the sandbox, continues a VM left stopped, ends a VMM left
  * behind, removes clones that never started and the memory image of the dead fork. The crash
  * windows are milliseconds wide, so the daemon stops dead at named failpoints ({@code
@@ -43,12 +43,14 @@ class SnapshotCrashTest {
 
     private AirlockDirs dirs;
     private Cli cli;
+    private Cli gvisor;
 
     @BeforeAll
     void setUp() {
         TestHost.ready();
         dirs = TestHost.isolated("snapshot-crash");
         cli = new Cli(dirs).inRuntime("microvm");
+        gvisor = new Cli(dirs).inRuntime("gvisor");
     }
 
     @AfterAll
@@ -173,6 +175,44 @@ class SnapshotCrashTest {
                 null);
         assertThat(nobody.ok()).as(nobody.output()).isFalse();
         ok(cli.run("rm", "-f", "f2", "f2-1"));
+    }
+
+    /**
+     * gVisor: a pause cut short after the agent closed its host socket for the checkpoint. Before,
+     * the sandbox ran on under a record saying running, but its agent never listened again:
+     * every exec failed until a stop, which lost its processes.
+     */
+    @Test
+    void aGvisorPauseCutShortLeavesTheSandboxAnswering() throws Exception {
+        ok(gvisor.run("run", "-d", "--name", "g1"));
+        ok(cli.run("exec", "g1", "--", "sh", "-c", "echo kept > /root/mark"));
+        crashAt("gvisor-pause-listener-closed", "pause", "g1");
+        assertThat(answers("g1")).isEqualTo("alive");
+        assertThat(inspect("g1").path("state").asString()).isEqualTo("RUNNING");
+        assertThat(dirOf("g1").resolve("paused")).doesNotExist();
+        assertThat(dirOf("g1").resolve(".operation")).doesNotExist();
+        // and it can still be paused and resumed with its files
+        ok(cli.run("pause", "g1"));
+        ok(cli.run("resume", "g1"));
+        assertThat(ok(cli.run("exec", "g1", "--", "cat", "/root/mark")).out()).isEqualTo("kept\n");
+        ok(cli.run("rm", "-f", "g1"));
+    }
+
+    /**
+     * gVisor: a fork cut short after its checkpoint, the source still frozen ({@code runsc
+     * pause}) and its agent's socket closed. Before, the source stayed frozen for good.
+     */
+    @Test
+    void aGvisorForkCutShortLeavesItsSourceAnswering() throws Exception {
+        ok(gvisor.run("run", "-d", "--name", "g2"));
+        crashAt("gvisor-fork-saved", "fork", "g2");
+        assertThat(answers("g2")).isEqualTo("alive");
+        assertThat(inspect("g2").path("state").asString()).isEqualTo("RUNNING");
+        assertThat(ok(cli.run("ps", "-a", "-q")).out().lines().toList()).doesNotContain("g2-1");
+        assertThat(children(dirs.data().resolve("forks")))
+                .as("the dead fork's checkpoint, swept when the next daemon started")
+                .isEmpty();
+        ok(cli.run("rm", "-f", "g2"));
     }
 
     private static boolean awaitGone(long pid) {
