@@ -562,6 +562,10 @@ public final class GvisorBackend implements Backend {
             throw SandboxException.failed(
                     "runsc checkpoint failed: " + r.output().strip() + "; the sandbox keeps running");
         }
+        // Once the Sentry ends, the checkpoint is the only copy of the sandbox's memory, and the
+        // disk holds its files: both are written out before the record says paused.
+        HostFiles.syncFilesystem(oci.writableLayer(paths));
+        HostFiles.syncTree(image);
         recordPaused.run();
         // The checkpoint ended the sandbox; its container record and overlay go.
         c.destroy(ct);
