@@ -280,7 +280,7 @@ public final class SandboxEngine {
         Lifecycle.check(Operation.PAUSE, s);
         Sandbox paused = s.moveTo(SandboxState.PAUSED, 0, null);
         try (OperationMarker ignored = OperationMarker.begin(paths(s).dir(), OperationMarker.Operation.PAUSE)) {
-            backend.pause(s, paths(s), () -> store.save(paused));
+            backend.pause(s, paths(s), () -> store.saveCommitted(paused));
         } catch (SandboxException e) {
             throw e;
         } catch (RuntimeException e) {

@@ -14,6 +14,7 @@ import dev.airlock.guest.ExecSpec;
 import dev.airlock.guest.GuestChannel;
 import dev.airlock.guest.GuestIdentity;
 import dev.airlock.host.AirlockDirs;
+import dev.airlock.host.Failpoint;
 import dev.airlock.host.HostCommand;
 import dev.airlock.host.HostFiles;
 import dev.airlock.host.NatCgroup;
@@ -550,6 +551,7 @@ public final class GvisorBackend implements Backend {
         HostFiles.deleteTree(image);
         AirlockDirs.ensureDir(image);
         suspendListener(c, ct);
+        Failpoint.reached("gvisor-pause-listener-closed");
         HostCommand.Result r = HostCommand.run(
                 c.runtime().command("checkpoint", "--image-path", image.toString(), "--compression", "none", ct.id()),
                 null,
@@ -560,6 +562,10 @@ public final class GvisorBackend implements Backend {
             throw SandboxException.failed(
                     "runsc checkpoint failed: " + r.output().strip() + "; the sandbox keeps running");
         }
+        // Once the Sentry ends, the checkpoint is the only copy of the sandbox's memory, and the
+        // disk holds its files: both are written out before the record says paused.
+        HostFiles.syncFilesystem(oci.writableLayer(paths));
+        HostFiles.syncTree(image);
         recordPaused.run();
         // The checkpoint ended the sandbox; its container record and overlay go.
         c.destroy(ct);
@@ -572,6 +578,24 @@ public final class GvisorBackend implements Backend {
             throw SandboxException.failed("the saved state of '" + s.name() + "' is missing (" + image + ")");
         }
         return new Launch(restore(s, paths, image, false), "resumed", true);
+    }
+
+    /**
+     * Continues a sandbox that a pause or fork cut short by a crash left half-way: frozen for a
+     * fork's checkpoint ({@code runsc resume}; refused harmlessly when it is not frozen) and its
+     * agent's host socket closed (SIGUSR2 opens it again; an agent that listens ignores it).
+     * Without this its agent never listened again, and the next daemon, finding no agent, ended
+     * the sandbox. Nothing to do when the Sentry is gone.
+     */
+    @Override
+    public void thaw(Sandbox s, SandboxPaths paths) {
+        if (!sentryAlive(paths)) {
+            return;
+        }
+        OciContainers c = oci.require();
+        Container ct = oci.container(c, s, paths);
+        runsc(c, "resume", ct.id());
+        resumeListener(c, ct);
     }
 
     @Override
@@ -619,6 +643,7 @@ public final class GvisorBackend implements Backend {
                     throw SandboxException.failed(
                             "runsc checkpoint failed: " + r.output().strip());
                 }
+                Failpoint.reached("gvisor-fork-saved");
                 OciSandboxes.copyUpper(oci.writableLayer(srcPaths), layer);
             } finally {
                 if (frozen) {

@@ -69,6 +69,56 @@ public final class HostFiles {
     }
 
     /**
+     * Makes the entries of {@code dir} durable (fsync of the directory itself): a file renamed
+     * or created in it, even fsynced, may otherwise be missing after a host crash.
+     */
+    public static void syncDirectory(Path dir) {
+        try (FileChannel ch = FileChannel.open(dir, StandardOpenOption.READ)) {
+            ch.force(true);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot sync directory " + dir, e);
+        }
+    }
+
+    /**
+     * Makes {@code root} durable, a file or a whole tree: every file and directory in it fsynced,
+     * and its entry in its parent directory. For what another program wrote (a VMM's saved state,
+     * a checkpoint) that is about to become the only copy of something.
+     */
+    public static void syncTree(Path root) {
+        try (Stream<Path> walk = Files.walk(root)) {
+            for (Path p : walk.toList()) {
+                if (Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS)) {
+                    syncDirectory(p);
+                } else if (Files.isRegularFile(p, LinkOption.NOFOLLOW_LINKS)) {
+                    try (FileChannel ch = FileChannel.open(p, StandardOpenOption.READ)) {
+                        ch.force(true);
+                    }
+                }
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot sync " + root, e);
+        }
+        Path parent = root.toAbsolutePath().getParent();
+        if (parent != null) {
+            syncDirectory(parent);
+        }
+    }
+
+    /**
+     * Writes out everything of the filesystem that holds {@code path} ({@code syncfs}): for a
+     * sandbox disk mounted on the host, whose file is then written out too (the loop device
+     * passes the flush on to it).
+     */
+    public static void syncFilesystem(Path path) {
+        HostCommand.Result r = HostCommand.run(java.util.List.of("sync", "-f", path.toString()), null, null);
+        if (!r.ok()) {
+            throw new UncheckedIOException(new IOException(
+                    "cannot sync the filesystem of " + path + ": " + r.output().strip()));
+        }
+    }
+
+    /**
      * An empty file only its owner can read or write (0600), for a file another program fills
      * (QEMU's console log, a saved VM state, a RAM file): such programs keep the mode of a file
      * that exists instead of making it with their own (usually 0644). An existing file is kept

@@ -526,6 +526,11 @@ public final class MicrovmBackend implements Backend {
         Path state = paths.dir().resolve(PAUSED_STATE);
         try {
             vm.saveState(state, false);
+            // Once the VMM ends, the saved state is the only copy of the guest's memory: written
+            // out before the record says paused, with the disk it goes with (QEMU writes the disk
+            // past the page cache, but what the create copied into it may still be there).
+            HostFiles.syncTree(state);
+            HostFiles.syncTree(paths.dir().resolve(LAYER));
         } catch (RuntimeException e) {
             HostFiles.deleteTree(state);
             vm.resume();

@@ -255,6 +255,10 @@ final class VmTemplates {
             vm.saveState(work.resolve("state"), true);
             vm.kill();
             vm = null;
+            // Written out before the manifest makes it a template: its RAM file (written through
+            // QEMU's shared mapping, tens of MB still in the page cache) is checked only by its
+            // size, so after a host crash a half-written one would pass as whole.
+            HostFiles.syncTree(work);
             Manifest m = new Manifest(
                     FORMAT,
                     key,

@@ -13,7 +13,8 @@ import org.jspecify.annotations.Nullable;
  * fetched, without tags, into a temporary ref; both ancestry checks run before anything visible
  * changes; then the branch, its base ref and the temporary ref's removal are one {@code git
  * update-ref --stdin} transaction. Only {@code refs/heads/airlock/*} and {@code refs/airlock/*}
- * are ever written.
+ * are ever written. A pull that answered is durable: objects and refs are fsynced, and so are
+ * the ref directories (a host crash right after it keeps the branch and leaves no lock file).
  */
 final class BundleImport {
     static final String BRANCH_PREFIX = "airlock/";
@@ -41,6 +42,8 @@ final class BundleImport {
         String tmpRef = TempRefs.create();
         try {
             var fetch = repo.tryGit(
+                    "-c",
+                    HostRepo.DURABLE,
                     "-c",
                     "fetch.fsckObjects=true",
                     "-c",
@@ -88,13 +91,15 @@ final class BundleImport {
                     "prepare",
                     "commit",
                     "");
-            var update = repo.tryGitWithInput(transaction.getBytes(StandardCharsets.UTF_8), "update-ref", "--stdin");
+            var update = repo.tryGitWithInput(
+                    transaction.getBytes(StandardCharsets.UTF_8), "-c", HostRepo.DURABLE, "update-ref", "--stdin");
             if (!update.ok()) {
                 throw new SandboxException(
                         SandboxException.Kind.CONFLICT,
                         "updating " + branch + " failed (did it change meanwhile?); nothing was changed: "
                                 + update.output().strip());
             }
+            repo.syncRefs(branchRef, baseRef);
             int commits = Integer.parseInt(
                     repo.git("rev-list", "--count", base + ".." + fetched).strip());
             return new Imported(fetched, commits);

@@ -1,11 +1,15 @@
 package dev.airlock.workspace;
 
 import dev.airlock.host.HostCommand;
+import dev.airlock.host.HostFiles;
 import dev.airlock.sandbox.SandboxException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import org.jspecify.annotations.Nullable;
 
 /**
@@ -14,6 +18,12 @@ import org.jspecify.annotations.Nullable;
  * or current branch.
  */
 public record HostRepo(Path root, String head, @Nullable String branch) {
+    /**
+     * The {@code -c} setting for git commands that write what a pull hands back: objects and refs
+     * fsynced. git's default fsyncs packs only, so a host crash soon after a pull left the branch
+     * an empty file, its commits unreachable.
+     */
+    public static final String DURABLE = "core.fsync=committed";
 
     public static HostRepo open(Path dir) {
         HostCommand.Result top = git(dir, List.of("rev-parse", "--show-toplevel"), Map.of());
@@ -54,6 +64,29 @@ public record HostRepo(Path root, String head, @Nullable String branch) {
         List<String> argv = new ArrayList<>(List.of("git", "-C", root.toString()));
         argv.addAll(List.of(args));
         return HostCommand.run(argv, null, null, Map.of(), stdin);
+    }
+
+    /**
+     * Makes refs that git has just written durable: git (run with {@link #DURABLE}) fsyncs a ref's
+     * file before renaming it into place, but not the directories the rename and any new
+     * directory above it changed, so a host crash could still take the ref back and leave its
+     * {@code .lock} file behind. Those directories, up to {@code refs/}, are fsynced here.
+     */
+    public void syncRefs(String... refs) {
+        Path common = Path.of(
+                git("rev-parse", "--path-format=absolute", "--git-common-dir").strip());
+        Path top = common.resolve("refs");
+        Set<Path> dirs = new LinkedHashSet<>();
+        for (String ref : refs) {
+            for (Path d = common.resolve(ref).getParent(); d != null && d.startsWith(top); d = d.getParent()) {
+                dirs.add(d);
+            }
+        }
+        for (Path d : dirs) {
+            if (Files.isDirectory(d)) { // refs kept elsewhere (a reftable) have no such directory
+                HostFiles.syncDirectory(d);
+            }
+        }
     }
 
     static HostCommand.Result git(Path dir, List<String> args, Map<String, String> env) {

@@ -78,12 +78,15 @@ public final class WorkspaceTemplates {
             } else {
                 HostFiles.copySparse(layer, copy);
             }
+            // Written out before template.json makes it a template: a later use trusts it whole.
+            HostFiles.syncTree(copy);
             HostFiles.writeAtomically(
                     work.resolve(META),
                     JSON.writeValueAsBytes(
                             new Template(key, repo, Instant.now(), directory ? 0 : Files.size(layer), setup)));
             Failpoint.reached("workspace-template-staged");
             publish(work, root.resolve(key));
+            HostFiles.syncDirectory(root);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot save workspace template " + key, e);
         } catch (InterruptedException e) {

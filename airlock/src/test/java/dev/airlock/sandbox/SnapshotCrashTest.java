@@ -6,6 +6,7 @@ import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.HostCommand;
 import dev.airlock.host.HostFiles;
 import dev.airlock.testing.Cli;
+import dev.airlock.testing.PageCache;
 import dev.airlock.testing.TestHost;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -26,7 +27,7 @@ import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.json.JsonMapper;
 
 /**
- * A daemon killed in the middle of a pause or a fork (microVM) leaves nothing wedged: the next
+ * A daemon killed in the middle of a pause or a fork (microVM, gVisor) leaves nothing wedged: the next
  * daemon, or anyone who looks at the sandbox, continues a VM left stopped, ends a VMM left
  * behind, removes clones that never started and the memory image of the dead fork. The crash
  * windows are milliseconds wide, so the daemon stops dead at named failpoints ({@code
@@ -43,12 +44,14 @@ class SnapshotCrashTest {
 
     private AirlockDirs dirs;
     private Cli cli;
+    private Cli gvisor;
 
     @BeforeAll
     void setUp() {
         TestHost.ready();
         dirs = TestHost.isolated("snapshot-crash");
         cli = new Cli(dirs).inRuntime("microvm");
+        gvisor = new Cli(dirs).inRuntime("gvisor");
     }
 
     @AfterAll
@@ -173,6 +176,89 @@ class SnapshotCrashTest {
                 null);
         assertThat(nobody.ok()).as(nobody.output()).isFalse();
         ok(cli.run("rm", "-f", "f2", "f2-1"));
+    }
+
+    /**
+     * gVisor: a pause cut short after the agent closed its host socket for the checkpoint. Before,
+     * the sandbox ran on under a record saying running, but its agent never listened again:
+     * every exec failed until a stop, which lost its processes.
+     */
+    @Test
+    void aGvisorPauseCutShortLeavesTheSandboxAnswering() throws Exception {
+        ok(gvisor.run("run", "-d", "--name", "g1"));
+        ok(cli.run("exec", "g1", "--", "sh", "-c", "echo kept > /root/mark"));
+        crashAt("gvisor-pause-listener-closed", "pause", "g1");
+        assertThat(answers("g1")).isEqualTo("alive");
+        assertThat(inspect("g1").path("state").asString()).isEqualTo("RUNNING");
+        assertThat(dirOf("g1").resolve("paused")).doesNotExist();
+        assertThat(dirOf("g1").resolve(".operation")).doesNotExist();
+        // and it can still be paused and resumed with its files
+        ok(cli.run("pause", "g1"));
+        ok(cli.run("resume", "g1"));
+        assertThat(ok(cli.run("exec", "g1", "--", "cat", "/root/mark")).out()).isEqualTo("kept\n");
+        ok(cli.run("rm", "-f", "g1"));
+    }
+
+    /**
+     * gVisor: a fork cut short after its checkpoint, the source still frozen ({@code runsc
+     * pause}) and its agent's socket closed. Before, the source stayed frozen for good.
+     */
+    @Test
+    void aGvisorForkCutShortLeavesItsSourceAnswering() throws Exception {
+        ok(gvisor.run("run", "-d", "--name", "g2"));
+        crashAt("gvisor-fork-saved", "fork", "g2");
+        assertThat(answers("g2")).isEqualTo("alive");
+        assertThat(inspect("g2").path("state").asString()).isEqualTo("RUNNING");
+        assertThat(ok(cli.run("ps", "-a", "-q")).out().lines().toList()).doesNotContain("g2-1");
+        assertThat(children(dirs.data().resolve("forks")))
+                .as("the dead fork's checkpoint, swept when the next daemon started")
+                .isEmpty();
+        ok(cli.run("rm", "-f", "g2"));
+    }
+
+    /**
+     * A pause that has answered is on disk. Its saved state (a microVM's {@code paused.state}, a
+     * gVisor checkpoint) is the only copy of the sandbox's memory once its VMM or Sentry has
+     * ended, and the sandbox's disk holds what its files last became; the kernel counts no page
+     * of either still to write ({@code cachestat}), so a host crash right after keeps a sandbox
+     * that resumes with its processes and files. Before, the saved state waited in the page
+     * cache for writeback (up to 30 s) under a record saying paused, and so did a gVisor
+     * sandbox's disk.
+     */
+    @Test
+    void aMicrovmPauseIsOnDiskWhenItAnswers() throws Exception {
+        pauseIsOnDiskWhenItAnswers(cli, "m3", "paused.state", "layer.ext4");
+    }
+
+    @Test
+    void aGvisorPauseIsOnDiskWhenItAnswers() throws Exception {
+        pauseIsOnDiskWhenItAnswers(gvisor, "g3", "paused", "disk.ext4");
+    }
+
+    /** Pauses a new sandbox of {@code runtime} and checks that {@code saved} (files, or directories of files) are written out. */
+    private void pauseIsOnDiskWhenItAnswers(Cli runtime, String name, String... saved) throws Exception {
+        ok(runtime.run("run", "-d", "--name", name));
+        ok(cli.run("exec", name, "--", "sh", "-c", "head -c 4000000 /dev/urandom > /root/work"));
+        ok(cli.run("pause", name));
+        for (String part : saved) {
+            List<Path> files;
+            try (Stream<Path> walk = Files.walk(dirOf(name))) {
+                files = walk.filter(p -> p.toString().contains("/" + part))
+                        .filter(p -> Files.isRegularFile(p, LinkOption.NOFOLLOW_LINKS))
+                        .toList();
+            }
+            assertThat(files).as(part).isNotEmpty();
+            for (Path f : files) {
+                assertThat(PageCache.unwritten(f))
+                        .as("pages of %s not on disk", f)
+                        .isZero();
+            }
+        }
+        ok(cli.run("resume", name));
+        assertThat(ok(cli.run("exec", name, "--", "sh", "-c", "wc -c < /root/work"))
+                        .out())
+                .isEqualTo("4000000\n");
+        ok(cli.run("rm", "-f", name));
     }
 
     private static boolean awaitGone(long pid) {

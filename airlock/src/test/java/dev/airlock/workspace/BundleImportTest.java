@@ -8,6 +8,7 @@ import dev.airlock.host.HostCommand;
 import dev.airlock.host.HostFiles;
 import dev.airlock.host.ProcessStamp;
 import dev.airlock.sandbox.SandboxException;
+import dev.airlock.testing.HostCrashDisk;
 import java.io.ByteArrayInputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -189,5 +190,38 @@ class BundleImportTest {
                 .isInstanceOf(SandboxException.class);
         assertThat(git(host, "for-each-ref", "--format=%(refname)", TempRefs.PREFIX))
                 .isEqualTo(live + "\n");
+    }
+
+    /**
+     * A pull that has answered has made the branch durable: a host crash right after it (the
+     * page cache lost, the journal's last transaction not committed) keeps the branch and its
+     * base ref, with their commits, and leaves no lock file in the repository. Before, git's
+     * defaults fsynced neither the refs nor their directories: the branch came back as an empty
+     * file ("ignoring broken ref", its commits dangling: lost once the sandbox is removed) or
+     * not at all, beside a {@code .lock} file that failed the next pull.
+     */
+    @Test
+    void aPulledBranchSurvivesAHostCrashRightAfterThePull() throws Exception {
+        try (HostCrashDisk disk = HostCrashDisk.make(root, 64)) {
+            Path onDisk = disk.root().resolve("host");
+            git(root, "clone", "-q", host.toString(), onDisk.toString());
+            disk.settle();
+            String head = git(guest, "rev-parse", "HEAD").strip();
+
+            BundleImport.apply(HostRepo.open(onDisk), bundle(base + "..HEAD"), base, "airlock/work");
+            disk.crash();
+
+            assertThat(git(onDisk, "rev-parse", "refs/heads/airlock/work").strip())
+                    .isEqualTo(head);
+            assertThat(git(onDisk, "rev-parse", "refs/airlock/base/work").strip())
+                    .isEqualTo(base);
+            assertThat(git(onDisk, "show", "-s", "--format=%s", "airlock/work").strip())
+                    .isEqualTo("sandbox work");
+            try (var walk = Files.walk(onDisk.resolve(".git"))) {
+                assertThat(walk.filter(p -> p.toString().endsWith(".lock")).toList())
+                        .isEmpty();
+            }
+            git(onDisk, "fsck", "--no-dangling");
+        }
     }
 }

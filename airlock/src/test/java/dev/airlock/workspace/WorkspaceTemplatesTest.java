@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.HostFiles;
 import dev.airlock.host.ProcessStamp;
+import dev.airlock.testing.HostCrashDisk;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -93,5 +94,35 @@ class WorkspaceTemplatesTest {
                 .extracting(WorkspaceTemplates.Template::repo)
                 .containsExactly("/repo-b");
         assertThat(workspaces.resolve("k5")).doesNotExist();
+    }
+
+    /**
+     * A saved template is there and whole after a host crash: its layer is written out before
+     * {@code template.json} makes it a template, and its rename into place is made durable. Before, a crash right after the save left a
+     * template that {@link WorkspaceTemplates#layer} handed out as whole, with its setup's files
+     * empty (an upper directory) or its disk file holes (a microVM's layer): every later
+     * workspace sandbox of that lockfile started from it.
+     */
+    @Test
+    void aSavedTemplateIsWholeAfterAHostCrash() throws Exception {
+        byte[] disk = new byte[3 << 20];
+        new java.util.Random(7).nextBytes(disk);
+        Path upper = upper("installed by setup");
+        try (HostCrashDisk crashDisk = HostCrashDisk.make(root, 64)) {
+            // Beside the cache, as a sandbox's layer is (copy_file_range copies within one filesystem).
+            Path layerFile = crashDisk.root().resolve("layer.ext4");
+            Files.write(layerFile, disk);
+            Path cache = crashDisk.root().resolve("cache");
+            WorkspaceTemplates onDisk =
+                    new WorkspaceTemplates(new AirlockDirs(root, cache, root.resolve("data"), root.resolve("run")));
+            onDisk.save("dir", upper, "/repo", List.of("setup"));
+            onDisk.save("file", layerFile, "/repo", List.of("setup"));
+            crashDisk.crash();
+
+            onDisk = new WorkspaceTemplates(new AirlockDirs(root, cache, root.resolve("data"), root.resolve("run")));
+            assertThat(Files.readString(onDisk.layer("dir").orElseThrow().resolve("workspace/installed")))
+                    .isEqualTo("installed by setup");
+            assertThat(Files.readAllBytes(onDisk.layer("file").orElseThrow())).isEqualTo(disk);
+        }
     }
 }
