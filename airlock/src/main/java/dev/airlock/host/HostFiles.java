@@ -158,13 +158,28 @@ public final class HostFiles {
                     long size = Files.size(from);
                     sys.ftruncate(out, size);
                     long offset = 0;
+                    boolean inKernel = true;
                     while (offset < size) {
                         long data = sys.lseek(in, offset, LinuxSyscalls.SEEK_DATA);
                         if (data < 0) {
                             break;
                         }
                         long hole = sys.lseek(in, data, LinuxSyscalls.SEEK_HOLE);
-                        sys.copyFileRange(in, out, data, hole - data);
+                        if (inKernel) {
+                            try {
+                                sys.copyFileRange(in, out, data, hole - data);
+                                offset = hole;
+                                continue;
+                            } catch (LinuxSyscalls.ErrnoException e) {
+                                // another file system type (the cache and the data directory apart):
+                                // the kernel copies nothing then, so this range is copied here whole
+                                if (e.errno() != LinuxSyscalls.EXDEV) {
+                                    throw e;
+                                }
+                                inKernel = false;
+                            }
+                        }
+                        copyRange(from, to, data, hole - data);
                         offset = hole;
                     }
                 } finally {
@@ -175,6 +190,22 @@ public final class HostFiles {
             }
         } catch (LinuxSyscalls.ErrnoException e) {
             throw new IOException("cannot copy " + from + " to " + to + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** One range of {@code from} into the same place in {@code to}, through this process. */
+    private static void copyRange(Path from, Path to, long offset, long length) throws IOException {
+        try (FileChannel in = FileChannel.open(from, StandardOpenOption.READ);
+                FileChannel out = FileChannel.open(to, StandardOpenOption.WRITE)) {
+            out.position(offset);
+            long done = 0;
+            while (done < length) {
+                long n = in.transferTo(offset + done, length - done, out);
+                if (n <= 0) {
+                    throw new IOException(from + " is shorter than expected at " + (offset + done));
+                }
+                done += n;
+            }
         }
     }
 
