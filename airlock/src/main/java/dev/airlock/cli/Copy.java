@@ -1,6 +1,5 @@
 package dev.airlock.cli;
 
-import static java.nio.file.StandardOpenOption.CREATE;
 import static java.nio.file.StandardOpenOption.TRUNCATE_EXISTING;
 import static java.nio.file.StandardOpenOption.WRITE;
 
@@ -22,8 +21,8 @@ import java.io.InputStream;
 import java.io.OutputStream;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
-import java.nio.file.OpenOption;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.PosixFilePermission;
 import java.util.Optional;
 import java.util.Set;
@@ -127,16 +126,67 @@ final class Copy {
         } else {
             Path file = intoDir ? dst.resolve(name) : dst;
             // Into a directory, never write through a symlink already there (an earlier copy may have made it).
-            OpenOption[] open = intoDir
-                    ? new OpenOption[] {LinkOption.NOFOLLOW_LINKS, CREATE, TRUNCATE_EXISTING, WRITE}
-                    : new OpenOption[] {CREATE, TRUNCATE_EXISTING, WRITE};
             if (intoDir && Files.isSymbolicLink(file)) {
                 throw new SandboxException(file + " is a symlink; cp does not write through it: remove it first");
             }
-            try (OutputStream out = Files.newOutputStream(file, open)) {
-                ch.readFile(src, out);
+            // A destination named as such that is a symlink is written through, to its target.
+            Path target = !intoDir && Files.isSymbolicLink(file) ? linkTarget(file) : file;
+            replaceWith(target, st, out -> ch.readFile(src, out));
+        }
+    }
+
+    private interface Fill {
+        void into(OutputStream out) throws IOException, InterruptedException;
+    }
+
+    /**
+     * Writes the file beside {@code target} and renames it over it once whole: a copy that fails
+     * part way (the guest's read fails, the sandbox or the session goes) leaves the host's file as
+     * it was, where writing in place had already emptied it. An existing file keeps its
+     * permissions; a new one gets the source's, without set-id bits (as {@code docker cp} gives
+     * the source's).
+     */
+    private static void replaceWith(Path target, FileStat source, Fill fill) throws IOException, InterruptedException {
+        Path dir = target.toAbsolutePath().getParent();
+        if (dir == null || !Files.isDirectory(dir)) {
+            throw new SandboxException("no such directory on the host: " + dir);
+        }
+        Set<PosixFilePermission> mode = Files.isRegularFile(target)
+                ? Files.getPosixFilePermissions(target)
+                : permissions(source.permissions() & 0777);
+        Path tmp = Files.createTempFile(dir, "." + target.getFileName() + ".", ".airlock-cp");
+        boolean done = false;
+        try {
+            try (OutputStream out = Files.newOutputStream(tmp, LinkOption.NOFOLLOW_LINKS, TRUNCATE_EXISTING, WRITE)) {
+                fill.into(out);
+            }
+            Files.setPosixFilePermissions(tmp, mode);
+            Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            done = true;
+        } finally {
+            if (!done) {
+                Files.deleteIfExists(tmp);
             }
         }
+    }
+
+    private static Path linkTarget(Path link) throws IOException {
+        if (Files.exists(link)) {
+            return link.toRealPath();
+        }
+        Path parent = link.toAbsolutePath().getParent();
+        Path to = Files.readSymbolicLink(link);
+        return parent == null ? to : parent.resolve(to); // dangling: the file it names is made
+    }
+
+    private static Set<PosixFilePermission> permissions(int bits) {
+        Set<PosixFilePermission> out = java.util.EnumSet.noneOf(PosixFilePermission.class);
+        for (PosixFilePermission perm : PosixFilePermission.values()) {
+            if ((bits & (1 << (8 - perm.ordinal()))) != 0) {
+                out.add(perm);
+            }
+        }
+        return out;
     }
 
     private static Optional<FileStat> stat(GuestChannel ch, String path) throws IOException, InterruptedException {

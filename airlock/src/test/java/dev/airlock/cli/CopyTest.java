@@ -10,6 +10,7 @@ import dev.airlock.testing.TestHost;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -55,6 +56,32 @@ abstract class CopyTest {
 
     private Cli.Result guest(String script) {
         return ok(cli.run("exec", SANDBOX, "--", "sh", "-c", script));
+    }
+
+    @Test
+    void aFileCopyThatFailsLeavesTheHostFileAsItWas() throws Exception {
+        Path kept = host.resolve("kept.txt");
+        Files.writeString(kept, "precious\n");
+        // the guest's read of this file fails (EIO) once the copy has opened the destination
+        Cli.Result failed = cli.run("cp", SANDBOX + ":/proc/self/mem", kept.toString());
+        assertThat(failed.exit()).isNotZero();
+        assertThat(failed.err()).contains("EIO");
+        assertThat(Files.readString(kept)).isEqualTo("precious\n");
+        try (var left = Files.list(host)) {
+            assertThat(left.map(p -> p.getFileName().toString())).noneMatch(n -> n.endsWith(".airlock-cp"));
+        }
+        // a copy that succeeds replaces it and keeps its permissions; a new file gets the source's
+        guest("echo fresh > /tmp/fresh.txt && chmod 4750 /tmp/fresh.txt");
+        Files.setPosixFilePermissions(kept, PosixFilePermissions.fromString("rw-r-----"));
+        ok(cli.run("cp", SANDBOX + ":/tmp/fresh.txt", kept.toString()));
+        assertThat(Files.readString(kept)).isEqualTo("fresh\n");
+        assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(kept)))
+                .isEqualTo("rw-r-----");
+        Path made = host.resolve("made.txt");
+        ok(cli.run("cp", SANDBOX + ":/tmp/fresh.txt", made.toString()));
+        assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(made)))
+                .as("the source's permissions, without its setuid bit")
+                .isEqualTo("rwxr-x---");
     }
 
     @Test
