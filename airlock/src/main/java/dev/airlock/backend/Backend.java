@@ -90,6 +90,16 @@ public interface Backend {
     /** Frees what a stopped sandbox still holds on the host (mounts); safe to repeat. */
     void release(Sandbox s, SandboxPaths paths);
 
+    /**
+     * Frees everything a sandbox that is about to be deleted holds, what is still busy too (a
+     * mount detached lazily: what is under it is deleted next, so no later start can mount it
+     * again); safe to repeat. A stop's {@link #release} instead leaves a busy disk mounted for the
+     * next start.
+     */
+    default void releaseForRemoval(Sandbox s, SandboxPaths paths) {
+        release(s, paths);
+    }
+
     /** Where the running sandbox's agent is reached. */
     AgentEndpoint agent(Sandbox s, SandboxPaths paths);
 

@@ -201,6 +201,11 @@ public final class ContainerBackend implements Backend {
     }
 
     @Override
+    public void releaseForRemoval(Sandbox s, SandboxPaths paths) {
+        oci.releaseForRemoval(s, paths);
+    }
+
+    @Override
     public AgentEndpoint agent(Sandbox s, SandboxPaths paths) {
         return oci.agent(paths);
     }

@@ -134,8 +134,13 @@ public final class SandboxEngine {
                 store.save(fresh);
                 return fresh;
             } catch (RuntimeException e) {
-                backend.kill(fresh, paths);
-                HostFiles.deleteTree(paths.dir());
+                try {
+                    backend.kill(fresh, paths);
+                    backend.releaseForRemoval(fresh, paths);
+                    HostFiles.deleteTree(paths.dir());
+                } catch (RuntimeException cleanup) {
+                    e.addSuppressed(cleanup);
+                }
                 throw e;
             }
         }
@@ -260,7 +265,7 @@ public final class SandboxEngine {
             if (s.state() == SandboxState.RUNNING) {
                 backend.kill(s, paths);
             }
-            backend.release(s, paths);
+            backend.releaseForRemoval(s, paths);
             backend.discardPaused(paths);
             store.delete(s.id());
             HostFiles.deleteTree(paths.runtimeDir());
@@ -479,7 +484,7 @@ public final class SandboxEngine {
                     if (now.state() == SandboxState.CREATED) {
                         progress.step("sandbox " + now.name() + ": a fork that made it was cut short; removing it");
                         backend.kill(now, paths);
-                        backend.release(now, paths);
+                        backend.releaseForRemoval(now, paths);
                         store.delete(now.id());
                         HostFiles.deleteTree(paths.runtimeDir());
                         left.lock().close();

@@ -516,6 +516,11 @@ public final class GvisorBackend implements Backend {
     }
 
     @Override
+    public void releaseForRemoval(Sandbox s, SandboxPaths paths) {
+        oci.releaseForRemoval(s, paths);
+    }
+
+    @Override
     public AgentEndpoint agent(Sandbox s, SandboxPaths paths) {
         return oci.agent(paths);
     }

@@ -213,6 +213,15 @@ public final class OciSandboxes {
         }
     }
 
+    /** {@link #release}, then whatever is still mounted below the sandbox goes, busy or not. */
+    public void releaseForRemoval(Sandbox s, SandboxPaths paths) {
+        release(s, paths);
+        OciContainers oci = containers();
+        if (oci != null) {
+            oci.unmountAllUnder(containerDir(paths.dir()));
+        }
+    }
+
     public AgentEndpoint agent(SandboxPaths paths) {
         return new ContainerAgentSocket(paths.runtimeDir().resolve(OciConfig.AGENT_SOCKET));
     }

@@ -79,6 +79,30 @@ class SandboxDiskReleaseTest {
     }
 
     /**
+     * A removal does not wait for a holder the way a stop does: the disk goes with the sandbox,
+     * so one still held is detached (lazily) rather than left mounted, and the removal completes.
+     * Left mounted, the sandbox directory's deletion failed on it after the record was already
+     * gone: an invisible directory that still held the disk.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"container", "gvisor"})
+    void aRemovalOfASandboxWhoseDiskIsStillHeldCompletes(String runtime) throws Exception {
+        TestHost.ready();
+        SandboxEngine engine = Engines.engine(dirs, Progress.STDERR);
+        Sandbox s = engine.start(
+                engine.create(CreateOptions.builder().runtime(runtime).build()).name());
+        sh(engine, s, "echo kept > /root/own");
+        Path dir = dirs.sandboxes().resolve(s.id());
+        try (InputStream holder = Files.newInputStream(engine.layer(s).resolve("root/own"))) {
+            engine.remove(s.name(), true);
+            assertThat(dir).doesNotExist();
+            assertThat(engine.list()).isEmpty();
+            // the holder keeps what it opened; the file system goes when it lets go
+            assertThat(holder.readAllBytes()).asString(StandardCharsets.UTF_8).isEqualTo("kept\n");
+        }
+    }
+
+    /**
      * A copy of the disk's mount in another mount namespace keeps its file system alive after the
      * stop's unmount succeeds here (an unmount ends one mount, not the file system): any process
      * that makes a mount namespace while the disk is mounted has one, if only until it moves its
