@@ -73,11 +73,13 @@ public final class TestHost {
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
-        // A failed container test may leave its overlay mounted: never delete through a mount.
+        // A failed container test may leave its overlay mounted, and a sandbox left running its
+        // agent's socket directory (a tmpfs in the runtime directory): never delete through a mount.
+        String runtime = dirs.runtime().toString();
         try {
             java.nio.file.Files.readAllLines(Path.of("/proc/self/mountinfo")).stream()
                     .map(l -> l.split(" ")[4])
-                    .filter(m -> m.startsWith(data))
+                    .filter(m -> m.startsWith(data) || m.startsWith(runtime + "/"))
                     .sorted(java.util.Comparator.comparingInt(String::length).reversed())
                     .forEach(m -> dev.airlock.host.HostCommand.run(java.util.List.of("umount", "-l", m), null, null));
         } catch (IOException e) {
