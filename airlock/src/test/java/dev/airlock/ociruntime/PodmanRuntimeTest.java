@@ -453,7 +453,7 @@ class PodmanRuntimeTest {
         Files.writeString(bundle.resolve("config.json"), "{\"ociVersion\": \"1.0.2\", ");
         Run malformed = runtime("create", "--bundle", bundle.toString(), "c1");
         assertThat(malformed.exit()).isEqualTo(1);
-        assertThat(malformed.err()).contains("cannot read").contains("config.json");
+        assertThat(malformed.err()).contains("config.json is not valid JSON (line 1, column");
 
         Files.writeString(
                 bundle.resolve("config.json"),
