@@ -149,7 +149,7 @@ final class Copy {
     private static void replaceWith(Path target, FileStat source, Fill fill) throws IOException, InterruptedException {
         Path dir = target.toAbsolutePath().getParent();
         if (dir == null || !Files.isDirectory(dir)) {
-            throw new SandboxException("no such directory on the host: " + dir);
+            throw new SandboxException("no such file or directory: " + target);
         }
         Set<PosixFilePermission> mode = Files.isRegularFile(target)
                 ? Files.getPosixFilePermissions(target)
