@@ -44,10 +44,8 @@ class SandboxDiskReleaseTest {
     @ParameterizedTest
     @ValueSource(strings = {"container", "gvisor"})
     void aDiskStillHeldAtStopStaysMountedAndTheNextStartUsesIt(String runtime) throws Exception {
-        TestHost.ready();
-        SandboxEngine engine = Engines.engine(dirs, Progress.STDERR);
-        Sandbox s = engine.start(
-                engine.create(CreateOptions.builder().runtime(runtime).build()).name());
+        SandboxEngine engine = engine();
+        Sandbox s = started(engine, runtime);
         try {
             // no sync: the write may still be in the disk's journal when the stop comes
             sh(engine, s, "echo kept > /root/own");
@@ -87,10 +85,8 @@ class SandboxDiskReleaseTest {
     @ParameterizedTest
     @ValueSource(strings = {"container", "gvisor"})
     void aRemovalOfASandboxWhoseDiskIsStillHeldCompletes(String runtime) throws Exception {
-        TestHost.ready();
-        SandboxEngine engine = Engines.engine(dirs, Progress.STDERR);
-        Sandbox s = engine.start(
-                engine.create(CreateOptions.builder().runtime(runtime).build()).name());
+        SandboxEngine engine = engine();
+        Sandbox s = started(engine, runtime);
         sh(engine, s, "echo kept > /root/own");
         Path dir = dirs.sandboxes().resolve(s.id());
         try (InputStream holder = Files.newInputStream(engine.layer(s).resolve("root/own"))) {
@@ -115,10 +111,8 @@ class SandboxDiskReleaseTest {
     @ParameterizedTest
     @ValueSource(strings = {"container", "gvisor"})
     void aDiskAliveInAnotherMountNamespaceIsMountedFromItsOwnDevice(String runtime) throws Exception {
-        TestHost.ready();
-        SandboxEngine engine = Engines.engine(dirs, Progress.STDERR);
-        Sandbox s = engine.start(
-                engine.create(CreateOptions.builder().runtime(runtime).build()).name());
+        SandboxEngine engine = engine();
+        Sandbox s = started(engine, runtime);
         Process namespace = null;
         try {
             // no sync: the write is still in the file system's cache when the stop comes
@@ -146,6 +140,16 @@ class SandboxDiskReleaseTest {
             }
             engine.remove(s.name(), true);
         }
+    }
+
+    private SandboxEngine engine() {
+        TestHost.ready();
+        return Engines.engine(dirs, Progress.STDERR);
+    }
+
+    private static Sandbox started(SandboxEngine engine, String runtime) {
+        return engine.start(
+                engine.create(CreateOptions.builder().runtime(runtime).build()).name());
     }
 
     private static String sh(SandboxEngine engine, Sandbox s, String script) throws Exception {
