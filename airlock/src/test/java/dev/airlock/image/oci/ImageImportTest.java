@@ -6,6 +6,7 @@ import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.HostCommand;
 import dev.airlock.host.HostFiles;
 import dev.airlock.testing.Cli;
+import dev.airlock.testing.TestHost;
 import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -40,8 +41,8 @@ class ImageImportTest {
 
     @AfterAll
     static void tearDown() {
+        TestHost.cleanUp(dirs); // its daemon too, which the CLI started on demand
         HostFiles.deleteTree(work);
-        HostFiles.deleteTree(dirs.runtime());
     }
 
     @Test

@@ -6,6 +6,7 @@ import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.HostCommand;
 import dev.airlock.host.HostFiles;
 import dev.airlock.testing.Cli;
+import dev.airlock.testing.TestHost;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -69,8 +70,8 @@ class ImagePullTest {
     @AfterAll
     static void tearDown() {
         registry.close();
+        TestHost.cleanUp(dirs); // its daemon too, which the CLI started on demand
         HostFiles.deleteTree(work);
-        HostFiles.deleteTree(dirs.runtime());
     }
 
     @Test

@@ -8,6 +8,7 @@ import dev.airlock.host.HostCommand;
 import dev.airlock.host.HostFiles;
 import dev.airlock.net.InterceptionCa;
 import dev.airlock.testing.Cli;
+import dev.airlock.testing.TestHost;
 import java.io.OutputStream;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
@@ -113,8 +114,8 @@ class RegistryAuthTest {
         token.close();
         basic.close();
         tokenService.stop(0);
+        TestHost.cleanUp(dirs); // its daemon too, which the CLI started on demand
         HostFiles.deleteTree(work);
-        HostFiles.deleteTree(dirs.runtime());
     }
 
     /** A JWT as the distribution registry verifies it: ES256, the signing certificate in x5c. */

@@ -6,6 +6,7 @@ import dev.airlock.host.AirlockDirs;
 import dev.airlock.host.HostFiles;
 import dev.airlock.net.LoopbackUpstreamProxy;
 import dev.airlock.testing.Cli;
+import dev.airlock.testing.TestHost;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
@@ -44,8 +45,8 @@ class UpstreamProxyPullTest {
     static void tearDown() throws Exception {
         proxy.close();
         registry.close();
+        TestHost.cleanUp(dirs); // its daemon too, which the CLI started on demand
         HostFiles.deleteTree(work);
-        HostFiles.deleteTree(dirs.runtime());
     }
 
     private static Map<String, String> proxyEnv(String password) {
