@@ -36,6 +36,7 @@ public final class LoopMount {
     public static final long MS_RDONLY = 0x1;
     public static final long MS_NOSUID = 0x2;
     public static final long MS_NODEV = 0x4;
+    public static final long MS_NOEXEC = 0x8;
     public static final long MS_NOATIME = 0x400;
 
     private static final long LOOP_CTL_GET_FREE = 0x4C82;

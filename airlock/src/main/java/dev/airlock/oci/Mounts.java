@@ -71,8 +71,6 @@ final class Mounts {
         }
     }
 
-    private static final long MS_NOEXEC = 0x8;
-
     /**
      * The host directory a sandbox's agent makes its socket in, which the sandbox sees read-write
      * at {@link OciConfig#AGENT_DIR}: a fresh tmpfs of a few pages and inodes, so whatever the
@@ -87,7 +85,7 @@ final class Mounts {
                     "airlock-sockets",
                     dir.toString(),
                     "tmpfs",
-                    LoopMount.MS_NOSUID | LoopMount.MS_NODEV | MS_NOEXEC,
+                    LoopMount.MS_NOSUID | LoopMount.MS_NODEV | LoopMount.MS_NOEXEC,
                     "size=64k,nr_inodes=16,mode=0755");
         } catch (LinuxSyscalls.ErrnoException e) {
             throw new ContainerException("cannot mount the agent's socket directory " + dir + ": " + e.detail());
